@@ -1,0 +1,26 @@
+//! The Patchbay schema. Every table and index is created here and nowhere else; the
+//! server runs [`Migrator`] at start and `patchbay migrate` runs it on demand.
+//!
+//! The SQL written by hand (partial unique indexes) is plain SQL that SQLite and
+//! PostgreSQL both accept, so one migration serves both backends.
+
+// `MigrationTrait` is written with async-trait, whose signatures elide the
+// `SchemaManager` lifetime; spelling it out does not match the trait.
+#![allow(elided_lifetimes_in_paths)]
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_create_accounts;
+mod m20261122_000002_create_channel_settings;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261122_000001_create_accounts::Migration),
+            Box::new(m20261122_000002_create_channel_settings::Migration),
+        ]
+    }
+}

@@ -1,0 +1,20 @@
+//! Patchbay's generated gRPC types, shared by the server and every client, and a
+//! friendly [`Client`] on top of them.
+//!
+//! The types come from `proto/` at build time; [`FILE_DESCRIPTOR_SET`] is what the
+//! server hands to reflection so that grpcurl and `buf curl` work with no .proto at hand.
+
+pub mod proto {
+    //! Everything generated from `proto/patchbay/v1`.
+    #![allow(clippy::all, clippy::unwrap_used, missing_docs, rust_2018_idioms)]
+    tonic::include_proto!("patchbay.v1");
+}
+
+/// The encoded file descriptor set of `patchbay.v1` and its imports.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/patchbay_descriptor.bin"));
+
+pub use prost;
+pub use prost_types;
+pub use tonic;
+pub use tonic_types;

@@ -1,0 +1,358 @@
+//! Typed configuration, from flags and `PATCHBAY_*` environment variables (clap reads
+//! both; a flag wins over the environment). Everything is validated here, at start, with
+//! a message naming the bad setting.
+
+use std::fs;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use secrecy::SecretString;
+
+use crate::auth::JwtSettings;
+use crate::store::DatabaseSettings;
+
+/// Patchbay: the channel integrations of a messaging platform, over gRPC.
+#[derive(Debug, Parser)]
+#[command(name = "patchbay", version, about)]
+pub struct Cli {
+    /// Directory for the embedded SQLite database and generated development keys.
+    #[arg(
+        long,
+        global = true,
+        env = "PATCHBAY_DATA_DIR",
+        default_value = ".patchbay"
+    )]
+    pub data_dir: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gRPC server (migrates the database first).
+    Serve(ServeArgs),
+    /// Bring the database schema up to date and exit.
+    Migrate(DatabaseArgs),
+    /// Print a development JWT signed with the configured HS256 secret.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address the gRPC server listens on.
+    #[arg(long, env = "PATCHBAY_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+
+    /// Public base URL of the webhook gateway; account webhook URLs are
+    /// <base>/webhooks/<channel>/<account_key>.
+    #[arg(
+        long,
+        env = "PATCHBAY_PUBLIC_BASE_URL",
+        default_value = "http://localhost:8080"
+    )]
+    pub public_base_url: String,
+
+    /// Log format.
+    #[arg(long, env = "PATCHBAY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    #[command(flatten)]
+    pub jwt: JwtArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct DatabaseArgs {
+    /// Database URL (sqlite://… or postgres://…); defaults to a SQLite file in the data
+    /// directory.
+    #[arg(long, env = "PATCHBAY_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Most connections the pool opens.
+    #[arg(long, env = "PATCHBAY_DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
+    pub database_max_connections: u32,
+
+    /// Seconds a call waits for a database connection before failing with UNAVAILABLE.
+    #[arg(
+        long,
+        env = "PATCHBAY_DATABASE_ACQUIRE_TIMEOUT_SECONDS",
+        default_value_t = 5
+    )]
+    pub database_acquire_timeout_seconds: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct JwtArgs {
+    /// HS256 secret (at least 32 bytes). Without it and without a secret file, a
+    /// development secret is generated in the data directory.
+    #[arg(long, env = "PATCHBAY_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// File holding the HS256 secret.
+    #[arg(long, env = "PATCHBAY_JWT_SECRET_FILE", conflicts_with = "jwt_secret")]
+    pub jwt_secret_file: Option<PathBuf>,
+
+    /// Required `iss` claim.
+    #[arg(long, env = "PATCHBAY_JWT_ISSUER", default_value = "patchbay")]
+    pub jwt_issuer: String,
+
+    /// Required `aud` claim.
+    #[arg(long, env = "PATCHBAY_JWT_AUDIENCE", default_value = "patchbay")]
+    pub jwt_audience: String,
+
+    /// Clock skew tolerated on `exp` and `nbf`, in seconds.
+    #[arg(long, env = "PATCHBAY_JWT_LEEWAY_SECONDS", default_value_t = 30)]
+    pub jwt_leeway_seconds: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// admin, supervisor or service.
+    #[arg(long)]
+    pub role: String,
+    /// The workspace (tenant) the token acts in.
+    #[arg(long)]
+    pub workspace: String,
+    /// Restrict the token to one division.
+    #[arg(long)]
+    pub division: Option<String>,
+    /// Lifetime: 30s, 15m, 1h, 7d.
+    #[arg(long, default_value = "1h")]
+    pub ttl: String,
+    /// The `sub` claim.
+    #[arg(long, default_value = "dev")]
+    pub sub: String,
+
+    #[command(flatten)]
+    pub jwt: JwtArgs,
+}
+
+/// Everything the server needs, validated.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub database: DatabaseSettings,
+    pub public_base_url: String,
+    pub jwt: JwtSettings,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(pub String);
+
+/// Shortest HS256 secret accepted: 256 bits, as RFC 7518 asks.
+const MIN_SECRET_BYTES: usize = 32;
+const DEV_SECRET_FILE: &str = "jwt-hs256.secret";
+const SQLITE_FILE: &str = "patchbay.db";
+
+impl Settings {
+    pub fn from_serve_args(data_dir: &Path, args: &ServeArgs) -> Result<Settings, ConfigError> {
+        let public_base_url = args.public_base_url.trim().to_owned();
+        if !(public_base_url.starts_with("http://") || public_base_url.starts_with("https://"))
+            || public_base_url.len() <= "https://".len()
+        {
+            return Err(ConfigError(format!(
+                "PATCHBAY_PUBLIC_BASE_URL (--public-base-url) must be an http(s) URL, got {public_base_url:?}"
+            )));
+        }
+        Ok(Settings {
+            listen: args.listen,
+            database: database_settings(data_dir, &args.database)?,
+            public_base_url,
+            jwt: jwt_settings(data_dir, &args.jwt)?,
+        })
+    }
+}
+
+pub fn database_settings(
+    data_dir: &Path,
+    args: &DatabaseArgs,
+) -> Result<DatabaseSettings, ConfigError> {
+    let url = match &args.database_url {
+        Some(url)
+            if url.starts_with("postgres://")
+                || url.starts_with("postgresql://")
+                || url.starts_with("sqlite:") =>
+        {
+            url.clone()
+        }
+        Some(_) => {
+            return Err(ConfigError(
+                "PATCHBAY_DATABASE_URL (--database-url) must start with postgres://, postgresql:// or sqlite:".to_owned(),
+            ));
+        }
+        None => {
+            ensure_data_dir(data_dir)?;
+            format!("sqlite://{}?mode=rwc", data_dir.join(SQLITE_FILE).display())
+        }
+    };
+    if args.database_max_connections == 0 {
+        return Err(ConfigError(
+            "PATCHBAY_DATABASE_MAX_CONNECTIONS (--database-max-connections) must be at least 1"
+                .to_owned(),
+        ));
+    }
+    if args.database_acquire_timeout_seconds == 0 {
+        return Err(ConfigError(
+            "PATCHBAY_DATABASE_ACQUIRE_TIMEOUT_SECONDS must be at least 1".to_owned(),
+        ));
+    }
+    Ok(DatabaseSettings {
+        url,
+        max_connections: args.database_max_connections,
+        acquire_timeout: Duration::from_secs(args.database_acquire_timeout_seconds),
+    })
+}
+
+pub fn jwt_settings(data_dir: &Path, args: &JwtArgs) -> Result<JwtSettings, ConfigError> {
+    let (secret, source) = match (&args.jwt_secret, &args.jwt_secret_file) {
+        (Some(secret), _) => (
+            secret.clone(),
+            "PATCHBAY_JWT_SECRET (--jwt-secret)".to_owned(),
+        ),
+        (None, Some(file)) => (
+            read_secret(file)?,
+            format!("PATCHBAY_JWT_SECRET_FILE ({})", file.display()),
+        ),
+        (None, None) => {
+            let file = data_dir.join(DEV_SECRET_FILE);
+            (
+                load_or_create_dev_secret(data_dir, &file)?,
+                format!("development secret {}", file.display()),
+            )
+        }
+    };
+    if secret.len() < MIN_SECRET_BYTES {
+        return Err(ConfigError(format!(
+            "{source} must be at least {MIN_SECRET_BYTES} bytes"
+        )));
+    }
+    if args.jwt_issuer.is_empty() || args.jwt_audience.is_empty() {
+        return Err(ConfigError(
+            "PATCHBAY_JWT_ISSUER and PATCHBAY_JWT_AUDIENCE must not be empty".to_owned(),
+        ));
+    }
+    Ok(JwtSettings {
+        hs256_secret: SecretString::from(secret),
+        issuer: args.jwt_issuer.clone(),
+        audience: args.jwt_audience.clone(),
+        leeway: Duration::from_secs(args.jwt_leeway_seconds),
+    })
+}
+
+fn read_secret(file: &Path) -> Result<String, ConfigError> {
+    fs::read_to_string(file)
+        .map(|s| s.trim().to_owned())
+        .map_err(|err| ConfigError(format!("cannot read secret file {}: {err}", file.display())))
+}
+
+/// The embedded default: a random secret generated on first start, readable by the
+/// owner only, shared by `patchbay serve` and `patchbay token`.
+fn load_or_create_dev_secret(data_dir: &Path, file: &Path) -> Result<String, ConfigError> {
+    if file.exists() {
+        return read_secret(file);
+    }
+    ensure_data_dir(data_dir)?;
+    let secret = crate::domain::support::random_token(48)
+        .map_err(|err| ConfigError(format!("cannot generate a development secret: {err}")))?;
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(file) {
+        Ok(mut handle) => handle
+            .write_all(secret.as_bytes())
+            .map_err(|err| ConfigError(format!("cannot write {}: {err}", file.display())))
+            .map(|()| secret),
+        // Another process created it first: use theirs.
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => read_secret(file),
+        Err(err) => Err(ConfigError(format!(
+            "cannot create {}: {err}",
+            file.display()
+        ))),
+    }
+}
+
+fn ensure_data_dir(data_dir: &Path) -> Result<(), ConfigError> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(data_dir).map_err(|err| {
+        ConfigError(format!(
+            "PATCHBAY_DATA_DIR (--data-dir): cannot create {}: {err}",
+            data_dir.display()
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn dev_secret_is_generated_once_with_owner_only_permissions() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let args = JwtArgs {
+            jwt_secret: None,
+            jwt_secret_file: None,
+            jwt_issuer: "patchbay".into(),
+            jwt_audience: "patchbay".into(),
+            jwt_leeway_seconds: 30,
+        };
+        let first = jwt_settings(dir.path(), &args).expect("generated");
+        let second = jwt_settings(dir.path(), &args).expect("reused");
+        use secrecy::ExposeSecret;
+        assert_eq!(
+            first.hs256_secret.expose_secret(),
+            second.hs256_secret.expose_secret()
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(dir.path().join(DEV_SECRET_FILE))
+                .expect("secret file")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn short_secret_is_refused_naming_the_variable() {
+        let args = JwtArgs {
+            jwt_secret: Some("short".into()),
+            jwt_secret_file: None,
+            jwt_issuer: "patchbay".into(),
+            jwt_audience: "patchbay".into(),
+            jwt_leeway_seconds: 30,
+        };
+        let err = jwt_settings(Path::new("/nonexistent"), &args).expect_err("too short");
+        assert!(err.0.contains("PATCHBAY_JWT_SECRET"), "{}", err.0);
+    }
+}

@@ -1,0 +1,351 @@
+//! Account operations: authorise the caller, validate the request, decide the new state,
+//! and hand it to the store. Each public method is one RPC of `AccountService`.
+
+use uuid::Uuid;
+
+use super::account::{
+    Account, AccountPatch, NewAccount, WebhookUrls, check_config, resolve_account_key,
+    validate_display_name, validate_division_id,
+};
+use super::caller::Caller;
+use super::channel::Channel;
+use super::config_document::{self, Document, MASK_PREFIX};
+use super::error::{Error, RecordKind, Violations};
+use super::support::{
+    Page, PageRequest, check_revision, encode_page_token, new_id, now, random_token,
+};
+use crate::store::Store;
+use crate::store::accounts::{AccountChange, AccountFilter};
+
+/// What a caller is shown of an account: secrets masked, webhook URL computed.
+#[derive(Clone, Debug)]
+pub struct AccountView {
+    pub account: Account,
+    pub webhook_url: String,
+}
+
+#[derive(Clone)]
+pub struct Accounts {
+    store: Store,
+    webhooks: WebhookUrls,
+}
+
+impl Accounts {
+    pub fn new(store: Store, webhooks: WebhookUrls) -> Self {
+        Self { store, webhooks }
+    }
+
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        channel: Option<Channel>,
+        page: PageRequest,
+    ) -> Result<Page<AccountView>, Error> {
+        // One more than asked tells whether another page follows.
+        let mut accounts = self
+            .store
+            .list_accounts(&AccountFilter {
+                workspace_id: &caller.workspace_id,
+                channel,
+                caller_division: caller.division_id.as_deref(),
+                after: page.after,
+                limit: page.size + 1,
+            })
+            .await?;
+        let next_page_token = if accounts.len() as u64 > page.size {
+            accounts.truncate(page.size as usize);
+            accounts
+                .last()
+                .map(|a| encode_page_token(a.id))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Page {
+            items: accounts.into_iter().map(|a| self.view(caller, a)).collect(),
+            next_page_token,
+        })
+    }
+
+    pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<AccountView, Error> {
+        let account = self.find_visible(caller, id).await?;
+        Ok(self.view(caller, account))
+    }
+
+    pub async fn create(&self, caller: &Caller, new: NewAccount) -> Result<AccountView, Error> {
+        let mut violations = Violations::new();
+
+        let division_id = match new.division_id.as_deref() {
+            None => caller.division_id.clone(),
+            Some("") => None,
+            Some(division) => violations
+                .check(validate_division_id(division, "division_id"))
+                .map(|()| division.to_owned()),
+        };
+        // Read as a merge patch onto nothing: nulls drop out, masked secrets are refused.
+        let config = match config_document::merge_patch(&Document::new(), &new.config, "config") {
+            Ok(config) => config,
+            Err(config_violations) => {
+                violations.extend(config_violations);
+                Document::new()
+            }
+        };
+        check_config(&config, &mut violations);
+        let account_key = resolve_account_key(
+            new.channel,
+            Some(&new.account_key),
+            &config,
+            &mut violations,
+        );
+        violations.check(validate_display_name(&new.display_name, "display_name"));
+        let is_active = new.is_active.unwrap_or(true);
+        if new.is_default && !is_active {
+            violations.add("is_default", "an inactive account cannot be the default");
+        }
+        violations.into_result()?;
+        caller.require_write(division_id.as_deref())?;
+
+        let Some(account_key) = account_key else {
+            return Err(Error::Internal(
+                "account key missing after validation".to_owned(),
+            ));
+        };
+        let display_name = match new.display_name.trim() {
+            "" => account_key.clone(),
+            name => name.to_owned(),
+        };
+        let now = now();
+        let account = Account {
+            id: new_id(),
+            workspace_id: caller.workspace_id.clone(),
+            channel: new.channel,
+            account_key,
+            display_name,
+            is_active,
+            is_default: new.is_default,
+            division_id,
+            config,
+            verify_token: random_token(24)?,
+            revision: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        let stored = self.store.insert_account(account).await?;
+        Ok(self.view(caller, stored))
+    }
+
+    pub async fn update(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        patch: AccountPatch,
+    ) -> Result<AccountView, Error> {
+        let stored = self
+            .store
+            .modify_account(&caller.workspace_id, id, |current| {
+                ensure_writable(caller, &current)?;
+                check_revision(patch.expected_revision, current.revision)?;
+                let next = apply_patch(caller, &current, patch)?;
+                if next == current {
+                    return Ok(AccountChange::Keep);
+                }
+                Ok(AccountChange::Save(Account {
+                    revision: current.revision + 1,
+                    updated_at: now(),
+                    ..next
+                }))
+            })
+            .await?;
+        let account =
+            stored.ok_or_else(|| Error::Internal("updated account vanished".to_owned()))?;
+        Ok(self.view(caller, account))
+    }
+
+    pub async fn delete(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        expected_revision: Option<i64>,
+    ) -> Result<(), Error> {
+        self.store
+            .modify_account(&caller.workspace_id, id, |current| {
+                ensure_writable(caller, &current)?;
+                check_revision(expected_revision, current.revision)?;
+                Ok(AccountChange::Delete {
+                    deleted_by: caller.subject.clone(),
+                    at: now(),
+                })
+            })
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_default(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        expected_revision: Option<i64>,
+    ) -> Result<AccountView, Error> {
+        let stored = self
+            .store
+            .modify_account(&caller.workspace_id, id, |current| {
+                ensure_writable(caller, &current)?;
+                check_revision(expected_revision, current.revision)?;
+                if !current.is_active {
+                    return Err(Error::FailedPrecondition(
+                        "the account is inactive; activate it before making it the default"
+                            .to_owned(),
+                    ));
+                }
+                if current.is_default {
+                    return Ok(AccountChange::Keep);
+                }
+                Ok(AccountChange::Save(Account {
+                    is_default: true,
+                    revision: current.revision + 1,
+                    updated_at: now(),
+                    ..current
+                }))
+            })
+            .await?;
+        let account =
+            stored.ok_or_else(|| Error::Internal("default account vanished".to_owned()))?;
+        Ok(self.view(caller, account))
+    }
+
+    /// The division's default when it has one, else the workspace-wide default.
+    pub async fn get_default(
+        &self,
+        caller: &Caller,
+        channel: Channel,
+        division_id: Option<String>,
+    ) -> Result<AccountView, Error> {
+        let division = match (division_id, &caller.division_id) {
+            (None, mine) => mine.clone(),
+            (Some(asked), Some(mine)) if &asked != mine => {
+                return Err(Error::PermissionDenied(
+                    "caller is restricted to its division and may not ask for another".to_owned(),
+                ));
+            }
+            (Some(asked), _) => {
+                validate_division_id(&asked, "division_id")
+                    .map_err(|v| Error::InvalidArgument(vec![v]))?;
+                Some(asked)
+            }
+        };
+        let ws = &caller.workspace_id;
+        let found = match division.as_deref() {
+            Some(division) => match self
+                .store
+                .find_default_account(ws, channel, Some(division))
+                .await?
+            {
+                Some(account) => Some(account),
+                None => self.store.find_default_account(ws, channel, None).await?,
+            },
+            None => self.store.find_default_account(ws, channel, None).await?,
+        };
+        let account = found.ok_or_else(|| Error::NotFound {
+            kind: RecordKind::Account,
+            id: format!("default of channel {channel}"),
+        })?;
+        Ok(self.view(caller, account))
+    }
+
+    async fn find_visible(&self, caller: &Caller, id: Uuid) -> Result<Account, Error> {
+        match self.store.find_account(&caller.workspace_id, id).await? {
+            Some(account) if caller.can_see(account.division_id.as_deref()) => Ok(account),
+            _ => Err(Error::not_found(RecordKind::Account, id)),
+        }
+    }
+
+    fn view(&self, caller: &Caller, account: Account) -> AccountView {
+        let webhook_url = self
+            .webhooks
+            .for_account(account.channel, &account.account_key);
+        let verify_token = if caller.sees_setup_secrets() {
+            account.verify_token
+        } else {
+            MASK_PREFIX.to_owned()
+        };
+        AccountView {
+            account: Account {
+                config: config_document::mask(&account.config),
+                verify_token,
+                ..account
+            },
+            webhook_url,
+        }
+    }
+}
+
+/// A record the caller cannot see does not exist for it; one it sees but may not write
+/// (a workspace-wide account, for a division admin) is forbidden.
+fn ensure_writable(caller: &Caller, account: &Account) -> Result<(), Error> {
+    if !caller.can_see(account.division_id.as_deref()) {
+        return Err(Error::not_found(RecordKind::Account, account.id));
+    }
+    caller.require_write(account.division_id.as_deref())
+}
+
+/// The state an update asks for, or every reason it is invalid.
+fn apply_patch(caller: &Caller, current: &Account, patch: AccountPatch) -> Result<Account, Error> {
+    let mut violations = Violations::new();
+    let mut next = current.clone();
+
+    if let Some(config_patch) = &patch.config {
+        match config_document::merge_patch(&current.config, config_patch, "config") {
+            Ok(config) => {
+                check_config(&config, &mut violations);
+                next.config = config;
+            }
+            Err(config_violations) => violations.extend(config_violations),
+        }
+    }
+    if let Some(name) = &patch.display_name {
+        if violations
+            .check(validate_display_name(name, "display_name"))
+            .is_some()
+        {
+            next.display_name = match name.trim() {
+                "" => next.account_key.clone(),
+                name => name.to_owned(),
+            };
+        }
+    }
+    if let Some(division) = &patch.division_id {
+        next.division_id = match division.as_str() {
+            "" => None,
+            division => violations
+                .check(validate_division_id(division, "division_id"))
+                .map(|()| division.to_owned()),
+        };
+    }
+    if patch.account_key.is_some() || patch.config.is_some() {
+        // On WhatsApp the key follows the phone number id; elsewhere it stays unless given.
+        let requested = match current.channel {
+            Channel::Whatsapp => patch.account_key.as_deref(),
+            _ => patch.account_key.as_deref().or(Some(&current.account_key)),
+        };
+        let key = resolve_account_key(current.channel, requested, &next.config, &mut violations);
+        if let Some(key) = key {
+            next.account_key = key;
+        }
+    }
+    if let Some(active) = patch.is_active {
+        next.is_active = active;
+    }
+    next.is_default = match patch.is_default {
+        Some(wanted) => wanted,
+        // Moving to another division leaves the old scope's default behind.
+        None if next.division_id != current.division_id => false,
+        // A default is always active: deactivating it clears the flag.
+        None => current.is_default && next.is_active,
+    };
+    if next.is_default && !next.is_active {
+        violations.add("is_default", "an inactive account cannot be the default");
+    }
+    violations.into_result()?;
+    caller.require_write(next.division_id.as_deref())?;
+    Ok(next)
+}

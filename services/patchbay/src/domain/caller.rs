@@ -1,0 +1,202 @@
+//! Who is calling, and what each role may do. The JWT is checked in `auth`; from then on
+//! the domain only sees a [`Caller`].
+
+use super::error::Error;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    Admin,
+    Supervisor,
+    Service,
+    /// A role claim Patchbay does not know: authenticated, allowed nothing.
+    Unrecognized(String),
+}
+
+impl Role {
+    pub fn parse(name: &str) -> Role {
+        match name {
+            "admin" => Role::Admin,
+            "supervisor" => Role::Supervisor,
+            "service" => Role::Service,
+            other => Role::Unrecognized(other.to_owned()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Role::Admin => "admin",
+            Role::Supervisor => "supervisor",
+            Role::Service => "service",
+            Role::Unrecognized(name) => name,
+        }
+    }
+}
+
+/// The authenticated caller of one request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// The token's `sub`: who acts, recorded as `deleted_by` and in audit events.
+    pub subject: String,
+    pub role: Role,
+    pub workspace_id: String,
+    /// When set, the caller sees its division and workspace-wide records, and writes
+    /// only its division's.
+    pub division_id: Option<String>,
+}
+
+/// Every operation a caller can ask for, checked against the role table of the spec.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    ListAccounts,
+    GetAccount,
+    CreateAccount,
+    UpdateAccount,
+    DeleteAccount,
+    SetDefaultAccount,
+    GetDefaultAccount,
+    ListChannelSettings,
+    GetChannelSettings,
+    UpsertChannelSettings,
+}
+
+impl Action {
+    /// The spec's role table: admin does everything, supervisor reads, service reads
+    /// accounts and defaults.
+    fn allows(self, role: &Role) -> bool {
+        let (admin, supervisor, service) = match self {
+            Action::ListAccounts | Action::GetAccount | Action::GetDefaultAccount => {
+                (true, true, true)
+            }
+            Action::ListChannelSettings | Action::GetChannelSettings => (true, true, false),
+            Action::CreateAccount
+            | Action::UpdateAccount
+            | Action::DeleteAccount
+            | Action::SetDefaultAccount
+            | Action::UpsertChannelSettings => (true, false, false),
+        };
+        match role {
+            Role::Admin => admin,
+            Role::Supervisor => supervisor,
+            Role::Service => service,
+            Role::Unrecognized(_) => false,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Action::ListAccounts => "ListAccounts",
+            Action::GetAccount => "GetAccount",
+            Action::CreateAccount => "CreateAccount",
+            Action::UpdateAccount => "UpdateAccount",
+            Action::DeleteAccount => "DeleteAccount",
+            Action::SetDefaultAccount => "SetDefaultAccount",
+            Action::GetDefaultAccount => "GetDefaultAccount",
+            Action::ListChannelSettings => "ListChannelSettings",
+            Action::GetChannelSettings => "GetChannelSettings",
+            Action::UpsertChannelSettings => "UpsertChannelSettings",
+        }
+    }
+}
+
+impl Caller {
+    pub fn authorize(&self, action: Action) -> Result<(), Error> {
+        if action.allows(&self.role) {
+            Ok(())
+        } else {
+            Err(Error::PermissionDenied(format!(
+                "role {:?} may not call {}",
+                self.role.as_str(),
+                action.name()
+            )))
+        }
+    }
+
+    /// Whether a record of `division_id` exists for this caller. A record it cannot see
+    /// is reported as not found, never as forbidden.
+    pub fn can_see(&self, division_id: Option<&str>) -> bool {
+        match (&self.division_id, division_id) {
+            (None, _) | (Some(_), None) => true,
+            (Some(mine), Some(theirs)) => mine == theirs,
+        }
+    }
+
+    /// Whether the caller may write a record of `division_id`: a division-scoped caller
+    /// writes only its own division's records, never workspace-wide ones.
+    pub fn can_write(&self, division_id: Option<&str>) -> bool {
+        match (&self.division_id, division_id) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(mine), Some(theirs)) => mine == theirs,
+        }
+    }
+
+    pub fn require_write(&self, division_id: Option<&str>) -> Result<(), Error> {
+        if self.can_write(division_id) {
+            Ok(())
+        } else {
+            Err(Error::PermissionDenied(match division_id {
+                Some(d) => {
+                    format!("caller is restricted to its division and may not write division {d:?}")
+                }
+                None => {
+                    "caller is restricted to its division and may not write workspace-wide records"
+                        .to_owned()
+                }
+            }))
+        }
+    }
+
+    /// Secrets are shown masked to everybody; the few non-config secrets that an admin
+    /// needs to set up a provider (the webhook verify token) are shown to admins only.
+    pub fn sees_setup_secrets(&self) -> bool {
+        self.role == Role::Admin
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(role: Role, division: Option<&str>) -> Caller {
+        Caller {
+            subject: "u1".into(),
+            role,
+            workspace_id: "acme".into(),
+            division_id: division.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn supervisor_reads_but_never_writes() {
+        let supervisor = caller(Role::Supervisor, None);
+        assert!(supervisor.authorize(Action::ListAccounts).is_ok());
+        assert!(supervisor.authorize(Action::GetChannelSettings).is_ok());
+        assert!(supervisor.authorize(Action::CreateAccount).is_err());
+        assert!(supervisor.authorize(Action::UpsertChannelSettings).is_err());
+    }
+
+    #[test]
+    fn service_reads_accounts_only() {
+        let service = caller(Role::Service, None);
+        assert!(service.authorize(Action::GetDefaultAccount).is_ok());
+        assert!(service.authorize(Action::GetAccount).is_ok());
+        assert!(service.authorize(Action::ListChannelSettings).is_err());
+        assert!(service.authorize(Action::SetDefaultAccount).is_err());
+    }
+
+    #[test]
+    fn unrecognized_role_is_allowed_nothing() {
+        let odd = caller(Role::parse("owner"), None);
+        assert!(odd.authorize(Action::GetAccount).is_err());
+    }
+
+    #[test]
+    fn division_scope_sees_workspace_records_but_writes_only_its_own() {
+        let scoped = caller(Role::Admin, Some("d1"));
+        assert!(scoped.can_see(None));
+        assert!(scoped.can_see(Some("d1")));
+        assert!(!scoped.can_see(Some("d2")));
+        assert!(!scoped.can_write(None));
+        assert!(scoped.can_write(Some("d1")));
+    }
+}

@@ -1,0 +1,140 @@
+//! The one error type of the domain. The gRPC adapter turns it into a status with an
+//! exhaustive match (`grpc::status`), so a new variant cannot slip through unmapped.
+
+use std::fmt;
+
+/// A request field that failed validation, named by its path in the request
+/// (`config.phone_number_id`, `page_token`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldViolation {
+    pub field: String,
+    pub description: String,
+}
+
+impl FieldViolation {
+    pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            description: description.into(),
+        }
+    }
+}
+
+impl fmt::Display for FieldViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.description)
+    }
+}
+
+/// The kinds of record Patchbay stores, as named in errors and (later) audit events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordKind {
+    Account,
+    ChannelSettings,
+}
+
+impl RecordKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::Account => "account",
+            RecordKind::ChannelSettings => "channel_settings",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// One or more request fields are invalid; every bad field is listed.
+    #[error("invalid request: {}", join_violations(.0))]
+    InvalidArgument(Vec<FieldViolation>),
+    /// The record does not exist for this caller (another workspace's record included).
+    #[error("{} {id} not found", .kind.as_str())]
+    NotFound { kind: RecordKind, id: String },
+    /// A uniqueness rule would be broken.
+    #[error("{message}")]
+    AlreadyExists {
+        kind: RecordKind,
+        field: &'static str,
+        message: String,
+    },
+    /// The record is not in a state that allows the operation.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// `expected_revision` did not match, or a concurrent change won.
+    #[error("{0}")]
+    Aborted(String),
+    #[error("{0}")]
+    PermissionDenied(String),
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The database (or a provider) cannot be reached right now; the caller may retry.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A bug or an unexpected database answer. The detail is logged, never sent.
+    #[error("internal error")]
+    Internal(String),
+}
+
+fn join_violations(violations: &[FieldViolation]) -> String {
+    violations
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl Error {
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Error::InvalidArgument(vec![FieldViolation::new(field, description)])
+    }
+
+    pub fn not_found(kind: RecordKind, id: impl fmt::Display) -> Self {
+        Error::NotFound {
+            kind,
+            id: id.to_string(),
+        }
+    }
+}
+
+/// Collects every violation of a request before failing, so that the caller learns
+/// about all bad fields at once.
+#[derive(Debug, Default)]
+pub struct Violations(Vec<FieldViolation>);
+
+impl Violations {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.0.push(FieldViolation::new(field, description));
+    }
+
+    pub fn extend(&mut self, violations: impl IntoIterator<Item = FieldViolation>) {
+        self.0.extend(violations);
+    }
+
+    /// Records the violation of a result and returns its value, if any.
+    pub fn check<T>(&mut self, result: Result<T, FieldViolation>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(violation) => {
+                self.0.push(violation);
+                None
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `Ok(())` when nothing was recorded, else `InvalidArgument` with every violation.
+    pub fn into_result(self) -> Result<(), Error> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument(self.0))
+        }
+    }
+}

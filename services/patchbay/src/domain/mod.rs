@@ -1,0 +1,19 @@
+//! The rules of Patchbay, free of gRPC and SQL: records and their validation
+//! (`account`, `channel_settings`), config documents (`config_document`), who may do
+//! what (`caller`), and the operations each RPC runs (`accounts`, `ChannelSettingsService`).
+
+pub mod account;
+pub mod accounts;
+pub mod caller;
+pub mod channel;
+pub mod channel_settings;
+pub mod config_document;
+pub mod error;
+pub mod support;
+
+pub use account::{Account, AccountPatch, NewAccount, WebhookUrls};
+pub use accounts::{AccountView, Accounts};
+pub use caller::{Action, Caller, Role};
+pub use channel::Channel;
+pub use channel_settings::{ChannelSettings, ChannelSettingsPatch, ChannelSettingsService};
+pub use error::{Error, FieldViolation, RecordKind, Violations};

@@ -1,0 +1,141 @@
+//! Small helpers shared by the domain operations: clocks, ids, random tokens, pages.
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::{DateTime, SubsecRound, Utc};
+use uuid::Uuid;
+
+use super::error::{Error, FieldViolation, Violations};
+
+/// Now, at the microsecond precision both databases store, so that what a write returns
+/// equals what a later read returns.
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// Time-ordered ids: lists page by id and come out in creation order.
+pub fn new_id() -> Uuid {
+    Uuid::now_v7()
+}
+
+/// A random URL-safe token of `bytes` random bytes.
+pub fn random_token(bytes: usize) -> Result<String, Error> {
+    let mut buffer = vec![0u8; bytes];
+    getrandom::fill(&mut buffer)
+        .map_err(|err| Error::Internal(format!("no randomness available: {err}")))?;
+    Ok(URL_SAFE_NO_PAD.encode(buffer))
+}
+
+pub fn parse_id(value: &str, field: &str) -> Result<Uuid, FieldViolation> {
+    if value.is_empty() {
+        return Err(FieldViolation::new(field, "is required"));
+    }
+    Uuid::parse_str(value).map_err(|_| FieldViolation::new(field, "must be a UUID"))
+}
+
+/// Fails with ABORTED when the caller's expected revision is not the stored one.
+pub fn check_revision(expected: Option<i64>, actual: i64) -> Result<(), Error> {
+    match expected {
+        Some(expected) if expected != actual => Err(Error::Aborted(format!(
+            "expected revision {expected} but the record is at revision {actual}; read it again"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+pub const DEFAULT_PAGE_SIZE: u64 = 50;
+pub const MAX_PAGE_SIZE: u64 = 500;
+const PAGE_TOKEN_PREFIX: &str = "v1:";
+
+/// A validated page request: how many, and after which id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageRequest {
+    pub size: u64,
+    pub after: Option<Uuid>,
+}
+
+impl PageRequest {
+    /// Page sizes above the maximum are lowered to it (AIP-158); negative ones and
+    /// tokens this service did not issue are invalid.
+    pub fn parse(page_size: i32, page_token: &str, violations: &mut Violations) -> PageRequest {
+        let size = match page_size {
+            0 => DEFAULT_PAGE_SIZE,
+            n if n < 0 => {
+                violations.add("page_size", "must not be negative");
+                DEFAULT_PAGE_SIZE
+            }
+            n => (n as u64).min(MAX_PAGE_SIZE),
+        };
+        let after = if page_token.is_empty() {
+            None
+        } else {
+            violations.check(decode_page_token(page_token))
+        };
+        PageRequest { size, after }
+    }
+}
+
+pub fn encode_page_token(last_id: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{PAGE_TOKEN_PREFIX}{last_id}"))
+}
+
+fn decode_page_token(token: &str) -> Result<Uuid, FieldViolation> {
+    let invalid = || FieldViolation::new("page_token", "is not a token this service issued");
+    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    let id = text.strip_prefix(PAGE_TOKEN_PREFIX).ok_or_else(invalid)?;
+    Uuid::parse_str(id).map_err(|_| invalid())
+}
+
+/// One page of results.
+#[derive(Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_page_token: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_tokens_round_trip_and_reject_garbage() {
+        let id = new_id();
+        let mut violations = Violations::new();
+        let page = PageRequest::parse(10, &encode_page_token(id), &mut violations);
+        assert_eq!(
+            page,
+            PageRequest {
+                size: 10,
+                after: Some(id)
+            }
+        );
+        assert!(violations.is_empty());
+
+        PageRequest::parse(-1, "garbage", &mut violations);
+        let err = violations.into_result().expect_err("two violations");
+        match err {
+            Error::InvalidArgument(v) => {
+                let fields: Vec<_> = v.iter().map(|v| v.field.as_str()).collect();
+                assert_eq!(fields, ["page_size", "page_token"]);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn oversized_pages_are_lowered_to_the_maximum() {
+        let mut violations = Violations::new();
+        assert_eq!(
+            PageRequest::parse(10_000, "", &mut violations).size,
+            MAX_PAGE_SIZE
+        );
+        assert!(violations.is_empty());
+    }
+
+    #[test]
+    fn stale_revision_is_aborted() {
+        assert!(check_revision(None, 3).is_ok());
+        assert!(check_revision(Some(3), 3).is_ok());
+        assert!(matches!(check_revision(Some(2), 3), Err(Error::Aborted(_))));
+    }
+}

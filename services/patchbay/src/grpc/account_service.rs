@@ -1,0 +1,208 @@
+//! `patchbay.v1.AccountService`: authorise, turn the request into domain values, run
+//! the operation in `domain::accounts`, and turn the result back.
+
+use patchbay_sdk::proto::{self, account_service_server::AccountService};
+use tonic::{Request, Response, Status};
+
+use super::auth::authorize;
+use super::convert::{
+    channel_to_proto, document_from_struct, optional_channel, required_channel,
+    struct_from_document, timestamp,
+};
+use crate::domain::support::{PageRequest, parse_id};
+use crate::domain::{AccountPatch, AccountView, Accounts, Action, Error, NewAccount, Violations};
+
+pub struct AccountGrpc {
+    accounts: Accounts,
+}
+
+impl AccountGrpc {
+    pub fn new(accounts: Accounts) -> Self {
+        Self { accounts }
+    }
+}
+
+#[tonic::async_trait]
+impl AccountService for AccountGrpc {
+    async fn list_accounts(
+        &self,
+        request: Request<proto::ListAccountsRequest>,
+    ) -> Result<Response<proto::ListAccountsResponse>, Status> {
+        let caller = authorize(&request, Action::ListAccounts)?;
+        let request = request.into_inner();
+        let mut violations = Violations::new();
+        let channel = violations
+            .check(optional_channel(request.channel, "channel"))
+            .flatten();
+        let page = PageRequest::parse(request.page_size, &request.page_token, &mut violations);
+        violations.into_result()?;
+
+        let page = self.accounts.list(&caller, channel, page).await?;
+        Ok(Response::new(proto::ListAccountsResponse {
+            accounts: page.items.into_iter().map(account_to_proto).collect(),
+            next_page_token: page.next_page_token,
+        }))
+    }
+
+    async fn create_account(
+        &self,
+        request: Request<proto::CreateAccountRequest>,
+    ) -> Result<Response<proto::CreateAccountResponse>, Status> {
+        let caller = authorize(&request, Action::CreateAccount)?;
+        let new = NewAccount::try_from(request.into_inner())?;
+        let view = self.accounts.create(&caller, new).await?;
+        Ok(Response::new(proto::CreateAccountResponse {
+            account: Some(account_to_proto(view)),
+        }))
+    }
+
+    async fn get_account(
+        &self,
+        request: Request<proto::GetAccountRequest>,
+    ) -> Result<Response<proto::GetAccountResponse>, Status> {
+        let caller = authorize(&request, Action::GetAccount)?;
+        let id = parse_id(&request.get_ref().id, "id").map_err(invalid)?;
+        let view = self.accounts.get(&caller, id).await?;
+        Ok(Response::new(proto::GetAccountResponse {
+            account: Some(account_to_proto(view)),
+        }))
+    }
+
+    async fn update_account(
+        &self,
+        request: Request<proto::UpdateAccountRequest>,
+    ) -> Result<Response<proto::UpdateAccountResponse>, Status> {
+        let caller = authorize(&request, Action::UpdateAccount)?;
+        let request = request.into_inner();
+        let mut violations = Violations::new();
+        let id = violations.check(parse_id(&request.id, "id"));
+        let config = match request.config {
+            Some(config) => match document_from_struct(config, "config") {
+                Ok(config) => Some(config),
+                Err(config_violations) => {
+                    violations.extend(config_violations);
+                    None
+                }
+            },
+            None => None,
+        };
+        violations.into_result()?;
+        let Some(id) = id else {
+            return Err(Status::internal("id missing after validation"));
+        };
+        let patch = AccountPatch {
+            account_key: request.account_key,
+            display_name: request.display_name,
+            is_active: request.is_active,
+            is_default: request.is_default,
+            division_id: request.division_id,
+            config,
+            expected_revision: request.expected_revision,
+        };
+        let view = self.accounts.update(&caller, id, patch).await?;
+        Ok(Response::new(proto::UpdateAccountResponse {
+            account: Some(account_to_proto(view)),
+        }))
+    }
+
+    async fn delete_account(
+        &self,
+        request: Request<proto::DeleteAccountRequest>,
+    ) -> Result<Response<proto::DeleteAccountResponse>, Status> {
+        let caller = authorize(&request, Action::DeleteAccount)?;
+        let request = request.into_inner();
+        let id = parse_id(&request.id, "id").map_err(invalid)?;
+        self.accounts
+            .delete(&caller, id, request.expected_revision)
+            .await?;
+        Ok(Response::new(proto::DeleteAccountResponse {}))
+    }
+
+    async fn set_default_account(
+        &self,
+        request: Request<proto::SetDefaultAccountRequest>,
+    ) -> Result<Response<proto::SetDefaultAccountResponse>, Status> {
+        let caller = authorize(&request, Action::SetDefaultAccount)?;
+        let request = request.into_inner();
+        let id = parse_id(&request.id, "id").map_err(invalid)?;
+        let view = self
+            .accounts
+            .set_default(&caller, id, request.expected_revision)
+            .await?;
+        Ok(Response::new(proto::SetDefaultAccountResponse {
+            account: Some(account_to_proto(view)),
+        }))
+    }
+
+    async fn get_default_account(
+        &self,
+        request: Request<proto::GetDefaultAccountRequest>,
+    ) -> Result<Response<proto::GetDefaultAccountResponse>, Status> {
+        let caller = authorize(&request, Action::GetDefaultAccount)?;
+        let request = request.into_inner();
+        let channel = required_channel(request.channel, "channel").map_err(invalid)?;
+        let division = Some(request.division_id).filter(|d| !d.is_empty());
+        let view = self
+            .accounts
+            .get_default(&caller, channel, division)
+            .await?;
+        Ok(Response::new(proto::GetDefaultAccountResponse {
+            account: Some(account_to_proto(view)),
+        }))
+    }
+}
+
+fn invalid(violation: crate::domain::FieldViolation) -> Status {
+    Error::InvalidArgument(vec![violation]).into()
+}
+
+impl TryFrom<proto::CreateAccountRequest> for NewAccount {
+    type Error = Error;
+
+    fn try_from(request: proto::CreateAccountRequest) -> Result<Self, Error> {
+        let mut violations = Violations::new();
+        let channel = violations.check(required_channel(request.channel, "channel"));
+        let config = match request.config.map(|c| document_from_struct(c, "config")) {
+            None => Some(Default::default()),
+            Some(Ok(config)) => Some(config),
+            Some(Err(config_violations)) => {
+                violations.extend(config_violations);
+                None
+            }
+        };
+        violations.into_result()?;
+        let (Some(channel), Some(config)) = (channel, config) else {
+            return Err(Error::Internal(
+                "create request incomplete after validation".to_owned(),
+            ));
+        };
+        Ok(NewAccount {
+            channel,
+            account_key: request.account_key,
+            display_name: request.display_name,
+            is_active: request.is_active,
+            is_default: request.is_default,
+            division_id: request.division_id,
+            config,
+        })
+    }
+}
+
+pub fn account_to_proto(view: AccountView) -> proto::Account {
+    let account = view.account;
+    proto::Account {
+        id: account.id.to_string(),
+        channel: channel_to_proto(account.channel).into(),
+        account_key: account.account_key,
+        display_name: account.display_name,
+        is_active: account.is_active,
+        is_default: account.is_default,
+        division_id: account.division_id,
+        config: Some(struct_from_document(&account.config)),
+        verify_token: account.verify_token,
+        webhook_url: view.webhook_url,
+        created_at: Some(timestamp(account.created_at)),
+        updated_at: Some(timestamp(account.updated_at)),
+        revision: account.revision,
+    }
+}

@@ -1,0 +1,47 @@
+//! Authentication as a tonic interceptor: it verifies the bearer token and puts the
+//! [`Caller`] into the request extensions; each handler then authorises its action.
+
+use std::sync::Arc;
+
+use tonic::{Request, Status, service::Interceptor};
+
+use crate::auth::Authenticator;
+use crate::domain::{Action, Caller};
+
+#[derive(Clone, Debug)]
+pub struct AuthInterceptor {
+    authenticator: Arc<Authenticator>,
+}
+
+impl AuthInterceptor {
+    pub fn new(authenticator: Arc<Authenticator>) -> Self {
+        Self { authenticator }
+    }
+}
+
+impl Interceptor for AuthInterceptor {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        let header = match request.metadata().get("authorization") {
+            Some(value) => Some(
+                value
+                    .to_str()
+                    .map_err(|_| Status::unauthenticated("authorization header is not ASCII"))?,
+            ),
+            None => None,
+        };
+        let caller = self.authenticator.authenticate(header)?;
+        request.extensions_mut().insert(caller);
+        Ok(request)
+    }
+}
+
+/// The caller of a request that passed the interceptor, if its role may run `action`.
+pub fn authorize<T>(request: &Request<T>, action: Action) -> Result<Caller, Status> {
+    let caller = request
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("missing authorization: Bearer <token>"))?;
+    caller.authorize(action)?;
+    Ok(caller)
+}

@@ -1,0 +1,202 @@
+//! Conversions between wire types and domain values: `google.protobuf.Struct` and JSON
+//! documents, timestamps, channels. Conversions from the wire report field violations.
+
+use chrono::{DateTime, Utc};
+use patchbay_sdk::proto;
+use prost_types::{ListValue, Struct, Timestamp, Value, value::Kind};
+use serde_json::{Map, Number, Value as Json};
+
+use crate::domain::config_document::{Document, MAX_DEPTH};
+use crate::domain::{Channel, FieldViolation};
+
+pub fn timestamp(time: DateTime<Utc>) -> Timestamp {
+    Timestamp {
+        seconds: time.timestamp(),
+        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+pub fn channel_to_proto(channel: Channel) -> proto::Channel {
+    match channel {
+        Channel::Whatsapp => proto::Channel::Whatsapp,
+        Channel::Instagram => proto::Channel::Instagram,
+        Channel::Messenger => proto::Channel::Messenger,
+        Channel::Email => proto::Channel::Email,
+        Channel::Sms => proto::Channel::Sms,
+        Channel::Chat => proto::Channel::Chat,
+        Channel::Push => proto::Channel::Push,
+        Channel::InApp => proto::Channel::InApp,
+    }
+}
+
+/// A channel the request must name.
+pub fn required_channel(value: i32, field: &str) -> Result<Channel, FieldViolation> {
+    optional_channel(value, field)?.ok_or_else(|| FieldViolation::new(field, "is required"))
+}
+
+/// A channel filter: `CHANNEL_UNSPECIFIED` means none.
+pub fn optional_channel(value: i32, field: &str) -> Result<Option<Channel>, FieldViolation> {
+    let channel = proto::Channel::try_from(value)
+        .map_err(|_| FieldViolation::new(field, format!("{value} is not a known channel")))?;
+    Ok(match channel {
+        proto::Channel::Unspecified => None,
+        proto::Channel::Whatsapp => Some(Channel::Whatsapp),
+        proto::Channel::Instagram => Some(Channel::Instagram),
+        proto::Channel::Messenger => Some(Channel::Messenger),
+        proto::Channel::Email => Some(Channel::Email),
+        proto::Channel::Sms => Some(Channel::Sms),
+        proto::Channel::Chat => Some(Channel::Chat),
+        proto::Channel::Push => Some(Channel::Push),
+        proto::Channel::InApp => Some(Channel::InApp),
+    })
+}
+
+/// A `Struct` as a JSON document. Integral numbers become JSON integers (a `Struct`
+/// carries every number as a double); NaN and infinities, which JSON cannot hold, and
+/// nesting deeper than the document limit are violations.
+pub fn document_from_struct(value: Struct, field: &str) -> Result<Document, Vec<FieldViolation>> {
+    let mut violations = Vec::new();
+    let document = object_from_struct(value, field, 1, &mut violations);
+    if violations.is_empty() {
+        Ok(document)
+    } else {
+        Err(violations)
+    }
+}
+
+fn object_from_struct(
+    value: Struct,
+    path: &str,
+    depth: usize,
+    violations: &mut Vec<FieldViolation>,
+) -> Map<String, Json> {
+    if depth > MAX_DEPTH {
+        violations.push(FieldViolation::new(
+            path,
+            format!("nests deeper than {MAX_DEPTH} levels"),
+        ));
+        return Map::new();
+    }
+    value
+        .fields
+        .into_iter()
+        .map(|(key, item)| {
+            let field = format!("{path}.{key}");
+            let json = json_from_value(item, &field, depth, violations);
+            (key, json)
+        })
+        .collect()
+}
+
+fn json_from_value(
+    value: Value,
+    path: &str,
+    depth: usize,
+    violations: &mut Vec<FieldViolation>,
+) -> Json {
+    match value.kind {
+        None | Some(Kind::NullValue(_)) => Json::Null,
+        Some(Kind::BoolValue(b)) => Json::Bool(b),
+        Some(Kind::StringValue(s)) => Json::String(s),
+        Some(Kind::NumberValue(n)) => json_number(n).unwrap_or_else(|| {
+            violations.push(FieldViolation::new(path, "must be a finite number"));
+            Json::Null
+        }),
+        Some(Kind::StructValue(s)) => {
+            Json::Object(object_from_struct(s, path, depth + 1, violations))
+        }
+        Some(Kind::ListValue(list)) => {
+            if depth + 1 > MAX_DEPTH {
+                violations.push(FieldViolation::new(
+                    path,
+                    format!("nests deeper than {MAX_DEPTH} levels"),
+                ));
+                return Json::Null;
+            }
+            Json::Array(
+                list.values
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, item)| {
+                        json_from_value(item, &format!("{path}[{i}]"), depth + 1, violations)
+                    })
+                    .collect(),
+            )
+        }
+    }
+}
+
+/// The largest integer a double holds exactly.
+const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+
+fn json_number(n: f64) -> Option<Json> {
+    if !n.is_finite() {
+        return None;
+    }
+    if n.fract() == 0.0 && n.abs() <= MAX_SAFE_INTEGER {
+        // Exact: the value is integral and within the range a double represents exactly.
+        #[allow(clippy::cast_possible_truncation)]
+        return Some(Json::Number(Number::from(n as i64)));
+    }
+    Number::from_f64(n).map(Json::Number)
+}
+
+pub fn struct_from_document(document: &Document) -> Struct {
+    Struct {
+        fields: document
+            .iter()
+            .map(|(key, value)| (key.clone(), value_from_json(value)))
+            .collect(),
+    }
+}
+
+fn value_from_json(value: &Json) -> Value {
+    let kind = match value {
+        Json::Null => Kind::NullValue(0),
+        Json::Bool(b) => Kind::BoolValue(*b),
+        Json::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+        Json::String(s) => Kind::StringValue(s.clone()),
+        Json::Array(items) => Kind::ListValue(ListValue {
+            values: items.iter().map(value_from_json).collect(),
+        }),
+        Json::Object(object) => Kind::StructValue(struct_from_document(object)),
+    };
+    Value { kind: Some(kind) }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn struct_and_document_round_trip_with_integers_kept_integral() {
+        let document = json!({"n": 23, "f": 1.5, "s": "x", "b": true, "l": [1, {"k": null}]});
+        let document = document.as_object().cloned().unwrap_or_default();
+        let back =
+            document_from_struct(struct_from_document(&document), "config").expect("round trip");
+        assert_eq!(back, document);
+        assert_eq!(back["n"], json!(23));
+    }
+
+    #[test]
+    fn non_finite_numbers_are_named() {
+        let mut s = Struct::default();
+        s.fields.insert(
+            "bad".into(),
+            Value {
+                kind: Some(Kind::NumberValue(f64::NAN)),
+            },
+        );
+        let violations = document_from_struct(s, "config").expect_err("NaN");
+        assert_eq!(violations[0].field, "config.bad");
+    }
+
+    #[test]
+    fn unknown_channel_numbers_are_named() {
+        assert!(required_channel(0, "channel").is_err());
+        assert!(required_channel(99, "channel").is_err());
+        assert_eq!(required_channel(1, "channel"), Ok(Channel::Whatsapp));
+    }
+}

@@ -1,0 +1,99 @@
+//! `patchbay.v1.IntegrationService`: channel settings.
+
+use patchbay_sdk::proto::{self, integration_service_server::IntegrationService};
+use tonic::{Request, Response, Status};
+
+use super::auth::authorize;
+use super::convert::{
+    channel_to_proto, document_from_struct, required_channel, struct_from_document, timestamp,
+};
+use crate::domain::{
+    Action, ChannelSettings, ChannelSettingsPatch, ChannelSettingsService, Error, Violations,
+};
+
+pub struct IntegrationGrpc {
+    channel_settings: ChannelSettingsService,
+}
+
+impl IntegrationGrpc {
+    pub fn new(channel_settings: ChannelSettingsService) -> Self {
+        Self { channel_settings }
+    }
+}
+
+#[tonic::async_trait]
+impl IntegrationService for IntegrationGrpc {
+    async fn list_channel_settings(
+        &self,
+        request: Request<proto::ListChannelSettingsRequest>,
+    ) -> Result<Response<proto::ListChannelSettingsResponse>, Status> {
+        let caller = authorize(&request, Action::ListChannelSettings)?;
+        let all = self.channel_settings.list(&caller).await?;
+        Ok(Response::new(proto::ListChannelSettingsResponse {
+            channel_settings: all.into_iter().map(settings_to_proto).collect(),
+        }))
+    }
+
+    async fn get_channel_settings(
+        &self,
+        request: Request<proto::GetChannelSettingsRequest>,
+    ) -> Result<Response<proto::GetChannelSettingsResponse>, Status> {
+        let caller = authorize(&request, Action::GetChannelSettings)?;
+        let channel = required_channel(request.get_ref().channel, "channel")
+            .map_err(|v| Error::InvalidArgument(vec![v]))?;
+        let settings = self.channel_settings.get(&caller, channel).await?;
+        Ok(Response::new(proto::GetChannelSettingsResponse {
+            channel_settings: Some(settings_to_proto(settings)),
+        }))
+    }
+
+    async fn upsert_channel_settings(
+        &self,
+        request: Request<proto::UpsertChannelSettingsRequest>,
+    ) -> Result<Response<proto::UpsertChannelSettingsResponse>, Status> {
+        let caller = authorize(&request, Action::UpsertChannelSettings)?;
+        let request = request.into_inner();
+        let mut violations = Violations::new();
+        let channel = violations.check(required_channel(request.channel, "channel"));
+        let config = match request.config {
+            Some(config) => match document_from_struct(config, "config") {
+                Ok(config) => Some(config),
+                Err(config_violations) => {
+                    violations.extend(config_violations);
+                    None
+                }
+            },
+            None => None,
+        };
+        violations.into_result()?;
+        let Some(channel) = channel else {
+            return Err(Status::internal("channel missing after validation"));
+        };
+        let patch = ChannelSettingsPatch {
+            is_active: request.is_active,
+            config,
+            division_id: request.division_id,
+            expected_revision: request.expected_revision,
+        };
+        let settings = self
+            .channel_settings
+            .upsert(&caller, channel, patch)
+            .await?;
+        Ok(Response::new(proto::UpsertChannelSettingsResponse {
+            channel_settings: Some(settings_to_proto(settings)),
+        }))
+    }
+}
+
+fn settings_to_proto(settings: ChannelSettings) -> proto::ChannelSettings {
+    proto::ChannelSettings {
+        id: settings.id.map(|id| id.to_string()).unwrap_or_default(),
+        channel: channel_to_proto(settings.channel).into(),
+        is_active: settings.is_active,
+        config: Some(struct_from_document(&settings.config)),
+        division_id: settings.division_id,
+        created_at: settings.created_at.map(timestamp),
+        updated_at: settings.updated_at.map(timestamp),
+        revision: settings.revision,
+    }
+}

@@ -1,0 +1,9 @@
+//! The gRPC edge. A request enters in one of the service adapters, is authorised
+//! (`auth`), becomes domain values (`convert`), runs a domain operation, and its result
+//! or error goes back through `convert` and `status`.
+
+pub mod account_service;
+pub mod auth;
+pub mod convert;
+pub mod integration_service;
+pub mod status;

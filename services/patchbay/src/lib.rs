@@ -1,0 +1,16 @@
+//! The Patchbay service.
+//!
+//! A request enters in [`grpc`] (authenticated by [`auth`], authorised per action),
+//! becomes domain values at the edge, runs a rule in [`domain`], and is written by
+//! [`store`]. [`startup`] assembles the server; [`config`] and [`telemetry`] set it up.
+
+pub mod auth;
+pub mod config;
+pub mod domain;
+pub mod grpc;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+
+pub use config::Settings;
+pub use startup::Application;

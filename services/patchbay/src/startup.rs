@@ -1,0 +1,171 @@
+//! Building and running the server: connect and migrate the database, bind the
+//! listener, assemble the gRPC services. Tests build an [`Application`] on port 0 the
+//! same way `patchbay serve` does.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use patchbay_sdk::proto::{
+    account_service_server::AccountServiceServer,
+    integration_service_server::IntegrationServiceServer,
+};
+use tokio::net::TcpListener;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+
+use crate::auth::Authenticator;
+use crate::config::Settings;
+use crate::domain::{Accounts, ChannelSettingsService, WebhookUrls};
+use crate::grpc::account_service::AccountGrpc;
+use crate::grpc::auth::AuthInterceptor;
+use crate::grpc::integration_service::IntegrationGrpc;
+use crate::store::Store;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[source] sea_orm::DbErr),
+    #[error("cannot migrate the database: {0}")]
+    Migrate(#[source] sea_orm::DbErr),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot build server reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("server failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+pub struct Application {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    store: Store,
+    settings: Settings,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Application, StartupError> {
+        let store = Store::connect(&settings.database)
+            .await
+            .map_err(StartupError::Connect)?;
+        store.migrate().await.map_err(StartupError::Migrate)?;
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|source| StartupError::Bind {
+                    address: settings.listen,
+                    source,
+                })?;
+        let local_addr = listener.local_addr().map_err(|source| StartupError::Bind {
+            address: settings.listen,
+            source,
+        })?;
+        Ok(Application {
+            listener,
+            local_addr,
+            store,
+            settings,
+        })
+    }
+
+    /// The address actually bound (the port is chosen by the OS when asked for 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight calls finish and closes
+    /// the database pool.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), StartupError> {
+        let Application {
+            listener,
+            local_addr,
+            store,
+            settings,
+        } = self;
+
+        let authenticator = Arc::new(Authenticator::new(&settings.jwt));
+        let interceptor = AuthInterceptor::new(authenticator);
+        let accounts = Accounts::new(store.clone(), WebhookUrls::new(&settings.public_base_url));
+        let account_service =
+            AccountServiceServer::with_interceptor(AccountGrpc::new(accounts), interceptor.clone());
+        let integration_service = IntegrationServiceServer::with_interceptor(
+            IntegrationGrpc::new(ChannelSettingsService::new(store.clone())),
+            interceptor,
+        );
+
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_serving::<AccountServiceServer<AccountGrpc>>()
+            .await;
+        health_reporter
+            .set_serving::<IntegrationServiceServer<IntegrationGrpc>>()
+            .await;
+
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(patchbay_sdk::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(patchbay_sdk::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+
+        tracing::info!(address = %local_addr, "patchbay listening");
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let result = Server::builder()
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(account_service)
+            .add_service(integration_service)
+            .serve_with_incoming_shutdown(incoming, async {
+                shutdown.await;
+                tracing::info!("shutting down: finishing in-flight calls");
+                health_reporter
+                    .set_not_serving::<AccountServiceServer<AccountGrpc>>()
+                    .await;
+                health_reporter
+                    .set_not_serving::<IntegrationServiceServer<IntegrationGrpc>>()
+                    .await;
+            })
+            .await;
+        store.close().await;
+        tracing::info!("patchbay stopped");
+        result.map_err(StartupError::from)
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,313 @@
+//! The `accounts` table. Every write takes the lock of its (workspace, channel) scope
+//! first, so that key uniqueness and the one-default rule hold under any concurrency,
+//! across replicas too; the partial unique indexes of the migration back both up.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue::Set,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Expr, ExprTrait},
+};
+use uuid::Uuid;
+
+use super::entities::account::{ActiveModel, Column, Entity, Model};
+use super::{Store, db_error, lock_scope, unique_violation};
+use crate::domain::{Account, Channel, Error, RecordKind};
+
+/// What a modification does to the account it read.
+pub enum AccountChange {
+    /// Store this new state (the caller has bumped the revision).
+    Save(Account),
+    /// Soft-delete: hide the account, free its key, drop its default flag.
+    Delete {
+        deleted_by: String,
+        at: DateTime<Utc>,
+    },
+    /// Nothing to write.
+    Keep,
+}
+
+/// Which accounts a list returns.
+pub struct AccountFilter<'a> {
+    pub workspace_id: &'a str,
+    pub channel: Option<Channel>,
+    /// A division-scoped caller sees its division's and workspace-wide accounts.
+    pub caller_division: Option<&'a str>,
+    /// Only ids after this one (the page token).
+    pub after: Option<Uuid>,
+    pub limit: u64,
+}
+
+impl Store {
+    pub async fn list_accounts(&self, filter: &AccountFilter<'_>) -> Result<Vec<Account>, Error> {
+        let mut query = Entity::find()
+            .filter(Column::WorkspaceId.eq(filter.workspace_id))
+            .filter(Column::DeletedAt.is_null());
+        if let Some(channel) = filter.channel {
+            query = query.filter(Column::Channel.eq(channel.as_str()));
+        }
+        if let Some(division) = filter.caller_division {
+            query = query.filter(
+                Condition::any()
+                    .add(Column::DivisionId.is_null())
+                    .add(Column::DivisionId.eq(division)),
+            );
+        }
+        if let Some(after) = filter.after {
+            query = query.filter(Column::Id.gt(after));
+        }
+        let rows = query
+            .order_by_asc(Column::Id)
+            .limit(filter.limit)
+            .all(self.conn())
+            .await
+            .map_err(db_error)?;
+        rows.into_iter().map(to_domain).collect()
+    }
+
+    /// A live account of the workspace, whatever its division.
+    pub async fn find_account(
+        &self,
+        workspace_id: &str,
+        id: Uuid,
+    ) -> Result<Option<Account>, Error> {
+        find_live(self.conn(), workspace_id, id).await
+    }
+
+    /// The active default of one scope: a division's (`Some`) or the workspace-wide one.
+    pub async fn find_default_account(
+        &self,
+        workspace_id: &str,
+        channel: Channel,
+        division_id: Option<&str>,
+    ) -> Result<Option<Account>, Error> {
+        let row = Entity::find()
+            .filter(Column::WorkspaceId.eq(workspace_id))
+            .filter(Column::Channel.eq(channel.as_str()))
+            .filter(division_condition(division_id))
+            .filter(Column::IsDefault.eq(true))
+            .filter(Column::IsActive.eq(true))
+            .filter(Column::DeletedAt.is_null())
+            .one(self.conn())
+            .await
+            .map_err(db_error)?;
+        row.map(to_domain).transpose()
+    }
+
+    /// Inserts a new account; when it is a default, the previous default of its scope is
+    /// cleared in the same transaction.
+    pub async fn insert_account(&self, account: Account) -> Result<Account, Error> {
+        let txn = self.begin_write().await?;
+        lock_scope(&txn, &scope_key(&account.workspace_id, account.channel)).await?;
+        ensure_key_free(&*txn, &account, None).await?;
+        if account.is_default {
+            clear_defaults(&*txn, &account, account.updated_at).await?;
+        }
+        Entity::insert(to_active(&account))
+            .exec_without_returning(&*txn)
+            .await
+            .map_err(|err| conflict_error(err, &account))?;
+        txn.commit().await?;
+        Ok(account)
+    }
+
+    /// Reads a live account, lets `change` decide what to do with it, and writes the
+    /// result, all in one transaction under the scope lock. Returns the stored state
+    /// (`None` once deleted).
+    pub async fn modify_account<F>(
+        &self,
+        workspace_id: &str,
+        id: Uuid,
+        change: F,
+    ) -> Result<Option<Account>, Error>
+    where
+        F: FnOnce(Account) -> Result<AccountChange, Error>,
+    {
+        // The channel of an account never changes, so it is safe to learn the lock's
+        // scope from a read outside the lock.
+        let Some(unlocked) = find_live(self.conn(), workspace_id, id).await? else {
+            return Err(Error::not_found(RecordKind::Account, id));
+        };
+        let txn = self.begin_write().await?;
+        lock_scope(&txn, &scope_key(workspace_id, unlocked.channel)).await?;
+        let Some(current) = find_live(&*txn, workspace_id, id).await? else {
+            return Err(Error::not_found(RecordKind::Account, id));
+        };
+        let result = match change(current.clone())? {
+            AccountChange::Keep => Some(current),
+            AccountChange::Save(next) => {
+                debug_assert_eq!(next.id, current.id);
+                if next.account_key != current.account_key {
+                    ensure_key_free(&*txn, &next, Some(next.id)).await?;
+                }
+                let scope_changed = next.division_id != current.division_id;
+                if next.is_default && (!current.is_default || scope_changed) {
+                    clear_defaults(&*txn, &next, next.updated_at).await?;
+                }
+                Entity::update(to_active(&next))
+                    .exec(&*txn)
+                    .await
+                    .map_err(|err| conflict_error(err, &next))?;
+                Some(next)
+            }
+            AccountChange::Delete { deleted_by, at } => {
+                Entity::update_many()
+                    .col_expr(Column::DeletedAt, Expr::value(at))
+                    .col_expr(Column::DeletedBy, Expr::value(deleted_by))
+                    .col_expr(Column::IsDefault, Expr::value(false))
+                    .col_expr(Column::Revision, Expr::value(current.revision + 1))
+                    .col_expr(Column::UpdatedAt, Expr::value(at))
+                    .filter(Column::Id.eq(id))
+                    .exec(&*txn)
+                    .await
+                    .map_err(db_error)?;
+                None
+            }
+        };
+        txn.commit().await?;
+        Ok(result)
+    }
+}
+
+fn scope_key(workspace_id: &str, channel: Channel) -> String {
+    format!("accounts/{workspace_id}/{}", channel.as_str())
+}
+
+fn division_condition(division_id: Option<&str>) -> Condition {
+    match division_id {
+        Some(division) => Condition::all().add(Column::DivisionId.eq(division)),
+        None => Condition::all().add(Column::DivisionId.is_null()),
+    }
+}
+
+async fn find_live(
+    conn: &impl ConnectionTrait,
+    workspace_id: &str,
+    id: Uuid,
+) -> Result<Option<Account>, Error> {
+    let row = Entity::find_by_id(id)
+        .filter(Column::WorkspaceId.eq(workspace_id))
+        .filter(Column::DeletedAt.is_null())
+        .one(conn)
+        .await
+        .map_err(db_error)?;
+    row.map(to_domain).transpose()
+}
+
+async fn ensure_key_free(
+    conn: &impl ConnectionTrait,
+    account: &Account,
+    except: Option<Uuid>,
+) -> Result<(), Error> {
+    let mut query = Entity::find()
+        .filter(Column::WorkspaceId.eq(account.workspace_id.as_str()))
+        .filter(Column::Channel.eq(account.channel.as_str()))
+        .filter(Column::AccountKey.eq(account.account_key.as_str()))
+        .filter(Column::DeletedAt.is_null());
+    if let Some(id) = except {
+        query = query.filter(Column::Id.ne(id));
+    }
+    let taken = query.one(conn).await.map_err(db_error)?.is_some();
+    if taken {
+        return Err(key_taken(account));
+    }
+    Ok(())
+}
+
+/// Clears the default flag of every other account in the scope of `account`.
+async fn clear_defaults(
+    conn: &impl ConnectionTrait,
+    account: &Account,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    Entity::update_many()
+        .col_expr(Column::IsDefault, Expr::value(false))
+        .col_expr(Column::Revision, Expr::col(Column::Revision).add(1))
+        .col_expr(Column::UpdatedAt, Expr::value(now))
+        .filter(Column::WorkspaceId.eq(account.workspace_id.as_str()))
+        .filter(Column::Channel.eq(account.channel.as_str()))
+        .filter(division_condition(account.division_id.as_deref()))
+        .filter(Column::IsDefault.eq(true))
+        .filter(Column::DeletedAt.is_null())
+        .filter(Column::Id.ne(account.id))
+        .exec(conn)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+fn key_taken(account: &Account) -> Error {
+    Error::AlreadyExists {
+        kind: RecordKind::Account,
+        field: "account_key",
+        message: format!(
+            "an account with key {:?} already exists on channel {}",
+            account.account_key, account.channel
+        ),
+    }
+}
+
+/// Under the scope lock neither index can be violated by another writer of this
+/// service; a violation means somebody wrote around it.
+fn conflict_error(err: sea_orm::DbErr, account: &Account) -> Error {
+    match unique_violation(&err) {
+        Some(message) if message.contains("one_default") => {
+            Error::Aborted("a concurrent change of the default account won; retry".to_owned())
+        }
+        Some(_) => key_taken(account),
+        None => db_error(err),
+    }
+}
+
+fn to_active(account: &Account) -> ActiveModel {
+    ActiveModel {
+        id: Set(account.id),
+        workspace_id: Set(account.workspace_id.clone()),
+        channel: Set(account.channel.as_str().to_owned()),
+        account_key: Set(account.account_key.clone()),
+        display_name: Set(account.display_name.clone()),
+        is_active: Set(account.is_active),
+        is_default: Set(account.is_default),
+        division_id: Set(account.division_id.clone()),
+        config: Set(serde_json::Value::Object(account.config.clone())),
+        verify_token: Set(account.verify_token.clone()),
+        revision: Set(account.revision),
+        created_at: Set(account.created_at),
+        updated_at: Set(account.updated_at),
+        deleted_at: Set(None),
+        deleted_by: Set(None),
+    }
+}
+
+fn to_domain(row: Model) -> Result<Account, Error> {
+    let channel = Channel::parse(&row.channel).ok_or_else(|| {
+        Error::Internal(format!(
+            "account {} has unknown channel {:?}",
+            row.id, row.channel
+        ))
+    })?;
+    let config = match row.config {
+        serde_json::Value::Object(config) => config,
+        _ => {
+            return Err(Error::Internal(format!(
+                "account {} has a config that is not a JSON object",
+                row.id
+            )));
+        }
+    };
+    Ok(Account {
+        id: row.id,
+        workspace_id: row.workspace_id,
+        channel,
+        account_key: row.account_key,
+        display_name: row.display_name,
+        is_active: row.is_active,
+        is_default: row.is_default,
+        division_id: row.division_id,
+        config,
+        verify_token: row.verify_token,
+        revision: row.revision,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })
+}

@@ -1,0 +1,126 @@
+//! The `channel_settings` table: at most one row per (workspace, channel).
+
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+
+use super::entities::channel_settings::{ActiveModel, Column, Entity, Model};
+use super::{Store, db_error, lock_scope};
+use crate::domain::{Channel, ChannelSettings, Error};
+
+impl Store {
+    pub async fn list_channel_settings(
+        &self,
+        workspace_id: &str,
+    ) -> Result<Vec<ChannelSettings>, Error> {
+        let rows = Entity::find()
+            .filter(Column::WorkspaceId.eq(workspace_id))
+            .order_by_asc(Column::Channel)
+            .all(self.conn())
+            .await
+            .map_err(db_error)?;
+        rows.into_iter().map(to_domain).collect()
+    }
+
+    pub async fn find_channel_settings(
+        &self,
+        workspace_id: &str,
+        channel: Channel,
+    ) -> Result<Option<ChannelSettings>, Error> {
+        find(self.conn(), workspace_id, channel).await
+    }
+
+    /// Reads the settings (or their unconfigured default), lets `change` compute the new
+    /// state, and inserts or updates the row in one transaction under the scope lock.
+    pub async fn upsert_channel_settings<F>(
+        &self,
+        workspace_id: &str,
+        channel: Channel,
+        change: F,
+    ) -> Result<ChannelSettings, Error>
+    where
+        F: FnOnce(ChannelSettings) -> Result<ChannelSettings, Error>,
+    {
+        let txn = self.begin_write().await?;
+        lock_scope(
+            &txn,
+            &format!("channel_settings/{workspace_id}/{}", channel.as_str()),
+        )
+        .await?;
+        let current = find(&*txn, workspace_id, channel).await?;
+        let exists = current.is_some();
+        let current =
+            current.unwrap_or_else(|| ChannelSettings::unconfigured(workspace_id, channel));
+        let next = change(current)?;
+        let row = to_active(&next)?;
+        if exists {
+            Entity::update(row).exec(&*txn).await.map_err(db_error)?;
+        } else {
+            Entity::insert(row)
+                .exec_without_returning(&*txn)
+                .await
+                .map_err(db_error)?;
+        }
+        txn.commit().await?;
+        Ok(next)
+    }
+}
+
+async fn find(
+    conn: &impl sea_orm::ConnectionTrait,
+    workspace_id: &str,
+    channel: Channel,
+) -> Result<Option<ChannelSettings>, Error> {
+    let row = Entity::find()
+        .filter(Column::WorkspaceId.eq(workspace_id))
+        .filter(Column::Channel.eq(channel.as_str()))
+        .one(conn)
+        .await
+        .map_err(db_error)?;
+    row.map(to_domain).transpose()
+}
+
+fn to_active(settings: &ChannelSettings) -> Result<ActiveModel, Error> {
+    let (Some(id), Some(created_at), Some(updated_at)) =
+        (settings.id, settings.created_at, settings.updated_at)
+    else {
+        return Err(Error::Internal(
+            "channel settings to store lack an id or timestamps".to_owned(),
+        ));
+    };
+    Ok(ActiveModel {
+        id: Set(id),
+        workspace_id: Set(settings.workspace_id.clone()),
+        channel: Set(settings.channel.as_str().to_owned()),
+        is_active: Set(settings.is_active),
+        config: Set(serde_json::Value::Object(settings.config.clone())),
+        division_id: Set(settings.division_id.clone()),
+        revision: Set(settings.revision),
+        created_at: Set(created_at),
+        updated_at: Set(updated_at),
+    })
+}
+
+fn to_domain(row: Model) -> Result<ChannelSettings, Error> {
+    let channel = Channel::parse(&row.channel).ok_or_else(|| {
+        Error::Internal(format!(
+            "channel settings {} have unknown channel {:?}",
+            row.id, row.channel
+        ))
+    })?;
+    let serde_json::Value::Object(config) = row.config else {
+        return Err(Error::Internal(format!(
+            "channel settings {} have a config that is not a JSON object",
+            row.id
+        )));
+    };
+    Ok(ChannelSettings {
+        id: Some(row.id),
+        workspace_id: row.workspace_id,
+        channel,
+        is_active: row.is_active,
+        config,
+        division_id: row.division_id,
+        revision: row.revision,
+        created_at: Some(row.created_at),
+        updated_at: Some(row.updated_at),
+    })
+}

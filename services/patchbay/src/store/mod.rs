@@ -1,0 +1,176 @@
+//! Persistence: the only place that talks to the database. Rows are written here, in
+//! transactions; the rules that decide what to write live in `domain`.
+
+pub mod accounts;
+pub mod channel_settings;
+mod entities;
+
+use std::{ops::Deref, sync::Arc, time::Duration};
+
+use patchbay_migrations::MigratorTrait;
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, RuntimeErr, TransactionTrait, sqlx,
+};
+use tokio::sync::{Mutex, MutexGuard};
+
+use crate::domain::Error;
+
+/// How the store reaches its database.
+#[derive(Clone, Debug)]
+pub struct DatabaseSettings {
+    /// `sqlite://path?mode=rwc` or `postgres://user@host/db`.
+    pub url: String,
+    pub max_connections: u32,
+    /// How long a call waits for a connection before it fails with UNAVAILABLE.
+    pub acquire_timeout: Duration,
+}
+
+/// The database handle shared by every request.
+#[derive(Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+    /// SQLite allows one writer at a time and fails a transaction that reads, then
+    /// writes after another writer committed. Serialising write transactions in the
+    /// process avoids that failure mode; PostgreSQL needs no such lock.
+    sqlite_writer: Option<Arc<Mutex<()>>>,
+}
+
+/// A write transaction; on SQLite it also holds the process-wide writer lock.
+pub(crate) struct WriteTxn<'a> {
+    txn: DatabaseTransaction,
+    _writer: Option<MutexGuard<'a, ()>>,
+}
+
+impl Deref for WriteTxn<'_> {
+    type Target = DatabaseTransaction;
+    fn deref(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+}
+
+impl WriteTxn<'_> {
+    pub(crate) async fn commit(self) -> Result<(), Error> {
+        self.txn.commit().await.map_err(db_error)
+    }
+}
+
+impl Store {
+    pub async fn connect(settings: &DatabaseSettings) -> Result<Store, DbErr> {
+        let mut options = ConnectOptions::new(settings.url.clone());
+        options
+            .max_connections(settings.max_connections)
+            .min_connections(1)
+            .connect_timeout(settings.acquire_timeout)
+            .acquire_timeout(settings.acquire_timeout)
+            .sqlx_logging(false)
+            .map_sqlx_sqlite_opts(|opts| {
+                opts.journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                    .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(true)
+            });
+        let db = Database::connect(options).await?;
+        let sqlite_writer = match db.get_database_backend() {
+            DbBackend::Sqlite => Some(Arc::new(Mutex::new(()))),
+            _ => None,
+        };
+        Ok(Store { db, sqlite_writer })
+    }
+
+    /// Brings the schema up to date. Safe to run on every start.
+    pub async fn migrate(&self) -> Result<(), DbErr> {
+        patchbay_migrations::Migrator::up(&self.db, None).await
+    }
+
+    pub fn backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    pub(crate) fn conn(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    pub(crate) async fn begin_write(&self) -> Result<WriteTxn<'_>, Error> {
+        let writer = match &self.sqlite_writer {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
+        let txn = self.db.begin().await.map_err(db_error)?;
+        Ok(WriteTxn {
+            txn,
+            _writer: writer,
+        })
+    }
+
+    /// Whether the database answers a trivial query.
+    pub async fn ping(&self) -> bool {
+        self.db.ping().await.is_ok()
+    }
+
+    pub async fn close(self) {
+        if let Err(err) = self.db.close().await {
+            tracing::warn!(error = %err, "closing the database pool failed");
+        }
+    }
+}
+
+/// Whether the error is a unique-index violation, and of which index when the backend
+/// names it.
+pub(crate) fn unique_violation(err: &DbErr) -> Option<String> {
+    match err.sql_err() {
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(message)) => Some(message),
+        _ => None,
+    }
+}
+
+/// Maps a database error to the domain: the database being away is UNAVAILABLE (the
+/// caller may retry), anything else is a logged internal error.
+pub(crate) fn db_error(err: DbErr) -> Error {
+    if is_unavailable(&err) {
+        tracing::warn!(error = %err, "database unavailable");
+        Error::Unavailable("database unavailable, retry later".to_owned())
+    } else {
+        Error::Internal(format!("database error: {err}"))
+    }
+}
+
+fn is_unavailable(err: &DbErr) -> bool {
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            matches!(
+                e.deref(),
+                sqlx::Error::Io(_)
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::WorkerCrashed
+            )
+        }
+        _ => false,
+    }
+}
+
+/// Advisory locks are a PostgreSQL feature; SQLite serialises writers instead.
+fn supports_row_locks(conn: &impl ConnectionTrait) -> bool {
+    conn.get_database_backend() == DbBackend::Postgres
+}
+
+/// Serialises the writers of one scope (say, the accounts of one workspace and channel)
+/// until the transaction ends. On PostgreSQL this is a transaction-level advisory lock,
+/// so replicas sharing the database serialise too; on SQLite the writer lock already
+/// holds every other writer back.
+pub(crate) async fn lock_scope(txn: &DatabaseTransaction, scope: &str) -> Result<(), Error> {
+    if !supports_row_locks(txn) {
+        return Ok(());
+    }
+    txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        [scope.into()],
+    ))
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
