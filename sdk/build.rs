@@ -34,6 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(env::var_os("CARGO_FEATURE_SERVER").is_some())
         .build_client(true)
         .build_transport(true)
+        .codec_path("crate::codec::PatchbayCodec")
         .compile_fds(file_descriptors)?;
     Ok(())
 }

@@ -3,12 +3,30 @@
 //!
 //! The types come from `proto/` at build time; [`FILE_DESCRIPTOR_SET`] is what the
 //! server hands to reflection so that grpcurl and `buf curl` work with no .proto at hand.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), patchbay_sdk::Error> {
+//! use patchbay_sdk::{Client, proto::Channel};
+//!
+//! let client = Client::connect("http://127.0.0.1:50051", "<token>").await?;
+//! let sender = client.default_account(Channel::Whatsapp, Some("sales")).await?;
+//! println!("send from {}", sender.account_key);
+//! # Ok(()) }
+//! ```
 
 pub mod proto {
     //! Everything generated from `proto/patchbay/v1`.
     #![allow(clippy::all, clippy::unwrap_used, missing_docs, rust_2018_idioms)]
     tonic::include_proto!("patchbay.v1");
 }
+
+pub mod codec;
+
+#[cfg(feature = "client")]
+mod client;
+
+#[cfg(feature = "client")]
+pub use client::{AuthenticatedChannel, BearerToken, Client, Error, FieldViolation, RetryPolicy};
 
 /// The encoded file descriptor set of `patchbay.v1` and its imports.
 pub const FILE_DESCRIPTOR_SET: &[u8] =

@@ -1,1 +1,11 @@
+//! End-to-end tests: a real server per test on 127.0.0.1, real SDK clients, and every
+//! test run on both SQLite and PostgreSQL (`backend_tests!`).
 
+mod accounts;
+mod auth;
+mod channel_settings;
+mod config_semantics;
+mod defaults;
+mod isolation;
+mod server;
+mod validation;

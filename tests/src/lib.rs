@@ -1,1 +1,339 @@
+//! The end-to-end harness: every test gets its own server on 127.0.0.1 (a random port),
+//! its own freshly migrated database — a SQLite file or a new PostgreSQL database — and
+//! real SDK clients.
+//!
+//! PostgreSQL tests need `PATCHBAY_TEST_POSTGRES_URL` (a server URL without a database
+//! name, e.g. `postgres://postgres@127.0.0.1:5433`); `scripts/test` starts a throwaway
+//! server and sets it. Without it they fail: a skipped PostgreSQL run is not a pass.
 
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use patchbay::Application;
+use patchbay::auth::{JwtSettings, TokenRequest};
+use patchbay::config::Settings;
+use patchbay::store::DatabaseSettings;
+use patchbay_sdk::Client;
+use patchbay_sdk::tonic::transport::{Channel, Endpoint};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use patchbay_sdk::proto;
+
+pub const POSTGRES_URL_VAR: &str = "PATCHBAY_TEST_POSTGRES_URL";
+pub const WORKSPACE: &str = "acme";
+pub const OTHER_WORKSPACE: &str = "globex";
+pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
+pub const ISSUER: &str = "patchbay";
+pub const AUDIENCE: &str = "patchbay";
+pub const PUBLIC_BASE_URL: &str = "https://hooks.example.test";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A running server and what a test needs to talk to it.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub backend: Backend,
+    pub database_url: String,
+    channel: Channel,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
+    _data_dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        let data_dir = tempfile::tempdir().expect("temporary data dir");
+        let database_url = match backend {
+            Backend::Sqlite => format!(
+                "sqlite://{}?mode=rwc",
+                data_dir.path().join("patchbay.db").display()
+            ),
+            Backend::Postgres => create_postgres_database().await,
+        };
+        let settings = Settings {
+            listen: "127.0.0.1:0".parse().expect("address"),
+            database: DatabaseSettings {
+                url: database_url.clone(),
+                max_connections: 8,
+                acquire_timeout: Duration::from_secs(10),
+            },
+            public_base_url: PUBLIC_BASE_URL.to_owned(),
+            jwt: jwt_settings(),
+        };
+        let app = Application::build(settings).await.expect("server builds");
+        let addr = app.local_addr();
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            app.run_until_stopped(async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("server runs");
+        });
+        let channel = Endpoint::from_shared(format!("http://{addr}"))
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("client connects");
+        TestApp {
+            addr,
+            backend,
+            database_url,
+            channel,
+            shutdown: Some(shutdown),
+            server: Some(server),
+            _data_dir: data_dir,
+        }
+    }
+
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    /// A client acting as `role` in `workspace`.
+    pub fn client(&self, role: &str, workspace: &str, division: Option<&str>) -> Client {
+        Client::from_channel(self.channel(), &token(role, workspace, division)).expect("client")
+    }
+
+    pub fn admin(&self) -> Client {
+        self.client("admin", WORKSPACE, None)
+    }
+
+    pub fn supervisor(&self) -> Client {
+        self.client("supervisor", WORKSPACE, None)
+    }
+
+    pub fn service(&self) -> Client {
+        self.client("service", WORKSPACE, None)
+    }
+
+    /// A client with a raw `authorization` token, valid or not.
+    pub fn with_token(&self, token: &str) -> Client {
+        Client::from_channel(self.channel(), token).expect("client")
+    }
+
+    /// A direct connection to the server's database, for checks behind the API.
+    pub async fn database(&self) -> DatabaseConnection {
+        Database::connect(&self.database_url)
+            .await
+            .expect("database connection")
+    }
+
+    /// Stops the server and waits until it has.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+pub fn jwt_settings() -> JwtSettings {
+    JwtSettings {
+        hs256_secret: JWT_SECRET.to_owned().into(),
+        issuer: ISSUER.to_owned(),
+        audience: AUDIENCE.to_owned(),
+        leeway: Duration::from_secs(5),
+    }
+}
+
+/// A valid token for the test server.
+pub fn token(role: &str, workspace: &str, division: Option<&str>) -> String {
+    patchbay::auth::mint(
+        &jwt_settings(),
+        &TokenRequest {
+            subject: format!("{role}-user"),
+            role: role.to_owned(),
+            workspace_id: workspace.to_owned(),
+            division_id: division.map(str::to_owned),
+            ttl: Duration::from_secs(600),
+        },
+    )
+    .expect("token")
+}
+
+/// A new, empty database on the test PostgreSQL server.
+async fn create_postgres_database() -> String {
+    let server = std::env::var(POSTGRES_URL_VAR).unwrap_or_else(|_| {
+        panic!(
+            "{POSTGRES_URL_VAR} is not set: PostgreSQL tests need a server. \
+             Run ./scripts/test, which starts one."
+        )
+    });
+    let server = server.trim_end_matches('/');
+    let admin = Database::connect(format!("{server}/postgres"))
+        .await
+        .expect("connect to the test PostgreSQL server");
+    let name = format!("patchbay_test_{}", uuid::Uuid::new_v4().simple());
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create test database");
+    let _ = admin.close().await;
+    format!("{server}/{name}")
+}
+
+/// Runs each named test once per backend: `mod sqlite { … }` and `mod postgres { … }`.
+/// Each test is an `async fn name(backend: Backend)` in the calling module.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name($crate::Backend::Sqlite).await
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name($crate::Backend::Postgres).await
+                }
+            )+
+        }
+    };
+}
+
+/// JSON as a `google.protobuf.Struct` (the object of `value`; anything else is empty).
+pub fn to_struct(value: serde_json::Value) -> prost_types::Struct {
+    let serde_json::Value::Object(object) = value else {
+        return prost_types::Struct::default();
+    };
+    prost_types::Struct {
+        fields: object.into_iter().map(|(k, v)| (k, to_value(v))).collect(),
+    }
+}
+
+fn to_value(value: serde_json::Value) -> prost_types::Value {
+    use prost_types::value::Kind;
+    let kind = match value {
+        serde_json::Value::Null => Kind::NullValue(0),
+        serde_json::Value::Bool(b) => Kind::BoolValue(b),
+        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+        serde_json::Value::String(s) => Kind::StringValue(s),
+        serde_json::Value::Array(items) => Kind::ListValue(prost_types::ListValue {
+            values: items.into_iter().map(to_value).collect(),
+        }),
+        object @ serde_json::Value::Object(_) => Kind::StructValue(to_struct(object)),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
+/// A `Struct` as JSON, integral numbers as integers.
+pub fn to_json(value: &prost_types::Struct) -> serde_json::Value {
+    serde_json::Value::Object(
+        value
+            .fields
+            .iter()
+            .map(|(k, v)| (k.clone(), value_to_json(v)))
+            .collect(),
+    )
+}
+
+fn value_to_json(value: &prost_types::Value) -> serde_json::Value {
+    use prost_types::value::Kind;
+    match &value.kind {
+        None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
+        Some(Kind::BoolValue(b)) => serde_json::Value::Bool(*b),
+        Some(Kind::NumberValue(n)) if n.fract() == 0.0 && n.abs() < 9.0e15 =>
+        {
+            #[allow(clippy::cast_possible_truncation)]
+            serde_json::Value::from(*n as i64)
+        }
+        Some(Kind::NumberValue(n)) => serde_json::json!(n),
+        Some(Kind::StringValue(s)) => serde_json::Value::String(s.clone()),
+        Some(Kind::ListValue(list)) => {
+            serde_json::Value::Array(list.values.iter().map(value_to_json).collect())
+        }
+        Some(Kind::StructValue(s)) => to_json(s),
+    }
+}
+
+/// The config of an account, as JSON.
+pub fn config_of(account: &proto::Account) -> serde_json::Value {
+    account.config.as_ref().map(to_json).unwrap_or_default()
+}
+
+/// The fields named by the `google.rpc.BadRequest` of a status.
+pub fn violated_fields(status: &patchbay_sdk::tonic::Status) -> Vec<String> {
+    use patchbay_sdk::tonic_types::StatusExt;
+    status
+        .get_details_bad_request()
+        .map(|bad| bad.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
+}
+
+/// Asserts the call failed with `code` and returns its status.
+#[track_caller]
+pub fn expect_code<T: std::fmt::Debug>(
+    result: Result<T, patchbay_sdk::tonic::Status>,
+    code: patchbay_sdk::tonic::Code,
+) -> patchbay_sdk::tonic::Status {
+    match result {
+        Ok(value) => panic!("expected {code:?}, got a success: {value:?}"),
+        Err(status) => {
+            assert_eq!(status.code(), code, "unexpected status: {status:?}");
+            status
+        }
+    }
+}
+
+/// A create request for a non-WhatsApp channel.
+pub fn new_account(
+    channel: proto::Channel,
+    key: &str,
+    config: serde_json::Value,
+) -> proto::CreateAccountRequest {
+    proto::CreateAccountRequest {
+        channel: channel.into(),
+        account_key: key.to_owned(),
+        display_name: format!("Account {key}"),
+        config: Some(to_struct(config)),
+        ..Default::default()
+    }
+}
+
+/// A create request for a WhatsApp number.
+pub fn new_whatsapp(phone_number_id: &str, token: &str) -> proto::CreateAccountRequest {
+    proto::CreateAccountRequest {
+        channel: proto::Channel::Whatsapp.into(),
+        display_name: format!("WhatsApp {phone_number_id}"),
+        config: Some(to_struct(serde_json::json!({
+            "phone_number_id": phone_number_id,
+            "waba_id": "900000001",
+            "access_token": token,
+        }))),
+        ..Default::default()
+    }
+}
+
+/// Creates an account as admin and returns it.
+pub async fn create(client: &Client, request: proto::CreateAccountRequest) -> proto::Account {
+    client
+        .accounts()
+        .create_account(request)
+        .await
+        .expect("account created")
+        .into_inner()
+        .account
+        .expect("account in response")
+}

@@ -86,8 +86,9 @@ impl Accounts {
         let config = match config_document::merge_patch(&Document::new(), &new.config, "config") {
             Ok(config) => config,
             Err(config_violations) => {
+                // Keep checking the rest of the document as sent.
                 violations.extend(config_violations);
-                Document::new()
+                new.config.clone()
             }
         };
         check_config(&config, &mut violations);

@@ -1,0 +1,294 @@
+//! A friendly client: one connection, a bearer token on every call, typed errors, and
+//! retries with backoff for reads when the server answers UNAVAILABLE.
+
+use std::time::Duration;
+
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Request, Status};
+use tonic_types::StatusExt;
+
+use crate::proto::{
+    self, account_service_client::AccountServiceClient,
+    integration_service_client::IntegrationServiceClient,
+};
+
+/// Adds `authorization: Bearer <token>` to every request.
+#[derive(Clone)]
+pub struct BearerToken {
+    header: MetadataValue<Ascii>,
+}
+
+impl std::fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BearerToken(<redacted>)")
+    }
+}
+
+impl BearerToken {
+    pub fn new(token: &str) -> Result<Self, Error> {
+        let header = format!("Bearer {}", token.trim())
+            .parse()
+            .map_err(|_| Error::InvalidToken)?;
+        Ok(Self { header })
+    }
+}
+
+impl Interceptor for BearerToken {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        request
+            .metadata_mut()
+            .insert("authorization", self.header.clone());
+        Ok(request)
+    }
+}
+
+pub type AuthenticatedChannel = InterceptedService<Channel, BearerToken>;
+
+/// A field the server named as invalid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldViolation {
+    pub field: String,
+    pub description: String,
+}
+
+/// What a call can fail with, decoded from the gRPC status.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot connect: {0}")]
+    Connect(#[from] tonic::transport::Error),
+    #[error("the token is not a valid header value")]
+    InvalidToken,
+    #[error("invalid argument: {message}")]
+    InvalidArgument {
+        message: String,
+        violations: Vec<FieldViolation>,
+    },
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+    #[error("failed precondition: {0}")]
+    FailedPrecondition(String),
+    #[error("aborted: {0}")]
+    Aborted(String),
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    #[error("{}: {}", .0.code(), .0.message())]
+    Other(Status),
+}
+
+impl From<Status> for Error {
+    fn from(status: Status) -> Self {
+        let message = status.message().to_owned();
+        match status.code() {
+            Code::InvalidArgument => {
+                let violations = status
+                    .get_details_bad_request()
+                    .map(|bad| {
+                        bad.field_violations
+                            .into_iter()
+                            .map(|v| FieldViolation {
+                                field: v.field,
+                                description: v.description,
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Error::InvalidArgument {
+                    message,
+                    violations,
+                }
+            }
+            Code::NotFound => Error::NotFound(message),
+            Code::AlreadyExists => Error::AlreadyExists(message),
+            Code::FailedPrecondition => Error::FailedPrecondition(message),
+            Code::Aborted => Error::Aborted(message),
+            Code::Unauthenticated => Error::Unauthenticated(message),
+            Code::PermissionDenied => Error::PermissionDenied(message),
+            Code::Unavailable => Error::Unavailable(message),
+            _ => Error::Other(status),
+        }
+    }
+}
+
+/// How reads are retried when the server is UNAVAILABLE.
+#[derive(Clone, Copy, Debug)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 4,
+            first_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
+        }
+    }
+}
+
+/// A Patchbay client for one server and one token.
+#[derive(Clone, Debug)]
+pub struct Client {
+    channel: Channel,
+    token: BearerToken,
+    retry: RetryPolicy,
+}
+
+impl Client {
+    /// Connects to `endpoint` (such as `http://127.0.0.1:50051`).
+    pub async fn connect(endpoint: impl Into<String>, token: &str) -> Result<Self, Error> {
+        let channel = Endpoint::from_shared(endpoint.into())?
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true)
+            .connect()
+            .await?;
+        Self::from_channel(channel, token)
+    }
+
+    /// Uses an existing channel (shared between clients with different tokens).
+    pub fn from_channel(channel: Channel, token: &str) -> Result<Self, Error> {
+        Ok(Self {
+            channel,
+            token: BearerToken::new(token)?,
+            retry: RetryPolicy::default(),
+        })
+    }
+
+    pub fn with_retry_policy(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The generated `AccountService` client, for calls this wrapper does not cover.
+    pub fn accounts(&self) -> AccountServiceClient<AuthenticatedChannel> {
+        AccountServiceClient::with_interceptor(self.channel.clone(), self.token.clone())
+    }
+
+    /// The generated `IntegrationService` client.
+    pub fn integrations(&self) -> IntegrationServiceClient<AuthenticatedChannel> {
+        IntegrationServiceClient::with_interceptor(self.channel.clone(), self.token.clone())
+    }
+
+    /// The account that sends on `channel` for `division` (the division's default,
+    /// else the workspace-wide default).
+    pub async fn default_account(
+        &self,
+        channel: proto::Channel,
+        division_id: Option<&str>,
+    ) -> Result<proto::Account, Error> {
+        let request = proto::GetDefaultAccountRequest {
+            channel: channel.into(),
+            division_id: division_id.unwrap_or_default().to_owned(),
+        };
+        let response = self
+            .retrying(|| {
+                let mut client = self.accounts();
+                let request = request.clone();
+                async move { client.get_default_account(request).await }
+            })
+            .await?;
+        response
+            .account
+            .ok_or_else(|| Error::Other(Status::internal("response without an account")))
+    }
+
+    pub async fn get_account(&self, id: &str) -> Result<proto::Account, Error> {
+        let request = proto::GetAccountRequest { id: id.to_owned() };
+        let response = self
+            .retrying(|| {
+                let mut client = self.accounts();
+                let request = request.clone();
+                async move { client.get_account(request).await }
+            })
+            .await?;
+        response
+            .account
+            .ok_or_else(|| Error::Other(Status::internal("response without an account")))
+    }
+
+    /// Every account of `channel` (all channels when `None`), following pages.
+    pub async fn list_all_accounts(
+        &self,
+        channel: Option<proto::Channel>,
+    ) -> Result<Vec<proto::Account>, Error> {
+        let mut accounts = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let request = proto::ListAccountsRequest {
+                channel: channel.unwrap_or(proto::Channel::Unspecified).into(),
+                page_size: 500,
+                page_token: page_token.clone(),
+            };
+            let page = self
+                .retrying(|| {
+                    let mut client = self.accounts();
+                    let request = request.clone();
+                    async move { client.list_accounts(request).await }
+                })
+                .await?;
+            accounts.extend(page.accounts);
+            if page.next_page_token.is_empty() {
+                return Ok(accounts);
+            }
+            page_token = page.next_page_token;
+        }
+    }
+
+    pub async fn create_account(
+        &self,
+        request: proto::CreateAccountRequest,
+    ) -> Result<proto::Account, Error> {
+        let response = self.accounts().create_account(request).await?.into_inner();
+        response
+            .account
+            .ok_or_else(|| Error::Other(Status::internal("response without an account")))
+    }
+
+    pub async fn set_default_account(&self, id: &str) -> Result<proto::Account, Error> {
+        let request = proto::SetDefaultAccountRequest {
+            id: id.to_owned(),
+            expected_revision: None,
+        };
+        let response = self
+            .accounts()
+            .set_default_account(request)
+            .await?
+            .into_inner();
+        response
+            .account
+            .ok_or_else(|| Error::Other(Status::internal("response without an account")))
+    }
+
+    /// Runs a read, retrying with exponential backoff while the server is UNAVAILABLE.
+    async fn retrying<T, F, Fut>(&self, call: F) -> Result<T, Error>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        let mut backoff = self.retry.first_backoff;
+        let mut attempt = 1;
+        loop {
+            match call().await {
+                Ok(response) => return Ok(response.into_inner()),
+                Err(status)
+                    if status.code() == Code::Unavailable && attempt < self.retry.attempts =>
+                {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(self.retry.max_backoff);
+                    attempt += 1;
+                }
+                Err(status) => return Err(status.into()),
+            }
+        }
+    }
+}

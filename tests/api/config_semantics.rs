@@ -1,0 +1,365 @@
+//! Config documents: secrets masked in every response, the masked round trip keeping the
+//! stored secret, and JSON merge patch semantics.
+
+use patchbay_e2e::proto::{self, Channel};
+use patchbay_e2e::{
+    Backend, TestApp, backend_tests, config_of, create, expect_code, new_whatsapp, to_json,
+    to_struct, violated_fields,
+};
+use patchbay_sdk::tonic::Code;
+use sea_orm::{ConnectionTrait, Statement};
+use serde_json::{Value, json};
+
+backend_tests!(
+    secrets_are_masked_in_every_response,
+    masked_round_trip_keeps_the_stored_secret,
+    updates_are_json_merge_patches,
+    masked_value_without_a_stored_secret_is_invalid,
+);
+
+const TOKEN: &str = "EAAG-real-secret-token-0001";
+
+fn assert_masked(config: &Value, context: &str) {
+    assert_eq!(
+        config["access_token"],
+        json!("********0001"),
+        "{context}: {config}"
+    );
+    assert_eq!(
+        config["smtp"]["password"],
+        json!("********"),
+        "{context}: {config}"
+    );
+    assert_eq!(
+        config["smtp"]["host"],
+        json!("mail.acme.com"),
+        "{context}: plain values stay"
+    );
+    assert!(
+        !config.to_string().contains(TOKEN),
+        "{context}: no secret in {config}"
+    );
+}
+
+fn account_config() -> Value {
+    json!({
+        "phone_number_id": "123",
+        "access_token": TOKEN,
+        "smtp": {"host": "mail.acme.com", "password": "hunter2-secret"},
+    })
+}
+
+async fn stored_config(app: &TestApp, table: &str) -> Value {
+    let db = app.database().await;
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!("SELECT CAST(config AS TEXT) AS config FROM {table}"),
+        ))
+        .await
+        .expect("query")
+        .expect("one row");
+    let text: String = row.try_get("", "config").expect("config");
+    serde_json::from_str(&text).expect("json")
+}
+
+async fn secrets_are_masked_in_every_response(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = app.admin();
+    let created = create(
+        &admin,
+        proto::CreateAccountRequest {
+            config: Some(to_struct(account_config())),
+            ..new_whatsapp("123", TOKEN)
+        },
+    )
+    .await;
+    assert_masked(&config_of(&created), "create");
+    let updated = admin
+        .accounts()
+        .update_account(proto::UpdateAccountRequest {
+            id: created.id.clone(),
+            display_name: Some("x".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("update")
+        .into_inner()
+        .account
+        .expect("account");
+    assert_masked(&config_of(&updated), "update");
+    assert_masked(
+        &config_of(
+            &admin
+                .set_default_account(&created.id)
+                .await
+                .expect("default"),
+        ),
+        "set default",
+    );
+
+    for (role, client) in [
+        ("admin", app.admin()),
+        ("supervisor", app.supervisor()),
+        ("service", app.service()),
+    ] {
+        let got = client.get_account(&created.id).await.expect("get");
+        assert_masked(&config_of(&got), &format!("get as {role}"));
+        for listed in client.list_all_accounts(None).await.expect("list") {
+            assert_masked(&config_of(&listed), &format!("list as {role}"));
+        }
+        let default = client
+            .default_account(Channel::Whatsapp, None)
+            .await
+            .expect("default");
+        assert_masked(&config_of(&default), &format!("default as {role}"));
+        // The verify token is shown to admins, who paste it into Meta, and nobody else.
+        if role == "admin" {
+            assert_eq!(got.verify_token, created.verify_token);
+        } else {
+            assert_eq!(got.verify_token, "********", "{role}");
+        }
+    }
+
+    let settings = admin
+        .integrations()
+        .upsert_channel_settings(proto::UpsertChannelSettingsRequest {
+            channel: Channel::Whatsapp.into(),
+            config: Some(to_struct(account_config())),
+            ..Default::default()
+        })
+        .await
+        .expect("upsert")
+        .into_inner()
+        .channel_settings
+        .expect("settings");
+    assert_masked(
+        &to_json(settings.config.as_ref().expect("config")),
+        "upsert settings",
+    );
+    for client in [app.admin(), app.supervisor()] {
+        let got = client
+            .integrations()
+            .get_channel_settings(proto::GetChannelSettingsRequest {
+                channel: Channel::Whatsapp.into(),
+            })
+            .await
+            .expect("get")
+            .into_inner()
+            .channel_settings
+            .expect("settings");
+        assert_masked(
+            &to_json(got.config.as_ref().expect("config")),
+            "get settings",
+        );
+        let listed = client
+            .integrations()
+            .list_channel_settings(proto::ListChannelSettingsRequest {})
+            .await
+            .expect("list")
+            .into_inner()
+            .channel_settings;
+        assert_masked(
+            &to_json(listed[0].config.as_ref().expect("config")),
+            "list settings",
+        );
+    }
+}
+
+async fn masked_round_trip_keeps_the_stored_secret(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = app.admin();
+    let created = create(
+        &admin,
+        proto::CreateAccountRequest {
+            config: Some(to_struct(account_config())),
+            ..new_whatsapp("123", TOKEN)
+        },
+    )
+    .await;
+
+    // A UI reads the account, edits one field and sends the whole (masked) config back.
+    let mut edited = config_of(&created);
+    edited["smtp"]["host"] = json!("mail2.acme.com");
+    let updated = admin
+        .accounts()
+        .update_account(proto::UpdateAccountRequest {
+            id: created.id.clone(),
+            config: Some(to_struct(edited)),
+            ..Default::default()
+        })
+        .await
+        .expect("update")
+        .into_inner()
+        .account
+        .expect("account");
+    assert_eq!(config_of(&updated)["smtp"]["host"], json!("mail2.acme.com"));
+
+    let stored = stored_config(&app, "accounts").await;
+    assert_eq!(
+        stored["access_token"],
+        json!(TOKEN),
+        "the secret is kept, not the mask"
+    );
+    assert_eq!(stored["smtp"]["password"], json!("hunter2-secret"));
+    assert_eq!(stored["smtp"]["host"], json!("mail2.acme.com"));
+
+    // A new secret in clear replaces the old one.
+    admin
+        .accounts()
+        .update_account(proto::UpdateAccountRequest {
+            id: created.id.clone(),
+            config: Some(to_struct(
+                json!({"access_token": "EAAG-rotated-token-0002"}),
+            )),
+            ..Default::default()
+        })
+        .await
+        .expect("rotate");
+    assert_eq!(
+        stored_config(&app, "accounts").await["access_token"],
+        json!("EAAG-rotated-token-0002")
+    );
+
+    // Channel settings keep their secrets the same way.
+    let upsert = |config: Value| proto::UpsertChannelSettingsRequest {
+        channel: Channel::Email.into(),
+        config: Some(to_struct(config)),
+        ..Default::default()
+    };
+    let first = admin
+        .integrations()
+        .upsert_channel_settings(upsert(
+            json!({"api_key": "SG.secret-sendgrid-key", "from": "a@acme.com"}),
+        ))
+        .await
+        .expect("upsert")
+        .into_inner()
+        .channel_settings
+        .expect("settings");
+    let mut echoed = to_json(first.config.as_ref().expect("config"));
+    echoed["from"] = json!("b@acme.com");
+    admin
+        .integrations()
+        .upsert_channel_settings(upsert(echoed))
+        .await
+        .expect("echo");
+    let stored = stored_config(&app, "channel_settings").await;
+    assert_eq!(
+        stored,
+        json!({"api_key": "SG.secret-sendgrid-key", "from": "b@acme.com"})
+    );
+}
+
+async fn updates_are_json_merge_patches(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = app.admin();
+    let created = create(
+        &admin,
+        proto::CreateAccountRequest {
+            config: Some(to_struct(json!({
+                "phone_number_id": "123",
+                "keep": "me",
+                "drop": "me",
+                "nested": {"a": 1, "b": 2},
+                "list": [1, 2, 3],
+            }))),
+            ..new_whatsapp("123", TOKEN)
+        },
+    )
+    .await;
+    let patch = json!({
+        "drop": null,
+        "nested": {"a": null, "c": 3},
+        "list": [9],
+        "added": true,
+    });
+    let updated = admin
+        .accounts()
+        .update_account(proto::UpdateAccountRequest {
+            id: created.id.clone(),
+            config: Some(to_struct(patch)),
+            ..Default::default()
+        })
+        .await
+        .expect("update")
+        .into_inner()
+        .account
+        .expect("account");
+    assert_eq!(
+        config_of(&updated),
+        json!({
+            "phone_number_id": "123",
+            "keep": "me",
+            "nested": {"b": 2, "c": 3},
+            "list": [9],
+            "added": true,
+        })
+    );
+
+    // No config in the request: the config is left alone.
+    let untouched = admin
+        .accounts()
+        .update_account(proto::UpdateAccountRequest {
+            id: created.id.clone(),
+            display_name: Some("renamed".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("update")
+        .into_inner()
+        .account
+        .expect("account");
+    assert_eq!(config_of(&untouched), config_of(&updated));
+
+    // Channel settings merge the same way across upserts.
+    let upsert = |config: Value| proto::UpsertChannelSettingsRequest {
+        channel: Channel::Sms.into(),
+        config: Some(to_struct(config)),
+        ..Default::default()
+    };
+    let integrations = admin.integrations();
+    integrations
+        .clone()
+        .upsert_channel_settings(upsert(json!({"a": {"x": 1, "y": 2}, "b": 1})))
+        .await
+        .expect("first");
+    let merged = integrations
+        .clone()
+        .upsert_channel_settings(upsert(json!({"a": {"x": null, "z": 3}, "b": null})))
+        .await
+        .expect("second")
+        .into_inner()
+        .channel_settings
+        .expect("settings");
+    assert_eq!(
+        to_json(merged.config.as_ref().expect("config")),
+        json!({"a": {"y": 2, "z": 3}})
+    );
+}
+
+async fn masked_value_without_a_stored_secret_is_invalid(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = app.admin();
+    let status = expect_code(
+        admin
+            .accounts()
+            .create_account(proto::CreateAccountRequest {
+                config: Some(to_struct(
+                    json!({"phone_number_id": "1", "access_token": "********"}),
+                )),
+                ..new_whatsapp("1", "x")
+            })
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["config.access_token"]);
+    assert!(
+        admin
+            .list_all_accounts(None)
+            .await
+            .expect("list")
+            .is_empty(),
+        "nothing written"
+    );
+}
