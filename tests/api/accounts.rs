@@ -206,9 +206,7 @@ async fn delete_is_soft_and_records_who(backend: Backend) {
     let row = db
         .query_one_raw(Statement::from_string(
             db.get_database_backend(),
-            format!(
-                "SELECT deleted_by, deleted_at IS NOT NULL AS gone FROM accounts WHERE account_key = 'ig-1'"
-            ),
+            "SELECT deleted_by, deleted_at IS NOT NULL AS gone FROM accounts WHERE account_key = 'ig-1'",
         ))
         .await
         .expect("query")

@@ -1,0 +1,168 @@
+//! The `patchbay` binary as a new user meets it: the embedded default starts with no
+//! setup, `patchbay token` prints a token that server accepts, bad settings are named.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use patchbay_sdk::Client;
+use patchbay_sdk::proto::ListAccountsRequest;
+use patchbay_sdk::tonic::Code;
+
+const BIN: &str = env!("CARGO_BIN_EXE_patchbay");
+
+fn patchbay(data_dir: &Path) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PATCHBAY_DATA_DIR", data_dir);
+    command
+}
+
+fn token(data_dir: &Path, role: &str) -> String {
+    let output = patchbay(data_dir)
+        .args([
+            "token",
+            "--role",
+            role,
+            "--workspace",
+            "acme",
+            "--ttl",
+            "10m",
+        ])
+        .output()
+        .expect("run patchbay token");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).expect("utf-8");
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "only the token on stdout: {stdout:?}"
+    );
+    let token = stdout.trim().to_owned();
+    assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+    token
+}
+
+/// Starts `patchbay serve` on a random port and returns it with its address.
+fn serve(data_dir: &Path) -> (Child, String) {
+    let mut child = patchbay(data_dir)
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn patchbay serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else { break };
+        if line.contains("patchbay listening") {
+            let log: serde_json::Value = serde_json::from_str(&line).expect("json log line");
+            let address = log["fields"]["address"]
+                .as_str()
+                .expect("address field")
+                .to_owned();
+            // Keep draining stderr so the server never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+            return (child, format!("http://{address}"));
+        }
+    }
+    let _ = child.kill();
+    panic!("patchbay serve did not report its address");
+}
+
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    child.wait().expect("wait")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_server_accepts_the_tokens_patchbay_token_prints() {
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    // `token` before the first `serve`: both generate or reuse the same dev secret.
+    let admin = token(data_dir.path(), "admin");
+    let (mut server, endpoint) = serve(data_dir.path());
+    assert!(
+        data_dir.path().join("patchbay.db").exists(),
+        "the SQLite file is created"
+    );
+
+    let client = Client::connect(endpoint.clone(), &admin)
+        .await
+        .expect("connect");
+    let listed = client
+        .accounts()
+        .list_accounts(ListAccountsRequest::default())
+        .await
+        .expect("the printed token is accepted");
+    assert!(listed.into_inner().accounts.is_empty());
+
+    let supervisor = Client::connect(endpoint.clone(), &token(data_dir.path(), "supervisor"))
+        .await
+        .expect("connect");
+    supervisor
+        .list_all_accounts(None)
+        .await
+        .expect("a token minted while serving works too");
+
+    // A token signed with another data directory's secret is refused.
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let stranger = Client::connect(endpoint, &token(elsewhere.path(), "admin"))
+        .await
+        .expect("connect");
+    let status = stranger
+        .accounts()
+        .list_accounts(ListAccountsRequest::default())
+        .await
+        .expect_err("another secret");
+    assert_eq!(status.code(), Code::Unauthenticated);
+
+    // Graceful shutdown waits for open connections: close ours first.
+    drop((client, supervisor, stranger));
+    let exit = terminate(&mut server);
+    assert!(exit.success(), "SIGTERM stops the server cleanly: {exit:?}");
+}
+
+#[test]
+fn bad_settings_are_named_and_refused() {
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    let output = patchbay(data_dir.path())
+        .args(["serve", "--public-base-url", "ftp://nope"])
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("PATCHBAY_PUBLIC_BASE_URL"), "{stderr}");
+
+    let output = patchbay(data_dir.path())
+        .env("PATCHBAY_JWT_SECRET", "too-short")
+        .args(["token", "--role", "admin", "--workspace", "acme"])
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("PATCHBAY_JWT_SECRET"), "{stderr}");
+    assert!(
+        !stderr.contains("too-short"),
+        "the secret is not echoed: {stderr}"
+    );
+    assert!(output.stdout.is_empty());
+
+    let output = patchbay(data_dir.path())
+        .args(["token", "--role", "root", "--workspace", "acme"])
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--role"));
+}
