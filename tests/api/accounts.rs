@@ -3,7 +3,7 @@
 use patchbay_e2e::proto::{self, Channel};
 use patchbay_e2e::{
     Backend, PUBLIC_BASE_URL, TestApp, backend_tests, config_of, create, expect_code, new_account,
-    new_whatsapp, to_struct,
+    new_whatsapp, to_struct, update,
 };
 use patchbay_sdk::tonic::Code;
 use sea_orm::{ConnectionTrait, Statement};
@@ -64,21 +64,18 @@ async fn create_get_update_round_trip(backend: Backend) {
     let fetched = admin.get_account(&created.id).await.expect("get");
     assert_eq!(fetched, created, "get returns what create returned");
 
-    let updated = admin
-        .accounts()
-        .update_account(proto::UpdateAccountRequest {
+    let updated = update(
+        &admin,
+        proto::UpdateAccountRequest {
             id: created.id.clone(),
             display_name: Some("Support desk".into()),
             is_active: Some(false),
             division_id: Some("sales".into()),
             config: Some(to_struct(json!({"reply_to": "help@acme.com"}))),
             ..Default::default()
-        })
-        .await
-        .expect("update")
-        .into_inner()
-        .account
-        .expect("account");
+        },
+    )
+    .await;
     assert_eq!(updated.display_name, "Support desk");
     assert!(!updated.is_active);
     assert_eq!(updated.division_id.as_deref(), Some("sales"));
@@ -92,18 +89,15 @@ async fn create_get_update_round_trip(backend: Backend) {
     assert_eq!(admin.get_account(&created.id).await.expect("get"), updated);
 
     // An update that changes nothing writes nothing.
-    let same = admin
-        .accounts()
-        .update_account(proto::UpdateAccountRequest {
+    let same = update(
+        &admin,
+        proto::UpdateAccountRequest {
             id: created.id.clone(),
             display_name: Some("Support desk".into()),
             ..Default::default()
-        })
-        .await
-        .expect("no-op update")
-        .into_inner()
-        .account
-        .expect("account");
+        },
+    )
+    .await;
     assert_eq!(same.revision, 2);
 }
 

@@ -3,8 +3,8 @@
 
 use patchbay_e2e::proto::{self, Channel};
 use patchbay_e2e::{
-    Backend, TestApp, backend_tests, config_of, create, expect_code, new_whatsapp, to_json,
-    to_struct, violated_fields,
+    Backend, TestApp, backend_tests, config_of, create, expect_code, new_whatsapp, settings_config,
+    to_struct, update, upsert_settings, violated_fields,
 };
 use patchbay_sdk::tonic::Code;
 use sea_orm::{ConnectionTrait, Statement};
@@ -75,18 +75,15 @@ async fn secrets_are_masked_in_every_response(backend: Backend) {
     )
     .await;
     assert_masked(&config_of(&created), "create");
-    let updated = admin
-        .accounts()
-        .update_account(proto::UpdateAccountRequest {
+    let updated = update(
+        &admin,
+        proto::UpdateAccountRequest {
             id: created.id.clone(),
             display_name: Some("x".into()),
             ..Default::default()
-        })
-        .await
-        .expect("update")
-        .into_inner()
-        .account
-        .expect("account");
+        },
+    )
+    .await;
     assert_masked(&config_of(&updated), "update");
     assert_masked(
         &config_of(
@@ -121,22 +118,16 @@ async fn secrets_are_masked_in_every_response(backend: Backend) {
         }
     }
 
-    let settings = admin
-        .integrations()
-        .upsert_channel_settings(proto::UpsertChannelSettingsRequest {
+    let settings = upsert_settings(
+        &admin,
+        proto::UpsertChannelSettingsRequest {
             channel: Channel::Whatsapp.into(),
             config: Some(to_struct(account_config())),
             ..Default::default()
-        })
-        .await
-        .expect("upsert")
-        .into_inner()
-        .channel_settings
-        .expect("settings");
-    assert_masked(
-        &to_json(settings.config.as_ref().expect("config")),
-        "upsert settings",
-    );
+        },
+    )
+    .await;
+    assert_masked(&settings_config(&settings), "upsert settings");
     for client in [app.admin(), app.supervisor()] {
         let got = client
             .integrations()
@@ -148,10 +139,7 @@ async fn secrets_are_masked_in_every_response(backend: Backend) {
             .into_inner()
             .channel_settings
             .expect("settings");
-        assert_masked(
-            &to_json(got.config.as_ref().expect("config")),
-            "get settings",
-        );
+        assert_masked(&settings_config(&got), "get settings");
         let listed = client
             .integrations()
             .list_channel_settings(proto::ListChannelSettingsRequest {})
@@ -159,10 +147,7 @@ async fn secrets_are_masked_in_every_response(backend: Backend) {
             .expect("list")
             .into_inner()
             .channel_settings;
-        assert_masked(
-            &to_json(listed[0].config.as_ref().expect("config")),
-            "list settings",
-        );
+        assert_masked(&settings_config(&listed[0]), "list settings");
     }
 }
 
@@ -181,18 +166,15 @@ async fn masked_round_trip_keeps_the_stored_secret(backend: Backend) {
     // A UI reads the account, edits one field and sends the whole (masked) config back.
     let mut edited = config_of(&created);
     edited["smtp"]["host"] = json!("mail2.acme.com");
-    let updated = admin
-        .accounts()
-        .update_account(proto::UpdateAccountRequest {
+    let updated = update(
+        &admin,
+        proto::UpdateAccountRequest {
             id: created.id.clone(),
             config: Some(to_struct(edited)),
             ..Default::default()
-        })
-        .await
-        .expect("update")
-        .into_inner()
-        .account
-        .expect("account");
+        },
+    )
+    .await;
     assert_eq!(config_of(&updated)["smtp"]["host"], json!("mail2.acme.com"));
 
     let stored = stored_config(&app, "accounts").await;
@@ -205,17 +187,17 @@ async fn masked_round_trip_keeps_the_stored_secret(backend: Backend) {
     assert_eq!(stored["smtp"]["host"], json!("mail2.acme.com"));
 
     // A new secret in clear replaces the old one.
-    admin
-        .accounts()
-        .update_account(proto::UpdateAccountRequest {
+    update(
+        &admin,
+        proto::UpdateAccountRequest {
             id: created.id.clone(),
             config: Some(to_struct(
                 json!({"access_token": "EAAG-rotated-token-0002"}),
             )),
             ..Default::default()
-        })
-        .await
-        .expect("rotate");
+        },
+    )
+    .await;
     assert_eq!(
         stored_config(&app, "accounts").await["access_token"],
         json!("EAAG-rotated-token-0002")
@@ -237,7 +219,7 @@ async fn masked_round_trip_keeps_the_stored_secret(backend: Backend) {
         .into_inner()
         .channel_settings
         .expect("settings");
-    let mut echoed = to_json(first.config.as_ref().expect("config"));
+    let mut echoed = settings_config(&first);
     echoed["from"] = json!("b@acme.com");
     admin
         .integrations()
@@ -274,18 +256,15 @@ async fn updates_are_json_merge_patches(backend: Backend) {
         "list": [9],
         "added": true,
     });
-    let updated = admin
-        .accounts()
-        .update_account(proto::UpdateAccountRequest {
+    let updated = update(
+        &admin,
+        proto::UpdateAccountRequest {
             id: created.id.clone(),
             config: Some(to_struct(patch)),
             ..Default::default()
-        })
-        .await
-        .expect("update")
-        .into_inner()
-        .account
-        .expect("account");
+        },
+    )
+    .await;
     assert_eq!(
         config_of(&updated),
         json!({
@@ -298,18 +277,15 @@ async fn updates_are_json_merge_patches(backend: Backend) {
     );
 
     // No config in the request: the config is left alone.
-    let untouched = admin
-        .accounts()
-        .update_account(proto::UpdateAccountRequest {
+    let untouched = update(
+        &admin,
+        proto::UpdateAccountRequest {
             id: created.id.clone(),
             display_name: Some("renamed".into()),
             ..Default::default()
-        })
-        .await
-        .expect("update")
-        .into_inner()
-        .account
-        .expect("account");
+        },
+    )
+    .await;
     assert_eq!(config_of(&untouched), config_of(&updated));
 
     // Channel settings merge the same way across upserts.
@@ -332,10 +308,7 @@ async fn updates_are_json_merge_patches(backend: Backend) {
         .into_inner()
         .channel_settings
         .expect("settings");
-    assert_eq!(
-        to_json(merged.config.as_ref().expect("config")),
-        json!({"a": {"y": 2, "z": 3}})
-    );
+    assert_eq!(settings_config(&merged), json!({"a": {"y": 2, "z": 3}}));
 }
 
 async fn masked_value_without_a_stored_secret_is_invalid(backend: Backend) {

@@ -3,7 +3,8 @@
 
 use patchbay_e2e::proto::{self, Channel};
 use patchbay_e2e::{
-    Backend, TestApp, backend_tests, create, expect_code, new_account, new_whatsapp,
+    Backend, TestApp, backend_tests, create, expect_code, new_account, new_whatsapp, try_default,
+    update,
 };
 use patchbay_sdk::tonic::Code;
 use sea_orm::{ConnectionTrait, Statement};
@@ -97,13 +98,7 @@ async fn get_default_falls_back_from_division_to_workspace(backend: Backend) {
     let admin = app.admin();
     let service = app.service();
     expect_code(
-        service
-            .accounts()
-            .get_default_account(proto::GetDefaultAccountRequest {
-                channel: Channel::Sms.into(),
-                division_id: String::new(),
-            })
-            .await,
+        try_default(&service, Channel::Sms, "").await,
         Code::NotFound,
     );
 
@@ -161,13 +156,7 @@ async fn get_default_falls_back_from_division_to_workspace(backend: Backend) {
         sales.id
     );
     expect_code(
-        sales_service
-            .accounts()
-            .get_default_account(proto::GetDefaultAccountRequest {
-                channel: Channel::Sms.into(),
-                division_id: "support".into(),
-            })
-            .await,
+        try_default(&sales_service, Channel::Sms, "support").await,
         Code::PermissionDenied,
     );
 }
@@ -192,13 +181,7 @@ async fn deleting_or_deactivating_the_default_leaves_no_default(backend: Backend
         .await
         .expect("delete");
     expect_code(
-        admin
-            .accounts()
-            .get_default_account(proto::GetDefaultAccountRequest {
-                channel: Channel::Messenger.into(),
-                division_id: String::new(),
-            })
-            .await,
+        try_default(&admin, Channel::Messenger, "").await,
         Code::NotFound,
     );
 
@@ -210,27 +193,18 @@ async fn deleting_or_deactivating_the_default_leaves_no_default(backend: Backend
         },
     )
     .await;
-    let deactivated = admin
-        .accounts()
-        .update_account(proto::UpdateAccountRequest {
+    let deactivated = update(
+        &admin,
+        proto::UpdateAccountRequest {
             id: other.id.clone(),
             is_active: Some(false),
             ..Default::default()
-        })
-        .await
-        .expect("deactivate")
-        .into_inner()
-        .account
-        .expect("account");
+        },
+    )
+    .await;
     assert!(!deactivated.is_default, "a default is always active");
     expect_code(
-        admin
-            .accounts()
-            .get_default_account(proto::GetDefaultAccountRequest {
-                channel: Channel::Messenger.into(),
-                division_id: String::new(),
-            })
-            .await,
+        try_default(&admin, Channel::Messenger, "").await,
         Code::NotFound,
     );
 }

@@ -3,8 +3,8 @@
 
 use patchbay_e2e::proto::{self, Channel};
 use patchbay_e2e::{
-    Backend, OTHER_WORKSPACE, TestApp, WORKSPACE, backend_tests, create, expect_code, new_account,
-    to_struct,
+    Backend, OTHER_WORKSPACE, TestApp, WORKSPACE, backend_tests, create, expect_code, get_settings,
+    new_account, to_struct, upsert_settings,
 };
 use patchbay_sdk::tonic::Code;
 use serde_json::json;
@@ -25,16 +25,16 @@ async fn other_workspace_is_not_found(backend: Backend) {
         .set_default_account(&ours.id)
         .await
         .expect("default");
-    app.admin()
-        .integrations()
-        .upsert_channel_settings(proto::UpsertChannelSettingsRequest {
+    upsert_settings(
+        &app.admin(),
+        proto::UpsertChannelSettingsRequest {
             channel: Channel::Email.into(),
             is_active: Some(true),
             config: Some(to_struct(json!({"sender": "ours"}))),
             ..Default::default()
-        })
-        .await
-        .expect("settings");
+        },
+    )
+    .await;
 
     let intruder = app.client("admin", OTHER_WORKSPACE, None);
     let mut accounts = intruder.accounts();
@@ -93,16 +93,7 @@ async fn other_workspace_is_not_found(backend: Backend) {
             .expect("list")
             .is_empty()
     );
-    let settings = intruder
-        .integrations()
-        .get_channel_settings(proto::GetChannelSettingsRequest {
-            channel: Channel::Email.into(),
-        })
-        .await
-        .expect("get")
-        .into_inner()
-        .channel_settings
-        .expect("settings");
+    let settings = get_settings(&intruder, Channel::Email).await;
     assert!(
         settings.id.is_empty(),
         "the other workspace's email is unconfigured"

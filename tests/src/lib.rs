@@ -337,3 +337,65 @@ pub async fn create(client: &Client, request: proto::CreateAccountRequest) -> pr
         .account
         .expect("account in response")
 }
+
+/// Updates an account and returns the new state.
+pub async fn update(client: &Client, request: proto::UpdateAccountRequest) -> proto::Account {
+    client
+        .accounts()
+        .update_account(request)
+        .await
+        .expect("account updated")
+        .into_inner()
+        .account
+        .expect("account in response")
+}
+
+/// Upserts channel settings and returns what the server answered.
+pub async fn upsert_settings(
+    client: &Client,
+    request: proto::UpsertChannelSettingsRequest,
+) -> proto::ChannelSettings {
+    client
+        .integrations()
+        .upsert_channel_settings(request)
+        .await
+        .expect("settings upserted")
+        .into_inner()
+        .channel_settings
+        .expect("settings in response")
+}
+
+/// The settings of one channel, as `client` sees them.
+pub async fn get_settings(client: &Client, channel: proto::Channel) -> proto::ChannelSettings {
+    client
+        .integrations()
+        .get_channel_settings(proto::GetChannelSettingsRequest {
+            channel: channel.into(),
+        })
+        .await
+        .expect("settings read")
+        .into_inner()
+        .channel_settings
+        .expect("settings in response")
+}
+
+/// The raw answer of GetDefaultAccount, for tests that expect an error.
+pub async fn try_default(
+    client: &Client,
+    channel: proto::Channel,
+    division_id: &str,
+) -> Result<proto::GetDefaultAccountResponse, patchbay_sdk::tonic::Status> {
+    client
+        .accounts()
+        .get_default_account(proto::GetDefaultAccountRequest {
+            channel: channel.into(),
+            division_id: division_id.to_owned(),
+        })
+        .await
+        .map(patchbay_sdk::tonic::Response::into_inner)
+}
+
+/// The config of a channel settings record, as JSON.
+pub fn settings_config(settings: &proto::ChannelSettings) -> serde_json::Value {
+    settings.config.as_ref().map(to_json).unwrap_or_default()
+}

@@ -75,6 +75,7 @@ fn serve(data_dir: &Path) -> (Child, String) {
         }
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("patchbay serve did not report its address");
 }
 

@@ -6,8 +6,8 @@ use tonic::{Request, Response, Status};
 
 use super::auth::authorize;
 use super::convert::{
-    channel_to_proto, document_from_struct, optional_channel, required_channel,
-    struct_from_document, timestamp,
+    channel_to_proto, optional_channel, optional_document, required_channel, struct_from_document,
+    timestamp,
 };
 use crate::domain::support::{PageRequest, parse_id};
 use crate::domain::{AccountPatch, AccountView, Accounts, Action, Error, NewAccount, Violations};
@@ -76,16 +76,7 @@ impl AccountService for AccountGrpc {
         let request = request.into_inner();
         let mut violations = Violations::new();
         let id = violations.check(parse_id(&request.id, "id"));
-        let config = match request.config {
-            Some(config) => match document_from_struct(config, "config") {
-                Ok(config) => Some(config),
-                Err(config_violations) => {
-                    violations.extend(config_violations);
-                    None
-                }
-            },
-            None => None,
-        };
+        let config = optional_document(request.config, "config", &mut violations);
         violations.into_result()?;
         let Some(id) = id else {
             return Err(Status::internal("id missing after validation"));
@@ -162,16 +153,9 @@ impl TryFrom<proto::CreateAccountRequest> for NewAccount {
     fn try_from(request: proto::CreateAccountRequest) -> Result<Self, Error> {
         let mut violations = Violations::new();
         let channel = violations.check(required_channel(request.channel, "channel"));
-        let config = match request.config.map(|c| document_from_struct(c, "config")) {
-            None => Some(Default::default()),
-            Some(Ok(config)) => Some(config),
-            Some(Err(config_violations)) => {
-                violations.extend(config_violations);
-                None
-            }
-        };
+        let config = optional_document(request.config, "config", &mut violations);
         violations.into_result()?;
-        let (Some(channel), Some(config)) = (channel, config) else {
+        let Some(channel) = channel else {
             return Err(Error::Internal(
                 "create request incomplete after validation".to_owned(),
             ));
@@ -183,7 +167,7 @@ impl TryFrom<proto::CreateAccountRequest> for NewAccount {
             is_active: request.is_active,
             is_default: request.is_default,
             division_id: request.division_id,
-            config,
+            config: config.unwrap_or_default(),
         })
     }
 }

@@ -7,7 +7,7 @@ use prost_types::{ListValue, Struct, Timestamp, Value, value::Kind};
 use serde_json::{Map, Number, Value as Json};
 
 use crate::domain::config_document::{Document, MAX_DEPTH};
-use crate::domain::{Channel, FieldViolation};
+use crate::domain::{Channel, FieldViolation, Violations};
 
 pub fn timestamp(time: DateTime<Utc>) -> Timestamp {
     Timestamp {
@@ -61,6 +61,22 @@ pub fn document_from_struct(value: Struct, field: &str) -> Result<Document, Vec<
         Ok(document)
     } else {
         Err(violations)
+    }
+}
+
+/// An optional `Struct` field (a create's config, an update's merge patch) as a JSON
+/// document, recording its violations. `None` when absent or invalid.
+pub fn optional_document(
+    value: Option<Struct>,
+    field: &str,
+    violations: &mut Violations,
+) -> Option<Document> {
+    match document_from_struct(value?, field) {
+        Ok(document) => Some(document),
+        Err(found) => {
+            violations.extend(found);
+            None
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use tonic::{Request, Response, Status};
 
 use super::auth::authorize;
 use super::convert::{
-    channel_to_proto, document_from_struct, required_channel, struct_from_document, timestamp,
+    channel_to_proto, optional_document, required_channel, struct_from_document, timestamp,
 };
 use crate::domain::{
     Action, ChannelSettings, ChannelSettingsPatch, ChannelSettingsService, Error, Violations,
@@ -55,16 +55,7 @@ impl IntegrationService for IntegrationGrpc {
         let request = request.into_inner();
         let mut violations = Violations::new();
         let channel = violations.check(required_channel(request.channel, "channel"));
-        let config = match request.config {
-            Some(config) => match document_from_struct(config, "config") {
-                Ok(config) => Some(config),
-                Err(config_violations) => {
-                    violations.extend(config_violations);
-                    None
-                }
-            },
-            None => None,
-        };
+        let config = optional_document(request.config, "config", &mut violations);
         violations.into_result()?;
         let Some(channel) = channel else {
             return Err(Status::internal("channel missing after validation"));
