@@ -12,6 +12,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_create_accounts;
 mod m20261122_000002_create_channel_settings;
+mod m20261122_000003_create_audit_events;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_create_accounts::Migration),
             Box::new(m20261122_000002_create_channel_settings::Migration),
+            Box::new(m20261122_000003_create_audit_events::Migration),
         ]
     }
 }

@@ -11,7 +11,7 @@ use tonic::{Code, Request, Status};
 use tonic_types::StatusExt;
 
 use crate::proto::{
-    self, account_service_client::AccountServiceClient,
+    self, account_service_client::AccountServiceClient, audit_service_client::AuditServiceClient,
     integration_service_client::IntegrationServiceClient,
 };
 
@@ -172,6 +172,26 @@ impl Client {
     /// The generated `AccountService` client, for calls this wrapper does not cover.
     pub fn accounts(&self) -> AccountServiceClient<AuthenticatedChannel> {
         AccountServiceClient::with_interceptor(self.channel.clone(), self.token.clone())
+    }
+
+    /// The generated `AuditService` client.
+    pub fn audit(&self) -> AuditServiceClient<AuthenticatedChannel> {
+        AuditServiceClient::with_interceptor(self.channel.clone(), self.token.clone())
+    }
+
+    /// An account with its secrets in clear (service role; the reveal is audited).
+    pub async fn account_credentials(
+        &self,
+        id: &str,
+    ) -> Result<proto::GetAccountCredentialsResponse, Error> {
+        let request = proto::GetAccountCredentialsRequest { id: id.to_owned() };
+        Ok(self
+            .retrying(|| {
+                let mut client = self.accounts();
+                let request = request.clone();
+                async move { client.get_account_credentials(request).await }
+            })
+            .await?)
     }
 
     /// The generated `IntegrationService` client.

@@ -151,6 +151,8 @@ enum Rpc {
     ListChannelSettings,
     GetChannelSettings,
     UpsertChannelSettings,
+    GetAccountCredentials,
+    ListAuditEvents,
 }
 
 /// Which roles the spec lets call each RPC.
@@ -160,6 +162,8 @@ fn allowed(rpc: Rpc) -> &'static [&'static str] {
             &["admin", "supervisor", "service"]
         }
         Rpc::ListChannelSettings | Rpc::GetChannelSettings => &["admin", "supervisor"],
+        Rpc::GetAccountCredentials => &["service"],
+        Rpc::ListAuditEvents => &["admin"],
         Rpc::CreateAccount
         | Rpc::UpdateAccount
         | Rpc::SetDefaultAccount
@@ -233,6 +237,15 @@ async fn call(client: &Client, rpc: Rpc, target: &str, role: &str) -> Result<(),
             })
             .await
             .map(|_| ()),
+        Rpc::GetAccountCredentials => accounts
+            .get_account_credentials(proto::GetAccountCredentialsRequest { id: target.into() })
+            .await
+            .map(|_| ()),
+        Rpc::ListAuditEvents => client
+            .audit()
+            .list_audit_events(proto::ListAuditEventsRequest::default())
+            .await
+            .map(|_| ()),
         Rpc::UpsertChannelSettings => integrations
             .upsert_channel_settings(proto::UpsertChannelSettingsRequest {
                 channel: Channel::Email.into(),
@@ -263,6 +276,8 @@ async fn roles_follow_the_spec(backend: Backend) {
         Rpc::ListChannelSettings,
         Rpc::GetChannelSettings,
         Rpc::UpsertChannelSettings,
+        Rpc::GetAccountCredentials,
+        Rpc::ListAuditEvents,
     ];
     for role in ["admin", "supervisor", "service"] {
         let client = app.client(role, WORKSPACE, None);

@@ -3,11 +3,10 @@
 
 use patchbay_e2e::proto::{self, Channel};
 use patchbay_e2e::{
-    Backend, TestApp, backend_tests, config_of, create, expect_code, new_whatsapp, settings_config,
-    to_struct, update, upsert_settings, violated_fields,
+    Backend, TestApp, WORKSPACE, backend_tests, config_of, create, expect_code, new_whatsapp,
+    settings_config, to_json, to_struct, update, upsert_settings, violated_fields,
 };
 use patchbay_sdk::tonic::Code;
-use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};
 
 backend_tests!(
@@ -49,18 +48,28 @@ fn account_config() -> Value {
     })
 }
 
-async fn stored_config(app: &TestApp, table: &str) -> Value {
-    let db = app.database().await;
-    let row = db
-        .query_one_raw(Statement::from_string(
-            db.get_database_backend(),
-            format!("SELECT CAST(config AS TEXT) AS config FROM {table}"),
-        ))
+/// The account's config in clear, through the one call that reveals it.
+async fn revealed_config(app: &TestApp, id: &str) -> Value {
+    let credentials = app
+        .service()
+        .accounts()
+        .get_account_credentials(proto::GetAccountCredentialsRequest { id: id.into() })
         .await
-        .expect("query")
-        .expect("one row");
-    let text: String = row.try_get("", "config").expect("config");
-    serde_json::from_str(&text).expect("json")
+        .expect("credentials")
+        .into_inner();
+    to_json(credentials.config.as_ref().expect("config"))
+}
+
+/// A channel's config in clear, read behind the API with the server's keys.
+async fn stored_settings_config(app: &TestApp, channel: patchbay::domain::Channel) -> Value {
+    let settings = app
+        .store()
+        .await
+        .find_channel_settings(WORKSPACE, channel)
+        .await
+        .expect("read")
+        .expect("configured");
+    Value::Object(settings.config)
 }
 
 async fn secrets_are_masked_in_every_response(backend: Backend) {
@@ -177,7 +186,7 @@ async fn masked_round_trip_keeps_the_stored_secret(backend: Backend) {
     .await;
     assert_eq!(config_of(&updated)["smtp"]["host"], json!("mail2.acme.com"));
 
-    let stored = stored_config(&app, "accounts").await;
+    let stored = revealed_config(&app, &created.id).await;
     assert_eq!(
         stored["access_token"],
         json!(TOKEN),
@@ -199,7 +208,7 @@ async fn masked_round_trip_keeps_the_stored_secret(backend: Backend) {
     )
     .await;
     assert_eq!(
-        stored_config(&app, "accounts").await["access_token"],
+        revealed_config(&app, &created.id).await["access_token"],
         json!("EAAG-rotated-token-0002")
     );
 
@@ -226,7 +235,7 @@ async fn masked_round_trip_keeps_the_stored_secret(backend: Backend) {
         .upsert_channel_settings(upsert(echoed))
         .await
         .expect("echo");
-    let stored = stored_config(&app, "channel_settings").await;
+    let stored = stored_settings_config(&app, patchbay::domain::Channel::Email).await;
     assert_eq!(
         stored,
         json!({"api_key": "SG.secret-sendgrid-key", "from": "b@acme.com"})

@@ -40,6 +40,7 @@ async fn reflection_lists_every_service(backend: Backend) {
         "grpc.health.v1.Health",
         "patchbay.v1.AccountService",
         "patchbay.v1.IntegrationService",
+        "patchbay.v1.AuditService",
     ];
 
     use tonic_reflection::pb::v1;

@@ -12,7 +12,8 @@ use std::time::Duration;
 use patchbay::Application;
 use patchbay::auth::{JwtSettings, TokenRequest};
 use patchbay::config::Settings;
-use patchbay::store::DatabaseSettings;
+use patchbay::sealing::KeyRing;
+use patchbay::store::{DatabaseSettings, Store};
 use patchbay_sdk::Client;
 use patchbay_sdk::tonic::transport::{Channel, Endpoint};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
@@ -39,6 +40,7 @@ pub enum Backend {
 pub struct TestApp {
     pub addr: SocketAddr,
     pub backend: Backend,
+    pub keys: KeyRing,
     pub database_url: String,
     channel: Channel,
     shutdown: Option<oneshot::Sender<()>>,
@@ -46,15 +48,53 @@ pub struct TestApp {
     _data_dir: tempfile::TempDir,
 }
 
+/// How to start a test server beyond the defaults.
+pub struct TestOptions {
+    /// The server's key ring (default: the single key `t1`).
+    pub keys: KeyRing,
+    /// An existing database to serve (default: a fresh one).
+    pub database_url: Option<String>,
+}
+
+impl Default for TestOptions {
+    fn default() -> Self {
+        Self {
+            keys: key_ring("t1", &["t1"]),
+            database_url: None,
+        }
+    }
+}
+
+/// A key ring of deterministic test keys: the same id always names the same key, so
+/// servers started one after the other share their secrets.
+pub fn key_ring(active: &str, ids: &[&str]) -> KeyRing {
+    use base64::Engine;
+    let keys: serde_json::Map<String, serde_json::Value> = ids
+        .iter()
+        .map(|id| {
+            let bytes: Vec<u8> = format!("{id:_<32}").bytes().take(32).collect();
+            let key = base64::engine::general_purpose::STANDARD.encode(bytes);
+            ((*id).to_owned(), serde_json::Value::String(key))
+        })
+        .collect();
+    KeyRing::from_json(&serde_json::json!({ "active": active, "keys": keys }).to_string())
+        .expect("test key ring")
+}
+
 impl TestApp {
     pub async fn spawn(backend: Backend) -> TestApp {
+        Self::spawn_with(backend, TestOptions::default()).await
+    }
+
+    pub async fn spawn_with(backend: Backend, options: TestOptions) -> TestApp {
         let data_dir = tempfile::tempdir().expect("temporary data dir");
-        let database_url = match backend {
-            Backend::Sqlite => format!(
+        let database_url = match (options.database_url, backend) {
+            (Some(url), _) => url,
+            (None, Backend::Sqlite) => format!(
                 "sqlite://{}?mode=rwc",
                 data_dir.path().join("patchbay.db").display()
             ),
-            Backend::Postgres => create_postgres_database().await,
+            (None, Backend::Postgres) => create_postgres_database().await,
         };
         let settings = Settings {
             listen: "127.0.0.1:0".parse().expect("address"),
@@ -65,6 +105,7 @@ impl TestApp {
             },
             public_base_url: PUBLIC_BASE_URL.to_owned(),
             jwt: jwt_settings(),
+            keys: options.keys.clone(),
         };
         let app = Application::build(settings).await.expect("server builds");
         let addr = app.local_addr();
@@ -84,6 +125,7 @@ impl TestApp {
         TestApp {
             addr,
             backend,
+            keys: options.keys,
             database_url,
             channel,
             shutdown: Some(shutdown),
@@ -123,6 +165,22 @@ impl TestApp {
         Database::connect(&self.database_url)
             .await
             .expect("database connection")
+    }
+
+    /// A second store on the server's database, reading through the same code as the
+    /// server (secrets opened with the server's keys): for checks behind the API.
+    pub async fn store(&self) -> Store {
+        Store::connect(&self.database_settings(), self.keys.clone())
+            .await
+            .expect("store")
+    }
+
+    pub fn database_settings(&self) -> DatabaseSettings {
+        DatabaseSettings {
+            url: self.database_url.clone(),
+            max_connections: 4,
+            acquire_timeout: Duration::from_secs(10),
+        }
     }
 
     /// Stops the server and waits until it has.

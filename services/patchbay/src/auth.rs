@@ -92,6 +92,7 @@ impl Authenticator {
             role: Role::parse(&claims.role),
             workspace_id,
             division_id: claims.division_id.filter(|d| !d.is_empty()),
+            request_id: String::new(),
         })
     }
 }

@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
 
 use crate::auth::JwtSettings;
+use crate::sealing::KeyRing;
 use crate::store::DatabaseSettings;
 
 /// Patchbay: the channel integrations of a messaging platform, over gRPC.
@@ -39,6 +40,47 @@ pub enum Command {
     Migrate(DatabaseArgs),
     /// Print a development JWT signed with the configured HS256 secret.
     Token(TokenArgs),
+    /// Manage the encryption keys of secrets at rest.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Print a new key entry to add to the key ring (and make active).
+    Generate,
+    /// Re-encrypt every stored secret under the active key, in batches, while the
+    /// server keeps serving; prints the counts.
+    Rotate(RotateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// Records read and rewritten per batch.
+    #[arg(long, default_value_t = 200)]
+    pub batch_size: u64,
+
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    #[command(flatten)]
+    pub encryption: EncryptionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EncryptionArgs {
+    /// The key ring as JSON: {"active": "<id>", "keys": {"<id>": "<base64 of 32 bytes>"}}.
+    #[arg(long, env = "PATCHBAY_ENCRYPTION_KEYS", hide_env_values = true)]
+    pub encryption_keys: Option<String>,
+
+    /// File holding the key ring JSON. Without it and without PATCHBAY_ENCRYPTION_KEYS, a
+    /// development key ring is generated in the data directory (mode 0600).
+    #[arg(
+        long,
+        env = "PATCHBAY_ENCRYPTION_KEYS_FILE",
+        conflicts_with = "encryption_keys"
+    )]
+    pub encryption_keys_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -65,6 +107,9 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub jwt: JwtArgs,
+
+    #[command(flatten)]
+    pub encryption: EncryptionArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -146,6 +191,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub public_base_url: String,
     pub jwt: JwtSettings,
+    pub keys: KeyRing,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -155,6 +201,7 @@ pub struct ConfigError(pub String);
 /// Shortest HS256 secret accepted: 256 bits, as RFC 7518 asks.
 const MIN_SECRET_BYTES: usize = 32;
 const DEV_SECRET_FILE: &str = "jwt-hs256.secret";
+const DEV_KEYS_FILE: &str = "encryption-keys.json";
 const SQLITE_FILE: &str = "patchbay.db";
 
 impl Settings {
@@ -172,6 +219,7 @@ impl Settings {
             database: database_settings(data_dir, &args.database)?,
             public_base_url,
             jwt: jwt_settings(data_dir, &args.jwt)?,
+            keys: key_ring(data_dir, &args.encryption)?,
         })
     }
 }
@@ -252,6 +300,28 @@ pub fn jwt_settings(data_dir: &Path, args: &JwtArgs) -> Result<JwtSettings, Conf
     })
 }
 
+pub fn key_ring(data_dir: &Path, args: &EncryptionArgs) -> Result<KeyRing, ConfigError> {
+    let (json, source) = match (&args.encryption_keys, &args.encryption_keys_file) {
+        (Some(json), _) => (
+            json.clone(),
+            "PATCHBAY_ENCRYPTION_KEYS (--encryption-keys)".to_owned(),
+        ),
+        (None, Some(file)) => (
+            read_secret(file)?,
+            format!("PATCHBAY_ENCRYPTION_KEYS_FILE ({})", file.display()),
+        ),
+        (None, None) => {
+            let file = data_dir.join(DEV_KEYS_FILE);
+            let json = load_or_create(data_dir, &file, || {
+                let ring = KeyRing::generate_file().map_err(|e| e.to_string())?;
+                serde_json::to_string_pretty(&ring).map_err(|e| e.to_string())
+            })?;
+            (json, format!("development key ring {}", file.display()))
+        }
+    };
+    KeyRing::from_json(&json).map_err(|err| ConfigError(format!("{source} {err}")))
+}
+
 fn read_secret(file: &Path) -> Result<String, ConfigError> {
     fs::read_to_string(file)
         .map(|s| s.trim().to_owned())
@@ -261,12 +331,23 @@ fn read_secret(file: &Path) -> Result<String, ConfigError> {
 /// The embedded default: a random secret generated on first start, readable by the
 /// owner only, shared by `patchbay serve` and `patchbay token`.
 fn load_or_create_dev_secret(data_dir: &Path, file: &Path) -> Result<String, ConfigError> {
+    load_or_create(data_dir, file, || {
+        crate::domain::support::random_token(48).map_err(|err| err.to_string())
+    })
+}
+
+/// Reads `file`, or creates it (mode 0600) with what `generate` makes.
+fn load_or_create(
+    data_dir: &Path,
+    file: &Path,
+    generate: impl FnOnce() -> Result<String, String>,
+) -> Result<String, ConfigError> {
     if file.exists() {
         return read_secret(file);
     }
     ensure_data_dir(data_dir)?;
-    let secret = crate::domain::support::random_token(48)
-        .map_err(|err| ConfigError(format!("cannot generate a development secret: {err}")))?;
+    let secret = generate()
+        .map_err(|err| ConfigError(format!("cannot generate {}: {err}", file.display())))?;
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

@@ -4,9 +4,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use patchbay::auth::{self, TokenRequest};
-use patchbay::config::{self, Cli, Command, LogFormat, Settings};
+use patchbay::config::{self, Cli, Command, KeysCommand, LogFormat, Settings};
+use patchbay::sealing;
 use patchbay::startup::{self, Application};
-use patchbay::store::Store;
+use patchbay::store::{self, Store};
 use patchbay::telemetry;
 
 #[tokio::main]
@@ -16,6 +17,8 @@ async fn main() -> ExitCode {
         Command::Serve(args) => serve(&cli.data_dir, &args).await,
         Command::Migrate(args) => migrate(&cli.data_dir, &args).await,
         Command::Token(args) => token(&cli.data_dir, &args),
+        Command::Keys(KeysCommand::Generate) => generate_key(),
+        Command::Keys(KeysCommand::Rotate(args)) => rotate_keys(&cli.data_dir, &args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -40,15 +43,43 @@ async fn serve(data_dir: &std::path::Path, args: &config::ServeArgs) -> Result<(
 async fn migrate(data_dir: &std::path::Path, args: &config::DatabaseArgs) -> Result<(), String> {
     telemetry::init(LogFormat::Pretty);
     let settings = config::database_settings(data_dir, args).map_err(|e| e.to_string())?;
-    let store = Store::connect(&settings)
-        .await
-        .map_err(|e| format!("cannot connect to the database: {e}"))?;
-    store
-        .migrate()
+    store::migrate_database(&settings)
         .await
         .map_err(|e| format!("cannot migrate the database: {e}"))?;
-    store.close().await;
     eprintln!("patchbay: database schema is up to date");
+    Ok(())
+}
+
+/// Prints a new key as a key ring entry, for an operator to add and activate.
+fn generate_key() -> Result<(), String> {
+    let (id, key) = sealing::generate_key().map_err(|e| e.to_string())?;
+    println!("{}", serde_json::json!({ "id": id, "key": key }));
+    eprintln!(
+        "patchbay: add it to the \"keys\" of your key ring, make {id:?} \"active\", restart the \
+         servers, then run `patchbay keys rotate`"
+    );
+    Ok(())
+}
+
+async fn rotate_keys(data_dir: &std::path::Path, args: &config::RotateArgs) -> Result<(), String> {
+    telemetry::init(LogFormat::Pretty);
+    let database =
+        config::database_settings(data_dir, &args.database).map_err(|e| e.to_string())?;
+    let keys = config::key_ring(data_dir, &args.encryption).map_err(|e| e.to_string())?;
+    let active = keys.active_key_id().to_owned();
+    let store = Store::connect(&database, keys)
+        .await
+        .map_err(|e| format!("cannot connect to the database: {e}"))?;
+    let report = store
+        .rotate_keys(args.batch_size)
+        .await
+        .map_err(|e| e.to_string());
+    store.close().await;
+    let report = report?;
+    println!(
+        "rotated to key {active}: {} records checked, {} rewritten, {} secrets re-encrypted",
+        report.records_checked, report.records_rewritten, report.secrets_resealed
+    );
     Ok(())
 }
 

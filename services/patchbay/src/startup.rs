@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use patchbay_sdk::proto::{
-    account_service_server::AccountServiceServer,
+    account_service_server::AccountServiceServer, audit_service_server::AuditServiceServer,
     integration_service_server::IntegrationServiceServer,
 };
 use tokio::net::TcpListener;
@@ -16,8 +16,10 @@ use tonic::transport::server::TcpIncoming;
 
 use crate::auth::Authenticator;
 use crate::config::Settings;
+use crate::domain::audit::AuditLog;
 use crate::domain::{Accounts, ChannelSettingsService, WebhookUrls};
 use crate::grpc::account_service::AccountGrpc;
+use crate::grpc::audit_service::AuditGrpc;
 use crate::grpc::auth::AuthInterceptor;
 use crate::grpc::integration_service::IntegrationGrpc;
 use crate::store::Store;
@@ -49,7 +51,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
-        let store = Store::connect(&settings.database)
+        let store = Store::connect(&settings.database, settings.keys.clone())
             .await
             .map_err(StartupError::Connect)?;
         store.migrate().await.map_err(StartupError::Migrate)?;
@@ -97,6 +99,10 @@ impl Application {
             AccountServiceServer::with_interceptor(AccountGrpc::new(accounts), interceptor.clone());
         let integration_service = IntegrationServiceServer::with_interceptor(
             IntegrationGrpc::new(ChannelSettingsService::new(store.clone())),
+            interceptor.clone(),
+        );
+        let audit_service = AuditServiceServer::with_interceptor(
+            AuditGrpc::new(AuditLog::new(store.clone())),
             interceptor,
         );
 
@@ -106,6 +112,9 @@ impl Application {
             .await;
         health_reporter
             .set_serving::<IntegrationServiceServer<IntegrationGrpc>>()
+            .await;
+        health_reporter
+            .set_serving::<AuditServiceServer<AuditGrpc>>()
             .await;
 
         let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -125,6 +134,7 @@ impl Application {
             .add_service(reflection_v1alpha)
             .add_service(account_service)
             .add_service(integration_service)
+            .add_service(audit_service)
             .serve_with_incoming_shutdown(incoming, async {
                 shutdown.await;
                 tracing::info!("shutting down: finishing in-flight calls");
@@ -133,6 +143,9 @@ impl Application {
                     .await;
                 health_reporter
                     .set_not_serving::<IntegrationServiceServer<IntegrationGrpc>>()
+                    .await;
+                health_reporter
+                    .set_not_serving::<AuditServiceServer<AuditGrpc>>()
                     .await;
             })
             .await;

@@ -7,6 +7,7 @@ use super::account::{
     Account, AccountPatch, NewAccount, WebhookUrls, check_config, resolve_account_key,
     validate_display_name, validate_division_id,
 };
+use super::audit::{self, AuditAction, AuditEvent, account_changes};
 use super::caller::Caller;
 use super::channel::Channel;
 use super::config_document::{self, Document, MASK_PREFIX};
@@ -131,7 +132,15 @@ impl Accounts {
             created_at: now,
             updated_at: now,
         };
-        let stored = self.store.insert_account(account).await?;
+        let event = AuditEvent::new(
+            caller,
+            RecordKind::Account,
+            account.id,
+            account.division_id.clone(),
+            AuditAction::Create,
+            account_changes(None, &account),
+        );
+        let stored = self.store.insert_account(account, &event).await?;
         Ok(self.view(caller, stored))
     }
 
@@ -150,11 +159,20 @@ impl Accounts {
                 if next == current {
                     return Ok(AccountChange::Keep);
                 }
-                Ok(AccountChange::Save(Account {
-                    revision: current.revision + 1,
-                    updated_at: now(),
-                    ..next
-                }))
+                let event = account_event(
+                    caller,
+                    &next,
+                    AuditAction::Update,
+                    account_changes(Some(&current), &next),
+                );
+                Ok(AccountChange::Save(
+                    Account {
+                        revision: current.revision + 1,
+                        updated_at: now(),
+                        ..next
+                    },
+                    event,
+                ))
             })
             .await?;
         let account =
@@ -175,6 +193,12 @@ impl Accounts {
                 Ok(AccountChange::Delete {
                     deleted_by: caller.subject.clone(),
                     at: now(),
+                    event: account_event(
+                        caller,
+                        &current,
+                        AuditAction::Delete,
+                        vec!["deleted_at".to_owned()],
+                    ),
                 })
             })
             .await?;
@@ -201,12 +225,21 @@ impl Accounts {
                 if current.is_default {
                     return Ok(AccountChange::Keep);
                 }
-                Ok(AccountChange::Save(Account {
-                    is_default: true,
-                    revision: current.revision + 1,
-                    updated_at: now(),
-                    ..current
-                }))
+                let event = account_event(
+                    caller,
+                    &current,
+                    AuditAction::SetDefault,
+                    vec!["is_default".to_owned()],
+                );
+                Ok(AccountChange::Save(
+                    Account {
+                        is_default: true,
+                        revision: current.revision + 1,
+                        updated_at: now(),
+                        ..current
+                    },
+                    event,
+                ))
             })
             .await?;
         let account =
@@ -253,6 +286,17 @@ impl Accounts {
         Ok(self.view(caller, account))
     }
 
+    /// The account with its secrets in clear. The reveal is audited first: no audit
+    /// event, no secrets.
+    pub async fn credentials(&self, caller: &Caller, id: Uuid) -> Result<Account, Error> {
+        let account = self.find_visible(caller, id).await?;
+        let mut revealed = audit::secret_fields(&account.config, "config");
+        revealed.push("verify_token".to_owned());
+        let event = account_event(caller, &account, AuditAction::RevealCredentials, revealed);
+        self.store.record_audit_event(&event).await?;
+        Ok(account)
+    }
+
     async fn find_visible(&self, caller: &Caller, id: Uuid) -> Result<Account, Error> {
         match self.store.find_account(&caller.workspace_id, id).await? {
             Some(account) if caller.can_see(account.division_id.as_deref()) => Ok(account),
@@ -278,6 +322,22 @@ impl Accounts {
             webhook_url,
         }
     }
+}
+
+fn account_event(
+    caller: &Caller,
+    account: &Account,
+    action: AuditAction,
+    fields: Vec<String>,
+) -> AuditEvent {
+    AuditEvent::new(
+        caller,
+        RecordKind::Account,
+        account.id,
+        account.division_id.clone(),
+        action,
+        fields,
+    )
 }
 
 /// A record the caller cannot see does not exist for it; one it sees but may not write

@@ -42,6 +42,8 @@ pub struct Caller {
     /// When set, the caller sees its division and workspace-wide records, and writes
     /// only its division's.
     pub division_id: Option<String>,
+    /// The request's `x-request-id` (or one generated for it), recorded in audit events.
+    pub request_id: String,
 }
 
 /// Every operation a caller can ask for, checked against the role table of the spec.
@@ -54,9 +56,11 @@ pub enum Action {
     DeleteAccount,
     SetDefaultAccount,
     GetDefaultAccount,
+    GetAccountCredentials,
     ListChannelSettings,
     GetChannelSettings,
     UpsertChannelSettings,
+    ListAuditEvents,
 }
 
 impl Action {
@@ -68,6 +72,9 @@ impl Action {
                 (true, true, true)
             }
             Action::ListChannelSettings | Action::GetChannelSettings => (true, true, false),
+            // The one call that returns secrets in clear: for sending services only.
+            Action::GetAccountCredentials => (false, false, true),
+            Action::ListAuditEvents => (true, false, false),
             Action::CreateAccount
             | Action::UpdateAccount
             | Action::DeleteAccount
@@ -91,6 +98,8 @@ impl Action {
             Action::DeleteAccount => "DeleteAccount",
             Action::SetDefaultAccount => "SetDefaultAccount",
             Action::GetDefaultAccount => "GetDefaultAccount",
+            Action::GetAccountCredentials => "GetAccountCredentials",
+            Action::ListAuditEvents => "ListAuditEvents",
             Action::ListChannelSettings => "ListChannelSettings",
             Action::GetChannelSettings => "GetChannelSettings",
             Action::UpsertChannelSettings => "UpsertChannelSettings",
@@ -163,6 +172,7 @@ mod tests {
             role,
             workspace_id: "acme".into(),
             division_id: division.map(str::to_owned),
+            request_id: "r1".into(),
         }
     }
 

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::account::validate_division_id;
+use super::audit::{AuditAction, AuditEvent, settings_changes};
 use super::caller::Caller;
 use super::channel::Channel;
 use super::config_document::{self, Document};
@@ -119,7 +120,19 @@ impl ChannelSettingsService {
                     caller.require_write(current.division_id.as_deref())?;
                 }
                 check_revision(patch.expected_revision, current.revision)?;
-                apply_patch(caller, current, patch)
+                let next = apply_patch(caller, current.clone(), patch)?;
+                if next == current {
+                    return Ok((next, None));
+                }
+                let event = AuditEvent::new(
+                    caller,
+                    RecordKind::ChannelSettings,
+                    next.id.map(|id| id.to_string()).unwrap_or_default(),
+                    next.division_id.clone(),
+                    AuditAction::Upsert,
+                    settings_changes(&current, &next),
+                );
+                Ok((next, Some(event)))
             })
             .await?;
         Ok(masked(stored))

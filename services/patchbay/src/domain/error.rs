@@ -34,11 +34,17 @@ pub enum RecordKind {
 }
 
 impl RecordKind {
+    pub const ALL: [RecordKind; 2] = [RecordKind::Account, RecordKind::ChannelSettings];
+
     pub fn as_str(self) -> &'static str {
         match self {
             RecordKind::Account => "account",
             RecordKind::ChannelSettings => "channel_settings",
         }
+    }
+
+    pub fn parse(name: &str) -> Option<RecordKind> {
+        RecordKind::ALL.into_iter().find(|k| k.as_str() == name)
     }
 }
 
@@ -70,6 +76,13 @@ pub enum Error {
     /// The database (or a provider) cannot be reached right now; the caller may retry.
     #[error("{0}")]
     Unavailable(String),
+    /// A stored secret does not decrypt in its place: moved from another record or field,
+    /// or altered. The message names the record and field, never the value.
+    #[error("{0}")]
+    DataLoss(String),
+    /// A stored secret cannot be opened with the configured keys (its key id is named).
+    #[error("{0}")]
+    SecretUnavailable(String),
     /// A bug or an unexpected database answer. The detail is logged, never sent.
     #[error("internal error")]
     Internal(String),

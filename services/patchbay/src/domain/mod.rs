@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod accounts;
+pub mod audit;
 pub mod caller;
 pub mod channel;
 pub mod channel_settings;

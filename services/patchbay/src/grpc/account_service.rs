@@ -125,6 +125,23 @@ impl AccountService for AccountGrpc {
         }))
     }
 
+    async fn get_account_credentials(
+        &self,
+        request: Request<proto::GetAccountCredentialsRequest>,
+    ) -> Result<Response<proto::GetAccountCredentialsResponse>, Status> {
+        let caller = authorize(&request, Action::GetAccountCredentials)?;
+        let id = parse_id(&request.get_ref().id, "id").map_err(invalid)?;
+        let account = self.accounts.credentials(&caller, id).await?;
+        Ok(Response::new(proto::GetAccountCredentialsResponse {
+            account_id: account.id.to_string(),
+            channel: channel_to_proto(account.channel).into(),
+            account_key: account.account_key,
+            config: Some(struct_from_document(&account.config)),
+            verify_token: account.verify_token,
+            revision: account.revision,
+        }))
+    }
+
     async fn get_default_account(
         &self,
         request: Request<proto::GetDefaultAccountRequest>,

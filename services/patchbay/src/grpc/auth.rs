@@ -29,10 +29,28 @@ impl Interceptor for AuthInterceptor {
             ),
             None => None,
         };
-        let caller = self.authenticator.authenticate(header)?;
+        let mut caller = self.authenticator.authenticate(header)?;
+        caller.request_id = request_id(&request);
         request.extensions_mut().insert(caller);
         Ok(request)
     }
+}
+
+/// The caller's `x-request-id` when it is a sane token, else a new one.
+fn request_id(request: &Request<()>) -> String {
+    request
+        .metadata()
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= 128
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
 /// The caller of a request that passed the interceptor, if its role may run `action`.

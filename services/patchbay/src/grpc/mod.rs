@@ -3,6 +3,7 @@
 //! or error goes back through `convert` and `status`.
 
 pub mod account_service;
+pub mod audit_service;
 pub mod auth;
 pub mod convert;
 pub mod integration_service;

@@ -37,6 +37,14 @@ impl From<Error> for Status {
             Error::PermissionDenied(_) => Status::permission_denied(message),
             Error::Unauthenticated(_) => Status::unauthenticated(message),
             Error::Unavailable(_) => Status::unavailable(message),
+            Error::DataLoss(_) => {
+                tracing::error!(error = %message, "stored secret does not decrypt");
+                Status::data_loss(message)
+            }
+            Error::SecretUnavailable(_) => {
+                tracing::error!(error = %message, "stored secret cannot be opened");
+                Status::internal(message)
+            }
             Error::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 Status::internal(message)

@@ -11,17 +11,22 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::entities::account::{ActiveModel, Column, Entity, Model};
-use super::{Store, db_error, lock_scope, unique_violation};
+use super::secret_fields::{Owner, open_document, open_text, seal_document, seal_text};
+use super::{Store, audit, db_error, lock_scope, unique_violation};
+use crate::domain::audit::AuditEvent;
 use crate::domain::{Account, Channel, Error, RecordKind};
+use crate::sealing::KeyRing;
 
-/// What a modification does to the account it read.
+/// What a modification does to the account it read. Every write carries the audit
+/// event that records it, written in the same transaction.
 pub enum AccountChange {
     /// Store this new state (the caller has bumped the revision).
-    Save(Account),
+    Save(Account, AuditEvent),
     /// Soft-delete: hide the account, free its key, drop its default flag.
     Delete {
         deleted_by: String,
         at: DateTime<Utc>,
+        event: AuditEvent,
     },
     /// Nothing to write.
     Keep,
@@ -62,7 +67,9 @@ impl Store {
             .all(self.conn())
             .await
             .map_err(db_error)?;
-        rows.into_iter().map(to_domain).collect()
+        rows.into_iter()
+            .map(|row| to_domain(self.keys(), row))
+            .collect()
     }
 
     /// A live account of the workspace, whatever its division.
@@ -71,7 +78,7 @@ impl Store {
         workspace_id: &str,
         id: Uuid,
     ) -> Result<Option<Account>, Error> {
-        find_live(self.conn(), workspace_id, id).await
+        find_live(self.conn(), self.keys(), workspace_id, id).await
     }
 
     /// The active default of one scope: a division's (`Some`) or the workspace-wide one.
@@ -91,22 +98,27 @@ impl Store {
             .one(self.conn())
             .await
             .map_err(db_error)?;
-        row.map(to_domain).transpose()
+        row.map(|row| to_domain(self.keys(), row)).transpose()
     }
 
     /// Inserts a new account; when it is a default, the previous default of its scope is
     /// cleared in the same transaction.
-    pub async fn insert_account(&self, account: Account) -> Result<Account, Error> {
+    pub async fn insert_account(
+        &self,
+        account: Account,
+        event: &AuditEvent,
+    ) -> Result<Account, Error> {
         let txn = self.begin_write().await?;
         lock_scope(&txn, &scope_key(&account.workspace_id, account.channel)).await?;
         ensure_key_free(&*txn, &account, None).await?;
         if account.is_default {
             clear_defaults(&*txn, &account, account.updated_at).await?;
         }
-        Entity::insert(to_active(&account))
+        Entity::insert(to_active(self.keys(), &account)?)
             .exec_without_returning(&*txn)
             .await
             .map_err(|err| conflict_error(err, &account))?;
+        audit::insert(&*txn, event).await?;
         txn.commit().await?;
         Ok(account)
     }
@@ -125,17 +137,17 @@ impl Store {
     {
         // The channel of an account never changes, so it is safe to learn the lock's
         // scope from a read outside the lock.
-        let Some(unlocked) = find_live(self.conn(), workspace_id, id).await? else {
+        let Some(unlocked) = find_live(self.conn(), self.keys(), workspace_id, id).await? else {
             return Err(Error::not_found(RecordKind::Account, id));
         };
         let txn = self.begin_write().await?;
         lock_scope(&txn, &scope_key(workspace_id, unlocked.channel)).await?;
-        let Some(current) = find_live(&*txn, workspace_id, id).await? else {
+        let Some(current) = find_live(&*txn, self.keys(), workspace_id, id).await? else {
             return Err(Error::not_found(RecordKind::Account, id));
         };
         let result = match change(current.clone())? {
             AccountChange::Keep => Some(current),
-            AccountChange::Save(next) => {
+            AccountChange::Save(next, event) => {
                 debug_assert_eq!(next.id, current.id);
                 if next.account_key != current.account_key {
                     ensure_key_free(&*txn, &next, Some(next.id)).await?;
@@ -144,13 +156,18 @@ impl Store {
                 if next.is_default && (!current.is_default || scope_changed) {
                     clear_defaults(&*txn, &next, next.updated_at).await?;
                 }
-                Entity::update(to_active(&next))
+                Entity::update(to_active(self.keys(), &next)?)
                     .exec(&*txn)
                     .await
                     .map_err(|err| conflict_error(err, &next))?;
+                audit::insert(&*txn, &event).await?;
                 Some(next)
             }
-            AccountChange::Delete { deleted_by, at } => {
+            AccountChange::Delete {
+                deleted_by,
+                at,
+                event,
+            } => {
                 Entity::update_many()
                     .col_expr(Column::DeletedAt, Expr::value(at))
                     .col_expr(Column::DeletedBy, Expr::value(deleted_by))
@@ -161,6 +178,7 @@ impl Store {
                     .exec(&*txn)
                     .await
                     .map_err(db_error)?;
+                audit::insert(&*txn, &event).await?;
                 None
             }
         };
@@ -182,6 +200,7 @@ fn division_condition(division_id: Option<&str>) -> Condition {
 
 async fn find_live(
     conn: &impl ConnectionTrait,
+    keys: &KeyRing,
     workspace_id: &str,
     id: Uuid,
 ) -> Result<Option<Account>, Error> {
@@ -191,7 +210,7 @@ async fn find_live(
         .one(conn)
         .await
         .map_err(db_error)?;
-    row.map(to_domain).transpose()
+    row.map(|row| to_domain(keys, row)).transpose()
 }
 
 async fn ensure_key_free(
@@ -259,8 +278,22 @@ fn conflict_error(err: sea_orm::DbErr, account: &Account) -> Error {
     }
 }
 
-fn to_active(account: &Account) -> ActiveModel {
-    ActiveModel {
+fn owner(id: Uuid) -> Owner {
+    Owner {
+        kind: RecordKind::Account,
+        id,
+    }
+}
+
+fn to_active(keys: &KeyRing, account: &Account) -> Result<ActiveModel, Error> {
+    let config = seal_document(keys, owner(account.id), "config", &account.config)?;
+    let verify_token = seal_text(
+        keys,
+        owner(account.id),
+        "verify_token",
+        &account.verify_token,
+    )?;
+    Ok(ActiveModel {
         id: Set(account.id),
         workspace_id: Set(account.workspace_id.clone()),
         channel: Set(account.channel.as_str().to_owned()),
@@ -269,17 +302,17 @@ fn to_active(account: &Account) -> ActiveModel {
         is_active: Set(account.is_active),
         is_default: Set(account.is_default),
         division_id: Set(account.division_id.clone()),
-        config: Set(serde_json::Value::Object(account.config.clone())),
-        verify_token: Set(account.verify_token.clone()),
+        config: Set(serde_json::Value::Object(config)),
+        verify_token: Set(verify_token),
         revision: Set(account.revision),
         created_at: Set(account.created_at),
         updated_at: Set(account.updated_at),
         deleted_at: Set(None),
         deleted_by: Set(None),
-    }
+    })
 }
 
-fn to_domain(row: Model) -> Result<Account, Error> {
+fn to_domain(keys: &KeyRing, row: Model) -> Result<Account, Error> {
     let channel = Channel::parse(&row.channel).ok_or_else(|| {
         Error::Internal(format!(
             "account {} has unknown channel {:?}",
@@ -295,6 +328,8 @@ fn to_domain(row: Model) -> Result<Account, Error> {
             )));
         }
     };
+    let config = open_document(keys, owner(row.id), "config", &config)?;
+    let verify_token = open_text(keys, owner(row.id), "verify_token", &row.verify_token)?;
     Ok(Account {
         id: row.id,
         workspace_id: row.workspace_id,
@@ -305,7 +340,7 @@ fn to_domain(row: Model) -> Result<Account, Error> {
         is_default: row.is_default,
         division_id: row.division_id,
         config,
-        verify_token: row.verify_token,
+        verify_token,
         revision: row.revision,
         created_at: row.created_at,
         updated_at: row.updated_at,

@@ -1,10 +1,14 @@
 //! The `channel_settings` table: at most one row per (workspace, channel).
 
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use uuid::Uuid;
 
 use super::entities::channel_settings::{ActiveModel, Column, Entity, Model};
-use super::{Store, db_error, lock_scope};
-use crate::domain::{Channel, ChannelSettings, Error};
+use super::secret_fields::{Owner, open_document, seal_document};
+use super::{Store, audit, db_error, lock_scope};
+use crate::domain::audit::AuditEvent;
+use crate::domain::{Channel, ChannelSettings, Error, RecordKind};
+use crate::sealing::KeyRing;
 
 impl Store {
     pub async fn list_channel_settings(
@@ -17,7 +21,9 @@ impl Store {
             .all(self.conn())
             .await
             .map_err(db_error)?;
-        rows.into_iter().map(to_domain).collect()
+        rows.into_iter()
+            .map(|row| to_domain(self.keys(), row))
+            .collect()
     }
 
     pub async fn find_channel_settings(
@@ -25,11 +31,12 @@ impl Store {
         workspace_id: &str,
         channel: Channel,
     ) -> Result<Option<ChannelSettings>, Error> {
-        find(self.conn(), workspace_id, channel).await
+        find(self.conn(), self.keys(), workspace_id, channel).await
     }
 
     /// Reads the settings (or their unconfigured default), lets `change` compute the new
-    /// state, and inserts or updates the row in one transaction under the scope lock.
+    /// state and its audit event (none when nothing changes), and inserts or updates the
+    /// row with its event in one transaction under the scope lock.
     pub async fn upsert_channel_settings<F>(
         &self,
         workspace_id: &str,
@@ -37,7 +44,7 @@ impl Store {
         change: F,
     ) -> Result<ChannelSettings, Error>
     where
-        F: FnOnce(ChannelSettings) -> Result<ChannelSettings, Error>,
+        F: FnOnce(ChannelSettings) -> Result<(ChannelSettings, Option<AuditEvent>), Error>,
     {
         let txn = self.begin_write().await?;
         lock_scope(
@@ -45,12 +52,15 @@ impl Store {
             &format!("channel_settings/{workspace_id}/{}", channel.as_str()),
         )
         .await?;
-        let current = find(&*txn, workspace_id, channel).await?;
+        let current = find(&*txn, self.keys(), workspace_id, channel).await?;
         let exists = current.is_some();
         let current =
             current.unwrap_or_else(|| ChannelSettings::unconfigured(workspace_id, channel));
-        let next = change(current)?;
-        let row = to_active(&next)?;
+        let (next, event) = change(current)?;
+        let Some(event) = event else {
+            return Ok(next);
+        };
+        let row = to_active(self.keys(), &next)?;
         if exists {
             Entity::update(row).exec(&*txn).await.map_err(db_error)?;
         } else {
@@ -59,6 +69,7 @@ impl Store {
                 .await
                 .map_err(db_error)?;
         }
+        audit::insert(&*txn, &event).await?;
         txn.commit().await?;
         Ok(next)
     }
@@ -66,6 +77,7 @@ impl Store {
 
 async fn find(
     conn: &impl sea_orm::ConnectionTrait,
+    keys: &KeyRing,
     workspace_id: &str,
     channel: Channel,
 ) -> Result<Option<ChannelSettings>, Error> {
@@ -75,10 +87,17 @@ async fn find(
         .one(conn)
         .await
         .map_err(db_error)?;
-    row.map(to_domain).transpose()
+    row.map(|row| to_domain(keys, row)).transpose()
 }
 
-fn to_active(settings: &ChannelSettings) -> Result<ActiveModel, Error> {
+fn owner(id: Uuid) -> Owner {
+    Owner {
+        kind: RecordKind::ChannelSettings,
+        id,
+    }
+}
+
+fn to_active(keys: &KeyRing, settings: &ChannelSettings) -> Result<ActiveModel, Error> {
     let (Some(id), Some(created_at), Some(updated_at)) =
         (settings.id, settings.created_at, settings.updated_at)
     else {
@@ -86,12 +105,13 @@ fn to_active(settings: &ChannelSettings) -> Result<ActiveModel, Error> {
             "channel settings to store lack an id or timestamps".to_owned(),
         ));
     };
+    let config = seal_document(keys, owner(id), "config", &settings.config)?;
     Ok(ActiveModel {
         id: Set(id),
         workspace_id: Set(settings.workspace_id.clone()),
         channel: Set(settings.channel.as_str().to_owned()),
         is_active: Set(settings.is_active),
-        config: Set(serde_json::Value::Object(settings.config.clone())),
+        config: Set(serde_json::Value::Object(config)),
         division_id: Set(settings.division_id.clone()),
         revision: Set(settings.revision),
         created_at: Set(created_at),
@@ -99,7 +119,7 @@ fn to_active(settings: &ChannelSettings) -> Result<ActiveModel, Error> {
     })
 }
 
-fn to_domain(row: Model) -> Result<ChannelSettings, Error> {
+fn to_domain(keys: &KeyRing, row: Model) -> Result<ChannelSettings, Error> {
     let channel = Channel::parse(&row.channel).ok_or_else(|| {
         Error::Internal(format!(
             "channel settings {} have unknown channel {:?}",
@@ -112,6 +132,7 @@ fn to_domain(row: Model) -> Result<ChannelSettings, Error> {
             row.id
         )));
     };
+    let config = open_document(keys, owner(row.id), "config", &config)?;
     Ok(ChannelSettings {
         id: Some(row.id),
         workspace_id: row.workspace_id,

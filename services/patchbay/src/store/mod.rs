@@ -2,8 +2,11 @@
 //! transactions; the rules that decide what to write live in `domain`.
 
 pub mod accounts;
+pub mod audit;
 pub mod channel_settings;
 mod entities;
+pub mod rotation;
+mod secret_fields;
 
 use std::{ops::Deref, sync::Arc, time::Duration};
 
@@ -15,6 +18,7 @@ use sea_orm::{
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::domain::Error;
+use crate::sealing::KeyRing;
 
 /// How the store reaches its database.
 #[derive(Clone, Debug)]
@@ -34,6 +38,8 @@ pub struct Store {
     /// writes after another writer committed. Serialising write transactions in the
     /// process avoids that failure mode; PostgreSQL needs no such lock.
     sqlite_writer: Option<Arc<Mutex<()>>>,
+    /// Seals secret fields on write and opens them on read.
+    keys: Arc<KeyRing>,
 }
 
 /// A write transaction; on SQLite it also holds the process-wide writer lock.
@@ -56,7 +62,7 @@ impl WriteTxn<'_> {
 }
 
 impl Store {
-    pub async fn connect(settings: &DatabaseSettings) -> Result<Store, DbErr> {
+    pub async fn connect(settings: &DatabaseSettings, keys: KeyRing) -> Result<Store, DbErr> {
         let mut options = ConnectOptions::new(settings.url.clone());
         options
             .max_connections(settings.max_connections)
@@ -75,7 +81,11 @@ impl Store {
             DbBackend::Sqlite => Some(Arc::new(Mutex::new(()))),
             _ => None,
         };
-        Ok(Store { db, sqlite_writer })
+        Ok(Store {
+            db,
+            sqlite_writer,
+            keys: Arc::new(keys),
+        })
     }
 
     /// Brings the schema up to date. Safe to run on every start.
@@ -85,6 +95,10 @@ impl Store {
 
     pub fn backend(&self) -> DbBackend {
         self.db.get_database_backend()
+    }
+
+    pub(crate) fn keys(&self) -> &KeyRing {
+        &self.keys
     }
 
     pub(crate) fn conn(&self) -> &DatabaseConnection {
@@ -113,6 +127,14 @@ impl Store {
             tracing::warn!(error = %err, "closing the database pool failed");
         }
     }
+}
+
+/// Brings a database's schema up to date without opening a store (`patchbay migrate`).
+pub async fn migrate_database(settings: &DatabaseSettings) -> Result<(), DbErr> {
+    let db = Database::connect(settings.url.as_str()).await?;
+    let result = patchbay_migrations::Migrator::up(&db, None).await;
+    let _ = db.close().await;
+    result
 }
 
 /// Whether the error is a unique-index violation, and of which index when the backend

@@ -2,4 +2,5 @@
 //! `patchbay-migrations` crate only.
 
 pub mod account;
+pub mod audit_event;
 pub mod channel_settings;

@@ -1,0 +1,113 @@
+//! The `audit_events` table: written in the transaction of the change it records,
+//! listed by `AuditService`.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+use uuid::Uuid;
+
+use super::entities::audit_event::{ActiveModel, Column, Entity, Model};
+use super::{Store, db_error};
+use crate::domain::audit::{AuditAction, AuditEvent};
+use crate::domain::{Error, RecordKind};
+
+/// Which events a list returns.
+pub struct AuditFilter<'a> {
+    pub workspace_id: &'a str,
+    /// A division-scoped caller sees its division's events only.
+    pub division_id: Option<&'a str>,
+    pub record_kind: Option<RecordKind>,
+    pub record_id: Option<&'a str>,
+    pub actor: Option<&'a str>,
+    pub start_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub after: Option<Uuid>,
+    pub limit: u64,
+}
+
+pub(crate) async fn insert(conn: &impl ConnectionTrait, event: &AuditEvent) -> Result<(), Error> {
+    let row = ActiveModel {
+        id: Set(event.id),
+        workspace_id: Set(event.workspace_id.clone()),
+        division_id: Set(event.division_id.clone()),
+        actor: Set(event.actor.clone()),
+        actor_role: Set(event.actor_role.clone()),
+        record_kind: Set(event.record_kind.as_str().to_owned()),
+        record_id: Set(event.record_id.clone()),
+        action: Set(event.action.as_str().to_owned()),
+        changed_fields: Set(serde_json::json!(event.changed_fields)),
+        request_id: Set(event.request_id.clone()),
+        occurred_at: Set(event.occurred_at),
+    };
+    Entity::insert(row)
+        .exec_without_returning(conn)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+impl Store {
+    /// Records an event that goes with no write of its own (a credential reveal).
+    pub async fn record_audit_event(&self, event: &AuditEvent) -> Result<(), Error> {
+        insert(self.conn(), event).await
+    }
+
+    pub async fn list_audit_events(
+        &self,
+        filter: &AuditFilter<'_>,
+    ) -> Result<Vec<AuditEvent>, Error> {
+        let mut query = Entity::find().filter(Column::WorkspaceId.eq(filter.workspace_id));
+        if let Some(division) = filter.division_id {
+            query = query.filter(Condition::all().add(Column::DivisionId.eq(division)));
+        }
+        if let Some(kind) = filter.record_kind {
+            query = query.filter(Column::RecordKind.eq(kind.as_str()));
+        }
+        if let Some(record_id) = filter.record_id {
+            query = query.filter(Column::RecordId.eq(record_id));
+        }
+        if let Some(actor) = filter.actor {
+            query = query.filter(Column::Actor.eq(actor));
+        }
+        if let Some(start) = filter.start_time {
+            query = query.filter(Column::OccurredAt.gte(start));
+        }
+        if let Some(end) = filter.end_time {
+            query = query.filter(Column::OccurredAt.lt(end));
+        }
+        if let Some(after) = filter.after {
+            query = query.filter(Column::Id.gt(after));
+        }
+        let rows = query
+            .order_by_asc(Column::Id)
+            .limit(filter.limit)
+            .all(self.conn())
+            .await
+            .map_err(db_error)?;
+        rows.into_iter().map(to_domain).collect()
+    }
+}
+
+fn to_domain(row: Model) -> Result<AuditEvent, Error> {
+    let unknown =
+        |what: &str| Error::Internal(format!("audit event {} has an unknown {what}", row.id));
+    let record_kind = RecordKind::parse(&row.record_kind).ok_or_else(|| unknown("record kind"))?;
+    let action = AuditAction::parse(&row.action).ok_or_else(|| unknown("action"))?;
+    let changed_fields = serde_json::from_value(row.changed_fields.clone())
+        .map_err(|_| unknown("list of changed fields"))?;
+    Ok(AuditEvent {
+        id: row.id,
+        workspace_id: row.workspace_id,
+        division_id: row.division_id,
+        actor: row.actor,
+        actor_role: row.actor_role,
+        record_kind,
+        record_id: row.record_id,
+        action,
+        changed_fields,
+        request_id: row.request_id,
+        occurred_at: row.occurred_at,
+    })
+}

@@ -1,0 +1,198 @@
+//! The secret fields of a record on their way to and from the database: every value under
+//! a secret key of a config document (at any depth) and every secret column is sealed on
+//! write and opened on read, bound to `<record kind>/<record id>/<field path>`.
+//!
+//! A secret position holding a plain value (written before encryption existed) reads as
+//! it is and is sealed by the next write or by `patchbay keys rotate`.
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::domain::config_document::{Document, is_secret_key};
+use crate::domain::{Error, RecordKind};
+use crate::sealing::{KeyRing, SealError, is_sealed, key_id_of};
+
+/// Where a secret lives, as bound into its ciphertext.
+#[derive(Clone, Copy)]
+pub(crate) struct Owner {
+    pub kind: RecordKind,
+    pub id: Uuid,
+}
+
+impl Owner {
+    fn context(self, field: &str) -> String {
+        format!("{}/{}/{field}", self.kind.as_str(), self.id)
+    }
+}
+
+pub(crate) fn seal_text(
+    ring: &KeyRing,
+    owner: Owner,
+    field: &str,
+    text: &str,
+) -> Result<String, Error> {
+    ring.seal(&owner.context(field), text.as_bytes())
+        .map_err(|err| seal_error(err, owner, field))
+}
+
+pub(crate) fn open_text(
+    ring: &KeyRing,
+    owner: Owner,
+    field: &str,
+    stored: &str,
+) -> Result<String, Error> {
+    if !is_sealed(stored) {
+        return Ok(stored.to_owned());
+    }
+    let bytes = ring
+        .open(&owner.context(field), stored)
+        .map_err(|err| seal_error(err, owner, field))?;
+    String::from_utf8(bytes).map_err(|_| seal_error(SealError::Malformed, owner, field))
+}
+
+/// A copy of `document` with every secret value sealed. `path` is the document's own
+/// field name (`config`).
+pub(crate) fn seal_document(
+    ring: &KeyRing,
+    owner: Owner,
+    path: &str,
+    document: &Document,
+) -> Result<Document, Error> {
+    map_secrets(document, path, &mut |field, value| {
+        let plain = serde_json::to_vec(value)
+            .map_err(|err| Error::Internal(format!("cannot encode {field}: {err}")))?;
+        let sealed = ring
+            .seal(&owner.context(field), &plain)
+            .map_err(|err| seal_error(err, owner, field))?;
+        Ok(Value::String(sealed))
+    })
+}
+
+/// A copy of a stored `document` with every sealed secret opened.
+pub(crate) fn open_document(
+    ring: &KeyRing,
+    owner: Owner,
+    path: &str,
+    document: &Document,
+) -> Result<Document, Error> {
+    map_secrets(document, path, &mut |field, value| match value {
+        Value::String(stored) if is_sealed(stored) => {
+            let plain = ring
+                .open(&owner.context(field), stored)
+                .map_err(|err| seal_error(err, owner, field))?;
+            serde_json::from_slice(&plain)
+                .map_err(|_| seal_error(SealError::Malformed, owner, field))
+        }
+        legacy_plain => Ok(legacy_plain.clone()),
+    })
+}
+
+/// How many secret values of a stored document are not sealed under the active key.
+pub(crate) fn stale_secrets(ring: &KeyRing, document: &Document, path: &str) -> usize {
+    let mut stale = 0;
+    let _ = map_secrets(document, path, &mut |_, value| {
+        if !is_current(ring, value) {
+            stale += 1;
+        }
+        Ok(value.clone())
+    });
+    stale
+}
+
+/// Whether a stored secret column value is sealed under the active key.
+pub(crate) fn is_current_text(ring: &KeyRing, stored: &str) -> bool {
+    key_id_of(stored) == Some(ring.active_key_id())
+}
+
+fn is_current(ring: &KeyRing, value: &Value) -> bool {
+    matches!(value, Value::String(s) if is_current_text(ring, s))
+}
+
+/// Rebuilds `document`, replacing each value under a secret key by `f(field path, value)`.
+fn map_secrets(
+    document: &Document,
+    path: &str,
+    f: &mut dyn FnMut(&str, &Value) -> Result<Value, Error>,
+) -> Result<Document, Error> {
+    let mut out = Document::new();
+    for (key, value) in document {
+        let field = format!("{path}.{key}");
+        let mapped = if is_secret_key(key) && !value.is_null() {
+            f(&field, value)?
+        } else {
+            map_nested(value, &field, f)?
+        };
+        out.insert(key.clone(), mapped);
+    }
+    Ok(out)
+}
+
+fn map_nested(
+    value: &Value,
+    path: &str,
+    f: &mut dyn FnMut(&str, &Value) -> Result<Value, Error>,
+) -> Result<Value, Error> {
+    Ok(match value {
+        Value::Object(object) => Value::Object(map_secrets(object, path, f)?),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| map_nested(item, &format!("{path}[{i}]"), f))
+                .collect::<Result<_, _>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+fn seal_error(err: SealError, owner: Owner, field: &str) -> Error {
+    let what = format!("secret {field} of {} {}", owner.kind.as_str(), owner.id);
+    match err {
+        SealError::UnknownKey(_) | SealError::Randomness => {
+            Error::SecretUnavailable(format!("{what} {err}"))
+        }
+        SealError::Tampered | SealError::Malformed => Error::DataLoss(format!("{what} {err}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn ring() -> KeyRing {
+        let file = KeyRing::generate_file().expect("key");
+        KeyRing::from_json(&serde_json::to_string(&file).expect("json")).expect("ring")
+    }
+
+    #[test]
+    fn documents_round_trip_with_only_secrets_sealed() {
+        let ring = ring();
+        let owner = Owner {
+            kind: RecordKind::Account,
+            id: Uuid::now_v7(),
+        };
+        let doc = json!({"access_token": "t0k", "pin": 123456, "nested": {"password": "p"}, "hooks": [{"secret": "s"}], "plain": "v"});
+        let doc = doc.as_object().cloned().unwrap_or_default();
+        let sealed = seal_document(&ring, owner, "config", &doc).expect("seal");
+        let text = serde_json::to_string(&sealed).expect("json");
+        for secret in ["t0k", "123456", "\"p\"", "\"s\""] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert_eq!(sealed["plain"], json!("v"));
+        assert_eq!(stale_secrets(&ring, &sealed, "config"), 0);
+        assert_eq!(stale_secrets(&ring, &doc, "config"), 4);
+        assert_eq!(
+            open_document(&ring, owner, "config", &sealed).expect("open"),
+            doc
+        );
+
+        let elsewhere = Owner {
+            kind: RecordKind::Account,
+            id: Uuid::now_v7(),
+        };
+        let err = open_document(&ring, elsewhere, "config", &sealed).expect_err("moved");
+        assert!(matches!(err, Error::DataLoss(_)));
+    }
+}
