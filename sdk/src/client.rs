@@ -185,13 +185,12 @@ impl Client {
         id: &str,
     ) -> Result<proto::GetAccountCredentialsResponse, Error> {
         let request = proto::GetAccountCredentialsRequest { id: id.to_owned() };
-        Ok(self
-            .retrying(|| {
-                let mut client = self.accounts();
-                let request = request.clone();
-                async move { client.get_account_credentials(request).await }
-            })
-            .await?)
+        self.retrying(|| {
+            let mut client = self.accounts();
+            let request = request.clone();
+            async move { client.get_account_credentials(request).await }
+        })
+        .await
     }
 
     /// The generated `IntegrationService` client.
