@@ -7,5 +7,6 @@ mod channel_settings;
 mod config_semantics;
 mod defaults;
 mod isolation;
+mod secrets;
 mod server;
 mod validation;

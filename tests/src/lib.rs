@@ -45,7 +45,7 @@ pub struct TestApp {
     channel: Channel,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
-    _data_dir: tempfile::TempDir,
+    data_dir: Option<tempfile::TempDir>,
 }
 
 /// How to start a test server beyond the defaults.
@@ -130,7 +130,7 @@ impl TestApp {
             channel,
             shutdown: Some(shutdown),
             server: Some(server),
-            _data_dir: data_dir,
+            data_dir: Some(data_dir),
         }
     }
 
@@ -183,14 +183,16 @@ impl TestApp {
         }
     }
 
-    /// Stops the server and waits until it has.
-    pub async fn stop(mut self) {
+    /// Stops the server and waits until it has. Returns its data directory, which holds
+    /// the SQLite file: keep it to start another server on the same database.
+    pub async fn stop(mut self) -> Option<tempfile::TempDir> {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
         if let Some(server) = self.server.take() {
             server.await.expect("server task");
         }
+        self.data_dir.take()
     }
 }
 
@@ -456,4 +458,95 @@ pub async fn try_default(
 /// The config of a channel settings record, as JSON.
 pub fn settings_config(settings: &proto::ChannelSettings) -> serde_json::Value {
     settings.config.as_ref().map(to_json).unwrap_or_default()
+}
+
+impl TestApp {
+    /// Everything the database holds, as text: the SQLite files byte for byte, or every
+    /// row of every table on PostgreSQL. What an attacker with a dump would see.
+    pub async fn dump(&self) -> String {
+        match self.backend {
+            Backend::Sqlite => {
+                let path = self
+                    .database_url
+                    .trim_start_matches("sqlite://")
+                    .split('?')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                let mut bytes = Vec::new();
+                for suffix in ["", "-wal"] {
+                    if let Ok(content) = std::fs::read(format!("{path}{suffix}")) {
+                        bytes.extend(content);
+                    }
+                }
+                String::from_utf8_lossy(&bytes).into_owned()
+            }
+            Backend::Postgres => {
+                let db = self.database().await;
+                let mut text = String::new();
+                for table in ["accounts", "channel_settings", "audit_events"] {
+                    let rows = db
+                        .query_all_raw(sea_orm::Statement::from_string(
+                            sea_orm::DbBackend::Postgres,
+                            format!("SELECT CAST(t AS TEXT) AS row FROM {table} t"),
+                        ))
+                        .await
+                        .expect("dump");
+                    for row in rows {
+                        let line: String = row.try_get("", "row").expect("row text");
+                        text.push_str(&line);
+                        text.push('\n');
+                    }
+                }
+                text
+            }
+        }
+    }
+
+    /// The stored text of every column that holds secrets, live and deleted rows alike.
+    pub async fn secret_columns(&self) -> String {
+        let db = self.database().await;
+        let mut text = String::new();
+        for query in [
+            "SELECT CAST(config AS TEXT) AS v FROM accounts",
+            "SELECT verify_token AS v FROM accounts",
+            "SELECT CAST(config AS TEXT) AS v FROM channel_settings",
+        ] {
+            let rows = db
+                .query_all_raw(sea_orm::Statement::from_string(
+                    db.get_database_backend(),
+                    query,
+                ))
+                .await
+                .expect("query");
+            for row in rows {
+                let value: String = row.try_get("", "v").expect("text");
+                text.push_str(&value);
+                text.push('\n');
+            }
+        }
+        text
+    }
+
+    /// Runs one statement with positional parameters written as `$1`, `$2`… (turned
+    /// into `?` on SQLite).
+    pub async fn execute(&self, sql: &str, values: Vec<sea_orm::Value>) {
+        let (backend, sql) = match self.backend {
+            Backend::Postgres => (sea_orm::DbBackend::Postgres, sql.to_owned()),
+            Backend::Sqlite => {
+                let mut sql = sql.to_owned();
+                for n in (1..=values.len()).rev() {
+                    sql = sql.replace(&format!("${n}"), "?");
+                }
+                (sea_orm::DbBackend::Sqlite, sql)
+            }
+        };
+        self.database()
+            .await
+            .execute_raw(sea_orm::Statement::from_sql_and_values(
+                backend, sql, values,
+            ))
+            .await
+            .expect("statement");
+    }
 }

@@ -13,7 +13,7 @@ use std::{ops::Deref, sync::Arc, time::Duration};
 use patchbay_migrations::MigratorTrait;
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    DbErr, RuntimeErr, TransactionTrait, sqlx,
+    DbErr, RuntimeErr, SqliteTransactionMode, TransactionOptions, TransactionTrait, sqlx,
 };
 use tokio::sync::{Mutex, MutexGuard};
 
@@ -34,9 +34,11 @@ pub struct DatabaseSettings {
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
-    /// SQLite allows one writer at a time and fails a transaction that reads, then
-    /// writes after another writer committed. Serialising write transactions in the
-    /// process avoids that failure mode; PostgreSQL needs no such lock.
+    /// SQLite allows one writer at a time. Write transactions begin IMMEDIATE (taking
+    /// the write lock up front, waiting up to the busy timeout), so that a transaction
+    /// that reads and then writes never fails because another process — `patchbay keys
+    /// rotate`, say — wrote in between; this lock makes the writers of this process
+    /// queue in order instead of polling. PostgreSQL needs neither.
     sqlite_writer: Option<Arc<Mutex<()>>>,
     /// Seals secret fields on write and opens them on read.
     keys: Arc<KeyRing>,
@@ -75,6 +77,9 @@ impl Store {
                     .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(10))
                     .foreign_keys(true)
+                    // Overwrite freed content, so that a copy of the file holds no
+                    // superseded secret (an old ciphertext, or pre-encryption plaintext).
+                    .pragma("secure_delete", "ON")
             });
         let db = Database::connect(options).await?;
         let sqlite_writer = match db.get_database_backend() {
@@ -110,7 +115,15 @@ impl Store {
             Some(lock) => Some(lock.lock().await),
             None => None,
         };
-        let txn = self.db.begin().await.map_err(db_error)?;
+        let options = TransactionOptions {
+            sqlite_transaction_mode: writer.as_ref().map(|_| SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        };
+        let txn = self
+            .db
+            .begin_with_options(options)
+            .await
+            .map_err(db_error)?;
         Ok(WriteTxn {
             txn,
             _writer: writer,
