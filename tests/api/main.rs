@@ -2,6 +2,7 @@
 //! test run on both SQLite and PostgreSQL (`backend_tests!`).
 
 mod accounts;
+mod audit;
 mod auth;
 mod channel_settings;
 mod config_semantics;
