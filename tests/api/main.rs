@@ -10,4 +10,5 @@ mod defaults;
 mod isolation;
 mod secrets;
 mod server;
+mod tokens;
 mod validation;

@@ -204,6 +204,7 @@ async fn a_missing_key_is_named(backend: Backend) {
         TestOptions {
             keys: key_ring("k0", &["k0"]),
             database_url: None,
+            ..Default::default()
         },
     )
     .await;
@@ -220,6 +221,7 @@ async fn a_missing_key_is_named(backend: Backend) {
         TestOptions {
             keys: key_ring("k1", &["k1"]),
             database_url: Some(database_url.clone()),
+            ..Default::default()
         },
     )
     .await;
@@ -245,6 +247,7 @@ async fn a_missing_key_is_named(backend: Backend) {
         TestOptions {
             keys: key_ring("k1", &["k0", "k1"]),
             database_url: Some(database_url),
+            ..Default::default()
         },
     )
     .await;
@@ -266,6 +269,7 @@ async fn rotation_reseals_everything_under_live_writes(backend: Backend) {
         TestOptions {
             keys: key_ring("t1", &["t1"]),
             database_url: None,
+            ..Default::default()
         },
     )
     .await;
@@ -310,6 +314,7 @@ async fn rotation_reseals_everything_under_live_writes(backend: Backend) {
         TestOptions {
             keys,
             database_url: Some(database_url.clone()),
+            ..Default::default()
         },
     )
     .await;
@@ -368,6 +373,7 @@ async fn rotation_reseals_everything_under_live_writes(backend: Backend) {
         TestOptions {
             keys: key_ring("t2", &["t2"]),
             database_url: Some(database_url),
+            ..Default::default()
         },
     )
     .await;

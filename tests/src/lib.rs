@@ -52,6 +52,8 @@ pub struct TestApp {
 pub struct TestOptions {
     /// The server's key ring (default: the single key `t1`).
     pub keys: KeyRing,
+    /// How the server checks tokens (default: HS256 with [`JWT_SECRET`]).
+    pub jwt: JwtSettings,
     /// An existing database to serve (default: a fresh one).
     pub database_url: Option<String>,
 }
@@ -60,6 +62,7 @@ impl Default for TestOptions {
     fn default() -> Self {
         Self {
             keys: key_ring("t1", &["t1"]),
+            jwt: jwt_settings(),
             database_url: None,
         }
     }
@@ -104,7 +107,7 @@ impl TestApp {
                 acquire_timeout: Duration::from_secs(10),
             },
             public_base_url: PUBLIC_BASE_URL.to_owned(),
-            jwt: jwt_settings(),
+            jwt: options.jwt,
             keys: options.keys.clone(),
         };
         let app = Application::build(settings).await.expect("server builds");
@@ -206,7 +209,9 @@ impl Drop for TestApp {
 
 pub fn jwt_settings() -> JwtSettings {
     JwtSettings {
-        hs256_secret: JWT_SECRET.to_owned().into(),
+        hs256_secret: Some(JWT_SECRET.to_owned().into()),
+        public_keys: Vec::new(),
+        algorithms: vec![jsonwebtoken::Algorithm::HS256],
         issuer: ISSUER.to_owned(),
         audience: AUDIENCE.to_owned(),
         leeway: Duration::from_secs(5),

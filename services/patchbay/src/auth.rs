@@ -3,6 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use jsonwebtoken::jwk::AlgorithmParameters;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -12,8 +13,12 @@ use crate::domain::{Caller, Error, Role};
 /// How tokens are checked (and, in development, minted).
 #[derive(Clone, Debug)]
 pub struct JwtSettings {
-    /// The HS256 shared secret.
-    pub hs256_secret: SecretString,
+    /// The HS256 shared secret, if HS256 tokens are accepted (and for `patchbay token`).
+    pub hs256_secret: Option<SecretString>,
+    /// RS256 / ES256 public keys, from PEM files or a JWKS file.
+    pub public_keys: Vec<PublicKey>,
+    /// The algorithms a token may name; any other, `none` included, is refused.
+    pub algorithms: Vec<Algorithm>,
     /// Required `iss` claim.
     pub issuer: String,
     /// Required `aud` claim.
@@ -22,7 +27,80 @@ pub struct JwtSettings {
     pub leeway: Duration,
 }
 
-/// The claims of a Patchbay token, as the spec names them.
+/// A public verification key and the algorithm it verifies.
+#[derive(Clone)]
+pub struct PublicKey {
+    /// The `kid` a token names to pick this key; a key without one serves tokens without
+    /// a `kid` when it is the only key of its algorithm.
+    pub kid: Option<String>,
+    pub algorithm: Algorithm,
+    pub key: DecodingKey,
+}
+
+impl std::fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublicKey")
+            .field("kid", &self.kid)
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PublicKey {
+    /// An RSA or EC public key in PEM, its algorithm told by its type (RS256 or ES256).
+    pub fn from_pem(kid: Option<String>, pem: &[u8]) -> Result<PublicKey, String> {
+        if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
+            return Ok(PublicKey {
+                kid,
+                algorithm: Algorithm::RS256,
+                key,
+            });
+        }
+        if let Ok(key) = DecodingKey::from_ec_pem(pem) {
+            return Ok(PublicKey {
+                kid,
+                algorithm: Algorithm::ES256,
+                key,
+            });
+        }
+        Err("is not an RSA or EC public key in PEM".to_owned())
+    }
+
+    /// Every RS256/ES256 key of a JWKS document.
+    pub fn from_jwks(json: &str) -> Result<Vec<PublicKey>, String> {
+        let set: jsonwebtoken::jwk::JwkSet =
+            serde_json::from_str(json).map_err(|err| format!("is not a JWKS document: {err}"))?;
+        set.keys
+            .iter()
+            .map(|jwk| {
+                let kid = jwk.common.key_id.clone();
+                let algorithm = match (&jwk.common.key_algorithm, &jwk.algorithm) {
+                    (Some(alg), _) => alg
+                        .to_string()
+                        .parse::<Algorithm>()
+                        .map_err(|_| format!("key {kid:?} has an unsupported alg {alg}"))?,
+                    (None, AlgorithmParameters::RSA(_)) => Algorithm::RS256,
+                    (None, AlgorithmParameters::EllipticCurve(_)) => Algorithm::ES256,
+                    (None, _) => return Err(format!("key {kid:?} is neither RSA nor EC")),
+                };
+                if !matches!(algorithm, Algorithm::RS256 | Algorithm::ES256) {
+                    return Err(format!(
+                        "key {kid:?} is {algorithm:?}; only RS256 and ES256 keys are used"
+                    ));
+                }
+                let key =
+                    DecodingKey::from_jwk(jwk).map_err(|err| format!("key {kid:?}: {err}"))?;
+                Ok(PublicKey {
+                    kid,
+                    algorithm,
+                    key,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Claims of a Patchbay token, as the spec names them.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: String,
@@ -41,20 +119,23 @@ pub struct Claims {
 
 /// Verifies bearer tokens. Built once at start; cheap to share.
 pub struct Authenticator {
-    key: DecodingKey,
+    hmac: Option<DecodingKey>,
+    public_keys: Vec<PublicKey>,
+    algorithms: Vec<Algorithm>,
     validation: Validation,
 }
 
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Authenticator").finish_non_exhaustive()
+        f.debug_struct("Authenticator")
+            .field("algorithms", &self.algorithms)
+            .field("public_keys", &self.public_keys)
+            .finish_non_exhaustive()
     }
 }
 
 impl Authenticator {
     pub fn new(settings: &JwtSettings) -> Self {
-        // Only HS256 is accepted: a token naming any other algorithm, `none` included,
-        // fails before its signature is looked at.
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[settings.issuer.as_str()]);
         validation.set_audience(&[settings.audience.as_str()]);
@@ -62,7 +143,12 @@ impl Authenticator {
         validation.validate_nbf = true;
         validation.leeway = settings.leeway.as_secs();
         Self {
-            key: DecodingKey::from_secret(settings.hs256_secret.expose_secret().as_bytes()),
+            hmac: settings
+                .hs256_secret
+                .as_ref()
+                .map(|secret| DecodingKey::from_secret(secret.expose_secret().as_bytes())),
+            public_keys: settings.public_keys.clone(),
+            algorithms: settings.algorithms.clone(),
             validation,
         }
     }
@@ -77,7 +163,17 @@ impl Authenticator {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| unauthenticated("authorization must be Bearer <token>"))?;
-        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
+        // `alg: none` and unknown algorithms do not even parse as a header.
+        let token_header = jsonwebtoken::decode_header(token)
+            .map_err(|_| unauthenticated("token is malformed or names an unknown algorithm"))?;
+        let algorithm = token_header.alg;
+        if !self.algorithms.contains(&algorithm) {
+            return Err(unauthenticated("token algorithm is not allowed"));
+        }
+        let key = self.key_for(algorithm, token_header.kid.as_deref())?;
+        let mut validation = self.validation.clone();
+        validation.algorithms = vec![algorithm];
+        let data = jsonwebtoken::decode::<Claims>(token, key, &validation)
             .map_err(|err| unauthenticated(reason(err.kind())))?;
         let claims = data.claims;
         let workspace_id = claims
@@ -94,6 +190,30 @@ impl Authenticator {
             division_id: claims.division_id.filter(|d| !d.is_empty()),
             request_id: String::new(),
         })
+    }
+
+    /// The key that verifies a token of `algorithm`: the shared secret for HS256 (so an
+    /// HS256 token "signed" with a public key never verifies), else the public key its
+    /// `kid` names, or the only key of that algorithm when it names none.
+    fn key_for(&self, algorithm: Algorithm, kid: Option<&str>) -> Result<&DecodingKey, Error> {
+        if algorithm == Algorithm::HS256 {
+            return self
+                .hmac
+                .as_ref()
+                .ok_or_else(|| unauthenticated("token algorithm is not allowed"));
+        }
+        let mut candidates = self.public_keys.iter().filter(|k| k.algorithm == algorithm);
+        match kid {
+            Some(kid) => candidates
+                .find(|k| k.kid.as_deref() == Some(kid))
+                .map(|k| &k.key)
+                .ok_or_else(|| unauthenticated("token names an unknown key id")),
+            None => match (candidates.next(), candidates.next()) {
+                (Some(only), None) => Ok(&only.key),
+                (None, _) => Err(unauthenticated("token algorithm is not allowed")),
+                (Some(_), Some(_)) => Err(unauthenticated("token must name its key id (kid)")),
+            },
+        }
     }
 }
 
@@ -129,6 +249,9 @@ pub struct TokenRequest {
 
 /// Mints HS256 tokens with the configured secret, issuer and audience.
 pub fn mint(settings: &JwtSettings, request: &TokenRequest) -> Result<String, Error> {
+    let secret = settings.hs256_secret.as_ref().ok_or_else(|| {
+        Error::FailedPrecondition("no HS256 secret is configured to sign with".to_owned())
+    })?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_err(|_| Error::Internal("system clock is before 1970".to_owned()))?
@@ -144,7 +267,7 @@ pub fn mint(settings: &JwtSettings, request: &TokenRequest) -> Result<String, Er
         iat: now,
         nbf: None,
     };
-    let key = EncodingKey::from_secret(settings.hs256_secret.expose_secret().as_bytes());
+    let key = EncodingKey::from_secret(secret.expose_secret().as_bytes());
     jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key)
         .map_err(|err| Error::Internal(format!("cannot sign token: {err}")))
 }
@@ -181,7 +304,9 @@ mod tests {
 
     fn settings(secret: &str) -> JwtSettings {
         JwtSettings {
-            hs256_secret: SecretString::from(secret.to_owned()),
+            hs256_secret: Some(SecretString::from(secret.to_owned())),
+            public_keys: Vec::new(),
+            algorithms: vec![Algorithm::HS256],
             issuer: "patchbay".into(),
             audience: "patchbay".into(),
             leeway: Duration::from_secs(5),

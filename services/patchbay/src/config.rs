@@ -11,9 +11,10 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
 
-use crate::auth::JwtSettings;
+use crate::auth::{JwtSettings, PublicKey};
 use crate::sealing::KeyRing;
 use crate::store::DatabaseSettings;
+use jsonwebtoken::Algorithm;
 
 /// Patchbay: the channel integrations of a messaging platform, over gRPC.
 #[derive(Debug, Parser)]
@@ -160,6 +161,19 @@ pub struct JwtArgs {
     /// Clock skew tolerated on `exp` and `nbf`, in seconds.
     #[arg(long, env = "PATCHBAY_JWT_LEEWAY_SECONDS", default_value_t = 30)]
     pub jwt_leeway_seconds: u64,
+
+    /// RS256/ES256 public key in PEM, as `path` or `kid=path`; repeat the flag (or
+    /// separate with commas in the variable) for several keys.
+    #[arg(long, env = "PATCHBAY_JWT_PUBLIC_KEY_FILES", value_delimiter = ',')]
+    pub jwt_public_key_file: Vec<String>,
+
+    /// JWKS file with RS256/ES256 public keys, chosen by the token's `kid`.
+    #[arg(long, env = "PATCHBAY_JWT_JWKS_FILE")]
+    pub jwt_jwks_file: Option<PathBuf>,
+
+    /// Accepted algorithms, from HS256, RS256, ES256 (default: those with a configured key).
+    #[arg(long, env = "PATCHBAY_JWT_ALGORITHMS", value_delimiter = ',')]
+    pub jwt_algorithms: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -265,39 +279,112 @@ pub fn database_settings(
 }
 
 pub fn jwt_settings(data_dir: &Path, args: &JwtArgs) -> Result<JwtSettings, ConfigError> {
-    let (secret, source) = match (&args.jwt_secret, &args.jwt_secret_file) {
-        (Some(secret), _) => (
+    let public_keys = public_keys(args)?;
+    let secret = match (&args.jwt_secret, &args.jwt_secret_file) {
+        (Some(secret), _) => Some((
             secret.clone(),
             "PATCHBAY_JWT_SECRET (--jwt-secret)".to_owned(),
-        ),
-        (None, Some(file)) => (
+        )),
+        (None, Some(file)) => Some((
             read_secret(file)?,
             format!("PATCHBAY_JWT_SECRET_FILE ({})", file.display()),
-        ),
-        (None, None) => {
+        )),
+        // The embedded default signs and checks with a generated secret; a deployment
+        // that brings public keys only does not get one.
+        (None, None) if public_keys.is_empty() => {
             let file = data_dir.join(DEV_SECRET_FILE);
-            (
+            Some((
                 load_or_create_dev_secret(data_dir, &file)?,
                 format!("development secret {}", file.display()),
-            )
+            ))
         }
+        (None, None) => None,
     };
-    if secret.len() < MIN_SECRET_BYTES {
-        return Err(ConfigError(format!(
-            "{source} must be at least {MIN_SECRET_BYTES} bytes"
-        )));
+    if let Some((secret, source)) = &secret {
+        if secret.len() < MIN_SECRET_BYTES {
+            return Err(ConfigError(format!(
+                "{source} must be at least {MIN_SECRET_BYTES} bytes"
+            )));
+        }
     }
     if args.jwt_issuer.is_empty() || args.jwt_audience.is_empty() {
         return Err(ConfigError(
             "PATCHBAY_JWT_ISSUER and PATCHBAY_JWT_AUDIENCE must not be empty".to_owned(),
         ));
     }
+    let has = |algorithm: Algorithm| match algorithm {
+        Algorithm::HS256 => secret.is_some(),
+        other => public_keys.iter().any(|k| k.algorithm == other),
+    };
+    let algorithms = if args.jwt_algorithms.is_empty() {
+        [Algorithm::HS256, Algorithm::RS256, Algorithm::ES256]
+            .into_iter()
+            .filter(|a| has(*a))
+            .collect()
+    } else {
+        let mut algorithms = Vec::new();
+        for name in &args.jwt_algorithms {
+            let algorithm = match name.trim() {
+                "HS256" => Algorithm::HS256,
+                "RS256" => Algorithm::RS256,
+                "ES256" => Algorithm::ES256,
+                other => {
+                    return Err(ConfigError(format!(
+                        "PATCHBAY_JWT_ALGORITHMS (--jwt-algorithms): {other:?} is not one of HS256, RS256, ES256"
+                    )));
+                }
+            };
+            if !has(algorithm) {
+                return Err(ConfigError(format!(
+                    "PATCHBAY_JWT_ALGORITHMS (--jwt-algorithms) allows {name} but no key for it is configured"
+                )));
+            }
+            algorithms.push(algorithm);
+        }
+        algorithms
+    };
     Ok(JwtSettings {
-        hs256_secret: SecretString::from(secret),
+        hs256_secret: secret.map(|(secret, _)| SecretString::from(secret)),
+        public_keys,
+        algorithms,
         issuer: args.jwt_issuer.clone(),
         audience: args.jwt_audience.clone(),
         leeway: Duration::from_secs(args.jwt_leeway_seconds),
     })
+}
+
+fn public_keys(args: &JwtArgs) -> Result<Vec<PublicKey>, ConfigError> {
+    let mut keys = Vec::new();
+    for entry in &args.jwt_public_key_file {
+        let (kid, path) = match entry.split_once('=') {
+            Some((kid, path)) => (Some(kid.to_owned()), PathBuf::from(path)),
+            None => (None, PathBuf::from(entry)),
+        };
+        let pem = fs::read(&path).map_err(|err| {
+            ConfigError(format!(
+                "PATCHBAY_JWT_PUBLIC_KEY_FILES: cannot read {}: {err}",
+                path.display()
+            ))
+        })?;
+        keys.push(PublicKey::from_pem(kid, &pem).map_err(|err| {
+            ConfigError(format!(
+                "PATCHBAY_JWT_PUBLIC_KEY_FILES: {} {err}",
+                path.display()
+            ))
+        })?);
+    }
+    if let Some(path) = &args.jwt_jwks_file {
+        let json = fs::read_to_string(path).map_err(|err| {
+            ConfigError(format!(
+                "PATCHBAY_JWT_JWKS_FILE: cannot read {}: {err}",
+                path.display()
+            ))
+        })?;
+        keys.extend(PublicKey::from_jwks(&json).map_err(|err| {
+            ConfigError(format!("PATCHBAY_JWT_JWKS_FILE: {} {err}", path.display()))
+        })?);
+    }
+    Ok(keys)
 }
 
 pub fn key_ring(data_dir: &Path, args: &EncryptionArgs) -> Result<KeyRing, ConfigError> {
@@ -405,13 +492,22 @@ mod tests {
             jwt_issuer: "patchbay".into(),
             jwt_audience: "patchbay".into(),
             jwt_leeway_seconds: 30,
+            jwt_public_key_file: Vec::new(),
+            jwt_jwks_file: None,
+            jwt_algorithms: Vec::new(),
         };
         let first = jwt_settings(dir.path(), &args).expect("generated");
         let second = jwt_settings(dir.path(), &args).expect("reused");
         use secrecy::ExposeSecret;
         assert_eq!(
-            first.hs256_secret.expose_secret(),
-            second.hs256_secret.expose_secret()
+            first
+                .hs256_secret
+                .as_ref()
+                .map(|s| s.expose_secret().to_owned()),
+            second
+                .hs256_secret
+                .as_ref()
+                .map(|s| s.expose_secret().to_owned())
         );
         #[cfg(unix)]
         {
@@ -432,6 +528,9 @@ mod tests {
             jwt_issuer: "patchbay".into(),
             jwt_audience: "patchbay".into(),
             jwt_leeway_seconds: 30,
+            jwt_public_key_file: Vec::new(),
+            jwt_jwks_file: None,
+            jwt_algorithms: Vec::new(),
         };
         let err = jwt_settings(Path::new("/nonexistent"), &args).expect_err("too short");
         assert!(err.0.contains("PATCHBAY_JWT_SECRET"), "{}", err.0);
