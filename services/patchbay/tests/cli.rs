@@ -167,3 +167,66 @@ fn bad_settings_are_named_and_refused() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--role"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_generate_and_rotate_move_secrets_to_the_new_key() {
+    use patchbay_sdk::proto::{Channel, CreateAccountRequest};
+
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    let admin = token(data_dir.path(), "admin");
+    let (mut server, endpoint) = serve(data_dir.path());
+    let client = Client::connect(endpoint, &admin).await.expect("connect");
+    let mut config = patchbay_sdk::prost_types::Struct::default();
+    config.fields.insert(
+        "api_key".into(),
+        patchbay_sdk::prost_types::Value {
+            kind: Some(patchbay_sdk::prost_types::value::Kind::StringValue("k-123".into())),
+        },
+    );
+    client
+        .create_account(CreateAccountRequest {
+            channel: Channel::Sms.into(),
+            account_key: "line-1".into(),
+            config: Some(config),
+            ..Default::default()
+        })
+        .await
+        .expect("create");
+    drop(client);
+    assert!(terminate(&mut server).success());
+
+    // The dev key ring was generated on first start, owner-only.
+    let ring_path = data_dir.path().join("encryption-keys.json");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&ring_path).expect("ring").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    let output = patchbay(data_dir.path()).args(["keys", "generate"]).output().expect("run");
+    assert!(output.status.success());
+    let entry: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("one JSON object on stdout");
+    let id = entry["id"].as_str().expect("id").to_owned();
+    let key = entry["key"].as_str().expect("key").to_owned();
+
+    let mut ring: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&ring_path).expect("read")).expect("json");
+    ring["keys"][&id] = serde_json::Value::String(key);
+    ring["active"] = serde_json::Value::String(id.clone());
+    std::fs::write(&ring_path, ring.to_string()).expect("write");
+
+    let output = patchbay(data_dir.path())
+        .args(["keys", "rotate", "--batch-size", "10"])
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains(&format!("rotated to key {id}")), "{stdout}");
+    assert!(stdout.contains("1 rewritten, 2 secrets re-encrypted"), "{stdout}");
+    assert!(!stdout.contains("k-123"));
+
+    let again = patchbay(data_dir.path()).args(["keys", "rotate"]).output().expect("run");
+    assert!(String::from_utf8_lossy(&again.stdout).contains("0 rewritten"));
+}
