@@ -17,6 +17,15 @@ const PROTO_FILES: &[&str] = &[
     "patchbay/v1/audit_service.proto",
 ];
 
+const REDACTED_DEBUG: &[&str] = &[
+    ".patchbay.v1.Account",
+    ".patchbay.v1.CreateAccountRequest",
+    ".patchbay.v1.UpdateAccountRequest",
+    ".patchbay.v1.GetAccountCredentialsResponse",
+    ".patchbay.v1.ChannelSettings",
+    ".patchbay.v1.UpsertChannelSettingsRequest",
+];
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed={PROTO_ROOT}");
 
@@ -33,6 +42,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
 
     tonic_prost_build::configure()
+        // Messages that carry configs or tokens get a redacting Debug (src/redacted.rs).
+        .skip_debug(REDACTED_DEBUG)
         .build_server(env::var_os("CARGO_FEATURE_SERVER").is_some())
         .build_client(true)
         .build_transport(true)

@@ -21,6 +21,7 @@ pub mod proto {
 }
 
 pub mod codec;
+mod redacted;
 
 #[cfg(feature = "client")]
 mod client;

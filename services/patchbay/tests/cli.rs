@@ -180,7 +180,9 @@ async fn keys_generate_and_rotate_move_secrets_to_the_new_key() {
     config.fields.insert(
         "api_key".into(),
         patchbay_sdk::prost_types::Value {
-            kind: Some(patchbay_sdk::prost_types::value::Kind::StringValue("k-123".into())),
+            kind: Some(patchbay_sdk::prost_types::value::Kind::StringValue(
+                "k-123".into(),
+            )),
         },
     );
     client
@@ -200,11 +202,17 @@ async fn keys_generate_and_rotate_move_secrets_to_the_new_key() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&ring_path).expect("ring").permissions().mode();
+        let mode = std::fs::metadata(&ring_path)
+            .expect("ring")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 
-    let output = patchbay(data_dir.path()).args(["keys", "generate"]).output().expect("run");
+    let output = patchbay(data_dir.path())
+        .args(["keys", "generate"])
+        .output()
+        .expect("run");
     assert!(output.status.success());
     let entry: serde_json::Value =
         serde_json::from_slice(&output.stdout).expect("one JSON object on stdout");
@@ -222,11 +230,21 @@ async fn keys_generate_and_rotate_move_secrets_to_the_new_key() {
         .output()
         .expect("run");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(stdout.contains(&format!("rotated to key {id}")), "{stdout}");
-    assert!(stdout.contains("1 rewritten, 2 secrets re-encrypted"), "{stdout}");
+    assert!(
+        stdout.contains("1 rewritten, 2 secrets re-encrypted"),
+        "{stdout}"
+    );
     assert!(!stdout.contains("k-123"));
 
-    let again = patchbay(data_dir.path()).args(["keys", "rotate"]).output().expect("run");
+    let again = patchbay(data_dir.path())
+        .args(["keys", "rotate"])
+        .output()
+        .expect("run");
     assert!(String::from_utf8_lossy(&again.stdout).contains("0 rewritten"));
 }

@@ -21,13 +21,38 @@ use crate::domain::Error;
 use crate::sealing::KeyRing;
 
 /// How the store reaches its database.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct DatabaseSettings {
     /// `sqlite://path?mode=rwc` or `postgres://user@host/db`.
     pub url: String,
     pub max_connections: u32,
     /// How long a call waits for a connection before it fails with UNAVAILABLE.
     pub acquire_timeout: Duration,
+}
+
+/// The URL's password, if any, is left out.
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &redact_password(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .finish()
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
 }
 
 /// The database handle shared by every request.
@@ -208,4 +233,21 @@ pub(crate) async fn lock_scope(txn: &DatabaseTransaction, scope: &str) -> Result
     .await
     .map_err(db_error)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_passwords_do_not_reach_debug_output() {
+        let settings = DatabaseSettings {
+            url: "postgres://patchbay:hunter2@db:5432/patchbay".into(),
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(1),
+        };
+        let printed = format!("{settings:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("postgres://patchbay:***@db:5432/patchbay"));
+    }
 }
