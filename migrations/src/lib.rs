@@ -13,6 +13,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_create_accounts;
 mod m20261122_000002_create_channel_settings;
 mod m20261122_000003_create_audit_events;
+mod m20261122_000004_create_providers;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_create_accounts::Migration),
             Box::new(m20261122_000002_create_channel_settings::Migration),
             Box::new(m20261122_000003_create_audit_events::Migration),
+            Box::new(m20261122_000004_create_providers::Migration),
         ]
     }
 }

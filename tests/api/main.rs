@@ -8,6 +8,7 @@ mod channel_settings;
 mod config_semantics;
 mod defaults;
 mod isolation;
+mod providers;
 mod secrets;
 mod server;
 mod tokens;

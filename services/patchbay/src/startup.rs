@@ -36,6 +36,8 @@ pub enum StartupError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot load the provider catalog: {0}")]
+    Catalog(crate::domain::Error),
     #[error("cannot build server reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("server failed: {0}")]
@@ -97,8 +99,9 @@ impl Application {
         let accounts = Accounts::new(store.clone(), WebhookUrls::new(&settings.public_base_url));
         let account_service =
             AccountServiceServer::with_interceptor(AccountGrpc::new(accounts), interceptor.clone());
+        let catalog = Arc::new(store.load_catalog().await.map_err(StartupError::Catalog)?);
         let integration_service = IntegrationServiceServer::with_interceptor(
-            IntegrationGrpc::new(ChannelSettingsService::new(store.clone())),
+            IntegrationGrpc::new(ChannelSettingsService::new(store.clone()), catalog),
             interceptor.clone(),
         );
         let audit_service = AuditServiceServer::with_interceptor(

@@ -61,6 +61,8 @@ pub enum Action {
     GetChannelSettings,
     UpsertChannelSettings,
     ListAuditEvents,
+    ListProviders,
+    GetProvider,
 }
 
 impl Action {
@@ -68,9 +70,11 @@ impl Action {
     /// accounts and defaults.
     fn allows(self, role: &Role) -> bool {
         let (admin, supervisor, service) = match self {
-            Action::ListAccounts | Action::GetAccount | Action::GetDefaultAccount => {
-                (true, true, true)
-            }
+            Action::ListAccounts
+            | Action::GetAccount
+            | Action::GetDefaultAccount
+            | Action::ListProviders
+            | Action::GetProvider => (true, true, true),
             Action::ListChannelSettings | Action::GetChannelSettings => (true, true, false),
             // The one call that returns secrets in clear: for sending services only.
             Action::GetAccountCredentials => (false, false, true),
@@ -100,6 +104,8 @@ impl Action {
             Action::GetDefaultAccount => "GetDefaultAccount",
             Action::GetAccountCredentials => "GetAccountCredentials",
             Action::ListAuditEvents => "ListAuditEvents",
+            Action::ListProviders => "ListProviders",
+            Action::GetProvider => "GetProvider",
             Action::ListChannelSettings => "ListChannelSettings",
             Action::GetChannelSettings => "GetChannelSettings",
             Action::UpsertChannelSettings => "UpsertChannelSettings",

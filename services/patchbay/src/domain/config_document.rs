@@ -35,6 +35,24 @@ const SECRET_KEY_FRAGMENTS: &[&str] = &[
 /// Whole keys that are secrets without a telling fragment (WhatsApp's registration PIN).
 const SECRET_KEYS: &[&str] = &["pin"];
 
+/// Which values of a document are secrets: those under a key named like one, and, for a
+/// provider's config, the fields its schema flags `secret` (by path, `config.x.y`).
+#[derive(Clone, Copy, Debug)]
+pub enum SecretRule<'a> {
+    ByName,
+    Schema(&'a std::collections::BTreeSet<String>),
+}
+
+impl SecretRule<'_> {
+    pub fn is_secret(&self, path: &str, key: &str) -> bool {
+        is_secret_key(key)
+            || match self {
+                SecretRule::ByName => false,
+                SecretRule::Schema(paths) => paths.contains(path),
+            }
+    }
+}
+
 /// Whether a config key holds a secret: named like a token, secret, password or API key.
 pub fn is_secret_key(key: &str) -> bool {
     let normalized: String = key
@@ -67,23 +85,35 @@ pub fn is_masked(value: &Value) -> bool {
 
 /// A copy of `document` with every secret value masked, at any depth.
 pub fn mask(document: &Document) -> Document {
+    mask_with(document, "config", SecretRule::ByName)
+}
+
+/// `mask` for a document at `path` whose secrets `rule` tells.
+pub fn mask_with(document: &Document, path: &str, rule: SecretRule<'_>) -> Document {
     document
         .iter()
         .map(|(key, value)| {
-            let shown = if is_secret_key(key) {
+            let field = format!("{path}.{key}");
+            let shown = if rule.is_secret(&field, key) {
                 mask_value(value)
             } else {
-                mask_nested(value)
+                mask_nested(value, &field, rule)
             };
             (key.clone(), shown)
         })
         .collect()
 }
 
-fn mask_nested(value: &Value) -> Value {
+fn mask_nested(value: &Value, path: &str, rule: SecretRule<'_>) -> Value {
     match value {
-        Value::Object(object) => Value::Object(mask(object)),
-        Value::Array(items) => Value::Array(items.iter().map(mask_nested).collect()),
+        Value::Object(object) => Value::Object(mask_with(object, path, rule)),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| mask_nested(item, &format!("{path}[{i}]"), rule))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }
@@ -97,8 +127,18 @@ pub fn merge_patch(
     patch: &Document,
     path: &str,
 ) -> Result<Document, Vec<FieldViolation>> {
+    merge_patch_with(target, patch, path, SecretRule::ByName)
+}
+
+/// `merge_patch` for a document whose secrets `rule` tells.
+pub fn merge_patch_with(
+    target: &Document,
+    patch: &Document,
+    path: &str,
+    rule: SecretRule<'_>,
+) -> Result<Document, Vec<FieldViolation>> {
     let mut violations = Vec::new();
-    let merged = merge_object(target, patch, path, &mut violations);
+    let merged = merge_object(target, patch, path, rule, &mut violations);
     if violations.is_empty() {
         Ok(merged)
     } else {
@@ -110,6 +150,7 @@ fn merge_object(
     target: &Document,
     patch: &Document,
     path: &str,
+    rule: SecretRule<'_>,
     violations: &mut Vec<FieldViolation>,
 ) -> Document {
     let mut result = target.clone();
@@ -120,7 +161,7 @@ fn merge_object(
             Value::Null => {
                 result.remove(key);
             }
-            value if is_secret_key(key) && is_masked(value) => {
+            value if rule.is_secret(&field, key) && is_masked(value) => {
                 if current.is_none() {
                     violations.push(masked_without_secret(field));
                 }
@@ -131,11 +172,11 @@ fn merge_object(
                     Some(Value::Object(object)) => object,
                     _ => &empty,
                 };
-                let merged = merge_object(base, patch_object, &field, violations);
+                let merged = merge_object(base, patch_object, &field, rule, violations);
                 result.insert(key.clone(), Value::Object(merged));
             }
             value => {
-                let restored = restore_masked(value, current, &field, violations);
+                let restored = restore_masked(value, current, &field, rule, violations);
                 result.insert(key.clone(), restored);
             }
         }
@@ -149,6 +190,7 @@ fn restore_masked(
     value: &Value,
     stored: Option<&Value>,
     path: &str,
+    rule: SecretRule<'_>,
     violations: &mut Vec<FieldViolation>,
 ) -> Value {
     match value {
@@ -161,7 +203,13 @@ fn restore_masked(
                         Some(Value::Array(stored_items)) => stored_items.get(index),
                         _ => None,
                     };
-                    restore_masked(item, stored_item, &format!("{path}[{index}]"), violations)
+                    restore_masked(
+                        item,
+                        stored_item,
+                        &format!("{path}[{index}]"),
+                        rule,
+                        violations,
+                    )
                 })
                 .collect(),
         ),
@@ -173,7 +221,7 @@ fn restore_masked(
                     Some(Value::Object(stored_object)) => stored_object.get(key),
                     _ => None,
                 };
-                if is_secret_key(key) && is_masked(item) {
+                if rule.is_secret(&field, key) && is_masked(item) {
                     match stored_item {
                         Some(secret) => {
                             restored.insert(key.clone(), secret.clone());
@@ -183,7 +231,7 @@ fn restore_masked(
                 } else {
                     restored.insert(
                         key.clone(),
-                        restore_masked(item, stored_item, &field, violations),
+                        restore_masked(item, stored_item, &field, rule, violations),
                     );
                 }
             }

@@ -31,15 +31,24 @@ impl fmt::Display for FieldViolation {
 pub enum RecordKind {
     Account,
     ChannelSettings,
+    Integration,
+    Provider,
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 2] = [RecordKind::Account, RecordKind::ChannelSettings];
+    pub const ALL: [RecordKind; 4] = [
+        RecordKind::Account,
+        RecordKind::ChannelSettings,
+        RecordKind::Integration,
+        RecordKind::Provider,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             RecordKind::Account => "account",
             RecordKind::ChannelSettings => "channel_settings",
+            RecordKind::Integration => "integration",
+            RecordKind::Provider => "provider",
         }
     }
 

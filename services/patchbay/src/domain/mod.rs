@@ -10,6 +10,7 @@ pub mod channel;
 pub mod channel_settings;
 pub mod config_document;
 pub mod error;
+pub mod provider;
 pub mod support;
 
 pub use account::{Account, AccountPatch, NewAccount, WebhookUrls};

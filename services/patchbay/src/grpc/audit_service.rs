@@ -63,6 +63,8 @@ fn record_kind_from_proto(value: i32) -> Result<Option<RecordKind>, FieldViolati
         proto::RecordKind::Unspecified => None,
         proto::RecordKind::Account => Some(RecordKind::Account),
         proto::RecordKind::ChannelSettings => Some(RecordKind::ChannelSettings),
+        proto::RecordKind::Integration => Some(RecordKind::Integration),
+        proto::RecordKind::Provider => Some(RecordKind::Provider),
     })
 }
 
@@ -70,6 +72,8 @@ fn record_kind_to_proto(kind: RecordKind) -> proto::RecordKind {
     match kind {
         RecordKind::Account => proto::RecordKind::Account,
         RecordKind::ChannelSettings => proto::RecordKind::ChannelSettings,
+        RecordKind::Integration => proto::RecordKind::Integration,
+        RecordKind::Provider => proto::RecordKind::Provider,
     }
 }
 

@@ -7,6 +7,7 @@ use prost_types::{ListValue, Struct, Timestamp, Value, value::Kind};
 use serde_json::{Map, Number, Value as Json};
 
 use crate::domain::config_document::{Document, MAX_DEPTH};
+use crate::domain::provider::{FieldKind, FieldSpec, Provider};
 use crate::domain::{Channel, FieldViolation, Violations};
 
 pub fn timestamp(time: DateTime<Utc>) -> Timestamp {
@@ -178,6 +179,44 @@ fn value_from_json(value: &Json) -> Value {
         Json::Object(object) => Kind::StructValue(struct_from_document(object)),
     };
     Value { kind: Some(kind) }
+}
+
+pub fn provider_to_proto(provider: &Provider) -> proto::Provider {
+    proto::Provider {
+        slug: provider.slug.clone(),
+        name: provider.name.clone(),
+        description: provider.description.clone(),
+        category: provider.category.clone(),
+        channel: provider
+            .channel
+            .map(channel_to_proto)
+            .unwrap_or(proto::Channel::Unspecified)
+            .into(),
+        config_schema: provider.fields.iter().map(field_to_proto).collect(),
+    }
+}
+
+fn field_to_proto(field: &FieldSpec) -> proto::ProviderField {
+    let kind = match field.kind {
+        FieldKind::String => proto::FieldType::String,
+        FieldKind::Integer => proto::FieldType::Integer,
+        FieldKind::Boolean => proto::FieldType::Boolean,
+        FieldKind::Url => proto::FieldType::Url,
+        FieldKind::Phone => proto::FieldType::Phone,
+        FieldKind::Email => proto::FieldType::Email,
+        FieldKind::Enum => proto::FieldType::Enum,
+        FieldKind::Object => proto::FieldType::Object,
+    };
+    proto::ProviderField {
+        name: field.name.clone(),
+        r#type: kind.into(),
+        required: field.required,
+        default_value: field.default.as_ref().map(value_from_json),
+        allowed_values: field.values.clone(),
+        secret: field.secret,
+        description: field.description.clone(),
+        fields: field.fields.iter().map(field_to_proto).collect(),
+    }
 }
 
 #[cfg(test)]

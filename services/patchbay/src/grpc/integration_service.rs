@@ -7,22 +7,59 @@ use super::auth::authorize;
 use super::convert::{
     channel_to_proto, optional_document, required_channel, struct_from_document, timestamp,
 };
+use std::sync::Arc;
+
+use super::convert::provider_to_proto;
+use crate::domain::provider::Catalog;
 use crate::domain::{
-    Action, ChannelSettings, ChannelSettingsPatch, ChannelSettingsService, Error, Violations,
+    Action, ChannelSettings, ChannelSettingsPatch, ChannelSettingsService, Error, RecordKind,
+    Violations,
 };
 
 pub struct IntegrationGrpc {
     channel_settings: ChannelSettingsService,
+    catalog: Arc<Catalog>,
 }
 
 impl IntegrationGrpc {
-    pub fn new(channel_settings: ChannelSettingsService) -> Self {
-        Self { channel_settings }
+    pub fn new(channel_settings: ChannelSettingsService, catalog: Arc<Catalog>) -> Self {
+        Self {
+            channel_settings,
+            catalog,
+        }
     }
 }
 
 #[tonic::async_trait]
 impl IntegrationService for IntegrationGrpc {
+    async fn list_providers(
+        &self,
+        request: Request<proto::ListProvidersRequest>,
+    ) -> Result<Response<proto::ListProvidersResponse>, Status> {
+        authorize(&request, Action::ListProviders)?;
+        Ok(Response::new(proto::ListProvidersResponse {
+            providers: self.catalog.all().map(provider_to_proto).collect(),
+        }))
+    }
+
+    async fn get_provider(
+        &self,
+        request: Request<proto::GetProviderRequest>,
+    ) -> Result<Response<proto::GetProviderResponse>, Status> {
+        authorize(&request, Action::GetProvider)?;
+        let slug = &request.get_ref().slug;
+        if slug.is_empty() {
+            return Err(Error::invalid("slug", "is required").into());
+        }
+        let provider = self.catalog.get(slug).ok_or_else(|| Error::NotFound {
+            kind: RecordKind::Provider,
+            id: slug.clone(),
+        })?;
+        Ok(Response::new(proto::GetProviderResponse {
+            provider: Some(provider_to_proto(provider)),
+        }))
+    }
+
     async fn list_channel_settings(
         &self,
         request: Request<proto::ListChannelSettingsRequest>,

@@ -4,3 +4,4 @@
 pub mod account;
 pub mod audit_event;
 pub mod channel_settings;
+pub mod provider;
