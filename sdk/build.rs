@@ -13,6 +13,7 @@ const PROTO_FILES: &[&str] = &[
     "patchbay/v1/account_service.proto",
     "patchbay/v1/channel_settings.proto",
     "patchbay/v1/provider.proto",
+    "patchbay/v1/integration.proto",
     "patchbay/v1/integration_service.proto",
     "patchbay/v1/audit.proto",
     "patchbay/v1/audit_service.proto",

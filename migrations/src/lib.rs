@@ -14,6 +14,7 @@ mod m20261122_000001_create_accounts;
 mod m20261122_000002_create_channel_settings;
 mod m20261122_000003_create_audit_events;
 mod m20261122_000004_create_providers;
+mod m20261122_000005_create_integrations;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_create_channel_settings::Migration),
             Box::new(m20261122_000003_create_audit_events::Migration),
             Box::new(m20261122_000004_create_providers::Migration),
+            Box::new(m20261122_000005_create_integrations::Migration),
         ]
     }
 }

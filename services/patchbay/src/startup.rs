@@ -17,6 +17,7 @@ use tonic::transport::server::TcpIncoming;
 use crate::auth::Authenticator;
 use crate::config::Settings;
 use crate::domain::audit::AuditLog;
+use crate::domain::integrations::Integrations;
 use crate::domain::{Accounts, ChannelSettingsService, WebhookUrls};
 use crate::grpc::account_service::AccountGrpc;
 use crate::grpc::audit_service::AuditGrpc;
@@ -101,7 +102,11 @@ impl Application {
             AccountServiceServer::with_interceptor(AccountGrpc::new(accounts), interceptor.clone());
         let catalog = Arc::new(store.load_catalog().await.map_err(StartupError::Catalog)?);
         let integration_service = IntegrationServiceServer::with_interceptor(
-            IntegrationGrpc::new(ChannelSettingsService::new(store.clone()), catalog),
+            IntegrationGrpc::new(
+                ChannelSettingsService::new(store.clone()),
+                Integrations::new(store.clone(), catalog.clone()),
+                catalog,
+            ),
             interceptor.clone(),
         );
         let audit_service = AuditServiceServer::with_interceptor(

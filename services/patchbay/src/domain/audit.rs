@@ -23,16 +23,18 @@ pub enum AuditAction {
     SetDefault,
     Upsert,
     RevealCredentials,
+    SetPrimary,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 6] = [
+    pub const ALL: [AuditAction; 7] = [
         AuditAction::Create,
         AuditAction::Update,
         AuditAction::Delete,
         AuditAction::SetDefault,
         AuditAction::Upsert,
         AuditAction::RevealCredentials,
+        AuditAction::SetPrimary,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -43,6 +45,7 @@ impl AuditAction {
             AuditAction::SetDefault => "set_default",
             AuditAction::Upsert => "upsert",
             AuditAction::RevealCredentials => "reveal_credentials",
+            AuditAction::SetPrimary => "set_primary",
         }
     }
 

@@ -63,6 +63,12 @@ pub enum Action {
     ListAuditEvents,
     ListProviders,
     GetProvider,
+    ListIntegrations,
+    GetIntegration,
+    CreateIntegration,
+    UpdateIntegration,
+    DeleteIntegration,
+    SetPrimaryIntegration,
 }
 
 impl Action {
@@ -75,7 +81,10 @@ impl Action {
             | Action::GetDefaultAccount
             | Action::ListProviders
             | Action::GetProvider => (true, true, true),
-            Action::ListChannelSettings | Action::GetChannelSettings => (true, true, false),
+            Action::ListChannelSettings
+            | Action::GetChannelSettings
+            | Action::ListIntegrations
+            | Action::GetIntegration => (true, true, false),
             // The one call that returns secrets in clear: for sending services only.
             Action::GetAccountCredentials => (false, false, true),
             Action::ListAuditEvents => (true, false, false),
@@ -83,7 +92,11 @@ impl Action {
             | Action::UpdateAccount
             | Action::DeleteAccount
             | Action::SetDefaultAccount
-            | Action::UpsertChannelSettings => (true, false, false),
+            | Action::UpsertChannelSettings
+            | Action::CreateIntegration
+            | Action::UpdateIntegration
+            | Action::DeleteIntegration
+            | Action::SetPrimaryIntegration => (true, false, false),
         };
         match role {
             Role::Admin => admin,
@@ -106,6 +119,12 @@ impl Action {
             Action::ListAuditEvents => "ListAuditEvents",
             Action::ListProviders => "ListProviders",
             Action::GetProvider => "GetProvider",
+            Action::ListIntegrations => "ListIntegrations",
+            Action::GetIntegration => "GetIntegration",
+            Action::CreateIntegration => "CreateIntegration",
+            Action::UpdateIntegration => "UpdateIntegration",
+            Action::DeleteIntegration => "DeleteIntegration",
+            Action::SetPrimaryIntegration => "SetPrimaryIntegration",
             Action::ListChannelSettings => "ListChannelSettings",
             Action::GetChannelSettings => "GetChannelSettings",
             Action::UpsertChannelSettings => "UpsertChannelSettings",

@@ -10,6 +10,8 @@ pub mod channel;
 pub mod channel_settings;
 pub mod config_document;
 pub mod error;
+pub mod integration;
+pub mod integrations;
 pub mod provider;
 pub mod support;
 

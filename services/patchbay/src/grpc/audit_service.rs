@@ -85,6 +85,7 @@ fn action_to_proto(action: AuditAction) -> proto::AuditAction {
         AuditAction::SetDefault => proto::AuditAction::SetDefault,
         AuditAction::Upsert => proto::AuditAction::Upsert,
         AuditAction::RevealCredentials => proto::AuditAction::RevealCredentials,
+        AuditAction::SetPrimary => proto::AuditAction::SetPrimary,
     }
 }
 

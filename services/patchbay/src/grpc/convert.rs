@@ -167,6 +167,22 @@ pub fn struct_from_document(document: &Document) -> Struct {
     }
 }
 
+/// One JSON value as a protobuf `Value`.
+pub fn proto_value_from_json(value: &Json) -> Value {
+    value_from_json(value)
+}
+
+/// One protobuf `Value` as JSON, with the same rules as a document.
+pub fn json_from_proto_value(value: Value, path: &str) -> Result<Json, Vec<FieldViolation>> {
+    let mut violations = Vec::new();
+    let json = json_from_value(value, path, 1, &mut violations);
+    if violations.is_empty() {
+        Ok(json)
+    } else {
+        Err(violations)
+    }
+}
+
 fn value_from_json(value: &Json) -> Value {
     let kind = match value {
         Json::Null => Kind::NullValue(0),

@@ -9,8 +9,12 @@ use super::convert::{
 };
 use std::sync::Arc;
 
-use super::convert::provider_to_proto;
+use super::convert::{optional_channel, provider_to_proto};
+use super::integration_convert::{integration_to_proto, update_from_proto};
+use crate::domain::integration::NewIntegration;
+use crate::domain::integrations::{IntegrationQuery, Integrations};
 use crate::domain::provider::Catalog;
+use crate::domain::support::{PageRequest, parse_id};
 use crate::domain::{
     Action, ChannelSettings, ChannelSettingsPatch, ChannelSettingsService, Error, RecordKind,
     Violations,
@@ -18,13 +22,19 @@ use crate::domain::{
 
 pub struct IntegrationGrpc {
     channel_settings: ChannelSettingsService,
+    integrations: Integrations,
     catalog: Arc<Catalog>,
 }
 
 impl IntegrationGrpc {
-    pub fn new(channel_settings: ChannelSettingsService, catalog: Arc<Catalog>) -> Self {
+    pub fn new(
+        channel_settings: ChannelSettingsService,
+        integrations: Integrations,
+        catalog: Arc<Catalog>,
+    ) -> Self {
         Self {
             channel_settings,
+            integrations,
             catalog,
         }
     }
@@ -57,6 +67,97 @@ impl IntegrationService for IntegrationGrpc {
         })?;
         Ok(Response::new(proto::GetProviderResponse {
             provider: Some(provider_to_proto(provider)),
+        }))
+    }
+
+    async fn create_integration(
+        &self,
+        request: Request<proto::CreateIntegrationRequest>,
+    ) -> Result<Response<proto::CreateIntegrationResponse>, Status> {
+        let caller = authorize(&request, Action::CreateIntegration)?;
+        let new = NewIntegration::try_from(request.into_inner())?;
+        let integration = self.integrations.create(&caller, new).await?;
+        Ok(Response::new(proto::CreateIntegrationResponse {
+            integration: Some(integration_to_proto(integration)),
+        }))
+    }
+
+    async fn list_integrations(
+        &self,
+        request: Request<proto::ListIntegrationsRequest>,
+    ) -> Result<Response<proto::ListIntegrationsResponse>, Status> {
+        let caller = authorize(&request, Action::ListIntegrations)?;
+        let request = request.into_inner();
+        let mut violations = Violations::new();
+        let channel = violations
+            .check(optional_channel(request.channel, "channel"))
+            .flatten();
+        let page = PageRequest::parse(request.page_size, &request.page_token, &mut violations);
+        violations.into_result()?;
+        let query = IntegrationQuery {
+            provider: Some(request.provider).filter(|p| !p.is_empty()),
+            channel,
+            active: request.active,
+            include_deleted: request.include_deleted,
+        };
+        let page = self.integrations.list(&caller, query, page).await?;
+        Ok(Response::new(proto::ListIntegrationsResponse {
+            integrations: page.items.into_iter().map(integration_to_proto).collect(),
+            next_page_token: page.next_page_token,
+        }))
+    }
+
+    async fn get_integration(
+        &self,
+        request: Request<proto::GetIntegrationRequest>,
+    ) -> Result<Response<proto::GetIntegrationResponse>, Status> {
+        let caller = authorize(&request, Action::GetIntegration)?;
+        let id =
+            parse_id(&request.get_ref().id, "id").map_err(|v| Error::InvalidArgument(vec![v]))?;
+        let integration = self.integrations.get(&caller, id).await?;
+        Ok(Response::new(proto::GetIntegrationResponse {
+            integration: Some(integration_to_proto(integration)),
+        }))
+    }
+
+    async fn update_integration(
+        &self,
+        request: Request<proto::UpdateIntegrationRequest>,
+    ) -> Result<Response<proto::UpdateIntegrationResponse>, Status> {
+        let caller = authorize(&request, Action::UpdateIntegration)?;
+        let (id, patch) = update_from_proto(request.into_inner())?;
+        let integration = self.integrations.update(&caller, id, patch).await?;
+        Ok(Response::new(proto::UpdateIntegrationResponse {
+            integration: Some(integration_to_proto(integration)),
+        }))
+    }
+
+    async fn delete_integration(
+        &self,
+        request: Request<proto::DeleteIntegrationRequest>,
+    ) -> Result<Response<proto::DeleteIntegrationResponse>, Status> {
+        let caller = authorize(&request, Action::DeleteIntegration)?;
+        let request = request.into_inner();
+        let id = parse_id(&request.id, "id").map_err(|v| Error::InvalidArgument(vec![v]))?;
+        self.integrations
+            .delete(&caller, id, request.expected_revision)
+            .await?;
+        Ok(Response::new(proto::DeleteIntegrationResponse {}))
+    }
+
+    async fn set_primary_integration(
+        &self,
+        request: Request<proto::SetPrimaryIntegrationRequest>,
+    ) -> Result<Response<proto::SetPrimaryIntegrationResponse>, Status> {
+        let caller = authorize(&request, Action::SetPrimaryIntegration)?;
+        let request = request.into_inner();
+        let id = parse_id(&request.id, "id").map_err(|v| Error::InvalidArgument(vec![v]))?;
+        let integration = self
+            .integrations
+            .set_primary(&caller, id, request.expected_revision)
+            .await?;
+        Ok(Response::new(proto::SetPrimaryIntegrationResponse {
+            integration: Some(integration_to_proto(integration)),
         }))
     }
 

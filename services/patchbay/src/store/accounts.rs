@@ -14,6 +14,7 @@ use super::entities::account::{ActiveModel, Column, Entity, Model};
 use super::secret_fields::{Owner, open_document, open_text, seal_document, seal_text};
 use super::{Store, audit, db_error, lock_scope, unique_violation};
 use crate::domain::audit::AuditEvent;
+use crate::domain::config_document::SecretRule;
 use crate::domain::{Account, Channel, Error, RecordKind};
 use crate::sealing::KeyRing;
 
@@ -286,7 +287,13 @@ fn owner(id: Uuid) -> Owner {
 }
 
 fn to_active(keys: &KeyRing, account: &Account) -> Result<ActiveModel, Error> {
-    let config = seal_document(keys, owner(account.id), "config", &account.config)?;
+    let config = seal_document(
+        keys,
+        owner(account.id),
+        "config",
+        &account.config,
+        SecretRule::ByName,
+    )?;
     let verify_token = seal_text(
         keys,
         owner(account.id),

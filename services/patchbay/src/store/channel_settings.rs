@@ -7,6 +7,7 @@ use super::entities::channel_settings::{ActiveModel, Column, Entity, Model};
 use super::secret_fields::{Owner, open_document, seal_document};
 use super::{Store, audit, db_error, lock_scope};
 use crate::domain::audit::AuditEvent;
+use crate::domain::config_document::SecretRule;
 use crate::domain::{Channel, ChannelSettings, Error, RecordKind};
 use crate::sealing::KeyRing;
 
@@ -105,7 +106,13 @@ fn to_active(keys: &KeyRing, settings: &ChannelSettings) -> Result<ActiveModel, 
             "channel settings to store lack an id or timestamps".to_owned(),
         ));
     };
-    let config = seal_document(keys, owner(id), "config", &settings.config)?;
+    let config = seal_document(
+        keys,
+        owner(id),
+        "config",
+        &settings.config,
+        SecretRule::ByName,
+    )?;
     Ok(ActiveModel {
         id: Set(id),
         workspace_id: Set(settings.workspace_id.clone()),

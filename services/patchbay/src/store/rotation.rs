@@ -10,10 +10,8 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
-use super::entities::{account, channel_settings};
-use super::secret_fields::{
-    Owner, is_current_text, open_document, open_text, seal_document, seal_text, stale_secrets,
-};
+use super::entities::{account, channel_settings, integration};
+use super::secret_fields::{Owner, is_current_text, open_text, reseal_document, seal_text};
 use super::{Store, db_error};
 use crate::domain::{Error, RecordKind};
 
@@ -64,7 +62,68 @@ impl Store {
                 self.rotate_channel_settings(row, &mut report).await?;
             }
         }
+        let mut after = Uuid::nil();
+        loop {
+            let rows = integration::Entity::find()
+                .filter(integration::Column::Id.gt(after))
+                .order_by_asc(integration::Column::Id)
+                .limit(batch_size)
+                .all(self.conn())
+                .await
+                .map_err(db_error)?;
+            let Some(last) = rows.last() else { break };
+            after = last.id;
+            for row in rows {
+                report.records_checked += 1;
+                self.rotate_integration(row, &mut report).await?;
+            }
+        }
         Ok(report)
+    }
+
+    async fn rotate_integration(
+        &self,
+        mut row: integration::Model,
+        report: &mut RotationReport,
+    ) -> Result<(), Error> {
+        let owner = Owner {
+            kind: RecordKind::Integration,
+            id: row.id,
+        };
+        for _ in 0..MAX_ATTEMPTS {
+            let config = as_document(&row.config, owner)?;
+            let (sealed, stale) = reseal_document(self.keys(), owner, "config", &config)?;
+            if stale == 0 {
+                return Ok(());
+            }
+            let written = integration::Entity::update_many()
+                .col_expr(
+                    integration::Column::Config,
+                    Expr::value(serde_json::Value::Object(sealed)),
+                )
+                .filter(integration::Column::Id.eq(row.id))
+                .filter(integration::Column::Revision.eq(row.revision))
+                .exec(self.conn())
+                .await
+                .map_err(db_error)?;
+            if written.rows_affected == 1 {
+                report.records_rewritten += 1;
+                report.secrets_resealed += stale as u64;
+                return Ok(());
+            }
+            match integration::Entity::find_by_id(row.id)
+                .one(self.conn())
+                .await
+                .map_err(db_error)?
+            {
+                Some(fresh) => row = fresh,
+                None => return Ok(()),
+            }
+        }
+        Err(Error::Aborted(format!(
+            "integration {} kept changing during rotation; run the rotation again",
+            row.id
+        )))
     }
 
     async fn rotate_account(
@@ -78,15 +137,17 @@ impl Store {
         };
         for _ in 0..MAX_ATTEMPTS {
             let config = as_document(&row.config, owner)?;
-            let stale = stale_secrets(self.keys(), &config, "config")
-                + usize::from(!is_current_text(self.keys(), &row.verify_token));
+            let (sealed, mut stale) = reseal_document(self.keys(), owner, "config", &config)?;
+            let sealed_token = if is_current_text(self.keys(), &row.verify_token) {
+                row.verify_token.clone()
+            } else {
+                stale += 1;
+                let token = open_text(self.keys(), owner, "verify_token", &row.verify_token)?;
+                seal_text(self.keys(), owner, "verify_token", &token)?
+            };
             if stale == 0 {
                 return Ok(());
             }
-            let plain = open_document(self.keys(), owner, "config", &config)?;
-            let token = open_text(self.keys(), owner, "verify_token", &row.verify_token)?;
-            let sealed = seal_document(self.keys(), owner, "config", &plain)?;
-            let sealed_token = seal_text(self.keys(), owner, "verify_token", &token)?;
             let written = account::Entity::update_many()
                 .col_expr(
                     account::Column::Config,
@@ -131,12 +192,10 @@ impl Store {
         };
         for _ in 0..MAX_ATTEMPTS {
             let config = as_document(&row.config, owner)?;
-            let stale = stale_secrets(self.keys(), &config, "config");
+            let (sealed, stale) = reseal_document(self.keys(), owner, "config", &config)?;
             if stale == 0 {
                 return Ok(());
             }
-            let plain = open_document(self.keys(), owner, "config", &config)?;
-            let sealed = seal_document(self.keys(), owner, "config", &plain)?;
             let written = channel_settings::Entity::update_many()
                 .col_expr(
                     channel_settings::Column::Config,

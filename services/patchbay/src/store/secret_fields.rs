@@ -8,7 +8,7 @@
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::domain::config_document::{Document, is_secret_key};
+use crate::domain::config_document::{Document, SecretRule, is_secret_key};
 use crate::domain::{Error, RecordKind};
 use crate::sealing::{KeyRing, SealError, is_sealed, key_id_of};
 
@@ -50,53 +50,79 @@ pub(crate) fn open_text(
     String::from_utf8(bytes).map_err(|_| seal_error(SealError::Malformed, owner, field))
 }
 
-/// A copy of `document` with every secret value sealed. `path` is the document's own
-/// field name (`config`).
+/// A copy of `document` with every secret value (as `rule` tells) sealed. `path` is the
+/// document's own field name (`config`).
 pub(crate) fn seal_document(
     ring: &KeyRing,
     owner: Owner,
     path: &str,
     document: &Document,
+    rule: SecretRule<'_>,
 ) -> Result<Document, Error> {
-    map_secrets(document, path, &mut |field, value| {
+    map_values(document, path, &mut |field, key, value| {
+        if !rule.is_secret(field, key) || value.is_null() {
+            return Ok(None);
+        }
         let plain = serde_json::to_vec(value)
             .map_err(|err| Error::Internal(format!("cannot encode {field}: {err}")))?;
         let sealed = ring
             .seal(&owner.context(field), &plain)
             .map_err(|err| seal_error(err, owner, field))?;
-        Ok(Value::String(sealed))
+        Ok(Some(Value::String(sealed)))
     })
 }
 
-/// A copy of a stored `document` with every sealed secret opened.
+/// A copy of a stored `document` with every sealed value opened, wherever it sits.
 pub(crate) fn open_document(
     ring: &KeyRing,
     owner: Owner,
     path: &str,
     document: &Document,
 ) -> Result<Document, Error> {
-    map_secrets(document, path, &mut |field, value| match value {
+    map_values(document, path, &mut |field, _, value| match value {
         Value::String(stored) if is_sealed(stored) => {
             let plain = ring
                 .open(&owner.context(field), stored)
                 .map_err(|err| seal_error(err, owner, field))?;
             serde_json::from_slice(&plain)
+                .map(Some)
                 .map_err(|_| seal_error(SealError::Malformed, owner, field))
         }
-        legacy_plain => Ok(legacy_plain.clone()),
+        _ => Ok(None),
     })
 }
 
-/// How many secret values of a stored document are not sealed under the active key.
-pub(crate) fn stale_secrets(ring: &KeyRing, document: &Document, path: &str) -> usize {
-    let mut stale = 0;
-    let _ = map_secrets(document, path, &mut |_, value| {
-        if !is_current(ring, value) {
-            stale += 1;
-        }
-        Ok(value.clone())
-    });
-    stale
+/// A stored document with every sealed value not under the active key sealed again
+/// under it, and every plain value under a secret-named key sealed; with how many values
+/// it changed. Needs no schema: the sealed values say where the secrets are.
+pub(crate) fn reseal_document(
+    ring: &KeyRing,
+    owner: Owner,
+    path: &str,
+    document: &Document,
+) -> Result<(Document, usize), Error> {
+    let mut changed = 0;
+    let resealed = map_values(document, path, &mut |field, key, value| {
+        let plain = match value {
+            Value::String(stored) if is_sealed(stored) => {
+                if is_current_text(ring, stored) {
+                    return Ok(None);
+                }
+                ring.open(&owner.context(field), stored)
+                    .map_err(|err| seal_error(err, owner, field))?
+            }
+            Value::Null => return Ok(None),
+            legacy if is_secret_key(key) => serde_json::to_vec(legacy)
+                .map_err(|err| Error::Internal(format!("cannot encode {field}: {err}")))?,
+            _ => return Ok(None),
+        };
+        changed += 1;
+        let sealed = ring
+            .seal(&owner.context(field), &plain)
+            .map_err(|err| seal_error(err, owner, field))?;
+        Ok(Some(Value::String(sealed)))
+    })?;
+    Ok((resealed, changed))
 }
 
 /// Whether a stored secret column value is sealed under the active key.
@@ -104,41 +130,38 @@ pub(crate) fn is_current_text(ring: &KeyRing, stored: &str) -> bool {
     key_id_of(stored) == Some(ring.active_key_id())
 }
 
-fn is_current(ring: &KeyRing, value: &Value) -> bool {
-    matches!(value, Value::String(s) if is_current_text(ring, s))
-}
+/// Given a value's path, key and value, its replacement (`None`: keep, walk into it).
+type ValueMapper<'a> = dyn FnMut(&str, &str, &Value) -> Result<Option<Value>, Error> + 'a;
 
-/// Rebuilds `document`, replacing each value under a secret key by `f(field path, value)`.
-fn map_secrets(
-    document: &Document,
-    path: &str,
-    f: &mut dyn FnMut(&str, &Value) -> Result<Value, Error>,
-) -> Result<Document, Error> {
+/// Rebuilds `document`, replacing each value for which `f(field path, key, value)`
+/// answers `Some`; other objects and arrays are walked into.
+fn map_values(document: &Document, path: &str, f: &mut ValueMapper<'_>) -> Result<Document, Error> {
     let mut out = Document::new();
     for (key, value) in document {
         let field = format!("{path}.{key}");
-        let mapped = if is_secret_key(key) && !value.is_null() {
-            f(&field, value)?
-        } else {
-            map_nested(value, &field, f)?
+        let mapped = match f(&field, key, value)? {
+            Some(replacement) => replacement,
+            None => map_nested(value, &field, f)?,
         };
         out.insert(key.clone(), mapped);
     }
     Ok(out)
 }
 
-fn map_nested(
-    value: &Value,
-    path: &str,
-    f: &mut dyn FnMut(&str, &Value) -> Result<Value, Error>,
-) -> Result<Value, Error> {
+fn map_nested(value: &Value, path: &str, f: &mut ValueMapper<'_>) -> Result<Value, Error> {
     Ok(match value {
-        Value::Object(object) => Value::Object(map_secrets(object, path, f)?),
+        Value::Object(object) => Value::Object(map_values(object, path, f)?),
         Value::Array(items) => Value::Array(
             items
                 .iter()
                 .enumerate()
-                .map(|(i, item)| map_nested(item, &format!("{path}[{i}]"), f))
+                .map(|(i, item)| {
+                    let field = format!("{path}[{i}]");
+                    match f(&field, "", item)? {
+                        Some(replacement) => Ok(replacement),
+                        None => map_nested(item, &field, f),
+                    }
+                })
                 .collect::<Result<_, _>>()?,
         ),
         other => other.clone(),
@@ -175,14 +198,24 @@ mod tests {
         };
         let doc = json!({"access_token": "t0k", "pin": 123456, "nested": {"password": "p"}, "hooks": [{"secret": "s"}], "plain": "v"});
         let doc = doc.as_object().cloned().unwrap_or_default();
-        let sealed = seal_document(&ring, owner, "config", &doc).expect("seal");
+        let sealed = seal_document(&ring, owner, "config", &doc, SecretRule::ByName).expect("seal");
         let text = serde_json::to_string(&sealed).expect("json");
         for secret in ["t0k", "123456", "\"p\"", "\"s\""] {
             assert!(!text.contains(secret), "{secret} in {text}");
         }
         assert_eq!(sealed["plain"], json!("v"));
-        assert_eq!(stale_secrets(&ring, &sealed, "config"), 0);
-        assert_eq!(stale_secrets(&ring, &doc, "config"), 4);
+        assert_eq!(
+            reseal_document(&ring, owner, "config", &sealed)
+                .expect("reseal")
+                .1,
+            0
+        );
+        assert_eq!(
+            reseal_document(&ring, owner, "config", &doc)
+                .expect("reseal")
+                .1,
+            4
+        );
         assert_eq!(
             open_document(&ring, owner, "config", &sealed).expect("open"),
             doc

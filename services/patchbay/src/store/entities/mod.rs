@@ -4,4 +4,5 @@
 pub mod account;
 pub mod audit_event;
 pub mod channel_settings;
+pub mod integration;
 pub mod provider;

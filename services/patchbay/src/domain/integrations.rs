@@ -1,0 +1,439 @@
+//! Integration operations, one per IntegrationService integration RPC: authorised
+//! callers, validated against the provider's schema, written with their audit events.
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::Channel;
+use super::audit::{AuditAction, AuditEvent, document_changes};
+use super::caller::Caller;
+use super::config_document::{self, Document, SecretRule};
+use super::error::{Error, RecordKind, Violations};
+use super::integration::{
+    Integration, IntegrationPatch, NewIntegration, derive_identifier, validate_identifier,
+    validate_name,
+};
+use super::provider::{Catalog, Completeness, Provider};
+use super::support::{Page, PageRequest, check_revision, encode_page_token, new_id, now};
+use crate::store::Store;
+use crate::store::integrations::{IntegrationChange, IntegrationFilter};
+
+/// The filters of a ListIntegrations call.
+#[derive(Debug, Default)]
+pub struct IntegrationQuery {
+    pub provider: Option<String>,
+    pub channel: Option<Channel>,
+    pub active: Option<bool>,
+    pub include_deleted: bool,
+}
+
+#[derive(Clone)]
+pub struct Integrations {
+    store: Store,
+    catalog: Arc<Catalog>,
+}
+
+impl Integrations {
+    pub fn new(store: Store, catalog: Arc<Catalog>) -> Self {
+        Self { store, catalog }
+    }
+
+    pub async fn create(&self, caller: &Caller, new: NewIntegration) -> Result<Integration, Error> {
+        let mut violations = Violations::new();
+        let provider = self.catalog.get(&new.provider);
+        if provider.is_none() {
+            violations.add(
+                "provider",
+                format!(
+                    "{:?} is not in the catalog (see ListProviders)",
+                    new.provider
+                ),
+            );
+        }
+        violations.check(validate_name(&new.name));
+        if !new.identifier.is_empty() {
+            violations.check(validate_identifier(&new.identifier));
+        }
+        if let (Some(provider), Some(asked)) = (provider, new.channel) {
+            if provider.channel != Some(asked) {
+                violations.add(
+                    "channel",
+                    format!("provider {} does not serve channel {asked}", provider.slug),
+                );
+            }
+        }
+        let active = new.active.unwrap_or(true);
+        if new.primary && !active {
+            violations.add("primary", "an inactive integration cannot be primary");
+        }
+        let config = provider.map(|provider| {
+            prepare_config(
+                provider,
+                &Document::new(),
+                &new.config,
+                true,
+                active,
+                &mut violations,
+            )
+        });
+        if let Some(account_id) = new.account_id {
+            self.check_account(caller, account_id, &mut violations)
+                .await?;
+        }
+        violations.into_result()?;
+        caller.require_write(None)?;
+        let (Some(provider), Some(config)) = (provider, config) else {
+            return Err(Error::Internal(
+                "integration incomplete after validation".to_owned(),
+            ));
+        };
+
+        let identifier = if new.identifier.is_empty() {
+            derive_identifier(&new.name)?
+        } else {
+            new.identifier
+        };
+        let now = now();
+        let integration = Integration {
+            id: new_id(),
+            workspace_id: caller.workspace_id.clone(),
+            provider: provider.slug.clone(),
+            name: new.name.trim().to_owned(),
+            identifier,
+            channel: provider.channel,
+            active,
+            primary: new.primary,
+            conditions: new.conditions,
+            account_id: new.account_id,
+            config,
+            revision: 1,
+            created_at: now,
+            updated_at: now,
+            deleted_at: None,
+            deleted_by: None,
+        };
+        let mut fields = vec![
+            "provider".to_owned(),
+            "name".to_owned(),
+            "identifier".to_owned(),
+            "active".to_owned(),
+            "primary".to_owned(),
+            "conditions".to_owned(),
+            "account_id".to_owned(),
+        ];
+        fields.extend(document_changes(
+            &Document::new(),
+            &integration.config,
+            "config",
+        ));
+        let event = event(caller, &integration, AuditAction::Create, fields);
+        let stored = self
+            .store
+            .insert_integration(integration, &self.catalog, &event)
+            .await?;
+        Ok(self.masked(stored))
+    }
+
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        query: IntegrationQuery,
+        page: PageRequest,
+    ) -> Result<Page<Integration>, Error> {
+        let mut found = self
+            .store
+            .list_integrations(&IntegrationFilter {
+                workspace_id: &caller.workspace_id,
+                provider: query.provider.as_deref(),
+                channel: query.channel,
+                active: query.active,
+                include_deleted: query.include_deleted,
+                after: page.after,
+                limit: page.size + 1,
+            })
+            .await?;
+        let next_page_token = if found.len() as u64 > page.size {
+            found.truncate(page.size as usize);
+            found
+                .last()
+                .map(|i| encode_page_token(i.id))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Page {
+            items: found.into_iter().map(|i| self.masked(i)).collect(),
+            next_page_token,
+        })
+    }
+
+    pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<Integration, Error> {
+        let found = self
+            .store
+            .find_integration(&caller.workspace_id, id)
+            .await?
+            .ok_or_else(|| Error::not_found(RecordKind::Integration, id))?;
+        Ok(self.masked(found))
+    }
+
+    pub async fn update(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        patch: IntegrationPatch,
+    ) -> Result<Integration, Error> {
+        // The account lives in another table: check it before the integration's lock.
+        let mut account_violations = Violations::new();
+        if let Some(Some(account_id)) = patch.account_id {
+            self.check_account(caller, account_id, &mut account_violations)
+                .await?;
+        }
+        let stored = self
+            .store
+            .modify_integration(&caller.workspace_id, id, &self.catalog, |current| {
+                caller.require_write(None)?;
+                check_revision(patch.expected_revision, current.revision)?;
+                let provider = self.catalog.get(&current.provider).ok_or_else(|| {
+                    Error::Internal(format!("integration {id} has an unknown provider"))
+                })?;
+                let next = apply_patch(provider, &current, patch, account_violations)?;
+                if next == current {
+                    return Ok(IntegrationChange::Keep);
+                }
+                let fields = changed_fields(&current, &next);
+                let event = event(caller, &next, AuditAction::Update, fields);
+                Ok(IntegrationChange::Save(
+                    Box::new(Integration {
+                        revision: current.revision + 1,
+                        updated_at: now(),
+                        ..next
+                    }),
+                    event,
+                ))
+            })
+            .await?;
+        let stored =
+            stored.ok_or_else(|| Error::Internal("updated integration vanished".to_owned()))?;
+        Ok(self.masked(stored))
+    }
+
+    pub async fn delete(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        expected_revision: Option<i64>,
+    ) -> Result<(), Error> {
+        self.store
+            .modify_integration(&caller.workspace_id, id, &self.catalog, |current| {
+                caller.require_write(None)?;
+                check_revision(expected_revision, current.revision)?;
+                Ok(IntegrationChange::Delete {
+                    deleted_by: caller.subject.clone(),
+                    at: now(),
+                    event: event(
+                        caller,
+                        &current,
+                        AuditAction::Delete,
+                        vec!["deleted_at".to_owned()],
+                    ),
+                })
+            })
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_primary(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        expected_revision: Option<i64>,
+    ) -> Result<Integration, Error> {
+        let stored = self
+            .store
+            .modify_integration(&caller.workspace_id, id, &self.catalog, |current| {
+                caller.require_write(None)?;
+                check_revision(expected_revision, current.revision)?;
+                if !current.active {
+                    return Err(Error::FailedPrecondition(
+                        "the integration is inactive; activate it before making it primary"
+                            .to_owned(),
+                    ));
+                }
+                if current.primary {
+                    return Ok(IntegrationChange::Keep);
+                }
+                let event = event(
+                    caller,
+                    &current,
+                    AuditAction::SetPrimary,
+                    vec!["primary".to_owned()],
+                );
+                Ok(IntegrationChange::Save(
+                    Box::new(Integration {
+                        primary: true,
+                        revision: current.revision + 1,
+                        updated_at: now(),
+                        ..current
+                    }),
+                    event,
+                ))
+            })
+            .await?;
+        let stored =
+            stored.ok_or_else(|| Error::Internal("primary integration vanished".to_owned()))?;
+        Ok(self.masked(stored))
+    }
+
+    /// An integration may attach only to a live account of its own workspace that the
+    /// caller can see.
+    async fn check_account(
+        &self,
+        caller: &Caller,
+        account_id: Uuid,
+        violations: &mut Violations,
+    ) -> Result<(), Error> {
+        match self
+            .store
+            .find_account(&caller.workspace_id, account_id)
+            .await?
+        {
+            Some(account) if caller.can_see(account.division_id.as_deref()) => {}
+            _ => violations.add("account_id", "no such account in this workspace"),
+        }
+        Ok(())
+    }
+
+    /// What a caller is shown: secrets masked by name and by the provider's schema.
+    fn masked(&self, integration: Integration) -> Integration {
+        let config = match self.catalog.get(&integration.provider) {
+            Some(provider) => config_document::mask_with(
+                &integration.config,
+                "config",
+                SecretRule::Schema(provider.secret_paths()),
+            ),
+            None => config_document::mask(&integration.config),
+        };
+        Integration {
+            config,
+            ..integration
+        }
+    }
+}
+
+/// Merges `patch` into `stored` with the provider's secret rule, fills defaults on create,
+/// and validates the result: fully when the integration is (or becomes) active, types
+/// only when inactive (seed 004).
+fn prepare_config(
+    provider: &Provider,
+    stored: &Document,
+    patch: &Document,
+    creating: bool,
+    active: bool,
+    violations: &mut Violations,
+) -> Document {
+    let rule = SecretRule::Schema(provider.secret_paths());
+    let merged = match config_document::merge_patch_with(stored, patch, "config", rule) {
+        Ok(merged) => merged,
+        Err(found) => {
+            violations.extend(found);
+            patch.clone()
+        }
+    };
+    let config = if creating {
+        provider.with_defaults(&merged)
+    } else {
+        merged
+    };
+    let completeness = if active {
+        Completeness::Full
+    } else {
+        Completeness::Partial
+    };
+    violations.extend(provider.validate(&config, completeness));
+    violations.extend(config_document::check_limits(&config, "config"));
+    config
+}
+
+fn apply_patch(
+    provider: &Provider,
+    current: &Integration,
+    patch: IntegrationPatch,
+    mut violations: Violations,
+) -> Result<Integration, Error> {
+    let mut next = current.clone();
+    if let Some(name) = patch.name {
+        if violations.check(validate_name(&name)).is_some() {
+            next.name = name.trim().to_owned();
+        }
+    }
+    if let Some(identifier) = patch.identifier {
+        if violations.check(validate_identifier(&identifier)).is_some() {
+            next.identifier = identifier;
+        }
+    }
+    if let Some(active) = patch.active {
+        next.active = active;
+    }
+    if let Some(conditions) = patch.conditions {
+        next.conditions = conditions;
+    }
+    if let Some(account_id) = patch.account_id {
+        next.account_id = account_id;
+    }
+    next.primary = match patch.primary {
+        Some(wanted) => wanted,
+        // A primary is always active: deactivating it clears the flag.
+        None => current.primary && next.active,
+    };
+    if next.primary && !next.active {
+        violations.add("primary", "an inactive integration cannot be primary");
+    }
+    let patch_config = patch.config.unwrap_or_default();
+    // Re-validated whenever the config changes or the integration (re)activates.
+    if !patch_config.is_empty() || (next.active && !current.active) {
+        next.config = prepare_config(
+            provider,
+            &current.config,
+            &patch_config,
+            false,
+            next.active,
+            &mut violations,
+        );
+    }
+    violations.into_result()?;
+    Ok(next)
+}
+
+fn changed_fields(before: &Integration, after: &Integration) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut differs = |name: &str, changed: bool| {
+        if changed {
+            fields.push(name.to_owned());
+        }
+    };
+    differs("name", before.name != after.name);
+    differs("identifier", before.identifier != after.identifier);
+    differs("active", before.active != after.active);
+    differs("primary", before.primary != after.primary);
+    differs("conditions", before.conditions != after.conditions);
+    differs("account_id", before.account_id != after.account_id);
+    fields.extend(document_changes(&before.config, &after.config, "config"));
+    fields
+}
+
+fn event(
+    caller: &Caller,
+    integration: &Integration,
+    action: AuditAction,
+    fields: Vec<String>,
+) -> AuditEvent {
+    AuditEvent::new(
+        caller,
+        RecordKind::Integration,
+        integration.id,
+        None,
+        action,
+        fields,
+    )
+}

@@ -1,0 +1,323 @@
+//! The `integrations` table. Writers of one workspace serialise on its scope lock, so
+//! that identifier uniqueness and the one-primary rule hold under any concurrency; the
+//! partial unique indexes of the migration back both up.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Expr, ExprTrait},
+};
+use uuid::Uuid;
+
+use super::entities::integration::{ActiveModel, Column, Entity, Model};
+use super::secret_fields::{Owner, open_document, seal_document};
+use super::{Store, audit, db_error, lock_scope, unique_violation};
+use crate::domain::audit::AuditEvent;
+use crate::domain::config_document::SecretRule;
+use crate::domain::integration::{Condition, Integration};
+use crate::domain::provider::Catalog;
+use crate::domain::{Channel, Error, RecordKind};
+use crate::sealing::KeyRing;
+
+/// What a modification does to the integration it read, with its audit event.
+pub enum IntegrationChange {
+    Save(Box<Integration>, AuditEvent),
+    Delete {
+        deleted_by: String,
+        at: DateTime<Utc>,
+        event: AuditEvent,
+    },
+    Keep,
+}
+
+/// Which integrations a list returns.
+pub struct IntegrationFilter<'a> {
+    pub workspace_id: &'a str,
+    pub provider: Option<&'a str>,
+    pub channel: Option<Channel>,
+    pub active: Option<bool>,
+    pub include_deleted: bool,
+    pub after: Option<Uuid>,
+    pub limit: u64,
+}
+
+impl Store {
+    pub async fn list_integrations(
+        &self,
+        filter: &IntegrationFilter<'_>,
+    ) -> Result<Vec<Integration>, Error> {
+        let mut query = Entity::find().filter(Column::WorkspaceId.eq(filter.workspace_id));
+        if !filter.include_deleted {
+            query = query.filter(Column::DeletedAt.is_null());
+        }
+        if let Some(provider) = filter.provider {
+            query = query.filter(Column::Provider.eq(provider));
+        }
+        if let Some(channel) = filter.channel {
+            query = query.filter(Column::Channel.eq(channel.as_str()));
+        }
+        if let Some(active) = filter.active {
+            query = query.filter(Column::Active.eq(active));
+        }
+        if let Some(after) = filter.after {
+            query = query.filter(Column::Id.gt(after));
+        }
+        let rows = query
+            .order_by_asc(Column::Id)
+            .limit(filter.limit)
+            .all(self.conn())
+            .await
+            .map_err(db_error)?;
+        rows.into_iter()
+            .map(|row| to_domain(self.keys(), row))
+            .collect()
+    }
+
+    pub async fn find_integration(
+        &self,
+        workspace_id: &str,
+        id: Uuid,
+    ) -> Result<Option<Integration>, Error> {
+        find_live(self.conn(), self.keys(), workspace_id, id).await
+    }
+
+    /// Inserts a new integration (clearing the previous primary of its scope when it is
+    /// primary) with its audit event.
+    pub async fn insert_integration(
+        &self,
+        integration: Integration,
+        catalog: &Catalog,
+        event: &AuditEvent,
+    ) -> Result<Integration, Error> {
+        let txn = self.begin_write().await?;
+        lock_scope(&txn, &scope_key(&integration.workspace_id)).await?;
+        ensure_identifier_free(&*txn, &integration).await?;
+        if integration.primary {
+            clear_primaries(&*txn, &integration).await?;
+        }
+        Entity::insert(to_active(self.keys(), catalog, &integration)?)
+            .exec_without_returning(&*txn)
+            .await
+            .map_err(|err| conflict_error(err, &integration))?;
+        audit::insert(&*txn, event).await?;
+        txn.commit().await?;
+        Ok(integration)
+    }
+
+    /// Reads a live integration, lets `change` decide, and writes the result with its
+    /// audit event in one transaction under the workspace's lock.
+    pub async fn modify_integration<F>(
+        &self,
+        workspace_id: &str,
+        id: Uuid,
+        catalog: &Catalog,
+        change: F,
+    ) -> Result<Option<Integration>, Error>
+    where
+        F: FnOnce(Integration) -> Result<IntegrationChange, Error>,
+    {
+        let txn = self.begin_write().await?;
+        lock_scope(&txn, &scope_key(workspace_id)).await?;
+        let Some(current) = find_live(&*txn, self.keys(), workspace_id, id).await? else {
+            return Err(Error::not_found(RecordKind::Integration, id));
+        };
+        let result = match change(current.clone())? {
+            IntegrationChange::Keep => Some(current),
+            IntegrationChange::Save(next, event) => {
+                let next = *next;
+                if next.identifier != current.identifier {
+                    ensure_identifier_free(&*txn, &next).await?;
+                }
+                if next.primary && !current.primary {
+                    clear_primaries(&*txn, &next).await?;
+                }
+                Entity::update(to_active(self.keys(), catalog, &next)?)
+                    .exec(&*txn)
+                    .await
+                    .map_err(|err| conflict_error(err, &next))?;
+                audit::insert(&*txn, &event).await?;
+                Some(next)
+            }
+            IntegrationChange::Delete {
+                deleted_by,
+                at,
+                event,
+            } => {
+                Entity::update_many()
+                    .col_expr(Column::DeletedAt, Expr::value(at))
+                    .col_expr(Column::DeletedBy, Expr::value(deleted_by))
+                    .col_expr(Column::IsPrimary, Expr::value(false))
+                    .col_expr(Column::Revision, Expr::value(current.revision + 1))
+                    .col_expr(Column::UpdatedAt, Expr::value(at))
+                    .filter(Column::Id.eq(id))
+                    .exec(&*txn)
+                    .await
+                    .map_err(db_error)?;
+                audit::insert(&*txn, &event).await?;
+                None
+            }
+        };
+        txn.commit().await?;
+        Ok(result)
+    }
+}
+
+fn scope_key(workspace_id: &str) -> String {
+    format!("integrations/{workspace_id}")
+}
+
+async fn find_live(
+    conn: &impl ConnectionTrait,
+    keys: &KeyRing,
+    workspace_id: &str,
+    id: Uuid,
+) -> Result<Option<Integration>, Error> {
+    let row = Entity::find_by_id(id)
+        .filter(Column::WorkspaceId.eq(workspace_id))
+        .filter(Column::DeletedAt.is_null())
+        .one(conn)
+        .await
+        .map_err(db_error)?;
+    row.map(|row| to_domain(keys, row)).transpose()
+}
+
+async fn ensure_identifier_free(
+    conn: &impl ConnectionTrait,
+    integration: &Integration,
+) -> Result<(), Error> {
+    let taken = Entity::find()
+        .filter(Column::WorkspaceId.eq(integration.workspace_id.as_str()))
+        .filter(Column::Identifier.eq(integration.identifier.as_str()))
+        .filter(Column::DeletedAt.is_null())
+        .filter(Column::Id.ne(integration.id))
+        .one(conn)
+        .await
+        .map_err(db_error)?
+        .is_some();
+    if taken {
+        return Err(identifier_taken(integration));
+    }
+    Ok(())
+}
+
+async fn clear_primaries(
+    conn: &impl ConnectionTrait,
+    integration: &Integration,
+) -> Result<(), Error> {
+    Entity::update_many()
+        .col_expr(Column::IsPrimary, Expr::value(false))
+        .col_expr(Column::Revision, Expr::col(Column::Revision).add(1))
+        .col_expr(Column::UpdatedAt, Expr::value(integration.updated_at))
+        .filter(Column::WorkspaceId.eq(integration.workspace_id.as_str()))
+        .filter(Column::PrimaryScope.eq(integration.primary_scope()))
+        .filter(Column::IsPrimary.eq(true))
+        .filter(Column::DeletedAt.is_null())
+        .filter(Column::Id.ne(integration.id))
+        .exec(conn)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+fn identifier_taken(integration: &Integration) -> Error {
+    Error::AlreadyExists {
+        kind: RecordKind::Integration,
+        field: "identifier",
+        message: format!(
+            "an integration with identifier {:?} already exists",
+            integration.identifier
+        ),
+    }
+}
+
+fn conflict_error(err: sea_orm::DbErr, integration: &Integration) -> Error {
+    match unique_violation(&err) {
+        Some(message) if message.contains("one_primary") => {
+            Error::Aborted("a concurrent change of the primary integration won; retry".to_owned())
+        }
+        Some(_) => identifier_taken(integration),
+        None => db_error(err),
+    }
+}
+
+fn owner(id: Uuid) -> Owner {
+    Owner {
+        kind: RecordKind::Integration,
+        id,
+    }
+}
+
+fn to_active(
+    keys: &KeyRing,
+    catalog: &Catalog,
+    integration: &Integration,
+) -> Result<ActiveModel, Error> {
+    let provider = catalog.get(&integration.provider).ok_or_else(|| {
+        Error::Internal(format!(
+            "integration {} has unknown provider {:?}",
+            integration.id, integration.provider
+        ))
+    })?;
+    let rule = SecretRule::Schema(provider.secret_paths());
+    let config = seal_document(
+        keys,
+        owner(integration.id),
+        "config",
+        &integration.config,
+        rule,
+    )?;
+    let conditions = serde_json::to_value(&integration.conditions)
+        .map_err(|err| Error::Internal(format!("cannot encode conditions: {err}")))?;
+    Ok(ActiveModel {
+        id: Set(integration.id),
+        workspace_id: Set(integration.workspace_id.clone()),
+        provider: Set(integration.provider.clone()),
+        name: Set(integration.name.clone()),
+        identifier: Set(integration.identifier.clone()),
+        channel: Set(integration.channel.map(|c| c.as_str().to_owned())),
+        active: Set(integration.active),
+        is_primary: Set(integration.primary),
+        primary_scope: Set(integration.primary_scope()),
+        conditions: Set(conditions),
+        account_id: Set(integration.account_id),
+        config: Set(serde_json::Value::Object(config)),
+        revision: Set(integration.revision),
+        created_at: Set(integration.created_at),
+        updated_at: Set(integration.updated_at),
+        deleted_at: Set(integration.deleted_at),
+        deleted_by: Set(integration.deleted_by.clone()),
+    })
+}
+
+fn to_domain(keys: &KeyRing, row: Model) -> Result<Integration, Error> {
+    let broken = |what: &str| Error::Internal(format!("integration {} has {what}", row.id));
+    let channel = match row.channel.as_deref() {
+        None => None,
+        Some(name) => Some(Channel::parse(name).ok_or_else(|| broken("an unknown channel"))?),
+    };
+    let serde_json::Value::Object(config) = &row.config else {
+        return Err(broken("a config that is not a JSON object"));
+    };
+    let conditions: Vec<Condition> = serde_json::from_value(row.conditions.clone())
+        .map_err(|_| broken("unreadable conditions"))?;
+    let config = open_document(keys, owner(row.id), "config", config)?;
+    Ok(Integration {
+        id: row.id,
+        workspace_id: row.workspace_id,
+        provider: row.provider,
+        name: row.name,
+        identifier: row.identifier,
+        channel,
+        active: row.active,
+        primary: row.is_primary,
+        conditions,
+        account_id: row.account_id,
+        config,
+        revision: row.revision,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+        deleted_at: row.deleted_at,
+        deleted_by: row.deleted_by,
+    })
+}
