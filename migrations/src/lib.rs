@@ -15,6 +15,7 @@ mod m20261122_000002_create_channel_settings;
 mod m20261122_000003_create_audit_events;
 mod m20261122_000004_create_providers;
 mod m20261122_000005_create_integrations;
+mod m20261122_000006_create_idempotency_keys;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_create_audit_events::Migration),
             Box::new(m20261122_000004_create_providers::Migration),
             Box::new(m20261122_000005_create_integrations::Migration),
+            Box::new(m20261122_000006_create_idempotency_keys::Migration),
         ]
     }
 }

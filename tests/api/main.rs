@@ -7,6 +7,7 @@ mod auth;
 mod channel_settings;
 mod config_semantics;
 mod defaults;
+mod idempotency;
 mod integrations;
 mod isolation;
 mod providers;

@@ -22,6 +22,7 @@ use crate::domain::{Accounts, ChannelSettingsService, WebhookUrls};
 use crate::grpc::account_service::AccountGrpc;
 use crate::grpc::audit_service::AuditGrpc;
 use crate::grpc::auth::AuthInterceptor;
+use crate::grpc::idempotency::Idempotency;
 use crate::grpc::integration_service::IntegrationGrpc;
 use crate::store::Store;
 
@@ -98,14 +99,18 @@ impl Application {
         let authenticator = Arc::new(Authenticator::new(&settings.jwt));
         let interceptor = AuthInterceptor::new(authenticator);
         let accounts = Accounts::new(store.clone(), WebhookUrls::new(&settings.public_base_url));
-        let account_service =
-            AccountServiceServer::with_interceptor(AccountGrpc::new(accounts), interceptor.clone());
+        let idempotency = Idempotency::new(store.clone());
+        let account_service = AccountServiceServer::with_interceptor(
+            AccountGrpc::new(accounts, idempotency.clone()),
+            interceptor.clone(),
+        );
         let catalog = Arc::new(store.load_catalog().await.map_err(StartupError::Catalog)?);
         let integration_service = IntegrationServiceServer::with_interceptor(
             IntegrationGrpc::new(
                 ChannelSettingsService::new(store.clone()),
                 Integrations::new(store.clone(), catalog.clone()),
                 catalog,
+                idempotency,
             ),
             interceptor.clone(),
         );

@@ -106,7 +106,7 @@ impl Action {
         }
     }
 
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Action::ListAccounts => "ListAccounts",
             Action::GetAccount => "GetAccount",

@@ -9,16 +9,21 @@ use super::convert::{
     channel_to_proto, optional_channel, optional_document, required_channel, struct_from_document,
     timestamp,
 };
+use super::idempotency::Idempotency;
 use crate::domain::support::{PageRequest, parse_id};
 use crate::domain::{AccountPatch, AccountView, Accounts, Action, Error, NewAccount, Violations};
 
 pub struct AccountGrpc {
     accounts: Accounts,
+    idempotency: Idempotency,
 }
 
 impl AccountGrpc {
-    pub fn new(accounts: Accounts) -> Self {
-        Self { accounts }
+    pub fn new(accounts: Accounts, idempotency: Idempotency) -> Self {
+        Self {
+            accounts,
+            idempotency,
+        }
     }
 }
 
@@ -48,12 +53,11 @@ impl AccountService for AccountGrpc {
         &self,
         request: Request<proto::CreateAccountRequest>,
     ) -> Result<Response<proto::CreateAccountResponse>, Status> {
-        let caller = authorize(&request, Action::CreateAccount)?;
-        let new = NewAccount::try_from(request.into_inner())?;
-        let view = self.accounts.create(&caller, new).await?;
-        Ok(Response::new(proto::CreateAccountResponse {
-            account: Some(account_to_proto(view)),
-        }))
+        self.idempotency
+            .run(request, Action::CreateAccount, |request| {
+                self.create_account_now(request)
+            })
+            .await
     }
 
     async fn get_account(
@@ -72,57 +76,33 @@ impl AccountService for AccountGrpc {
         &self,
         request: Request<proto::UpdateAccountRequest>,
     ) -> Result<Response<proto::UpdateAccountResponse>, Status> {
-        let caller = authorize(&request, Action::UpdateAccount)?;
-        let request = request.into_inner();
-        let mut violations = Violations::new();
-        let id = violations.check(parse_id(&request.id, "id"));
-        let config = optional_document(request.config, "config", &mut violations);
-        violations.into_result()?;
-        let Some(id) = id else {
-            return Err(Status::internal("id missing after validation"));
-        };
-        let patch = AccountPatch {
-            account_key: request.account_key,
-            display_name: request.display_name,
-            is_active: request.is_active,
-            is_default: request.is_default,
-            division_id: request.division_id,
-            config,
-            expected_revision: request.expected_revision,
-        };
-        let view = self.accounts.update(&caller, id, patch).await?;
-        Ok(Response::new(proto::UpdateAccountResponse {
-            account: Some(account_to_proto(view)),
-        }))
+        self.idempotency
+            .run(request, Action::UpdateAccount, |request| {
+                self.update_account_now(request)
+            })
+            .await
     }
 
     async fn delete_account(
         &self,
         request: Request<proto::DeleteAccountRequest>,
     ) -> Result<Response<proto::DeleteAccountResponse>, Status> {
-        let caller = authorize(&request, Action::DeleteAccount)?;
-        let request = request.into_inner();
-        let id = parse_id(&request.id, "id").map_err(invalid)?;
-        self.accounts
-            .delete(&caller, id, request.expected_revision)
-            .await?;
-        Ok(Response::new(proto::DeleteAccountResponse {}))
+        self.idempotency
+            .run(request, Action::DeleteAccount, |request| {
+                self.delete_account_now(request)
+            })
+            .await
     }
 
     async fn set_default_account(
         &self,
         request: Request<proto::SetDefaultAccountRequest>,
     ) -> Result<Response<proto::SetDefaultAccountResponse>, Status> {
-        let caller = authorize(&request, Action::SetDefaultAccount)?;
-        let request = request.into_inner();
-        let id = parse_id(&request.id, "id").map_err(invalid)?;
-        let view = self
-            .accounts
-            .set_default(&caller, id, request.expected_revision)
-            .await?;
-        Ok(Response::new(proto::SetDefaultAccountResponse {
-            account: Some(account_to_proto(view)),
-        }))
+        self.idempotency
+            .run(request, Action::SetDefaultAccount, |request| {
+                self.set_default_account_now(request)
+            })
+            .await
     }
 
     async fn get_account_credentials(
@@ -205,5 +185,74 @@ pub fn account_to_proto(view: AccountView) -> proto::Account {
         created_at: Some(timestamp(account.created_at)),
         updated_at: Some(timestamp(account.updated_at)),
         revision: account.revision,
+    }
+}
+
+/// The mutating calls themselves; the trait methods run them through idempotency keys.
+impl AccountGrpc {
+    async fn create_account_now(
+        &self,
+        request: Request<proto::CreateAccountRequest>,
+    ) -> Result<Response<proto::CreateAccountResponse>, Status> {
+        let caller = authorize(&request, Action::CreateAccount)?;
+        let new = NewAccount::try_from(request.into_inner())?;
+        let view = self.accounts.create(&caller, new).await?;
+        Ok(Response::new(proto::CreateAccountResponse {
+            account: Some(account_to_proto(view)),
+        }))
+    }
+    async fn update_account_now(
+        &self,
+        request: Request<proto::UpdateAccountRequest>,
+    ) -> Result<Response<proto::UpdateAccountResponse>, Status> {
+        let caller = authorize(&request, Action::UpdateAccount)?;
+        let request = request.into_inner();
+        let mut violations = Violations::new();
+        let id = violations.check(parse_id(&request.id, "id"));
+        let config = optional_document(request.config, "config", &mut violations);
+        violations.into_result()?;
+        let Some(id) = id else {
+            return Err(Status::internal("id missing after validation"));
+        };
+        let patch = AccountPatch {
+            account_key: request.account_key,
+            display_name: request.display_name,
+            is_active: request.is_active,
+            is_default: request.is_default,
+            division_id: request.division_id,
+            config,
+            expected_revision: request.expected_revision,
+        };
+        let view = self.accounts.update(&caller, id, patch).await?;
+        Ok(Response::new(proto::UpdateAccountResponse {
+            account: Some(account_to_proto(view)),
+        }))
+    }
+    async fn delete_account_now(
+        &self,
+        request: Request<proto::DeleteAccountRequest>,
+    ) -> Result<Response<proto::DeleteAccountResponse>, Status> {
+        let caller = authorize(&request, Action::DeleteAccount)?;
+        let request = request.into_inner();
+        let id = parse_id(&request.id, "id").map_err(invalid)?;
+        self.accounts
+            .delete(&caller, id, request.expected_revision)
+            .await?;
+        Ok(Response::new(proto::DeleteAccountResponse {}))
+    }
+    async fn set_default_account_now(
+        &self,
+        request: Request<proto::SetDefaultAccountRequest>,
+    ) -> Result<Response<proto::SetDefaultAccountResponse>, Status> {
+        let caller = authorize(&request, Action::SetDefaultAccount)?;
+        let request = request.into_inner();
+        let id = parse_id(&request.id, "id").map_err(invalid)?;
+        let view = self
+            .accounts
+            .set_default(&caller, id, request.expected_revision)
+            .await?;
+        Ok(Response::new(proto::SetDefaultAccountResponse {
+            account: Some(account_to_proto(view)),
+        }))
     }
 }

@@ -7,6 +7,7 @@ use super::auth::authorize;
 use super::convert::{
     channel_to_proto, optional_document, required_channel, struct_from_document, timestamp,
 };
+use super::idempotency::Idempotency;
 use std::sync::Arc;
 
 use super::convert::{optional_channel, provider_to_proto};
@@ -24,6 +25,7 @@ pub struct IntegrationGrpc {
     channel_settings: ChannelSettingsService,
     integrations: Integrations,
     catalog: Arc<Catalog>,
+    idempotency: Idempotency,
 }
 
 impl IntegrationGrpc {
@@ -31,11 +33,13 @@ impl IntegrationGrpc {
         channel_settings: ChannelSettingsService,
         integrations: Integrations,
         catalog: Arc<Catalog>,
+        idempotency: Idempotency,
     ) -> Self {
         Self {
             channel_settings,
             integrations,
             catalog,
+            idempotency,
         }
     }
 }
@@ -74,12 +78,11 @@ impl IntegrationService for IntegrationGrpc {
         &self,
         request: Request<proto::CreateIntegrationRequest>,
     ) -> Result<Response<proto::CreateIntegrationResponse>, Status> {
-        let caller = authorize(&request, Action::CreateIntegration)?;
-        let new = NewIntegration::try_from(request.into_inner())?;
-        let integration = self.integrations.create(&caller, new).await?;
-        Ok(Response::new(proto::CreateIntegrationResponse {
-            integration: Some(integration_to_proto(integration)),
-        }))
+        self.idempotency
+            .run(request, Action::CreateIntegration, |request| {
+                self.create_integration_now(request)
+            })
+            .await
     }
 
     async fn list_integrations(
@@ -124,41 +127,33 @@ impl IntegrationService for IntegrationGrpc {
         &self,
         request: Request<proto::UpdateIntegrationRequest>,
     ) -> Result<Response<proto::UpdateIntegrationResponse>, Status> {
-        let caller = authorize(&request, Action::UpdateIntegration)?;
-        let (id, patch) = update_from_proto(request.into_inner())?;
-        let integration = self.integrations.update(&caller, id, patch).await?;
-        Ok(Response::new(proto::UpdateIntegrationResponse {
-            integration: Some(integration_to_proto(integration)),
-        }))
+        self.idempotency
+            .run(request, Action::UpdateIntegration, |request| {
+                self.update_integration_now(request)
+            })
+            .await
     }
 
     async fn delete_integration(
         &self,
         request: Request<proto::DeleteIntegrationRequest>,
     ) -> Result<Response<proto::DeleteIntegrationResponse>, Status> {
-        let caller = authorize(&request, Action::DeleteIntegration)?;
-        let request = request.into_inner();
-        let id = parse_id(&request.id, "id").map_err(|v| Error::InvalidArgument(vec![v]))?;
-        self.integrations
-            .delete(&caller, id, request.expected_revision)
-            .await?;
-        Ok(Response::new(proto::DeleteIntegrationResponse {}))
+        self.idempotency
+            .run(request, Action::DeleteIntegration, |request| {
+                self.delete_integration_now(request)
+            })
+            .await
     }
 
     async fn set_primary_integration(
         &self,
         request: Request<proto::SetPrimaryIntegrationRequest>,
     ) -> Result<Response<proto::SetPrimaryIntegrationResponse>, Status> {
-        let caller = authorize(&request, Action::SetPrimaryIntegration)?;
-        let request = request.into_inner();
-        let id = parse_id(&request.id, "id").map_err(|v| Error::InvalidArgument(vec![v]))?;
-        let integration = self
-            .integrations
-            .set_primary(&caller, id, request.expected_revision)
-            .await?;
-        Ok(Response::new(proto::SetPrimaryIntegrationResponse {
-            integration: Some(integration_to_proto(integration)),
-        }))
+        self.idempotency
+            .run(request, Action::SetPrimaryIntegration, |request| {
+                self.set_primary_integration_now(request)
+            })
+            .await
     }
 
     async fn list_channel_settings(
@@ -189,6 +184,33 @@ impl IntegrationService for IntegrationGrpc {
         &self,
         request: Request<proto::UpsertChannelSettingsRequest>,
     ) -> Result<Response<proto::UpsertChannelSettingsResponse>, Status> {
+        self.idempotency
+            .run(request, Action::UpsertChannelSettings, |request| {
+                self.upsert_channel_settings_now(request)
+            })
+            .await
+    }
+}
+
+fn settings_to_proto(settings: ChannelSettings) -> proto::ChannelSettings {
+    proto::ChannelSettings {
+        id: settings.id.map(|id| id.to_string()).unwrap_or_default(),
+        channel: channel_to_proto(settings.channel).into(),
+        is_active: settings.is_active,
+        config: Some(struct_from_document(&settings.config)),
+        division_id: settings.division_id,
+        created_at: settings.created_at.map(timestamp),
+        updated_at: settings.updated_at.map(timestamp),
+        revision: settings.revision,
+    }
+}
+
+/// The mutating calls themselves; the trait methods run them through idempotency keys.
+impl IntegrationGrpc {
+    async fn upsert_channel_settings_now(
+        &self,
+        request: Request<proto::UpsertChannelSettingsRequest>,
+    ) -> Result<Response<proto::UpsertChannelSettingsResponse>, Status> {
         let caller = authorize(&request, Action::UpsertChannelSettings)?;
         let request = request.into_inner();
         let mut violations = Violations::new();
@@ -212,17 +234,53 @@ impl IntegrationService for IntegrationGrpc {
             channel_settings: Some(settings_to_proto(settings)),
         }))
     }
-}
-
-fn settings_to_proto(settings: ChannelSettings) -> proto::ChannelSettings {
-    proto::ChannelSettings {
-        id: settings.id.map(|id| id.to_string()).unwrap_or_default(),
-        channel: channel_to_proto(settings.channel).into(),
-        is_active: settings.is_active,
-        config: Some(struct_from_document(&settings.config)),
-        division_id: settings.division_id,
-        created_at: settings.created_at.map(timestamp),
-        updated_at: settings.updated_at.map(timestamp),
-        revision: settings.revision,
+    async fn create_integration_now(
+        &self,
+        request: Request<proto::CreateIntegrationRequest>,
+    ) -> Result<Response<proto::CreateIntegrationResponse>, Status> {
+        let caller = authorize(&request, Action::CreateIntegration)?;
+        let new = NewIntegration::try_from(request.into_inner())?;
+        let integration = self.integrations.create(&caller, new).await?;
+        Ok(Response::new(proto::CreateIntegrationResponse {
+            integration: Some(integration_to_proto(integration)),
+        }))
+    }
+    async fn update_integration_now(
+        &self,
+        request: Request<proto::UpdateIntegrationRequest>,
+    ) -> Result<Response<proto::UpdateIntegrationResponse>, Status> {
+        let caller = authorize(&request, Action::UpdateIntegration)?;
+        let (id, patch) = update_from_proto(request.into_inner())?;
+        let integration = self.integrations.update(&caller, id, patch).await?;
+        Ok(Response::new(proto::UpdateIntegrationResponse {
+            integration: Some(integration_to_proto(integration)),
+        }))
+    }
+    async fn delete_integration_now(
+        &self,
+        request: Request<proto::DeleteIntegrationRequest>,
+    ) -> Result<Response<proto::DeleteIntegrationResponse>, Status> {
+        let caller = authorize(&request, Action::DeleteIntegration)?;
+        let request = request.into_inner();
+        let id = parse_id(&request.id, "id").map_err(|v| Error::InvalidArgument(vec![v]))?;
+        self.integrations
+            .delete(&caller, id, request.expected_revision)
+            .await?;
+        Ok(Response::new(proto::DeleteIntegrationResponse {}))
+    }
+    async fn set_primary_integration_now(
+        &self,
+        request: Request<proto::SetPrimaryIntegrationRequest>,
+    ) -> Result<Response<proto::SetPrimaryIntegrationResponse>, Status> {
+        let caller = authorize(&request, Action::SetPrimaryIntegration)?;
+        let request = request.into_inner();
+        let id = parse_id(&request.id, "id").map_err(|v| Error::InvalidArgument(vec![v]))?;
+        let integration = self
+            .integrations
+            .set_primary(&caller, id, request.expected_revision)
+            .await?;
+        Ok(Response::new(proto::SetPrimaryIntegrationResponse {
+            integration: Some(integration_to_proto(integration)),
+        }))
     }
 }

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod audit;
 pub mod channel_settings;
 mod entities;
+pub mod idempotency;
 pub mod integrations;
 pub mod providers;
 pub mod rotation;

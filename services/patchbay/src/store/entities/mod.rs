@@ -4,5 +4,6 @@
 pub mod account;
 pub mod audit_event;
 pub mod channel_settings;
+pub mod idempotency_key;
 pub mod integration;
 pub mod provider;
