@@ -5,6 +5,7 @@ mod accounts;
 mod audit;
 mod auth;
 mod channel_settings;
+mod checks;
 mod config_semantics;
 mod defaults;
 mod idempotency;

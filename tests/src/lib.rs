@@ -12,6 +12,7 @@ use std::time::Duration;
 use patchbay::Application;
 use patchbay::auth::{JwtSettings, TokenRequest};
 use patchbay::config::Settings;
+use patchbay::outbound::ProviderUrls;
 use patchbay::sealing::KeyRing;
 use patchbay::store::{DatabaseSettings, Store};
 use patchbay_sdk::Client;
@@ -54,6 +55,8 @@ pub struct TestOptions {
     pub keys: KeyRing,
     /// How the server checks tokens (default: HS256 with [`JWT_SECRET`]).
     pub jwt: JwtSettings,
+    /// Where the providers' APIs are (default: nowhere reachable).
+    pub provider_urls: ProviderUrls,
     /// An existing database to serve (default: a fresh one).
     pub database_url: Option<String>,
 }
@@ -63,8 +66,26 @@ impl Default for TestOptions {
         Self {
             keys: key_ring("t1", &["t1"]),
             jwt: jwt_settings(),
+            provider_urls: unreachable_providers(),
             database_url: None,
         }
+    }
+}
+
+/// Provider URLs on a closed local port: a test that forgets its fake fails fast
+/// instead of calling the real provider.
+pub fn unreachable_providers() -> ProviderUrls {
+    all_providers_at("http://127.0.0.1:9")
+}
+
+/// Every provider API at one base URL (a wiremock server).
+pub fn all_providers_at(base: &str) -> ProviderUrls {
+    ProviderUrls {
+        sendgrid: base.to_owned(),
+        openai: base.to_owned(),
+        twilio: base.to_owned(),
+        graph: base.to_owned(),
+        instagram_graph: base.to_owned(),
     }
 }
 
@@ -108,6 +129,7 @@ impl TestApp {
             },
             public_base_url: PUBLIC_BASE_URL.to_owned(),
             jwt: options.jwt,
+            provider_urls: options.provider_urls,
             keys: options.keys.clone(),
         };
         let app = Application::build(settings).await.expect("server builds");

@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
 
 use crate::auth::{JwtSettings, PublicKey};
+use crate::outbound::ProviderUrls;
 use crate::sealing::KeyRing;
 use crate::store::DatabaseSettings;
 use jsonwebtoken::Algorithm;
@@ -111,6 +112,49 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub encryption: EncryptionArgs,
+
+    #[command(flatten)]
+    pub providers: ProviderArgs,
+}
+
+/// Where the providers' APIs live (credential checks); tests point them at a fake.
+#[derive(Debug, Args)]
+pub struct ProviderArgs {
+    /// SendGrid API base URL.
+    #[arg(
+        long,
+        env = "PATCHBAY_SENDGRID_BASE_URL",
+        default_value = "https://api.sendgrid.com"
+    )]
+    pub sendgrid_base_url: String,
+    /// OpenAI API base URL.
+    #[arg(
+        long,
+        env = "PATCHBAY_OPENAI_BASE_URL",
+        default_value = "https://api.openai.com"
+    )]
+    pub openai_base_url: String,
+    /// Twilio API base URL.
+    #[arg(
+        long,
+        env = "PATCHBAY_TWILIO_BASE_URL",
+        default_value = "https://api.twilio.com"
+    )]
+    pub twilio_base_url: String,
+    /// Meta Graph API base URL.
+    #[arg(
+        long,
+        env = "PATCHBAY_GRAPH_BASE_URL",
+        default_value = "https://graph.facebook.com"
+    )]
+    pub graph_base_url: String,
+    /// Instagram Graph API base URL.
+    #[arg(
+        long,
+        env = "PATCHBAY_INSTAGRAM_GRAPH_BASE_URL",
+        default_value = "https://graph.instagram.com"
+    )]
+    pub instagram_graph_base_url: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -206,6 +250,7 @@ pub struct Settings {
     pub public_base_url: String,
     pub jwt: JwtSettings,
     pub keys: KeyRing,
+    pub provider_urls: ProviderUrls,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -234,6 +279,7 @@ impl Settings {
             public_base_url,
             jwt: jwt_settings(data_dir, &args.jwt)?,
             keys: key_ring(data_dir, &args.encryption)?,
+            provider_urls: provider_urls(&args.providers)?,
         })
     }
 }
@@ -385,6 +431,28 @@ fn public_keys(args: &JwtArgs) -> Result<Vec<PublicKey>, ConfigError> {
         })?);
     }
     Ok(keys)
+}
+
+fn provider_urls(args: &ProviderArgs) -> Result<ProviderUrls, ConfigError> {
+    let url = |value: &str, name: &str| {
+        if crate::domain::provider::is_url(value) {
+            Ok(value.trim_end_matches('/').to_owned())
+        } else {
+            Err(ConfigError(format!(
+                "{name} must be an http(s) URL, got {value:?}"
+            )))
+        }
+    };
+    Ok(ProviderUrls {
+        sendgrid: url(&args.sendgrid_base_url, "PATCHBAY_SENDGRID_BASE_URL")?,
+        openai: url(&args.openai_base_url, "PATCHBAY_OPENAI_BASE_URL")?,
+        twilio: url(&args.twilio_base_url, "PATCHBAY_TWILIO_BASE_URL")?,
+        graph: url(&args.graph_base_url, "PATCHBAY_GRAPH_BASE_URL")?,
+        instagram_graph: url(
+            &args.instagram_graph_base_url,
+            "PATCHBAY_INSTAGRAM_GRAPH_BASE_URL",
+        )?,
+    })
 }
 
 pub fn key_ring(data_dir: &Path, args: &EncryptionArgs) -> Result<KeyRing, ConfigError> {

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod grpc;
+pub mod outbound;
 pub mod sealing;
 pub mod startup;
 pub mod store;

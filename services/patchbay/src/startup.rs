@@ -24,6 +24,7 @@ use crate::grpc::audit_service::AuditGrpc;
 use crate::grpc::auth::AuthInterceptor;
 use crate::grpc::idempotency::Idempotency;
 use crate::grpc::integration_service::IntegrationGrpc;
+use crate::outbound::CredentialChecker;
 use crate::store::Store;
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +41,8 @@ pub enum StartupError {
     },
     #[error("cannot load the provider catalog: {0}")]
     Catalog(crate::domain::Error),
+    #[error("cannot build the HTTP client: {0}")]
+    Http(reqwest::Error),
     #[error("cannot build server reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("server failed: {0}")]
@@ -105,10 +108,12 @@ impl Application {
             interceptor.clone(),
         );
         let catalog = Arc::new(store.load_catalog().await.map_err(StartupError::Catalog)?);
+        let checker =
+            CredentialChecker::new(settings.provider_urls.clone()).map_err(StartupError::Http)?;
         let integration_service = IntegrationServiceServer::with_interceptor(
             IntegrationGrpc::new(
                 ChannelSettingsService::new(store.clone()),
-                Integrations::new(store.clone(), catalog.clone()),
+                Integrations::new(store.clone(), catalog.clone(), checker),
                 catalog,
                 idempotency,
             ),

@@ -69,6 +69,7 @@ pub enum Action {
     UpdateIntegration,
     DeleteIntegration,
     SetPrimaryIntegration,
+    CheckIntegration,
 }
 
 impl Action {
@@ -96,7 +97,8 @@ impl Action {
             | Action::CreateIntegration
             | Action::UpdateIntegration
             | Action::DeleteIntegration
-            | Action::SetPrimaryIntegration => (true, false, false),
+            | Action::SetPrimaryIntegration
+            | Action::CheckIntegration => (true, false, false),
         };
         match role {
             Role::Admin => admin,
@@ -125,6 +127,7 @@ impl Action {
             Action::UpdateIntegration => "UpdateIntegration",
             Action::DeleteIntegration => "DeleteIntegration",
             Action::SetPrimaryIntegration => "SetPrimaryIntegration",
+            Action::CheckIntegration => "CheckIntegration",
             Action::ListChannelSettings => "ListChannelSettings",
             Action::GetChannelSettings => "GetChannelSettings",
             Action::UpsertChannelSettings => "UpsertChannelSettings",

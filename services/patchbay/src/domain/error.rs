@@ -120,7 +120,7 @@ impl Error {
 
 /// Collects every violation of a request before failing, so that the caller learns
 /// about all bad fields at once.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Violations(Vec<FieldViolation>);
 
 impl Violations {

@@ -196,10 +196,12 @@ pub struct NewIntegration {
     pub conditions: Vec<Condition>,
     pub account_id: Option<Uuid>,
     pub config: Document,
+    /// Try the credentials against the provider before writing.
+    pub check: bool,
 }
 
 /// An update request: every `None` leaves the field as it is.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct IntegrationPatch {
     pub name: Option<String>,
     pub identifier: Option<String>,
@@ -210,6 +212,8 @@ pub struct IntegrationPatch {
     pub account_id: Option<Option<Uuid>>,
     pub config: Option<Document>,
     pub expected_revision: Option<i64>,
+    /// Try the resulting credentials against the provider before writing.
+    pub check: bool,
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use super::integration::{
 };
 use super::provider::{Catalog, Completeness, Provider};
 use super::support::{Page, PageRequest, check_revision, encode_page_token, new_id, now};
+use crate::outbound::{CheckOutcome, CredentialChecker};
 use crate::store::Store;
 use crate::store::integrations::{IntegrationChange, IntegrationFilter};
 
@@ -32,11 +33,29 @@ pub struct IntegrationQuery {
 pub struct Integrations {
     store: Store,
     catalog: Arc<Catalog>,
+    checker: CredentialChecker,
 }
 
 impl Integrations {
-    pub fn new(store: Store, catalog: Arc<Catalog>) -> Self {
-        Self { store, catalog }
+    pub fn new(store: Store, catalog: Arc<Catalog>, checker: CredentialChecker) -> Self {
+        Self {
+            store,
+            catalog,
+            checker,
+        }
+    }
+
+    /// Tries an integration's stored credentials against its provider.
+    pub async fn check(&self, caller: &Caller, id: Uuid) -> Result<CheckOutcome, Error> {
+        caller.require_write(None)?;
+        let integration = self
+            .store
+            .find_integration(&caller.workspace_id, id)
+            .await?
+            .ok_or_else(|| Error::not_found(RecordKind::Integration, id))?;
+        self.checker
+            .check(&integration.provider, &integration.config)
+            .await
     }
 
     pub async fn create(&self, caller: &Caller, new: NewIntegration) -> Result<Integration, Error> {
@@ -89,6 +108,9 @@ impl Integrations {
             ));
         };
 
+        if new.check {
+            self.checker.check(&provider.slug, &config).await?;
+        }
         let identifier = if new.identifier.is_empty() {
             derive_identifier(&new.name)?
         } else {
@@ -188,6 +210,29 @@ impl Integrations {
         if let Some(Some(account_id)) = patch.account_id {
             self.check_account(caller, account_id, &mut account_violations)
                 .await?;
+        }
+        // A check calls the provider, which cannot happen inside the transaction: the
+        // state is computed and checked first, and written only if nothing changed since.
+        let mut patch = patch;
+        if patch.check {
+            let current = self
+                .store
+                .find_integration(&caller.workspace_id, id)
+                .await?
+                .ok_or_else(|| Error::not_found(RecordKind::Integration, id))?;
+            caller.require_write(None)?;
+            check_revision(patch.expected_revision, current.revision)?;
+            let provider = self.catalog.get(&current.provider).ok_or_else(|| {
+                Error::Internal(format!("integration {id} has an unknown provider"))
+            })?;
+            let next = apply_patch(
+                provider,
+                &current,
+                patch.clone(),
+                account_violations.clone(),
+            )?;
+            self.checker.check(&provider.slug, &next.config).await?;
+            patch.expected_revision = Some(current.revision);
         }
         let stored = self
             .store

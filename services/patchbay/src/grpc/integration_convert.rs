@@ -43,6 +43,7 @@ impl TryFrom<proto::CreateIntegrationRequest> for NewIntegration {
             conditions,
             account_id,
             config: config.unwrap_or_default(),
+            check: request.check,
         })
     }
 }
@@ -75,6 +76,7 @@ pub fn update_from_proto(
             account_id,
             config,
             expected_revision: request.expected_revision,
+            check: request.check,
         },
     ))
 }

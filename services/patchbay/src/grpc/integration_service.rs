@@ -20,6 +20,7 @@ use crate::domain::{
     Action, ChannelSettings, ChannelSettingsPatch, ChannelSettingsService, Error, RecordKind,
     Violations,
 };
+use crate::outbound::CheckOutcome;
 
 pub struct IntegrationGrpc {
     channel_settings: ChannelSettingsService,
@@ -154,6 +155,25 @@ impl IntegrationService for IntegrationGrpc {
                 self.set_primary_integration_now(request)
             })
             .await
+    }
+
+    async fn check_integration(
+        &self,
+        request: Request<proto::CheckIntegrationRequest>,
+    ) -> Result<Response<proto::CheckIntegrationResponse>, Status> {
+        let caller = authorize(&request, Action::CheckIntegration)?;
+        let id =
+            parse_id(&request.get_ref().id, "id").map_err(|v| Error::InvalidArgument(vec![v]))?;
+        let (checked, message) = match self.integrations.check(&caller, id).await? {
+            CheckOutcome::Passed => (true, "the provider accepted the credentials".to_owned()),
+            CheckOutcome::Unsupported => {
+                (false, "this provider offers no credential check".to_owned())
+            }
+        };
+        Ok(Response::new(proto::CheckIntegrationResponse {
+            checked,
+            message,
+        }))
     }
 
     async fn list_channel_settings(

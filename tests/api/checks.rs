@@ -1,0 +1,235 @@
+//! Credential checks against a local fake of each provider's API (wiremock): the exact
+//! request the provider receives, success, refusal with the provider's reason, outage.
+
+use patchbay_e2e::proto;
+use patchbay_e2e::{Backend, TestApp, TestOptions, all_providers_at, backend_tests, to_struct};
+use patchbay_sdk::tonic::Code;
+use serde_json::{Value, json};
+use wiremock::matchers::{basic_auth, header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+backend_tests!(
+    check_on_create_calls_the_provider_and_refusals_write_nothing,
+    check_integration_reports_each_outcome
+);
+
+async fn app_with_fake(backend: Backend) -> (TestApp, MockServer) {
+    let fake = MockServer::start().await;
+    let options = TestOptions {
+        provider_urls: all_providers_at(&fake.uri()),
+        ..Default::default()
+    };
+    (TestApp::spawn_with(backend, options).await, fake)
+}
+
+fn create(provider: &str, config: Value, check: bool) -> proto::CreateIntegrationRequest {
+    proto::CreateIntegrationRequest {
+        provider: provider.into(),
+        name: provider.into(),
+        config: Some(to_struct(config)),
+        check,
+        ..Default::default()
+    }
+}
+
+async fn check_on_create_calls_the_provider_and_refusals_write_nothing(backend: Backend) {
+    let (app, fake) = app_with_fake(backend).await;
+    Mock::given(method("GET"))
+        .and(path("/v3/scopes"))
+        .and(header("authorization", "Bearer SG.good-key"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"scopes": ["mail.send"]})))
+        .expect(1)
+        .mount(&fake)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v3/scopes"))
+        .and(header("authorization", "Bearer SG.revoked-key"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(
+            json!({"errors": [{"field": null, "message": "authorization required"}]}),
+        ))
+        .expect(1)
+        .mount(&fake)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/2010-04-01/Accounts/AC123.json"))
+        .and(basic_auth("AC123", "twilio-token"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"sid": "AC123", "status": "active"})),
+        )
+        .expect(1)
+        .mount(&fake)
+        .await;
+
+    let mut integrations = app.admin().integrations();
+    let made = integrations
+        .create_integration(create(
+            "sendgrid",
+            json!({"api_key": "SG.good-key", "from_email": "a@acme.example"}),
+            true,
+        ))
+        .await
+        .expect("accepted credentials")
+        .into_inner();
+    assert!(made.integration.is_some());
+
+    let refused = integrations
+        .create_integration(create(
+            "sendgrid",
+            json!({"api_key": "SG.revoked-key", "from_email": "a@acme.example"}),
+            true,
+        ))
+        .await
+        .expect_err("refused credentials");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(
+        refused.message().contains("authorization required"),
+        "{refused:?}"
+    );
+    assert!(!refused.message().contains("SG.revoked-key"));
+
+    integrations
+        .create_integration(create(
+            "twilio_sms",
+            json!({"account_sid": "AC123", "auth_token": "twilio-token", "from_number": "+15551234567"}),
+            true,
+        ))
+        .await
+        .expect("twilio accepted");
+    // Without `check`, nothing is called.
+    integrations
+        .create_integration(create(
+            "sendgrid",
+            json!({"api_key": "SG.unchecked", "from_email": "a@acme.example"}),
+            false,
+        ))
+        .await
+        .expect("unchecked");
+
+    let listed = integrations
+        .list_integrations(proto::ListIntegrationsRequest::default())
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(
+        listed.integrations.len(),
+        3,
+        "the refused integration was not written"
+    );
+    fake.verify().await;
+}
+
+async fn check_integration_reports_each_outcome(backend: Backend) {
+    let (app, fake) = app_with_fake(backend).await;
+    let mut integrations = app.admin().integrations();
+    let ai = integrations
+        .create_integration(create("openai", json!({"api_key": "sk-test-0001"}), false))
+        .await
+        .expect("create")
+        .into_inner()
+        .integration
+        .expect("integration");
+    let chatwoot = integrations
+        .create_integration(create(
+            "chatwoot",
+            json!({"accountId": 1, "chatwootURL": fake.uri(), "chatwootAccessToken": "cw-token-0001"}),
+            false,
+        ))
+        .await
+        .expect("create")
+        .into_inner()
+        .integration
+        .expect("integration");
+    let smtp = integrations
+        .create_integration(create(
+            "smtp",
+            json!({"host": "mail.example", "from_email": "a@acme.example"}),
+            false,
+        ))
+        .await
+        .expect("create")
+        .into_inner()
+        .integration
+        .expect("integration");
+    let check = |id: &str| proto::CheckIntegrationRequest { id: id.to_owned() };
+
+    Mock::given(method("GET"))
+        .and(path("/v1/models"))
+        .and(header("authorization", "Bearer sk-test-0001"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"object": "list", "data": []})),
+        )
+        .up_to_n_times(1)
+        .mount(&fake)
+        .await;
+    let passed = integrations
+        .check_integration(check(&ai.id))
+        .await
+        .expect("check")
+        .into_inner();
+    assert!(passed.checked);
+
+    Mock::given(method("GET"))
+        .and(path("/v1/models"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({
+            "error": {"message": "Incorrect API key provided: sk-test-0001.", "type": "invalid_request_error", "code": "invalid_api_key"}
+        })))
+        .up_to_n_times(1)
+        .mount(&fake)
+        .await;
+    let refused = integrations
+        .check_integration(check(&ai.id))
+        .await
+        .expect_err("revoked");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(
+        refused.message().contains("Incorrect API key provided"),
+        "{refused:?}"
+    );
+    assert!(
+        !refused.message().contains("sk-test-0001"),
+        "the key is scrubbed: {refused:?}"
+    );
+
+    Mock::given(method("GET"))
+        .and(path("/v1/models"))
+        .respond_with(ResponseTemplate::new(503).set_body_string("upstream down"))
+        .mount(&fake)
+        .await;
+    let outage = integrations
+        .check_integration(check(&ai.id))
+        .await
+        .expect_err("outage");
+    assert_eq!(outage.code(), Code::Unavailable);
+
+    Mock::given(method("GET"))
+        .and(path("/api/v1/profile"))
+        .and(header("api_access_token", "cw-token-0001"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 1, "name": "Agent"})))
+        .expect(1)
+        .mount(&fake)
+        .await;
+    assert!(
+        integrations
+            .check_integration(check(&chatwoot.id))
+            .await
+            .expect("chatwoot")
+            .into_inner()
+            .checked
+    );
+
+    let unsupported = integrations
+        .check_integration(check(&smtp.id))
+        .await
+        .expect("smtp")
+        .into_inner();
+    assert!(!unsupported.checked);
+
+    let denied = app
+        .supervisor()
+        .integrations()
+        .check_integration(check(&ai.id))
+        .await
+        .expect_err("admin only");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    fake.verify().await;
+}
