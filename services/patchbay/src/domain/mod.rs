@@ -12,6 +12,8 @@ pub mod config_document;
 pub mod error;
 pub mod integration;
 pub mod integrations;
+#[cfg(test)]
+mod merge_properties;
 pub mod provider;
 pub mod support;
 
