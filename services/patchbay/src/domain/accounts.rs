@@ -12,9 +12,7 @@ use super::caller::Caller;
 use super::channel::Channel;
 use super::config_document::{self, Document, MASK_PREFIX};
 use super::error::{Error, RecordKind, Violations};
-use super::support::{
-    Page, PageRequest, check_revision, encode_page_token, new_id, now, random_token,
-};
+use super::support::{Page, PageRequest, check_revision, new_id, now, random_token};
 use crate::store::Store;
 use crate::store::accounts::{AccountChange, AccountFilter};
 
@@ -42,8 +40,7 @@ impl Accounts {
         channel: Option<Channel>,
         page: PageRequest,
     ) -> Result<Page<AccountView>, Error> {
-        // One more than asked tells whether another page follows.
-        let mut accounts = self
+        let accounts = self
             .store
             .list_accounts(&AccountFilter {
                 workspace_id: &caller.workspace_id,
@@ -53,19 +50,7 @@ impl Accounts {
                 limit: page.size + 1,
             })
             .await?;
-        let next_page_token = if accounts.len() as u64 > page.size {
-            accounts.truncate(page.size as usize);
-            accounts
-                .last()
-                .map(|a| encode_page_token(a.id))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
-        Ok(Page {
-            items: accounts.into_iter().map(|a| self.view(caller, a)).collect(),
-            next_page_token,
-        })
+        Ok(Page::from_overfetch(accounts, page.size, |a| a.id).map(|a| self.view(caller, a)))
     }
 
     pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<AccountView, Error> {

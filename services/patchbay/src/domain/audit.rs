@@ -12,7 +12,7 @@ use super::channel_settings::ChannelSettings;
 use super::config_document::Document;
 use super::error::Error;
 use super::error::RecordKind;
-use super::support::{Page, PageRequest, encode_page_token, new_id, now};
+use super::support::{Page, PageRequest, new_id, now};
 use crate::store::audit::AuditFilter;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,7 +122,7 @@ impl AuditLog {
         query: AuditQuery,
         page: PageRequest,
     ) -> Result<Page<AuditEvent>, Error> {
-        let mut events = self
+        let events = self
             .store
             .list_audit_events(&AuditFilter {
                 workspace_id: &caller.workspace_id,
@@ -136,19 +136,7 @@ impl AuditLog {
                 limit: page.size + 1,
             })
             .await?;
-        let next_page_token = if events.len() as u64 > page.size {
-            events.truncate(page.size as usize);
-            events
-                .last()
-                .map(|e| encode_page_token(e.id))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
-        Ok(Page {
-            items: events,
-            next_page_token,
-        })
+        Ok(Page::from_overfetch(events, page.size, |e| e.id))
     }
 }
 

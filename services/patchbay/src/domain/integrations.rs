@@ -15,7 +15,7 @@ use super::integration::{
     validate_name,
 };
 use super::provider::{Catalog, Completeness, Provider};
-use super::support::{Page, PageRequest, check_revision, encode_page_token, new_id, now};
+use super::support::{Page, PageRequest, check_revision, new_id, now};
 use crate::outbound::{CheckOutcome, CredentialChecker};
 use crate::store::Store;
 use crate::store::integrations::{IntegrationChange, IntegrationFilter};
@@ -163,7 +163,7 @@ impl Integrations {
         query: IntegrationQuery,
         page: PageRequest,
     ) -> Result<Page<Integration>, Error> {
-        let mut found = self
+        let found = self
             .store
             .list_integrations(&IntegrationFilter {
                 workspace_id: &caller.workspace_id,
@@ -175,19 +175,7 @@ impl Integrations {
                 limit: page.size + 1,
             })
             .await?;
-        let next_page_token = if found.len() as u64 > page.size {
-            found.truncate(page.size as usize);
-            found
-                .last()
-                .map(|i| encode_page_token(i.id))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
-        Ok(Page {
-            items: found.into_iter().map(|i| self.masked(i)).collect(),
-            next_page_token,
-        })
+        Ok(Page::from_overfetch(found, page.size, |i| i.id).map(|i| self.masked(i)))
     }
 
     pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<Integration, Error> {

@@ -93,6 +93,33 @@ pub struct Page<T> {
     pub next_page_token: String,
 }
 
+impl<T> Page<T> {
+    /// A page from `items` fetched with a limit of one more than `size`: the extra item
+    /// only tells that another page follows, and is dropped.
+    pub fn from_overfetch(mut items: Vec<T>, size: u64, id_of: impl Fn(&T) -> Uuid) -> Page<T> {
+        let next_page_token = if items.len() as u64 > size {
+            items.truncate(size as usize);
+            items
+                .last()
+                .map(|item| encode_page_token(id_of(item)))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Page {
+            items,
+            next_page_token,
+        }
+    }
+
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            next_page_token: self.next_page_token,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
