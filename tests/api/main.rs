@@ -11,6 +11,7 @@ mod defaults;
 mod idempotency;
 mod integrations;
 mod isolation;
+mod overload;
 mod providers;
 mod secrets;
 mod server;

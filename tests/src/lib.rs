@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use patchbay::Application;
 use patchbay::auth::{JwtSettings, TokenRequest};
-use patchbay::config::Settings;
+use patchbay::config::{ServerSettings, Settings};
 use patchbay::outbound::ProviderUrls;
 use patchbay::sealing::KeyRing;
 use patchbay::store::{DatabaseSettings, Store};
@@ -57,6 +57,8 @@ pub struct TestOptions {
     pub jwt: JwtSettings,
     /// Where the providers' APIs are (default: nowhere reachable).
     pub provider_urls: ProviderUrls,
+    /// Overload and shutdown settings.
+    pub server: ServerSettings,
     /// An existing database to serve (default: a fresh one).
     pub database_url: Option<String>,
 }
@@ -67,6 +69,7 @@ impl Default for TestOptions {
             keys: key_ring("t1", &["t1"]),
             jwt: jwt_settings(),
             provider_urls: unreachable_providers(),
+            server: ServerSettings::default(),
             database_url: None,
         }
     }
@@ -130,6 +133,7 @@ impl TestApp {
             public_base_url: PUBLIC_BASE_URL.to_owned(),
             jwt: options.jwt,
             provider_urls: options.provider_urls,
+            server: options.server,
             keys: options.keys.clone(),
         };
         let app = Application::build(settings).await.expect("server builds");

@@ -115,6 +115,36 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub providers: ProviderArgs,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// How the server protects itself and shuts down.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Longest a call may run (a caller's shorter grpc-timeout wins) before DEADLINE_EXCEEDED.
+    #[arg(long, env = "PATCHBAY_REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub request_timeout_seconds: u64,
+    /// Calls in flight beyond which new calls are refused at once with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "PATCHBAY_MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
+    pub max_concurrent_requests: usize,
+    /// Largest request message accepted, in bytes.
+    #[arg(long, env = "PATCHBAY_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_message_bytes: usize,
+    /// HTTP/2 keepalive ping interval, in seconds.
+    #[arg(long, env = "PATCHBAY_HTTP2_KEEPALIVE_SECONDS", default_value_t = 30)]
+    pub http2_keepalive_seconds: u64,
+    /// On SIGTERM, how long in-flight calls may finish before the server exits anyway.
+    #[arg(long, env = "PATCHBAY_DRAIN_TIMEOUT_SECONDS", default_value_t = 20)]
+    pub drain_timeout_seconds: u64,
+    /// How often the database is pinged to report health.
+    #[arg(
+        long,
+        env = "PATCHBAY_HEALTH_CHECK_INTERVAL_SECONDS",
+        default_value_t = 5
+    )]
+    pub health_check_interval_seconds: u64,
 }
 
 /// Where the providers' APIs live (credential checks); tests point them at a fake.
@@ -251,6 +281,68 @@ pub struct Settings {
     pub jwt: JwtSettings,
     pub keys: KeyRing,
     pub provider_urls: ProviderUrls,
+    pub server: ServerSettings,
+}
+
+/// Overload protection and shutdown, validated.
+#[derive(Clone, Debug)]
+pub struct ServerSettings {
+    pub request_timeout: Duration,
+    pub max_concurrent_requests: usize,
+    pub max_message_bytes: usize,
+    pub http2_keepalive: Duration,
+    pub drain_timeout: Duration,
+    pub health_check_interval: Duration,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(30),
+            max_concurrent_requests: 256,
+            max_message_bytes: 4 * 1024 * 1024,
+            http2_keepalive: Duration::from_secs(30),
+            drain_timeout: Duration::from_secs(20),
+            health_check_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+fn server_settings(args: &ServerArgs) -> Result<ServerSettings, ConfigError> {
+    let positive = |value: u64, name: &str| {
+        if value == 0 {
+            Err(ConfigError(format!("{name} must be at least 1")))
+        } else {
+            Ok(Duration::from_secs(value))
+        }
+    };
+    if args.max_concurrent_requests == 0 {
+        return Err(ConfigError(
+            "PATCHBAY_MAX_CONCURRENT_REQUESTS must be at least 1".to_owned(),
+        ));
+    }
+    if args.max_message_bytes < 1024 {
+        return Err(ConfigError(
+            "PATCHBAY_MAX_MESSAGE_BYTES must be at least 1024".to_owned(),
+        ));
+    }
+    Ok(ServerSettings {
+        request_timeout: positive(
+            args.request_timeout_seconds,
+            "PATCHBAY_REQUEST_TIMEOUT_SECONDS",
+        )?,
+        max_concurrent_requests: args.max_concurrent_requests,
+        max_message_bytes: args.max_message_bytes,
+        http2_keepalive: positive(
+            args.http2_keepalive_seconds,
+            "PATCHBAY_HTTP2_KEEPALIVE_SECONDS",
+        )?,
+        drain_timeout: positive(args.drain_timeout_seconds, "PATCHBAY_DRAIN_TIMEOUT_SECONDS")?,
+        health_check_interval: positive(
+            args.health_check_interval_seconds,
+            "PATCHBAY_HEALTH_CHECK_INTERVAL_SECONDS",
+        )?,
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -280,6 +372,7 @@ impl Settings {
             jwt: jwt_settings(data_dir, &args.jwt)?,
             keys: key_ring(data_dir, &args.encryption)?,
             provider_urls: provider_urls(&args.providers)?,
+            server: server_settings(&args.server)?,
         })
     }
 }

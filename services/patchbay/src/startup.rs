@@ -10,9 +10,15 @@ use patchbay_sdk::proto::{
     account_service_server::AccountServiceServer, audit_service_server::AuditServiceServer,
     integration_service_server::IntegrationServiceServer,
 };
+use std::time::Duration;
+
 use tokio::net::TcpListener;
+use tonic::server::NamedService;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
 
 use crate::auth::Authenticator;
 use crate::config::Settings;
@@ -24,6 +30,7 @@ use crate::grpc::audit_service::AuditGrpc;
 use crate::grpc::auth::AuthInterceptor;
 use crate::grpc::idempotency::Idempotency;
 use crate::grpc::integration_service::IntegrationGrpc;
+use crate::grpc::overload::OverloadLayer;
 use crate::outbound::CredentialChecker;
 use crate::store::Store;
 
@@ -103,8 +110,10 @@ impl Application {
         let interceptor = AuthInterceptor::new(authenticator);
         let accounts = Accounts::new(store.clone(), WebhookUrls::new(&settings.public_base_url));
         let idempotency = Idempotency::new(store.clone());
-        let account_service = AccountServiceServer::with_interceptor(
-            AccountGrpc::new(accounts, idempotency.clone()),
+        let limits = &settings.server;
+        let account_service = InterceptedService::new(
+            AccountServiceServer::new(AccountGrpc::new(accounts, idempotency.clone()))
+                .max_decoding_message_size(limits.max_message_bytes),
             interceptor.clone(),
         );
         let catalog = Arc::new(store.load_catalog().await.map_err(StartupError::Catalog)?);
@@ -144,9 +153,22 @@ impl Application {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
 
+        let monitor = tokio::spawn(watch_database(
+            store.clone(),
+            health_reporter.clone(),
+            limits.health_check_interval,
+        ));
+
         tracing::info!(address = %local_addr, "patchbay listening");
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-        let result = Server::builder()
+        let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = Server::builder()
+            .http2_keepalive_interval(Some(limits.http2_keepalive))
+            .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+            .layer(OverloadLayer::new(
+                limits.max_concurrent_requests,
+                limits.request_timeout,
+            ))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -154,23 +176,83 @@ impl Application {
             .add_service(integration_service)
             .add_service(audit_service)
             .serve_with_incoming_shutdown(incoming, async {
-                shutdown.await;
+                let _ = stopped.await;
+            });
+        tokio::pin!(server);
+
+        // Serve until the shutdown signal; then report NOT_SERVING, stop accepting, and
+        // give in-flight calls the drain timeout to finish.
+        let result = tokio::select! {
+            result = &mut server => result,
+            () = shutdown => {
                 tracing::info!("shutting down: finishing in-flight calls");
-                health_reporter
-                    .set_not_serving::<AccountServiceServer<AccountGrpc>>()
-                    .await;
-                health_reporter
-                    .set_not_serving::<IntegrationServiceServer<IntegrationGrpc>>()
-                    .await;
-                health_reporter
-                    .set_not_serving::<AuditServiceServer<AuditGrpc>>()
-                    .await;
-            })
-            .await;
+                monitor.abort();
+                set_health(&health_reporter, false).await;
+                let _ = stop_accepting.send(());
+                match tokio::time::timeout(limits.drain_timeout, &mut server).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        tracing::warn!(
+                            drain_timeout_seconds = limits.drain_timeout.as_secs(),
+                            "calls still in flight after the drain timeout; stopping anyway"
+                        );
+                        Ok(())
+                    }
+                }
+            }
+        };
+        monitor.abort();
         store.close().await;
         tracing::info!("patchbay stopped");
         result.map_err(StartupError::from)
     }
+}
+
+/// Reports every service SERVING while the database answers and NOT_SERVING while it
+/// does not, so that load balancers steer away from a replica that cannot work.
+async fn watch_database(store: Store, health: HealthReporter, interval: Duration) {
+    let mut serving = true;
+    let mut ticker = tokio::time::interval(interval);
+    loop {
+        ticker.tick().await;
+        let up = store.ping().await;
+        if up != serving {
+            if up {
+                tracing::info!("database reachable again: serving");
+            } else {
+                tracing::warn!("database unreachable: reporting NOT_SERVING");
+            }
+            set_health(&health, up).await;
+            serving = up;
+        }
+    }
+}
+
+async fn set_health(health: &HealthReporter, serving: bool) {
+    let status = if serving {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    };
+    health.set_service_status("", status).await;
+    health
+        .set_service_status(
+            <AccountServiceServer<AccountGrpc> as NamedService>::NAME,
+            status,
+        )
+        .await;
+    health
+        .set_service_status(
+            <IntegrationServiceServer<IntegrationGrpc> as NamedService>::NAME,
+            status,
+        )
+        .await;
+    health
+        .set_service_status(
+            <AuditServiceServer<AuditGrpc> as NamedService>::NAME,
+            status,
+        )
+        .await;
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -9,4 +9,5 @@ pub mod convert;
 pub mod idempotency;
 pub mod integration_convert;
 pub mod integration_service;
+pub mod overload;
 pub mod status;
