@@ -248,3 +248,86 @@ async fn keys_generate_and_rotate_move_secrets_to_the_new_key() {
         .expect("run");
     assert!(String::from_utf8_lossy(&again.stdout).contains("0 rewritten"));
 }
+
+/// SIGTERM during in-flight calls: they complete, new calls are refused, and the process
+/// exits 0 within the drain timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_in_flight_calls_finish_and_exits_cleanly() {
+    use patchbay_sdk::proto::{Channel, CreateAccountRequest};
+    use sea_orm::{ConnectionTrait, Database, TransactionTrait};
+
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    let admin = token(data_dir.path(), "admin");
+    let (mut server, endpoint) = serve(data_dir.path());
+    let client = Client::connect(endpoint.clone(), &admin)
+        .await
+        .expect("connect");
+    let create = |key: &str| CreateAccountRequest {
+        channel: Channel::Sms.into(),
+        account_key: key.into(),
+        ..Default::default()
+    };
+    client
+        .create_account(create("warm"))
+        .await
+        .expect("warm up");
+
+    // Hold the database so that the next calls stay in flight.
+    let db = Database::connect(format!(
+        "sqlite://{}?mode=rw",
+        data_dir.path().join("patchbay.db").display()
+    ))
+    .await
+    .expect("database");
+    let lock = db
+        .begin_with_options(sea_orm::TransactionOptions {
+            sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Exclusive),
+            ..Default::default()
+        })
+        .await
+        .expect("lock");
+    lock.execute_unprepared("UPDATE accounts SET revision = revision")
+        .await
+        .expect("hold");
+    let in_flight: Vec<_> = ["slow-1", "slow-2"]
+        .into_iter()
+        .map(|key| {
+            let client = client.clone();
+            let request = create(key);
+            tokio::spawn(async move { client.create_account(request).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let status = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    lock.rollback().await.expect("release");
+
+    for call in in_flight {
+        call.await
+            .expect("task")
+            .expect("an in-flight call completes during the drain");
+    }
+    drop(client);
+    let refused = match Client::connect(endpoint, &admin).await {
+        Err(_) => true,
+        Ok(late) => late.list_all_accounts(None).await.is_err(),
+    };
+    assert!(refused, "a new call is refused once the server drains");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(exit) = server.try_wait().expect("status") {
+            break exit;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server did not exit within the drain timeout"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "exit status {exit:?}");
+}

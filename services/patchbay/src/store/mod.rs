@@ -202,14 +202,20 @@ fn is_unavailable(err: &DbErr) -> bool {
     match err {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
         DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
-            matches!(
-                e.deref(),
+            match e.deref() {
                 sqlx::Error::Io(_)
-                    | sqlx::Error::Tls(_)
-                    | sqlx::Error::PoolTimedOut
-                    | sqlx::Error::PoolClosed
-                    | sqlx::Error::WorkerCrashed
-            )
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed => true,
+                // Transient contention: SQLite busy/locked past the busy timeout,
+                // PostgreSQL lock timeouts and servers shutting down.
+                sqlx::Error::Database(db) => matches!(
+                    db.code().as_deref(),
+                    Some("5" | "6" | "517" | "55P03" | "57P01" | "57P02" | "57P03")
+                ),
+                _ => false,
+            }
         }
         _ => false,
     }
