@@ -91,6 +91,13 @@ async fn scenario(backend: Backend) -> Vec<String> {
         ))
         .await;
     assert!(refused.is_err());
+    let mut traced = patchbay_sdk::tonic::Request::new(proto::GetAccountRequest {
+        id: account.id.clone(),
+    });
+    traced
+        .metadata_mut()
+        .insert("x-request-id", "req-traced-0001".parse().expect("header"));
+    admin.accounts().get_account(traced).await.expect("get");
     let forged = format!("{}x", token("admin", "acme", None));
     assert!(
         app.with_token(&forged)

@@ -31,6 +31,7 @@ use crate::grpc::auth::AuthInterceptor;
 use crate::grpc::idempotency::Idempotency;
 use crate::grpc::integration_service::IntegrationGrpc;
 use crate::grpc::overload::OverloadLayer;
+use crate::grpc::request_span::RequestSpanLayer;
 use crate::outbound::CredentialChecker;
 use crate::store::Store;
 
@@ -165,6 +166,7 @@ impl Application {
         let server = Server::builder()
             .http2_keepalive_interval(Some(limits.http2_keepalive))
             .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+            .layer(RequestSpanLayer)
             .layer(OverloadLayer::new(
                 limits.max_concurrent_requests,
                 limits.request_timeout,

@@ -20,7 +20,12 @@ pub fn init(format: LogFormat) {
         .with_writer(std::io::stderr);
     // A second init (tests) keeps the first subscriber.
     let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
+        // Each line carries the fields of its spans: method, workspace, request id.
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
         LogFormat::Pretty => builder
             .with_ansi(std::io::stderr().is_terminal())
             .try_init(),

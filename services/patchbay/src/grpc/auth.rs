@@ -31,6 +31,9 @@ impl Interceptor for AuthInterceptor {
         };
         let mut caller = self.authenticator.authenticate(header)?;
         caller.request_id = request_id(&request);
+        let span = tracing::Span::current();
+        span.record("workspace", caller.workspace_id.as_str());
+        span.record("request_id", caller.request_id.as_str());
         request.extensions_mut().insert(caller);
         Ok(request)
     }

@@ -10,4 +10,5 @@ pub mod idempotency;
 pub mod integration_convert;
 pub mod integration_service;
 pub mod overload;
+pub mod request_span;
 pub mod status;

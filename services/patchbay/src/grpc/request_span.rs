@@ -1,0 +1,106 @@
+//! One `tracing` span per call, opened before anything else runs: the method, the
+//! caller's workspace and request id (filled in once the token is read), the status
+//! code and the latency. Every log line written during the call carries these fields.
+//! Nothing of the request body or its metadata values (tokens) is recorded.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use tonic::body::Body;
+use tower::{Layer, Service};
+use tracing::Instrument;
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RequestSpanLayer;
+
+impl<S> Layer<S> for RequestSpanLayer {
+    type Service = RequestSpan<S>;
+
+    fn layer(&self, inner: S) -> RequestSpan<S> {
+        RequestSpan { inner }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct RequestSpan<S> {
+    inner: S,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, B> Service<http::Request<B>> for RequestSpan<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<Body>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let method = request.uri().path().to_owned();
+        let span = tracing::info_span!(
+            "rpc",
+            rpc.method = %method,
+            workspace = tracing::field::Empty,
+            request_id = tracing::field::Empty,
+            grpc.code = tracing::field::Empty,
+            latency_ms = tracing::field::Empty,
+        );
+        let started = Instant::now();
+        // The interceptor runs inside `call`: enter the span so it can record the caller.
+        let future = {
+            let _entered = span.enter();
+            self.inner.call(request)
+        };
+        Box::pin(
+            async move {
+                let result = future.await;
+                let span = tracing::Span::current();
+                let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+                span.record("latency_ms", latency_ms);
+                match &result {
+                    Ok(response) => {
+                        // Errors travel as trailers-only responses: the status is a header.
+                        // A success has no status header yet (it follows in trailers): 0.
+                        let code = response
+                            .headers()
+                            .get("grpc-status")
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.parse::<i32>().ok())
+                            .unwrap_or(0);
+                        span.record("grpc.code", code);
+                        let code = tonic::Code::from_i32(code);
+                        let code_name = format!("{code:?}");
+                        // Successes are the hot path: DEBUG. A caller's mistake is INFO;
+                        // what the server or its database failed at is WARN.
+                        match code {
+                            tonic::Code::Ok => {
+                                tracing::debug!(code = %code_name, latency_ms, "rpc finished")
+                            }
+                            tonic::Code::Internal
+                            | tonic::Code::Unavailable
+                            | tonic::Code::DataLoss
+                            | tonic::Code::Unknown
+                            | tonic::Code::DeadlineExceeded
+                            | tonic::Code::ResourceExhausted => {
+                                tracing::warn!(code = %code_name, latency_ms, "rpc failed")
+                            }
+                            _ => tracing::info!(code = %code_name, latency_ms, "rpc refused"),
+                        }
+                    }
+                    Err(_) => tracing::error!(latency_ms, "rpc transport error"),
+                }
+                result
+            }
+            .instrument(span),
+        )
+    }
+}
