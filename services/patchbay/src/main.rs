@@ -30,7 +30,7 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(data_dir: &std::path::Path, args: &config::ServeArgs) -> Result<(), String> {
-    telemetry::init(args.log_format);
+    let _telemetry = telemetry::init(args.log_format, args.otlp_endpoint.as_deref())?;
     let settings = Settings::from_serve_args(data_dir, args).map_err(|e| e.to_string())?;
     let app = Application::build(settings)
         .await
@@ -41,7 +41,7 @@ async fn serve(data_dir: &std::path::Path, args: &config::ServeArgs) -> Result<(
 }
 
 async fn migrate(data_dir: &std::path::Path, args: &config::DatabaseArgs) -> Result<(), String> {
-    telemetry::init(LogFormat::Pretty);
+    let _telemetry = telemetry::init(LogFormat::Pretty, None)?;
     let settings = config::database_settings(data_dir, args).map_err(|e| e.to_string())?;
     store::migrate_database(&settings)
         .await
@@ -62,7 +62,7 @@ fn generate_key() -> Result<(), String> {
 }
 
 async fn rotate_keys(data_dir: &std::path::Path, args: &config::RotateArgs) -> Result<(), String> {
-    telemetry::init(LogFormat::Pretty);
+    let _telemetry = telemetry::init(LogFormat::Pretty, None)?;
     let database =
         config::database_settings(data_dir, &args.database).map_err(|e| e.to_string())?;
     let keys = config::key_ring(data_dir, &args.encryption).map_err(|e| e.to_string())?;

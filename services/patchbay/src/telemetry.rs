@@ -1,33 +1,88 @@
-//! Logging: structured `tracing` output to stderr, pretty or JSON, filtered by
-//! `PATCHBAY_LOG` (or `RUST_LOG`), `info` by default.
+//! Logging and tracing: structured `tracing` output to stderr (pretty or JSON, filtered
+//! by `PATCHBAY_LOG` or `RUST_LOG`, `info` by default), and, when an OTLP endpoint is
+//! configured, spans exported over OTLP/gRPC with `tracing-opentelemetry`. The W3C
+//! `traceparent` of each call is honoured (`grpc::request_span`).
 
 use std::io::IsTerminal;
 
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::LogFormat;
 
 const DEFAULT_FILTER: &str = "info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn,h2=warn";
 
-pub fn init(format: LogFormat) {
+/// Keeps the span exporter alive; dropping it flushes what is left.
+pub struct TelemetryGuard {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take() {
+            if let Err(err) = provider.shutdown() {
+                eprintln!("patchbay: flushing spans failed: {err}");
+            }
+        }
+    }
+}
+
+/// Installs the global subscriber. Call inside the Tokio runtime: the OTLP exporter's
+/// connection lives on it.
+pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> Result<TelemetryGuard, String> {
     let filter = std::env::var("PATCHBAY_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .ok()
         .and_then(|spec| EnvFilter::try_new(spec).ok())
         .unwrap_or_else(|| EnvFilter::new(DEFAULT_FILTER));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+
+    let provider = match otlp_endpoint {
+        Some(endpoint) => {
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint)
+                .build()
+                .map_err(|err| format!("OTEL_EXPORTER_OTLP_ENDPOINT ({endpoint}): {err}"))?;
+            Some(
+                SdkTracerProvider::builder()
+                    .with_batch_exporter(exporter)
+                    .with_resource(Resource::builder().with_service_name("patchbay").build())
+                    .build(),
+            )
+        }
+        None => None,
+    };
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    let otel = provider
+        .as_ref()
+        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("patchbay")));
+
+    let registry = tracing_subscriber::registry().with(filter).with(otel);
     // A second init (tests) keeps the first subscriber.
     let _ = match format {
         // Each line carries the fields of its spans: method, workspace, request id.
-        LogFormat::Json => builder
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_current_span(true)
+                    .with_span_list(false)
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
-        LogFormat::Pretty => builder
-            .with_ansi(std::io::stderr().is_terminal())
+        LogFormat::Pretty => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
     };
+    Ok(TelemetryGuard { provider })
 }

@@ -331,3 +331,133 @@ async fn sigterm_lets_in_flight_calls_finish_and_exits_cleanly() {
     };
     assert!(exit.success(), "exit status {exit:?}");
 }
+
+/// Spans reach an OTLP collector, continuing the caller's W3C trace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_are_exported_over_otlp_with_the_callers_trace() {
+    use std::sync::{Arc, Mutex};
+
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+        TraceService, TraceServiceServer,
+    };
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+    };
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+
+    #[derive(Clone, Default)]
+    struct Collector(Arc<Mutex<Vec<ExportTraceServiceRequest>>>);
+
+    #[patchbay_sdk::tonic::async_trait]
+    impl TraceService for Collector {
+        async fn export(
+            &self,
+            request: patchbay_sdk::tonic::Request<ExportTraceServiceRequest>,
+        ) -> Result<
+            patchbay_sdk::tonic::Response<ExportTraceServiceResponse>,
+            patchbay_sdk::tonic::Status,
+        > {
+            if let Ok(mut received) = self.0.lock() {
+                received.push(request.into_inner());
+            }
+            Ok(patchbay_sdk::tonic::Response::new(
+                ExportTraceServiceResponse {
+                    partial_success: None,
+                },
+            ))
+        }
+    }
+
+    let collector = Collector::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let collector_addr = listener.local_addr().expect("address");
+    let receiver = collector.clone();
+    tokio::spawn(async move {
+        let _ = patchbay_sdk::tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(receiver))
+            .serve_with_incoming(patchbay_sdk::tonic::transport::server::TcpIncoming::from(
+                listener,
+            ))
+            .await;
+    });
+
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    let admin = token(data_dir.path(), "admin");
+    let mut child = patchbay(data_dir.path())
+        .env(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://{collector_addr}"),
+        )
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let mut endpoint = None;
+    while let Some(Ok(line)) = lines.next() {
+        if line.contains("patchbay listening") {
+            let log: serde_json::Value = serde_json::from_str(&line).expect("json");
+            endpoint = log["fields"]["address"]
+                .as_str()
+                .map(|a| format!("http://{a}"));
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    let endpoint = endpoint.expect("server address");
+
+    const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let client = Client::connect(endpoint, &admin).await.expect("connect");
+    let mut request = patchbay_sdk::tonic::Request::new(ListAccountsRequest::default());
+    request.metadata_mut().insert(
+        "traceparent",
+        format!("00-{TRACE_ID}-00f067aa0ba902b7-01")
+            .parse()
+            .expect("header"),
+    );
+    client
+        .accounts()
+        .list_accounts(request)
+        .await
+        .expect("call");
+    drop(client);
+    // Shutting down flushes the batch of spans.
+    assert!(terminate(&mut child).success());
+
+    let spans: Vec<_> = collector
+        .0
+        .lock()
+        .expect("received")
+        .iter()
+        .flat_map(|r| r.resource_spans.iter())
+        .flat_map(|r| r.scope_spans.iter())
+        .flat_map(|s| s.spans.iter().cloned())
+        .collect();
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let call = spans
+        .iter()
+        .find(|s| s.name == "patchbay.v1.AccountService/ListAccounts")
+        .unwrap_or_else(|| {
+            panic!(
+                "no span for the call among {:?}",
+                spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+            )
+        });
+    assert_eq!(
+        hex(&call.trace_id),
+        TRACE_ID,
+        "the caller's trace continues"
+    );
+    assert_eq!(hex(&call.parent_span_id), "00f067aa0ba902b7");
+    let status = call
+        .attributes
+        .iter()
+        .find(|a| a.key == "rpc.grpc.status_code")
+        .and_then(|a| a.value.as_ref())
+        .and_then(|v| v.value.clone());
+    assert_eq!(status, Some(AnyValue::IntValue(0)));
+}

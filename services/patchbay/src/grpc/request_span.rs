@@ -8,9 +8,24 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use opentelemetry::propagation::Extractor;
 use tonic::body::Body;
 use tower::{Layer, Service};
 use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+/// Reads W3C trace context headers from a request.
+struct HeaderExtractor<'a>(&'a http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|value| value.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+}
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RequestSpanLayer;
@@ -48,12 +63,21 @@ where
         let method = request.uri().path().to_owned();
         let span = tracing::info_span!(
             "rpc",
+            otel.name = %method.trim_start_matches('/'),
+            otel.kind = "server",
+            rpc.system = "grpc",
             rpc.method = %method,
             workspace = tracing::field::Empty,
             request_id = tracing::field::Empty,
             grpc.code = tracing::field::Empty,
+            rpc.grpc.status_code = tracing::field::Empty,
             latency_ms = tracing::field::Empty,
         );
+        // Continue the caller's trace (W3C traceparent) when it sent one.
+        let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+            propagator.extract(&HeaderExtractor(request.headers()))
+        });
+        let _ = span.set_parent(parent);
         let started = Instant::now();
         // The interceptor runs inside `call`: enter the span so it can record the caller.
         let future = {
@@ -77,6 +101,7 @@ where
                             .and_then(|v| v.parse::<i32>().ok())
                             .unwrap_or(0);
                         span.record("grpc.code", code);
+                        span.record("rpc.grpc.status_code", code);
                         let code = tonic::Code::from_i32(code);
                         let code_name = format!("{code:?}");
                         // Successes are the hot path: DEBUG. A caller's mistake is INFO;
