@@ -359,3 +359,51 @@ mod tests {
         assert!(parse_ttl("h").is_err());
     }
 }
+
+#[cfg(test)]
+mod hostile_tokens {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn authenticator() -> Authenticator {
+        Authenticator::new(&JwtSettings {
+            hs256_secret: Some(SecretString::from(
+                "hostile-secret-hostile-secret-0123".to_owned(),
+            )),
+            public_keys: Vec::new(),
+            algorithms: vec![Algorithm::HS256, Algorithm::RS256],
+            issuer: "patchbay".into(),
+            audience: "patchbay".into(),
+            leeway: Duration::from_secs(5),
+        })
+    }
+
+    fn segment() -> impl Strategy<Value = String> {
+        prop_oneof![
+            ".{0,40}".prop_map(|s| URL_SAFE_NO_PAD.encode(s)),
+            Just(URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#)),
+            Just(URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","kid":"x"}"#)),
+            Just(URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256"}"#)),
+            Just(URL_SAFE_NO_PAD.encode(r#"{"sub":"a","role":"admin","workspace_id":"w","exp":99999999999,"iss":"patchbay","aud":"patchbay"}"#)),
+            "[A-Za-z0-9_-]{0,60}",
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn any_header_is_refused_without_a_panic(header in ".{0,300}") {
+            let result = authenticator().authenticate(Some(&header));
+            prop_assert!(matches!(result, Err(Error::Unauthenticated(_))));
+        }
+
+        #[test]
+        fn any_forged_token_is_refused(a in segment(), b in segment(), c in segment()) {
+            let header = format!("Bearer {a}.{b}.{c}");
+            let result = authenticator().authenticate(Some(&header));
+            prop_assert!(matches!(result, Err(Error::Unauthenticated(_))));
+        }
+    }
+}

@@ -271,3 +271,49 @@ mod tests {
         assert_eq!(required_channel(1, "channel"), Ok(Channel::Whatsapp));
     }
 }
+
+#[cfg(test)]
+mod hostile_structs {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Kind::NullValue(0)),
+            any::<bool>().prop_map(Kind::BoolValue),
+            any::<f64>().prop_map(Kind::NumberValue),
+            ".{0,10}".prop_map(Kind::StringValue),
+        ]
+        .prop_map(|kind| Value { kind: Some(kind) });
+        leaf.prop_recursive(24, 200, 4, |inner| {
+            prop_oneof![
+                prop::collection::btree_map(".{0,6}", inner.clone(), 0..4).prop_map(|fields| {
+                    Value {
+                        kind: Some(Kind::StructValue(Struct { fields })),
+                    }
+                }),
+                prop::collection::vec(inner, 0..4).prop_map(|values| Value {
+                    kind: Some(Kind::ListValue(ListValue { values })),
+                }),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Any Struct a client can send converts, or is refused with named violations.
+        #[test]
+        fn any_struct_converts_or_is_refused(fields in prop::collection::btree_map(".{0,6}", value(), 0..5)) {
+            match document_from_struct(Struct { fields }, "config") {
+                Ok(document) => {
+                    let back = document_from_struct(struct_from_document(&document), "config");
+                    prop_assert_eq!(back.ok(), Some(document));
+                }
+                Err(violations) => {
+                    prop_assert!(!violations.is_empty());
+                    prop_assert!(violations.iter().all(|v| v.field.starts_with("config")));
+                }
+            }
+        }
+    }
+}
