@@ -30,6 +30,10 @@ pub struct Cli {
     )]
     pub data_dir: PathBuf,
 
+    /// TOML file of settings keyed by long flag name; flags and PATCHBAY_* variables win.
+    #[arg(long, global = true, env = "PATCHBAY_CONFIG")]
+    pub config: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }

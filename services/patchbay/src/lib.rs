@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod config_file;
 pub mod domain;
 pub mod grpc;
 pub mod outbound;

@@ -12,7 +12,14 @@ use patchbay::telemetry;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args = match patchbay::config_file::apply(std::env::args_os().collect()) {
+        Ok(args) => args,
+        Err(err) => {
+            eprintln!("patchbay: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cli = Cli::parse_from(args);
     let result = match cli.command {
         Command::Serve(args) => serve(&cli.data_dir, &args).await,
         Command::Migrate(args) => migrate(&cli.data_dir, &args).await,

@@ -461,3 +461,80 @@ async fn spans_are_exported_over_otlp_with_the_callers_trace() {
         .and_then(|v| v.value.clone());
     assert_eq!(status, Some(AnyValue::IntValue(0)));
 }
+
+/// A config file fills in what flags and PATCHBAY_* variables leave unset, and a bad key
+/// is named.
+#[test]
+fn config_file_settings_yield_to_environment_and_flags() {
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    let file = data_dir.path().join("patchbay.toml");
+    std::fs::write(
+        &file,
+        "public-base-url = \"ftp://from-the-file\"\njwt-issuer = \"file-issuer\"\n",
+    )
+    .expect("write");
+    // The file's bad public-base-url is used when nothing overrides it…
+    let output = patchbay(data_dir.path())
+        .args(["serve", "--config"])
+        .arg(&file)
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("ftp://from-the-file"));
+
+    // …and the environment overrides it: the token minted with the file's issuer is
+    // accepted by a server whose base URL came from the environment.
+    let (mut server, endpoint) = {
+        let mut child = patchbay(data_dir.path())
+            .env("PATCHBAY_CONFIG", &file)
+            .env("PATCHBAY_PUBLIC_BASE_URL", "https://hooks.example.com")
+            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let mut endpoint = String::new();
+        while let Some(Ok(line)) = lines.next() {
+            if line.contains("patchbay listening") {
+                let log: serde_json::Value = serde_json::from_str(&line).expect("json");
+                endpoint = format!(
+                    "http://{}",
+                    log["fields"]["address"].as_str().expect("address")
+                );
+                break;
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        (child, endpoint)
+    };
+    assert!(
+        !endpoint.is_empty(),
+        "the server started with the environment's URL"
+    );
+    let token = patchbay(data_dir.path())
+        .env("PATCHBAY_CONFIG", &file)
+        .args(["token", "--role", "admin", "--workspace", "acme"])
+        .output()
+        .expect("token");
+    let token = String::from_utf8_lossy(&token.stdout).trim().to_owned();
+    let payload = token.split('.').nth(1).expect("payload");
+    use base64::Engine;
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("base64"),
+    )
+    .expect("claims");
+    assert_eq!(claims["iss"], "file-issuer", "the file sets the issuer");
+    assert!(terminate(&mut server).success());
+
+    std::fs::write(&file, "listen-adress = \"127.0.0.1:1\"\n").expect("write");
+    let output = patchbay(data_dir.path())
+        .args(["serve", "--config"])
+        .arg(&file)
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("\"listen-adress\""));
+}
