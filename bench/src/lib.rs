@@ -1,0 +1,96 @@
+//! Shared pieces of the load tools: starting a real `patchbay serve` on a loopback port
+//! with a fresh data directory, minting tokens with it, and reading its memory use.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// A `patchbay serve` process of the tool's own.
+pub struct Server {
+    pub child: Child,
+    pub endpoint: String,
+    pub binary: PathBuf,
+    pub data_dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts `binary serve` on 127.0.0.1 (a random port) with a fresh data directory;
+    /// `database_url` switches from the embedded SQLite to PostgreSQL.
+    pub fn start(binary: &Path, database_url: Option<&str>) -> Result<Server, String> {
+        let data_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let mut command = Command::new(binary);
+        command
+            .env("PATCHBAY_DATA_DIR", data_dir.path())
+            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(url) = database_url {
+            command.env("PATCHBAY_DATABASE_URL", url);
+        }
+        // The address is logged at INFO; ask for that line only.
+        command.env("PATCHBAY_LOG", "warn,patchbay::startup=info");
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+        let stderr = child.stderr.take().ok_or("no stderr")?;
+        let mut lines = BufReader::new(stderr).lines();
+        while let Some(Ok(line)) = lines.next() {
+            if line.contains("patchbay listening") {
+                let log: serde_json::Value =
+                    serde_json::from_str(&line).map_err(|e| e.to_string())?;
+                let address = log["fields"]["address"]
+                    .as_str()
+                    .ok_or("no address")?
+                    .to_owned();
+                std::thread::spawn(move || for _ in lines {});
+                return Ok(Server {
+                    child,
+                    endpoint: format!("http://{address}"),
+                    binary: binary.to_owned(),
+                    data_dir,
+                });
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        Err("patchbay serve exited before listening".to_owned())
+    }
+
+    /// A token minted with the server's development secret.
+    pub fn token(&self, role: &str, workspace: &str) -> Result<String, String> {
+        let output = Command::new(&self.binary)
+            .env("PATCHBAY_DATA_DIR", self.data_dir.path())
+            .args([
+                "token",
+                "--role",
+                role,
+                "--workspace",
+                workspace,
+                "--ttl",
+                "1d",
+            ])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !output.status.success() {
+            return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    }
+
+    /// The server's resident memory, in KiB (Linux `/proc`).
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kib| kib.parse().ok())
+    }
+
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
