@@ -14,6 +14,53 @@ use tower::{Layer, Service};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+const REQUEST_ID: &str = "x-request-id";
+
+/// The caller's `x-request-id` when it is a short token of safe characters.
+pub fn sane_request_id(headers: &http::HeaderMap) -> Option<String> {
+    headers
+        .get(REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= 128
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+        })
+        .map(str::to_owned)
+}
+
+/// Echoes the request id in the response headers and, on an error, adds it to the
+/// status details as `google.rpc.RequestInfo`, beside any details already there.
+fn attach_request_id(response: &mut http::Response<Body>, request_id: &str) {
+    use tonic_types::StatusExt;
+
+    if let Ok(value) = http::HeaderValue::from_str(request_id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    let Some(status) = tonic::Status::from_header_map(response.headers()) else {
+        return;
+    };
+    if status.code() == tonic::Code::Ok {
+        return;
+    }
+    let mut details = status.get_error_details();
+    details.set_request_info(request_id, "");
+    let annotated = tonic::Status::with_error_details(status.code(), status.message(), details);
+    let headers = annotated.into_http::<Body>().into_parts().0.headers;
+    for name in ["grpc-status", "grpc-message", "grpc-status-details-bin"] {
+        match headers.get(name) {
+            Some(value) => {
+                response.headers_mut().insert(name, value.clone());
+            }
+            None => {
+                response.headers_mut().remove(name);
+            }
+        }
+    }
+}
+
 /// Reads W3C trace context headers from a request.
 struct HeaderExtractor<'a>(&'a http::HeaderMap);
 
@@ -59,8 +106,15 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let method = request.uri().path().to_owned();
+        // One request id per call: the caller's when it is sane, else a new one. The
+        // interceptor records it for audit events; responses carry it back.
+        let request_id =
+            sane_request_id(request.headers()).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        if let Ok(value) = http::HeaderValue::from_str(&request_id) {
+            request.headers_mut().insert(REQUEST_ID, value.clone());
+        }
         let span = tracing::info_span!(
             "rpc",
             otel.name = %method.trim_start_matches('/'),
@@ -86,7 +140,10 @@ where
         };
         Box::pin(
             async move {
-                let result = future.await;
+                let mut result = future.await;
+                if let Ok(response) = &mut result {
+                    attach_request_id(response, &request_id);
+                }
                 let span = tracing::Span::current();
                 let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
                 span.record("latency_ms", latency_ms);
