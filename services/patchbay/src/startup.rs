@@ -32,6 +32,7 @@ use crate::grpc::idempotency::Idempotency;
 use crate::grpc::integration_service::IntegrationGrpc;
 use crate::grpc::overload::OverloadLayer;
 use crate::grpc::request_span::RequestSpanLayer;
+use crate::grpc::stream_shutdown::StreamShutdownLayer;
 use crate::outbound::CredentialChecker;
 use crate::store::Store;
 
@@ -163,10 +164,12 @@ impl Application {
         tracing::info!(address = %local_addr, "patchbay listening");
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (shutting_down, shutdown_seen) = tokio::sync::watch::channel(false);
         let server = Server::builder()
             .http2_keepalive_interval(Some(limits.http2_keepalive))
             .http2_keepalive_timeout(Some(Duration::from_secs(20)))
             .layer(RequestSpanLayer)
+            .layer(StreamShutdownLayer::new(shutdown_seen))
             .layer(OverloadLayer::new(
                 limits.max_concurrent_requests,
                 limits.request_timeout,
@@ -191,6 +194,9 @@ impl Application {
                 monitor.abort();
                 set_health(&health_reporter, false).await;
                 let _ = stop_accepting.send(());
+                // Watchers have seen NOT_SERVING; now their streams end.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let _ = shutting_down.send(true);
                 match tokio::time::timeout(limits.drain_timeout, &mut server).await {
                     Ok(result) => result,
                     Err(_) => {

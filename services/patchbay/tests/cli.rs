@@ -272,6 +272,29 @@ async fn sigterm_lets_in_flight_calls_finish_and_exits_cleanly() {
         .await
         .expect("warm up");
 
+    // A load balancer's health watch stays open across the shutdown.
+    let channel = patchbay_sdk::tonic::transport::Endpoint::from_shared(endpoint.clone())
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect");
+    let mut watch = tonic_health::pb::health_client::HealthClient::new(channel)
+        .watch(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let first = watch
+        .message()
+        .await
+        .expect("first status")
+        .expect("a status");
+    assert_eq!(
+        first.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+
     // Hold the database so that the next calls stay in flight.
     let db = Database::connect(format!(
         "sqlite://{}?mode=rw",
@@ -304,8 +327,26 @@ async fn sigterm_lets_in_flight_calls_finish_and_exits_cleanly() {
         .status()
         .expect("kill");
     assert!(status.success());
+    let terminated = Instant::now();
     tokio::time::sleep(Duration::from_millis(300)).await;
     lock.rollback().await.expect("release");
+
+    // The watcher learns NOT_SERVING, then its stream ends with a clear status.
+    let mut statuses = Vec::new();
+    let ended = loop {
+        match watch.message().await {
+            Ok(Some(update)) => statuses.push(update.status),
+            Ok(None) => panic!("the watch ended without a status"),
+            Err(status) => break status,
+        }
+    };
+    assert!(
+        statuses
+            .contains(&(tonic_health::pb::health_check_response::ServingStatus::NotServing as i32)),
+        "{statuses:?}"
+    );
+    assert_eq!(ended.code(), Code::Unavailable, "{ended:?}");
+    assert!(ended.message().contains("shutting down"), "{ended:?}");
 
     for call in in_flight {
         call.await
@@ -330,6 +371,11 @@ async fn sigterm_lets_in_flight_calls_finish_and_exits_cleanly() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(exit.success(), "exit status {exit:?}");
+    assert!(
+        terminated.elapsed() < Duration::from_secs(10),
+        "the open watch did not hold the process for the drain timeout: {:?}",
+        terminated.elapsed()
+    );
 }
 
 /// Spans reach an OTLP collector, continuing the caller's W3C trace.

@@ -12,3 +12,4 @@ pub mod integration_service;
 pub mod overload;
 pub mod request_span;
 pub mod status;
+pub mod stream_shutdown;
