@@ -14,7 +14,8 @@ use serde_json::json;
 
 backend_tests!(
     calls_beyond_the_limit_are_shed_fast,
-    deadlines_answer_deadline_exceeded
+    deadlines_answer_deadline_exceeded,
+    oversized_messages_are_refused,
 );
 
 /// Blocks every write (and, on PostgreSQL, every read) of `accounts` until dropped.
@@ -176,4 +177,36 @@ async fn deadlines_answer_deadline_exceeded(backend: Backend) {
         .collect();
     assert!(keys.iter().all(|k| k == "late" || k == "later"), "{keys:?}");
     create(&app.admin(), new_account(Channel::Sms, "after", json!({}))).await;
+}
+
+async fn oversized_messages_are_refused(backend: Backend) {
+    let server = ServerSettings {
+        max_message_bytes: 16 * 1024,
+        ..ServerSettings::default()
+    };
+    let app = TestApp::spawn_with(
+        backend,
+        TestOptions {
+            server,
+            ..Default::default()
+        },
+    )
+    .await;
+    let huge = json!({"blob": "x".repeat(64 * 1024)});
+    let status = app
+        .admin()
+        .accounts()
+        .create_account(new_account(Channel::Sms, "huge", huge))
+        .await
+        .expect_err("too large");
+    // tonic refuses a message over the limit before decoding it.
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    assert!(
+        app.admin()
+            .list_all_accounts(None)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    create(&app.admin(), new_account(Channel::Sms, "small", json!({}))).await;
 }
