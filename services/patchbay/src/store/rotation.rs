@@ -6,14 +6,15 @@
 //! and retried, so a concurrent write is never overwritten with older content. Rotation
 //! changes no revision: it is not a change of the record.
 
-use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::sea_query::{Expr, SimpleExpr};
+use sea_orm::{ColumnTrait, EntityTrait, PrimaryKeyTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 use super::entities::{account, channel_settings, integration};
 use super::secret_fields::{Owner, is_current_text, open_text, reseal_document, seal_text};
 use super::{Store, db_error};
 use crate::domain::{Error, RecordKind};
+use crate::sealing::KeyRing;
 
 /// What a rotation did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -26,192 +27,189 @@ pub struct RotationReport {
 /// How often one row is retried when the server keeps changing it.
 const MAX_ATTEMPTS: usize = 10;
 
+/// Column updates that re-seal a row, and how many values they change (0: none).
+type Resealed<C> = (Vec<(C, SimpleExpr)>, usize);
+
+/// A table whose rows hold sealed secrets: where they are and how to rewrite them.
+trait SealedTable: EntityTrait {
+    const KIND: RecordKind;
+    fn id_column() -> Self::Column;
+    fn revision_column() -> Self::Column;
+    fn id(row: &Self::Model) -> Uuid;
+    fn revision(row: &Self::Model) -> i64;
+    /// The row's secrets re-sealed under the active key, as column updates, and how many
+    /// values changed (0: nothing to write).
+    fn reseal(keys: &KeyRing, row: &Self::Model) -> Result<Resealed<Self::Column>, Error>;
+}
+
+fn owner(kind: RecordKind, id: Uuid) -> Owner {
+    Owner { kind, id }
+}
+
+fn config_update(
+    keys: &KeyRing,
+    kind: RecordKind,
+    id: Uuid,
+    config: &serde_json::Value,
+) -> Result<(SimpleExpr, usize), Error> {
+    let serde_json::Value::Object(document) = config else {
+        return Err(Error::Internal(format!(
+            "{} {id} has a config that is not a JSON object",
+            kind.as_str()
+        )));
+    };
+    let (sealed, changed) = reseal_document(keys, owner(kind, id), "config", document)?;
+    Ok((Expr::value(serde_json::Value::Object(sealed)), changed))
+}
+
+impl SealedTable for account::Entity {
+    const KIND: RecordKind = RecordKind::Account;
+    fn id_column() -> account::Column {
+        account::Column::Id
+    }
+    fn revision_column() -> account::Column {
+        account::Column::Revision
+    }
+    fn id(row: &account::Model) -> Uuid {
+        row.id
+    }
+    fn revision(row: &account::Model) -> i64 {
+        row.revision
+    }
+    fn reseal(keys: &KeyRing, row: &account::Model) -> Result<Resealed<account::Column>, Error> {
+        let (config, mut changed) = config_update(keys, Self::KIND, row.id, &row.config)?;
+        let mut updates = vec![(account::Column::Config, config)];
+        if !is_current_text(keys, &row.verify_token) {
+            let who = owner(Self::KIND, row.id);
+            let token = open_text(keys, who, "verify_token", &row.verify_token)?;
+            let sealed = seal_text(keys, who, "verify_token", &token)?;
+            updates.push((account::Column::VerifyToken, Expr::value(sealed)));
+            changed += 1;
+        }
+        Ok((updates, changed))
+    }
+}
+
+impl SealedTable for channel_settings::Entity {
+    const KIND: RecordKind = RecordKind::ChannelSettings;
+    fn id_column() -> channel_settings::Column {
+        channel_settings::Column::Id
+    }
+    fn revision_column() -> channel_settings::Column {
+        channel_settings::Column::Revision
+    }
+    fn id(row: &channel_settings::Model) -> Uuid {
+        row.id
+    }
+    fn revision(row: &channel_settings::Model) -> i64 {
+        row.revision
+    }
+    fn reseal(
+        keys: &KeyRing,
+        row: &channel_settings::Model,
+    ) -> Result<Resealed<channel_settings::Column>, Error> {
+        let (config, changed) = config_update(keys, Self::KIND, row.id, &row.config)?;
+        Ok((vec![(channel_settings::Column::Config, config)], changed))
+    }
+}
+
+impl SealedTable for integration::Entity {
+    const KIND: RecordKind = RecordKind::Integration;
+    fn id_column() -> integration::Column {
+        integration::Column::Id
+    }
+    fn revision_column() -> integration::Column {
+        integration::Column::Revision
+    }
+    fn id(row: &integration::Model) -> Uuid {
+        row.id
+    }
+    fn revision(row: &integration::Model) -> i64 {
+        row.revision
+    }
+    fn reseal(
+        keys: &KeyRing,
+        row: &integration::Model,
+    ) -> Result<Resealed<integration::Column>, Error> {
+        let (config, changed) = config_update(keys, Self::KIND, row.id, &row.config)?;
+        Ok((vec![(integration::Column::Config, config)], changed))
+    }
+}
+
 impl Store {
     pub async fn rotate_keys(&self, batch_size: u64) -> Result<RotationReport, Error> {
         let batch_size = batch_size.max(1);
         let mut report = RotationReport::default();
-        let mut after = Uuid::nil();
-        loop {
-            let rows = account::Entity::find()
-                .filter(account::Column::Id.gt(after))
-                .order_by_asc(account::Column::Id)
-                .limit(batch_size)
-                .all(self.conn())
-                .await
-                .map_err(db_error)?;
-            let Some(last) = rows.last() else { break };
-            after = last.id;
-            for row in rows {
-                report.records_checked += 1;
-                self.rotate_account(row, &mut report).await?;
-            }
-        }
-        let mut after = Uuid::nil();
-        loop {
-            let rows = channel_settings::Entity::find()
-                .filter(channel_settings::Column::Id.gt(after))
-                .order_by_asc(channel_settings::Column::Id)
-                .limit(batch_size)
-                .all(self.conn())
-                .await
-                .map_err(db_error)?;
-            let Some(last) = rows.last() else { break };
-            after = last.id;
-            for row in rows {
-                report.records_checked += 1;
-                self.rotate_channel_settings(row, &mut report).await?;
-            }
-        }
-        let mut after = Uuid::nil();
-        loop {
-            let rows = integration::Entity::find()
-                .filter(integration::Column::Id.gt(after))
-                .order_by_asc(integration::Column::Id)
-                .limit(batch_size)
-                .all(self.conn())
-                .await
-                .map_err(db_error)?;
-            let Some(last) = rows.last() else { break };
-            after = last.id;
-            for row in rows {
-                report.records_checked += 1;
-                self.rotate_integration(row, &mut report).await?;
-            }
-        }
+        self.rotate_table::<account::Entity>(batch_size, &mut report)
+            .await?;
+        self.rotate_table::<channel_settings::Entity>(batch_size, &mut report)
+            .await?;
+        self.rotate_table::<integration::Entity>(batch_size, &mut report)
+            .await?;
         Ok(report)
     }
 
-    async fn rotate_integration(
+    /// Walks a table in id order, batch by batch.
+    async fn rotate_table<E>(
         &self,
-        mut row: integration::Model,
+        batch_size: u64,
         report: &mut RotationReport,
-    ) -> Result<(), Error> {
-        let owner = Owner {
-            kind: RecordKind::Integration,
-            id: row.id,
-        };
-        for _ in 0..MAX_ATTEMPTS {
-            let config = as_document(&row.config, owner)?;
-            let (sealed, stale) = reseal_document(self.keys(), owner, "config", &config)?;
-            if stale == 0 {
-                return Ok(());
-            }
-            let written = integration::Entity::update_many()
-                .col_expr(
-                    integration::Column::Config,
-                    Expr::value(serde_json::Value::Object(sealed)),
-                )
-                .filter(integration::Column::Id.eq(row.id))
-                .filter(integration::Column::Revision.eq(row.revision))
-                .exec(self.conn())
+    ) -> Result<(), Error>
+    where
+        E: SealedTable,
+        <E::PrimaryKey as PrimaryKeyTrait>::ValueType: From<Uuid>,
+    {
+        let mut after = Uuid::nil();
+        loop {
+            let rows = E::find()
+                .filter(E::id_column().gt(after))
+                .order_by_asc(E::id_column())
+                .limit(batch_size)
+                .all(self.conn())
                 .await
                 .map_err(db_error)?;
-            if written.rows_affected == 1 {
-                report.records_rewritten += 1;
-                report.secrets_resealed += stale as u64;
+            let Some(last) = rows.last() else {
                 return Ok(());
-            }
-            match integration::Entity::find_by_id(row.id)
-                .one(self.conn())
-                .await
-                .map_err(db_error)?
-            {
-                Some(fresh) => row = fresh,
-                None => return Ok(()),
-            }
-        }
-        Err(Error::Aborted(format!(
-            "integration {} kept changing during rotation; run the rotation again",
-            row.id
-        )))
-    }
-
-    async fn rotate_account(
-        &self,
-        mut row: account::Model,
-        report: &mut RotationReport,
-    ) -> Result<(), Error> {
-        let owner = Owner {
-            kind: RecordKind::Account,
-            id: row.id,
-        };
-        for _ in 0..MAX_ATTEMPTS {
-            let config = as_document(&row.config, owner)?;
-            let (sealed, mut stale) = reseal_document(self.keys(), owner, "config", &config)?;
-            let sealed_token = if is_current_text(self.keys(), &row.verify_token) {
-                row.verify_token.clone()
-            } else {
-                stale += 1;
-                let token = open_text(self.keys(), owner, "verify_token", &row.verify_token)?;
-                seal_text(self.keys(), owner, "verify_token", &token)?
             };
-            if stale == 0 {
-                return Ok(());
-            }
-            let written = account::Entity::update_many()
-                .col_expr(
-                    account::Column::Config,
-                    Expr::value(serde_json::Value::Object(sealed)),
-                )
-                .col_expr(account::Column::VerifyToken, Expr::value(sealed_token))
-                .filter(account::Column::Id.eq(row.id))
-                .filter(account::Column::Revision.eq(row.revision))
-                .exec(self.conn())
-                .await
-                .map_err(db_error)?;
-            if written.rows_affected == 1 {
-                report.records_rewritten += 1;
-                report.secrets_resealed += stale as u64;
-                return Ok(());
-            }
-            // Changed meanwhile: the server sealed its write under the active key
-            // already, but read it again to be sure.
-            match account::Entity::find_by_id(row.id)
-                .one(self.conn())
-                .await
-                .map_err(db_error)?
-            {
-                Some(fresh) => row = fresh,
-                None => return Ok(()),
+            after = E::id(last);
+            for row in rows {
+                report.records_checked += 1;
+                self.rotate_row::<E>(row, report).await?;
             }
         }
-        Err(Error::Aborted(format!(
-            "account {} kept changing during rotation; run the rotation again",
-            row.id
-        )))
     }
 
-    async fn rotate_channel_settings(
+    /// Re-seals one row, reading it again whenever the server changed it in between.
+    async fn rotate_row<E>(
         &self,
-        mut row: channel_settings::Model,
+        mut row: E::Model,
         report: &mut RotationReport,
-    ) -> Result<(), Error> {
-        let owner = Owner {
-            kind: RecordKind::ChannelSettings,
-            id: row.id,
-        };
+    ) -> Result<(), Error>
+    where
+        E: SealedTable,
+        <E::PrimaryKey as PrimaryKeyTrait>::ValueType: From<Uuid>,
+    {
         for _ in 0..MAX_ATTEMPTS {
-            let config = as_document(&row.config, owner)?;
-            let (sealed, stale) = reseal_document(self.keys(), owner, "config", &config)?;
-            if stale == 0 {
+            let (updates, changed) = E::reseal(self.keys(), &row)?;
+            if changed == 0 {
                 return Ok(());
             }
-            let written = channel_settings::Entity::update_many()
-                .col_expr(
-                    channel_settings::Column::Config,
-                    Expr::value(serde_json::Value::Object(sealed)),
-                )
-                .filter(channel_settings::Column::Id.eq(row.id))
-                .filter(channel_settings::Column::Revision.eq(row.revision))
+            let mut statement = E::update_many();
+            for (column, value) in updates {
+                statement = statement.col_expr(column, value);
+            }
+            let written = statement
+                .filter(E::id_column().eq(E::id(&row)))
+                .filter(E::revision_column().eq(E::revision(&row)))
                 .exec(self.conn())
                 .await
                 .map_err(db_error)?;
             if written.rows_affected == 1 {
                 report.records_rewritten += 1;
-                report.secrets_resealed += stale as u64;
+                report.secrets_resealed += changed as u64;
                 return Ok(());
             }
-            match channel_settings::Entity::find_by_id(row.id)
+            match E::find_by_id(E::id(&row))
                 .one(self.conn())
                 .await
                 .map_err(db_error)?
@@ -221,22 +219,9 @@ impl Store {
             }
         }
         Err(Error::Aborted(format!(
-            "channel settings {} kept changing during rotation; run the rotation again",
-            row.id
+            "{} {} kept changing during rotation; run the rotation again",
+            E::KIND.as_str(),
+            E::id(&row)
         )))
-    }
-}
-
-fn as_document(
-    config: &serde_json::Value,
-    owner: Owner,
-) -> Result<crate::domain::config_document::Document, Error> {
-    match config {
-        serde_json::Value::Object(document) => Ok(document.clone()),
-        _ => Err(Error::Internal(format!(
-            "{} {} has a config that is not a JSON object",
-            owner.kind.as_str(),
-            owner.id
-        ))),
     }
 }
