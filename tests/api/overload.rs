@@ -201,6 +201,18 @@ async fn oversized_messages_are_refused(backend: Backend) {
         .expect_err("too large");
     // tonic refuses a message over the limit before decoding it.
     assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    // Every service has the same limit.
+    let status = app
+        .admin()
+        .integrations()
+        .create_integration(proto::CreateIntegrationRequest {
+            provider: "openai".into(),
+            name: "x".repeat(64 * 1024),
+            ..Default::default()
+        })
+        .await
+        .expect_err("too large");
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
     assert!(
         app.admin()
             .list_all_accounts(None)

@@ -121,30 +121,24 @@ impl Application {
         let catalog = Arc::new(store.load_catalog().await.map_err(StartupError::Catalog)?);
         let checker =
             CredentialChecker::new(settings.provider_urls.clone()).map_err(StartupError::Http)?;
-        let integration_service = IntegrationServiceServer::with_interceptor(
-            IntegrationGrpc::new(
+        let integration_service = InterceptedService::new(
+            IntegrationServiceServer::new(IntegrationGrpc::new(
                 ChannelSettingsService::new(store.clone()),
                 Integrations::new(store.clone(), catalog.clone(), checker),
                 catalog,
                 idempotency,
-            ),
+            ))
+            .max_decoding_message_size(limits.max_message_bytes),
             interceptor.clone(),
         );
-        let audit_service = AuditServiceServer::with_interceptor(
-            AuditGrpc::new(AuditLog::new(store.clone())),
+        let audit_service = InterceptedService::new(
+            AuditServiceServer::new(AuditGrpc::new(AuditLog::new(store.clone())))
+                .max_decoding_message_size(limits.max_message_bytes),
             interceptor,
         );
 
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
-        health_reporter
-            .set_serving::<AccountServiceServer<AccountGrpc>>()
-            .await;
-        health_reporter
-            .set_serving::<IntegrationServiceServer<IntegrationGrpc>>()
-            .await;
-        health_reporter
-            .set_serving::<AuditServiceServer<AuditGrpc>>()
-            .await;
+        set_health(&health_reporter, true).await;
 
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(patchbay_sdk::FILE_DESCRIPTOR_SET)
