@@ -121,14 +121,17 @@ pub struct Claims {
 pub struct Authenticator {
     hmac: Option<DecodingKey>,
     public_keys: Vec<PublicKey>,
-    algorithms: Vec<Algorithm>,
-    validation: Validation,
+    /// One validation per allowed algorithm, built once: tokens are checked on every call.
+    validations: Vec<(Algorithm, Validation)>,
 }
 
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authenticator")
-            .field("algorithms", &self.algorithms)
+            .field(
+                "algorithms",
+                &self.validations.iter().map(|(a, _)| a).collect::<Vec<_>>(),
+            )
             .field("public_keys", &self.public_keys)
             .finish_non_exhaustive()
     }
@@ -136,20 +139,26 @@ impl std::fmt::Debug for Authenticator {
 
 impl Authenticator {
     pub fn new(settings: &JwtSettings) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_issuer(&[settings.issuer.as_str()]);
-        validation.set_audience(&[settings.audience.as_str()]);
-        validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
-        validation.validate_nbf = true;
-        validation.leeway = settings.leeway.as_secs();
+        let validations = settings
+            .algorithms
+            .iter()
+            .map(|&algorithm| {
+                let mut validation = Validation::new(algorithm);
+                validation.set_issuer(&[settings.issuer.as_str()]);
+                validation.set_audience(&[settings.audience.as_str()]);
+                validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
+                validation.validate_nbf = true;
+                validation.leeway = settings.leeway.as_secs();
+                (algorithm, validation)
+            })
+            .collect();
         Self {
             hmac: settings
                 .hs256_secret
                 .as_ref()
                 .map(|secret| DecodingKey::from_secret(secret.expose_secret().as_bytes())),
             public_keys: settings.public_keys.clone(),
-            algorithms: settings.algorithms.clone(),
-            validation,
+            validations,
         }
     }
 
@@ -167,13 +176,11 @@ impl Authenticator {
         let token_header = jsonwebtoken::decode_header(token)
             .map_err(|_| unauthenticated("token is malformed or names an unknown algorithm"))?;
         let algorithm = token_header.alg;
-        if !self.algorithms.contains(&algorithm) {
+        let Some((_, validation)) = self.validations.iter().find(|(a, _)| *a == algorithm) else {
             return Err(unauthenticated("token algorithm is not allowed"));
-        }
+        };
         let key = self.key_for(algorithm, token_header.kid.as_deref())?;
-        let mut validation = self.validation.clone();
-        validation.algorithms = vec![algorithm];
-        let data = jsonwebtoken::decode::<Claims>(token, key, &validation)
+        let data = jsonwebtoken::decode::<Claims>(token, key, validation)
             .map_err(|err| unauthenticated(reason(err.kind())))?;
         let claims = data.claims;
         let workspace_id = claims
