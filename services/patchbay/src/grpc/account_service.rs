@@ -10,6 +10,7 @@ use super::convert::{
     timestamp,
 };
 use super::idempotency::Idempotency;
+use crate::domain::Caller;
 use crate::domain::support::{PageRequest, parse_id};
 use crate::domain::{AccountPatch, AccountView, Accounts, Action, Error, NewAccount, Violations};
 
@@ -54,8 +55,8 @@ impl AccountService for AccountGrpc {
         request: Request<proto::CreateAccountRequest>,
     ) -> Result<Response<proto::CreateAccountResponse>, Status> {
         self.idempotency
-            .run(request, Action::CreateAccount, |request| {
-                self.create_account_now(request)
+            .run(request, Action::CreateAccount, |caller, request| {
+                self.create_account_now(caller, request)
             })
             .await
     }
@@ -77,8 +78,8 @@ impl AccountService for AccountGrpc {
         request: Request<proto::UpdateAccountRequest>,
     ) -> Result<Response<proto::UpdateAccountResponse>, Status> {
         self.idempotency
-            .run(request, Action::UpdateAccount, |request| {
-                self.update_account_now(request)
+            .run(request, Action::UpdateAccount, |caller, request| {
+                self.update_account_now(caller, request)
             })
             .await
     }
@@ -88,8 +89,8 @@ impl AccountService for AccountGrpc {
         request: Request<proto::DeleteAccountRequest>,
     ) -> Result<Response<proto::DeleteAccountResponse>, Status> {
         self.idempotency
-            .run(request, Action::DeleteAccount, |request| {
-                self.delete_account_now(request)
+            .run(request, Action::DeleteAccount, |caller, request| {
+                self.delete_account_now(caller, request)
             })
             .await
     }
@@ -99,8 +100,8 @@ impl AccountService for AccountGrpc {
         request: Request<proto::SetDefaultAccountRequest>,
     ) -> Result<Response<proto::SetDefaultAccountResponse>, Status> {
         self.idempotency
-            .run(request, Action::SetDefaultAccount, |request| {
-                self.set_default_account_now(request)
+            .run(request, Action::SetDefaultAccount, |caller, request| {
+                self.set_default_account_now(caller, request)
             })
             .await
     }
@@ -192,9 +193,9 @@ pub fn account_to_proto(view: AccountView) -> proto::Account {
 impl AccountGrpc {
     async fn create_account_now(
         &self,
+        caller: Caller,
         request: Request<proto::CreateAccountRequest>,
     ) -> Result<Response<proto::CreateAccountResponse>, Status> {
-        let caller = authorize(&request, Action::CreateAccount)?;
         let new = NewAccount::try_from(request.into_inner())?;
         let view = self.accounts.create(&caller, new).await?;
         Ok(Response::new(proto::CreateAccountResponse {
@@ -203,9 +204,9 @@ impl AccountGrpc {
     }
     async fn update_account_now(
         &self,
+        caller: Caller,
         request: Request<proto::UpdateAccountRequest>,
     ) -> Result<Response<proto::UpdateAccountResponse>, Status> {
-        let caller = authorize(&request, Action::UpdateAccount)?;
         let request = request.into_inner();
         let mut violations = Violations::new();
         let id = violations.check(parse_id(&request.id, "id"));
@@ -230,9 +231,9 @@ impl AccountGrpc {
     }
     async fn delete_account_now(
         &self,
+        caller: Caller,
         request: Request<proto::DeleteAccountRequest>,
     ) -> Result<Response<proto::DeleteAccountResponse>, Status> {
-        let caller = authorize(&request, Action::DeleteAccount)?;
         let request = request.into_inner();
         let id = parse_id(&request.id, "id").map_err(invalid)?;
         self.accounts
@@ -242,9 +243,9 @@ impl AccountGrpc {
     }
     async fn set_default_account_now(
         &self,
+        caller: Caller,
         request: Request<proto::SetDefaultAccountRequest>,
     ) -> Result<Response<proto::SetDefaultAccountResponse>, Status> {
-        let caller = authorize(&request, Action::SetDefaultAccount)?;
         let request = request.into_inner();
         let id = parse_id(&request.id, "id").map_err(invalid)?;
         let view = self

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 
 use super::auth::authorize;
-use crate::domain::{Action, Error};
+use crate::domain::{Action, Caller, Error};
 use crate::store::Store;
 
 pub const HEADER: &str = "idempotency-key";
@@ -34,7 +34,8 @@ impl Idempotency {
         Self { store }
     }
 
-    /// Authorises `action`, then runs `handler` at most once per idempotency key.
+    /// Authorises `action`, then runs `handler` for the caller at most once per
+    /// idempotency key.
     pub async fn run<Req, Resp, F, Fut>(
         &self,
         request: Request<Req>,
@@ -44,12 +45,12 @@ impl Idempotency {
     where
         Req: Message,
         Resp: Message + Default,
-        F: FnOnce(Request<Req>) -> Fut,
+        F: FnOnce(Caller, Request<Req>) -> Fut,
         Fut: Future<Output = Result<Response<Resp>, Status>>,
     {
         let caller = authorize(&request, action)?;
         let Some(key) = key_of(&request)? else {
-            return handler(request).await;
+            return handler(caller, request).await;
         };
         let workspace = caller.workspace_id.as_str();
         let method = action.name();
@@ -108,7 +109,7 @@ impl Idempotency {
             );
         }
 
-        let result = handler(request).await;
+        let result = handler(caller.clone(), request).await;
         let bookkeeping = match &result {
             Ok(response) => {
                 self.store

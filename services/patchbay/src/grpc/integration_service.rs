@@ -8,6 +8,7 @@ use super::convert::{
     channel_to_proto, optional_document, required_channel, struct_from_document, timestamp,
 };
 use super::idempotency::Idempotency;
+use crate::domain::Caller;
 use std::sync::Arc;
 
 use super::convert::{optional_channel, provider_to_proto};
@@ -80,8 +81,8 @@ impl IntegrationService for IntegrationGrpc {
         request: Request<proto::CreateIntegrationRequest>,
     ) -> Result<Response<proto::CreateIntegrationResponse>, Status> {
         self.idempotency
-            .run(request, Action::CreateIntegration, |request| {
-                self.create_integration_now(request)
+            .run(request, Action::CreateIntegration, |caller, request| {
+                self.create_integration_now(caller, request)
             })
             .await
     }
@@ -129,8 +130,8 @@ impl IntegrationService for IntegrationGrpc {
         request: Request<proto::UpdateIntegrationRequest>,
     ) -> Result<Response<proto::UpdateIntegrationResponse>, Status> {
         self.idempotency
-            .run(request, Action::UpdateIntegration, |request| {
-                self.update_integration_now(request)
+            .run(request, Action::UpdateIntegration, |caller, request| {
+                self.update_integration_now(caller, request)
             })
             .await
     }
@@ -140,8 +141,8 @@ impl IntegrationService for IntegrationGrpc {
         request: Request<proto::DeleteIntegrationRequest>,
     ) -> Result<Response<proto::DeleteIntegrationResponse>, Status> {
         self.idempotency
-            .run(request, Action::DeleteIntegration, |request| {
-                self.delete_integration_now(request)
+            .run(request, Action::DeleteIntegration, |caller, request| {
+                self.delete_integration_now(caller, request)
             })
             .await
     }
@@ -151,8 +152,8 @@ impl IntegrationService for IntegrationGrpc {
         request: Request<proto::SetPrimaryIntegrationRequest>,
     ) -> Result<Response<proto::SetPrimaryIntegrationResponse>, Status> {
         self.idempotency
-            .run(request, Action::SetPrimaryIntegration, |request| {
-                self.set_primary_integration_now(request)
+            .run(request, Action::SetPrimaryIntegration, |caller, request| {
+                self.set_primary_integration_now(caller, request)
             })
             .await
     }
@@ -205,8 +206,8 @@ impl IntegrationService for IntegrationGrpc {
         request: Request<proto::UpsertChannelSettingsRequest>,
     ) -> Result<Response<proto::UpsertChannelSettingsResponse>, Status> {
         self.idempotency
-            .run(request, Action::UpsertChannelSettings, |request| {
-                self.upsert_channel_settings_now(request)
+            .run(request, Action::UpsertChannelSettings, |caller, request| {
+                self.upsert_channel_settings_now(caller, request)
             })
             .await
     }
@@ -229,9 +230,9 @@ fn settings_to_proto(settings: ChannelSettings) -> proto::ChannelSettings {
 impl IntegrationGrpc {
     async fn upsert_channel_settings_now(
         &self,
+        caller: Caller,
         request: Request<proto::UpsertChannelSettingsRequest>,
     ) -> Result<Response<proto::UpsertChannelSettingsResponse>, Status> {
-        let caller = authorize(&request, Action::UpsertChannelSettings)?;
         let request = request.into_inner();
         let mut violations = Violations::new();
         let channel = violations.check(required_channel(request.channel, "channel"));
@@ -256,9 +257,9 @@ impl IntegrationGrpc {
     }
     async fn create_integration_now(
         &self,
+        caller: Caller,
         request: Request<proto::CreateIntegrationRequest>,
     ) -> Result<Response<proto::CreateIntegrationResponse>, Status> {
-        let caller = authorize(&request, Action::CreateIntegration)?;
         let new = NewIntegration::try_from(request.into_inner())?;
         let integration = self.integrations.create(&caller, new).await?;
         Ok(Response::new(proto::CreateIntegrationResponse {
@@ -267,9 +268,9 @@ impl IntegrationGrpc {
     }
     async fn update_integration_now(
         &self,
+        caller: Caller,
         request: Request<proto::UpdateIntegrationRequest>,
     ) -> Result<Response<proto::UpdateIntegrationResponse>, Status> {
-        let caller = authorize(&request, Action::UpdateIntegration)?;
         let (id, patch) = update_from_proto(request.into_inner())?;
         let integration = self.integrations.update(&caller, id, patch).await?;
         Ok(Response::new(proto::UpdateIntegrationResponse {
@@ -278,9 +279,9 @@ impl IntegrationGrpc {
     }
     async fn delete_integration_now(
         &self,
+        caller: Caller,
         request: Request<proto::DeleteIntegrationRequest>,
     ) -> Result<Response<proto::DeleteIntegrationResponse>, Status> {
-        let caller = authorize(&request, Action::DeleteIntegration)?;
         let request = request.into_inner();
         let id = parse_id(&request.id, "id").map_err(|v| Error::InvalidArgument(vec![v]))?;
         self.integrations
@@ -290,9 +291,9 @@ impl IntegrationGrpc {
     }
     async fn set_primary_integration_now(
         &self,
+        caller: Caller,
         request: Request<proto::SetPrimaryIntegrationRequest>,
     ) -> Result<Response<proto::SetPrimaryIntegrationResponse>, Status> {
-        let caller = authorize(&request, Action::SetPrimaryIntegration)?;
         let request = request.into_inner();
         let id = parse_id(&request.id, "id").map_err(|v| Error::InvalidArgument(vec![v]))?;
         let integration = self
