@@ -162,14 +162,9 @@ pub fn struct_from_document(document: &Document) -> Struct {
     Struct {
         fields: document
             .iter()
-            .map(|(key, value)| (key.clone(), value_from_json(value)))
+            .map(|(key, value)| (key.clone(), proto_value_from_json(value)))
             .collect(),
     }
-}
-
-/// One JSON value as a protobuf `Value`.
-pub fn proto_value_from_json(value: &Json) -> Value {
-    value_from_json(value)
 }
 
 /// One protobuf `Value` as JSON, with the same rules as a document.
@@ -183,14 +178,15 @@ pub fn json_from_proto_value(value: Value, path: &str) -> Result<Json, Vec<Field
     }
 }
 
-fn value_from_json(value: &Json) -> Value {
+/// One JSON value as a protobuf `Value`.
+pub fn proto_value_from_json(value: &Json) -> Value {
     let kind = match value {
         Json::Null => Kind::NullValue(0),
         Json::Bool(b) => Kind::BoolValue(*b),
         Json::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
         Json::String(s) => Kind::StringValue(s.clone()),
         Json::Array(items) => Kind::ListValue(ListValue {
-            values: items.iter().map(value_from_json).collect(),
+            values: items.iter().map(proto_value_from_json).collect(),
         }),
         Json::Object(object) => Kind::StructValue(struct_from_document(object)),
     };
@@ -227,7 +223,7 @@ fn field_to_proto(field: &FieldSpec) -> proto::ProviderField {
         name: field.name.clone(),
         r#type: kind.into(),
         required: field.required,
-        default_value: field.default.as_ref().map(value_from_json),
+        default_value: field.default.as_ref().map(proto_value_from_json),
         allowed_values: field.values.clone(),
         secret: field.secret,
         description: field.description.clone(),
