@@ -16,6 +16,7 @@ mod m20261122_000003_create_audit_events;
 mod m20261122_000004_create_providers;
 mod m20261122_000005_create_integrations;
 mod m20261122_000006_create_idempotency_keys;
+mod m20261122_000007_create_default_account_changes;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000004_create_providers::Migration),
             Box::new(m20261122_000005_create_integrations::Migration),
             Box::new(m20261122_000006_create_idempotency_keys::Migration),
+            Box::new(m20261122_000007_create_default_account_changes::Migration),
         ]
     }
 }

@@ -221,6 +221,12 @@ impl Client {
             .ok_or_else(|| Error::Other(Status::internal("response without an account")))
     }
 
+    /// A local copy of the default accounts that follows every change: lookups with no
+    /// network call (see [`DefaultAccounts`](crate::DefaultAccounts)).
+    pub fn watch_default_accounts(&self, options: crate::WatchOptions) -> crate::DefaultAccounts {
+        crate::DefaultAccounts::watch(self.clone(), options)
+    }
+
     pub async fn get_account(&self, id: &str) -> Result<proto::Account, Error> {
         let request = proto::GetAccountRequest { id: id.to_owned() };
         let response = self

@@ -25,9 +25,13 @@ mod redacted;
 
 #[cfg(feature = "client")]
 mod client;
+#[cfg(feature = "client")]
+mod default_accounts;
 
 #[cfg(feature = "client")]
 pub use client::{AuthenticatedChannel, BearerToken, Client, Error, FieldViolation, RetryPolicy};
+#[cfg(feature = "client")]
+pub use default_accounts::{DefaultAccounts, SyncStatus, WatchOptions};
 
 /// The encoded file descriptor set of `patchbay.v1` and its imports.
 pub const FILE_DESCRIPTOR_SET: &[u8] =

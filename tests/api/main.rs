@@ -17,3 +17,4 @@ mod secrets;
 mod server;
 mod tokens;
 mod validation;
+mod watch;

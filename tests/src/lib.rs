@@ -12,6 +12,7 @@ use std::time::Duration;
 use patchbay::Application;
 use patchbay::auth::{JwtSettings, TokenRequest};
 use patchbay::config::{ServerSettings, Settings};
+use patchbay::defaults::DefaultsSettings;
 use patchbay::outbound::ProviderUrls;
 use patchbay::sealing::KeyRing;
 use patchbay::store::{DatabaseSettings, Store};
@@ -61,6 +62,11 @@ pub struct TestOptions {
     pub server: ServerSettings,
     /// An existing database to serve (default: a fresh one).
     pub database_url: Option<String>,
+    /// Default-account cache and watch settings.
+    pub defaults: DefaultsSettings,
+    /// The address to listen on (default: a random port); a restarted server takes
+    /// its predecessor's to be found by the same clients.
+    pub listen: Option<SocketAddr>,
 }
 
 impl Default for TestOptions {
@@ -71,6 +77,8 @@ impl Default for TestOptions {
             provider_urls: unreachable_providers(),
             server: ServerSettings::default(),
             database_url: None,
+            defaults: DefaultsSettings::default(),
+            listen: None,
         }
     }
 }
@@ -124,7 +132,9 @@ impl TestApp {
             (None, Backend::Postgres) => create_postgres_database().await,
         };
         let settings = Settings {
-            listen: "127.0.0.1:0".parse().expect("address"),
+            listen: options
+                .listen
+                .unwrap_or_else(|| "127.0.0.1:0".parse().expect("address")),
             database: DatabaseSettings {
                 url: database_url.clone(),
                 max_connections: 8,
@@ -135,6 +145,7 @@ impl TestApp {
             provider_urls: options.provider_urls,
             server: options.server,
             keys: options.keys.clone(),
+            defaults: options.defaults,
         };
         let app = Application::build(settings).await.expect("server builds");
         let addr = app.local_addr();

@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
 
 use crate::auth::{JwtSettings, PublicKey};
+use crate::defaults::DefaultsSettings;
 use crate::outbound::ProviderUrls;
 use crate::sealing::KeyRing;
 use crate::store::DatabaseSettings;
@@ -126,6 +127,9 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub server: ServerArgs,
+
+    #[command(flatten)]
+    pub defaults: DefaultsArgs,
 }
 
 /// How the server protects itself and shuts down.
@@ -153,6 +157,27 @@ pub struct ServerArgs {
         default_value_t = 5
     )]
     pub health_check_interval_seconds: u64,
+}
+
+/// The default-account fast path: read cache, watch streams, verified-token cache.
+#[derive(Debug, Args)]
+pub struct DefaultsArgs {
+    /// How many default-account answers (workspace, channel, division) the read cache holds.
+    #[arg(
+        long,
+        env = "PATCHBAY_DEFAULT_CACHE_CAPACITY",
+        default_value_t = 100_000
+    )]
+    pub default_cache_capacity: usize,
+    /// Longest a cached default is served without a change notification, in seconds.
+    #[arg(long, env = "PATCHBAY_DEFAULT_CACHE_TTL_SECONDS", default_value_t = 60)]
+    pub default_cache_ttl_seconds: u64,
+    /// Changes a WatchDefaultAccounts stream may fall behind before it is ended (ABORTED).
+    #[arg(long, env = "PATCHBAY_WATCH_BUFFER", default_value_t = 256)]
+    pub watch_buffer: usize,
+    /// How many verified bearer tokens are remembered (until they expire); 0 verifies every call.
+    #[arg(long, env = "PATCHBAY_TOKEN_CACHE_CAPACITY", default_value_t = 10_000)]
+    pub token_cache_capacity: usize,
 }
 
 /// Where the providers' APIs live (credential checks); tests point them at a fake.
@@ -290,6 +315,7 @@ pub struct Settings {
     pub keys: KeyRing,
     pub provider_urls: ProviderUrls,
     pub server: ServerSettings,
+    pub defaults: DefaultsSettings,
 }
 
 /// Overload protection and shutdown, validated.
@@ -301,6 +327,8 @@ pub struct ServerSettings {
     pub http2_keepalive: Duration,
     pub drain_timeout: Duration,
     pub health_check_interval: Duration,
+    /// How many verified bearer tokens are remembered; 0 verifies every call.
+    pub token_cache_capacity: usize,
 }
 
 impl Default for ServerSettings {
@@ -312,11 +340,29 @@ impl Default for ServerSettings {
             http2_keepalive: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(20),
             health_check_interval: Duration::from_secs(5),
+            token_cache_capacity: 10_000,
         }
     }
 }
 
-fn server_settings(args: &ServerArgs) -> Result<ServerSettings, ConfigError> {
+fn defaults_settings(args: &DefaultsArgs) -> Result<DefaultsSettings, ConfigError> {
+    if args.watch_buffer == 0 {
+        return Err(ConfigError(
+            "PATCHBAY_WATCH_BUFFER must be at least 1".to_owned(),
+        ));
+    }
+    Ok(DefaultsSettings {
+        cache_capacity: args.default_cache_capacity,
+        cache_ttl: Duration::from_secs(args.default_cache_ttl_seconds),
+        watch_buffer: args.watch_buffer,
+        ..DefaultsSettings::default()
+    })
+}
+
+fn server_settings(
+    args: &ServerArgs,
+    defaults: &DefaultsArgs,
+) -> Result<ServerSettings, ConfigError> {
     let positive = |value: u64, name: &str| {
         if value == 0 {
             Err(ConfigError(format!("{name} must be at least 1")))
@@ -350,6 +396,7 @@ fn server_settings(args: &ServerArgs) -> Result<ServerSettings, ConfigError> {
             args.health_check_interval_seconds,
             "PATCHBAY_HEALTH_CHECK_INTERVAL_SECONDS",
         )?,
+        token_cache_capacity: defaults.token_cache_capacity,
     })
 }
 
@@ -380,7 +427,8 @@ impl Settings {
             jwt: jwt_settings(data_dir, &args.jwt)?,
             keys: key_ring(data_dir, &args.encryption)?,
             provider_urls: provider_urls(&args.providers)?,
-            server: server_settings(&args.server)?,
+            server: server_settings(&args.server, &args.defaults)?,
+            defaults: defaults_settings(&args.defaults)?,
         })
     }
 }

@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod config;
 pub mod config_file;
+pub mod defaults;
 pub mod domain;
 pub mod grpc;
 pub mod outbound;

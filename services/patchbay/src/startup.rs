@@ -22,6 +22,7 @@ use tonic_health::server::HealthReporter;
 
 use crate::auth::Authenticator;
 use crate::config::Settings;
+use crate::defaults::DefaultAccounts;
 use crate::domain::audit::AuditLog;
 use crate::domain::integrations::Integrations;
 use crate::domain::{Accounts, ChannelSettingsService, WebhookUrls};
@@ -108,9 +109,18 @@ impl Application {
             settings,
         } = self;
 
-        let authenticator = Arc::new(Authenticator::new(&settings.jwt));
+        let authenticator = Arc::new(Authenticator::with_token_cache(
+            &settings.jwt,
+            settings.server.token_cache_capacity,
+        ));
         let interceptor = AuthInterceptor::new(authenticator);
-        let accounts = Accounts::new(store.clone(), WebhookUrls::new(&settings.public_base_url));
+        let (defaults, defaults_tasks) =
+            DefaultAccounts::start(store.clone(), &settings.defaults, &settings.database.url);
+        let accounts = Accounts::new(
+            store.clone(),
+            WebhookUrls::new(&settings.public_base_url),
+            defaults,
+        );
         let idempotency = Idempotency::new(store.clone());
         let limits = &settings.server;
         let account_service = InterceptedService::new(
@@ -204,6 +214,7 @@ impl Application {
             }
         };
         monitor.abort();
+        defaults_tasks.abort();
         store.close().await;
         tracing::info!("patchbay stopped");
         result.map_err(StartupError::from)

@@ -13,8 +13,10 @@ use super::channel::Channel;
 use super::config_document::{self, Document, MASK_PREFIX};
 use super::error::{Error, RecordKind, Violations};
 use super::support::{Page, PageRequest, check_revision, new_id, now, random_token};
+use crate::defaults::{DefaultAccounts, Subscription, shareable};
 use crate::store::Store;
-use crate::store::accounts::{AccountChange, AccountFilter};
+use crate::store::accounts::{AccountChange, AccountFilter, Written};
+use crate::store::default_changes::DefaultsFilter;
 
 /// What a caller is shown of an account: secrets masked, webhook URL computed.
 #[derive(Clone, Debug)]
@@ -23,15 +25,37 @@ pub struct AccountView {
     pub webhook_url: String,
 }
 
+/// What a watch starts from: the defaults it covers now, and its place in the feed of
+/// changes that follow.
+pub struct DefaultsWatch {
+    pub snapshot: Vec<AccountView>,
+    pub subscription: Subscription,
+    pub filter: DefaultsFilter,
+}
+
 #[derive(Clone)]
 pub struct Accounts {
     store: Store,
     webhooks: WebhookUrls,
+    defaults: DefaultAccounts,
 }
 
 impl Accounts {
-    pub fn new(store: Store, webhooks: WebhookUrls) -> Self {
-        Self { store, webhooks }
+    pub fn new(store: Store, webhooks: WebhookUrls, defaults: DefaultAccounts) -> Self {
+        Self {
+            store,
+            webhooks,
+            defaults,
+        }
+    }
+
+    /// Reports a committed write's default change (see `defaults`), and passes on what
+    /// it stored.
+    fn written<T>(&self, written: Written<T>) -> T {
+        if let Some(changed) = &written.defaults {
+            self.defaults.changed(changed);
+        }
+        written.value
     }
 
     pub async fn list(
@@ -125,8 +149,8 @@ impl Accounts {
             AuditAction::Create,
             account_changes(None, &account),
         );
-        let stored = self.store.insert_account(account, &event).await?;
-        Ok(self.view(caller, stored))
+        let stored = self.store.insert_account(account, &event).await;
+        Ok(self.view(caller, self.written(stored?)))
     }
 
     pub async fn update(
@@ -135,7 +159,7 @@ impl Accounts {
         id: Uuid,
         patch: AccountPatch,
     ) -> Result<AccountView, Error> {
-        let stored = self
+        let written = self
             .store
             .modify_account(&caller.workspace_id, id, |current| {
                 ensure_writable(caller, &current)?;
@@ -160,8 +184,9 @@ impl Accounts {
                 ))
             })
             .await?;
-        let account =
-            stored.ok_or_else(|| Error::Internal("updated account vanished".to_owned()))?;
+        let account = self
+            .written(written)
+            .ok_or_else(|| Error::Internal("updated account vanished".to_owned()))?;
         Ok(self.view(caller, account))
     }
 
@@ -171,7 +196,8 @@ impl Accounts {
         id: Uuid,
         expected_revision: Option<i64>,
     ) -> Result<(), Error> {
-        self.store
+        let written = self
+            .store
             .modify_account(&caller.workspace_id, id, |current| {
                 ensure_writable(caller, &current)?;
                 check_revision(expected_revision, current.revision)?;
@@ -187,6 +213,7 @@ impl Accounts {
                 })
             })
             .await?;
+        self.written(written);
         Ok(())
     }
 
@@ -196,7 +223,7 @@ impl Accounts {
         id: Uuid,
         expected_revision: Option<i64>,
     ) -> Result<AccountView, Error> {
-        let stored = self
+        let written = self
             .store
             .modify_account(&caller.workspace_id, id, |current| {
                 ensure_writable(caller, &current)?;
@@ -227,8 +254,9 @@ impl Accounts {
                 ))
             })
             .await?;
-        let account =
-            stored.ok_or_else(|| Error::Internal("default account vanished".to_owned()))?;
+        let account = self
+            .written(written)
+            .ok_or_else(|| Error::Internal("default account vanished".to_owned()))?;
         Ok(self.view(caller, account))
     }
 
@@ -239,36 +267,52 @@ impl Accounts {
         channel: Channel,
         division_id: Option<String>,
     ) -> Result<AccountView, Error> {
-        let division = match (division_id, &caller.division_id) {
-            (None, mine) => mine.clone(),
-            (Some(asked), Some(mine)) if &asked != mine => {
-                return Err(Error::PermissionDenied(
-                    "caller is restricted to its division and may not ask for another".to_owned(),
-                ));
-            }
-            (Some(asked), _) => {
-                validate_division_id(&asked, "division_id")
-                    .map_err(|v| Error::InvalidArgument(vec![v]))?;
-                Some(asked)
-            }
-        };
+        let division = asked_division(caller, division_id)?;
         let ws = &caller.workspace_id;
+        let defaults = &self.defaults;
         let found = match division.as_deref() {
-            Some(division) => match self
-                .store
-                .find_default_account(ws, channel, Some(division))
-                .await?
-            {
+            Some(division) => match defaults.scope_default(ws, channel, Some(division)).await? {
                 Some(account) => Some(account),
-                None => self.store.find_default_account(ws, channel, None).await?,
+                None => defaults.scope_default(ws, channel, None).await?,
             },
-            None => self.store.find_default_account(ws, channel, None).await?,
+            None => defaults.scope_default(ws, channel, None).await?,
         };
         let account = found.ok_or_else(|| Error::NotFound {
             kind: RecordKind::Account,
             id: format!("default of channel {channel}"),
         })?;
-        Ok(self.view(caller, account))
+        Ok(self.present(caller, &account))
+    }
+
+    /// Starts a watch of the caller's defaults: of `channels` (every channel when
+    /// empty), of the division asked for and the workspace-wide scopes, or of every
+    /// division the caller sees when none is asked for.
+    pub async fn watch_defaults(
+        &self,
+        caller: &Caller,
+        channels: Vec<Channel>,
+        division_id: Option<String>,
+    ) -> Result<DefaultsWatch, Error> {
+        let division_id = asked_division(caller, division_id)?;
+        let filter = DefaultsFilter {
+            channels,
+            division_id,
+        };
+        // Subscribe first, then read: whatever changes in between is in the snapshot
+        // and comes again as a change, which a watcher applies twice harmlessly.
+        let subscription = self.defaults.subscribe(&caller.workspace_id).await?;
+        let snapshot = self
+            .store
+            .list_default_accounts(&caller.workspace_id, &filter)
+            .await?
+            .into_iter()
+            .map(|account| self.present(caller, &shareable(account)))
+            .collect();
+        Ok(DefaultsWatch {
+            snapshot,
+            subscription,
+            filter,
+        })
     }
 
     /// The account with its secrets in clear. The reveal is audited first: no audit
@@ -290,21 +334,41 @@ impl Accounts {
     }
 
     fn view(&self, caller: &Caller, account: Account) -> AccountView {
+        self.present(caller, &shareable(account))
+    }
+
+    /// What `caller` is shown of an account whose config is already masked.
+    pub fn present(&self, caller: &Caller, masked: &Account) -> AccountView {
         let webhook_url = self
             .webhooks
-            .for_account(account.channel, &account.account_key);
+            .for_account(masked.channel, &masked.account_key);
         let verify_token = if caller.sees_setup_secrets() {
-            account.verify_token
+            masked.verify_token.clone()
         } else {
             MASK_PREFIX.to_owned()
         };
         AccountView {
             account: Account {
-                config: config_document::mask(&account.config),
                 verify_token,
-                ..account
+                ..masked.clone()
             },
             webhook_url,
+        }
+    }
+}
+
+/// The division a defaults question is about: the one asked for, else the caller's own
+/// (`None` for a workspace-wide caller). A division-scoped caller may ask only for its own.
+fn asked_division(caller: &Caller, asked: Option<String>) -> Result<Option<String>, Error> {
+    match (asked, &caller.division_id) {
+        (None, mine) => Ok(mine.clone()),
+        (Some(asked), Some(mine)) if &asked != mine => Err(Error::PermissionDenied(
+            "caller is restricted to its division and may not ask for another".to_owned(),
+        )),
+        (Some(asked), _) => {
+            validate_division_id(&asked, "division_id")
+                .map_err(|v| Error::InvalidArgument(vec![v]))?;
+            Ok(Some(asked))
         }
     }
 }

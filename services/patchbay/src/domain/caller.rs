@@ -56,6 +56,7 @@ pub enum Action {
     DeleteAccount,
     SetDefaultAccount,
     GetDefaultAccount,
+    WatchDefaultAccounts,
     GetAccountCredentials,
     ListChannelSettings,
     GetChannelSettings,
@@ -80,6 +81,7 @@ impl Action {
             Action::ListAccounts
             | Action::GetAccount
             | Action::GetDefaultAccount
+            | Action::WatchDefaultAccounts
             | Action::ListProviders
             | Action::GetProvider => (true, true, true),
             Action::ListChannelSettings
@@ -117,6 +119,7 @@ impl Action {
             Action::DeleteAccount => "DeleteAccount",
             Action::SetDefaultAccount => "SetDefaultAccount",
             Action::GetDefaultAccount => "GetDefaultAccount",
+            Action::WatchDefaultAccounts => "WatchDefaultAccounts",
             Action::GetAccountCredentials => "GetAccountCredentials",
             Action::ListAuditEvents => "ListAuditEvents",
             Action::ListProviders => "ListProviders",

@@ -9,6 +9,7 @@ use super::convert::{
     channel_to_proto, optional_channel, optional_document, required_channel, struct_from_document,
     timestamp,
 };
+use super::default_watch::{self, DefaultsStream};
 use super::idempotency::Idempotency;
 use crate::domain::Caller;
 use crate::domain::support::{PageRequest, parse_id};
@@ -121,6 +122,36 @@ impl AccountService for AccountGrpc {
             verify_token: account.verify_token,
             revision: account.revision,
         }))
+    }
+
+    type WatchDefaultAccountsStream = DefaultsStream;
+
+    async fn watch_default_accounts(
+        &self,
+        request: Request<proto::WatchDefaultAccountsRequest>,
+    ) -> Result<Response<DefaultsStream>, Status> {
+        let caller = authorize(&request, Action::WatchDefaultAccounts)?;
+        let request = request.into_inner();
+        let mut violations = Violations::new();
+        let channels = request
+            .channels
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &channel)| {
+                violations.check(required_channel(channel, &format!("channels[{i}]")))
+            })
+            .collect();
+        violations.into_result()?;
+        let division = Some(request.division_id).filter(|d| !d.is_empty());
+        let watch = self
+            .accounts
+            .watch_defaults(&caller, channels, division)
+            .await?;
+        Ok(Response::new(default_watch::stream(
+            self.accounts.clone(),
+            caller,
+            watch,
+        )))
     }
 
     async fn get_default_account(

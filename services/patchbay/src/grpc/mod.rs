@@ -6,6 +6,7 @@ pub mod account_service;
 pub mod audit_service;
 pub mod auth;
 pub mod convert;
+pub mod default_watch;
 pub mod idempotency;
 pub mod integration_convert;
 pub mod integration_service;

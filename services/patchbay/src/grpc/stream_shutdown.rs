@@ -16,7 +16,10 @@ use tonic::body::Body;
 use tower::{Layer, Service};
 
 /// The server-streaming methods that never end on their own.
-const STREAMING: &[&str] = &["/grpc.health.v1.Health/Watch"];
+const STREAMING: &[&str] = &[
+    "/grpc.health.v1.Health/Watch",
+    "/patchbay.v1.AccountService/WatchDefaultAccounts",
+];
 
 #[derive(Clone, Debug)]
 pub struct StreamShutdownLayer {

@@ -10,6 +10,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::default_changes::{self, DefaultsChanged, touched_scopes};
 use super::entities::account::{ActiveModel, Column, Entity, Model};
 use super::secret_fields::{Owner, open_document, open_text, seal_document, seal_text};
 use super::{Store, audit, db_error, lock_scope, unique_violation};
@@ -31,6 +32,13 @@ pub enum AccountChange {
     },
     /// Nothing to write.
     Keep,
+}
+
+/// A stored write: the state it left and, when it touched a default, the default
+/// revision it recorded (see `default_changes`).
+pub struct Written<T> {
+    pub value: T,
+    pub defaults: Option<DefaultsChanged>,
 }
 
 /// Which accounts a list returns.
@@ -108,7 +116,7 @@ impl Store {
         &self,
         account: Account,
         event: &AuditEvent,
-    ) -> Result<Account, Error> {
+    ) -> Result<Written<Account>, Error> {
         let txn = self.begin_write().await?;
         lock_scope(&txn, &scope_key(&account.workspace_id, account.channel)).await?;
         ensure_key_free(&*txn, &account, None).await?;
@@ -120,8 +128,15 @@ impl Store {
             .await
             .map_err(|err| conflict_error(err, &account))?;
         audit::insert(&*txn, event).await?;
+        let scopes = touched_scopes(None, Some(&account));
+        let defaults =
+            default_changes::record(&txn, &account.workspace_id, &scopes, account.updated_at)
+                .await?;
         txn.commit().await?;
-        Ok(account)
+        Ok(Written {
+            value: account,
+            defaults,
+        })
     }
 
     /// Reads a live account, lets `change` decide what to do with it, and writes the
@@ -132,7 +147,7 @@ impl Store {
         workspace_id: &str,
         id: Uuid,
         change: F,
-    ) -> Result<Option<Account>, Error>
+    ) -> Result<Written<Option<Account>>, Error>
     where
         F: FnOnce(Account) -> Result<AccountChange, Error>,
     {
@@ -146,8 +161,13 @@ impl Store {
         let Some(current) = find_live(&*txn, self.keys(), workspace_id, id).await? else {
             return Err(Error::not_found(RecordKind::Account, id));
         };
-        let result = match change(current.clone())? {
-            AccountChange::Keep => Some(current),
+        let (result, scopes, at) = match change(current.clone())? {
+            AccountChange::Keep => {
+                return Ok(Written {
+                    value: Some(current),
+                    defaults: None,
+                });
+            }
             AccountChange::Save(next, event) => {
                 debug_assert_eq!(next.id, current.id);
                 if next.account_key != current.account_key {
@@ -162,7 +182,9 @@ impl Store {
                     .await
                     .map_err(|err| conflict_error(err, &next))?;
                 audit::insert(&*txn, &event).await?;
-                Some(next)
+                let scopes = touched_scopes(Some(&current), Some(&next));
+                let at = next.updated_at;
+                (Some(next), scopes, at)
             }
             AccountChange::Delete {
                 deleted_by,
@@ -180,11 +202,15 @@ impl Store {
                     .await
                     .map_err(db_error)?;
                 audit::insert(&*txn, &event).await?;
-                None
+                (None, touched_scopes(Some(&current), None), at)
             }
         };
+        let defaults = default_changes::record(&txn, workspace_id, &scopes, at).await?;
         txn.commit().await?;
-        Ok(result)
+        Ok(Written {
+            value: result,
+            defaults,
+        })
     }
 }
 
@@ -319,7 +345,7 @@ fn to_active(keys: &KeyRing, account: &Account) -> Result<ActiveModel, Error> {
     })
 }
 
-fn to_domain(keys: &KeyRing, row: Model) -> Result<Account, Error> {
+pub(super) fn to_domain(keys: &KeyRing, row: Model) -> Result<Account, Error> {
     let channel = Channel::parse(&row.channel).ok_or_else(|| {
         Error::Internal(format!(
             "account {} has unknown channel {:?}",

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod channel_settings;
+pub mod default_changes;
 mod entities;
 pub mod idempotency;
 pub mod integrations;

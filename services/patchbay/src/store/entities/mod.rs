@@ -4,6 +4,7 @@
 pub mod account;
 pub mod audit_event;
 pub mod channel_settings;
+pub mod default_account_change;
 pub mod idempotency_key;
 pub mod integration;
 pub mod provider;

@@ -8,7 +8,13 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, erro
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+mod verified_tokens;
+
 use crate::domain::{Caller, Error, Role};
+use verified_tokens::VerifiedTokens;
+
+/// Longest accepted `workspace_id` claim: it keys records and change notifications.
+const MAX_WORKSPACE_ID_LEN: usize = 256;
 
 /// How tokens are checked (and, in development, minted).
 #[derive(Clone, Debug)]
@@ -123,6 +129,8 @@ pub struct Authenticator {
     public_keys: Vec<PublicKey>,
     /// One validation per allowed algorithm, built once: tokens are checked on every call.
     validations: Vec<(Algorithm, Validation)>,
+    /// Tokens verified before, until they expire.
+    verified: VerifiedTokens,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -138,7 +146,13 @@ impl std::fmt::Debug for Authenticator {
 }
 
 impl Authenticator {
+    /// Verifies every token (no verified-token cache).
     pub fn new(settings: &JwtSettings) -> Self {
+        Self::with_token_cache(settings, 0)
+    }
+
+    /// Remembers up to `capacity` verified tokens until they expire.
+    pub fn with_token_cache(settings: &JwtSettings, capacity: usize) -> Self {
         let validations = settings
             .algorithms
             .iter()
@@ -159,6 +173,7 @@ impl Authenticator {
                 .map(|secret| DecodingKey::from_secret(secret.expose_secret().as_bytes())),
             public_keys: settings.public_keys.clone(),
             validations,
+            verified: VerifiedTokens::new(capacity),
         }
     }
 
@@ -172,6 +187,9 @@ impl Authenticator {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| unauthenticated("authorization must be Bearer <token>"))?;
+        if let Some(caller) = self.verified.get(token) {
+            return Ok(caller);
+        }
         // `alg: none` and unknown algorithms do not even parse as a header.
         let token_header = jsonwebtoken::decode_header(token)
             .map_err(|_| unauthenticated("token is malformed or names an unknown algorithm"))?;
@@ -187,16 +205,26 @@ impl Authenticator {
             .workspace_id
             .filter(|w| !w.is_empty())
             .ok_or_else(|| unauthenticated("token has no workspace_id claim"))?;
+        if workspace_id.len() > MAX_WORKSPACE_ID_LEN {
+            return Err(unauthenticated("token's workspace_id claim is too long"));
+        }
         if claims.sub.is_empty() {
             return Err(unauthenticated("token has an empty sub claim"));
         }
-        Ok(Caller {
+        let caller = Caller {
             subject: claims.sub,
             role: Role::parse(&claims.role),
             workspace_id,
             division_id: claims.division_id.filter(|d| !d.is_empty()),
             request_id: String::new(),
-        })
+        };
+        self.verified.insert(token, &caller, claims.exp);
+        Ok(caller)
+    }
+
+    /// How many verified tokens are remembered.
+    pub fn remembered_tokens(&self) -> usize {
+        self.verified.len()
     }
 
     /// The key that verifies a token of `algorithm`: the shared secret for HS256 (so an

@@ -1,0 +1,76 @@
+//! Tokens already verified, so that a caller sending the same bearer token on every call
+//! (as services do) pays for one signature check, not one per call. Keyed by the token's
+//! SHA-256 (the token itself is not kept), remembered until the token's `exp` at most,
+//! and bounded: a full cache starts over.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
+
+use crate::domain::Caller;
+
+pub struct VerifiedTokens {
+    capacity: usize,
+    entries: Mutex<HashMap<[u8; 32], (Caller, u64)>>,
+}
+
+impl VerifiedTokens {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn get(&self, token: &str) -> Option<Caller> {
+        let key = digest(token);
+        let now = unix_now();
+        let mut entries = self.lock();
+        match entries.get(&key) {
+            Some((caller, expires)) if now < *expires => Some(caller.clone()),
+            Some(_) => {
+                entries.remove(&key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Remembers a token that verified as `caller`, until `expires` (UNIX seconds).
+    pub fn insert(&self, token: &str, caller: &Caller, expires: u64) {
+        if self.capacity == 0 || expires <= unix_now() {
+            return;
+        }
+        let mut entries = self.lock();
+        if entries.len() >= self.capacity {
+            let now = unix_now();
+            entries.retain(|_, (_, expires)| now < *expires);
+            if entries.len() >= self.capacity {
+                entries.clear();
+            }
+        }
+        entries.insert(digest(token), (caller.clone(), expires));
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], (Caller, u64)>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}

@@ -1,0 +1,79 @@
+//! PostgreSQL only: hears the default changes other replicas commit (`NOTIFY` sent by
+//! `store::default_changes::record`) and applies them here as a local write would.
+//!
+//! While the listener is not connected this replica could miss changes, so the read
+//! cache is off (every read goes to the database) until it hears again; then every feed
+//! catches up from the log. A connection can also die without telling (a network
+//! partition): the listener sends itself a heartbeat notification and, when none comes
+//! back in time, reconnects.
+
+use std::time::{Duration, Instant};
+
+use sea_orm::sqlx::postgres::PgListener;
+
+use super::DefaultAccounts;
+use crate::store::default_changes::{DefaultsChanged, NOTIFY_CHANNEL};
+
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+pub(super) async fn run(hub: DefaultAccounts, url: String, heartbeat: Duration) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match listen(&url).await {
+            Ok(listener) => {
+                backoff = Duration::from_millis(100);
+                hub.listening(true);
+                tracing::info!("listening for other replicas' default changes");
+                follow(&hub, listener, heartbeat).await;
+                hub.listening(false);
+                tracing::warn!(
+                    "lost the default-change listener: reading defaults from the database until it is back"
+                );
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for default changes; retrying");
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+async fn listen(url: &str) -> Result<PgListener, sea_orm::sqlx::Error> {
+    let mut listener = PgListener::connect(url).await?;
+    listener.listen(NOTIFY_CHANNEL).await?;
+    Ok(listener)
+}
+
+/// Applies notifications until the connection is lost or goes quiet.
+async fn follow(hub: &DefaultAccounts, mut listener: PgListener, heartbeat: Duration) {
+    let mut last_heard = Instant::now();
+    let mut ticker = tokio::time::interval(heartbeat);
+    loop {
+        tokio::select! {
+            received = listener.try_recv() => match received {
+                Ok(Some(notification)) => {
+                    last_heard = Instant::now();
+                    // Heartbeats and anything else unreadable only prove the line is up.
+                    if let Ok(changed) = serde_json::from_str::<DefaultsChanged>(notification.payload()) {
+                        hub.changed(&changed);
+                    }
+                }
+                Ok(None) => return,
+                Err(err) => {
+                    tracing::warn!(error = %err, "default-change listener failed");
+                    return;
+                }
+            },
+            _ = ticker.tick() => {
+                if last_heard.elapsed() > heartbeat * 3 {
+                    tracing::warn!("default-change listener heard nothing, not even its heartbeat");
+                    return;
+                }
+                if let Err(err) = hub.store().notify_heartbeat().await {
+                    tracing::debug!(error = %err, "cannot send the listener heartbeat");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! The default-account fast path. "Which account sends on channel X for division Y?" is
+//! asked on every outgoing message, so it is answered from memory, and watchers are told
+//! of every change instead of asking again:
+//!
+//! - `cache`: the read cache behind `GetDefaultAccount`;
+//! - `feeds`: one broadcast per watched workspace, fed from the change log, behind
+//!   `WatchDefaultAccounts`;
+//! - `listener`: on PostgreSQL, the `LISTEN` that brings other replicas' changes here.
+//!
+//! Every account write that touches a default records a numbered change in its own
+//! transaction (`store::default_changes`) and, once committed, reports it to
+//! [`DefaultAccounts::changed`] — which drops the workspace's cached defaults before the
+//! write's call returns, so a replica always reads its own writes.
+
+mod cache;
+mod feeds;
+mod listener;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::DbBackend;
+use tokio::task::JoinHandle;
+
+pub use feeds::{FeedItem, ScopeChanged, Subscription};
+
+use crate::domain::config_document;
+use crate::domain::{Account, Channel, Error};
+use crate::store::Store;
+use crate::store::default_changes::DefaultsChanged;
+use cache::{DefaultCache, Lookup};
+use feeds::Feeds;
+
+/// Sizes and times of the fast path (`patchbay serve --help` names the flags).
+#[derive(Clone, Debug)]
+pub struct DefaultsSettings {
+    /// How many (workspace, channel, division) answers the read cache holds.
+    pub cache_capacity: usize,
+    /// How long a cached answer may be served without a change notification: a bound on
+    /// staleness should a notification ever be lost.
+    pub cache_ttl: Duration,
+    /// How many changes a watch stream may fall behind before it is ended (ABORTED) and
+    /// its client resynchronises: what bounds a stalled watcher's memory.
+    pub watch_buffer: usize,
+    /// How often a replica checks, on PostgreSQL, that its listener still hears.
+    pub listener_heartbeat: Duration,
+}
+
+impl Default for DefaultsSettings {
+    fn default() -> Self {
+        Self {
+            cache_capacity: 100_000,
+            cache_ttl: Duration::from_secs(60),
+            watch_buffer: 256,
+            listener_heartbeat: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Cheap to clone; shared by the account operations and the watch streams.
+#[derive(Clone)]
+pub struct DefaultAccounts {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    cache: DefaultCache,
+    feeds: Feeds,
+}
+
+/// The background tasks of the fast path; aborted at shutdown.
+pub struct DefaultsTasks {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl DefaultsTasks {
+    pub fn abort(self) {
+        for task in self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl DefaultAccounts {
+    /// The fast path over `store`, and the tasks that keep it current.
+    pub fn start(
+        store: Store,
+        settings: &DefaultsSettings,
+        database_url: &str,
+    ) -> (Self, DefaultsTasks) {
+        let multi_replica = store.backend() == DbBackend::Postgres;
+        let hub = DefaultAccounts {
+            inner: Arc::new(Inner {
+                // On PostgreSQL the cache stays off until the listener hears other
+                // replicas' changes.
+                cache: DefaultCache::new(
+                    settings.cache_capacity,
+                    settings.cache_ttl,
+                    !multi_replica,
+                ),
+                feeds: Feeds::new(store.clone(), settings.watch_buffer),
+                store,
+            }),
+        };
+        let mut tasks = vec![tokio::spawn(hub.inner.feeds.clone().run())];
+        if multi_replica {
+            tasks.push(tokio::spawn(listener::run(
+                hub.clone(),
+                database_url.to_owned(),
+                settings.listener_heartbeat,
+            )));
+        }
+        (hub, DefaultsTasks { tasks })
+    }
+
+    /// The default of exactly one scope (no fallback), config secrets masked.
+    pub async fn scope_default(
+        &self,
+        workspace_id: &str,
+        channel: Channel,
+        division_id: Option<&str>,
+    ) -> Result<Option<Arc<Account>>, Error> {
+        let inner = &self.inner;
+        let ticket = match inner.cache.get(workspace_id, channel, division_id) {
+            Lookup::Hit(account) => return Ok(account),
+            Lookup::Miss(ticket) => ticket,
+        };
+        let found = inner
+            .store
+            .find_default_account(workspace_id, channel, division_id)
+            .await?
+            .map(shareable);
+        inner
+            .cache
+            .insert(ticket, workspace_id, channel, division_id, found.clone());
+        Ok(found)
+    }
+
+    /// A write committed a default change: forget the workspace's cached defaults now,
+    /// and tell its watchers.
+    pub fn changed(&self, changed: &DefaultsChanged) {
+        self.inner.cache.invalidate(&changed.workspace_id);
+        self.inner.feeds.wake(&changed.workspace_id);
+    }
+
+    /// Follows the workspace's default changes from now on; see `feeds`.
+    pub async fn subscribe(&self, workspace_id: &str) -> Result<Subscription, Error> {
+        self.inner.feeds.subscribe(workspace_id).await
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Called by the listener when it starts or stops hearing other replicas: the cache
+    /// starts over (on or off), and every feed catches up from the log.
+    fn listening(&self, heard: bool) {
+        self.inner.cache.reset(heard);
+        if heard {
+            self.inner.feeds.wake_all();
+        }
+    }
+}
+
+/// An account as the fast path keeps it: config secrets masked once, for every caller.
+pub fn shareable(account: Account) -> Arc<Account> {
+    Arc::new(Account {
+        config: config_document::mask(&account.config),
+        ..account
+    })
+}

@@ -1,0 +1,89 @@
+//! The body of a `WatchDefaultAccounts` stream: the snapshot, then each change of a
+//! covered scope from the workspace's feed (`defaults::feeds`), shown as the caller may
+//! see it. One task per stream forwards through a one-message queue, so a watcher that
+//! stops reading holds at most that message plus HTTP/2's window here; the feed behind
+//! it is bounded too, and a watcher that falls out of it is ended with ABORTED.
+
+use patchbay_sdk::proto::{self, watch_default_accounts_response::Event};
+use tokio::sync::{broadcast::error::RecvError, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
+
+use super::account_service::account_to_proto;
+use super::convert::channel_to_proto;
+use crate::defaults::FeedItem;
+use crate::domain::accounts::DefaultsWatch;
+use crate::domain::{Accounts, Caller};
+
+pub type DefaultsStream = ReceiverStream<Result<proto::WatchDefaultAccountsResponse, Status>>;
+
+pub fn stream(accounts: Accounts, caller: Caller, watch: DefaultsWatch) -> DefaultsStream {
+    let (sender, receiver) = mpsc::channel(1);
+    tokio::spawn(forward(accounts, caller, watch, sender));
+    ReceiverStream::new(receiver)
+}
+
+async fn forward(
+    accounts: Accounts,
+    caller: Caller,
+    watch: DefaultsWatch,
+    sender: mpsc::Sender<Result<proto::WatchDefaultAccountsResponse, Status>>,
+) {
+    let DefaultsWatch {
+        snapshot,
+        subscription,
+        filter,
+    } = watch;
+    let mut revision = subscription.revision;
+    let mut feed = subscription.receiver;
+    let first = proto::WatchDefaultAccountsResponse {
+        revision,
+        event: Some(Event::Snapshot(proto::DefaultAccountsSnapshot {
+            defaults: snapshot.into_iter().map(account_to_proto).collect(),
+        })),
+    };
+    if sender.send(Ok(first)).await.is_err() {
+        return;
+    }
+    loop {
+        let item = tokio::select! {
+            item = feed.recv() => item,
+            // The watcher went away while nothing changed.
+            () = sender.closed() => return,
+        };
+        let message = match item {
+            Ok(FeedItem::Changed(change)) => {
+                if change.revision <= revision
+                    || !filter.covers(change.channel, change.division_id.as_deref())
+                {
+                    continue;
+                }
+                revision = change.revision;
+                Ok(proto::WatchDefaultAccountsResponse {
+                    revision,
+                    event: Some(Event::Changed(proto::DefaultAccountChanged {
+                        channel: channel_to_proto(change.channel).into(),
+                        division_id: change.division_id.clone(),
+                        account: change
+                            .account
+                            .as_deref()
+                            .map(|account| account_to_proto(accounts.present(&caller, account))),
+                    })),
+                })
+            }
+            Err(RecvError::Lagged(missed)) => Err(Status::aborted(format!(
+                "this watch fell {missed} changes behind and was ended; watch again to start from a new snapshot"
+            ))),
+            Ok(FeedItem::Resync) => Err(Status::aborted(
+                "the server could not replay the changes of this watch; watch again to start from a new snapshot",
+            )),
+            Err(RecvError::Closed) => Err(Status::unavailable(
+                "the server stopped following changes; watch again",
+            )),
+        };
+        let last = message.is_err();
+        if sender.send(message).await.is_err() || last {
+            return;
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! The `default_account_changes` log, written in the same transaction as the account
+//! write it records. Every replica follows it: a local write tells its own replica
+//! directly, and on PostgreSQL a `NOTIFY` sent with the transaction (so delivered only
+//! if it commits) tells the others.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Statement,
+};
+use serde::{Deserialize, Serialize};
+
+use super::entities::account::{Column as AccountColumn, Entity as AccountEntity};
+use super::entities::default_account_change::{ActiveModel, Column, Entity};
+use super::{Store, WriteTxn, db_error, lock_scope};
+use crate::domain::{Account, Channel, Error};
+
+/// The PostgreSQL notification channel replicas listen on.
+pub const NOTIFY_CHANNEL: &str = "patchbay_default_accounts";
+
+/// How many changes of a workspace the log keeps. A follower further behind than this
+/// (a replica whose listener was away through that many changes) starts over from a
+/// snapshot instead of replaying.
+const KEPT_CHANGES: i64 = 1000;
+
+/// The scope of a default: a channel, in one division or workspace-wide (`None`).
+pub type Scope = (Channel, Option<String>);
+
+/// One recorded change of one scope's default.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DefaultChange {
+    pub revision: i64,
+    pub channel: Channel,
+    pub division_id: Option<String>,
+}
+
+/// That a workspace's defaults reached `revision`; what a write reports and what a
+/// notification carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefaultsChanged {
+    pub workspace_id: String,
+    pub revision: i64,
+}
+
+/// Which defaults a snapshot reads.
+#[derive(Clone, Debug, Default)]
+pub struct DefaultsFilter {
+    /// Empty: every channel.
+    pub channels: Vec<Channel>,
+    /// `Some`: that division's defaults and the workspace-wide ones; `None`: every
+    /// division's.
+    pub division_id: Option<String>,
+}
+
+impl DefaultsFilter {
+    pub fn covers(&self, channel: Channel, division_id: Option<&str>) -> bool {
+        (self.channels.is_empty() || self.channels.contains(&channel))
+            && match (&self.division_id, division_id) {
+                (None, _) | (_, None) => true,
+                (Some(wanted), Some(division)) => wanted == division,
+            }
+    }
+}
+
+/// The scopes whose default a write from `before` to `after` touches: the scope an
+/// account leaves or loses the flag in, and the one it joins or gains it in. Any write to
+/// a default account counts, so that watchers see its new name or config too.
+pub fn touched_scopes(before: Option<&Account>, after: Option<&Account>) -> BTreeSet<Scope> {
+    [before, after]
+        .into_iter()
+        .flatten()
+        .filter(|account| account.is_default)
+        .map(|account| (account.channel, account.division_id.clone()))
+        .collect()
+}
+
+/// Records the changed scopes under the next revisions of the workspace and announces
+/// them. Takes the workspace's revision lock until the transaction ends, after the
+/// writer's scope lock (always in that order), so revisions commit in order.
+pub(crate) async fn record(
+    txn: &WriteTxn<'_>,
+    workspace_id: &str,
+    scopes: &BTreeSet<Scope>,
+    at: DateTime<Utc>,
+) -> Result<Option<DefaultsChanged>, Error> {
+    if scopes.is_empty() {
+        return Ok(None);
+    }
+    lock_scope(txn, &format!("default-revisions/{workspace_id}")).await?;
+    let mut revision = latest_revision(&**txn, workspace_id).await?;
+    for (channel, division_id) in scopes {
+        revision += 1;
+        Entity::insert(ActiveModel {
+            workspace_id: Set(workspace_id.to_owned()),
+            revision: Set(revision),
+            channel: Set(channel.as_str().to_owned()),
+            division_id: Set(division_id.clone()),
+            changed_at: Set(at),
+        })
+        .exec_without_returning(&**txn)
+        .await
+        .map_err(db_error)?;
+    }
+    Entity::delete_many()
+        .filter(Column::WorkspaceId.eq(workspace_id))
+        .filter(Column::Revision.lte(revision - KEPT_CHANGES))
+        .exec(&**txn)
+        .await
+        .map_err(db_error)?;
+    let changed = DefaultsChanged {
+        workspace_id: workspace_id.to_owned(),
+        revision,
+    };
+    if txn.get_database_backend() == DbBackend::Postgres {
+        let payload = serde_json::to_string(&changed)
+            .map_err(|err| Error::Internal(format!("cannot encode a notification: {err}")))?;
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_notify($1, $2)",
+            [NOTIFY_CHANNEL.into(), payload.into()],
+        ))
+        .await
+        .map_err(db_error)?;
+    }
+    Ok(Some(changed))
+}
+
+async fn latest_revision(conn: &impl ConnectionTrait, workspace_id: &str) -> Result<i64, Error> {
+    let latest: Option<Option<i64>> = Entity::find()
+        .select_only()
+        .column_as(Column::Revision.max(), "latest")
+        .filter(Column::WorkspaceId.eq(workspace_id))
+        .into_tuple()
+        .one(conn)
+        .await
+        .map_err(db_error)?;
+    Ok(latest.flatten().unwrap_or(0))
+}
+
+impl Store {
+    /// The workspace's latest default revision (0 before any change).
+    pub async fn latest_default_revision(&self, workspace_id: &str) -> Result<i64, Error> {
+        latest_revision(self.conn(), workspace_id).await
+    }
+
+    /// The changes after `after`, oldest first, at most `limit`. `None` when the log no
+    /// longer reaches back to `after + 1`.
+    pub async fn default_changes_after(
+        &self,
+        workspace_id: &str,
+        after: i64,
+        limit: u64,
+    ) -> Result<Option<Vec<DefaultChange>>, Error> {
+        let rows = Entity::find()
+            .filter(Column::WorkspaceId.eq(workspace_id))
+            .filter(Column::Revision.gt(after))
+            .order_by_asc(Column::Revision)
+            .limit(limit)
+            .all(self.conn())
+            .await
+            .map_err(db_error)?;
+        if rows.first().is_some_and(|row| row.revision != after + 1) {
+            return Ok(None);
+        }
+        rows.into_iter()
+            .map(|row| {
+                let channel = Channel::parse(&row.channel).ok_or_else(|| {
+                    Error::Internal(format!(
+                        "default change of unknown channel {:?}",
+                        row.channel
+                    ))
+                })?;
+                Ok(DefaultChange {
+                    revision: row.revision,
+                    channel,
+                    division_id: row.division_id,
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()
+            .map(Some)
+    }
+
+    /// Every active default of the workspace the filter covers.
+    pub async fn list_default_accounts(
+        &self,
+        workspace_id: &str,
+        filter: &DefaultsFilter,
+    ) -> Result<Vec<Account>, Error> {
+        let mut query = AccountEntity::find()
+            .filter(AccountColumn::WorkspaceId.eq(workspace_id))
+            .filter(AccountColumn::IsDefault.eq(true))
+            .filter(AccountColumn::IsActive.eq(true))
+            .filter(AccountColumn::DeletedAt.is_null());
+        if !filter.channels.is_empty() {
+            query = query
+                .filter(AccountColumn::Channel.is_in(filter.channels.iter().map(|c| c.as_str())));
+        }
+        if let Some(division) = &filter.division_id {
+            query = query.filter(
+                Condition::any()
+                    .add(AccountColumn::DivisionId.is_null())
+                    .add(AccountColumn::DivisionId.eq(division.as_str())),
+            );
+        }
+        let rows = query
+            .order_by_asc(AccountColumn::Id)
+            .all(self.conn())
+            .await
+            .map_err(db_error)?;
+        rows.into_iter()
+            .map(|row| super::accounts::to_domain(self.keys(), row))
+            .collect()
+    }
+}
+
+impl Store {
+    /// A notification nobody acts on, which proves to this replica's listener that it
+    /// still hears (PostgreSQL only).
+    pub async fn notify_heartbeat(&self) -> Result<(), Error> {
+        self.conn()
+            .execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_notify($1, $2)",
+                [NOTIFY_CHANNEL.into(), "{\"heartbeat\":true}".into()],
+            ))
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+}
