@@ -4,20 +4,41 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 
 /// A `patchbay serve` process of the tool's own.
 pub struct Server {
     pub child: Child,
     pub endpoint: String,
     pub binary: PathBuf,
-    pub data_dir: tempfile::TempDir,
+    /// Holds the development keys (and the SQLite file); replicas share it.
+    pub data_dir: Arc<tempfile::TempDir>,
+    database_url: Option<String>,
 }
 
 impl Server {
     /// Starts `binary serve` on 127.0.0.1 (a random port) with a fresh data directory;
     /// `database_url` switches from the embedded SQLite to PostgreSQL.
     pub fn start(binary: &Path, database_url: Option<&str>) -> Result<Server, String> {
-        let data_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let data_dir = Arc::new(tempfile::tempdir().map_err(|e| e.to_string())?);
+        Self::start_in(binary, database_url, data_dir)
+    }
+
+    /// Another server on the same database with the same keys and token secret: a
+    /// second replica (PostgreSQL only; SQLite is single-replica).
+    pub fn replica(&self) -> Result<Server, String> {
+        Self::start_in(
+            &self.binary,
+            self.database_url.as_deref(),
+            self.data_dir.clone(),
+        )
+    }
+
+    fn start_in(
+        binary: &Path,
+        database_url: Option<&str>,
+        data_dir: Arc<tempfile::TempDir>,
+    ) -> Result<Server, String> {
         let mut command = Command::new(binary);
         command
             .env("PATCHBAY_DATA_DIR", data_dir.path())
@@ -48,6 +69,7 @@ impl Server {
                     endpoint: format!("http://{address}"),
                     binary: binary.to_owned(),
                     data_dir,
+                    database_url: database_url.map(str::to_owned),
                 });
             }
         }
@@ -79,10 +101,31 @@ impl Server {
 
     /// The server's resident memory, in KiB (Linux `/proc`).
     pub fn rss_kib(&self) -> Option<u64> {
+        self.proc_status_kib("VmRSS:")
+    }
+
+    /// The server's peak resident memory so far, in KiB.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        self.proc_status_kib("VmHWM:")
+    }
+
+    /// CPU time the server has used so far (user + system), from `/proc/<pid>/stat`.
+    pub fn cpu_time(&self) -> Option<std::time::Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let rest = stat.rsplit_once(')')?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let utime: u64 = fields.get(11)?.parse().ok()?;
+        let stime: u64 = fields.get(12)?.parse().ok()?;
+        // Clock ticks; Linux reports them at 100 per second (USER_HZ).
+        Some(std::time::Duration::from_millis((utime + stime) * 10))
+    }
+
+    fn proc_status_kib(&self, field: &str) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
         status
             .lines()
-            .find(|l| l.starts_with("VmRSS:"))
+            .find(|l| l.starts_with(field))
             .and_then(|l| l.split_whitespace().nth(1))
             .and_then(|kib| kib.parse().ok())
     }

@@ -1,5 +1,6 @@
 //! Creates a WhatsApp account, makes it the default and asks for the default the way a
-//! sending service would.
+//! sending service would: once with a call, then from a local copy (`DefaultAccounts`)
+//! that the server keeps current, which answers every later question with no call.
 //!
 //! ```sh
 //! cargo run -p patchbay -- serve &                      # the dev server
@@ -9,7 +10,9 @@
 
 use patchbay_sdk::prost_types::{Struct, Value, value::Kind};
 use patchbay_sdk::proto::{Channel, CreateAccountRequest};
-use patchbay_sdk::{Client, Error};
+use std::time::Duration;
+
+use patchbay_sdk::{Client, Error, WatchOptions};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -56,6 +59,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
         Err(Error::NotFound(message)) => println!("no default: {message}"),
         Err(other) => return Err(other.into()),
+    }
+
+    // A sending service asks on every message: keep a local copy instead. It starts
+    // from a snapshot, applies every change the server streams, and reconnects (and
+    // resynchronises) by itself after any break.
+    let defaults = client.watch_default_accounts(WatchOptions {
+        channels: vec![Channel::Whatsapp],
+        ..WatchOptions::default()
+    });
+    defaults.wait_synchronised(Duration::from_secs(5)).await?;
+    match defaults.get(Channel::Whatsapp, Some("sales")) {
+        Some(sender) => println!(
+            "from the local copy (revision {}): {} for the sales division",
+            defaults.status().revision,
+            sender.account_key
+        ),
+        None => println!("the local copy knows no WhatsApp default"),
     }
     Ok(())
 }

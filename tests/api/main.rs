@@ -7,6 +7,7 @@ mod auth;
 mod channel_settings;
 mod checks;
 mod config_semantics;
+mod default_cache;
 mod defaults;
 mod idempotency;
 mod integrations;

@@ -384,6 +384,70 @@ mod tests {
     }
 
     #[test]
+    fn a_verified_token_is_remembered_and_a_refused_one_is_not() {
+        let settings = settings("s3cret-s3cret-s3cret-s3cret-s3cret");
+        let authenticator = Authenticator::with_token_cache(&settings, 2);
+        let token = mint(&settings, &request("service")).expect("mint");
+        let header = format!("Bearer {token}");
+        let first = authenticator.authenticate(Some(&header)).expect("valid");
+        assert_eq!(authenticator.remembered_tokens(), 1);
+        let second = authenticator.authenticate(Some(&header)).expect("cached");
+        assert_eq!(first, second, "the remembered caller is the verified one");
+        assert_eq!(authenticator.remembered_tokens(), 1);
+
+        // A token that fails verification is never remembered, however often it comes.
+        let forged = mint(
+            &self::settings("another-secret-another-secret"),
+            &request("admin"),
+        )
+        .expect("mint");
+        for _ in 0..3 {
+            assert!(
+                authenticator
+                    .authenticate(Some(&format!("Bearer {forged}")))
+                    .is_err()
+            );
+        }
+        assert_eq!(authenticator.remembered_tokens(), 1);
+
+        // The cache stays within its capacity.
+        for role in ["admin", "supervisor", "service", "admin"] {
+            let token = mint(
+                &settings,
+                &TokenRequest {
+                    subject: format!("{role}-{}", uuid::Uuid::new_v4()),
+                    ..request(role)
+                },
+            )
+            .expect("mint");
+            authenticator
+                .authenticate(Some(&format!("Bearer {token}")))
+                .expect("valid");
+            assert!(authenticator.remembered_tokens() <= 2);
+        }
+    }
+
+    #[test]
+    fn a_token_past_its_expiry_is_not_served_from_the_cache() {
+        let cache = verified_tokens::VerifiedTokens::new(10);
+        let caller = Caller {
+            subject: "s".into(),
+            role: Role::Service,
+            workspace_id: "acme".into(),
+            division_id: None,
+            request_id: String::new(),
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        cache.insert("expired", &caller, now - 1);
+        assert!(cache.get("expired").is_none());
+        cache.insert("expiring", &caller, now + 60);
+        assert_eq!(cache.get("expiring"), Some(caller));
+    }
+
+    #[test]
     fn ttl_parses_units() {
         assert_eq!(parse_ttl("90"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_ttl("15m"), Ok(Duration::from_secs(900)));

@@ -1,0 +1,515 @@
+//! The default-account benchmark. It starts real `patchbay serve` processes on loopback
+//! (SQLite; PostgreSQL too with `--postgres-url`), stores `--accounts` accounts through
+//! the API, and prints in one run:
+//!
+//! - unary GetDefaultAccount throughput and p50/p99 latency at concurrency 1, 16 and
+//!   64, beside grpc.health.v1.Health/Check on the same server, and their ratio;
+//! - the SDK's `DefaultAccounts::get` time per lookup;
+//! - SetDefaultAccount writes per second, and the time from a write to its event at a
+//!   watcher (p50/p99) on one replica and, on PostgreSQL, across two;
+//! - the server's peak RSS with the accounts stored;
+//!
+//! then each target of issue #6 with PASS or MISS (exit status 1 on a miss).
+//!
+//! ```sh
+//! ./scripts/bench            # builds in release, runs SQLite and PostgreSQL
+//! ```
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use patchbay_bench::Server;
+use patchbay_sdk::prost_types::{Struct, Value, value::Kind};
+use patchbay_sdk::proto::{self, Channel, watch_default_accounts_response::Event};
+use patchbay_sdk::tonic::transport::Endpoint;
+use patchbay_sdk::{Client, WatchOptions};
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+const WORKSPACE: &str = "bench";
+const DIVISIONS: usize = 1000;
+
+#[derive(Parser)]
+struct Args {
+    /// The patchbay binary to run.
+    #[arg(long, default_value = "target/release/patchbay")]
+    patchbay: PathBuf,
+    /// Also run on PostgreSQL, on this (empty) database, with two replicas.
+    #[arg(long)]
+    postgres_url: Option<String>,
+    /// Accounts stored before measuring.
+    #[arg(long, default_value_t = 100_000)]
+    accounts: usize,
+    /// Seconds per throughput measurement.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Concurrency levels of the unary measurements (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    levels: Vec<usize>,
+    /// Writes timed from the write to its event at a watcher.
+    #[arg(long, default_value_t = 300)]
+    propagation_samples: usize,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Default)]
+struct Report {
+    backend: &'static str,
+    /// (concurrency, health, default)
+    unary: Vec<(usize, Rate, Rate)>,
+    lookup_ns: f64,
+    writes_per_second: f64,
+    propagation_one: Option<Latency>,
+    propagation_two: Option<Latency>,
+    peak_rss_kib: u64,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Rate {
+    per_second: f64,
+    latency: Latency,
+    /// Server CPU time per call (user + system), in microseconds.
+    server_cpu_us: f64,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Latency {
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+impl Latency {
+    fn of(mut micros: Vec<u64>) -> Latency {
+        micros.sort_unstable();
+        let at = |q: f64| {
+            let index = ((micros.len() as f64 - 1.0) * q).round() as usize;
+            micros.get(index).copied().unwrap_or_default() as f64 / 1000.0
+        };
+        Latency {
+            p50_ms: at(0.50),
+            p99_ms: at(0.99),
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let args = Args::parse();
+    println!(
+        "patchbay default-account benchmark: {} accounts, {} s per measurement, {} cores",
+        args.accounts,
+        args.seconds,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let mut reports =
+        vec![run("SQLite", Server::start(&args.patchbay, None)?, &args, false).await?];
+    if let Some(url) = &args.postgres_url {
+        let server = Server::start(&args.patchbay, Some(url))?;
+        reports.push(run("PostgreSQL", server, &args, true).await?);
+    } else {
+        println!("\n(PostgreSQL and two replicas: pass --postgres-url, as ./scripts/bench does)");
+    }
+    let missed = print_targets(&reports, args.accounts);
+    if missed > 0 {
+        println!("\n{missed} target(s) missed");
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+async fn run(
+    backend: &'static str,
+    server: Server,
+    args: &Args,
+    two_replicas: bool,
+) -> Result<Report, BoxError> {
+    println!("\n== {backend} ==");
+    let admin =
+        Client::connect(server.endpoint.clone(), &server.token("admin", WORKSPACE)?).await?;
+    let service_token = server.token("service", WORKSPACE)?;
+    let started = Instant::now();
+    seed(&admin, args.accounts).await?;
+    println!(
+        "stored {} accounts in {:.1} s",
+        args.accounts,
+        started.elapsed().as_secs_f64()
+    );
+    let mut report = Report {
+        backend,
+        ..Report::default()
+    };
+
+    let duration = Duration::from_secs(args.seconds);
+    for &level in &args.levels {
+        let health = measure(&server, &service_token, level, duration, Call::Health).await?;
+        let default = measure(&server, &service_token, level, duration, Call::Default).await?;
+        println!(
+            "concurrency {level:>2}: Health/Check {:>6.0}/s p50 {:.2} ms p99 {:.2} ms ({:.0} µs server CPU) | GetDefaultAccount {:>6.0}/s p50 {:.2} ms p99 {:.2} ms ({:.0} µs) | ratio {:.0}%",
+            health.per_second,
+            health.latency.p50_ms,
+            health.latency.p99_ms,
+            health.server_cpu_us,
+            default.per_second,
+            default.latency.p50_ms,
+            default.latency.p99_ms,
+            default.server_cpu_us,
+            100.0 * default.per_second / health.per_second.max(1.0),
+        );
+        report.unary.push((level, health, default));
+    }
+
+    report.lookup_ns = sdk_lookup(&server.endpoint, &service_token).await?;
+    println!(
+        "SDK DefaultAccounts::get: {:.0} ns per lookup",
+        report.lookup_ns
+    );
+
+    let (first, second) = write_scope(&admin).await?;
+    report.writes_per_second = writes(&admin, &first, &second, duration).await?;
+    println!(
+        "SetDefaultAccount: {:.0} writes/s (one writer)",
+        report.writes_per_second
+    );
+
+    let one = propagation(
+        &admin,
+        &server.endpoint,
+        &service_token,
+        &first,
+        &second,
+        args.propagation_samples,
+    )
+    .await?;
+    println!(
+        "write → watcher event, one replica: p50 {:.2} ms p99 {:.2} ms",
+        one.p50_ms, one.p99_ms
+    );
+    report.propagation_one = Some(one);
+    if two_replicas {
+        let replica = server.replica()?;
+        let two = propagation(
+            &admin,
+            &replica.endpoint,
+            &service_token,
+            &first,
+            &second,
+            args.propagation_samples,
+        )
+        .await?;
+        println!(
+            "write → watcher event, across two replicas: p50 {:.2} ms p99 {:.2} ms",
+            two.p50_ms, two.p99_ms
+        );
+        report.propagation_two = Some(two);
+        replica.stop();
+    }
+
+    report.peak_rss_kib = server.peak_rss_kib().unwrap_or_default();
+    println!(
+        "server peak RSS: {:.1} MiB (now {:.1} MiB)",
+        report.peak_rss_kib as f64 / 1024.0,
+        server.rss_kib().unwrap_or_default() as f64 / 1024.0
+    );
+    server.stop();
+    Ok(report)
+}
+
+/// Stores `count` SMS accounts: one in ten workspace-wide, the rest spread over
+/// `DIVISIONS` divisions, each with a secret; the first of each division is its default.
+async fn seed(admin: &Client, count: usize) -> Result<(), BoxError> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..16)
+        .map(|_| {
+            let admin = admin.clone();
+            let next = next.clone();
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= count {
+                        return Ok::<(), BoxError>(());
+                    }
+                    let division = (i % 10 != 0).then(|| format!("d{}", i % DIVISIONS));
+                    admin
+                        .create_account(proto::CreateAccountRequest {
+                            channel: Channel::Sms.into(),
+                            account_key: format!("acct-{i}"),
+                            display_name: format!("Account {i}"),
+                            is_default: i < DIVISIONS,
+                            division_id: division,
+                            config: Some(config(&[
+                                ("from_number", &format!("+1555{i:07}")),
+                                ("auth_token", &format!("bench-secret-{i:012}")),
+                            ])),
+                            ..Default::default()
+                        })
+                        .await?;
+                    if (i + 1) % 20_000 == 0 {
+                        println!("  … {} accounts", i + 1);
+                    }
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await??;
+    }
+    Ok(())
+}
+
+fn config(fields: &[(&str, &str)]) -> Struct {
+    Struct {
+        fields: fields
+            .iter()
+            .map(|(k, v)| {
+                (
+                    (*k).to_owned(),
+                    Value {
+                        kind: Some(Kind::StringValue((*v).to_owned())),
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Call {
+    Health,
+    Default,
+}
+
+/// `level` callers over `level / 16` connections (at least one) for `duration`, after a
+/// one-second warm-up; every call must succeed.
+async fn measure(
+    server: &Server,
+    token: &str,
+    level: usize,
+    duration: Duration,
+    call: Call,
+) -> Result<Rate, BoxError> {
+    let mut channels = Vec::new();
+    for _ in 0..level.div_ceil(16) {
+        channels.push(
+            Endpoint::from_shared(server.endpoint.clone())?
+                .tcp_nodelay(true)
+                .connect()
+                .await?,
+        );
+    }
+    let warm_up = Duration::from_secs(1);
+    let start = Instant::now() + warm_up;
+    let end = start + duration;
+    let workers: Vec<_> = (0..level)
+        .map(|worker| {
+            let channel = channels[worker % channels.len()].clone();
+            let client = Client::from_channel(channel.clone(), token);
+            tokio::spawn(async move {
+                let client = client?;
+                let mut health = HealthClient::new(channel);
+                let mut latencies = Vec::new();
+                let mut i = worker;
+                loop {
+                    let began = Instant::now();
+                    if began >= end {
+                        return Ok::<Vec<u64>, BoxError>(latencies);
+                    }
+                    match call {
+                        Call::Health => {
+                            health
+                                .check(HealthCheckRequest {
+                                    service: String::new(),
+                                })
+                                .await?;
+                        }
+                        Call::Default => {
+                            let division = format!("d{}", i % DIVISIONS);
+                            client
+                                .default_account(Channel::Sms, Some(&division))
+                                .await?;
+                        }
+                    }
+                    i += 1;
+                    if began >= start {
+                        latencies.push(began.elapsed().as_micros() as u64);
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep_until(start.into()).await;
+    let cpu_before = server.cpu_time().unwrap_or_default();
+    tokio::time::sleep_until(end.into()).await;
+    let cpu = server
+        .cpu_time()
+        .unwrap_or_default()
+        .saturating_sub(cpu_before);
+    let mut all = Vec::new();
+    for worker in workers {
+        all.extend(worker.await??);
+    }
+    Ok(Rate {
+        per_second: all.len() as f64 / duration.as_secs_f64(),
+        server_cpu_us: cpu.as_micros() as f64 / all.len().max(1) as f64,
+        latency: Latency::of(all),
+    })
+}
+
+async fn sdk_lookup(endpoint: &str, token: &str) -> Result<f64, BoxError> {
+    let client = Client::connect(endpoint.to_owned(), token).await?;
+    let defaults = client.watch_default_accounts(WatchOptions::default());
+    defaults.wait_synchronised(Duration::from_secs(30)).await?;
+    let divisions: Vec<String> = (0..DIVISIONS).map(|d| format!("d{d}")).collect();
+    let lookups = 5_000_000;
+    let mut found = 0usize;
+    let started = Instant::now();
+    for i in 0..lookups {
+        let division = &divisions[i % DIVISIONS];
+        if black_box(defaults.get(Channel::Sms, Some(black_box(division)))).is_some() {
+            found += 1;
+        }
+    }
+    let elapsed = started.elapsed();
+    if found != lookups {
+        return Err(format!("only {found} of {lookups} lookups found a default").into());
+    }
+    Ok(elapsed.as_nanos() as f64 / lookups as f64)
+}
+
+/// Two accounts of one scope of their own, which the write measurements flip between.
+async fn write_scope(admin: &Client) -> Result<(String, String), BoxError> {
+    let mut ids = Vec::new();
+    for key in ["flip-a", "flip-b"] {
+        let account = admin
+            .create_account(proto::CreateAccountRequest {
+                channel: Channel::Chat.into(),
+                account_key: key.to_owned(),
+                division_id: Some("flips".to_owned()),
+                ..Default::default()
+            })
+            .await?;
+        ids.push(account.id);
+    }
+    Ok((ids[0].clone(), ids[1].clone()))
+}
+
+async fn writes(
+    admin: &Client,
+    first: &str,
+    second: &str,
+    duration: Duration,
+) -> Result<f64, BoxError> {
+    let started = Instant::now();
+    let mut count = 0u64;
+    while started.elapsed() < duration {
+        let id = if count % 2 == 0 { first } else { second };
+        admin.set_default_account(id).await?;
+        count += 1;
+    }
+    Ok(count as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Writes on `admin`'s server, one at a time, each timed from the moment it is sent to
+/// the moment a watcher on `watch_endpoint` receives its event.
+async fn propagation(
+    admin: &Client,
+    watch_endpoint: &str,
+    token: &str,
+    first: &str,
+    second: &str,
+    samples: usize,
+) -> Result<Latency, BoxError> {
+    let watcher = Client::connect(watch_endpoint.to_owned(), token).await?;
+    let mut stream = watcher
+        .accounts()
+        .watch_default_accounts(proto::WatchDefaultAccountsRequest {
+            channels: vec![Channel::Chat.into()],
+            division_id: "flips".to_owned(),
+        })
+        .await?
+        .into_inner();
+    let current = match stream.message().await?.and_then(|m| m.event) {
+        Some(Event::Snapshot(snapshot)) => snapshot.defaults.first().map(|a| a.id.clone()),
+        _ => return Err("the watch did not start with a snapshot".into()),
+    };
+    let mut latencies = Vec::with_capacity(samples);
+    let mut next_is_first = current.as_deref() != Some(first);
+    for _ in 0..samples {
+        let target = if next_is_first { first } else { second };
+        next_is_first = !next_is_first;
+        let sent = Instant::now();
+        let write = admin.set_default_account(target);
+        let heard = async {
+            loop {
+                let message = stream.message().await?.ok_or("the watch ended")?;
+                if let Some(Event::Changed(changed)) = message.event {
+                    if changed.account.is_some_and(|a| a.id == target) {
+                        return Ok::<Duration, BoxError>(sent.elapsed());
+                    }
+                }
+            }
+        };
+        let (written, heard) =
+            tokio::join!(write, tokio::time::timeout(Duration::from_secs(10), heard));
+        written?;
+        latencies.push(heard.map_err(|_| "no event within 10 s")??.as_micros() as u64);
+    }
+    Ok(Latency::of(latencies))
+}
+
+fn print_targets(reports: &[Report], accounts: usize) -> usize {
+    println!("\n== targets ==");
+    let mut missed = 0;
+    let mut check = |what: String, value: String, pass: bool| {
+        println!("{} {what}: {value}", if pass { "PASS" } else { "MISS" });
+        if !pass {
+            missed += 1;
+        }
+    };
+    for report in reports {
+        let backend = report.backend;
+        if let Some((_, health, default)) = report.unary.iter().find(|(level, _, _)| *level == 64) {
+            let ratio = default.per_second / health.per_second.max(1.0);
+            check(
+                format!(
+                    "{backend}: GetDefaultAccount ≥ 80% of Health/Check throughput at concurrency 64"
+                ),
+                format!("{:.0}%", ratio * 100.0),
+                ratio >= 0.8,
+            );
+            check(
+                format!("{backend}: GetDefaultAccount p99 ≤ 5 ms at concurrency 64"),
+                format!("{:.2} ms", default.latency.p99_ms),
+                default.latency.p99_ms <= 5.0,
+            );
+        }
+        check(
+            format!("{backend}: SDK cached lookup ≤ 200 ns"),
+            format!("{:.0} ns", report.lookup_ns),
+            report.lookup_ns <= 200.0,
+        );
+        if let Some(one) = report.propagation_one {
+            check(
+                format!("{backend}: watch propagation p99 ≤ 50 ms on one replica"),
+                format!("{:.2} ms", one.p99_ms),
+                one.p99_ms <= 50.0,
+            );
+        }
+        if let Some(two) = report.propagation_two {
+            check(
+                format!("{backend}: watch propagation p99 ≤ 250 ms across two replicas"),
+                format!("{:.2} ms", two.p99_ms),
+                two.p99_ms <= 250.0,
+            );
+        }
+        check(
+            format!("{backend}: server RSS ≤ 100 MiB with {accounts} accounts"),
+            format!("{:.1} MiB peak", report.peak_rss_kib as f64 / 1024.0),
+            report.peak_rss_kib <= 100 * 1024,
+        );
+    }
+    missed
+}
