@@ -109,16 +109,9 @@ impl Server {
         self.proc_status_kib("VmHWM:")
     }
 
-    /// CPU time the server has used so far (user + system), from `/proc/<pid>/stat`.
+    /// CPU time the server has used so far (user + system).
     pub fn cpu_time(&self) -> Option<std::time::Duration> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
-        // Fields after the command name, which is in parentheses and may hold spaces.
-        let rest = stat.rsplit_once(')')?.1;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let utime: u64 = fields.get(11)?.parse().ok()?;
-        let stime: u64 = fields.get(12)?.parse().ok()?;
-        // Clock ticks; Linux reports them at 100 per second (USER_HZ).
-        Some(std::time::Duration::from_millis((utime + stime) * 10))
+        process_cpu_time(&self.child.id().to_string())
     }
 
     fn proc_status_kib(&self, field: &str) -> Option<u64> {
@@ -136,4 +129,17 @@ impl Server {
             .status();
         let _ = self.child.wait();
     }
+}
+
+/// CPU time (user + system) a process has used so far, from `/proc/<pid>/stat`
+/// (`pid` may be `self`).
+pub fn process_cpu_time(pid: &str) -> Option<std::time::Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    // Clock ticks; Linux reports them at 100 per second (USER_HZ).
+    Some(std::time::Duration::from_millis((utime + stime) * 10))
 }

@@ -71,7 +71,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     defaults.wait_synchronised(Duration::from_secs(5)).await?;
     match defaults.get(Channel::Whatsapp, Some("sales")) {
         Some(sender) => println!(
-            "from the local copy (revision {}): {} for the sales division",
+            "from the local copy (synchronised: {}, revision {}): {} for the sales division",
+            defaults.is_synchronised(),
             defaults.status().revision,
             sender.account_key
         ),

@@ -11,6 +11,13 @@
 //! let client = Client::connect("http://127.0.0.1:50051", "<token>").await?;
 //! let sender = client.default_account(Channel::Whatsapp, Some("sales")).await?;
 //! println!("send from {}", sender.account_key);
+//!
+//! // On a hot path, keep a local copy that the server keeps current instead:
+//! let defaults = client.watch_default_accounts(patchbay_sdk::WatchOptions::default());
+//! defaults.wait_synchronised(std::time::Duration::from_secs(5)).await?;
+//! if let Some(sender) = defaults.get(Channel::Whatsapp, Some("sales")) {
+//!     println!("send from {} (no call made)", sender.account_key);
+//! }
 //! # Ok(()) }
 //! ```
 

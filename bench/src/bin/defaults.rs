@@ -22,11 +22,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use patchbay_bench::Server;
+use patchbay_bench::{Server, process_cpu_time};
 use patchbay_sdk::prost_types::{Struct, Value, value::Kind};
+use patchbay_sdk::proto::account_service_client::AccountServiceClient;
 use patchbay_sdk::proto::{self, Channel, watch_default_accounts_response::Event};
 use patchbay_sdk::tonic::transport::Endpoint;
-use patchbay_sdk::{Client, WatchOptions};
+use patchbay_sdk::{BearerToken, Client, WatchOptions};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 const WORKSPACE: &str = "bench";
@@ -43,7 +44,7 @@ struct Args {
     /// Accounts stored before measuring.
     #[arg(long, default_value_t = 100_000)]
     accounts: usize,
-    /// Seconds per throughput measurement.
+    /// Seconds of each call per unary measurement, and of the write measurement.
     #[arg(long, default_value_t = 5)]
     seconds: u64,
     /// Concurrency levels of the unary measurements (comma-separated).
@@ -74,6 +75,8 @@ struct Rate {
     latency: Latency,
     /// Server CPU time per call (user + system), in microseconds.
     server_cpu_us: f64,
+    /// The load generator's own CPU time per call.
+    client_cpu_us: f64,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -96,7 +99,9 @@ impl Latency {
     }
 }
 
-#[tokio::main]
+// The load generator runs on one thread, leaving the server (which runs as it would in
+// production, one worker per core) the rest of the machine.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), BoxError> {
     let args = Args::parse();
     println!(
@@ -144,19 +149,24 @@ async fn run(
     };
 
     let duration = Duration::from_secs(args.seconds);
+    println!(
+        "unary calls: {} s each of Health/Check and GetDefaultAccount, alternating by the second",
+        args.seconds
+    );
     for &level in &args.levels {
-        let health = measure(&server, &service_token, level, duration, Call::Health).await?;
-        let default = measure(&server, &service_token, level, duration, Call::Default).await?;
+        let (health, default) = measure_pair(&server, &service_token, level, args.seconds).await?;
         println!(
-            "concurrency {level:>2}: Health/Check {:>6.0}/s p50 {:.2} ms p99 {:.2} ms ({:.0} µs server CPU) | GetDefaultAccount {:>6.0}/s p50 {:.2} ms p99 {:.2} ms ({:.0} µs) | ratio {:.0}%",
+            "concurrency {level:>2}: Health/Check {:>6.0}/s p50 {:.2} ms p99 {:.2} ms (CPU/call: server {:.0} µs, client {:.0} µs) | GetDefaultAccount {:>6.0}/s p50 {:.2} ms p99 {:.2} ms (server {:.0} µs, client {:.0} µs) | ratio {:.0}%",
             health.per_second,
             health.latency.p50_ms,
             health.latency.p99_ms,
             health.server_cpu_us,
+            health.client_cpu_us,
             default.per_second,
             default.latency.p50_ms,
             default.latency.p99_ms,
             default.server_cpu_us,
+            default.client_cpu_us,
             100.0 * default.per_second / health.per_second.max(1.0),
         );
         report.unary.push((level, health, default));
@@ -282,15 +292,16 @@ enum Call {
     Default,
 }
 
-/// `level` callers over `level / 16` connections (at least one) for `duration`, after a
-/// one-second warm-up; every call must succeed.
-async fn measure(
+/// `level` callers over `level / 16` connections (at least one), alternating one-second
+/// slices of Health/Check and GetDefaultAccount for `seconds` each (after a warm-up of
+/// each), so that both see the same machine: on a shared 2-core box the noise of a
+/// neighbour would otherwise land on one of them only. Every call must succeed.
+async fn measure_pair(
     server: &Server,
     token: &str,
     level: usize,
-    duration: Duration,
-    call: Call,
-) -> Result<Rate, BoxError> {
+    seconds: u64,
+) -> Result<(Rate, Rate), BoxError> {
     let mut channels = Vec::new();
     for _ in 0..level.div_ceil(16) {
         channels.push(
@@ -300,15 +311,67 @@ async fn measure(
                 .await?,
         );
     }
-    let warm_up = Duration::from_secs(1);
-    let start = Instant::now() + warm_up;
-    let end = start + duration;
+    let slice = Duration::from_secs(1);
+    let mut totals = [Slices::default(), Slices::default()];
+    for round in 0..=seconds {
+        for (call, total) in [Call::Health, Call::Default].into_iter().zip(&mut totals) {
+            let client_before = process_cpu_time("self").unwrap_or_default();
+            let (latencies, cpu) = run_slice(server, &channels, token, level, call, slice).await?;
+            let client_cpu = process_cpu_time("self")
+                .unwrap_or_default()
+                .saturating_sub(client_before);
+            // Round 0 warms up connections, caches and the allocator.
+            if round > 0 {
+                total.latencies.extend(latencies);
+                total.cpu += cpu;
+                total.client_cpu += client_cpu;
+                total.time += slice;
+            }
+        }
+    }
+    let [health, default] = totals;
+    Ok((health.rate(), default.rate()))
+}
+
+#[derive(Default)]
+struct Slices {
+    latencies: Vec<u64>,
+    cpu: Duration,
+    client_cpu: Duration,
+    time: Duration,
+}
+
+impl Slices {
+    fn rate(self) -> Rate {
+        let calls = self.latencies.len();
+        Rate {
+            per_second: calls as f64 / self.time.as_secs_f64().max(f64::EPSILON),
+            server_cpu_us: self.cpu.as_micros() as f64 / calls.max(1) as f64,
+            client_cpu_us: self.client_cpu.as_micros() as f64 / calls.max(1) as f64,
+            latency: Latency::of(self.latencies),
+        }
+    }
+}
+
+/// One slice: every caller calls back to back until the slice ends; returns each
+/// call's latency (µs) and the server's CPU time over the slice.
+async fn run_slice(
+    server: &Server,
+    channels: &[patchbay_sdk::tonic::transport::Channel],
+    token: &str,
+    level: usize,
+    call: Call,
+    duration: Duration,
+) -> Result<(Vec<u64>, Duration), BoxError> {
+    let cpu_before = server.cpu_time().unwrap_or_default();
+    let end = Instant::now() + duration;
     let workers: Vec<_> = (0..level)
         .map(|worker| {
             let channel = channels[worker % channels.len()].clone();
-            let client = Client::from_channel(channel.clone(), token);
+            // Both calls through a generated client held by the worker, the same way.
+            let bearer = BearerToken::new(token);
             tokio::spawn(async move {
-                let client = client?;
+                let mut accounts = AccountServiceClient::with_interceptor(channel.clone(), bearer?);
                 let mut health = HealthClient::new(channel);
                 let mut latencies = Vec::new();
                 let mut i = worker;
@@ -326,36 +389,29 @@ async fn measure(
                                 .await?;
                         }
                         Call::Default => {
-                            let division = format!("d{}", i % DIVISIONS);
-                            client
-                                .default_account(Channel::Sms, Some(&division))
+                            accounts
+                                .get_default_account(proto::GetDefaultAccountRequest {
+                                    channel: Channel::Sms.into(),
+                                    division_id: format!("d{}", i % DIVISIONS),
+                                })
                                 .await?;
                         }
                     }
                     i += 1;
-                    if began >= start {
-                        latencies.push(began.elapsed().as_micros() as u64);
-                    }
+                    latencies.push(began.elapsed().as_micros() as u64);
                 }
             })
         })
         .collect();
-    tokio::time::sleep_until(start.into()).await;
-    let cpu_before = server.cpu_time().unwrap_or_default();
-    tokio::time::sleep_until(end.into()).await;
-    let cpu = server
-        .cpu_time()
-        .unwrap_or_default()
-        .saturating_sub(cpu_before);
     let mut all = Vec::new();
     for worker in workers {
         all.extend(worker.await??);
     }
-    Ok(Rate {
-        per_second: all.len() as f64 / duration.as_secs_f64(),
-        server_cpu_us: cpu.as_micros() as f64 / all.len().max(1) as f64,
-        latency: Latency::of(all),
-    })
+    let cpu = server
+        .cpu_time()
+        .unwrap_or_default()
+        .saturating_sub(cpu_before);
+    Ok((all, cpu))
 }
 
 async fn sdk_lookup(endpoint: &str, token: &str) -> Result<f64, BoxError> {

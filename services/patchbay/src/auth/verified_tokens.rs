@@ -4,7 +4,7 @@
 //! and bounded: a full cache starts over.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::RwLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
@@ -13,28 +13,29 @@ use crate::domain::Caller;
 
 pub struct VerifiedTokens {
     capacity: usize,
-    entries: Mutex<HashMap<[u8; 32], (Caller, u64)>>,
+    entries: RwLock<HashMap<[u8; 32], (Caller, u64)>>,
 }
 
 impl VerifiedTokens {
     pub fn new(capacity: usize) -> Self {
         Self {
             capacity,
-            entries: Mutex::new(HashMap::new()),
+            entries: RwLock::new(HashMap::new()),
         }
     }
 
+    /// The caller a remembered, unexpired token verified as. (An expired entry stays
+    /// until `insert` sweeps: reads take the shared lock only.)
     pub fn get(&self, token: &str) -> Option<Caller> {
         let key = digest(token);
         let now = unix_now();
-        let mut entries = self.lock();
+        let entries = self
+            .entries
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         match entries.get(&key) {
             Some((caller, expires)) if now < *expires => Some(caller.clone()),
-            Some(_) => {
-                entries.remove(&key);
-                None
-            }
-            None => None,
+            _ => None,
         }
     }
 
@@ -43,7 +44,10 @@ impl VerifiedTokens {
         if self.capacity == 0 || expires <= unix_now() {
             return;
         }
-        let mut entries = self.lock();
+        let mut entries = self
+            .entries
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if entries.len() >= self.capacity {
             let now = unix_now();
             entries.retain(|_, (_, expires)| now < *expires);
@@ -55,13 +59,10 @@ impl VerifiedTokens {
     }
 
     pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], (Caller, u64)>> {
         self.entries
-            .lock()
+            .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .len()
     }
 }
 

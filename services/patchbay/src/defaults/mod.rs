@@ -126,11 +126,15 @@ impl DefaultAccounts {
             Lookup::Hit(account) => return Ok(account),
             Lookup::Miss(ticket) => ticket,
         };
-        let found = inner
-            .store
-            .find_default_account(workspace_id, channel, division_id)
-            .await?
-            .map(shareable);
+        // Boxed: the database query's future is large, and keeping it out of this one
+        // keeps every cache hit from carrying (and moving) it.
+        let found = Box::pin(
+            inner
+                .store
+                .find_default_account(workspace_id, channel, division_id),
+        )
+        .await?
+        .map(shareable);
         inner
             .cache
             .insert(ticket, workspace_id, channel, division_id, found.clone());

@@ -1,6 +1,8 @@
 //! Account operations: authorise the caller, validate the request, decide the new state,
 //! and hand it to the store. Each public method is one RPC of `AccountService`.
 
+use std::sync::Arc;
+
 use uuid::Uuid;
 
 use super::account::{
@@ -18,11 +20,25 @@ use crate::store::Store;
 use crate::store::accounts::{AccountChange, AccountFilter, Written};
 use crate::store::default_changes::DefaultsFilter;
 
-/// What a caller is shown of an account: secrets masked, webhook URL computed.
+/// What a caller is shown of an account: config secrets masked (shared, not copied:
+/// the default-account cache hands out the same one to every caller), the verify token
+/// only to callers who may see it, the webhook URL computed.
 #[derive(Clone, Debug)]
 pub struct AccountView {
-    pub account: Account,
+    pub account: Arc<Account>,
+    pub verify_token_visible: bool,
     pub webhook_url: String,
+}
+
+impl AccountView {
+    /// The verify token as this caller may see it.
+    pub fn verify_token(&self) -> &str {
+        if self.verify_token_visible {
+            &self.account.verify_token
+        } else {
+            MASK_PREFIX
+        }
+    }
 }
 
 /// What a watch starts from: the defaults it covers now, and its place in the feed of
@@ -281,7 +297,7 @@ impl Accounts {
             kind: RecordKind::Account,
             id: format!("default of channel {channel}"),
         })?;
-        Ok(self.present(caller, &account))
+        Ok(self.present(caller, account))
     }
 
     /// Starts a watch of the caller's defaults: of `channels` (every channel when
@@ -306,7 +322,7 @@ impl Accounts {
             .list_default_accounts(&caller.workspace_id, &filter)
             .await?
             .into_iter()
-            .map(|account| self.present(caller, &shareable(account)))
+            .map(|account| self.present(caller, shareable(account)))
             .collect();
         Ok(DefaultsWatch {
             snapshot,
@@ -334,25 +350,17 @@ impl Accounts {
     }
 
     fn view(&self, caller: &Caller, account: Account) -> AccountView {
-        self.present(caller, &shareable(account))
+        self.present(caller, shareable(account))
     }
 
     /// What `caller` is shown of an account whose config is already masked.
-    pub fn present(&self, caller: &Caller, masked: &Account) -> AccountView {
-        let webhook_url = self
-            .webhooks
-            .for_account(masked.channel, &masked.account_key);
-        let verify_token = if caller.sees_setup_secrets() {
-            masked.verify_token.clone()
-        } else {
-            MASK_PREFIX.to_owned()
-        };
+    pub fn present(&self, caller: &Caller, masked: Arc<Account>) -> AccountView {
         AccountView {
-            account: Account {
-                verify_token,
-                ..masked.clone()
-            },
-            webhook_url,
+            webhook_url: self
+                .webhooks
+                .for_account(masked.channel, &masked.account_key),
+            verify_token_visible: caller.sees_setup_secrets(),
+            account: masked,
         }
     }
 }

@@ -202,21 +202,21 @@ impl TryFrom<proto::CreateAccountRequest> for NewAccount {
 }
 
 pub fn account_to_proto(view: AccountView) -> proto::Account {
-    let account = view.account;
+    let account = &*view.account;
     proto::Account {
         id: account.id.to_string(),
         channel: channel_to_proto(account.channel).into(),
-        account_key: account.account_key,
-        display_name: account.display_name,
+        account_key: account.account_key.clone(),
+        display_name: account.display_name.clone(),
         is_active: account.is_active,
         is_default: account.is_default,
-        division_id: account.division_id,
+        division_id: account.division_id.clone(),
         config: Some(struct_from_document(&account.config)),
-        verify_token: account.verify_token,
-        webhook_url: view.webhook_url,
+        verify_token: view.verify_token().to_owned(),
         created_at: Some(timestamp(account.created_at)),
         updated_at: Some(timestamp(account.updated_at)),
         revision: account.revision,
+        webhook_url: view.webhook_url,
     }
 }
 

@@ -33,7 +33,6 @@ impl Interceptor for AuthInterceptor {
         caller.request_id = request_id(&request);
         let span = tracing::Span::current();
         span.record("workspace", caller.workspace_id.as_str());
-        span.record("request_id", caller.request_id.as_str());
         request.extensions_mut().insert(caller);
         Ok(request)
     }
@@ -47,7 +46,7 @@ fn request_id(request: &Request<()>) -> String {
         .and_then(|value| value.to_str().ok())
         .filter(|id| !id.is_empty() && id.len() <= 128)
         .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+        .unwrap_or_else(super::request_span::new_request_id)
 }
 
 /// The caller of a request that passed the interceptor, if its role may run `action`.

@@ -66,7 +66,7 @@ async fn forward(
                         division_id: change.division_id.clone(),
                         account: change
                             .account
-                            .as_deref()
+                            .clone()
                             .map(|account| account_to_proto(accounts.present(&caller, account))),
                     })),
                 })
