@@ -17,6 +17,7 @@ mod m20261122_000004_create_providers;
 mod m20261122_000005_create_integrations;
 mod m20261122_000006_create_idempotency_keys;
 mod m20261122_000007_create_default_account_changes;
+mod m20261122_000008_index_account_defaults;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000005_create_integrations::Migration),
             Box::new(m20261122_000006_create_idempotency_keys::Migration),
             Box::new(m20261122_000007_create_default_account_changes::Migration),
+            Box::new(m20261122_000008_index_account_defaults::Migration),
         ]
     }
 }
