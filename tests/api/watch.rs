@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use patchbay::config::ServerSettings;
 use patchbay::defaults::DefaultsSettings;
 use patchbay_e2e::proto::{self, Channel, watch_default_accounts_response::Event};
 use patchbay_e2e::{
@@ -22,6 +23,7 @@ backend_tests!(
     a_stalled_watcher_is_ended_not_buffered,
     a_write_is_read_back_at_once_from_the_cache,
     bad_watch_requests_are_refused_with_the_field_named,
+    open_watch_streams_are_limited,
 );
 
 type Watch = Streaming<proto::WatchDefaultAccountsResponse>;
@@ -493,4 +495,57 @@ async fn bad_watch_requests_are_refused_with_the_field_named(backend: Backend) {
     let fields = patchbay_e2e::violated_fields(&status);
     assert!(fields.contains(&"channels[1]".to_owned()), "{fields:?}");
     assert!(fields.contains(&"channels[2]".to_owned()), "{fields:?}");
+}
+
+async fn open_watch_streams_are_limited(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        TestOptions {
+            server: ServerSettings {
+                max_watch_streams: 2,
+                ..ServerSettings::default()
+            },
+            ..TestOptions::default()
+        },
+    )
+    .await;
+    let service = app.service();
+    let mut first = watch(&service, &[], "").await;
+    let mut second = watch(&service, &[], "").await;
+    snapshot(&mut first).await;
+    snapshot(&mut second).await;
+    let status = expect_code(
+        service
+            .accounts()
+            .watch_default_accounts(proto::WatchDefaultAccountsRequest::default())
+            .await,
+        Code::ResourceExhausted,
+    );
+    assert!(status.message().contains("watch streams"), "{status:?}");
+    // Unary calls are not affected by open streams.
+    expect_code(
+        try_default(&service, Channel::Sms, "").await,
+        Code::NotFound,
+    );
+
+    // A closed stream gives its place back.
+    drop(first);
+    let reopened = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match service
+                .accounts()
+                .watch_default_accounts(proto::WatchDefaultAccountsRequest::default())
+                .await
+            {
+                Ok(stream) => return stream.into_inner(),
+                Err(status) => {
+                    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    })
+    .await;
+    let mut reopened = reopened.expect("a place frees up once a watcher leaves");
+    snapshot(&mut reopened).await;
 }

@@ -141,6 +141,9 @@ pub struct ServerArgs {
     /// Calls in flight beyond which new calls are refused at once with RESOURCE_EXHAUSTED.
     #[arg(long, env = "PATCHBAY_MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
     pub max_concurrent_requests: usize,
+    /// WatchDefaultAccounts streams open at once beyond which new ones get RESOURCE_EXHAUSTED.
+    #[arg(long, env = "PATCHBAY_MAX_WATCH_STREAMS", default_value_t = 10_000)]
+    pub max_watch_streams: usize,
     /// Largest request message accepted, in bytes.
     #[arg(long, env = "PATCHBAY_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_message_bytes: usize,
@@ -323,6 +326,8 @@ pub struct Settings {
 pub struct ServerSettings {
     pub request_timeout: Duration,
     pub max_concurrent_requests: usize,
+    /// Open WatchDefaultAccounts streams; they hold no call permit once open.
+    pub max_watch_streams: usize,
     pub max_message_bytes: usize,
     pub http2_keepalive: Duration,
     pub drain_timeout: Duration,
@@ -336,6 +341,7 @@ impl Default for ServerSettings {
         Self {
             request_timeout: Duration::from_secs(30),
             max_concurrent_requests: 256,
+            max_watch_streams: 10_000,
             max_message_bytes: 4 * 1024 * 1024,
             http2_keepalive: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(20),
@@ -386,6 +392,7 @@ fn server_settings(
             "PATCHBAY_REQUEST_TIMEOUT_SECONDS",
         )?,
         max_concurrent_requests: args.max_concurrent_requests,
+        max_watch_streams: args.max_watch_streams,
         max_message_bytes: args.max_message_bytes,
         http2_keepalive: positive(
             args.http2_keepalive_seconds,

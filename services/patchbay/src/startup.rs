@@ -124,8 +124,12 @@ impl Application {
         let idempotency = Idempotency::new(store.clone());
         let limits = &settings.server;
         let account_service = InterceptedService::new(
-            AccountServiceServer::new(AccountGrpc::new(accounts, idempotency.clone()))
-                .max_decoding_message_size(limits.max_message_bytes),
+            AccountServiceServer::new(AccountGrpc::new(
+                accounts,
+                idempotency.clone(),
+                limits.max_watch_streams,
+            ))
+            .max_decoding_message_size(limits.max_message_bytes),
             interceptor.clone(),
         );
         let catalog = Arc::new(store.load_catalog().await.map_err(StartupError::Catalog)?);

@@ -1,7 +1,10 @@
 //! `patchbay.v1.AccountService`: authorise, turn the request into domain values, run
 //! the operation in `domain::accounts`, and turn the result back.
 
+use std::sync::Arc;
+
 use patchbay_sdk::proto::{self, account_service_server::AccountService};
+use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
 
 use super::auth::authorize;
@@ -18,13 +21,17 @@ use crate::domain::{AccountPatch, AccountView, Accounts, Action, Error, NewAccou
 pub struct AccountGrpc {
     accounts: Accounts,
     idempotency: Idempotency,
+    /// One permit per open WatchDefaultAccounts stream: an open stream holds no call
+    /// permit of the overload layer, so this is what bounds them.
+    watch_streams: Arc<Semaphore>,
 }
 
 impl AccountGrpc {
-    pub fn new(accounts: Accounts, idempotency: Idempotency) -> Self {
+    pub fn new(accounts: Accounts, idempotency: Idempotency, max_watch_streams: usize) -> Self {
         Self {
             accounts,
             idempotency,
+            watch_streams: Arc::new(Semaphore::new(max_watch_streams)),
         }
     }
 }
@@ -131,6 +138,11 @@ impl AccountService for AccountGrpc {
         request: Request<proto::WatchDefaultAccountsRequest>,
     ) -> Result<Response<DefaultsStream>, Status> {
         let caller = authorize(&request, Action::WatchDefaultAccounts)?;
+        let Ok(permit) = self.watch_streams.clone().try_acquire_owned() else {
+            return Err(Status::resource_exhausted(
+                "the server is at its limit of open watch streams; retry with backoff",
+            ));
+        };
         let request = request.into_inner();
         let mut violations = Violations::new();
         let channels = request
@@ -151,6 +163,7 @@ impl AccountService for AccountGrpc {
             self.accounts.clone(),
             caller,
             watch,
+            permit,
         )))
     }
 

@@ -5,7 +5,7 @@
 //! it is bounded too, and a watcher that falls out of it is ended with ABORTED.
 
 use patchbay_sdk::proto::{self, watch_default_accounts_response::Event};
-use tokio::sync::{broadcast::error::RecvError, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, broadcast::error::RecvError, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
@@ -17,9 +17,19 @@ use crate::domain::{Accounts, Caller};
 
 pub type DefaultsStream = ReceiverStream<Result<proto::WatchDefaultAccountsResponse, Status>>;
 
-pub fn stream(accounts: Accounts, caller: Caller, watch: DefaultsWatch) -> DefaultsStream {
+/// The stream's body; `permit` (its place among the open streams) is held until the
+/// stream ends.
+pub fn stream(
+    accounts: Accounts,
+    caller: Caller,
+    watch: DefaultsWatch,
+    permit: OwnedSemaphorePermit,
+) -> DefaultsStream {
     let (sender, receiver) = mpsc::channel(1);
-    tokio::spawn(forward(accounts, caller, watch, sender));
+    tokio::spawn(async move {
+        forward(accounts, caller, watch, sender).await;
+        drop(permit);
+    });
     ReceiverStream::new(receiver)
 }
 
