@@ -40,9 +40,9 @@ impl AccountGrpc {
 impl AccountService for AccountGrpc {
     async fn list_accounts(
         &self,
-        request: Request<proto::ListAccountsRequest>,
+        mut request: Request<proto::ListAccountsRequest>,
     ) -> Result<Response<proto::ListAccountsResponse>, Status> {
-        let caller = authorize(&request, Action::ListAccounts)?;
+        let caller = authorize(&mut request, Action::ListAccounts)?;
         let request = request.into_inner();
         let mut violations = Violations::new();
         let channel = violations
@@ -71,9 +71,9 @@ impl AccountService for AccountGrpc {
 
     async fn get_account(
         &self,
-        request: Request<proto::GetAccountRequest>,
+        mut request: Request<proto::GetAccountRequest>,
     ) -> Result<Response<proto::GetAccountResponse>, Status> {
-        let caller = authorize(&request, Action::GetAccount)?;
+        let caller = authorize(&mut request, Action::GetAccount)?;
         let id = parse_id(&request.get_ref().id, "id").map_err(invalid)?;
         let view = self.accounts.get(&caller, id).await?;
         Ok(Response::new(proto::GetAccountResponse {
@@ -116,9 +116,9 @@ impl AccountService for AccountGrpc {
 
     async fn get_account_credentials(
         &self,
-        request: Request<proto::GetAccountCredentialsRequest>,
+        mut request: Request<proto::GetAccountCredentialsRequest>,
     ) -> Result<Response<proto::GetAccountCredentialsResponse>, Status> {
-        let caller = authorize(&request, Action::GetAccountCredentials)?;
+        let caller = authorize(&mut request, Action::GetAccountCredentials)?;
         let id = parse_id(&request.get_ref().id, "id").map_err(invalid)?;
         let account = self.accounts.credentials(&caller, id).await?;
         Ok(Response::new(proto::GetAccountCredentialsResponse {
@@ -135,9 +135,9 @@ impl AccountService for AccountGrpc {
 
     async fn watch_default_accounts(
         &self,
-        request: Request<proto::WatchDefaultAccountsRequest>,
+        mut request: Request<proto::WatchDefaultAccountsRequest>,
     ) -> Result<Response<DefaultsStream>, Status> {
-        let caller = authorize(&request, Action::WatchDefaultAccounts)?;
+        let caller = authorize(&mut request, Action::WatchDefaultAccounts)?;
         let Ok(permit) = self.watch_streams.clone().try_acquire_owned() else {
             return Err(Status::resource_exhausted(
                 "the server is at its limit of open watch streams; retry with backoff",
@@ -169,9 +169,9 @@ impl AccountService for AccountGrpc {
 
     async fn get_default_account(
         &self,
-        request: Request<proto::GetDefaultAccountRequest>,
+        mut request: Request<proto::GetDefaultAccountRequest>,
     ) -> Result<Response<proto::GetDefaultAccountResponse>, Status> {
-        let caller = authorize(&request, Action::GetDefaultAccount)?;
+        let caller = authorize(&mut request, Action::GetDefaultAccount)?;
         let request = request.into_inner();
         let channel = required_channel(request.channel, "channel").map_err(invalid)?;
         let division = Some(request.division_id).filter(|d| !d.is_empty());

@@ -23,9 +23,9 @@ impl AuditGrpc {
 impl AuditService for AuditGrpc {
     async fn list_audit_events(
         &self,
-        request: Request<proto::ListAuditEventsRequest>,
+        mut request: Request<proto::ListAuditEventsRequest>,
     ) -> Result<Response<proto::ListAuditEventsResponse>, Status> {
-        let caller = authorize(&request, Action::ListAuditEvents)?;
+        let caller = authorize(&mut request, Action::ListAuditEvents)?;
         let request = request.into_inner();
         let mut violations = Violations::new();
         let record_kind = violations

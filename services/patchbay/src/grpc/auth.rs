@@ -50,11 +50,11 @@ fn request_id(request: &Request<()>) -> String {
 }
 
 /// The caller of a request that passed the interceptor, if its role may run `action`.
-pub fn authorize<T>(request: &Request<T>, action: Action) -> Result<Caller, Status> {
+/// Takes the caller out of the request (a handler authorises once): no copy per call.
+pub fn authorize<T>(request: &mut Request<T>, action: Action) -> Result<Caller, Status> {
     let caller = request
-        .extensions()
-        .get::<Caller>()
-        .cloned()
+        .extensions_mut()
+        .remove::<Caller>()
         .ok_or_else(|| Status::unauthenticated("missing authorization: Bearer <token>"))?;
     caller.authorize(action)?;
     Ok(caller)

@@ -38,7 +38,7 @@ impl Idempotency {
     /// idempotency key.
     pub async fn run<Req, Resp, F, Fut>(
         &self,
-        request: Request<Req>,
+        mut request: Request<Req>,
         action: Action,
         handler: F,
     ) -> Result<Response<Resp>, Status>
@@ -48,7 +48,7 @@ impl Idempotency {
         F: FnOnce(Caller, Request<Req>) -> Fut,
         Fut: Future<Output = Result<Response<Resp>, Status>>,
     {
-        let caller = authorize(&request, action)?;
+        let caller = authorize(&mut request, action)?;
         let Some(key) = key_of(&request)? else {
             return handler(caller, request).await;
         };

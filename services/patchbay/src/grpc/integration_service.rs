@@ -50,9 +50,9 @@ impl IntegrationGrpc {
 impl IntegrationService for IntegrationGrpc {
     async fn list_providers(
         &self,
-        request: Request<proto::ListProvidersRequest>,
+        mut request: Request<proto::ListProvidersRequest>,
     ) -> Result<Response<proto::ListProvidersResponse>, Status> {
-        authorize(&request, Action::ListProviders)?;
+        authorize(&mut request, Action::ListProviders)?;
         Ok(Response::new(proto::ListProvidersResponse {
             providers: self.catalog.all().map(provider_to_proto).collect(),
         }))
@@ -60,9 +60,9 @@ impl IntegrationService for IntegrationGrpc {
 
     async fn get_provider(
         &self,
-        request: Request<proto::GetProviderRequest>,
+        mut request: Request<proto::GetProviderRequest>,
     ) -> Result<Response<proto::GetProviderResponse>, Status> {
-        authorize(&request, Action::GetProvider)?;
+        authorize(&mut request, Action::GetProvider)?;
         let slug = &request.get_ref().slug;
         if slug.is_empty() {
             return Err(Error::invalid("slug", "is required").into());
@@ -89,9 +89,9 @@ impl IntegrationService for IntegrationGrpc {
 
     async fn list_integrations(
         &self,
-        request: Request<proto::ListIntegrationsRequest>,
+        mut request: Request<proto::ListIntegrationsRequest>,
     ) -> Result<Response<proto::ListIntegrationsResponse>, Status> {
-        let caller = authorize(&request, Action::ListIntegrations)?;
+        let caller = authorize(&mut request, Action::ListIntegrations)?;
         let request = request.into_inner();
         let mut violations = Violations::new();
         let channel = violations
@@ -114,9 +114,9 @@ impl IntegrationService for IntegrationGrpc {
 
     async fn get_integration(
         &self,
-        request: Request<proto::GetIntegrationRequest>,
+        mut request: Request<proto::GetIntegrationRequest>,
     ) -> Result<Response<proto::GetIntegrationResponse>, Status> {
-        let caller = authorize(&request, Action::GetIntegration)?;
+        let caller = authorize(&mut request, Action::GetIntegration)?;
         let id =
             parse_id(&request.get_ref().id, "id").map_err(|v| Error::InvalidArgument(vec![v]))?;
         let integration = self.integrations.get(&caller, id).await?;
@@ -160,9 +160,9 @@ impl IntegrationService for IntegrationGrpc {
 
     async fn check_integration(
         &self,
-        request: Request<proto::CheckIntegrationRequest>,
+        mut request: Request<proto::CheckIntegrationRequest>,
     ) -> Result<Response<proto::CheckIntegrationResponse>, Status> {
-        let caller = authorize(&request, Action::CheckIntegration)?;
+        let caller = authorize(&mut request, Action::CheckIntegration)?;
         let id =
             parse_id(&request.get_ref().id, "id").map_err(|v| Error::InvalidArgument(vec![v]))?;
         let (checked, message) = match self.integrations.check(&caller, id).await? {
@@ -179,9 +179,9 @@ impl IntegrationService for IntegrationGrpc {
 
     async fn list_channel_settings(
         &self,
-        request: Request<proto::ListChannelSettingsRequest>,
+        mut request: Request<proto::ListChannelSettingsRequest>,
     ) -> Result<Response<proto::ListChannelSettingsResponse>, Status> {
-        let caller = authorize(&request, Action::ListChannelSettings)?;
+        let caller = authorize(&mut request, Action::ListChannelSettings)?;
         let all = self.channel_settings.list(&caller).await?;
         Ok(Response::new(proto::ListChannelSettingsResponse {
             channel_settings: all.into_iter().map(settings_to_proto).collect(),
@@ -190,9 +190,9 @@ impl IntegrationService for IntegrationGrpc {
 
     async fn get_channel_settings(
         &self,
-        request: Request<proto::GetChannelSettingsRequest>,
+        mut request: Request<proto::GetChannelSettingsRequest>,
     ) -> Result<Response<proto::GetChannelSettingsResponse>, Status> {
-        let caller = authorize(&request, Action::GetChannelSettings)?;
+        let caller = authorize(&mut request, Action::GetChannelSettings)?;
         let channel = required_channel(request.get_ref().channel, "channel")
             .map_err(|v| Error::InvalidArgument(vec![v]))?;
         let settings = self.channel_settings.get(&caller, channel).await?;
