@@ -61,11 +61,7 @@ impl Store {
             query = query.filter(Column::Channel.eq(channel.as_str()));
         }
         if let Some(division) = filter.caller_division {
-            query = query.filter(
-                Condition::any()
-                    .add(Column::DivisionId.is_null())
-                    .add(Column::DivisionId.eq(division)),
-            );
+            query = query.filter(seen_from_division(division));
         }
         if let Some(after) = filter.after {
             query = query.filter(Column::Id.gt(after));
@@ -216,6 +212,13 @@ impl Store {
 
 fn scope_key(workspace_id: &str, channel: Channel) -> String {
     format!("accounts/{workspace_id}/{}", channel.as_str())
+}
+
+/// The accounts a division sees: its own and the workspace-wide ones.
+pub(super) fn seen_from_division(division: &str) -> Condition {
+    Condition::any()
+        .add(Column::DivisionId.is_null())
+        .add(Column::DivisionId.eq(division))
 }
 
 fn division_condition(division_id: Option<&str>) -> Condition {

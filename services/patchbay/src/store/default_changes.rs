@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, Statement,
 };
 use serde::{Deserialize, Serialize};
@@ -116,15 +116,21 @@ pub(crate) async fn record(
     if txn.get_database_backend() == DbBackend::Postgres {
         let payload = serde_json::to_string(&changed)
             .map_err(|err| Error::Internal(format!("cannot encode a notification: {err}")))?;
-        txn.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT pg_notify($1, $2)",
-            [NOTIFY_CHANNEL.into(), payload.into()],
-        ))
-        .await
-        .map_err(db_error)?;
+        notify(&**txn, payload).await?;
     }
     Ok(Some(changed))
+}
+
+/// Sends `payload` on the replicas' channel (delivered at commit inside a transaction).
+async fn notify(conn: &impl ConnectionTrait, payload: String) -> Result<(), Error> {
+    conn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT pg_notify($1, $2)",
+        [NOTIFY_CHANNEL.into(), payload.into()],
+    ))
+    .await
+    .map_err(db_error)?;
+    Ok(())
 }
 
 async fn latest_revision(conn: &impl ConnectionTrait, workspace_id: &str) -> Result<i64, Error> {
@@ -198,11 +204,7 @@ impl Store {
                 .filter(AccountColumn::Channel.is_in(filter.channels.iter().map(|c| c.as_str())));
         }
         if let Some(division) = &filter.division_id {
-            query = query.filter(
-                Condition::any()
-                    .add(AccountColumn::DivisionId.is_null())
-                    .add(AccountColumn::DivisionId.eq(division.as_str())),
-            );
+            query = query.filter(super::accounts::seen_from_division(division));
         }
         let rows = query
             .order_by_asc(AccountColumn::Id)
@@ -219,14 +221,6 @@ impl Store {
     /// A notification nobody acts on, which proves to this replica's listener that it
     /// still hears (PostgreSQL only).
     pub async fn notify_heartbeat(&self) -> Result<(), Error> {
-        self.conn()
-            .execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT pg_notify($1, $2)",
-                [NOTIFY_CHANNEL.into(), "{\"heartbeat\":true}".into()],
-            ))
-            .await
-            .map_err(db_error)?;
-        Ok(())
+        notify(self.conn(), "{\"heartbeat\":true}".to_owned()).await
     }
 }
