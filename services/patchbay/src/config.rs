@@ -141,6 +141,9 @@ pub struct ServerArgs {
     /// Calls in flight beyond which new calls are refused at once with RESOURCE_EXHAUSTED.
     #[arg(long, env = "PATCHBAY_MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
     pub max_concurrent_requests: usize,
+    /// How many verified bearer tokens are remembered (until they expire); 0 verifies every call.
+    #[arg(long, env = "PATCHBAY_TOKEN_CACHE_CAPACITY", default_value_t = 10_000)]
+    pub token_cache_capacity: usize,
     /// WatchDefaultAccounts streams open at once beyond which new ones get RESOURCE_EXHAUSTED.
     #[arg(long, env = "PATCHBAY_MAX_WATCH_STREAMS", default_value_t = 10_000)]
     pub max_watch_streams: usize,
@@ -162,7 +165,7 @@ pub struct ServerArgs {
     pub health_check_interval_seconds: u64,
 }
 
-/// The default-account fast path: read cache, watch streams, verified-token cache.
+/// The default-account fast path: read cache and watch streams.
 #[derive(Debug, Args)]
 pub struct DefaultsArgs {
     /// How many default-account answers (workspace, channel, division) the read cache holds.
@@ -178,9 +181,6 @@ pub struct DefaultsArgs {
     /// Changes a WatchDefaultAccounts stream may fall behind before it is ended (ABORTED).
     #[arg(long, env = "PATCHBAY_WATCH_BUFFER", default_value_t = 256)]
     pub watch_buffer: usize,
-    /// How many verified bearer tokens are remembered (until they expire); 0 verifies every call.
-    #[arg(long, env = "PATCHBAY_TOKEN_CACHE_CAPACITY", default_value_t = 10_000)]
-    pub token_cache_capacity: usize,
 }
 
 /// Where the providers' APIs live (credential checks); tests point them at a fake.
@@ -365,10 +365,7 @@ fn defaults_settings(args: &DefaultsArgs) -> Result<DefaultsSettings, ConfigErro
     })
 }
 
-fn server_settings(
-    args: &ServerArgs,
-    defaults: &DefaultsArgs,
-) -> Result<ServerSettings, ConfigError> {
+fn server_settings(args: &ServerArgs) -> Result<ServerSettings, ConfigError> {
     let positive = |value: u64, name: &str| {
         if value == 0 {
             Err(ConfigError(format!("{name} must be at least 1")))
@@ -403,7 +400,7 @@ fn server_settings(
             args.health_check_interval_seconds,
             "PATCHBAY_HEALTH_CHECK_INTERVAL_SECONDS",
         )?,
-        token_cache_capacity: defaults.token_cache_capacity,
+        token_cache_capacity: args.token_cache_capacity,
     })
 }
 
@@ -434,7 +431,7 @@ impl Settings {
             jwt: jwt_settings(data_dir, &args.jwt)?,
             keys: key_ring(data_dir, &args.encryption)?,
             provider_urls: provider_urls(&args.providers)?,
-            server: server_settings(&args.server, &args.defaults)?,
+            server: server_settings(&args.server)?,
             defaults: defaults_settings(&args.defaults)?,
         })
     }
