@@ -10,6 +10,7 @@ pub mod config_file;
 pub mod defaults;
 pub mod domain;
 pub mod grpc;
+mod locks;
 pub mod outbound;
 pub mod sealing;
 pub mod startup;

@@ -10,6 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use sha2::{Digest, Sha256};
 
 use crate::domain::Caller;
+use crate::locks::{read, write};
 
 pub struct VerifiedTokens {
     capacity: usize,
@@ -29,10 +30,7 @@ impl VerifiedTokens {
     pub fn get(&self, token: &str) -> Option<Caller> {
         let key = digest(token);
         let now = unix_now();
-        let entries = self
-            .entries
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let entries = read(&self.entries);
         match entries.get(&key) {
             Some((caller, expires)) if now < *expires => Some(caller.clone()),
             _ => None,
@@ -44,10 +42,7 @@ impl VerifiedTokens {
         if self.capacity == 0 || expires <= unix_now() {
             return;
         }
-        let mut entries = self
-            .entries
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut entries = write(&self.entries);
         if entries.len() >= self.capacity {
             let now = unix_now();
             entries.retain(|_, (_, expires)| now < *expires);
@@ -59,10 +54,7 @@ impl VerifiedTokens {
     }
 
     pub fn len(&self) -> usize {
-        self.entries
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .len()
+        read(&self.entries).len()
     }
 }
 

@@ -9,6 +9,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::domain::{Account, Channel};
+use crate::locks;
 
 type ScopeKey = (Channel, Option<String>);
 
@@ -133,18 +134,12 @@ impl DefaultCache {
         self.read().entries
     }
 
-    // A panic while holding the lock cannot leave the map half-updated in a way that
-    // matters (every entry is a whole value), so a poisoned lock is used as it is.
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
-        self.state
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        locks::read(&self.state)
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
-        self.state
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        locks::write(&self.state)
     }
 }
 

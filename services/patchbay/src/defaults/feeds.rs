@@ -9,12 +9,13 @@
 //! workspace nobody watches any more loses its feed.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Notify, broadcast};
 
 use super::shareable;
 use crate::domain::{Account, Channel, Error};
+use crate::locks::lock;
 use crate::store::Store;
 
 /// Changes read from the log per query while catching up.
@@ -212,10 +213,4 @@ impl Feeds {
             let _ = feed.sender.send(FeedItem::Resync);
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
