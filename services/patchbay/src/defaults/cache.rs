@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 use crate::domain::{Account, Channel};
 use crate::locks;
 
-type ScopeKey = (Channel, Option<String>);
+/// A workspace's answers: channel → division ("" for workspace-wide; a division id is
+/// never empty) → entry. Nested so that a lookup borrows the caller's strings instead
+/// of building a key on every call.
+type Scopes = HashMap<Channel, HashMap<String, Entry>>;
 
 struct Entry {
     /// `None`: the scope has no default (asked often too, and as cheap to answer).
@@ -21,7 +24,7 @@ struct Entry {
 
 #[derive(Default)]
 struct State {
-    workspaces: HashMap<String, HashMap<ScopeKey, Entry>>,
+    workspaces: HashMap<String, Scopes>,
     entries: usize,
     /// Bumped by every invalidation. A reader notes it before reading the database and
     /// stores what it read only if it has not moved, so that a read racing a write never
@@ -66,7 +69,8 @@ impl DefaultCache {
             .enabled
             .then(|| state.workspaces.get(workspace_id))
             .flatten()
-            .and_then(|scopes| scopes.get(&(channel, division_id.map(str::to_owned))))
+            .and_then(|scopes| scopes.get(&channel))
+            .and_then(|divisions| divisions.get(division_id.unwrap_or_default()))
             .filter(|entry| entry.loaded_at.elapsed() < self.ttl);
         match hit {
             Some(entry) => Lookup::Hit(entry.account.clone()),
@@ -105,7 +109,9 @@ impl DefaultCache {
             .workspaces
             .entry(workspace_id.to_owned())
             .or_default()
-            .insert((channel, division_id.map(str::to_owned)), entry);
+            .entry(channel)
+            .or_default()
+            .insert(division_id.unwrap_or_default().to_owned(), entry);
         if previous.is_none() {
             state.entries += 1;
         }
@@ -116,7 +122,7 @@ impl DefaultCache {
         let mut state = self.write();
         state.epoch += 1;
         if let Some(scopes) = state.workspaces.remove(workspace_id) {
-            state.entries -= scopes.len();
+            state.entries -= scopes.values().map(HashMap::len).sum::<usize>();
         }
     }
 
