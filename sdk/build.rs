@@ -17,6 +17,7 @@ const PROTO_FILES: &[&str] = &[
     "patchbay/v1/integration_service.proto",
     "patchbay/v1/audit.proto",
     "patchbay/v1/audit_service.proto",
+    "patchbay/v1/webhook_service.proto",
 ];
 
 const REDACTED_DEBUG: &[&str] = &[
@@ -26,6 +27,12 @@ const REDACTED_DEBUG: &[&str] = &[
     ".patchbay.v1.GetAccountCredentialsResponse",
     ".patchbay.v1.ChannelSettings",
     ".patchbay.v1.UpsertChannelSettingsRequest",
+    ".patchbay.v1.CompleteWhatsAppSignupRequest",
+    ".patchbay.v1.ConnectInstagramRequest",
+    ".patchbay.v1.ConnectMessengerRequest",
+    ".patchbay.v1.ConnectMessengerResponse",
+    ".patchbay.v1.SubscribeMessengerPagesRequest",
+    ".patchbay.v1.VerifyWebhookSubscriptionRequest",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

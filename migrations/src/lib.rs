@@ -18,6 +18,7 @@ mod m20261122_000005_create_integrations;
 mod m20261122_000006_create_idempotency_keys;
 mod m20261122_000007_create_default_account_changes;
 mod m20261122_000008_index_account_defaults;
+mod m20261122_000009_account_provider_state;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000006_create_idempotency_keys::Migration),
             Box::new(m20261122_000007_create_default_account_changes::Migration),
             Box::new(m20261122_000008_index_account_defaults::Migration),
+            Box::new(m20261122_000009_account_provider_state::Migration),
         ]
     }
 }

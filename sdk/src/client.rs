@@ -13,6 +13,7 @@ use tonic_types::StatusExt;
 use crate::proto::{
     self, account_service_client::AccountServiceClient, audit_service_client::AuditServiceClient,
     integration_service_client::IntegrationServiceClient,
+    webhook_service_client::WebhookServiceClient,
 };
 
 /// Adds `authorization: Bearer <token>` to every request.
@@ -191,6 +192,11 @@ impl Client {
             async move { client.get_account_credentials(request).await }
         })
         .await
+    }
+
+    /// The generated `WebhookService` client (service role: the webhook gateways).
+    pub fn webhooks(&self) -> WebhookServiceClient<AuthenticatedChannel> {
+        WebhookServiceClient::with_interceptor(self.channel.clone(), self.token.clone())
     }
 
     /// The generated `IntegrationService` client.

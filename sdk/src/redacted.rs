@@ -25,6 +25,27 @@ impl fmt::Debug for proto::Account {
     }
 }
 
+/// The OAuth code and the (sealed) user token of the Meta connect flows.
+macro_rules! redacted_debug {
+    ($message:ident { $($shown:ident),* } redacts { $($hidden:ident),* }) => {
+        impl fmt::Debug for proto::$message {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($message))
+                    $(.field(stringify!($shown), &self.$shown))*
+                    $(.field(stringify!($hidden), &REDACTED))*
+                    .finish()
+            }
+        }
+    };
+}
+
+redacted_debug!(CompleteWhatsAppSignupRequest { waba_id, phone_number_id, division_id } redacts { code });
+redacted_debug!(ConnectInstagramRequest { redirect_uri, division_id } redacts { code });
+redacted_debug!(ConnectMessengerRequest { redirect_uri } redacts { code });
+redacted_debug!(ConnectMessengerResponse { pages } redacts { user_token });
+redacted_debug!(SubscribeMessengerPagesRequest { page_ids, division_id } redacts { user_token });
+redacted_debug!(VerifyWebhookSubscriptionRequest { channel, account_key, mode, challenge } redacts { verify_token });
+
 impl fmt::Debug for proto::CreateAccountRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CreateAccountRequest")

@@ -138,6 +138,8 @@ async fn every_mutation_and_reveal_is_audited(backend: Backend) {
                     "verify_token",
                     "config.access_token",
                     "config.phone_number_id",
+                    // WhatsApp Cloud: the generated registration PIN.
+                    "config.pin",
                     "config.waba_id",
                 ])
             ),
@@ -148,7 +150,7 @@ async fn every_mutation_and_reveal_is_audited(backend: Backend) {
             (AuditAction::SetDefault, fields(&["is_default"])),
             (
                 AuditAction::RevealCredentials,
-                fields(&["config.access_token", "verify_token"])
+                fields(&["config.access_token", "config.pin", "verify_token"])
             ),
             (
                 AuditAction::Upsert,

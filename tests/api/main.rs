@@ -19,3 +19,4 @@ mod server;
 mod tokens;
 mod validation;
 mod watch;
+mod whatsapp;

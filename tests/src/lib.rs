@@ -13,6 +13,7 @@ use patchbay::Application;
 use patchbay::auth::{JwtSettings, TokenRequest};
 use patchbay::config::{ServerSettings, Settings};
 use patchbay::defaults::DefaultsSettings;
+use patchbay::meta::{MetaApp, MetaSettings, RetryPolicy};
 use patchbay::outbound::ProviderUrls;
 use patchbay::sealing::KeyRing;
 use patchbay::store::{DatabaseSettings, Store};
@@ -31,6 +32,7 @@ pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
 pub const ISSUER: &str = "patchbay";
 pub const AUDIENCE: &str = "patchbay";
 pub const PUBLIC_BASE_URL: &str = "https://hooks.example.test";
+pub const GRAPH_VERSION: &str = "v21.0";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -48,6 +50,7 @@ pub struct TestApp {
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
     data_dir: Option<tempfile::TempDir>,
+    _meta: Option<wiremock::MockServer>,
 }
 
 /// How to start a test server beyond the defaults.
@@ -56,8 +59,11 @@ pub struct TestOptions {
     pub keys: KeyRing,
     /// How the server checks tokens (default: HS256 with [`JWT_SECRET`]).
     pub jwt: JwtSettings,
-    /// Where the providers' APIs are (default: nowhere reachable).
+    /// Where the providers' APIs are (default: nowhere reachable, except a Meta that
+    /// accepts WhatsApp set-up: see [`TestApp::spawn_with`]).
     pub provider_urls: ProviderUrls,
+    /// The Meta app, retries and token refresh (default: [`test_meta`]).
+    pub meta: MetaSettings,
     /// Overload and shutdown settings.
     pub server: ServerSettings,
     /// An existing database to serve (default: a fresh one).
@@ -75,6 +81,7 @@ impl Default for TestOptions {
             keys: key_ring("t1", &["t1"]),
             jwt: jwt_settings(),
             provider_urls: unreachable_providers(),
+            meta: test_meta(),
             server: ServerSettings::default(),
             database_url: None,
             defaults: DefaultsSettings::default(),
@@ -83,10 +90,46 @@ impl Default for TestOptions {
     }
 }
 
+const UNREACHABLE: &str = "http://127.0.0.1:9";
+pub const META_APP_ID: &str = "1234567890";
+pub const META_APP_SECRET: &str = "test-meta-app-secret";
+
 /// Provider URLs on a closed local port: a test that forgets its fake fails fast
 /// instead of calling the real provider.
 pub fn unreachable_providers() -> ProviderUrls {
-    all_providers_at("http://127.0.0.1:9")
+    all_providers_at(UNREACHABLE)
+}
+
+/// A Meta app, quick retries (3 attempts, 10 ms apart) and no background refresh.
+pub fn test_meta() -> MetaSettings {
+    MetaSettings {
+        app: Some(MetaApp {
+            id: META_APP_ID.to_owned(),
+            secret: META_APP_SECRET.to_owned().into(),
+        }),
+        retry: RetryPolicy {
+            attempts: 3,
+            first_backoff: Duration::from_millis(10),
+        },
+        refresh_every: None,
+        refresh_ahead: Duration::from_secs(7 * 86_400),
+    }
+}
+
+/// A Meta that accepts every WhatsApp registration and subscription: what creating a
+/// WhatsApp Cloud account meets in production when all goes well.
+pub async fn accepting_meta() -> wiremock::MockServer {
+    use wiremock::matchers::{method, path_regex};
+    use wiremock::{Mock, ResponseTemplate};
+    let meta = wiremock::MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/v[0-9.]+/[0-9]+/(register|subscribed_apps)$"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(serde_json::json!({"success": true})),
+        )
+        .mount(&meta)
+        .await;
+    meta
 }
 
 /// Every provider API at one base URL (a wiremock server).
@@ -97,6 +140,8 @@ pub fn all_providers_at(base: &str) -> ProviderUrls {
         twilio: base.to_owned(),
         graph: base.to_owned(),
         instagram_graph: base.to_owned(),
+        instagram_api: base.to_owned(),
+        graph_version: GRAPH_VERSION.to_owned(),
     }
 }
 
@@ -121,8 +166,17 @@ impl TestApp {
         Self::spawn_with(backend, TestOptions::default()).await
     }
 
-    pub async fn spawn_with(backend: Backend, options: TestOptions) -> TestApp {
+    /// A test that brings no Meta of its own (its graph URL is the unreachable one)
+    /// gets [`accepting_meta`], so that WhatsApp accounts are created as in production.
+    pub async fn spawn_with(backend: Backend, mut options: TestOptions) -> TestApp {
         let data_dir = tempfile::tempdir().expect("temporary data dir");
+        let meta = if options.provider_urls.graph == UNREACHABLE {
+            let meta = accepting_meta().await;
+            options.provider_urls.graph = meta.uri();
+            Some(meta)
+        } else {
+            None
+        };
         let database_url = match (options.database_url, backend) {
             (Some(url), _) => url,
             (None, Backend::Sqlite) => format!(
@@ -143,6 +197,7 @@ impl TestApp {
             public_base_url: PUBLIC_BASE_URL.to_owned(),
             jwt: options.jwt,
             provider_urls: options.provider_urls,
+            meta: options.meta,
             server: options.server,
             keys: options.keys.clone(),
             defaults: options.defaults,
@@ -171,6 +226,7 @@ impl TestApp {
             shutdown: Some(shutdown),
             server: Some(server),
             data_dir: Some(data_dir),
+            _meta: meta,
         }
     }
 

@@ -13,6 +13,7 @@ use secrecy::SecretString;
 
 use crate::auth::{JwtSettings, PublicKey};
 use crate::defaults::DefaultsSettings;
+use crate::meta::{MetaApp, MetaSettings, RetryPolicy};
 use crate::outbound::ProviderUrls;
 use crate::sealing::KeyRing;
 use crate::store::DatabaseSettings;
@@ -221,6 +222,35 @@ pub struct ProviderArgs {
         default_value = "https://graph.instagram.com"
     )]
     pub instagram_graph_base_url: String,
+    /// Instagram Login API base URL (OAuth code exchange).
+    #[arg(
+        long,
+        env = "PATCHBAY_INSTAGRAM_API_BASE_URL",
+        default_value = "https://api.instagram.com"
+    )]
+    pub instagram_api_base_url: String,
+    /// Graph API version used in every Graph call.
+    #[arg(long, env = "PATCHBAY_GRAPH_API_VERSION", default_value = "v21.0")]
+    pub graph_api_version: String,
+    /// Meta app id: OAuth code exchanges (Embedded Signup, Instagram and Messenger
+    /// connect) need it.
+    #[arg(long, env = "PATCHBAY_META_APP_ID")]
+    pub meta_app_id: Option<String>,
+    /// Meta app secret: OAuth code exchanges, and the key of Meta's webhook signatures
+    /// (X-Hub-Signature-256).
+    #[arg(long, env = "PATCHBAY_META_APP_SECRET", hide_env_values = true)]
+    pub meta_app_secret: Option<String>,
+    /// How often the background task looks for Instagram tokens to refresh; 0 turns it
+    /// off.
+    #[arg(
+        long,
+        env = "PATCHBAY_TOKEN_REFRESH_INTERVAL_SECONDS",
+        default_value_t = 3600
+    )]
+    pub token_refresh_interval_seconds: u64,
+    /// Refresh an Instagram token once it expires within this many days.
+    #[arg(long, env = "PATCHBAY_TOKEN_REFRESH_AHEAD_DAYS", default_value_t = 7)]
+    pub token_refresh_ahead_days: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -317,6 +347,7 @@ pub struct Settings {
     pub jwt: JwtSettings,
     pub keys: KeyRing,
     pub provider_urls: ProviderUrls,
+    pub meta: MetaSettings,
     pub server: ServerSettings,
     pub defaults: DefaultsSettings,
 }
@@ -431,6 +462,7 @@ impl Settings {
             jwt: jwt_settings(data_dir, &args.jwt)?,
             keys: key_ring(data_dir, &args.encryption)?,
             provider_urls: provider_urls(&args.providers)?,
+            meta: meta_settings(&args.providers)?,
             server: server_settings(&args.server)?,
             defaults: defaults_settings(&args.defaults)?,
         })
@@ -605,6 +637,57 @@ fn provider_urls(args: &ProviderArgs) -> Result<ProviderUrls, ConfigError> {
             &args.instagram_graph_base_url,
             "PATCHBAY_INSTAGRAM_GRAPH_BASE_URL",
         )?,
+        instagram_api: url(
+            &args.instagram_api_base_url,
+            "PATCHBAY_INSTAGRAM_API_BASE_URL",
+        )?,
+        graph_version: graph_version(&args.graph_api_version)?,
+    })
+}
+
+/// `v21.0`: what Meta's URLs carry.
+fn graph_version(version: &str) -> Result<String, ConfigError> {
+    let valid = version.strip_prefix('v').is_some_and(|rest| {
+        rest.split_once('.').is_some_and(|(major, minor)| {
+            !major.is_empty()
+                && !minor.is_empty()
+                && major
+                    .chars()
+                    .chain(minor.chars())
+                    .all(|c| c.is_ascii_digit())
+        })
+    });
+    if valid {
+        Ok(version.to_owned())
+    } else {
+        Err(ConfigError(format!(
+            "PATCHBAY_GRAPH_API_VERSION must look like v21.0, got {version:?}"
+        )))
+    }
+}
+
+fn meta_settings(args: &ProviderArgs) -> Result<MetaSettings, ConfigError> {
+    let app = match (&args.meta_app_id, &args.meta_app_secret) {
+        (None, None) => None,
+        (Some(id), Some(secret)) if !id.trim().is_empty() && !secret.trim().is_empty() => {
+            Some(MetaApp {
+                id: id.trim().to_owned(),
+                secret: SecretString::from(secret.trim().to_owned()),
+            })
+        }
+        _ => {
+            return Err(ConfigError(
+                "PATCHBAY_META_APP_ID and PATCHBAY_META_APP_SECRET go together: set both or neither"
+                    .to_owned(),
+            ));
+        }
+    };
+    Ok(MetaSettings {
+        app,
+        retry: RetryPolicy::default(),
+        refresh_every: (args.token_refresh_interval_seconds > 0)
+            .then(|| Duration::from_secs(args.token_refresh_interval_seconds)),
+        refresh_ahead: Duration::from_secs(u64::from(args.token_refresh_ahead_days) * 86_400),
     })
 }
 

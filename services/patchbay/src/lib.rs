@@ -11,6 +11,7 @@ pub mod defaults;
 pub mod domain;
 pub mod grpc;
 mod locks;
+pub mod meta;
 pub mod outbound;
 pub mod sealing;
 pub mod startup;

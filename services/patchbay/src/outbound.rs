@@ -18,6 +18,10 @@ pub struct ProviderUrls {
     pub twilio: String,
     pub graph: String,
     pub instagram_graph: String,
+    /// api.instagram.com: Instagram Login's code exchange.
+    pub instagram_api: String,
+    /// The Graph API version every Graph call names (`v21.0`).
+    pub graph_version: String,
 }
 
 impl Default for ProviderUrls {
@@ -28,6 +32,8 @@ impl Default for ProviderUrls {
             twilio: "https://api.twilio.com".to_owned(),
             graph: "https://graph.facebook.com".to_owned(),
             instagram_graph: "https://graph.instagram.com".to_owned(),
+            instagram_api: "https://api.instagram.com".to_owned(),
+            graph_version: "v21.0".to_owned(),
         }
     }
 }
@@ -93,7 +99,7 @@ impl CredentialChecker {
             "whatsapp_cloud" => {
                 let version = Some(text("api_version"))
                     .filter(|v| !v.is_empty())
-                    .unwrap_or_else(|| "v21.0".to_owned());
+                    .unwrap_or_else(|| self.urls.graph_version.clone());
                 self.http
                     .get(format!(
                         "{}/{version}/{}",

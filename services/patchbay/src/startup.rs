@@ -9,6 +9,7 @@ use std::sync::Arc;
 use patchbay_sdk::proto::{
     account_service_server::AccountServiceServer, audit_service_server::AuditServiceServer,
     integration_service_server::IntegrationServiceServer,
+    webhook_service_server::WebhookServiceServer,
 };
 use std::time::Duration;
 
@@ -23,8 +24,10 @@ use tonic_health::server::HealthReporter;
 use crate::auth::Authenticator;
 use crate::config::Settings;
 use crate::defaults::DefaultAccounts;
+use crate::domain::accounts::TokenRefresher;
 use crate::domain::audit::AuditLog;
 use crate::domain::integrations::Integrations;
+use crate::domain::webhooks::Webhooks;
 use crate::domain::{Accounts, ChannelSettingsService, WebhookUrls};
 use crate::grpc::account_service::AccountGrpc;
 use crate::grpc::audit_service::AuditGrpc;
@@ -34,6 +37,8 @@ use crate::grpc::integration_service::IntegrationGrpc;
 use crate::grpc::overload::OverloadLayer;
 use crate::grpc::request_span::RequestSpanLayer;
 use crate::grpc::stream_shutdown::StreamShutdownLayer;
+use crate::grpc::webhook_service::WebhookGrpc;
+use crate::meta::GraphClient;
 use crate::outbound::CredentialChecker;
 use crate::store::Store;
 
@@ -116,16 +121,20 @@ impl Application {
         let interceptor = AuthInterceptor::new(authenticator);
         let (defaults, defaults_tasks) =
             DefaultAccounts::start(store.clone(), &settings.defaults, &settings.database.url);
+        let graph = GraphClient::new(&settings.provider_urls, settings.meta.retry)
+            .map_err(StartupError::Http)?;
         let accounts = Accounts::new(
             store.clone(),
             WebhookUrls::new(&settings.public_base_url),
             defaults,
+            graph,
+            settings.meta.app.clone(),
         );
         let idempotency = Idempotency::new(store.clone());
         let limits = &settings.server;
         let account_service = InterceptedService::new(
             AccountServiceServer::new(AccountGrpc::new(
-                accounts,
+                accounts.clone(),
                 idempotency.clone(),
                 limits.max_watch_streams,
             ))
@@ -148,8 +157,21 @@ impl Application {
         let audit_service = InterceptedService::new(
             AuditServiceServer::new(AuditGrpc::new(AuditLog::new(store.clone())))
                 .max_decoding_message_size(limits.max_message_bytes),
+            interceptor.clone(),
+        );
+        let webhook_service = InterceptedService::new(
+            WebhookServiceServer::new(WebhookGrpc::new(Webhooks::new(
+                store.clone(),
+                settings.meta.app.clone(),
+            )))
+            .max_decoding_message_size(limits.max_message_bytes),
             interceptor,
         );
+        let token_refresh = settings.meta.refresh_every.map(|every| {
+            tokio::spawn(
+                TokenRefresher::new(accounts.clone(), every, settings.meta.refresh_ahead).run(),
+            )
+        });
 
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         set_health(&health_reporter, true).await;
@@ -188,6 +210,7 @@ impl Application {
             .add_service(account_service)
             .add_service(integration_service)
             .add_service(audit_service)
+            .add_service(webhook_service)
             .serve_with_incoming_shutdown(incoming, async {
                 let _ = stopped.await;
             });
@@ -219,6 +242,9 @@ impl Application {
         };
         monitor.abort();
         defaults_tasks.abort();
+        if let Some(task) = token_refresh {
+            task.abort();
+        }
         store.close().await;
         tracing::info!("patchbay stopped");
         result.map_err(StartupError::from)
@@ -252,6 +278,12 @@ async fn set_health(health: &HealthReporter, serving: bool) {
         ServingStatus::NotServing
     };
     health.set_service_status("", status).await;
+    health
+        .set_service_status(
+            <WebhookServiceServer<WebhookGrpc> as NamedService>::NAME,
+            status,
+        )
+        .await;
     health
         .set_service_status(
             <AccountServiceServer<AccountGrpc> as NamedService>::NAME,

@@ -169,6 +169,7 @@ mod tests {
             revision: 1,
             created_at: now,
             updated_at: now,
+            provider_state: Default::default(),
         }))
     }
 

@@ -24,6 +24,21 @@ pub struct Account {
     pub revision: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub provider_state: ProviderState,
+}
+
+/// What Patchbay learned about an account from its provider. The caller never writes
+/// it: a config merge patch can neither forge nor erase it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProviderState {
+    /// Why the set-up at the provider (WhatsApp registration, webhook subscription)
+    /// did not complete; `None` once it did, or when there was none to do.
+    pub setup_error: Option<String>,
+    /// The provider rejected the account's token (Graph error 190); cleared when a new
+    /// token is stored.
+    pub reauthorization_required: bool,
+    /// When the account's token expires, where the provider says.
+    pub token_expires_at: Option<DateTime<Utc>>,
 }
 
 /// Config and verify token are left out: they hold secrets.
@@ -38,6 +53,7 @@ impl std::fmt::Debug for Account {
             .field("is_default", &self.is_default)
             .field("division_id", &self.division_id)
             .field("revision", &self.revision)
+            .field("provider_state", &self.provider_state)
             .finish_non_exhaustive()
     }
 }

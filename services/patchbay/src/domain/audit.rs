@@ -170,6 +170,18 @@ pub fn account_changes(before: Option<&Account>, after: &Account) -> Vec<String>
         "division_id",
         before.is_none_or(|b| b.division_id != after.division_id),
     );
+    if let Some(before) = before {
+        let (was, is) = (&before.provider_state, &after.provider_state);
+        differs("setup_error", was.setup_error != is.setup_error);
+        differs(
+            "reauthorization_required",
+            was.reauthorization_required != is.reauthorization_required,
+        );
+        differs(
+            "token_expires_at",
+            was.token_expires_at != is.token_expires_at,
+        );
+    }
     if before.is_none() {
         fields.push("verify_token".to_owned());
     }

@@ -71,6 +71,14 @@ pub enum Action {
     DeleteIntegration,
     SetPrimaryIntegration,
     CheckIntegration,
+    GetWhatsAppHealth,
+    CompleteWhatsAppSignup,
+    ConnectInstagram,
+    ConnectMessenger,
+    SubscribeMessengerPages,
+    SetMessengerPersistentMenu,
+    VerifyWebhookSubscription,
+    VerifyWebhookSignature,
 }
 
 impl Action {
@@ -90,6 +98,10 @@ impl Action {
             | Action::GetIntegration => (true, true, false),
             // The one call that returns secrets in clear: for sending services only.
             Action::GetAccountCredentials => (false, false, true),
+            // The webhook gateways' questions: they hold a service token.
+            Action::VerifyWebhookSubscription | Action::VerifyWebhookSignature => {
+                (false, false, true)
+            }
             Action::ListAuditEvents => (true, false, false),
             Action::CreateAccount
             | Action::UpdateAccount
@@ -100,7 +112,13 @@ impl Action {
             | Action::UpdateIntegration
             | Action::DeleteIntegration
             | Action::SetPrimaryIntegration
-            | Action::CheckIntegration => (true, false, false),
+            | Action::CheckIntegration
+            | Action::GetWhatsAppHealth
+            | Action::CompleteWhatsAppSignup
+            | Action::ConnectInstagram
+            | Action::ConnectMessenger
+            | Action::SubscribeMessengerPages
+            | Action::SetMessengerPersistentMenu => (true, false, false),
         };
         match role {
             Role::Admin => admin,
@@ -134,6 +152,14 @@ impl Action {
             Action::ListChannelSettings => "ListChannelSettings",
             Action::GetChannelSettings => "GetChannelSettings",
             Action::UpsertChannelSettings => "UpsertChannelSettings",
+            Action::GetWhatsAppHealth => "GetWhatsAppHealth",
+            Action::CompleteWhatsAppSignup => "CompleteWhatsAppSignup",
+            Action::ConnectInstagram => "ConnectInstagram",
+            Action::ConnectMessenger => "ConnectMessenger",
+            Action::SubscribeMessengerPages => "SubscribeMessengerPages",
+            Action::SetMessengerPersistentMenu => "SetMessengerPersistentMenu",
+            Action::VerifyWebhookSubscription => "VerifyWebhookSubscription",
+            Action::VerifyWebhookSignature => "VerifyWebhookSignature",
         }
     }
 }

@@ -14,10 +14,13 @@ pub mod integration;
 pub mod integrations;
 #[cfg(test)]
 mod merge_properties;
+pub mod persistent_menu;
 pub mod provider;
 pub mod support;
+pub mod webhook_signatures;
+pub mod webhooks;
 
-pub use account::{Account, AccountPatch, NewAccount, WebhookUrls};
+pub use account::{Account, AccountPatch, NewAccount, ProviderState, WebhookUrls};
 pub use accounts::{AccountView, Accounts};
 pub use caller::{Action, Caller, Role};
 pub use channel::Channel;

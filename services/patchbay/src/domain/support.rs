@@ -25,6 +25,22 @@ pub fn random_token(bytes: usize) -> Result<String, Error> {
     Ok(URL_SAFE_NO_PAD.encode(buffer))
 }
 
+/// `count` random decimal digits (rejection sampling: every digit equally likely).
+pub fn random_digits(count: usize) -> Result<String, Error> {
+    let mut digits = String::with_capacity(count);
+    while digits.len() < count {
+        let mut buffer = [0u8; 16];
+        getrandom::fill(&mut buffer)
+            .map_err(|err| Error::Internal(format!("no randomness available: {err}")))?;
+        for byte in buffer.into_iter().filter(|b| *b < 250) {
+            if digits.len() < count {
+                digits.push(char::from(b'0' + byte % 10));
+            }
+        }
+    }
+    Ok(digits)
+}
+
 pub fn parse_id(value: &str, field: &str) -> Result<Uuid, FieldViolation> {
     if value.is_empty() {
         return Err(FieldViolation::new(field, "is required"));

@@ -14,6 +14,7 @@ use super::convert::{
 };
 use super::default_watch::{self, DefaultsStream};
 use super::idempotency::Idempotency;
+use super::meta_flows;
 use crate::domain::Caller;
 use crate::domain::support::{PageRequest, parse_id};
 use crate::domain::{AccountPatch, AccountView, Accounts, Action, Error, NewAccount, Violations};
@@ -38,6 +39,82 @@ impl AccountGrpc {
 
 #[tonic::async_trait]
 impl AccountService for AccountGrpc {
+    // The Meta flows: handlers in `meta_flows`.
+
+    async fn get_whats_app_health(
+        &self,
+        request: Request<proto::GetWhatsAppHealthRequest>,
+    ) -> Result<Response<proto::GetWhatsAppHealthResponse>, Status> {
+        meta_flows::whatsapp_health(&self.accounts, request).await
+    }
+
+    async fn complete_whats_app_signup(
+        &self,
+        request: Request<proto::CompleteWhatsAppSignupRequest>,
+    ) -> Result<Response<proto::CompleteWhatsAppSignupResponse>, Status> {
+        self.idempotency
+            .run(
+                request,
+                Action::CompleteWhatsAppSignup,
+                |caller, request| {
+                    meta_flows::complete_whatsapp_signup(&self.accounts, caller, request)
+                },
+            )
+            .await
+    }
+
+    async fn connect_instagram(
+        &self,
+        request: Request<proto::ConnectInstagramRequest>,
+    ) -> Result<Response<proto::ConnectInstagramResponse>, Status> {
+        self.idempotency
+            .run(request, Action::ConnectInstagram, |caller, request| {
+                meta_flows::connect_instagram(&self.accounts, caller, request)
+            })
+            .await
+    }
+
+    async fn connect_messenger(
+        &self,
+        request: Request<proto::ConnectMessengerRequest>,
+    ) -> Result<Response<proto::ConnectMessengerResponse>, Status> {
+        self.idempotency
+            .run(request, Action::ConnectMessenger, |caller, request| {
+                meta_flows::connect_messenger(&self.accounts, caller, request)
+            })
+            .await
+    }
+
+    async fn subscribe_messenger_pages(
+        &self,
+        request: Request<proto::SubscribeMessengerPagesRequest>,
+    ) -> Result<Response<proto::SubscribeMessengerPagesResponse>, Status> {
+        self.idempotency
+            .run(
+                request,
+                Action::SubscribeMessengerPages,
+                |caller, request| {
+                    meta_flows::subscribe_messenger_pages(&self.accounts, caller, request)
+                },
+            )
+            .await
+    }
+
+    async fn set_messenger_persistent_menu(
+        &self,
+        request: Request<proto::SetMessengerPersistentMenuRequest>,
+    ) -> Result<Response<proto::SetMessengerPersistentMenuResponse>, Status> {
+        self.idempotency
+            .run(
+                request,
+                Action::SetMessengerPersistentMenu,
+                |caller, request| {
+                    meta_flows::set_messenger_persistent_menu(&self.accounts, caller, request)
+                },
+            )
+            .await
+    }
+
     async fn list_accounts(
         &self,
         mut request: Request<proto::ListAccountsRequest>,
@@ -230,6 +307,13 @@ pub fn account_to_proto(view: AccountView) -> proto::Account {
         updated_at: Some(timestamp(account.updated_at)),
         revision: account.revision,
         webhook_url: view.webhook_url,
+        setup_error: account
+            .provider_state
+            .setup_error
+            .clone()
+            .unwrap_or_default(),
+        reauthorization_required: account.provider_state.reauthorization_required,
+        token_expires_at: account.provider_state.token_expires_at.map(timestamp),
     }
 }
 

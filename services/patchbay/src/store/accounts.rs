@@ -16,14 +16,14 @@ use super::secret_fields::{Owner, open_document, open_text, seal_document, seal_
 use super::{Store, audit, db_error, lock_scope, unique_violation};
 use crate::domain::audit::AuditEvent;
 use crate::domain::config_document::SecretRule;
-use crate::domain::{Account, Channel, Error, RecordKind};
+use crate::domain::{Account, Channel, Error, ProviderState, RecordKind};
 use crate::sealing::KeyRing;
 
 /// What a modification does to the account it read. Every write carries the audit
 /// event that records it, written in the same transaction.
 pub enum AccountChange {
     /// Store this new state (the caller has bumped the revision).
-    Save(Account, AuditEvent),
+    Save(Box<Account>, AuditEvent),
     /// Soft-delete: hide the account, free its key, drop its default flag.
     Delete {
         deleted_by: String,
@@ -84,6 +84,68 @@ impl Store {
         id: Uuid,
     ) -> Result<Option<Account>, Error> {
         find_live(self.conn(), self.keys(), workspace_id, id).await
+    }
+
+    /// The live account with this key on the channel.
+    pub async fn find_account_by_key(
+        &self,
+        workspace_id: &str,
+        channel: Channel,
+        account_key: &str,
+    ) -> Result<Option<Account>, Error> {
+        let row = Entity::find()
+            .filter(Column::WorkspaceId.eq(workspace_id))
+            .filter(Column::Channel.eq(channel.as_str()))
+            .filter(Column::AccountKey.eq(account_key))
+            .filter(Column::DeletedAt.is_null())
+            .one(self.conn())
+            .await
+            .map_err(db_error)?;
+        row.map(|row| to_domain(self.keys(), row)).transpose()
+    }
+
+    /// Live accounts of `channel`, in every workspace, whose token expires before
+    /// `before` and was not rejected: the token refresher's work, soonest first.
+    pub async fn tokens_expiring(
+        &self,
+        channel: Channel,
+        before: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<Account>, Error> {
+        let rows = Entity::find()
+            .filter(Column::Channel.eq(channel.as_str()))
+            .filter(Column::DeletedAt.is_null())
+            .filter(Column::ReauthorizationRequired.eq(false))
+            .filter(Column::TokenExpiresAt.lt(before))
+            .order_by_asc(Column::TokenExpiresAt)
+            .limit(limit)
+            .all(self.conn())
+            .await
+            .map_err(db_error)?;
+        rows.into_iter()
+            .map(|row| to_domain(self.keys(), row))
+            .collect()
+    }
+
+    /// Live accounts of a channel in the workspace, at most `limit`.
+    pub async fn accounts_of_channel(
+        &self,
+        workspace_id: &str,
+        channel: Channel,
+        limit: u64,
+    ) -> Result<Vec<Account>, Error> {
+        let rows = Entity::find()
+            .filter(Column::WorkspaceId.eq(workspace_id))
+            .filter(Column::Channel.eq(channel.as_str()))
+            .filter(Column::DeletedAt.is_null())
+            .order_by_asc(Column::Id)
+            .limit(limit)
+            .all(self.conn())
+            .await
+            .map_err(db_error)?;
+        rows.into_iter()
+            .map(|row| to_domain(self.keys(), row))
+            .collect()
     }
 
     /// The active default of one scope: a division's (`Some`) or the workspace-wide one.
@@ -165,6 +227,7 @@ impl Store {
                 });
             }
             AccountChange::Save(next, event) => {
+                let next = *next;
                 debug_assert_eq!(next.id, current.id);
                 if next.account_key != current.account_key {
                     ensure_key_free(&*txn, &next, Some(next.id)).await?;
@@ -345,6 +408,9 @@ fn to_active(keys: &KeyRing, account: &Account) -> Result<ActiveModel, Error> {
         updated_at: Set(account.updated_at),
         deleted_at: Set(None),
         deleted_by: Set(None),
+        setup_error: Set(account.provider_state.setup_error.clone()),
+        reauthorization_required: Set(account.provider_state.reauthorization_required),
+        token_expires_at: Set(account.provider_state.token_expires_at),
     })
 }
 
@@ -380,5 +446,10 @@ pub(super) fn to_domain(keys: &KeyRing, row: Model) -> Result<Account, Error> {
         revision: row.revision,
         created_at: row.created_at,
         updated_at: row.updated_at,
+        provider_state: ProviderState {
+            setup_error: row.setup_error,
+            reauthorization_required: row.reauthorization_required,
+            token_expires_at: row.token_expires_at,
+        },
     })
 }

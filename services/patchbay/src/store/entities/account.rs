@@ -19,6 +19,9 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     pub deleted_at: Option<DateTimeUtc>,
     pub deleted_by: Option<String>,
+    pub setup_error: Option<String>,
+    pub reauthorization_required: bool,
+    pub token_expires_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,13 +1,23 @@
 //! Account operations: authorise the caller, validate the request, decide the new state,
-//! and hand it to the store. Each public method is one RPC of `AccountService`.
+//! and hand it to the store. Each public method is one RPC of `AccountService`; the
+//! flows that also talk to Meta are in the submodules, one per product.
+
+mod instagram;
+mod messenger;
+mod provider_state;
+mod whatsapp;
+
+pub use instagram::{InstagramConnected, TokenRefresher};
+pub use messenger::{MessengerConnected, PageResult};
+pub use whatsapp::{SignupResult, WhatsAppHealth};
 
 use std::sync::Arc;
 
 use uuid::Uuid;
 
 use super::account::{
-    Account, AccountPatch, NewAccount, WebhookUrls, check_config, resolve_account_key,
-    validate_display_name, validate_division_id,
+    Account, AccountPatch, NewAccount, ProviderState, WebhookUrls, check_config,
+    resolve_account_key, validate_display_name, validate_division_id,
 };
 use super::audit::{self, AuditAction, AuditEvent, account_changes};
 use super::caller::Caller;
@@ -16,6 +26,7 @@ use super::config_document::{self, Document, MASK_PREFIX};
 use super::error::{Error, RecordKind, Violations};
 use super::support::{Page, PageRequest, check_revision, new_id, now, random_token};
 use crate::defaults::{DefaultAccounts, Subscription, shareable};
+use crate::meta::{GraphClient, MetaApp};
 use crate::store::Store;
 use crate::store::accounts::{AccountChange, AccountFilter, Written};
 use crate::store::default_changes::DefaultsFilter;
@@ -54,14 +65,25 @@ pub struct Accounts {
     store: Store,
     webhooks: WebhookUrls,
     defaults: DefaultAccounts,
+    graph: GraphClient,
+    /// The Meta app of the OAuth flows; `None` makes them FAILED_PRECONDITION.
+    meta_app: Option<MetaApp>,
 }
 
 impl Accounts {
-    pub fn new(store: Store, webhooks: WebhookUrls, defaults: DefaultAccounts) -> Self {
+    pub fn new(
+        store: Store,
+        webhooks: WebhookUrls,
+        defaults: DefaultAccounts,
+        graph: GraphClient,
+        meta_app: Option<MetaApp>,
+    ) -> Self {
         Self {
             store,
             webhooks,
             defaults,
+            graph,
+            meta_app,
         }
     }
 
@@ -118,6 +140,7 @@ impl Accounts {
             }
         };
         check_config(&config, &mut violations);
+        let config = whatsapp::with_pin(new.channel, config, &mut violations)?;
         let account_key = resolve_account_key(
             new.channel,
             Some(&new.account_key),
@@ -156,6 +179,7 @@ impl Accounts {
             revision: 1,
             created_at: now,
             updated_at: now,
+            provider_state: ProviderState::default(),
         };
         let event = AuditEvent::new(
             caller,
@@ -166,7 +190,9 @@ impl Accounts {
             account_changes(None, &account),
         );
         let stored = self.store.insert_account(account, &event).await;
-        Ok(self.view(caller, self.written(stored?)))
+        let account = self.written(stored?);
+        let account = self.set_up_whatsapp(caller, account).await?;
+        Ok(self.view(caller, account))
     }
 
     pub async fn update(
@@ -175,12 +201,14 @@ impl Accounts {
         id: Uuid,
         patch: AccountPatch,
     ) -> Result<AccountView, Error> {
+        let mut redo_setup = false;
         let written = self
             .store
             .modify_account(&caller.workspace_id, id, |current| {
                 ensure_writable(caller, &current)?;
                 check_revision(patch.expected_revision, current.revision)?;
                 let next = apply_patch(caller, &current, patch)?;
+                redo_setup = whatsapp::setup_needed(&current, &next);
                 if next == current {
                     return Ok(AccountChange::Keep);
                 }
@@ -191,11 +219,11 @@ impl Accounts {
                     account_changes(Some(&current), &next),
                 );
                 Ok(AccountChange::Save(
-                    Account {
+                    Box::new(Account {
                         revision: current.revision + 1,
                         updated_at: now(),
                         ..next
-                    },
+                    }),
                     event,
                 ))
             })
@@ -203,6 +231,11 @@ impl Accounts {
         let account = self
             .written(written)
             .ok_or_else(|| Error::Internal("updated account vanished".to_owned()))?;
+        let account = if redo_setup {
+            self.set_up_whatsapp(caller, account).await?
+        } else {
+            account
+        };
         Ok(self.view(caller, account))
     }
 
@@ -260,12 +293,12 @@ impl Accounts {
                     vec!["is_default".to_owned()],
                 );
                 Ok(AccountChange::Save(
-                    Account {
+                    Box::new(Account {
                         is_default: true,
                         revision: current.revision + 1,
                         updated_at: now(),
                         ..current
-                    },
+                    }),
                     event,
                 ))
             })
@@ -349,7 +382,7 @@ impl Accounts {
         }
     }
 
-    fn view(&self, caller: &Caller, account: Account) -> AccountView {
+    pub fn view(&self, caller: &Caller, account: Account) -> AccountView {
         self.present(caller, shareable(account))
     }
 
@@ -406,6 +439,15 @@ fn ensure_writable(caller: &Caller, account: &Account) -> Result<(), Error> {
     caller.require_write(account.division_id.as_deref())
 }
 
+/// Whether any token-named config value changed.
+fn token_changed(before: &Document, after: &Document) -> bool {
+    before
+        .keys()
+        .chain(after.keys())
+        .filter(|key| key.to_ascii_lowercase().contains("token"))
+        .any(|key| before.get(key) != after.get(key))
+}
+
 /// The state an update asks for, or every reason it is invalid.
 fn apply_patch(caller: &Caller, current: &Account, patch: AccountPatch) -> Result<Account, Error> {
     let mut violations = Violations::new();
@@ -415,7 +457,11 @@ fn apply_patch(caller: &Caller, current: &Account, patch: AccountPatch) -> Resul
         match config_document::merge_patch(&current.config, config_patch, "config") {
             Ok(config) => {
                 check_config(&config, &mut violations);
-                next.config = config;
+                next.config = whatsapp::with_pin(current.channel, config, &mut violations)?;
+                // A new token is the answer to a rejected one.
+                if token_changed(&current.config, &next.config) {
+                    next.provider_state.reauthorization_required = false;
+                }
             }
             Err(config_violations) => violations.extend(config_violations),
         }

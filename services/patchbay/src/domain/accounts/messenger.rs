@@ -1,0 +1,272 @@
+//! Messenger: Facebook Login (user token and pages), page subscriptions, and the
+//! persistent menu.
+//!
+//! The long-lived user token ConnectMessenger obtains is handed back to the caller only
+//! sealed with Patchbay's active key and bound to the workspace and an expiry: the
+//! caller passes it to SubscribeMessengerPages, and no Meta token ever reaches it. A
+//! workspace cannot open another workspace's handle.
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::Accounts;
+use super::instagram::check_oauth_request;
+use super::provider_state::{Connected, StateChange};
+use crate::domain::account::Account;
+use crate::domain::caller::Caller;
+use crate::domain::channel::Channel;
+use crate::domain::config_document::Document;
+use crate::domain::error::{Error, Violations};
+use crate::domain::persistent_menu::{self, Menu};
+use crate::domain::support::now;
+
+pub const PAGE_ACCESS_TOKEN: &str = "page_access_token";
+pub const MAX_PAGES_PER_CALL: usize = 50;
+/// How long a sealed user token handle is accepted.
+const HANDLE_LIFETIME_SECONDS: i64 = 3600;
+
+/// What ConnectMessenger found.
+pub struct MessengerConnected {
+    /// The sealed user token handle.
+    pub user_token: String,
+    /// The user's pages: id, name, category.
+    pub pages: Vec<(String, String, String)>,
+}
+
+/// What happened to one page of SubscribeMessengerPages.
+pub struct PageResult {
+    pub page_id: String,
+    pub outcome: Result<Account, Error>,
+}
+
+impl Accounts {
+    pub async fn connect_messenger(
+        &self,
+        caller: &Caller,
+        code: &str,
+        redirect_uri: &str,
+    ) -> Result<MessengerConnected, Error> {
+        let mut violations = Violations::new();
+        check_oauth_request(code, redirect_uri, &mut violations);
+        violations.into_result()?;
+        caller.require_write(caller.division_id.as_deref())?;
+        let app = self.meta_app()?;
+
+        let short = self
+            .graph
+            .facebook_code_for_token(app, code.trim(), redirect_uri)
+            .await
+            .map_err(|err| err.into_exchange_error("code", "exchanging the Facebook Login code"))?;
+        let long = self
+            .graph
+            .facebook_long_lived(app, &short)
+            .await
+            .map_err(|err| err.into_error("exchanging for a long-lived user token"))?;
+        let pages = self
+            .graph
+            .user_pages(&long.token)
+            .await
+            .map_err(|err| err.into_error("listing the user's Facebook Pages"))?;
+        let text = |page: &Value, key: &str| {
+            page.get(key)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let pages = pages
+            .iter()
+            .map(|page| (text(page, "id"), text(page, "name"), text(page, "category")))
+            .filter(|(id, _, _)| !id.is_empty())
+            .collect();
+        Ok(MessengerConnected {
+            user_token: self.seal_user_token(caller, &long.token)?,
+            pages,
+        })
+    }
+
+    /// Connects each page on its own: one page failing leaves the others connected.
+    pub async fn subscribe_messenger_pages(
+        &self,
+        caller: &Caller,
+        user_token: &str,
+        page_ids: &[String],
+        division_id: Option<String>,
+    ) -> Result<Vec<PageResult>, Error> {
+        let mut violations = Violations::new();
+        let token = match self.open_user_token(caller, user_token) {
+            Ok(token) => Some(token),
+            Err(reason) => {
+                violations.add("user_token", reason);
+                None
+            }
+        };
+        if page_ids.is_empty() {
+            violations.add("page_ids", "at least one page is required");
+        } else if page_ids.len() > MAX_PAGES_PER_CALL {
+            violations.add(
+                "page_ids",
+                format!("at most {MAX_PAGES_PER_CALL} pages per call"),
+            );
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, id) in page_ids.iter().enumerate() {
+            if id.is_empty() || id.len() > 32 || !id.chars().all(|c| c.is_ascii_digit()) {
+                violations.add(format!("page_ids[{i}]"), "must be a Facebook Page id");
+            } else if !seen.insert(id) {
+                violations.add(format!("page_ids[{i}]"), "appears twice");
+            }
+        }
+        let division_id = self.new_account_division(caller, division_id, &mut violations);
+        violations.into_result()?;
+        caller.require_write(division_id.as_deref())?;
+        let Some(token) = token else {
+            return Err(Error::Internal(
+                "user token missing after validation".to_owned(),
+            ));
+        };
+
+        let mut results = Vec::with_capacity(page_ids.len());
+        for page_id in page_ids {
+            let outcome = self
+                .connect_page(caller, &token, page_id, division_id.clone())
+                .await;
+            if let Err(err) = &outcome {
+                tracing::info!(page_id, error = %err, "Messenger page not connected");
+            }
+            results.push(PageResult {
+                page_id: page_id.clone(),
+                outcome,
+            });
+        }
+        Ok(results)
+    }
+
+    async fn connect_page(
+        &self,
+        caller: &Caller,
+        user_token: &str,
+        page_id: &str,
+        division_id: Option<String>,
+    ) -> Result<Account, Error> {
+        let page = self
+            .graph
+            .page_with_token(user_token, page_id)
+            .await
+            .map_err(|err| err.into_error("fetching the page token"))?;
+        let text = |key: &str| page.get(key).and_then(Value::as_str).unwrap_or_default();
+        let page_token = text("access_token");
+        if page_token.is_empty() {
+            return Err(Error::FailedPrecondition(
+                "Meta gave no page token: the user does not manage this page, or did not grant pages_messaging".to_owned(),
+            ));
+        }
+        self.graph
+            .subscribe_page(page_id, page_token)
+            .await
+            .map_err(|err| err.into_error("subscribing the page to messaging webhooks"))?;
+        let mut config = Document::new();
+        config.insert("page_id".to_owned(), json!(page_id));
+        config.insert("page_name".to_owned(), json!(text("name")));
+        config.insert(PAGE_ACCESS_TOKEN.to_owned(), json!(page_token));
+        self.save_connected(
+            caller,
+            Connected {
+                channel: Channel::Messenger,
+                account_key: page_id.to_owned(),
+                display_name: Some(text("name").to_owned()).filter(|name| !name.is_empty()),
+                division_id,
+                config,
+                // Page tokens from a long-lived user token do not expire.
+                token_expires_at: None,
+            },
+        )
+        .await
+    }
+
+    /// Sets (`Some`) or deletes (`None`) a Messenger account's persistent menu.
+    pub async fn set_persistent_menu(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        menu: Option<Vec<Menu>>,
+    ) -> Result<(), Error> {
+        let menu_json = match &menu {
+            Some(menus) => {
+                let mut violations = Violations::new();
+                let json = persistent_menu::validate(menus, &mut violations);
+                violations.into_result()?;
+                Some(json)
+            }
+            None => None,
+        };
+        let account = self.find_visible(caller, id).await?;
+        caller.require_write(account.division_id.as_deref())?;
+        if account.channel != Channel::Messenger {
+            return Err(Error::FailedPrecondition(format!(
+                "account {id} is on channel {}, not messenger",
+                account.channel
+            )));
+        }
+        let token = account
+            .config
+            .get(PAGE_ACCESS_TOKEN)
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if token.is_empty() {
+            return Err(Error::FailedPrecondition(format!(
+                "account {id} has no page_access_token; connect the page first"
+            )));
+        }
+        let result = match menu_json {
+            Some(json) => self.graph.set_persistent_menu(token, json).await,
+            None => self.graph.delete_persistent_menu(token).await,
+        };
+        match result {
+            Ok(()) => Ok(()),
+            Err(err) => {
+                if err.is_invalid_token() {
+                    self.record_state(caller, account.id, StateChange::TokenRejected)
+                        .await?;
+                }
+                Err(err.into_error("setting the persistent menu"))
+            }
+        }
+    }
+
+    fn seal_user_token(&self, caller: &Caller, token: &str) -> Result<String, Error> {
+        let expires = now().timestamp() + HANDLE_LIFETIME_SECONDS;
+        let plaintext = json!({ "token": token, "exp": expires }).to_string();
+        self.store
+            .keys()
+            .seal(&handle_context(caller), plaintext.as_bytes())
+            .map_err(|err| Error::Internal(format!("cannot seal the user token: {err}")))
+    }
+
+    /// The Meta token inside a handle, or why the handle is refused.
+    fn open_user_token(&self, caller: &Caller, handle: &str) -> Result<String, &'static str> {
+        if handle.is_empty() {
+            return Err("is required (ConnectMessengerResponse.user_token)");
+        }
+        let plaintext = self
+            .store
+            .keys()
+            .open(&handle_context(caller), handle)
+            .map_err(|_| "is not a user token ConnectMessenger gave this workspace")?;
+        let value: Value =
+            serde_json::from_slice(&plaintext).map_err(|_| "is not a valid user token")?;
+        let expires = value.get("exp").and_then(Value::as_i64).unwrap_or_default();
+        if expires < now().timestamp() {
+            return Err("has expired; call ConnectMessenger again");
+        }
+        value
+            .get("token")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or("is not a valid user token")
+    }
+}
+
+/// The handle is bound to the workspace: sealing uses it as associated data.
+fn handle_context(caller: &Caller) -> String {
+    format!("messenger-user-token/{}", caller.workspace_id)
+}

@@ -1,0 +1,200 @@
+//! The webhook gateways' questions: is this Meta verification handshake for one of our
+//! accounts, and is this webhook request really from Meta or Twilio? Answered from the
+//! stored secrets, which never leave this module.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::account::{Account, validate_account_key};
+use super::caller::Caller;
+use super::channel::Channel;
+use super::error::{Error, RecordKind, Violations};
+use super::webhook_signatures::{self, META_HEADER, Mismatch, TWILIO_HEADER};
+use crate::meta::MetaApp;
+use crate::store::Store;
+
+/// Accounts a channel-wide handshake compares against at most.
+const MAX_CHANNEL_ACCOUNTS: u64 = 10_000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    None,
+    MetaSha256,
+    TwilioSha1,
+}
+
+pub struct SignatureCheck {
+    pub account_id: Uuid,
+    pub scheme: Scheme,
+    /// `Err` says why not valid.
+    pub outcome: Result<(), String>,
+}
+
+/// A webhook request as the gateway received it.
+pub struct WebhookRequest<'a> {
+    pub channel: Channel,
+    pub account_key: &'a str,
+    pub headers: &'a HashMap<String, String>,
+    pub raw_body: &'a [u8],
+    pub url: &'a str,
+}
+
+#[derive(Clone)]
+pub struct Webhooks {
+    store: Store,
+    meta_app: Option<MetaApp>,
+}
+
+impl Webhooks {
+    pub fn new(store: Store, meta_app: Option<MetaApp>) -> Self {
+        Self { store, meta_app }
+    }
+
+    /// Meta's `hub.mode=subscribe` handshake: the challenge back when the token is the
+    /// account's verify token (or, without an account key, any account's of the
+    /// channel), PERMISSION_DENIED otherwise.
+    pub async fn verify_subscription(
+        &self,
+        caller: &Caller,
+        channel: Channel,
+        account_key: &str,
+        mode: &str,
+        verify_token: &str,
+        challenge: &str,
+    ) -> Result<(String, Uuid), Error> {
+        let mut violations = Violations::new();
+        if !account_key.is_empty() {
+            violations.check(validate_account_key(account_key, "account_key"));
+        }
+        if challenge.is_empty() {
+            violations.add("challenge", "is required (hub.challenge)");
+        } else if challenge.len() > 1024 {
+            violations.add("challenge", "must be at most 1024 characters");
+        }
+        violations.into_result()?;
+        let denied = || Error::PermissionDenied("webhook verification failed".to_owned());
+        if mode != "subscribe" {
+            return Err(Error::PermissionDenied(
+                "webhook verification failed: hub.mode is not subscribe".to_owned(),
+            ));
+        }
+        let candidates = if account_key.is_empty() {
+            self.store
+                .accounts_of_channel(&caller.workspace_id, channel, MAX_CHANNEL_ACCOUNTS)
+                .await?
+        } else {
+            self.store
+                .find_account_by_key(&caller.workspace_id, channel, account_key)
+                .await?
+                .into_iter()
+                .collect()
+        };
+        // Compare against every candidate, so the time does not tell which one matched.
+        let mut matched = None;
+        for account in &candidates {
+            if webhook_signatures::secrets_equal(&account.verify_token, verify_token)
+                && matched.is_none()
+            {
+                matched = Some(account.id);
+            }
+        }
+        match matched {
+            Some(id) if !verify_token.is_empty() => Ok((challenge.to_owned(), id)),
+            _ => Err(denied()),
+        }
+    }
+
+    /// Checks the request's signature with the account's key: Meta's app secret (the
+    /// account's own `app_secret` when it has one), Twilio's auth token.
+    pub async fn verify_signature(
+        &self,
+        caller: &Caller,
+        request: WebhookRequest<'_>,
+    ) -> Result<SignatureCheck, Error> {
+        let mut violations = Violations::new();
+        violations.check(validate_account_key(request.account_key, "account_key"));
+        violations.into_result()?;
+        let account = self
+            .store
+            .find_account_by_key(&caller.workspace_id, request.channel, request.account_key)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                kind: RecordKind::Account,
+                id: format!("{} on channel {}", request.account_key, request.channel),
+            })?;
+        let header = |name: &str| {
+            request
+                .headers
+                .iter()
+                .find(|(key, _)| key.eq_ignore_ascii_case(name))
+                .map(|(_, value)| value.as_str())
+        };
+        let check = |scheme, outcome: Result<(), Mismatch>| SignatureCheck {
+            account_id: account.id,
+            scheme,
+            outcome: outcome.map_err(|m| m.describe().to_owned()),
+        };
+        if let Some(signature) = header(META_HEADER) {
+            let secret = self.meta_secret(&account)?;
+            let outcome = webhook_signatures::verify_meta(&secret, signature, request.raw_body);
+            return Ok(check(Scheme::MetaSha256, outcome));
+        }
+        if let Some(signature) = header(TWILIO_HEADER) {
+            let token = config_text(&account, "auth_token").ok_or_else(|| {
+                Error::FailedPrecondition(format!(
+                    "account {} has no auth_token to check Twilio signatures with",
+                    account.id
+                ))
+            })?;
+            if request.url.is_empty() {
+                return Err(Error::InvalidArgument(vec![super::FieldViolation::new(
+                    "url",
+                    "is required to check a Twilio signature (Twilio signs the URL)",
+                )]));
+            }
+            let form = header("content-type").is_none_or(|content_type| {
+                content_type
+                    .to_ascii_lowercase()
+                    .starts_with("application/x-www-form-urlencoded")
+            });
+            let outcome = webhook_signatures::verify_twilio(
+                token.as_bytes(),
+                signature,
+                request.url,
+                request.raw_body,
+                form,
+            );
+            return Ok(check(Scheme::TwilioSha1, outcome));
+        }
+        Ok(SignatureCheck {
+            account_id: account.id,
+            scheme: Scheme::None,
+            outcome: Err(format!(
+                "the request carries neither {META_HEADER} nor {TWILIO_HEADER}"
+            )),
+        })
+    }
+
+    fn meta_secret(&self, account: &Account) -> Result<Vec<u8>, Error> {
+        use secrecy::ExposeSecret;
+        if let Some(own) = config_text(account, "app_secret") {
+            return Ok(own.as_bytes().to_vec());
+        }
+        match &self.meta_app {
+            Some(app) => Ok(app.secret.expose_secret().as_bytes().to_vec()),
+            None => Err(Error::FailedPrecondition(
+                "no Meta app secret to check X-Hub-Signature-256 with: configure PATCHBAY_META_APP_SECRET or the account's app_secret".to_owned(),
+            )),
+        }
+    }
+}
+
+fn config_text<'a>(account: &'a Account, key: &str) -> Option<&'a str> {
+    account
+        .config
+        .get(key)
+        .and_then(Value::as_str)
+        .filter(|value| !value.is_empty())
+}

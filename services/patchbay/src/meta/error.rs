@@ -1,0 +1,214 @@
+//! Meta's errors, typed, and the gRPC status each one becomes.
+//!
+//! | Meta says                                   | Status              |
+//! |---------------------------------------------|---------------------|
+//! | error code 190 (token expired or invalid)   | FAILED_PRECONDITION; the account is marked `reauthorization_required` |
+//! | HTTP 429, or codes 4, 17, 32, 613, 80001-80014 (rate limits) | UNAVAILABLE |
+//! | HTTP 5xx, or no answer / timeout            | UNAVAILABLE         |
+//! | any other refusal (4xx)                     | FAILED_PRECONDITION with Meta's message |
+//! | a code exchange refused (4xx)               | INVALID_ARGUMENT naming `code` |
+//! | no Meta app configured                      | FAILED_PRECONDITION |
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::domain::{Error, FieldViolation};
+
+const MAX_MESSAGE_CHARS: usize = 300;
+
+/// Meta's error body: `{"error": {"message", "type", "code", "error_subcode",
+/// "fbtrace_id"}}` from the Graph API, or `{"error_type", "code", "error_message"}` from
+/// Instagram Login.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GraphError {
+    pub http_status: StatusCode,
+    pub code: Option<i64>,
+    pub subcode: Option<i64>,
+    pub kind: Option<String>,
+    pub message: String,
+    pub fbtrace_id: Option<String>,
+}
+
+/// Error code 190: the access token expired, was revoked or is not valid.
+pub const INVALID_TOKEN: i64 = 190;
+const RATE_LIMIT_CODES: &[i64] = &[4, 17, 32, 613];
+
+impl GraphError {
+    pub fn decode(http_status: StatusCode, body: &[u8]) -> Self {
+        let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let graph = json.get("error").filter(|e| e.is_object());
+        let field = |name: &str| match graph {
+            Some(error) => error.get(name),
+            None => json.get(name),
+        };
+        let text = |value: Option<&Value>| value.and_then(Value::as_str).map(str::to_owned);
+        let message = text(field("message"))
+            .or_else(|| text(json.get("error_message")))
+            .unwrap_or_else(|| format!("HTTP {http_status}"));
+        Self {
+            http_status,
+            code: field("code").and_then(Value::as_i64),
+            subcode: field("error_subcode").and_then(Value::as_i64),
+            kind: text(field("type")).or_else(|| text(json.get("error_type"))),
+            message: message.chars().take(MAX_MESSAGE_CHARS).collect(),
+            fbtrace_id: text(field("fbtrace_id")),
+        }
+    }
+
+    /// The token was refused: somebody must connect the account again.
+    pub fn is_invalid_token(&self) -> bool {
+        self.code == Some(INVALID_TOKEN)
+    }
+
+    pub fn is_rate_limit(&self) -> bool {
+        self.http_status == StatusCode::TOO_MANY_REQUESTS
+            || self.code.is_some_and(|code| {
+                RATE_LIMIT_CODES.contains(&code) || (80001..=80014).contains(&code)
+            })
+    }
+
+    fn describe(&self) -> String {
+        let mut text = self.message.clone();
+        if let Some(code) = self.code {
+            text.push_str(&format!(" (Meta error {code}"));
+            if let Some(subcode) = self.subcode {
+                text.push_str(&format!(", subcode {subcode}"));
+            }
+            if let Some(trace) = &self.fbtrace_id {
+                text.push_str(&format!(", fbtrace_id {trace}"));
+            }
+            text.push(')');
+        }
+        text
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MetaError {
+    /// Meta answered with an error.
+    #[error("{}", .0.describe())]
+    Graph(GraphError),
+    /// Meta did not answer (connection refused, timeout).
+    #[error("Meta could not be reached: {0}")]
+    Unreachable(String),
+    /// Meta answered 2xx with something other than what its API documents.
+    #[error("{0}")]
+    Malformed(String),
+    /// The call needs the Meta app's id and secret, and none is configured.
+    #[error("no Meta app is configured (PATCHBAY_META_APP_ID / PATCHBAY_META_APP_SECRET)")]
+    NoApp,
+}
+
+impl MetaError {
+    pub fn is_invalid_token(&self) -> bool {
+        matches!(self, MetaError::Graph(err) if err.is_invalid_token())
+    }
+
+    /// The status for a call that failed while doing `what` ("registering the phone
+    /// number"). Every message is Meta's own text and codes, never a token.
+    pub fn into_error(self, what: &str) -> Error {
+        match &self {
+            MetaError::Graph(err) if err.is_invalid_token() => Error::FailedPrecondition(format!(
+                "Meta rejected the access token while {what}: {self}; connect the account again or store a new token"
+            )),
+            MetaError::Graph(err) if err.is_rate_limit() => Error::Unavailable(format!(
+                "Meta is rate limiting while {what}: {self}; retry later"
+            )),
+            MetaError::Graph(err) if err.http_status.is_server_error() => {
+                Error::Unavailable(format!("Meta failed while {what}: {self}"))
+            }
+            MetaError::Graph(_) | MetaError::NoApp => {
+                Error::FailedPrecondition(format!("Meta refused {what}: {self}"))
+            }
+            MetaError::Unreachable(_) | MetaError::Malformed(_) => {
+                Error::Unavailable(format!("{self} (while {what})"))
+            }
+        }
+    }
+
+    /// As [`into_error`](Self::into_error), but a refused OAuth code exchange is the
+    /// caller's bad `field`.
+    pub fn into_exchange_error(self, field: &str, what: &str) -> Error {
+        match &self {
+            MetaError::Graph(err)
+                if err.http_status.is_client_error()
+                    && !err.is_rate_limit()
+                    && !err.is_invalid_token() =>
+            {
+                Error::InvalidArgument(vec![FieldViolation::new(
+                    field,
+                    format!("Meta refused it while {what}: {self}"),
+                )])
+            }
+            _ => self.into_error(what),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn graph_error_body_is_decoded() {
+        let body = br#"{"error":{"message":"Error validating access token: Session has expired on Tuesday.","type":"OAuthException","code":190,"error_subcode":463,"fbtrace_id":"AbCdEf"}}"#;
+        let err = GraphError::decode(StatusCode::UNAUTHORIZED, body);
+        assert!(err.is_invalid_token());
+        assert_eq!(err.subcode, Some(463));
+        assert_eq!(err.kind.as_deref(), Some("OAuthException"));
+        assert_eq!(err.fbtrace_id.as_deref(), Some("AbCdEf"));
+        assert!(matches!(
+            MetaError::Graph(err).into_error("checking"),
+            Error::FailedPrecondition(message) if message.contains("190") && message.contains("Session has expired")
+        ));
+    }
+
+    #[test]
+    fn instagram_login_error_body_is_decoded() {
+        let body = br#"{"error_type": "OAuthException", "code": 400, "error_message": "Matching code was not found or was already used"}"#;
+        let err = GraphError::decode(StatusCode::BAD_REQUEST, body);
+        assert_eq!(
+            err.message,
+            "Matching code was not found or was already used"
+        );
+        assert_eq!(err.kind.as_deref(), Some("OAuthException"));
+        assert!(matches!(
+            MetaError::Graph(err).into_exchange_error("code", "exchanging the code"),
+            Error::InvalidArgument(violations) if violations[0].field == "code"
+        ));
+    }
+
+    #[test]
+    fn rate_limits_and_outages_are_unavailable() {
+        let limited = GraphError::decode(
+            StatusCode::BAD_REQUEST,
+            br#"{"error":{"message":"(#4) Application request limit reached","type":"OAuthException","code":4}}"#,
+        );
+        assert!(matches!(
+            MetaError::Graph(limited).into_error("x"),
+            Error::Unavailable(_)
+        ));
+        let down = GraphError::decode(StatusCode::BAD_GATEWAY, b"<html>bad gateway</html>");
+        assert_eq!(down.message, "HTTP 502 Bad Gateway");
+        assert!(matches!(
+            MetaError::Graph(down).into_error("x"),
+            Error::Unavailable(_)
+        ));
+        assert!(matches!(
+            MetaError::Unreachable("timed out".into()).into_error("x"),
+            Error::Unavailable(_)
+        ));
+    }
+
+    #[test]
+    fn other_refusals_are_failed_preconditions() {
+        let refused = GraphError::decode(
+            StatusCode::BAD_REQUEST,
+            br#"{"error":{"message":"(#100) Invalid parameter","type":"OAuthException","code":100}}"#,
+        );
+        assert!(matches!(
+            MetaError::Graph(refused).into_error("registering"),
+            Error::FailedPrecondition(message) if message.contains("Invalid parameter")
+        ));
+    }
+}

@@ -1,0 +1,302 @@
+//! The one HTTP client for Meta: Graph API (graph.facebook.com), Instagram Graph
+//! (graph.instagram.com) and Instagram Login (api.instagram.com). It adds the API
+//! version, sends tokens in the Authorization header wherever Meta accepts them there,
+//! retries with backoff only on 5xx and 429 and only calls marked safe to repeat, and
+//! decodes Meta's error bodies into [`GraphError`].
+//!
+//! Nothing here logs or returns a token: URLs that must carry one (OAuth exchanges) are
+//! never put in a message, and reqwest errors are reduced to their kind.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use super::error::{GraphError, MetaError};
+use crate::outbound::ProviderUrls;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Which of Meta's hosts a call goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Host {
+    /// graph.facebook.com, under the configured API version.
+    Graph,
+    /// graph.instagram.com, under the configured API version.
+    InstagramGraph,
+    /// graph.instagram.com without a version (`access_token`, `refresh_access_token`).
+    InstagramGraphUnversioned,
+    /// api.instagram.com (Instagram Login's code exchange).
+    InstagramApi,
+}
+
+/// Whether a failed call may be sent again. Registration and subscription are
+/// idempotent at Meta; an OAuth code is single-use, so its exchange is never repeated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Repeat {
+    Safe,
+    Never,
+}
+
+/// How often and how patiently a safe call is retried.
+#[derive(Clone, Copy, Debug)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub attempts: u32,
+    /// The wait before the first retry; it doubles each time (with up to 25% jitter).
+    pub first_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 3,
+            first_backoff: Duration::from_millis(200),
+        }
+    }
+}
+
+/// One call to Meta.
+pub struct Call<'a> {
+    method: Method,
+    host: Host,
+    path: String,
+    token: Option<&'a str>,
+    query: Vec<(&'static str, String)>,
+    form: Option<Vec<(&'static str, String)>>,
+    json: Option<Value>,
+    repeat: Repeat,
+}
+
+impl<'a> Call<'a> {
+    fn new(method: Method, host: Host, path: impl Into<String>) -> Self {
+        Self {
+            method,
+            host,
+            path: path.into(),
+            token: None,
+            query: Vec::new(),
+            form: None,
+            json: None,
+            repeat: Repeat::Safe,
+        }
+    }
+
+    pub fn get(host: Host, path: impl Into<String>) -> Self {
+        Self::new(Method::GET, host, path)
+    }
+
+    pub fn post(host: Host, path: impl Into<String>) -> Self {
+        Self::new(Method::POST, host, path)
+    }
+
+    pub fn delete(host: Host, path: impl Into<String>) -> Self {
+        Self::new(Method::DELETE, host, path)
+    }
+
+    /// Sends `token` as `Authorization: Bearer`.
+    pub fn token(mut self, token: &'a str) -> Self {
+        self.token = Some(token);
+        self
+    }
+
+    pub fn query(mut self, key: &'static str, value: impl Into<String>) -> Self {
+        self.query.push((key, value.into()));
+        self
+    }
+
+    /// A form-encoded body (`application/x-www-form-urlencoded`).
+    pub fn form(mut self, fields: Vec<(&'static str, String)>) -> Self {
+        self.form = Some(fields);
+        self
+    }
+
+    pub fn json(mut self, body: Value) -> Self {
+        self.json = Some(body);
+        self
+    }
+
+    pub fn never_repeat(mut self) -> Self {
+        self.repeat = Repeat::Never;
+        self
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct GraphClient {
+    http: reqwest::Client,
+    graph: String,
+    instagram_graph: String,
+    instagram_api: String,
+    version: String,
+    retry: RetryPolicy,
+}
+
+impl GraphClient {
+    pub fn new(urls: &ProviderUrls, retry: RetryPolicy) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .user_agent(concat!("patchbay/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let base = |url: &str| url.trim_end_matches('/').to_owned();
+        Ok(Self {
+            http,
+            graph: base(&urls.graph),
+            instagram_graph: base(&urls.instagram_graph),
+            instagram_api: base(&urls.instagram_api),
+            version: urls.graph_version.clone(),
+            retry,
+        })
+    }
+
+    /// Sends `call`, retrying a safe call on 5xx and 429, and returns Meta's JSON answer.
+    pub async fn send(&self, call: Call<'_>) -> Result<Value, MetaError> {
+        let url = self.url(call.host, &call.path);
+        let mut attempt = 1;
+        loop {
+            let result = self.send_once(&url, &call).await;
+            let retryable = matches!(&result, Err(MetaError::Graph(err)) if err.is_retryable());
+            if !retryable || call.repeat == Repeat::Never || attempt >= self.retry.attempts {
+                return result;
+            }
+            tracing::debug!(
+                method = %call.method,
+                path = %call.path,
+                attempt,
+                "Meta answered with a transient error; retrying"
+            );
+            tokio::time::sleep(self.backoff(attempt)).await;
+            attempt += 1;
+        }
+    }
+
+    async fn send_once(&self, url: &str, call: &Call<'_>) -> Result<Value, MetaError> {
+        let mut request = self.http.request(call.method.clone(), url);
+        if !call.query.is_empty() {
+            request = request.query(&call.query);
+        }
+        if let Some(token) = call.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(form) = &call.form {
+            request = request.form(form);
+        }
+        if let Some(json) = &call.json {
+            request = request.json(json);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|err| MetaError::Unreachable(error_kind(&err)))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|err| MetaError::Unreachable(error_kind(&err)))?;
+        if status.is_success() {
+            return serde_json::from_slice(&body).map_err(|_| {
+                MetaError::Malformed(format!(
+                    "{} {} answered with a body that is not JSON",
+                    call.method, call.path
+                ))
+            });
+        }
+        Err(MetaError::Graph(GraphError::decode(status, &body)))
+    }
+
+    fn url(&self, host: Host, path: &str) -> String {
+        let path = path.trim_start_matches('/');
+        match host {
+            Host::Graph => format!("{}/{}/{path}", self.graph, self.version),
+            Host::InstagramGraph => format!("{}/{}/{path}", self.instagram_graph, self.version),
+            Host::InstagramGraphUnversioned => format!("{}/{path}", self.instagram_graph),
+            Host::InstagramApi => format!("{}/{path}", self.instagram_api),
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let base = self
+            .retry
+            .first_backoff
+            .saturating_mul(1 << (attempt - 1).min(10));
+        let mut byte = [0u8; 1];
+        // Jitter spreads retries of concurrent calls; without randomness, none.
+        let jitter = match getrandom::fill(&mut byte) {
+            Ok(()) => base.mul_f64(f64::from(byte[0]) / 255.0 / 4.0),
+            Err(_) => Duration::ZERO,
+        };
+        base + jitter
+    }
+
+    /// Follows a Graph list's `paging.next` links, at most `max_pages` pages, and
+    /// returns every item of `data`.
+    pub async fn list_all(
+        &self,
+        first: Call<'_>,
+        max_pages: usize,
+    ) -> Result<Vec<Value>, MetaError> {
+        let (token, host, path) = (first.token, first.host, first.path.clone());
+        let mut page = self.send(first).await?;
+        let mut items = Vec::new();
+        for _ in 0..max_pages {
+            if let Some(Value::Array(data)) = page.get_mut("data").map(Value::take) {
+                items.extend(data);
+            }
+            // Meta's `next` link repeats every parameter of the first request; follow
+            // only its cursor, against our own base URL, so a link cannot send the token
+            // anywhere else.
+            let Some(after) = page
+                .pointer("/paging/cursors/after")
+                .and_then(Value::as_str)
+                .filter(|_| page.pointer("/paging/next").is_some())
+                .map(str::to_owned)
+            else {
+                return Ok(items);
+            };
+            let mut next = Call::get(host, path.clone()).query("after", after);
+            next.token = token;
+            next.query.extend(
+                page_query(&page)
+                    .into_iter()
+                    .filter(|(key, _)| *key != "after"),
+            );
+            page = self.send(next).await?;
+        }
+        Ok(items)
+    }
+}
+
+/// The query parameters of a `paging.next` link worth carrying to the next page.
+fn page_query(page: &Value) -> Vec<(&'static str, String)> {
+    let Some(next) = page.pointer("/paging/next").and_then(Value::as_str) else {
+        return Vec::new();
+    };
+    let query = next.split_once('?').map(|(_, q)| q).unwrap_or_default();
+    form_urlencoded::parse(query.as_bytes())
+        .filter_map(|(key, value)| match key.as_ref() {
+            "fields" => Some(("fields", value.into_owned())),
+            "limit" => Some(("limit", value.into_owned())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// reqwest's errors name the URL, which for an OAuth exchange carries the app secret:
+/// keep only what went wrong.
+fn error_kind(err: &reqwest::Error) -> String {
+    if err.is_timeout() {
+        "timed out".to_owned()
+    } else if err.is_connect() {
+        "connection failed".to_owned()
+    } else {
+        "request failed".to_owned()
+    }
+}
+
+impl GraphError {
+    fn is_retryable(&self) -> bool {
+        self.http_status.is_server_error() || self.http_status == StatusCode::TOO_MANY_REQUESTS
+    }
+}

@@ -1,0 +1,80 @@
+//! Instagram Login (api.instagram.com) and Instagram Graph (graph.instagram.com) calls.
+
+use secrecy::ExposeSecret;
+use serde_json::Value;
+
+use super::whatsapp::access_token_of;
+use super::{Call, GraphClient, Host, MetaApp, MetaError};
+
+/// A token and how many seconds it lives, as Meta answers an exchange or refresh.
+pub struct ExpiringToken {
+    pub token: String,
+    pub expires_in: Option<i64>,
+}
+
+pub const PROFILE_FIELDS: &str = "user_id,username,name,account_type";
+
+impl GraphClient {
+    /// `POST api.instagram.com/oauth/access_token`: the code for a short-lived token.
+    /// Instagram has answered both `{"data": [{…}]}` and the flat `{…}`; both are taken.
+    /// Single-use code: never repeated.
+    pub async fn instagram_code_for_token(
+        &self,
+        app: &MetaApp,
+        code: &str,
+        redirect_uri: &str,
+    ) -> Result<String, MetaError> {
+        let call = Call::post(Host::InstagramApi, "oauth/access_token")
+            .form(vec![
+                ("client_id", app.id.clone()),
+                ("client_secret", app.secret.expose_secret().to_owned()),
+                ("grant_type", "authorization_code".to_owned()),
+                ("redirect_uri", redirect_uri.to_owned()),
+                ("code", code.to_owned()),
+            ])
+            .never_repeat();
+        let answer = self.send(call).await?;
+        match answer.pointer("/data/0") {
+            Some(first) => access_token_of(first),
+            None => access_token_of(&answer),
+        }
+    }
+
+    /// `GET graph.instagram.com/access_token?grant_type=ig_exchange_token`: a short-lived
+    /// token for a long-lived one (60 days). Meta takes the token only in the query here.
+    pub async fn instagram_long_lived(
+        &self,
+        app: &MetaApp,
+        short: &str,
+    ) -> Result<ExpiringToken, MetaError> {
+        let call = Call::get(Host::InstagramGraphUnversioned, "access_token")
+            .query("grant_type", "ig_exchange_token")
+            .query("client_secret", app.secret.expose_secret())
+            .query("access_token", short);
+        expiring_token(&self.send(call).await?)
+    }
+
+    /// `GET graph.instagram.com/refresh_access_token?grant_type=ig_refresh_token`: a
+    /// long-lived token, at least a day old, for a fresh one.
+    pub async fn instagram_refresh(&self, token: &str) -> Result<ExpiringToken, MetaError> {
+        let call = Call::get(Host::InstagramGraphUnversioned, "refresh_access_token")
+            .query("grant_type", "ig_refresh_token")
+            .query("access_token", token);
+        expiring_token(&self.send(call).await?)
+    }
+
+    /// `GET graph.instagram.com/{version}/me`: the professional account's profile.
+    pub async fn instagram_profile(&self, token: &str) -> Result<Value, MetaError> {
+        let call = Call::get(Host::InstagramGraph, "me")
+            .token(token)
+            .query("fields", PROFILE_FIELDS);
+        self.send(call).await
+    }
+}
+
+pub fn expiring_token(answer: &Value) -> Result<ExpiringToken, MetaError> {
+    Ok(ExpiringToken {
+        token: access_token_of(answer)?,
+        expires_in: answer.get("expires_in").and_then(Value::as_i64),
+    })
+}

@@ -1,0 +1,94 @@
+//! Facebook Login and Messenger calls: user tokens, pages, page subscriptions and the
+//! Messenger profile (persistent menu).
+
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+
+use super::instagram::{ExpiringToken, expiring_token};
+use super::{Call, GraphClient, Host, MetaApp, MetaError};
+
+/// The webhook fields a Messenger page is subscribed to.
+pub const MESSAGING_FIELDS: &str = "messages,messaging_postbacks,messaging_optins,message_deliveries,message_reads,messaging_referrals";
+/// Pages of `/me/accounts` followed at most (100 pages of 25: 2,500 Facebook Pages).
+const MAX_PAGE_LIST_PAGES: usize = 100;
+
+impl GraphClient {
+    /// `GET /oauth/access_token?client_id&redirect_uri&client_secret&code`: the Facebook
+    /// Login code for a short-lived user token. Single-use code: never repeated.
+    pub async fn facebook_code_for_token(
+        &self,
+        app: &MetaApp,
+        code: &str,
+        redirect_uri: &str,
+    ) -> Result<String, MetaError> {
+        let call = Call::get(Host::Graph, "oauth/access_token")
+            .query("client_id", app.id.clone())
+            .query("redirect_uri", redirect_uri)
+            .query("client_secret", app.secret.expose_secret())
+            .query("code", code)
+            .never_repeat();
+        super::whatsapp::access_token_of(&self.send(call).await?)
+    }
+
+    /// `GET /oauth/access_token?grant_type=fb_exchange_token`: a long-lived user token.
+    pub async fn facebook_long_lived(
+        &self,
+        app: &MetaApp,
+        short: &str,
+    ) -> Result<ExpiringToken, MetaError> {
+        let call = Call::get(Host::Graph, "oauth/access_token")
+            .query("grant_type", "fb_exchange_token")
+            .query("client_id", app.id.clone())
+            .query("client_secret", app.secret.expose_secret())
+            .query("fb_exchange_token", short);
+        expiring_token(&self.send(call).await?)
+    }
+
+    /// `GET /me/accounts`, every page of it: the Facebook Pages the user manages.
+    pub async fn user_pages(&self, user_token: &str) -> Result<Vec<Value>, MetaError> {
+        let call = Call::get(Host::Graph, "me/accounts")
+            .token(user_token)
+            .query("fields", "id,name,category");
+        self.list_all(call, MAX_PAGE_LIST_PAGES).await
+    }
+
+    /// `GET /{page-id}?fields=id,name,category,access_token`: the page and its token.
+    pub async fn page_with_token(
+        &self,
+        user_token: &str,
+        page_id: &str,
+    ) -> Result<Value, MetaError> {
+        let call = Call::get(Host::Graph, page_id)
+            .token(user_token)
+            .query("fields", "id,name,category,access_token");
+        self.send(call).await
+    }
+
+    /// `POST /{page-id}/subscribed_apps?subscribed_fields=…` with the page token.
+    pub async fn subscribe_page(&self, page_id: &str, page_token: &str) -> Result<(), MetaError> {
+        let call = Call::post(Host::Graph, format!("{page_id}/subscribed_apps"))
+            .token(page_token)
+            .form(vec![("subscribed_fields", MESSAGING_FIELDS.to_owned())]);
+        self.send(call).await.map(drop)
+    }
+
+    /// `POST /me/messenger_profile` with `{"persistent_menu": […]}`.
+    pub async fn set_persistent_menu(
+        &self,
+        page_token: &str,
+        menu: Value,
+    ) -> Result<(), MetaError> {
+        let call = Call::post(Host::Graph, "me/messenger_profile")
+            .token(page_token)
+            .json(json!({ "persistent_menu": menu }));
+        self.send(call).await.map(drop)
+    }
+
+    /// `DELETE /me/messenger_profile` with `{"fields": ["persistent_menu"]}`.
+    pub async fn delete_persistent_menu(&self, page_token: &str) -> Result<(), MetaError> {
+        let call = Call::delete(Host::Graph, "me/messenger_profile")
+            .token(page_token)
+            .json(json!({ "fields": ["persistent_menu"] }));
+        self.send(call).await.map(drop)
+    }
+}

@@ -1,0 +1,55 @@
+//! Meta (Graph API, Instagram) over HTTP: the client, its errors, and one module per
+//! product with the calls Patchbay makes. The flows that use them (and write accounts)
+//! live in `domain::accounts`.
+
+pub mod error;
+pub mod graph;
+pub mod instagram;
+pub mod messenger;
+pub mod whatsapp;
+
+pub use error::{GraphError, MetaError};
+pub use graph::{Call, GraphClient, Host, RetryPolicy};
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+/// The Meta app Patchbay acts as.
+#[derive(Clone)]
+pub struct MetaApp {
+    pub id: String,
+    pub secret: SecretString,
+}
+
+impl std::fmt::Debug for MetaApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetaApp")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Meta settings beyond the URLs (`ProviderUrls`), validated.
+#[derive(Clone, Debug)]
+pub struct MetaSettings {
+    /// `None`: the OAuth flows answer FAILED_PRECONDITION, and Meta signatures are
+    /// checked only against an account's own `app_secret`.
+    pub app: Option<MetaApp>,
+    pub retry: RetryPolicy,
+    /// How often to look for Instagram tokens to refresh; `None` turns it off.
+    pub refresh_every: Option<Duration>,
+    /// Refresh a token once it expires within this long.
+    pub refresh_ahead: Duration,
+}
+
+impl Default for MetaSettings {
+    fn default() -> Self {
+        Self {
+            app: None,
+            retry: RetryPolicy::default(),
+            refresh_every: Some(Duration::from_secs(3600)),
+            refresh_ahead: Duration::from_secs(7 * 86_400),
+        }
+    }
+}
