@@ -1,0 +1,325 @@
+//! Instagram Login against a fake Meta: the code exchange (both answer shapes), the
+//! long-lived exchange, the profile, the saved account, and the background refresh.
+
+use std::time::Duration;
+
+use patchbay_e2e::proto::{self, Channel};
+use patchbay_e2e::{
+    Backend, GRAPH_VERSION, META_APP_ID, META_APP_SECRET, TestApp, TestOptions, all_providers_at,
+    backend_tests, expect_code, test_meta, violated_fields,
+};
+use patchbay_sdk::tonic::Code;
+use prost::Message;
+use serde_json::{Value, json};
+use wiremock::matchers::{body_string, header, method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+backend_tests!(
+    connect_takes_either_answer_shape_and_saves_the_account_once,
+    a_refused_code_or_a_missing_app_writes_nothing,
+    expiring_tokens_are_refreshed_and_refusals_flag_the_account
+);
+
+const REDIRECT: &str = "https://app.example.test/instagram/callback";
+
+async fn app_with_meta(backend: Backend, refresh: Option<Duration>) -> (TestApp, MockServer) {
+    let meta = MockServer::start().await;
+    let mut settings = test_meta();
+    settings.refresh_every = refresh;
+    let options = TestOptions {
+        provider_urls: all_providers_at(&meta.uri()),
+        meta: settings,
+        ..Default::default()
+    };
+    (TestApp::spawn_with(backend, options).await, meta)
+}
+
+fn connect(code: &str) -> proto::ConnectInstagramRequest {
+    proto::ConnectInstagramRequest {
+        code: code.into(),
+        redirect_uri: REDIRECT.into(),
+        division_id: None,
+    }
+}
+
+/// The whole Instagram Login dance for one code, answering the short-lived exchange in
+/// `shape` and giving a long-lived token that expires in `expires_in` seconds.
+async fn mount_login(meta: &MockServer, code: &str, shape: Value, long: &str, expires_in: i64) {
+    let form = format!(
+        "client_id={META_APP_ID}&client_secret={META_APP_SECRET}&grant_type=authorization_code&redirect_uri={}&code={code}",
+        "https%3A%2F%2Fapp.example.test%2Finstagram%2Fcallback"
+    );
+    Mock::given(method("POST"))
+        .and(path("/oauth/access_token"))
+        .and(header("content-type", "application/x-www-form-urlencoded"))
+        .and(body_string(form))
+        .respond_with(ResponseTemplate::new(200).set_body_json(shape))
+        .expect(1)
+        .mount(meta)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/access_token"))
+        .and(query_param("grant_type", "ig_exchange_token"))
+        .and(query_param("client_secret", META_APP_SECRET))
+        .and(query_param(
+            "access_token",
+            format!("IGQ-short-{code}").as_str(),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"access_token": long, "token_type": "bearer", "expires_in": expires_in}),
+        ))
+        .expect(1)
+        .mount(meta)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/{GRAPH_VERSION}/me")))
+        .and(query_param("fields", "user_id,username,name,account_type"))
+        .and(header("authorization", format!("Bearer {long}").as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "app-scoped-1", "user_id": "17841400000000001", "username": "acme.shop",
+            "name": "Acme", "account_type": "BUSINESS"})))
+        .expect(1)
+        .mount(meta)
+        .await;
+}
+
+async fn credentials_token(app: &TestApp, id: &str) -> String {
+    let secrets = app
+        .service()
+        .account_credentials(id)
+        .await
+        .expect("credentials");
+    secrets
+        .config
+        .as_ref()
+        .map(patchbay_e2e::to_json)
+        .and_then(|c| {
+            c.get("access_token")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .unwrap_or_default()
+}
+
+async fn connect_takes_either_answer_shape_and_saves_the_account_once(backend: Backend) {
+    let (app, meta) = app_with_meta(backend, None).await;
+    // The documented `data: [...]` shape, then the flat one Instagram also answers.
+    mount_login(
+        &meta,
+        "code-a",
+        json!({"data": [{"access_token": "IGQ-short-code-a", "user_id": "17841400000000001", "permissions": "instagram_business_basic"}]}),
+        "IGQ-long-a",
+        5_183_944,
+    )
+    .await;
+    mount_login(
+        &meta,
+        "code-b",
+        json!({"access_token": "IGQ-short-code-b", "user_id": 17841400000000001_u64, "permissions": ["instagram_business_basic"]}),
+        "IGQ-long-b",
+        5_183_944,
+    )
+    .await;
+
+    let admin = app.admin();
+    let first = admin
+        .accounts()
+        .connect_instagram(connect("code-a"))
+        .await
+        .expect("connect")
+        .into_inner();
+    assert!(first.success);
+    assert_eq!(first.username, "acme.shop");
+    assert!(
+        !first
+            .encode_to_vec()
+            .windows(10)
+            .any(|w| w == b"IGQ-long-a")
+    );
+    let account = first.account.expect("account");
+    assert_eq!(account.channel, i32::from(Channel::Instagram));
+    assert_eq!(account.account_key, "17841400000000001");
+    assert_eq!(account.display_name, "acme.shop");
+    let expires = account.token_expires_at.expect("expiry").seconds;
+    let in_60_days = chrono::Utc::now().timestamp() + 5_183_944;
+    assert!(
+        (expires - in_60_days).abs() < 120,
+        "{expires} vs {in_60_days}"
+    );
+    assert_eq!(credentials_token(&app, &account.id).await, "IGQ-long-a");
+
+    let second = admin
+        .accounts()
+        .connect_instagram(connect("code-b"))
+        .await
+        .expect("reconnect")
+        .into_inner()
+        .account
+        .expect("account");
+    assert_eq!(
+        second.id, account.id,
+        "the same Instagram account is updated"
+    );
+    assert_eq!(credentials_token(&app, &account.id).await, "IGQ-long-b");
+    assert_eq!(
+        admin
+            .list_all_accounts(Some(Channel::Instagram))
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+}
+
+async fn a_refused_code_or_a_missing_app_writes_nothing(backend: Backend) {
+    let (app, meta) = app_with_meta(backend, None).await;
+    Mock::given(method("POST"))
+        .and(path("/oauth/access_token"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "error_type": "OAuthException", "code": 400,
+            "error_message": "Matching code was not found or was already used"})))
+        .expect(1)
+        .mount(&meta)
+        .await;
+    let admin = app.admin();
+    let status = expect_code(
+        admin.accounts().connect_instagram(connect("used")).await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), vec!["code"]);
+    assert!(
+        status.message().contains("already used"),
+        "{}",
+        status.message()
+    );
+    let status = expect_code(
+        admin
+            .accounts()
+            .connect_instagram(proto::ConnectInstagramRequest {
+                code: String::new(),
+                redirect_uri: "not a url".into(),
+                division_id: None,
+            })
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), vec!["code", "redirect_uri"]);
+    assert!(
+        admin
+            .list_all_accounts(None)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+
+    // Without a Meta app the flows cannot start.
+    let mut settings = test_meta();
+    settings.app = None;
+    let bare = TestApp::spawn_with(
+        backend,
+        TestOptions {
+            provider_urls: all_providers_at(&meta.uri()),
+            meta: settings,
+            ..Default::default()
+        },
+    )
+    .await;
+    let status = expect_code(
+        bare.admin()
+            .accounts()
+            .connect_instagram(connect("c"))
+            .await,
+        Code::FailedPrecondition,
+    );
+    assert!(
+        status.message().contains("PATCHBAY_META_APP_ID"),
+        "{}",
+        status.message()
+    );
+}
+
+async fn expiring_tokens_are_refreshed_and_refusals_flag_the_account(backend: Backend) {
+    let (app, meta) = app_with_meta(backend, Some(Duration::from_millis(100))).await;
+    // A token that expires in 3 days, inside the 7-day window: refreshed.
+    Mock::given(method("GET"))
+        .and(path("/refresh_access_token"))
+        .and(query_param("grant_type", "ig_refresh_token"))
+        .and(query_param("access_token", "IGQ-old"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"access_token": "IGQ-refreshed", "token_type": "bearer", "expires_in": 5_183_944}),
+        ))
+        .expect(1)
+        .mount(&meta)
+        .await;
+    mount_login(
+        &meta,
+        "soon",
+        json!({"access_token": "IGQ-short-soon"}),
+        "IGQ-old",
+        3 * 86_400,
+    )
+    .await;
+    let soon = app
+        .admin()
+        .accounts()
+        .connect_instagram(connect("soon"))
+        .await
+        .expect("connect")
+        .into_inner()
+        .account
+        .expect("account");
+    let mut refreshed = false;
+    for _ in 0..100 {
+        if credentials_token(&app, &soon.id).await == "IGQ-refreshed" {
+            refreshed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(refreshed, "the token was refreshed");
+    let account = get(&app, &soon.id).await;
+    let expires = account.token_expires_at.expect("expiry").seconds;
+    assert!(
+        expires > chrono::Utc::now().timestamp() + 50 * 86_400,
+        "a new 60-day expiry"
+    );
+    assert!(!account.reauthorization_required);
+
+    // Time passes: the new token is due too, and Meta now refuses it.
+    app.execute(
+        "UPDATE accounts SET token_expires_at = $1 WHERE channel = 'instagram'",
+        vec![(chrono::Utc::now() + chrono::Duration::days(1)).into()],
+    )
+    .await;
+    Mock::given(method("GET"))
+        .and(path("/refresh_access_token"))
+        .and(query_param("access_token", "IGQ-refreshed"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {
+            "message": "Error validating access token: The user has not authorized application.",
+            "type": "OAuthException", "code": 190, "fbtrace_id": "Ab1"}})))
+        .expect(1)
+        .mount(&meta)
+        .await;
+    let mut flagged = false;
+    for _ in 0..100 {
+        if get(&app, &soon.id).await.reauthorization_required {
+            flagged = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(flagged, "a refused refresh marks the account");
+    // Flagged accounts are not tried again (the mock expects exactly one call).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
+async fn get(app: &TestApp, id: &str) -> proto::Account {
+    app.admin()
+        .accounts()
+        .get_account(proto::GetAccountRequest { id: id.to_owned() })
+        .await
+        .expect("get")
+        .into_inner()
+        .account
+        .expect("account")
+}

@@ -1,0 +1,406 @@
+//! Facebook Login and Messenger against a fake Meta: user token and pages (with paging),
+//! per-page subscription, the sealed user token handle, and the persistent menu.
+
+use patchbay_e2e::proto::{self, Channel};
+use patchbay_e2e::{
+    Backend, GRAPH_VERSION, META_APP_ID, META_APP_SECRET, OTHER_WORKSPACE, TestApp, TestOptions,
+    all_providers_at, backend_tests, create, expect_code, new_account, violated_fields,
+};
+use patchbay_sdk::tonic::Code;
+use prost::Message;
+use serde_json::json;
+use wiremock::matchers::{body_json, body_string, header, method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+backend_tests!(
+    connect_lists_every_page_and_hands_out_no_meta_token,
+    each_page_succeeds_or_fails_on_its_own,
+    the_user_token_handle_belongs_to_its_workspace,
+    the_persistent_menu_is_checked_then_set_or_deleted
+);
+
+const REDIRECT: &str = "https://app.example.test/messenger/callback";
+
+async fn app_with_meta(backend: Backend) -> (TestApp, MockServer) {
+    let meta = MockServer::start().await;
+    let options = TestOptions {
+        provider_urls: all_providers_at(&meta.uri()),
+        ..Default::default()
+    };
+    (TestApp::spawn_with(backend, options).await, meta)
+}
+
+fn graph(rest: &str) -> String {
+    format!("/{GRAPH_VERSION}/{rest}")
+}
+
+/// Facebook Login for `code`: short-lived token, long-lived `EAAL-long`, and two pages
+/// of `/me/accounts` (three Facebook Pages).
+async fn mount_login(meta: &MockServer) {
+    Mock::given(method("GET"))
+        .and(path(graph("oauth/access_token")))
+        .and(query_param("client_id", META_APP_ID))
+        .and(query_param("redirect_uri", REDIRECT))
+        .and(query_param("client_secret", META_APP_SECRET))
+        .and(query_param("code", "fb-code"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"access_token": "EAAS-short", "token_type": "bearer", "expires_in": 5183}),
+        ))
+        .expect(1)
+        .mount(meta)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(graph("oauth/access_token")))
+        .and(query_param("grant_type", "fb_exchange_token"))
+        .and(query_param("client_id", META_APP_ID))
+        .and(query_param("client_secret", META_APP_SECRET))
+        .and(query_param("fb_exchange_token", "EAAS-short"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"access_token": "EAAL-long", "token_type": "bearer", "expires_in": 5_183_944}),
+        ))
+        .expect(1)
+        .mount(meta)
+        .await;
+    let next = format!(
+        "{}{}?access_token=EAAL-long&fields=id%2Cname%2Ccategory&limit=2&after=QVFIUjJ",
+        meta.uri(),
+        graph("me/accounts")
+    );
+    Mock::given(method("GET"))
+        .and(path(graph("me/accounts")))
+        .and(header("authorization", "Bearer EAAL-long"))
+        .and(query_param("after", "QVFIUjJ"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": [{"id": "103", "name": "Acme Outlet", "category": "Shopping & retail",
+                "access_token": "EAAP-103"}],
+            "paging": {"cursors": {"before": "QVFIUjJ", "after": "QVFIUjJ"}}})))
+        .expect(1)
+        .mount(meta)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(graph("me/accounts")))
+        .and(header("authorization", "Bearer EAAL-long"))
+        .and(query_param("fields", "id,name,category"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": [
+                {"id": "101", "name": "Acme", "category": "Company", "access_token": "EAAP-101"},
+                {"id": "102", "name": "Acme Support", "category": "Product/service", "access_token": "EAAP-102"}],
+            "paging": {"cursors": {"before": "QVFIUjE", "after": "QVFIUjJ"}, "next": next}})))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(meta)
+        .await;
+}
+
+async fn connect(client: &patchbay_sdk::Client) -> proto::ConnectMessengerResponse {
+    client
+        .accounts()
+        .connect_messenger(proto::ConnectMessengerRequest {
+            code: "fb-code".into(),
+            redirect_uri: REDIRECT.into(),
+        })
+        .await
+        .expect("connect")
+        .into_inner()
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+async fn connect_lists_every_page_and_hands_out_no_meta_token(backend: Backend) {
+    let (app, meta) = app_with_meta(backend).await;
+    mount_login(&meta).await;
+    let connected = connect(&app.admin()).await;
+    let pages: Vec<_> = connected
+        .pages
+        .iter()
+        .map(|p| (p.id.as_str(), p.name.as_str(), p.category.as_str()))
+        .collect();
+    assert_eq!(
+        pages,
+        vec![
+            ("101", "Acme", "Company"),
+            ("102", "Acme Support", "Product/service"),
+            ("103", "Acme Outlet", "Shopping & retail"),
+        ]
+    );
+    let bytes = connected.encode_to_vec();
+    for token in ["EAAS-short", "EAAL-long", "EAAP-101", "EAAP-103"] {
+        assert!(!contains(&bytes, token), "{token} in the response");
+    }
+    assert!(!connected.user_token.is_empty());
+}
+
+async fn mount_page(meta: &MockServer, page: &str, subscribe: ResponseTemplate) {
+    Mock::given(method("GET"))
+        .and(path(graph(page)))
+        .and(header("authorization", "Bearer EAAL-long"))
+        .and(query_param("fields", "id,name,category,access_token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": page, "name": format!("Page {page}"), "category": "Company",
+            "access_token": format!("EAAP-{page}")})))
+        .expect(1)
+        .mount(meta)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(graph(&format!("{page}/subscribed_apps"))))
+        .and(header("authorization", format!("Bearer EAAP-{page}").as_str()))
+        .and(body_string(
+            "subscribed_fields=messages%2Cmessaging_postbacks%2Cmessaging_optins%2Cmessage_deliveries%2Cmessage_reads%2Cmessaging_referrals",
+        ))
+        .respond_with(subscribe)
+        .expect(1)
+        .mount(meta)
+        .await;
+}
+
+async fn each_page_succeeds_or_fails_on_its_own(backend: Backend) {
+    let (app, meta) = app_with_meta(backend).await;
+    mount_login(&meta).await;
+    let ok = || ResponseTemplate::new(200).set_body_json(json!({"success": true}));
+    mount_page(&meta, "101", ok()).await;
+    mount_page(
+        &meta,
+        "102",
+        ResponseTemplate::new(403).set_body_json(json!({"error": {
+            "message": "(#200) The user must be an administrator of the page",
+            "type": "OAuthException", "code": 200, "fbtrace_id": "Ab2"}})),
+    )
+    .await;
+    mount_page(&meta, "103", ok()).await;
+    let admin = app.admin();
+    let handle = connect(&admin).await.user_token;
+    let response = admin
+        .accounts()
+        .subscribe_messenger_pages(proto::SubscribeMessengerPagesRequest {
+            user_token: handle,
+            page_ids: vec!["101".into(), "102".into(), "103".into()],
+            division_id: None,
+        })
+        .await
+        .expect("subscribe")
+        .into_inner();
+    let outcome: Vec<_> = response
+        .results
+        .iter()
+        .map(|r| (r.page_id.as_str(), r.success, r.error_code.as_str()))
+        .collect();
+    assert_eq!(
+        outcome,
+        vec![
+            ("101", true, ""),
+            ("102", false, "FAILED_PRECONDITION"),
+            ("103", true, "")
+        ]
+    );
+    assert!(response.results[1].error_message.contains("administrator"));
+    let bytes = response.encode_to_vec();
+    assert!(!contains(&bytes, "EAAP-101") && !contains(&bytes, "EAAL-long"));
+
+    let accounts = admin
+        .list_all_accounts(Some(Channel::Messenger))
+        .await
+        .expect("list");
+    let keys: Vec<_> = accounts.iter().map(|a| a.account_key.as_str()).collect();
+    assert_eq!(keys.len(), 2);
+    assert!(keys.contains(&"101") && keys.contains(&"103"));
+    let first = accounts
+        .iter()
+        .find(|a| a.account_key == "101")
+        .expect("101");
+    assert_eq!(first.display_name, "Page 101");
+    let secrets = app
+        .service()
+        .account_credentials(&first.id)
+        .await
+        .expect("credentials");
+    let config = secrets
+        .config
+        .as_ref()
+        .map(patchbay_e2e::to_json)
+        .unwrap_or_default();
+    assert_eq!(config["page_access_token"], "EAAP-101");
+
+    // Bad requests name every bad field.
+    let status = expect_code(
+        admin
+            .accounts()
+            .subscribe_messenger_pages(proto::SubscribeMessengerPagesRequest {
+                user_token: String::new(),
+                page_ids: vec!["abc".into()],
+                division_id: None,
+            })
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), vec!["user_token", "page_ids[0]"]);
+}
+
+async fn the_user_token_handle_belongs_to_its_workspace(backend: Backend) {
+    let (app, meta) = app_with_meta(backend).await;
+    mount_login(&meta).await;
+    let handle = connect(&app.admin()).await.user_token;
+    let other = app.client("admin", OTHER_WORKSPACE, None);
+    let status = expect_code(
+        other
+            .accounts()
+            .subscribe_messenger_pages(proto::SubscribeMessengerPagesRequest {
+                user_token: handle.clone(),
+                page_ids: vec!["101".into()],
+                division_id: None,
+            })
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), vec!["user_token"]);
+    let mut tampered = handle.clone().into_bytes();
+    let last = tampered.len() - 2;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    let status = expect_code(
+        app.admin()
+            .accounts()
+            .subscribe_messenger_pages(proto::SubscribeMessengerPagesRequest {
+                user_token: String::from_utf8(tampered).expect("ascii"),
+                page_ids: vec!["101".into()],
+                division_id: None,
+            })
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), vec!["user_token"]);
+    // Nothing reached Meta for either refusal: only the login's four calls.
+    assert_eq!(meta.received_requests().await.unwrap_or_default().len(), 4);
+}
+
+fn item(kind: &str, title: &str, payload: &str, url: &str) -> proto::PersistentMenuItem {
+    proto::PersistentMenuItem {
+        r#type: kind.into(),
+        title: title.into(),
+        payload: payload.into(),
+        url: url.into(),
+        ..Default::default()
+    }
+}
+
+async fn the_persistent_menu_is_checked_then_set_or_deleted(backend: Backend) {
+    let (app, meta) = app_with_meta(backend).await;
+    let admin = app.admin();
+    let page = create(
+        &admin,
+        new_account(
+            Channel::Messenger,
+            "101",
+            json!({"page_id": "101", "page_access_token": "EAAP-101"}),
+        ),
+    )
+    .await;
+    Mock::given(method("POST"))
+        .and(path(graph("me/messenger_profile")))
+        .and(header("authorization", "Bearer EAAP-101"))
+        .and(body_json(json!({"persistent_menu": [{
+            "locale": "default", "composer_input_disabled": false,
+            "call_to_actions": [
+                {"type": "postback", "title": "Talk to an agent", "payload": "AGENT"},
+                {"type": "web_url", "title": "Shop", "url": "https://shop.example.test/",
+                 "webview_height_ratio": "full"}]}]})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"result": "success"})))
+        .expect(1)
+        .mount(&meta)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path(graph("me/messenger_profile")))
+        .and(header("authorization", "Bearer EAAP-101"))
+        .and(body_json(json!({"fields": ["persistent_menu"]})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"result": "success"})))
+        .expect(1)
+        .mount(&meta)
+        .await;
+
+    let mut shop = item("web_url", "Shop", "", "https://shop.example.test/");
+    shop.webview_height_ratio = "full".into();
+    let set = admin
+        .accounts()
+        .set_messenger_persistent_menu(proto::SetMessengerPersistentMenuRequest {
+            account_id: page.id.clone(),
+            persistent_menu: vec![proto::PersistentMenu {
+                locale: "default".into(),
+                composer_input_disabled: false,
+                call_to_actions: vec![item("postback", "Talk to an agent", "AGENT", ""), shop],
+            }],
+            delete: false,
+        })
+        .await
+        .expect("set")
+        .into_inner();
+    assert!(set.success && !set.deleted);
+
+    let status = expect_code(
+        admin
+            .accounts()
+            .set_messenger_persistent_menu(proto::SetMessengerPersistentMenuRequest {
+                account_id: page.id.clone(),
+                persistent_menu: vec![proto::PersistentMenu {
+                    locale: "en-us".into(),
+                    composer_input_disabled: false,
+                    call_to_actions: vec![
+                        item("postback", "A title that is far too long for Meta", "X", ""),
+                        item("web_url", "Shop", "", "javascript:alert(1)"),
+                        item("nested", "More", "", ""),
+                    ],
+                }],
+                delete: false,
+            })
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(
+        violated_fields(&status),
+        vec![
+            "persistent_menu",
+            "persistent_menu[0].locale",
+            "persistent_menu[0].call_to_actions[0].title",
+            "persistent_menu[0].call_to_actions[1].url",
+            "persistent_menu[0].call_to_actions[2].type",
+        ]
+    );
+
+    let deleted = admin
+        .accounts()
+        .set_messenger_persistent_menu(proto::SetMessengerPersistentMenuRequest {
+            account_id: page.id.clone(),
+            delete: true,
+            ..Default::default()
+        })
+        .await
+        .expect("delete")
+        .into_inner();
+    assert!(deleted.success && deleted.deleted);
+
+    // Only Messenger accounts have a menu; other workspaces do not see this one.
+    let email = create(&admin, new_account(Channel::Email, "ops", json!({}))).await;
+    expect_code(
+        admin
+            .accounts()
+            .set_messenger_persistent_menu(proto::SetMessengerPersistentMenuRequest {
+                account_id: email.id,
+                delete: true,
+                ..Default::default()
+            })
+            .await,
+        Code::FailedPrecondition,
+    );
+    expect_code(
+        app.client("admin", OTHER_WORKSPACE, None)
+            .accounts()
+            .set_messenger_persistent_menu(proto::SetMessengerPersistentMenuRequest {
+                account_id: page.id,
+                delete: true,
+                ..Default::default()
+            })
+            .await,
+        Code::NotFound,
+    );
+}
