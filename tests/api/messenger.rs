@@ -379,6 +379,41 @@ async fn the_persistent_menu_is_checked_then_set_or_deleted(backend: Backend) {
         .into_inner();
     assert!(deleted.success && deleted.deleted);
 
+    // Meta rejects the page token: FAILED_PRECONDITION, and the account says so.
+    meta.reset().await;
+    Mock::given(method("DELETE"))
+        .and(path(graph("me/messenger_profile")))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {
+            "message": "Error validating access token: The session has been invalidated.",
+            "type": "OAuthException", "code": 190, "error_subcode": 460, "fbtrace_id": "Ab3"}})))
+        .expect(1)
+        .mount(&meta)
+        .await;
+    let status = expect_code(
+        admin
+            .accounts()
+            .set_messenger_persistent_menu(proto::SetMessengerPersistentMenuRequest {
+                account_id: page.id.clone(),
+                delete: true,
+                ..Default::default()
+            })
+            .await,
+        Code::FailedPrecondition,
+    );
+    assert!(status.message().contains("190"), "{}", status.message());
+    assert!(!status.message().contains("EAAP-101"));
+    let flagged = admin
+        .accounts()
+        .get_account(proto::GetAccountRequest {
+            id: page.id.clone(),
+        })
+        .await
+        .expect("get")
+        .into_inner()
+        .account
+        .expect("account");
+    assert!(flagged.reauthorization_required);
+
     // Only Messenger accounts have a menu; other workspaces do not see this one.
     let email = create(&admin, new_account(Channel::Email, "ops", json!({}))).await;
     expect_code(
