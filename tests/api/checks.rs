@@ -2,7 +2,7 @@
 //! request the provider receives, success, refusal with the provider's reason, outage.
 
 use patchbay_e2e::proto;
-use patchbay_e2e::{Backend, TestApp, TestOptions, all_providers_at, backend_tests, to_struct};
+use patchbay_e2e::{Backend, TestApp, backend_tests, spawn_with_fake, test_meta, to_struct};
 use patchbay_sdk::tonic::Code;
 use serde_json::{Value, json};
 use wiremock::matchers::{basic_auth, header, method, path};
@@ -14,12 +14,7 @@ backend_tests!(
 );
 
 async fn app_with_fake(backend: Backend) -> (TestApp, MockServer) {
-    let fake = MockServer::start().await;
-    let options = TestOptions {
-        provider_urls: all_providers_at(&fake.uri()),
-        ..Default::default()
-    };
-    (TestApp::spawn_with(backend, options).await, fake)
+    spawn_with_fake(backend, test_meta()).await
 }
 
 fn create(provider: &str, config: Value, check: bool) -> proto::CreateIntegrationRequest {

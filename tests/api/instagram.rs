@@ -6,7 +6,7 @@ use std::time::Duration;
 use patchbay_e2e::proto::{self, Channel};
 use patchbay_e2e::{
     Backend, GRAPH_VERSION, META_APP_ID, META_APP_SECRET, TestApp, TestOptions, all_providers_at,
-    backend_tests, expect_code, test_meta, violated_fields,
+    backend_tests, expect_code, spawn_with_fake, test_meta, violated_fields,
 };
 use patchbay_sdk::tonic::Code;
 use prost::Message;
@@ -23,15 +23,9 @@ backend_tests!(
 const REDIRECT: &str = "https://app.example.test/instagram/callback";
 
 async fn app_with_meta(backend: Backend, refresh: Option<Duration>) -> (TestApp, MockServer) {
-    let meta = MockServer::start().await;
     let mut settings = test_meta();
     settings.refresh_every = refresh;
-    let options = TestOptions {
-        provider_urls: all_providers_at(&meta.uri()),
-        meta: settings,
-        ..Default::default()
-    };
-    (TestApp::spawn_with(backend, options).await, meta)
+    spawn_with_fake(backend, settings).await
 }
 
 fn connect(code: &str) -> proto::ConnectInstagramRequest {

@@ -3,8 +3,8 @@
 
 use patchbay_e2e::proto::{self, Channel};
 use patchbay_e2e::{
-    Backend, GRAPH_VERSION, META_APP_ID, META_APP_SECRET, OTHER_WORKSPACE, TestApp, TestOptions,
-    all_providers_at, backend_tests, create, expect_code, new_account, violated_fields,
+    Backend, META_APP_ID, META_APP_SECRET, OTHER_WORKSPACE, TestApp, backend_tests, create,
+    expect_code, graph_path, new_account, spawn_with_fake, test_meta, violated_fields,
 };
 use patchbay_sdk::tonic::Code;
 use prost::Message;
@@ -22,16 +22,11 @@ backend_tests!(
 const REDIRECT: &str = "https://app.example.test/messenger/callback";
 
 async fn app_with_meta(backend: Backend) -> (TestApp, MockServer) {
-    let meta = MockServer::start().await;
-    let options = TestOptions {
-        provider_urls: all_providers_at(&meta.uri()),
-        ..Default::default()
-    };
-    (TestApp::spawn_with(backend, options).await, meta)
+    spawn_with_fake(backend, test_meta()).await
 }
 
 fn graph(rest: &str) -> String {
-    format!("/{GRAPH_VERSION}/{rest}")
+    graph_path(rest)
 }
 
 /// Facebook Login for `code`: short-lived token, long-lived `EAAL-long`, and two pages

@@ -3,9 +3,9 @@
 
 use patchbay_e2e::proto::{self, Channel};
 use patchbay_e2e::{
-    Backend, GRAPH_VERSION, META_APP_ID, META_APP_SECRET, OTHER_WORKSPACE, PUBLIC_BASE_URL,
-    TestApp, TestOptions, all_providers_at, backend_tests, config_of, create, expect_code,
-    new_whatsapp, to_struct, update, violated_fields,
+    Backend, META_APP_ID, META_APP_SECRET, OTHER_WORKSPACE, PUBLIC_BASE_URL, TestApp,
+    backend_tests, config_of, create, expect_code, graph_path, new_whatsapp, spawn_with_fake,
+    test_meta, to_struct, update, violated_fields,
 };
 use patchbay_sdk::tonic::Code;
 use prost::Message;
@@ -23,16 +23,11 @@ backend_tests!(
 );
 
 async fn app_with_meta(backend: Backend) -> (TestApp, MockServer) {
-    let meta = MockServer::start().await;
-    let options = TestOptions {
-        provider_urls: all_providers_at(&meta.uri()),
-        ..Default::default()
-    };
-    (TestApp::spawn_with(backend, options).await, meta)
+    spawn_with_fake(backend, test_meta()).await
 }
 
-fn graph(path_after_version: &str) -> String {
-    format!("/{GRAPH_VERSION}/{path_after_version}")
+fn graph(rest: &str) -> String {
+    graph_path(rest)
 }
 
 fn ok() -> ResponseTemplate {

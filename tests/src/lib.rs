@@ -132,6 +132,25 @@ pub async fn accepting_meta() -> wiremock::MockServer {
     meta
 }
 
+/// A server whose providers all live at one fake (wiremock), with `meta` settings.
+pub async fn spawn_with_fake(
+    backend: Backend,
+    meta: MetaSettings,
+) -> (TestApp, wiremock::MockServer) {
+    let fake = wiremock::MockServer::start().await;
+    let options = TestOptions {
+        provider_urls: all_providers_at(&fake.uri()),
+        meta,
+        ..Default::default()
+    };
+    (TestApp::spawn_with(backend, options).await, fake)
+}
+
+/// A Graph API path under the test API version: `graph_path("me/accounts")`.
+pub fn graph_path(rest: &str) -> String {
+    format!("/{GRAPH_VERSION}/{rest}")
+}
+
 /// Every provider API at one base URL (a wiremock server).
 pub fn all_providers_at(base: &str) -> ProviderUrls {
     ProviderUrls {
