@@ -6,7 +6,8 @@ use std::time::Duration;
 use patchbay_e2e::proto::{self, Channel};
 use patchbay_e2e::{
     Backend, GRAPH_VERSION, META_APP_ID, META_APP_SECRET, TestApp, TestOptions, all_providers_at,
-    backend_tests, expect_code, spawn_with_fake, test_meta, violated_fields,
+    backend_tests, credential, expect_code, get_account, spawn_with_fake, test_meta,
+    violated_fields,
 };
 use patchbay_sdk::tonic::Code;
 use prost::Message;
@@ -77,24 +78,6 @@ async fn mount_login(meta: &MockServer, code: &str, shape: Value, long: &str, ex
         .await;
 }
 
-async fn credentials_token(app: &TestApp, id: &str) -> String {
-    let secrets = app
-        .service()
-        .account_credentials(id)
-        .await
-        .expect("credentials");
-    secrets
-        .config
-        .as_ref()
-        .map(patchbay_e2e::to_json)
-        .and_then(|c| {
-            c.get("access_token")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        })
-        .unwrap_or_default()
-}
-
 async fn connect_takes_either_answer_shape_and_saves_the_account_once(backend: Backend) {
     let (app, meta) = app_with_meta(backend, None).await;
     // The documented `data: [...]` shape, then the flat one Instagram also answers.
@@ -140,7 +123,10 @@ async fn connect_takes_either_answer_shape_and_saves_the_account_once(backend: B
         (expires - in_60_days).abs() < 120,
         "{expires} vs {in_60_days}"
     );
-    assert_eq!(credentials_token(&app, &account.id).await, "IGQ-long-a");
+    assert_eq!(
+        credential(&app, &account.id, "access_token").await,
+        "IGQ-long-a"
+    );
 
     let second = admin
         .accounts()
@@ -154,7 +140,10 @@ async fn connect_takes_either_answer_shape_and_saves_the_account_once(backend: B
         second.id, account.id,
         "the same Instagram account is updated"
     );
-    assert_eq!(credentials_token(&app, &account.id).await, "IGQ-long-b");
+    assert_eq!(
+        credential(&app, &account.id, "access_token").await,
+        "IGQ-long-b"
+    );
     assert_eq!(
         admin
             .list_all_accounts(Some(Channel::Instagram))
@@ -264,14 +253,14 @@ async fn expiring_tokens_are_refreshed_and_refusals_flag_the_account(backend: Ba
         .expect("account");
     let mut refreshed = false;
     for _ in 0..100 {
-        if credentials_token(&app, &soon.id).await == "IGQ-refreshed" {
+        if credential(&app, &soon.id, "access_token").await == "IGQ-refreshed" {
             refreshed = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(refreshed, "the token was refreshed");
-    let account = get(&app, &soon.id).await;
+    let account = get_account(&app.admin(), &soon.id).await;
     let expires = account.token_expires_at.expect("expiry").seconds;
     assert!(
         expires > chrono::Utc::now().timestamp() + 50 * 86_400,
@@ -296,7 +285,10 @@ async fn expiring_tokens_are_refreshed_and_refusals_flag_the_account(backend: Ba
         .await;
     let mut flagged = false;
     for _ in 0..100 {
-        if get(&app, &soon.id).await.reauthorization_required {
+        if get_account(&app.admin(), &soon.id)
+            .await
+            .reauthorization_required
+        {
             flagged = true;
             break;
         }
@@ -305,15 +297,4 @@ async fn expiring_tokens_are_refreshed_and_refusals_flag_the_account(backend: Ba
     assert!(flagged, "a refused refresh marks the account");
     // Flagged accounts are not tried again (the mock expects exactly one call).
     tokio::time::sleep(Duration::from_millis(300)).await;
-}
-
-async fn get(app: &TestApp, id: &str) -> proto::Account {
-    app.admin()
-        .accounts()
-        .get_account(proto::GetAccountRequest { id: id.to_owned() })
-        .await
-        .expect("get")
-        .into_inner()
-        .account
-        .expect("account")
 }

@@ -4,7 +4,8 @@
 use patchbay_e2e::proto::{self, Channel};
 use patchbay_e2e::{
     Backend, META_APP_ID, META_APP_SECRET, OTHER_WORKSPACE, TestApp, backend_tests, create,
-    expect_code, graph_path, new_account, spawn_with_fake, test_meta, violated_fields,
+    credential, expect_code, get_account, graph_path, new_account, spawn_with_fake, test_meta,
+    violated_fields,
 };
 use patchbay_sdk::tonic::Code;
 use prost::Message;
@@ -207,17 +208,10 @@ async fn each_page_succeeds_or_fails_on_its_own(backend: Backend) {
         .find(|a| a.account_key == "101")
         .expect("101");
     assert_eq!(first.display_name, "Page 101");
-    let secrets = app
-        .service()
-        .account_credentials(&first.id)
-        .await
-        .expect("credentials");
-    let config = secrets
-        .config
-        .as_ref()
-        .map(patchbay_e2e::to_json)
-        .unwrap_or_default();
-    assert_eq!(config["page_access_token"], "EAAP-101");
+    assert_eq!(
+        credential(&app, &first.id, "page_access_token").await,
+        "EAAP-101"
+    );
 
     // Bad requests name every bad field.
     let status = expect_code(
@@ -397,16 +391,7 @@ async fn the_persistent_menu_is_checked_then_set_or_deleted(backend: Backend) {
     );
     assert!(status.message().contains("190"), "{}", status.message());
     assert!(!status.message().contains("EAAP-101"));
-    let flagged = admin
-        .accounts()
-        .get_account(proto::GetAccountRequest {
-            id: page.id.clone(),
-        })
-        .await
-        .expect("get")
-        .into_inner()
-        .account
-        .expect("account");
+    let flagged = get_account(&admin, &page.id).await;
     assert!(flagged.reauthorization_required);
 
     // Only Messenger accounts have a menu; other workspaces do not see this one.

@@ -4,8 +4,8 @@
 use patchbay_e2e::proto::{self, Channel};
 use patchbay_e2e::{
     Backend, META_APP_ID, META_APP_SECRET, OTHER_WORKSPACE, PUBLIC_BASE_URL, TestApp,
-    backend_tests, config_of, create, expect_code, graph_path, new_whatsapp, spawn_with_fake,
-    test_meta, to_struct, update, violated_fields,
+    backend_tests, config_of, create, credential, expect_code, get_account, graph_path,
+    new_whatsapp, spawn_with_fake, test_meta, to_struct, update, violated_fields,
 };
 use patchbay_sdk::tonic::Code;
 use prost::Message;
@@ -61,22 +61,6 @@ async fn received(meta: &MockServer) -> Vec<(String, String, Value)> {
         .collect()
 }
 
-async fn credentials(app: &TestApp, id: &str) -> proto::GetAccountCredentialsResponse {
-    app.service()
-        .account_credentials(id)
-        .await
-        .expect("credentials")
-}
-
-fn credential(response: &proto::GetAccountCredentialsResponse, key: &str) -> String {
-    response
-        .config
-        .as_ref()
-        .map(patchbay_e2e::to_json)
-        .and_then(|c| c.get(key).and_then(Value::as_str).map(str::to_owned))
-        .unwrap_or_default()
-}
-
 async fn create_registers_the_number_and_subscribes_the_waba(backend: Backend) {
     let (app, meta) = app_with_meta(backend).await;
     Mock::given(method("POST"))
@@ -109,8 +93,12 @@ async fn create_registers_the_number_and_subscribes_the_waba(backend: Backend) {
             .is_some_and(|p| p.starts_with("****"))
     );
 
-    let secrets = credentials(&app, &account.id).await;
-    let pin = credential(&secrets, "pin");
+    let secrets = app
+        .service()
+        .account_credentials(&account.id)
+        .await
+        .expect("credentials");
+    let pin = credential(&app, &account.id, "pin").await;
     assert!(
         pin.len() == 6 && pin.chars().all(|c| c.is_ascii_digit()),
         "{pin}"
@@ -186,17 +174,7 @@ async fn a_meta_refusal_leaves_the_account_flagged_until_an_update_fixes_it(back
     );
     assert!(!account.setup_error.contains("EAAG-expired"));
     assert!(account.reauthorization_required);
-    let read = app
-        .admin()
-        .accounts()
-        .get_account(proto::GetAccountRequest {
-            id: account.id.clone(),
-        })
-        .await
-        .expect("get")
-        .into_inner()
-        .account
-        .expect("account");
+    let read = get_account(&app.admin(), &account.id).await;
     assert_eq!(read.setup_error, account.setup_error);
     assert!(read.reauthorization_required);
     // A merge patch cannot erase what Meta said.
@@ -397,7 +375,7 @@ async fn signup_exchanges_the_code_and_a_second_signup_reauthorises(backend: Bac
         "no Meta token in the response"
     );
     assert_eq!(
-        credential(&credentials(&app, &account.id).await, "access_token"),
+        credential(&app, &account.id, "access_token").await,
         "EAAG-first"
     );
 
@@ -411,7 +389,7 @@ async fn signup_exchanges_the_code_and_a_second_signup_reauthorises(backend: Bac
     assert_eq!(again.id, account.id, "re-authorised, not duplicated");
     assert!(again.revision > account.revision);
     assert_eq!(
-        credential(&credentials(&app, &account.id).await, "access_token"),
+        credential(&app, &account.id, "access_token").await,
         "EAAG-second"
     );
     let listed = admin
@@ -554,17 +532,7 @@ async fn health_reports_each_part_and_a_rejected_token_marks_the_account(backend
         "{:?}",
         report.reasons
     );
-    let flagged = app
-        .admin()
-        .accounts()
-        .get_account(proto::GetAccountRequest {
-            id: account.id.clone(),
-        })
-        .await
-        .expect("get")
-        .into_inner()
-        .account
-        .expect("account");
+    let flagged = get_account(&app.admin(), &account.id).await;
     assert!(flagged.reauthorization_required);
 
     // Meta down or limiting: no verdict, UNAVAILABLE.

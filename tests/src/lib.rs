@@ -515,6 +515,39 @@ pub async fn create(client: &Client, request: proto::CreateAccountRequest) -> pr
         .expect("account in response")
 }
 
+/// Reads one account.
+pub async fn get_account(client: &Client, id: &str) -> proto::Account {
+    client
+        .accounts()
+        .get_account(proto::GetAccountRequest { id: id.to_owned() })
+        .await
+        .expect("account read")
+        .into_inner()
+        .account
+        .expect("account in response")
+}
+
+/// One config value of an account in clear, read as a sending service does
+/// (GetAccountCredentials); empty when the account has none.
+pub async fn credential(app: &TestApp, id: &str, key: &str) -> String {
+    let secrets = app
+        .service()
+        .account_credentials(id)
+        .await
+        .expect("credentials");
+    secrets
+        .config
+        .as_ref()
+        .map(to_json)
+        .and_then(|config| {
+            config
+                .get(key)
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+        })
+        .unwrap_or_default()
+}
+
 /// Updates an account and returns the new state.
 pub async fn update(client: &Client, request: proto::UpdateAccountRequest) -> proto::Account {
     client
