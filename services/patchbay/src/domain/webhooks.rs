@@ -14,6 +14,7 @@ use super::error::{Error, RecordKind, Violations};
 use super::webhook_signatures::{self, META_HEADER, Mismatch, TWILIO_HEADER};
 use crate::meta::MetaApp;
 use crate::store::Store;
+use crate::store::accounts::AccountFilter;
 
 /// Accounts a channel-wide handshake compares against at most.
 const MAX_CHANNEL_ACCOUNTS: u64 = 10_000;
@@ -82,13 +83,20 @@ impl Webhooks {
         }
         let candidates = if account_key.is_empty() {
             self.store
-                .accounts_of_channel(&caller.workspace_id, channel, MAX_CHANNEL_ACCOUNTS)
+                .list_accounts(&AccountFilter {
+                    workspace_id: &caller.workspace_id,
+                    channel: Some(channel),
+                    caller_division: caller.division_id.as_deref(),
+                    after: None,
+                    limit: MAX_CHANNEL_ACCOUNTS,
+                })
                 .await?
         } else {
             self.store
                 .find_account_by_key(&caller.workspace_id, channel, account_key)
                 .await?
                 .into_iter()
+                .filter(|account| caller.can_see(account.division_id.as_deref()))
                 .collect()
         };
         // Compare against every candidate, so the time does not tell which one matched.
@@ -120,6 +128,7 @@ impl Webhooks {
             .store
             .find_account_by_key(&caller.workspace_id, request.channel, request.account_key)
             .await?
+            .filter(|account| caller.can_see(account.division_id.as_deref()))
             .ok_or_else(|| Error::NotFound {
                 kind: RecordKind::Account,
                 id: format!("{} on channel {}", request.account_key, request.channel),

@@ -127,27 +127,6 @@ impl Store {
             .collect()
     }
 
-    /// Live accounts of a channel in the workspace, at most `limit`.
-    pub async fn accounts_of_channel(
-        &self,
-        workspace_id: &str,
-        channel: Channel,
-        limit: u64,
-    ) -> Result<Vec<Account>, Error> {
-        let rows = Entity::find()
-            .filter(Column::WorkspaceId.eq(workspace_id))
-            .filter(Column::Channel.eq(channel.as_str()))
-            .filter(Column::DeletedAt.is_null())
-            .order_by_asc(Column::Id)
-            .limit(limit)
-            .all(self.conn())
-            .await
-            .map_err(db_error)?;
-        rows.into_iter()
-            .map(|row| to_domain(self.keys(), row))
-            .collect()
-    }
-
     /// The active default of one scope: a division's (`Some`) or the workspace-wide one.
     pub async fn find_default_account(
         &self,
