@@ -20,6 +20,13 @@ pub async fn whatsapp_health(
     let id = parse_id(&request.get_ref().id, "id").map_err(|v| Error::InvalidArgument(vec![v]))?;
     let health = accounts.whatsapp_health(&caller, id).await?;
     let config = &health.account.config;
+    let setting = |key: &str| {
+        config
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
     let text = |value: Option<&Value>, key: &str| {
         value
             .and_then(|v| v.get(key))
@@ -32,8 +39,8 @@ pub async fn whatsapp_health(
     Ok(Response::new(proto::GetWhatsAppHealthResponse {
         account_id: health.account.id.to_string(),
         display_name: health.account.display_name.clone(),
-        phone_number_id: text(Some(&Value::Object(config.clone())), "phone_number_id"),
-        waba_id: text(Some(&Value::Object(config.clone())), "waba_id"),
+        phone_number_id: setting("phone_number_id"),
+        waba_id: setting("waba_id"),
         healthy: health.reasons.is_empty(),
         reasons: health.reasons,
         phone_number: phone.map(|_| proto::WhatsAppPhoneNumberStatus {
