@@ -268,12 +268,8 @@ async fn expiring_tokens_are_refreshed_and_refusals_flag_the_account(backend: Ba
     );
     assert!(!account.reauthorization_required);
 
-    // Time passes: the new token is due too, and Meta now refuses it.
-    app.execute(
-        "UPDATE accounts SET token_expires_at = $1 WHERE channel = 'instagram'",
-        vec![(chrono::Utc::now() + chrono::Duration::days(1)).into()],
-    )
-    .await;
+    // Time passes: the new token is due too, and Meta now refuses it (mounted first:
+    // the refresher may look as soon as the expiry moves).
     Mock::given(method("GET"))
         .and(path("/refresh_access_token"))
         .and(query_param("access_token", "IGQ-refreshed"))
@@ -283,6 +279,11 @@ async fn expiring_tokens_are_refreshed_and_refusals_flag_the_account(backend: Ba
         .expect(1)
         .mount(&meta)
         .await;
+    app.execute(
+        "UPDATE accounts SET token_expires_at = $1 WHERE channel = 'instagram'",
+        vec![(chrono::Utc::now() + chrono::Duration::days(1)).into()],
+    )
+    .await;
     let mut flagged = false;
     for _ in 0..100 {
         if get_account(&app.admin(), &soon.id)
