@@ -54,16 +54,24 @@ pub struct CredentialChecker {
 }
 
 const TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The HTTP client every call to a provider uses: rustls, bounded waits, our user agent.
+pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .timeout(TIMEOUT)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .user_agent(concat!("patchbay/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
 const MAX_REASON_CHARS: usize = 300;
 
 impl CredentialChecker {
     pub fn new(urls: ProviderUrls) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .timeout(TIMEOUT)
-            .connect_timeout(Duration::from_secs(5))
-            .user_agent(concat!("patchbay/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(Self { http, urls })
+        Ok(Self {
+            http: http_client()?,
+            urls,
+        })
     }
 
     /// Tries the credentials of `config` against `provider`. A refusal is
@@ -185,9 +193,9 @@ fn secrets_of(config: &Document) -> Vec<String> {
         .collect()
 }
 
-/// reqwest's errors name the URL; the URL may carry an id but never a token (tokens go
-/// in headers), yet keep messages short.
-fn without_url(err: &reqwest::Error) -> String {
+/// What went wrong with a request, without the URL reqwest's errors name: an OAuth
+/// exchange carries the app secret in its query.
+pub fn without_url(err: &reqwest::Error) -> String {
     if err.is_timeout() {
         "timed out".to_owned()
     } else if err.is_connect() {

@@ -104,6 +104,18 @@ impl MetaError {
         matches!(self, MetaError::Graph(err) if err.is_invalid_token())
     }
 
+    /// Worth asking again later (UNAVAILABLE): Meta is down, limiting, or not reached.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            MetaError::Graph(err) => {
+                !err.is_invalid_token()
+                    && (err.is_rate_limit() || err.http_status.is_server_error())
+            }
+            MetaError::Unreachable(_) | MetaError::Malformed(_) => true,
+            MetaError::NoApp => false,
+        }
+    }
+
     /// The status for a call that failed while doing `what` ("registering the phone
     /// number"). Every message is Meta's own text and codes, never a token.
     pub fn into_error(self, what: &str) -> Error {

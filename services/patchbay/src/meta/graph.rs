@@ -13,10 +13,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use super::error::{GraphError, MetaError};
-use crate::outbound::ProviderUrls;
-
-const TIMEOUT: Duration = Duration::from_secs(10);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::outbound::{ProviderUrls, http_client, without_url};
 
 /// Which of Meta's hosts a call goes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,11 +132,7 @@ pub struct GraphClient {
 
 impl GraphClient {
     pub fn new(urls: &ProviderUrls, retry: RetryPolicy) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .timeout(TIMEOUT)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .user_agent(concat!("patchbay/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let http = http_client()?;
         let base = |url: &str| url.trim_end_matches('/').to_owned();
         Ok(Self {
             http,
@@ -189,12 +182,12 @@ impl GraphClient {
         let response = request
             .send()
             .await
-            .map_err(|err| MetaError::Unreachable(error_kind(&err)))?;
+            .map_err(|err| MetaError::Unreachable(without_url(&err)))?;
         let status = response.status();
         let body = response
             .bytes()
             .await
-            .map_err(|err| MetaError::Unreachable(error_kind(&err)))?;
+            .map_err(|err| MetaError::Unreachable(without_url(&err)))?;
         if status.is_success() {
             return serde_json::from_slice(&body).map_err(|_| {
                 MetaError::Malformed(format!(
@@ -238,15 +231,16 @@ impl GraphClient {
         max_pages: usize,
     ) -> Result<Vec<Value>, MetaError> {
         let (token, host, path) = (first.token, first.host, first.path.clone());
+        let query = first.query.clone();
         let mut page = self.send(first).await?;
         let mut items = Vec::new();
         for _ in 0..max_pages {
             if let Some(Value::Array(data)) = page.get_mut("data").map(Value::take) {
                 items.extend(data);
             }
-            // Meta's `next` link repeats every parameter of the first request; follow
-            // only its cursor, against our own base URL, so a link cannot send the token
-            // anywhere else.
+            // Meta's `next` link repeats the first request with a cursor; send the first
+            // request again with that cursor, to our own base URL, so that a link cannot
+            // send the token anywhere else.
             let Some(after) = page
                 .pointer("/paging/cursors/after")
                 .and_then(Value::as_str)
@@ -255,44 +249,24 @@ impl GraphClient {
             else {
                 return Ok(items);
             };
-            let mut next = Call::get(host, path.clone()).query("after", after);
+            let mut next = Call::get(host, path.clone());
             next.token = token;
-            next.query.extend(
-                page_query(&page)
-                    .into_iter()
-                    .filter(|(key, _)| *key != "after"),
-            );
+            next.query = query.clone();
+            next = next.query("after", after);
             page = self.send(next).await?;
         }
         Ok(items)
     }
 }
 
-/// The query parameters of a `paging.next` link worth carrying to the next page.
-fn page_query(page: &Value) -> Vec<(&'static str, String)> {
-    let Some(next) = page.pointer("/paging/next").and_then(Value::as_str) else {
-        return Vec::new();
-    };
-    let query = next.split_once('?').map(|(_, q)| q).unwrap_or_default();
-    form_urlencoded::parse(query.as_bytes())
-        .filter_map(|(key, value)| match key.as_ref() {
-            "fields" => Some(("fields", value.into_owned())),
-            "limit" => Some(("limit", value.into_owned())),
-            _ => None,
-        })
-        .collect()
-}
-
-/// reqwest's errors name the URL, which for an OAuth exchange carries the app secret:
-/// keep only what went wrong.
-fn error_kind(err: &reqwest::Error) -> String {
-    if err.is_timeout() {
-        "timed out".to_owned()
-    } else if err.is_connect() {
-        "connection failed".to_owned()
-    } else {
-        "request failed".to_owned()
-    }
+/// The `access_token` of an OAuth answer.
+pub fn access_token_of(answer: &Value) -> Result<String, MetaError> {
+    answer
+        .get("access_token")
+        .and_then(Value::as_str)
+        .filter(|token| !token.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| MetaError::Malformed("Meta's token answer has no access_token".to_owned()))
 }
 
 impl GraphError {

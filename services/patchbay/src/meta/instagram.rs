@@ -3,7 +3,7 @@
 use secrecy::ExposeSecret;
 use serde_json::Value;
 
-use super::whatsapp::access_token_of;
+use super::graph::access_token_of;
 use super::{Call, GraphClient, Host, MetaApp, MetaError};
 
 /// A token and how many seconds it lives, as Meta answers an exchange or refresh.

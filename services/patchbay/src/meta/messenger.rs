@@ -4,6 +4,7 @@
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
+use super::graph::access_token_of;
 use super::instagram::{ExpiringToken, expiring_token};
 use super::{Call, GraphClient, Host, MetaApp, MetaError};
 
@@ -27,7 +28,7 @@ impl GraphClient {
             .query("client_secret", app.secret.expose_secret())
             .query("code", code)
             .never_repeat();
-        super::whatsapp::access_token_of(&self.send(call).await?)
+        access_token_of(&self.send(call).await?)
     }
 
     /// `GET /oauth/access_token?grant_type=fb_exchange_token`: a long-lived user token.

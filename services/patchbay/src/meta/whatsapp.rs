@@ -4,6 +4,7 @@
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
+use super::graph::access_token_of;
 use super::{Call, GraphClient, Host, MetaApp, MetaError};
 
 /// The phone number fields GetWhatsAppHealth asks for.
@@ -87,14 +88,4 @@ impl GraphClient {
             .never_repeat();
         access_token_of(&self.send(call).await?)
     }
-}
-
-/// The `access_token` of an OAuth answer.
-pub fn access_token_of(answer: &Value) -> Result<String, MetaError> {
-    answer
-        .get("access_token")
-        .and_then(Value::as_str)
-        .filter(|token| !token.is_empty())
-        .map(str::to_owned)
-        .ok_or_else(|| MetaError::Malformed("Meta's token answer has no access_token".to_owned()))
 }

@@ -6,14 +6,13 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::Accounts;
 use super::provider_state::{Connected, StateChange};
+use super::{Accounts, check_oauth_request, new_account_division};
 use crate::domain::account::Account;
 use crate::domain::caller::{Caller, Role};
 use crate::domain::channel::Channel;
 use crate::domain::config_document::Document;
 use crate::domain::error::{Error, Violations};
-use crate::domain::provider::is_url;
 use crate::domain::support::{new_id, now};
 
 pub const ACCESS_TOKEN: &str = "access_token";
@@ -42,7 +41,7 @@ impl Accounts {
     ) -> Result<InstagramConnected, Error> {
         let mut violations = Violations::new();
         check_oauth_request(code, redirect_uri, &mut violations);
-        let division_id = self.new_account_division(caller, division_id, &mut violations);
+        let division_id = new_account_division(caller, division_id.as_deref(), &mut violations);
         violations.into_result()?;
         caller.require_write(division_id.as_deref())?;
         let app = self.meta_app()?;
@@ -116,15 +115,13 @@ impl Accounts {
                 tracing::info!(account_id = %account.id, "Instagram token refreshed");
                 Ok(())
             }
-            Err(err) => match err.clone().into_error("refreshing the Instagram token") {
-                Error::Unavailable(reason) => Err(Error::Unavailable(reason)),
-                _ => {
-                    tracing::warn!(account_id = %account.id, error = %err, "Instagram token refresh refused; the account needs a new token");
-                    self.record_state(&caller, account.id, StateChange::TokenRejected)
-                        .await?;
-                    Ok(())
-                }
-            },
+            Err(err) if err.is_transient() => Err(err.into_error("refreshing the Instagram token")),
+            Err(err) => {
+                tracing::warn!(account_id = %account.id, error = %err, "Instagram token refresh refused; the account needs a new token");
+                self.record_state(&caller, account.id, StateChange::TokenRejected)
+                    .await?;
+                Ok(())
+            }
         }
     }
 }
@@ -190,20 +187,5 @@ fn system_caller(workspace_id: &str) -> Caller {
         workspace_id: workspace_id.to_owned(),
         division_id: None,
         request_id: format!("token-refresh-{}", new_id()),
-    }
-}
-
-/// The fields every OAuth connect request has.
-pub(super) fn check_oauth_request(code: &str, redirect_uri: &str, violations: &mut Violations) {
-    if code.trim().is_empty() {
-        violations.add("code", "is required");
-    } else if code.len() > 2048 {
-        violations.add("code", "must be at most 2048 characters");
-    }
-    if !is_url(redirect_uri) {
-        violations.add(
-            "redirect_uri",
-            "must be the absolute http(s) URL used in the OAuth dialog",
-        );
     }
 }

@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::Accounts;
-use super::instagram::check_oauth_request;
 use super::provider_state::{Connected, StateChange};
+use super::{check_oauth_request, new_account_division};
 use crate::domain::account::Account;
 use crate::domain::caller::Caller;
 use crate::domain::channel::Channel;
@@ -116,7 +116,7 @@ impl Accounts {
                 violations.add(format!("page_ids[{i}]"), "appears twice");
             }
         }
-        let division_id = self.new_account_division(caller, division_id, &mut violations);
+        let division_id = new_account_division(caller, division_id.as_deref(), &mut violations);
         violations.into_result()?;
         caller.require_write(division_id.as_deref())?;
         let Some(token) = token else {

@@ -26,7 +26,8 @@ use super::config_document::{self, Document, MASK_PREFIX};
 use super::error::{Error, RecordKind, Violations};
 use super::support::{Page, PageRequest, check_revision, new_id, now, random_token};
 use crate::defaults::{DefaultAccounts, Subscription, shareable};
-use crate::meta::{GraphClient, MetaApp};
+use crate::domain::provider::is_url;
+use crate::meta::{GraphClient, MetaApp, MetaError};
 use crate::store::Store;
 use crate::store::accounts::{AccountChange, AccountFilter, Written};
 use crate::store::default_changes::DefaultsFilter;
@@ -123,13 +124,7 @@ impl Accounts {
     pub async fn create(&self, caller: &Caller, new: NewAccount) -> Result<AccountView, Error> {
         let mut violations = Violations::new();
 
-        let division_id = match new.division_id.as_deref() {
-            None => caller.division_id.clone(),
-            Some("") => None,
-            Some(division) => violations
-                .check(validate_division_id(division, "division_id"))
-                .map(|()| division.to_owned()),
-        };
+        let division_id = new_account_division(caller, new.division_id.as_deref(), &mut violations);
         // Read as a merge patch onto nothing: nulls drop out, masked secrets are refused.
         let config = match config_document::merge_patch(&Document::new(), &new.config, "config") {
             Ok(config) => config,
@@ -386,6 +381,13 @@ impl Accounts {
         self.present(caller, shareable(account))
     }
 
+    /// The Meta app the OAuth flows act as.
+    fn meta_app(&self) -> Result<&MetaApp, Error> {
+        self.meta_app
+            .as_ref()
+            .ok_or_else(|| MetaError::NoApp.into_error("connecting the account"))
+    }
+
     /// What `caller` is shown of an account whose config is already masked.
     pub fn present(&self, caller: &Caller, masked: Arc<Account>) -> AccountView {
         AccountView {
@@ -395,6 +397,37 @@ impl Accounts {
             verify_token_visible: caller.sees_setup_secrets(),
             account: masked,
         }
+    }
+}
+
+/// The division of a new account: the one asked for (`""`: workspace-wide), else the
+/// caller's own.
+fn new_account_division(
+    caller: &Caller,
+    asked: Option<&str>,
+    violations: &mut Violations,
+) -> Option<String> {
+    match asked {
+        None => caller.division_id.clone(),
+        Some("") => None,
+        Some(division) => violations
+            .check(validate_division_id(division, "division_id"))
+            .map(|()| division.to_owned()),
+    }
+}
+
+/// The fields every OAuth connect request has.
+fn check_oauth_request(code: &str, redirect_uri: &str, violations: &mut Violations) {
+    if code.trim().is_empty() {
+        violations.add("code", "is required");
+    } else if code.len() > 2048 {
+        violations.add("code", "must be at most 2048 characters");
+    }
+    if !is_url(redirect_uri) {
+        violations.add(
+            "redirect_uri",
+            "must be the absolute http(s) URL used in the OAuth dialog",
+        );
     }
 }
 

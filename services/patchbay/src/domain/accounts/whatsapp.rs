@@ -12,9 +12,9 @@
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::Accounts;
 use super::provider_state::{Connected, StateChange};
-use crate::domain::account::{Account, PHONE_NUMBER_ID, validate_division_id};
+use super::{Accounts, new_account_division};
+use crate::domain::account::{Account, PHONE_NUMBER_ID};
 use crate::domain::caller::Caller;
 use crate::domain::channel::Channel;
 use crate::domain::config_document::Document;
@@ -167,7 +167,7 @@ impl Accounts {
                 violations.add(field, "must be Meta's numeric id");
             }
         }
-        let division_id = self.new_account_division(caller, division_id, &mut violations);
+        let division_id = new_account_division(caller, division_id.as_deref(), &mut violations);
         violations.into_result()?;
         caller.require_write(division_id.as_deref())?;
         let app = self.meta_app()?;
@@ -244,7 +244,7 @@ impl Accounts {
         // Without every answer there is no verdict: a Meta outage is UNAVAILABLE.
         for result in [&phone, &waba, &apps] {
             if let Err(err) = result {
-                if !err.is_invalid_token() && is_transient(err) {
+                if err.is_transient() {
                     return Err(err.clone().into_error("fetching WhatsApp health"));
                 }
             }
@@ -293,29 +293,6 @@ impl Accounts {
             reasons,
         })
     }
-
-    pub(super) fn meta_app(&self) -> Result<&crate::meta::MetaApp, Error> {
-        self.meta_app
-            .as_ref()
-            .ok_or_else(|| MetaError::NoApp.into_error("connecting the account"))
-    }
-
-    /// The division of an account a connect flow may create: the one asked for, else the
-    /// caller's own.
-    pub(super) fn new_account_division(
-        &self,
-        caller: &Caller,
-        asked: Option<String>,
-        violations: &mut Violations,
-    ) -> Option<String> {
-        match asked.as_deref() {
-            None => caller.division_id.clone(),
-            Some("") => None,
-            Some(division) => violations
-                .check(validate_division_id(division, "division_id"))
-                .map(|()| division.to_owned()),
-        }
-    }
 }
 
 /// Names the step in Meta's error.
@@ -329,10 +306,6 @@ fn step(what: &str, err: MetaError) -> MetaError {
         MetaError::Malformed(reason) => MetaError::Malformed(format!("{reason} ({what})")),
         MetaError::NoApp => MetaError::NoApp,
     }
-}
-
-fn is_transient(err: &MetaError) -> bool {
-    matches!(err.clone().into_error(""), Error::Unavailable(_))
 }
 
 fn subscribed(apps: &[Value], app_id: Option<&str>) -> bool {
