@@ -70,9 +70,11 @@ async fn the_handshake_echoes_the_challenge_only_for_the_right_token(backend: Ba
         .into_inner();
     assert_eq!(answer.account_id, account.id);
 
+    // One character off (never the same character: the token is random).
     let mut wrong = token.clone();
-    wrong.pop();
-    wrong.push('x');
+    let last = wrong.pop();
+    wrong.push(if last == Some('x') { 'y' } else { 'x' });
+    assert_ne!(wrong, token);
     for request in [
         handshake("wa-555001", "subscribe", &wrong),
         handshake("wa-555001", "unsubscribe", &token),
