@@ -11,7 +11,7 @@ pub struct Server {
     pub child: Child,
     pub endpoint: String,
     pub binary: PathBuf,
-    /// Holds the development keys (and the SQLite file); replicas share it.
+    /// Holds the keys (and the SQLite file); replicas share it.
     pub data_dir: Arc<tempfile::TempDir>,
     database_url: Option<String>,
 }
@@ -42,6 +42,7 @@ impl Server {
         let mut command = Command::new(binary);
         command
             .env("PATCHBAY_DATA_DIR", data_dir.path())
+            .envs(explicit_keys(binary, data_dir.path())?)
             .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -82,6 +83,7 @@ impl Server {
     pub fn token(&self, role: &str, workspace: &str) -> Result<String, String> {
         let output = Command::new(&self.binary)
             .env("PATCHBAY_DATA_DIR", self.data_dir.path())
+            .envs(explicit_keys(&self.binary, self.data_dir.path())?)
             .args([
                 "token",
                 "--role",
@@ -129,6 +131,37 @@ impl Server {
             .status();
         let _ = self.child.wait();
     }
+}
+
+/// Keys fail closed off the embedded default (a PostgreSQL server has no development
+/// keys), so every server of the tools gets explicit ones: a key ring and an HS256
+/// secret made by `patchbay keys generate`, written once into the data directory that
+/// replicas share. Returns the variables that point `serve` and `token` at them.
+fn explicit_keys(binary: &Path, dir: &Path) -> Result<Vec<(&'static str, PathBuf)>, String> {
+    let ring = dir.join("explicit-keys.json");
+    let secret = dir.join("explicit-jwt.secret");
+    if !(ring.exists() && secret.exists()) {
+        let generate = || -> Result<(String, String), String> {
+            let output = Command::new(binary)
+                .args(["keys", "generate"])
+                .output()
+                .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+            let entry: serde_json::Value =
+                serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())?;
+            match (entry["id"].as_str(), entry["key"].as_str()) {
+                (Some(id), Some(key)) => Ok((id.to_owned(), key.to_owned())),
+                _ => Err("keys generate printed no key".to_owned()),
+            }
+        };
+        let (id, key) = generate()?;
+        let json = serde_json::json!({"active": id, "keys": {id: key}}).to_string();
+        std::fs::write(&ring, json).map_err(|e| e.to_string())?;
+        std::fs::write(&secret, generate()?.1).map_err(|e| e.to_string())?;
+    }
+    Ok(vec![
+        ("PATCHBAY_ENCRYPTION_KEYS_FILE", ring),
+        ("PATCHBAY_JWT_SECRET_FILE", secret),
+    ])
 }
 
 /// CPU time (user + system) a process has used so far, from `/proc/<pid>/stat`

@@ -220,6 +220,7 @@ impl TestApp {
             server: options.server,
             keys: options.keys.clone(),
             defaults: options.defaults,
+            development_keys: None,
         };
         let app = Application::build(settings).await.expect("server builds");
         let addr = app.local_addr();

@@ -72,7 +72,12 @@ async fn rotate_keys(data_dir: &std::path::Path, args: &config::RotateArgs) -> R
     let _telemetry = telemetry::init(LogFormat::Pretty, None)?;
     let database =
         config::database_settings(data_dir, &args.database).map_err(|e| e.to_string())?;
-    let keys = config::key_ring(data_dir, &args.encryption).map_err(|e| e.to_string())?;
+    let keys = config::key_ring(
+        data_dir,
+        &args.encryption,
+        config::dev_keys_for_database(&args.database),
+    )
+    .map_err(|e| e.to_string())?;
     let active = keys.active_key_id().to_owned();
     let store = Store::connect(&database, keys)
         .await
@@ -92,7 +97,10 @@ async fn rotate_keys(data_dir: &std::path::Path, args: &config::RotateArgs) -> R
 
 /// Prints only the token on stdout, so that `TOKEN=$(patchbay token …)` works.
 fn token(data_dir: &std::path::Path, args: &config::TokenArgs) -> Result<(), String> {
-    let jwt = config::jwt_settings(data_dir, &args.jwt).map_err(|e| e.to_string())?;
+    // `token` signs with the development secret when no key is given: it is how the
+    // embedded default's tokens are made (a server elsewhere refuses to start without keys).
+    let jwt = config::jwt_settings(data_dir, &args.jwt, config::DevKeys::Allowed)
+        .map_err(|e| e.to_string())?;
     let ttl = auth::parse_ttl(&args.ttl).map_err(|e| format!("--ttl: {e}"))?;
     if !matches!(args.role.as_str(), "admin" | "supervisor" | "service") {
         return Err(format!(

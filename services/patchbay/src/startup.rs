@@ -191,6 +191,13 @@ impl Application {
             limits.health_check_interval,
         ));
 
+        if let Some(data_dir) = &settings.development_keys {
+            tracing::warn!(
+                data_dir = %data_dir.display(),
+                "using development keys generated in the data directory (embedded default only); \
+                 configure encryption and JWT keys for anything else"
+            );
+        }
         tracing::info!(address = %local_addr, "patchbay listening");
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();

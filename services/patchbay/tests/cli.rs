@@ -168,6 +168,48 @@ fn bad_settings_are_named_and_refused() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("--role"));
 }
 
+/// Keys fail closed: with a database URL and no keys, `serve` and `keys rotate` refuse to
+/// start, naming the settings, and generate nothing; `keys generate` still works.
+#[test]
+fn servers_off_the_embedded_default_refuse_to_start_without_keys() {
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    for args in [&["serve"][..], &["keys", "rotate"][..]] {
+        let output = patchbay(data_dir.path())
+            .env(
+                "PATCHBAY_DATABASE_URL",
+                "postgres://patchbay@127.0.0.1:9/patchbay",
+            )
+            .args(args)
+            .output()
+            .expect("run");
+        assert!(!output.status.success(), "{args:?} must refuse");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("PATCHBAY_ENCRYPTION_KEYS"),
+            "{args:?}: {stderr}"
+        );
+        if args[0] == "serve" {
+            assert!(stderr.contains("PATCHBAY_JWT_SECRET"), "{stderr}");
+        }
+    }
+    let generated: Vec<_> = std::fs::read_dir(data_dir.path())
+        .expect("data dir")
+        .filter_map(Result::ok)
+        .map(|entry| entry.file_name())
+        .collect();
+    assert!(generated.is_empty(), "nothing generated: {generated:?}");
+
+    let output = patchbay(data_dir.path())
+        .env(
+            "PATCHBAY_DATABASE_URL",
+            "postgres://patchbay@127.0.0.1:9/patchbay",
+        )
+        .args(["keys", "generate"])
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "keys generate always works");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_generate_and_rotate_move_secrets_to_the_new_key() {
     use patchbay_sdk::proto::{Channel, CreateAccountRequest};

@@ -16,7 +16,8 @@ use patchbay_sdk::tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-const BIN: &str = env!("CARGO_BIN_EXE_patchbay");
+mod common;
+use common::{BIN, explicit_keys};
 
 struct Postgres {
     bindir: PathBuf,
@@ -150,6 +151,7 @@ fn serve(data_dir: &Path, database_url: &str) -> (Child, String) {
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("PATCHBAY_DATA_DIR", data_dir)
         .env("PATCHBAY_DATABASE_URL", database_url)
+        .envs(explicit_keys(data_dir))
         .args([
             "serve",
             "--listen",
@@ -220,6 +222,7 @@ async fn service_survives_a_database_outage() {
     let (mut server, endpoint) = serve(data_dir.path(), &postgres.url());
     let token_output = Command::new(BIN)
         .env("PATCHBAY_DATA_DIR", data_dir.path())
+        .envs(explicit_keys(data_dir.path()))
         .args(["token", "--role", "admin", "--workspace", "acme"])
         .output()
         .expect("token");

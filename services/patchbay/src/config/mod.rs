@@ -2,22 +2,25 @@
 //! both; a flag wins over the environment). Everything is validated here, at start, with
 //! a message naming the bad setting.
 
+mod keys;
+mod providers;
+
 use std::fs;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use secrecy::SecretString;
 
-use crate::auth::{JwtSettings, PublicKey};
+use crate::auth::JwtSettings;
 use crate::defaults::DefaultsSettings;
-use crate::meta::{MetaApp, MetaSettings, RetryPolicy};
+use crate::meta::MetaSettings;
 use crate::outbound::ProviderUrls;
 use crate::sealing::KeyRing;
 use crate::store::DatabaseSettings;
-use jsonwebtoken::Algorithm;
+
+pub use keys::{DevKeys, jwt_settings, key_ring};
+use providers::{meta_settings, provider_urls};
 
 /// Patchbay: the channel integrations of a messaging platform, over gRPC.
 #[derive(Debug, Parser)]
@@ -350,6 +353,9 @@ pub struct Settings {
     pub meta: MetaSettings,
     pub server: ServerSettings,
     pub defaults: DefaultsSettings,
+    /// The data directory whose generated development keys are in use (the embedded
+    /// default only); the server says so once at start.
+    pub development_keys: Option<PathBuf>,
 }
 
 /// Overload protection and shutdown, validated.
@@ -439,10 +445,6 @@ fn server_settings(args: &ServerArgs) -> Result<ServerSettings, ConfigError> {
 #[error("configuration: {0}")]
 pub struct ConfigError(pub String);
 
-/// Shortest HS256 secret accepted: 256 bits, as RFC 7518 asks.
-const MIN_SECRET_BYTES: usize = 32;
-const DEV_SECRET_FILE: &str = "jwt-hs256.secret";
-const DEV_KEYS_FILE: &str = "encryption-keys.json";
 const SQLITE_FILE: &str = "patchbay.db";
 
 impl Settings {
@@ -455,17 +457,47 @@ impl Settings {
                 "PATCHBAY_PUBLIC_BASE_URL (--public-base-url) must be an http(s) URL, got {public_base_url:?}"
             )));
         }
+        let dev_keys = dev_keys_for_serve(args);
+        if dev_keys == DevKeys::Refused {
+            if let Some(missing) = keys::missing_keys(&args.jwt, Some(&args.encryption)) {
+                return Err(keys::not_embedded(&missing));
+            }
+        }
+        let jwt = jwt_settings(data_dir, &args.jwt, dev_keys)?;
+        let encryption = key_ring(data_dir, &args.encryption, dev_keys)?;
+        let uses_dev_keys = keys::missing_keys(&args.jwt, Some(&args.encryption)).is_some();
         Ok(Settings {
             listen: args.listen,
             database: database_settings(data_dir, &args.database)?,
             public_base_url,
-            jwt: jwt_settings(data_dir, &args.jwt)?,
-            keys: key_ring(data_dir, &args.encryption)?,
+            jwt,
+            keys: encryption,
             provider_urls: provider_urls(&args.providers)?,
             meta: meta_settings(&args.providers)?,
             server: server_settings(&args.server)?,
             defaults: defaults_settings(&args.defaults)?,
+            development_keys: uses_dev_keys.then(|| data_dir.to_owned()),
         })
+    }
+}
+
+/// The embedded default — no database URL and a loopback listen address — is the one
+/// place development keys are generated.
+fn dev_keys_for_serve(args: &ServeArgs) -> DevKeys {
+    if args.database.database_url.is_none() && args.listen.ip().is_loopback() {
+        DevKeys::Allowed
+    } else {
+        DevKeys::Refused
+    }
+}
+
+/// `keys rotate` has no listen address: only the embedded database may use the
+/// development key ring.
+pub fn dev_keys_for_database(args: &DatabaseArgs) -> DevKeys {
+    if args.database_url.is_none() {
+        DevKeys::Allowed
+    } else {
+        DevKeys::Refused
     }
 }
 
@@ -509,258 +541,7 @@ pub fn database_settings(
     })
 }
 
-pub fn jwt_settings(data_dir: &Path, args: &JwtArgs) -> Result<JwtSettings, ConfigError> {
-    let public_keys = public_keys(args)?;
-    let secret = match (&args.jwt_secret, &args.jwt_secret_file) {
-        (Some(secret), _) => Some((
-            secret.clone(),
-            "PATCHBAY_JWT_SECRET (--jwt-secret)".to_owned(),
-        )),
-        (None, Some(file)) => Some((
-            read_secret(file)?,
-            format!("PATCHBAY_JWT_SECRET_FILE ({})", file.display()),
-        )),
-        // The embedded default signs and checks with a generated secret; a deployment
-        // that brings public keys only does not get one.
-        (None, None) if public_keys.is_empty() => {
-            let file = data_dir.join(DEV_SECRET_FILE);
-            Some((
-                load_or_create_dev_secret(data_dir, &file)?,
-                format!("development secret {}", file.display()),
-            ))
-        }
-        (None, None) => None,
-    };
-    if let Some((secret, source)) = &secret {
-        if secret.len() < MIN_SECRET_BYTES {
-            return Err(ConfigError(format!(
-                "{source} must be at least {MIN_SECRET_BYTES} bytes"
-            )));
-        }
-    }
-    if args.jwt_issuer.is_empty() || args.jwt_audience.is_empty() {
-        return Err(ConfigError(
-            "PATCHBAY_JWT_ISSUER and PATCHBAY_JWT_AUDIENCE must not be empty".to_owned(),
-        ));
-    }
-    let has = |algorithm: Algorithm| match algorithm {
-        Algorithm::HS256 => secret.is_some(),
-        other => public_keys.iter().any(|k| k.algorithm == other),
-    };
-    let algorithms = if args.jwt_algorithms.is_empty() {
-        [Algorithm::HS256, Algorithm::RS256, Algorithm::ES256]
-            .into_iter()
-            .filter(|a| has(*a))
-            .collect()
-    } else {
-        let mut algorithms = Vec::new();
-        for name in &args.jwt_algorithms {
-            let algorithm = match name.trim() {
-                "HS256" => Algorithm::HS256,
-                "RS256" => Algorithm::RS256,
-                "ES256" => Algorithm::ES256,
-                other => {
-                    return Err(ConfigError(format!(
-                        "PATCHBAY_JWT_ALGORITHMS (--jwt-algorithms): {other:?} is not one of HS256, RS256, ES256"
-                    )));
-                }
-            };
-            if !has(algorithm) {
-                return Err(ConfigError(format!(
-                    "PATCHBAY_JWT_ALGORITHMS (--jwt-algorithms) allows {name} but no key for it is configured"
-                )));
-            }
-            algorithms.push(algorithm);
-        }
-        algorithms
-    };
-    Ok(JwtSettings {
-        hs256_secret: secret.map(|(secret, _)| SecretString::from(secret)),
-        public_keys,
-        algorithms,
-        issuer: args.jwt_issuer.clone(),
-        audience: args.jwt_audience.clone(),
-        leeway: Duration::from_secs(args.jwt_leeway_seconds),
-    })
-}
-
-fn public_keys(args: &JwtArgs) -> Result<Vec<PublicKey>, ConfigError> {
-    let mut keys = Vec::new();
-    for entry in &args.jwt_public_key_file {
-        let (kid, path) = match entry.split_once('=') {
-            Some((kid, path)) => (Some(kid.to_owned()), PathBuf::from(path)),
-            None => (None, PathBuf::from(entry)),
-        };
-        let pem = fs::read(&path).map_err(|err| {
-            ConfigError(format!(
-                "PATCHBAY_JWT_PUBLIC_KEY_FILES: cannot read {}: {err}",
-                path.display()
-            ))
-        })?;
-        keys.push(PublicKey::from_pem(kid, &pem).map_err(|err| {
-            ConfigError(format!(
-                "PATCHBAY_JWT_PUBLIC_KEY_FILES: {} {err}",
-                path.display()
-            ))
-        })?);
-    }
-    if let Some(path) = &args.jwt_jwks_file {
-        let json = fs::read_to_string(path).map_err(|err| {
-            ConfigError(format!(
-                "PATCHBAY_JWT_JWKS_FILE: cannot read {}: {err}",
-                path.display()
-            ))
-        })?;
-        keys.extend(PublicKey::from_jwks(&json).map_err(|err| {
-            ConfigError(format!("PATCHBAY_JWT_JWKS_FILE: {} {err}", path.display()))
-        })?);
-    }
-    Ok(keys)
-}
-
-fn provider_urls(args: &ProviderArgs) -> Result<ProviderUrls, ConfigError> {
-    let url = |value: &str, name: &str| {
-        if crate::domain::provider::is_url(value) {
-            Ok(value.trim_end_matches('/').to_owned())
-        } else {
-            Err(ConfigError(format!(
-                "{name} must be an http(s) URL, got {value:?}"
-            )))
-        }
-    };
-    Ok(ProviderUrls {
-        sendgrid: url(&args.sendgrid_base_url, "PATCHBAY_SENDGRID_BASE_URL")?,
-        openai: url(&args.openai_base_url, "PATCHBAY_OPENAI_BASE_URL")?,
-        twilio: url(&args.twilio_base_url, "PATCHBAY_TWILIO_BASE_URL")?,
-        graph: url(&args.graph_base_url, "PATCHBAY_GRAPH_BASE_URL")?,
-        instagram_graph: url(
-            &args.instagram_graph_base_url,
-            "PATCHBAY_INSTAGRAM_GRAPH_BASE_URL",
-        )?,
-        instagram_api: url(
-            &args.instagram_api_base_url,
-            "PATCHBAY_INSTAGRAM_API_BASE_URL",
-        )?,
-        graph_version: graph_version(&args.graph_api_version)?,
-    })
-}
-
-/// `v21.0`: what Meta's URLs carry.
-fn graph_version(version: &str) -> Result<String, ConfigError> {
-    let valid = version.strip_prefix('v').is_some_and(|rest| {
-        rest.split_once('.').is_some_and(|(major, minor)| {
-            !major.is_empty()
-                && !minor.is_empty()
-                && major
-                    .chars()
-                    .chain(minor.chars())
-                    .all(|c| c.is_ascii_digit())
-        })
-    });
-    if valid {
-        Ok(version.to_owned())
-    } else {
-        Err(ConfigError(format!(
-            "PATCHBAY_GRAPH_API_VERSION must look like v21.0, got {version:?}"
-        )))
-    }
-}
-
-fn meta_settings(args: &ProviderArgs) -> Result<MetaSettings, ConfigError> {
-    let app = match (&args.meta_app_id, &args.meta_app_secret) {
-        (None, None) => None,
-        (Some(id), Some(secret)) if !id.trim().is_empty() && !secret.trim().is_empty() => {
-            Some(MetaApp {
-                id: id.trim().to_owned(),
-                secret: SecretString::from(secret.trim().to_owned()),
-            })
-        }
-        _ => {
-            return Err(ConfigError(
-                "PATCHBAY_META_APP_ID and PATCHBAY_META_APP_SECRET go together: set both or neither"
-                    .to_owned(),
-            ));
-        }
-    };
-    Ok(MetaSettings {
-        app,
-        retry: RetryPolicy::default(),
-        refresh_every: (args.token_refresh_interval_seconds > 0)
-            .then(|| Duration::from_secs(args.token_refresh_interval_seconds)),
-        refresh_ahead: Duration::from_secs(u64::from(args.token_refresh_ahead_days) * 86_400),
-    })
-}
-
-pub fn key_ring(data_dir: &Path, args: &EncryptionArgs) -> Result<KeyRing, ConfigError> {
-    let (json, source) = match (&args.encryption_keys, &args.encryption_keys_file) {
-        (Some(json), _) => (
-            json.clone(),
-            "PATCHBAY_ENCRYPTION_KEYS (--encryption-keys)".to_owned(),
-        ),
-        (None, Some(file)) => (
-            read_secret(file)?,
-            format!("PATCHBAY_ENCRYPTION_KEYS_FILE ({})", file.display()),
-        ),
-        (None, None) => {
-            let file = data_dir.join(DEV_KEYS_FILE);
-            let json = load_or_create(data_dir, &file, || {
-                let ring = KeyRing::generate_file().map_err(|e| e.to_string())?;
-                serde_json::to_string_pretty(&ring).map_err(|e| e.to_string())
-            })?;
-            (json, format!("development key ring {}", file.display()))
-        }
-    };
-    KeyRing::from_json(&json).map_err(|err| ConfigError(format!("{source} {err}")))
-}
-
-fn read_secret(file: &Path) -> Result<String, ConfigError> {
-    fs::read_to_string(file)
-        .map(|s| s.trim().to_owned())
-        .map_err(|err| ConfigError(format!("cannot read secret file {}: {err}", file.display())))
-}
-
-/// The embedded default: a random secret generated on first start, readable by the
-/// owner only, shared by `patchbay serve` and `patchbay token`.
-fn load_or_create_dev_secret(data_dir: &Path, file: &Path) -> Result<String, ConfigError> {
-    load_or_create(data_dir, file, || {
-        crate::domain::support::random_token(48).map_err(|err| err.to_string())
-    })
-}
-
-/// Reads `file`, or creates it (mode 0600) with what `generate` makes.
-fn load_or_create(
-    data_dir: &Path,
-    file: &Path,
-    generate: impl FnOnce() -> Result<String, String>,
-) -> Result<String, ConfigError> {
-    if file.exists() {
-        return read_secret(file);
-    }
-    ensure_data_dir(data_dir)?;
-    let secret = generate()
-        .map_err(|err| ConfigError(format!("cannot generate {}: {err}", file.display())))?;
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    match options.open(file) {
-        Ok(mut handle) => handle
-            .write_all(secret.as_bytes())
-            .map_err(|err| ConfigError(format!("cannot write {}: {err}", file.display())))
-            .map(|()| secret),
-        // Another process created it first: use theirs.
-        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => read_secret(file),
-        Err(err) => Err(ConfigError(format!(
-            "cannot create {}: {err}",
-            file.display()
-        ))),
-    }
-}
-
-fn ensure_data_dir(data_dir: &Path) -> Result<(), ConfigError> {
+pub(crate) fn ensure_data_dir(data_dir: &Path) -> Result<(), ConfigError> {
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
@@ -778,7 +559,7 @@ fn ensure_data_dir(data_dir: &Path) -> Result<(), ConfigError> {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
+    use clap::{CommandFactory, Parser};
 
     use super::*;
 
@@ -787,56 +568,33 @@ mod tests {
         Cli::command().debug_assert();
     }
 
-    #[test]
-    fn dev_secret_is_generated_once_with_owner_only_permissions() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let args = JwtArgs {
-            jwt_secret: None,
-            jwt_secret_file: None,
-            jwt_issuer: "patchbay".into(),
-            jwt_audience: "patchbay".into(),
-            jwt_leeway_seconds: 30,
-            jwt_public_key_file: Vec::new(),
-            jwt_jwks_file: None,
-            jwt_algorithms: Vec::new(),
-        };
-        let first = jwt_settings(dir.path(), &args).expect("generated");
-        let second = jwt_settings(dir.path(), &args).expect("reused");
-        use secrecy::ExposeSecret;
-        assert_eq!(
-            first
-                .hs256_secret
-                .as_ref()
-                .map(|s| s.expose_secret().to_owned()),
-            second
-                .hs256_secret
-                .as_ref()
-                .map(|s| s.expose_secret().to_owned())
-        );
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(dir.path().join(DEV_SECRET_FILE))
-                .expect("secret file")
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o777, 0o600);
+    fn serve_args(extra: &[&str]) -> Box<ServeArgs> {
+        let mut argv = vec!["patchbay", "serve"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv).expect("arguments parse").command {
+            Command::Serve(args) => args,
+            other => panic!("not serve: {other:?}"),
         }
     }
 
     #[test]
-    fn short_secret_is_refused_naming_the_variable() {
-        let args = JwtArgs {
-            jwt_secret: Some("short".into()),
-            jwt_secret_file: None,
-            jwt_issuer: "patchbay".into(),
-            jwt_audience: "patchbay".into(),
-            jwt_leeway_seconds: 30,
-            jwt_public_key_file: Vec::new(),
-            jwt_jwks_file: None,
-            jwt_algorithms: Vec::new(),
-        };
-        let err = jwt_settings(Path::new("/nonexistent"), &args).expect_err("too short");
-        assert!(err.0.contains("PATCHBAY_JWT_SECRET"), "{}", err.0);
+    fn keys_fail_closed_outside_the_embedded_default() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for extra in [&["--database-url", "postgres://db.internal/patchbay"][..]] {
+            let err = Settings::from_serve_args(dir.path(), &serve_args(extra))
+                .expect_err("no keys outside the embedded default");
+            for setting in ["PATCHBAY_ENCRYPTION_KEYS", "PATCHBAY_JWT_SECRET"] {
+                assert!(err.0.contains(setting), "{setting} named in {}", err.0);
+            }
+        }
+        assert!(
+            !dir.path().join("encryption-keys.json").exists(),
+            "no key ring generated"
+        );
+        // The embedded default generates them, and says so.
+        let settings = Settings::from_serve_args(dir.path(), &serve_args(&[]))
+            .expect("embedded default starts");
+        assert_eq!(settings.development_keys.as_deref(), Some(dir.path()));
+        assert!(dir.path().join("encryption-keys.json").exists());
     }
 }
