@@ -19,6 +19,10 @@ mod m20261122_000006_create_idempotency_keys;
 mod m20261122_000007_create_default_account_changes;
 mod m20261122_000008_index_account_defaults;
 mod m20261122_000009_account_provider_state;
+mod m20261201_000010_provider_secret_destinations;
+mod m20261201_000011_audit_outcome;
+
+mod catalog;
 
 pub struct Migrator;
 
@@ -35,6 +39,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000007_create_default_account_changes::Migration),
             Box::new(m20261122_000008_index_account_defaults::Migration),
             Box::new(m20261122_000009_account_provider_state::Migration),
+            Box::new(m20261201_000010_provider_secret_destinations::Migration),
+            Box::new(m20261201_000011_audit_outcome::Migration),
         ]
     }
 }

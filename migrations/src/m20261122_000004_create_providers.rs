@@ -2,14 +2,13 @@
 //! defined once, in `providers.json`; the server reads it from this table and derives
 //! validation, defaults, masking and the ListProviders answer from it.
 
-use sea_orm_migration::sea_orm::{ConnectionTrait, Statement, Value};
 use sea_orm_migration::{prelude::*, schema::*};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
 #[derive(DeriveIden)]
-enum Providers {
+pub(crate) enum Providers {
     Table,
     Slug,
     Name,
@@ -18,8 +17,6 @@ enum Providers {
     Channel,
     Fields,
 }
-
-const CATALOG: &str = include_str!("providers.json");
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
@@ -37,7 +34,7 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        seed(manager).await
+        crate::catalog::upsert(manager).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -45,36 +42,4 @@ impl MigrationTrait for Migration {
             .drop_table(Table::drop().table(Providers::Table).to_owned())
             .await
     }
-}
-
-async fn seed(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
-    let catalog: Vec<serde_json::Value> = serde_json::from_str(CATALOG)
-        .map_err(|err| DbErr::Migration(format!("providers.json: {err}")))?;
-    let db = manager.get_connection();
-    for provider in catalog {
-        let text = |key: &str| provider[key].as_str().map(str::to_owned);
-        let mut insert = Query::insert();
-        insert
-            .into_table(Providers::Table)
-            .columns([
-                Providers::Slug,
-                Providers::Name,
-                Providers::Description,
-                Providers::Category,
-                Providers::Channel,
-                Providers::Fields,
-            ])
-            .values([
-                text("slug").into(),
-                text("name").into(),
-                text("description").into(),
-                text("category").into(),
-                text("channel").into(),
-                Value::Json(Some(Box::new(provider["fields"].clone()))).into(),
-            ])
-            .map_err(|err| DbErr::Migration(format!("providers.json: {err}")))?;
-        let statement: Statement = db.get_database_backend().build(&insert);
-        db.execute_raw(statement).await?;
-    }
-    Ok(())
 }

@@ -227,4 +227,40 @@ async fn check_integration_reports_each_outcome(backend: Backend) {
         .expect_err("admin only");
     assert_eq!(denied.code(), Code::PermissionDenied);
     fake.verify().await;
+
+    // Every check that ran is audited with its outcome; the refused role's is not.
+    let outcomes = |id: String| {
+        let app = &app;
+        async move {
+            check_events(app, &id)
+                .await
+                .into_iter()
+                .map(|e| e.outcome)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(outcomes(ai.id).await, ["passed", "refused", "unavailable"]);
+    assert_eq!(outcomes(chatwoot.id).await, ["passed"]);
+    assert_eq!(outcomes(smtp.id).await, ["unsupported"]);
+}
+
+/// The CHECK_CREDENTIALS events of one integration (`""`: of refused creates), oldest
+/// first.
+pub async fn check_events(app: &TestApp, record_id: &str) -> Vec<proto::AuditEvent> {
+    app.admin()
+        .audit()
+        .list_audit_events(proto::ListAuditEventsRequest {
+            record_kind: proto::RecordKind::Integration.into(),
+            page_size: 500,
+            ..Default::default()
+        })
+        .await
+        .expect("audit events")
+        .into_inner()
+        .events
+        .into_iter()
+        .filter(|e| {
+            e.action == i32::from(proto::AuditAction::CheckCredentials) && e.record_id == record_id
+        })
+        .collect()
 }

@@ -14,6 +14,7 @@ mod instagram;
 mod integrations;
 mod isolation;
 mod messenger;
+mod outbound;
 mod overload;
 mod providers;
 mod secrets;

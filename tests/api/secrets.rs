@@ -15,6 +15,7 @@ backend_tests!(
     swapped_ciphertexts_do_not_decrypt,
     a_missing_key_is_named,
     rotation_reseals_everything_under_live_writes,
+    newly_secret_names_are_sealed_by_rotation_and_schemas_decide_for_providers,
 );
 
 async fn no_secret_is_stored_in_plaintext(backend: Backend) {
@@ -396,4 +397,102 @@ async fn rotation_reseals_everything_under_live_writes(backend: Backend) {
             .len(),
         ACCOUNTS - 1
     );
+}
+
+/// The name rule grew (`*_key`, `authorization`, `bearer`, `passphrase`): a value stored
+/// in clear under such a name before reads as it is, masked, until `keys rotate` seals
+/// it. A provider config goes by its schema alone: DocuSign's `integration_key` is not a
+/// secret there.
+async fn newly_secret_names_are_sealed_by_rotation_and_schemas_decide_for_providers(
+    backend: Backend,
+) {
+    let app = TestApp::spawn(backend).await;
+    let admin = app.admin();
+    let account = create(
+        &admin,
+        new_account(Channel::Sms, "legacy", json!({"region": "eu"})),
+    )
+    .await;
+    // As an older server stored it: in clear, under names that are secret now.
+    let legacy = json!({
+        "region": "eu",
+        "signing_key": "legacy-signing-0001",
+        "Authorization": "Basic legacy-basic-0002",
+        "ssh_passphrase": "legacy-phrase-0003",
+    });
+    app.execute(
+        "UPDATE accounts SET config = $1 WHERE id = $2",
+        vec![
+            sea_orm::Value::Json(Some(Box::new(legacy.clone()))),
+            sea_orm::Value::Uuid(Some(uuid::Uuid::parse_str(&account.id).expect("uuid"))),
+        ],
+    )
+    .await;
+    let shown = patchbay_e2e::config_of(&admin.get_account(&account.id).await.expect("read"));
+    for key in ["signing_key", "Authorization", "ssh_passphrase"] {
+        assert!(
+            shown[key]
+                .as_str()
+                .is_some_and(|v| v.starts_with("********")),
+            "{key} masked: {shown}"
+        );
+    }
+    assert_eq!(shown["region"], json!("eu"));
+
+    let docusign = admin
+        .integrations()
+        .create_integration(proto::CreateIntegrationRequest {
+            provider: "docusign".into(),
+            name: "DocuSign".into(),
+            config: Some(to_struct(json!({
+                "integration_key": "ik-not-a-secret-0001",
+                "user_id": "u-1",
+                "account_id": "a-1",
+                "private_key": "-----BEGIN RSA PRIVATE KEY----- docusign-private-0001",
+            }))),
+            ..Default::default()
+        })
+        .await
+        .expect("docusign")
+        .into_inner()
+        .integration
+        .expect("integration");
+    let config = to_json(docusign.config.as_ref().expect("config"));
+    assert_eq!(config["integration_key"], json!("ik-not-a-secret-0001"));
+    assert!(
+        config["private_key"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("********"))
+    );
+
+    let report = app.store().await.rotate_keys(10).await.expect("rotation");
+    assert_eq!(report.secrets_resealed, 3, "{report:?}");
+    let stored = app.secret_columns().await;
+    for plain in [
+        "legacy-signing-0001",
+        "legacy-basic-0002",
+        "legacy-phrase-0003",
+    ] {
+        assert!(!stored.contains(plain), "{plain} sealed by the rotation");
+    }
+    let revealed = app
+        .service()
+        .account_credentials(&account.id)
+        .await
+        .expect("reveal");
+    let revealed = to_json(revealed.config.as_ref().expect("config"));
+    assert_eq!(revealed, legacy, "the values are unchanged");
+
+    let db = app.database().await;
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT CAST(config AS TEXT) AS config FROM integrations",
+        ))
+        .await
+        .expect("query")
+        .expect("row");
+    let text: String = row.try_get("", "config").expect("config");
+    assert!(text.contains("ik-not-a-secret-0001"), "not sealed: {text}");
+    assert!(!text.contains("docusign-private-0001"), "sealed: {text}");
 }

@@ -14,7 +14,7 @@ use patchbay::auth::{JwtSettings, TokenRequest};
 use patchbay::config::{ServerSettings, Settings};
 use patchbay::defaults::DefaultsSettings;
 use patchbay::meta::{MetaApp, MetaSettings, RetryPolicy};
-use patchbay::outbound::ProviderUrls;
+use patchbay::outbound::{AddressPolicy, OutboundSettings, ProviderUrls};
 use patchbay::sealing::KeyRing;
 use patchbay::store::{DatabaseSettings, Store};
 use patchbay_sdk::Client;
@@ -62,6 +62,9 @@ pub struct TestOptions {
     /// Where the providers' APIs are (default: nowhere reachable, except a Meta that
     /// accepts WhatsApp set-up: see [`TestApp::spawn_with`]).
     pub provider_urls: ProviderUrls,
+    /// How outbound calls are guarded (default: private addresses allowed, so that the
+    /// local fakes are reachable).
+    pub outbound: OutboundSettings,
     /// The Meta app, retries and token refresh (default: [`test_meta`]).
     pub meta: MetaSettings,
     /// Overload and shutdown settings.
@@ -81,6 +84,10 @@ impl Default for TestOptions {
             keys: key_ring("t1", &["t1"]),
             jwt: jwt_settings(),
             provider_urls: unreachable_providers(),
+            outbound: OutboundSettings {
+                policy: AddressPolicy::AllowPrivate,
+                resolver: None,
+            },
             meta: test_meta(),
             server: ServerSettings::default(),
             database_url: None,
@@ -216,6 +223,7 @@ impl TestApp {
             public_base_url: PUBLIC_BASE_URL.to_owned(),
             jwt: options.jwt,
             provider_urls: options.provider_urls,
+            outbound: options.outbound,
             meta: options.meta,
             server: options.server,
             keys: options.keys.clone(),

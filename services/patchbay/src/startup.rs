@@ -39,7 +39,7 @@ use crate::grpc::request_span::RequestSpanLayer;
 use crate::grpc::stream_shutdown::StreamShutdownLayer;
 use crate::grpc::webhook_service::WebhookGrpc;
 use crate::meta::GraphClient;
-use crate::outbound::CredentialChecker;
+use crate::outbound::{CredentialChecker, OutboundClient};
 use crate::store::Store;
 
 #[derive(Debug, thiserror::Error)]
@@ -121,8 +121,12 @@ impl Application {
         let interceptor = AuthInterceptor::new(authenticator);
         let (defaults, defaults_tasks) =
             DefaultAccounts::start(store.clone(), &settings.defaults, &settings.database.url);
-        let graph = GraphClient::new(&settings.provider_urls, settings.meta.retry)
-            .map_err(StartupError::Http)?;
+        let outbound = OutboundClient::new(&settings.outbound).map_err(StartupError::Http)?;
+        let graph = GraphClient::new(
+            outbound.clone(),
+            &settings.provider_urls,
+            settings.meta.retry,
+        );
         let accounts = Accounts::new(
             store.clone(),
             WebhookUrls::new(&settings.public_base_url),
@@ -142,12 +146,16 @@ impl Application {
             interceptor.clone(),
         );
         let catalog = Arc::new(store.load_catalog().await.map_err(StartupError::Catalog)?);
-        let checker =
-            CredentialChecker::new(settings.provider_urls.clone()).map_err(StartupError::Http)?;
+        let checker = CredentialChecker::new(outbound, settings.provider_urls.clone());
         let integration_service = InterceptedService::new(
             IntegrationServiceServer::new(IntegrationGrpc::new(
                 ChannelSettingsService::new(store.clone()),
-                Integrations::new(store.clone(), catalog.clone(), checker),
+                Integrations::new(
+                    store.clone(),
+                    catalog.clone(),
+                    checker,
+                    settings.outbound.policy,
+                ),
                 catalog,
                 idempotency,
             ))

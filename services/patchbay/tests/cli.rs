@@ -146,6 +146,19 @@ fn bad_settings_are_named_and_refused() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("PATCHBAY_PUBLIC_BASE_URL"), "{stderr}");
 
+    // An operator base URL on a refused address is named at start, without a lookup.
+    let output = patchbay(data_dir.path())
+        .args(["serve", "--graph-base-url", "http://127.0.0.1:9"])
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("PATCHBAY_GRAPH_BASE_URL") && stderr.contains("loopback"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--allow-private-outbound"), "{stderr}");
+
     let output = patchbay(data_dir.path())
         .env("PATCHBAY_JWT_SECRET", "too-short")
         .args(["token", "--role", "admin", "--workspace", "acme"])

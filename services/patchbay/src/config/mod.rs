@@ -15,7 +15,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::auth::JwtSettings;
 use crate::defaults::DefaultsSettings;
 use crate::meta::MetaSettings;
-use crate::outbound::ProviderUrls;
+use crate::outbound::{OutboundSettings, ProviderUrls};
 use crate::sealing::KeyRing;
 use crate::store::DatabaseSettings;
 
@@ -254,6 +254,11 @@ pub struct ProviderArgs {
     /// Refresh an Instagram token once it expires within this many days.
     #[arg(long, env = "PATCHBAY_TOKEN_REFRESH_AHEAD_DAYS", default_value_t = 7)]
     pub token_refresh_ahead_days: u32,
+    /// Let calls to providers reach loopback, private, CGNAT and unique-local addresses
+    /// and tenant URLs use plain http: for tests, local fakes and on-premise providers.
+    /// Link-local (cloud metadata) stays refused.
+    #[arg(long, env = "PATCHBAY_ALLOW_PRIVATE_OUTBOUND")]
+    pub allow_private_outbound: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -350,6 +355,8 @@ pub struct Settings {
     pub jwt: JwtSettings,
     pub keys: KeyRing,
     pub provider_urls: ProviderUrls,
+    /// How calls to providers are guarded (`--allow-private-outbound`).
+    pub outbound: OutboundSettings,
     pub meta: MetaSettings,
     pub server: ServerSettings,
     pub defaults: DefaultsSettings,
@@ -473,6 +480,7 @@ impl Settings {
             jwt,
             keys: encryption,
             provider_urls: provider_urls(&args.providers)?,
+            outbound: providers::outbound_settings(&args.providers),
             meta: meta_settings(&args.providers)?,
             server: server_settings(&args.server)?,
             defaults: defaults_settings(&args.defaults)?,

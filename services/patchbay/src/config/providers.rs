@@ -7,31 +7,50 @@ use secrecy::SecretString;
 
 use super::{ConfigError, ProviderArgs};
 use crate::meta::{MetaApp, MetaSettings, RetryPolicy};
-use crate::outbound::ProviderUrls;
+use crate::outbound::guard::{self, AddressPolicy, Origin};
+use crate::outbound::{OutboundSettings, ProviderUrls, settings};
 
+pub(super) fn outbound_settings(args: &ProviderArgs) -> OutboundSettings {
+    OutboundSettings {
+        policy: address_policy(args),
+        resolver: None,
+    }
+}
+
+fn address_policy(args: &ProviderArgs) -> AddressPolicy {
+    if args.allow_private_outbound {
+        AddressPolicy::AllowPrivate
+    } else {
+        AddressPolicy::PublicOnly
+    }
+}
+
+/// Each base URL is checked by its literal form, as the outbound guard will check it
+/// before every call (no DNS lookup at start): an address the guard refuses is named now,
+/// with its setting, rather than on the first call.
 pub(super) fn provider_urls(args: &ProviderArgs) -> Result<ProviderUrls, ConfigError> {
+    let policy = address_policy(args);
     let url = |value: &str, name: &str| {
-        if crate::domain::provider::is_url(value) {
-            Ok(value.trim_end_matches('/').to_owned())
-        } else {
-            Err(ConfigError(format!(
+        if !crate::domain::provider::is_url(value) {
+            return Err(ConfigError(format!(
                 "{name} must be an http(s) URL, got {value:?}"
-            )))
+            )));
         }
+        guard::check_url(value, Origin::Operator, policy).map_err(|refusal| {
+            ConfigError(format!(
+                "{name}: {refusal} (set PATCHBAY_ALLOW_PRIVATE_OUTBOUND=true, \
+                 --allow-private-outbound, for a local fake or an on-premise provider)"
+            ))
+        })?;
+        Ok(value.trim_end_matches('/').to_owned())
     };
     Ok(ProviderUrls {
-        sendgrid: url(&args.sendgrid_base_url, "PATCHBAY_SENDGRID_BASE_URL")?,
-        openai: url(&args.openai_base_url, "PATCHBAY_OPENAI_BASE_URL")?,
-        twilio: url(&args.twilio_base_url, "PATCHBAY_TWILIO_BASE_URL")?,
-        graph: url(&args.graph_base_url, "PATCHBAY_GRAPH_BASE_URL")?,
-        instagram_graph: url(
-            &args.instagram_graph_base_url,
-            "PATCHBAY_INSTAGRAM_GRAPH_BASE_URL",
-        )?,
-        instagram_api: url(
-            &args.instagram_api_base_url,
-            "PATCHBAY_INSTAGRAM_API_BASE_URL",
-        )?,
+        sendgrid: url(&args.sendgrid_base_url, settings::SENDGRID)?,
+        openai: url(&args.openai_base_url, settings::OPENAI)?,
+        twilio: url(&args.twilio_base_url, settings::TWILIO)?,
+        graph: url(&args.graph_base_url, settings::GRAPH)?,
+        instagram_graph: url(&args.instagram_graph_base_url, settings::INSTAGRAM_GRAPH)?,
+        instagram_api: url(&args.instagram_api_base_url, settings::INSTAGRAM_API)?,
         graph_version: graph_version(&args.graph_api_version)?,
     })
 }

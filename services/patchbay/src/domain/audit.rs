@@ -24,10 +24,13 @@ pub enum AuditAction {
     Upsert,
     RevealCredentials,
     SetPrimary,
+    /// Credentials were sent to their provider to be checked; the event's outcome
+    /// says what came of it.
+    CheckCredentials,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 7] = [
+    pub const ALL: [AuditAction; 8] = [
         AuditAction::Create,
         AuditAction::Update,
         AuditAction::Delete,
@@ -35,6 +38,7 @@ impl AuditAction {
         AuditAction::Upsert,
         AuditAction::RevealCredentials,
         AuditAction::SetPrimary,
+        AuditAction::CheckCredentials,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -46,6 +50,7 @@ impl AuditAction {
             AuditAction::Upsert => "upsert",
             AuditAction::RevealCredentials => "reveal_credentials",
             AuditAction::SetPrimary => "set_primary",
+            AuditAction::CheckCredentials => "check_credentials",
         }
     }
 
@@ -67,6 +72,9 @@ pub struct AuditEvent {
     pub changed_fields: Vec<String>,
     pub request_id: String,
     pub occurred_at: DateTime<Utc>,
+    /// What came of the action, for actions that can go either way (a credential check:
+    /// `passed`, `unsupported`, `refused`, `destination_refused`, `unavailable`).
+    pub outcome: Option<String>,
 }
 
 impl AuditEvent {
@@ -90,7 +98,13 @@ impl AuditEvent {
             changed_fields,
             request_id: caller.request_id.clone(),
             occurred_at: now(),
+            outcome: None,
         }
+    }
+
+    pub fn with_outcome(mut self, outcome: &str) -> Self {
+        self.outcome = Some(outcome.to_owned());
+        self
     }
 }
 

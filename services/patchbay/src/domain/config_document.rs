@@ -27,16 +27,23 @@ const SECRET_KEY_FRAGMENTS: &[&str] = &[
     "secret",
     "password",
     "passwd",
+    "passphrase",
     "apikey",
     "privatekey",
     "accesskey",
     "credential",
+    "authorization",
+    "bearer",
 ];
+/// Key endings that mark a secret: `signing_key`, `hmac_key`, `crypt_key`, `key`.
+const SECRET_KEY_ENDINGS: &[&str] = &["key"];
 /// Whole keys that are secrets without a telling fragment (WhatsApp's registration PIN).
 const SECRET_KEYS: &[&str] = &["pin"];
 
-/// Which values of a document are secrets: those under a key named like one, and, for a
-/// provider's config, the fields its schema flags `secret` (by path, `config.x.y`).
+/// Which values of a document are secrets. Documents without a schema (account and
+/// channel-settings configs) go by name; a provider's config goes by its schema alone,
+/// the fields flagged `secret` (by path, `config.x.y`), so that a schema field such as
+/// DocuSign's `integration_key` is a secret only if the schema says so.
 #[derive(Clone, Copy, Debug)]
 pub enum SecretRule<'a> {
     ByName,
@@ -45,15 +52,15 @@ pub enum SecretRule<'a> {
 
 impl SecretRule<'_> {
     pub fn is_secret(&self, path: &str, key: &str) -> bool {
-        is_secret_key(key)
-            || match self {
-                SecretRule::ByName => false,
-                SecretRule::Schema(paths) => paths.contains(path),
-            }
+        match self {
+            SecretRule::ByName => is_secret_key(key),
+            SecretRule::Schema(paths) => paths.contains(path),
+        }
     }
 }
 
-/// Whether a config key holds a secret: named like a token, secret, password or API key.
+/// Whether a config key holds a secret: named like a token, secret, password, API key,
+/// authorization header or key.
 pub fn is_secret_key(key: &str) -> bool {
     let normalized: String = key
         .chars()
@@ -64,6 +71,9 @@ pub fn is_secret_key(key: &str) -> bool {
         || SECRET_KEY_FRAGMENTS
             .iter()
             .any(|fragment| normalized.contains(fragment))
+        || SECRET_KEY_ENDINGS
+            .iter()
+            .any(|ending| normalized.ends_with(ending))
 }
 
 /// The masked form of one secret value: the prefix, plus the last four characters of a
@@ -77,6 +87,17 @@ pub fn mask_value(value: &Value) -> Value {
         }
         _ => Value::String(MASK_PREFIX.to_owned()),
     }
+}
+
+/// The value at `path` (`config.a.b`, the document being `config`), through nested
+/// objects.
+pub fn value_at<'a>(document: &'a Document, path: &str) -> Option<&'a Value> {
+    let mut keys = path.split('.').skip(1);
+    let mut value = document.get(keys.next()?)?;
+    for key in keys {
+        value = value.as_object()?.get(key)?;
+    }
+    Some(value)
 }
 
 pub fn is_masked(value: &Value) -> bool {
@@ -327,6 +348,13 @@ mod tests {
             "api_key",
             "API-KEY",
             "pin",
+            "Authorization",
+            "bearer_header",
+            "ssh_passphrase",
+            "signing_key",
+            "hmacKey",
+            "crypt-key",
+            "key",
         ] {
             assert!(is_secret_key(key), "{key} should be secret");
         }
@@ -335,10 +363,23 @@ mod tests {
             "display",
             "pinned",
             "tokenizer_mode_name_x",
+            "keyboard",
+            "author",
         ] {
             let expected = key.contains("token");
             assert_eq!(is_secret_key(key), expected, "{key}");
         }
+    }
+
+    #[test]
+    fn a_schema_alone_says_what_is_secret_in_a_provider_config() {
+        let paths: std::collections::BTreeSet<String> =
+            ["config.private_key".to_owned()].into_iter().collect();
+        let rule = SecretRule::Schema(&paths);
+        assert!(rule.is_secret("config.private_key", "private_key"));
+        assert!(!rule.is_secret("config.integration_key", "integration_key"));
+        assert!(!rule.is_secret("config.access_token", "access_token"));
+        assert!(SecretRule::ByName.is_secret("config.integration_key", "integration_key"));
     }
 
     #[test]

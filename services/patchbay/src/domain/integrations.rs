@@ -8,7 +8,8 @@ use uuid::Uuid;
 use super::Channel;
 use super::audit::{AuditAction, AuditEvent, document_changes};
 use super::caller::Caller;
-use super::config_document::{self, Document, SecretRule};
+use super::config_document::{self, Document, SecretRule, value_at};
+use super::destinations;
 use super::error::{Error, RecordKind, Violations};
 use super::integration::{
     Integration, IntegrationPatch, NewIntegration, derive_identifier, validate_identifier,
@@ -16,7 +17,7 @@ use super::integration::{
 };
 use super::provider::{Catalog, Completeness, Provider};
 use super::support::{Page, PageRequest, check_revision, new_id, now};
-use crate::outbound::{CheckOutcome, CredentialChecker};
+use crate::outbound::{AddressPolicy, CheckOutcome, CredentialChecker};
 use crate::store::Store;
 use crate::store::integrations::{IntegrationChange, IntegrationFilter};
 
@@ -34,15 +35,70 @@ pub struct Integrations {
     store: Store,
     catalog: Arc<Catalog>,
     checker: CredentialChecker,
+    /// Which tenant URLs the outbound guard lets through, to refuse the others by their
+    /// literal form when they are stored.
+    destinations: AddressPolicy,
+}
+
+/// The record a credential check is for, as its audit event names it.
+#[derive(Clone, Copy)]
+enum CheckedRecord {
+    Existing(Uuid),
+    /// A create: the id it will get if the check passes (a refused create names none).
+    New(Uuid),
 }
 
 impl Integrations {
-    pub fn new(store: Store, catalog: Arc<Catalog>, checker: CredentialChecker) -> Self {
+    pub fn new(
+        store: Store,
+        catalog: Arc<Catalog>,
+        checker: CredentialChecker,
+        destinations: AddressPolicy,
+    ) -> Self {
         Self {
             store,
             catalog,
             checker,
+            destinations,
         }
+    }
+
+    /// Sends the credentials of `config` to the provider and audits the attempt,
+    /// whatever came of it, in a commit of its own: a refused create leaves its event.
+    async fn check_credentials(
+        &self,
+        caller: &Caller,
+        record: CheckedRecord,
+        provider: &Provider,
+        config: &Document,
+    ) -> Result<CheckOutcome, Error> {
+        let result = self.checker.check(provider, config).await;
+        let outcome = match &result {
+            Ok(outcome) => outcome.as_str(),
+            Err(failure) => failure.as_str(),
+        };
+        let record_id = match (record, &result) {
+            (CheckedRecord::Existing(id), _) | (CheckedRecord::New(id), Ok(_)) => id.to_string(),
+            (CheckedRecord::New(_), Err(_)) => String::new(),
+        };
+        // The secrets that went out, by name.
+        let sent: Vec<String> = provider
+            .secret_paths()
+            .iter()
+            .filter(|path| value_at(config, path).is_some_and(|v| !v.is_null()))
+            .cloned()
+            .collect();
+        let event = AuditEvent::new(
+            caller,
+            RecordKind::Integration,
+            record_id,
+            None,
+            AuditAction::CheckCredentials,
+            sent,
+        )
+        .with_outcome(outcome);
+        self.store.record_audit_event(&event).await?;
+        result.map_err(Error::from)
     }
 
     /// Tries an integration's stored credentials against its provider.
@@ -53,9 +109,17 @@ impl Integrations {
             .find_integration(&caller.workspace_id, id)
             .await?
             .ok_or_else(|| Error::not_found(RecordKind::Integration, id))?;
-        self.checker
-            .check(&integration.provider, &integration.config)
-            .await
+        let provider = self
+            .catalog
+            .get(&integration.provider)
+            .ok_or_else(|| Error::Internal(format!("integration {id} has an unknown provider")))?;
+        self.check_credentials(
+            caller,
+            CheckedRecord::Existing(id),
+            provider,
+            &integration.config,
+        )
+        .await
     }
 
     pub async fn create(&self, caller: &Caller, new: NewIntegration) -> Result<Integration, Error> {
@@ -91,8 +155,11 @@ impl Integrations {
                 provider,
                 &Document::new(),
                 &new.config,
-                true,
-                active,
+                Prepare {
+                    creating: true,
+                    active,
+                    destinations: self.destinations,
+                },
                 &mut violations,
             )
         });
@@ -108,8 +175,10 @@ impl Integrations {
             ));
         };
 
+        let id = new_id();
         if new.check {
-            self.checker.check(&provider.slug, &config).await?;
+            self.check_credentials(caller, CheckedRecord::New(id), provider, &config)
+                .await?;
         }
         let identifier = if new.identifier.is_empty() {
             derive_identifier(&new.name)?
@@ -118,7 +187,7 @@ impl Integrations {
         };
         let now = now();
         let integration = Integration {
-            id: new_id(),
+            id,
             workspace_id: caller.workspace_id.clone(),
             provider: provider.slug.clone(),
             name: new.name.trim().to_owned(),
@@ -218,8 +287,10 @@ impl Integrations {
                 &current,
                 patch.clone(),
                 account_violations.clone(),
+                self.destinations,
             )?;
-            self.checker.check(&provider.slug, &next.config).await?;
+            self.check_credentials(caller, CheckedRecord::Existing(id), provider, &next.config)
+                .await?;
             patch.expected_revision = Some(current.revision);
         }
         let stored = self
@@ -230,7 +301,13 @@ impl Integrations {
                 let provider = self.catalog.get(&current.provider).ok_or_else(|| {
                     Error::Internal(format!("integration {id} has an unknown provider"))
                 })?;
-                let next = apply_patch(provider, &current, patch, account_violations)?;
+                let next = apply_patch(
+                    provider,
+                    &current,
+                    patch,
+                    account_violations,
+                    self.destinations,
+                )?;
                 if next == current {
                     return Ok(IntegrationChange::Keep);
                 }
@@ -354,17 +431,30 @@ impl Integrations {
     }
 }
 
+/// How a config is prepared: on create or update, for an active integration or not,
+/// and which tenant URLs the guard lets through.
+#[derive(Clone, Copy)]
+struct Prepare {
+    creating: bool,
+    active: bool,
+    destinations: AddressPolicy,
+}
+
 /// Merges `patch` into `stored` with the provider's secret rule, fills defaults on create,
 /// and validates the result: fully when the integration is (or becomes) active, types
-/// only when inactive (seed 004).
+/// only when inactive (seed 004); and where its secrets go (`destinations`).
 fn prepare_config(
     provider: &Provider,
     stored: &Document,
     patch: &Document,
-    creating: bool,
-    active: bool,
+    how: Prepare,
     violations: &mut Violations,
 ) -> Document {
+    let Prepare {
+        creating,
+        active,
+        destinations,
+    } = how;
     let rule = SecretRule::Schema(provider.secret_paths());
     let merged = match config_document::merge_patch_with(stored, patch, "config", rule) {
         Ok(merged) => merged,
@@ -385,6 +475,13 @@ fn prepare_config(
     };
     violations.extend(provider.validate(&config, completeness));
     violations.extend(config_document::check_limits(&config, "config"));
+    violations.extend(destinations::check(
+        provider,
+        stored,
+        patch,
+        &config,
+        destinations,
+    ));
     config
 }
 
@@ -393,6 +490,7 @@ fn apply_patch(
     current: &Integration,
     patch: IntegrationPatch,
     mut violations: Violations,
+    destinations: AddressPolicy,
 ) -> Result<Integration, Error> {
     let mut next = current.clone();
     if let Some(name) = patch.name {
@@ -429,8 +527,11 @@ fn apply_patch(
             provider,
             &current.config,
             &patch_config,
-            false,
-            next.active,
+            Prepare {
+                creating: false,
+                active: next.active,
+                destinations,
+            },
             &mut violations,
         );
     }

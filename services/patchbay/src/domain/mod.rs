@@ -9,6 +9,7 @@ pub mod caller;
 pub mod channel;
 pub mod channel_settings;
 pub mod config_document;
+pub mod destinations;
 pub mod error;
 pub mod integration;
 pub mod integrations;

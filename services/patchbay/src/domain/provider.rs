@@ -44,6 +44,17 @@ pub struct FieldSpec {
     pub description: String,
     #[serde(default)]
     pub fields: Vec<FieldSpec>,
+    /// For a URL field: the secret fields (siblings, by name) that are sent to that URL.
+    /// Changing the URL then requires those secrets again in the same request.
+    #[serde(default)]
+    pub carries_secrets: Vec<String>,
+}
+
+/// A URL field of a provider's config, and the secrets sent to it, by path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UrlField {
+    pub path: String,
+    pub carries_secrets: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -57,6 +68,8 @@ pub struct Provider {
     pub fields: Vec<FieldSpec>,
     /// Paths (`config.x.y`) of the fields flagged secret.
     secret_paths: BTreeSet<String>,
+    /// The URL fields, with the secrets each one carries.
+    url_fields: Vec<UrlField>,
 }
 
 /// How strictly a config is checked: an inactive integration may lack required fields
@@ -78,6 +91,8 @@ impl Provider {
     ) -> Self {
         let mut secret_paths = BTreeSet::new();
         collect_secret_paths(&fields, "config", &mut secret_paths);
+        let mut url_fields = Vec::new();
+        collect_url_fields(&fields, "config", &mut url_fields);
         Self {
             slug,
             name,
@@ -86,11 +101,35 @@ impl Provider {
             channel,
             fields,
             secret_paths,
+            url_fields,
         }
     }
 
     pub fn secret_paths(&self) -> &BTreeSet<String> {
         &self.secret_paths
+    }
+
+    pub fn url_fields(&self) -> &[UrlField] {
+        &self.url_fields
+    }
+
+    /// Schema mistakes a reader could not see: a URL field that says it carries a field
+    /// that is not a secret sibling of it.
+    pub fn schema_problems(&self) -> Vec<String> {
+        self.url_fields
+            .iter()
+            .flat_map(|url| {
+                url.carries_secrets
+                    .iter()
+                    .filter(|secret| !self.secret_paths.contains(*secret))
+                    .map(move |secret| {
+                        format!(
+                            "{}: {} carries {secret}, which is not a secret field",
+                            self.slug, url.path
+                        )
+                    })
+            })
+            .collect()
     }
 
     /// Every way `config` breaks the schema, each named by its path under `config`.
@@ -121,6 +160,23 @@ fn collect_secret_paths(fields: &[FieldSpec], path: &str, out: &mut BTreeSet<Str
             out.insert(field_path.clone());
         }
         collect_secret_paths(&field.fields, &field_path, out);
+    }
+}
+
+fn collect_url_fields(fields: &[FieldSpec], path: &str, out: &mut Vec<UrlField>) {
+    for field in fields {
+        let field_path = format!("{path}.{}", field.name);
+        if field.kind == FieldKind::Url {
+            out.push(UrlField {
+                path: field_path.clone(),
+                carries_secrets: field
+                    .carries_secrets
+                    .iter()
+                    .map(|sibling| format!("{path}.{sibling}"))
+                    .collect(),
+            });
+        }
+        collect_url_fields(&field.fields, &field_path, out);
     }
 }
 
@@ -302,7 +358,7 @@ mod tests {
         let fields: Vec<FieldSpec> = serde_json::from_value(json!([
             {"name": "accountId", "type": "integer", "required": true},
             {"name": "enabled", "type": "boolean", "default": true},
-            {"name": "chatwootURL", "type": "url", "required": true},
+            {"name": "chatwootURL", "type": "url", "required": true, "carries_secrets": ["chatwootAccessToken"]},
             {"name": "chatwootAccessToken", "type": "string", "required": true, "secret": true},
             {"name": "integrationOptions", "type": "object", "fields": [
                 {"name": "enabledGroup", "type": "boolean", "default": false},
@@ -383,6 +439,42 @@ mod tests {
             filled["integrationOptions"],
             json!({"enabledGroup": false, "startConversationAs": "open"})
         );
+    }
+
+    #[test]
+    fn url_fields_name_the_secrets_they_carry() {
+        assert_eq!(
+            chatwoot().url_fields(),
+            [UrlField {
+                path: "config.chatwootURL".into(),
+                carries_secrets: vec!["config.chatwootAccessToken".into()],
+            }]
+        );
+        assert!(chatwoot().schema_problems().is_empty());
+    }
+
+    /// The catalog as shipped: every secret a URL carries is a secret field.
+    #[test]
+    fn the_shipped_catalog_is_consistent() {
+        #[derive(Deserialize)]
+        struct Entry {
+            slug: String,
+            fields: Vec<FieldSpec>,
+        }
+        let entries: Vec<Entry> =
+            serde_json::from_str(include_str!("../../../../migrations/src/providers.json"))
+                .expect("providers.json");
+        for entry in entries {
+            let provider = Provider::new(
+                entry.slug,
+                String::new(),
+                String::new(),
+                String::new(),
+                None,
+                entry.fields,
+            );
+            assert_eq!(provider.schema_problems(), Vec::<String>::new());
+        }
     }
 
     #[test]

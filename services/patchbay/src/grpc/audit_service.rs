@@ -86,6 +86,7 @@ fn action_to_proto(action: AuditAction) -> proto::AuditAction {
         AuditAction::Upsert => proto::AuditAction::Upsert,
         AuditAction::RevealCredentials => proto::AuditAction::RevealCredentials,
         AuditAction::SetPrimary => proto::AuditAction::SetPrimary,
+        AuditAction::CheckCredentials => proto::AuditAction::CheckCredentials,
     }
 }
 
@@ -112,5 +113,6 @@ fn event_to_proto(event: AuditEvent) -> proto::AuditEvent {
         action: action_to_proto(event.action).into(),
         changed_fields: event.changed_fields,
         request_id: event.request_id,
+        outcome: event.outcome.unwrap_or_default(),
     }
 }

@@ -228,6 +228,7 @@ fn field_to_proto(field: &FieldSpec) -> proto::ProviderField {
         secret: field.secret,
         description: field.description.clone(),
         fields: field.fields.iter().map(field_to_proto).collect(),
+        carries_secrets: field.carries_secrets.clone(),
     }
 }
 

@@ -8,6 +8,7 @@
 //! | any other refusal (4xx)                     | FAILED_PRECONDITION with Meta's message |
 //! | a code exchange refused (4xx)               | INVALID_ARGUMENT naming `code` |
 //! | no Meta app configured                      | FAILED_PRECONDITION |
+//! | the outbound guard refused the base URL's address | FAILED_PRECONDITION naming the setting |
 
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -91,6 +92,9 @@ pub enum MetaError {
     /// Meta did not answer (connection refused, timeout).
     #[error("Meta could not be reached: {0}")]
     Unreachable(String),
+    /// The outbound guard refused the configured base URL's address; nothing was sent.
+    #[error("Meta was not called: {0}")]
+    Refused(String),
     /// Meta answered 2xx with something other than what its API documents.
     #[error("{0}")]
     Malformed(String),
@@ -112,7 +116,7 @@ impl MetaError {
                     && (err.is_rate_limit() || err.http_status.is_server_error())
             }
             MetaError::Unreachable(_) | MetaError::Malformed(_) => true,
-            MetaError::NoApp => false,
+            MetaError::NoApp | MetaError::Refused(_) => false,
         }
     }
 
@@ -132,6 +136,7 @@ impl MetaError {
             MetaError::Graph(_) | MetaError::NoApp => {
                 Error::FailedPrecondition(format!("Meta refused {what}: {self}"))
             }
+            MetaError::Refused(_) => Error::FailedPrecondition(format!("{self} (while {what})")),
             MetaError::Unreachable(_) | MetaError::Malformed(_) => {
                 Error::Unavailable(format!("{self} (while {what})"))
             }

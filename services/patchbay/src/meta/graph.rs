@@ -13,7 +13,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use super::error::{GraphError, MetaError};
-use crate::outbound::{ProviderUrls, http_client, without_url};
+use crate::outbound::{Destination, OutboundClient, OutboundError, ProviderUrls, settings};
 
 /// Which of Meta's hosts a call goes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,7 +122,7 @@ impl<'a> Call<'a> {
 
 #[derive(Clone, Debug)]
 pub struct GraphClient {
-    http: reqwest::Client,
+    http: OutboundClient,
     graph: String,
     instagram_graph: String,
     instagram_api: String,
@@ -131,17 +131,16 @@ pub struct GraphClient {
 }
 
 impl GraphClient {
-    pub fn new(urls: &ProviderUrls, retry: RetryPolicy) -> Result<Self, reqwest::Error> {
-        let http = http_client()?;
+    pub fn new(http: OutboundClient, urls: &ProviderUrls, retry: RetryPolicy) -> Self {
         let base = |url: &str| url.trim_end_matches('/').to_owned();
-        Ok(Self {
+        Self {
             http,
             graph: base(&urls.graph),
             instagram_graph: base(&urls.instagram_graph),
             instagram_api: base(&urls.instagram_api),
             version: urls.graph_version.clone(),
             retry,
-        })
+        }
     }
 
     /// Sends `call`, retrying a safe call on 5xx and 429, and returns Meta's JSON answer.
@@ -166,28 +165,34 @@ impl GraphClient {
     }
 
     async fn send_once(&self, url: &str, call: &Call<'_>) -> Result<Value, MetaError> {
-        let mut request = self.http.request(call.method.clone(), url);
-        if !call.query.is_empty() {
-            request = request.query(&call.query);
-        }
-        if let Some(token) = call.token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(form) = &call.form {
-            request = request.form(form);
-        }
-        if let Some(json) = &call.json {
-            request = request.json(json);
-        }
-        let response = request
-            .send()
+        let destination = Destination::operator(match call.host {
+            Host::Graph => settings::GRAPH,
+            Host::InstagramGraph | Host::InstagramGraphUnversioned => settings::INSTAGRAM_GRAPH,
+            Host::InstagramApi => settings::INSTAGRAM_API,
+        });
+        let answer = self
+            .http
+            .send(destination, call.method.clone(), url, |mut request| {
+                if !call.query.is_empty() {
+                    request = request.query(&call.query);
+                }
+                if let Some(token) = call.token {
+                    request = request.bearer_auth(token);
+                }
+                if let Some(form) = &call.form {
+                    request = request.form(form);
+                }
+                if let Some(json) = &call.json {
+                    request = request.json(json);
+                }
+                request
+            })
             .await
-            .map_err(|err| MetaError::Unreachable(without_url(&err)))?;
-        let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|err| MetaError::Unreachable(without_url(&err)))?;
+            .map_err(|err| match err {
+                OutboundError::Refused { .. } => MetaError::Refused(err.to_string()),
+                OutboundError::Unreachable(kind) => MetaError::Unreachable(kind.to_owned()),
+            })?;
+        let (status, body) = (answer.status, answer.body);
         if status.is_success() {
             return serde_json::from_slice(&body).map_err(|_| {
                 MetaError::Malformed(format!(

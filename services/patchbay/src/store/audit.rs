@@ -40,6 +40,7 @@ pub(crate) async fn insert(conn: &impl ConnectionTrait, event: &AuditEvent) -> R
         changed_fields: Set(serde_json::json!(event.changed_fields)),
         request_id: Set(event.request_id.clone()),
         occurred_at: Set(event.occurred_at),
+        outcome: Set(event.outcome.clone()),
     };
     Entity::insert(row)
         .exec_without_returning(conn)
@@ -109,5 +110,6 @@ fn to_domain(row: Model) -> Result<AuditEvent, Error> {
         changed_fields,
         request_id: row.request_id,
         occurred_at: row.occurred_at,
+        outcome: row.outcome,
     })
 }

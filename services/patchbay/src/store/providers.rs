@@ -31,14 +31,18 @@ impl Store {
                     row.slug
                 ))
             })?;
-            providers.push(Provider::new(
+            let provider = Provider::new(
                 row.slug,
                 row.name,
                 row.description,
                 row.category,
                 channel,
                 fields,
-            ));
+            );
+            if let Some(problem) = provider.schema_problems().into_iter().next() {
+                return Err(Error::Internal(format!("provider schema: {problem}")));
+            }
+            providers.push(provider);
         }
         Ok(Catalog::new(providers))
     }

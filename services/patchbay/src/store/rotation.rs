@@ -13,6 +13,8 @@ use uuid::Uuid;
 use super::entities::{account, channel_settings, integration};
 use super::secret_fields::{Owner, is_current_text, open_text, reseal_document, seal_text};
 use super::{Store, db_error};
+use crate::domain::config_document::SecretRule;
+use crate::domain::provider::Catalog;
 use crate::domain::{Error, RecordKind};
 use crate::sealing::KeyRing;
 
@@ -38,8 +40,13 @@ trait SealedTable: EntityTrait {
     fn id(row: &Self::Model) -> Uuid;
     fn revision(row: &Self::Model) -> i64;
     /// The row's secrets re-sealed under the active key, as column updates, and how many
-    /// values changed (0: nothing to write).
-    fn reseal(keys: &KeyRing, row: &Self::Model) -> Result<Resealed<Self::Column>, Error>;
+    /// values changed (0: nothing to write). The catalog tells a provider config's
+    /// secrets (its schema); other configs go by name.
+    fn reseal(
+        keys: &KeyRing,
+        catalog: &Catalog,
+        row: &Self::Model,
+    ) -> Result<Resealed<Self::Column>, Error>;
 }
 
 fn owner(kind: RecordKind, id: Uuid) -> Owner {
@@ -51,6 +58,7 @@ fn config_update(
     kind: RecordKind,
     id: Uuid,
     config: &serde_json::Value,
+    rule: SecretRule<'_>,
 ) -> Result<(SimpleExpr, usize), Error> {
     let serde_json::Value::Object(document) = config else {
         return Err(Error::Internal(format!(
@@ -58,7 +66,7 @@ fn config_update(
             kind.as_str()
         )));
     };
-    let (sealed, changed) = reseal_document(keys, owner(kind, id), "config", document)?;
+    let (sealed, changed) = reseal_document(keys, owner(kind, id), "config", document, rule)?;
     Ok((Expr::value(serde_json::Value::Object(sealed)), changed))
 }
 
@@ -76,8 +84,13 @@ impl SealedTable for account::Entity {
     fn revision(row: &account::Model) -> i64 {
         row.revision
     }
-    fn reseal(keys: &KeyRing, row: &account::Model) -> Result<Resealed<account::Column>, Error> {
-        let (config, mut changed) = config_update(keys, Self::KIND, row.id, &row.config)?;
+    fn reseal(
+        keys: &KeyRing,
+        _: &Catalog,
+        row: &account::Model,
+    ) -> Result<Resealed<account::Column>, Error> {
+        let (config, mut changed) =
+            config_update(keys, Self::KIND, row.id, &row.config, SecretRule::ByName)?;
         let mut updates = vec![(account::Column::Config, config)];
         if !is_current_text(keys, &row.verify_token) {
             let who = owner(Self::KIND, row.id);
@@ -106,9 +119,11 @@ impl SealedTable for channel_settings::Entity {
     }
     fn reseal(
         keys: &KeyRing,
+        _: &Catalog,
         row: &channel_settings::Model,
     ) -> Result<Resealed<channel_settings::Column>, Error> {
-        let (config, changed) = config_update(keys, Self::KIND, row.id, &row.config)?;
+        let (config, changed) =
+            config_update(keys, Self::KIND, row.id, &row.config, SecretRule::ByName)?;
         Ok((vec![(channel_settings::Column::Config, config)], changed))
     }
 }
@@ -129,9 +144,17 @@ impl SealedTable for integration::Entity {
     }
     fn reseal(
         keys: &KeyRing,
+        catalog: &Catalog,
         row: &integration::Model,
     ) -> Result<Resealed<integration::Column>, Error> {
-        let (config, changed) = config_update(keys, Self::KIND, row.id, &row.config)?;
+        let provider = catalog.get(&row.provider).ok_or_else(|| {
+            Error::Internal(format!(
+                "integration {} has unknown provider {:?}",
+                row.id, row.provider
+            ))
+        })?;
+        let rule = SecretRule::Schema(provider.secret_paths());
+        let (config, changed) = config_update(keys, Self::KIND, row.id, &row.config, rule)?;
         Ok((vec![(integration::Column::Config, config)], changed))
     }
 }
@@ -139,12 +162,13 @@ impl SealedTable for integration::Entity {
 impl Store {
     pub async fn rotate_keys(&self, batch_size: u64) -> Result<RotationReport, Error> {
         let batch_size = batch_size.max(1);
+        let catalog = self.load_catalog().await?;
         let mut report = RotationReport::default();
-        self.rotate_table::<account::Entity>(batch_size, &mut report)
+        self.rotate_table::<account::Entity>(batch_size, &catalog, &mut report)
             .await?;
-        self.rotate_table::<channel_settings::Entity>(batch_size, &mut report)
+        self.rotate_table::<channel_settings::Entity>(batch_size, &catalog, &mut report)
             .await?;
-        self.rotate_table::<integration::Entity>(batch_size, &mut report)
+        self.rotate_table::<integration::Entity>(batch_size, &catalog, &mut report)
             .await?;
         Ok(report)
     }
@@ -153,6 +177,7 @@ impl Store {
     async fn rotate_table<E>(
         &self,
         batch_size: u64,
+        catalog: &Catalog,
         report: &mut RotationReport,
     ) -> Result<(), Error>
     where
@@ -174,7 +199,7 @@ impl Store {
             after = E::id(last);
             for row in rows {
                 report.records_checked += 1;
-                self.rotate_row::<E>(row, report).await?;
+                self.rotate_row::<E>(row, catalog, report).await?;
             }
         }
     }
@@ -183,6 +208,7 @@ impl Store {
     async fn rotate_row<E>(
         &self,
         mut row: E::Model,
+        catalog: &Catalog,
         report: &mut RotationReport,
     ) -> Result<(), Error>
     where
@@ -190,7 +216,7 @@ impl Store {
         <E::PrimaryKey as PrimaryKeyTrait>::ValueType: From<Uuid>,
     {
         for _ in 0..MAX_ATTEMPTS {
-            let (updates, changed) = E::reseal(self.keys(), &row)?;
+            let (updates, changed) = E::reseal(self.keys(), catalog, &row)?;
             if changed == 0 {
                 return Ok(());
             }

@@ -8,7 +8,7 @@
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::domain::config_document::{Document, SecretRule, is_secret_key};
+use crate::domain::config_document::{Document, SecretRule};
 use crate::domain::{Error, RecordKind};
 use crate::sealing::{KeyRing, SealError, is_sealed, key_id_of};
 
@@ -93,13 +93,14 @@ pub(crate) fn open_document(
 }
 
 /// A stored document with every sealed value not under the active key sealed again
-/// under it, and every plain value under a secret-named key sealed; with how many values
-/// it changed. Needs no schema: the sealed values say where the secrets are.
+/// under it, and every plain value that `rule` calls secret sealed (a value written
+/// before its name or schema field became secret); with how many values it changed.
 pub(crate) fn reseal_document(
     ring: &KeyRing,
     owner: Owner,
     path: &str,
     document: &Document,
+    rule: SecretRule<'_>,
 ) -> Result<(Document, usize), Error> {
     let mut changed = 0;
     let resealed = map_values(document, path, &mut |field, key, value| {
@@ -112,7 +113,7 @@ pub(crate) fn reseal_document(
                     .map_err(|err| seal_error(err, owner, field))?
             }
             Value::Null => return Ok(None),
-            legacy if is_secret_key(key) => serde_json::to_vec(legacy)
+            legacy if rule.is_secret(field, key) => serde_json::to_vec(legacy)
                 .map_err(|err| Error::Internal(format!("cannot encode {field}: {err}")))?,
             _ => return Ok(None),
         };
@@ -205,13 +206,13 @@ mod tests {
         }
         assert_eq!(sealed["plain"], json!("v"));
         assert_eq!(
-            reseal_document(&ring, owner, "config", &sealed)
+            reseal_document(&ring, owner, "config", &sealed, SecretRule::ByName)
                 .expect("reseal")
                 .1,
             0
         );
         assert_eq!(
-            reseal_document(&ring, owner, "config", &doc)
+            reseal_document(&ring, owner, "config", &doc, SecretRule::ByName)
                 .expect("reseal")
                 .1,
             4

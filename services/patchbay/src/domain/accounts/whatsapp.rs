@@ -304,6 +304,7 @@ fn step(what: &str, err: MetaError) -> MetaError {
         }
         MetaError::Unreachable(reason) => MetaError::Unreachable(format!("{reason} ({what})")),
         MetaError::Malformed(reason) => MetaError::Malformed(format!("{reason} ({what})")),
+        MetaError::Refused(reason) => MetaError::Refused(format!("{reason} ({what})")),
         MetaError::NoApp => MetaError::NoApp,
     }
 }

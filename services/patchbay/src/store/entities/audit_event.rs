@@ -15,6 +15,7 @@ pub struct Model {
     pub changed_fields: Json,
     pub request_id: String,
     pub occurred_at: DateTimeUtc,
+    pub outcome: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,0 +1,289 @@
+//! Credential checks: the cheapest authenticated call each provider offers (SendGrid
+//! scopes, OpenAI models, Twilio account fetch, Graph API, Chatwoot profile), through the
+//! guarded client. A tenant's own URL (Chatwoot) is a tenant destination: https only and
+//! public addresses only, unless the operator allows private ones.
+
+use reqwest::Method;
+use serde_json::Value;
+
+use super::client::{Destination, OutboundClient, OutboundError};
+use super::{ProviderUrls, settings};
+use crate::domain::Error;
+use crate::domain::config_document::{Document, value_at};
+use crate::domain::provider::Provider;
+
+/// What a check found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckOutcome {
+    /// The provider accepted the credentials.
+    Passed,
+    /// The provider offers no way to check (SMTP, some e-signature APIs).
+    Unsupported,
+}
+
+/// Why a check did not pass. Each message names the provider and, for a refused
+/// destination, the field or setting; a credential the provider quoted is scrubbed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CheckFailure {
+    /// The provider refused the credentials (or answered with a redirect).
+    Refused(String),
+    /// The outbound guard refused the destination; nothing was sent.
+    DestinationRefused(String),
+    /// The provider could not be reached, failed or limited us.
+    Unavailable(String),
+}
+
+impl CheckOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckOutcome::Passed => "passed",
+            CheckOutcome::Unsupported => "unsupported",
+        }
+    }
+}
+
+impl CheckFailure {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CheckFailure::Refused(_) => "refused",
+            CheckFailure::DestinationRefused(_) => "destination_refused",
+            CheckFailure::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
+impl From<CheckFailure> for Error {
+    fn from(failure: CheckFailure) -> Self {
+        match failure {
+            CheckFailure::Refused(message) | CheckFailure::DestinationRefused(message) => {
+                Error::FailedPrecondition(message)
+            }
+            CheckFailure::Unavailable(message) => Error::Unavailable(message),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct CredentialChecker {
+    client: OutboundClient,
+    urls: ProviderUrls,
+}
+
+const MAX_REASON_CHARS: usize = 300;
+
+/// The one request a check sends.
+struct Probe<'a> {
+    destination: Destination<'a>,
+    url: String,
+    auth: Auth,
+}
+
+enum Auth {
+    Bearer(String),
+    Basic(String, String),
+    Header(&'static str, String),
+}
+
+impl CredentialChecker {
+    pub fn new(client: OutboundClient, urls: ProviderUrls) -> Self {
+        Self { client, urls }
+    }
+
+    /// Tries the credentials of `config` against `provider`. A refusal is
+    /// FAILED_PRECONDITION with the provider's reason; a provider that cannot be reached
+    /// or fails is UNAVAILABLE; a destination the guard refuses is FAILED_PRECONDITION
+    /// naming its field, with no connection attempted.
+    pub async fn check(
+        &self,
+        provider: &Provider,
+        config: &Document,
+    ) -> Result<CheckOutcome, CheckFailure> {
+        let Some(probe) = self.probe(&provider.slug, config) else {
+            return Ok(CheckOutcome::Unsupported);
+        };
+        let slug = &provider.slug;
+        let answer = self
+            .client
+            .send(
+                probe.destination,
+                Method::GET,
+                &probe.url,
+                |request| match probe.auth {
+                    Auth::Bearer(token) => request.bearer_auth(token),
+                    Auth::Basic(user, password) => request.basic_auth(user, Some(password)),
+                    Auth::Header(name, value) => request.header(name, value),
+                },
+            )
+            .await
+            .map_err(|err| match err {
+                OutboundError::Refused { .. } => {
+                    CheckFailure::DestinationRefused(format!("{slug} was not called: {err}"))
+                }
+                OutboundError::Unreachable(kind) => CheckFailure::Unavailable(format!(
+                    "{slug} did not answer the credential check: {kind}"
+                )),
+            })?;
+        let status = answer.status;
+        if status.is_success() {
+            return Ok(CheckOutcome::Passed);
+        }
+        if status.is_redirection() {
+            return Err(CheckFailure::Refused(format!(
+                "{slug} answered the credential check with a redirect ({status}), which is not followed"
+            )));
+        }
+        let body = String::from_utf8_lossy(&answer.body);
+        let reason = scrub(
+            &reason_of(&body).unwrap_or_else(|| status.to_string()),
+            &secrets_of(provider, config),
+        );
+        if status.is_server_error() || status.as_u16() == 429 {
+            Err(CheckFailure::Unavailable(format!(
+                "{slug} could not check the credentials ({status}): {reason}"
+            )))
+        } else {
+            Err(CheckFailure::Refused(format!(
+                "{slug} refused the credentials: {reason}"
+            )))
+        }
+    }
+
+    fn probe(&self, slug: &str, config: &Document) -> Option<Probe<'static>> {
+        let text = |key: &str| {
+            config
+                .get(key)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let base = |url: &str| url.trim_end_matches('/').to_owned();
+        let urls = &self.urls;
+        Some(match slug {
+            "sendgrid" => Probe {
+                destination: Destination::operator(settings::SENDGRID),
+                url: format!("{}/v3/scopes", base(&urls.sendgrid)),
+                auth: Auth::Bearer(text("api_key")),
+            },
+            "openai" => Probe {
+                destination: Destination::operator(settings::OPENAI),
+                url: format!("{}/v1/models", base(&urls.openai)),
+                auth: Auth::Bearer(text("api_key")),
+            },
+            "whatsapp_twilio" | "twilio_sms" => {
+                let sid = text("account_sid");
+                Probe {
+                    destination: Destination::operator(settings::TWILIO),
+                    url: format!("{}/2010-04-01/Accounts/{sid}.json", base(&urls.twilio)),
+                    auth: Auth::Basic(sid, text("auth_token")),
+                }
+            }
+            "whatsapp_cloud" => {
+                let version = Some(text("api_version"))
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or_else(|| urls.graph_version.clone());
+                Probe {
+                    destination: Destination::operator(settings::GRAPH),
+                    url: format!(
+                        "{}/{version}/{}",
+                        base(&urls.graph),
+                        text("phone_number_id")
+                    ),
+                    auth: Auth::Bearer(text("access_token")),
+                }
+            }
+            "messenger" => Probe {
+                destination: Destination::operator(settings::GRAPH),
+                url: format!("{}/me", base(&urls.graph)),
+                auth: Auth::Bearer(text("page_access_token")),
+            },
+            "instagram" => Probe {
+                destination: Destination::operator(settings::INSTAGRAM_GRAPH),
+                url: format!("{}/me?fields=id", base(&urls.instagram_graph)),
+                auth: Auth::Bearer(text("access_token")),
+            },
+            "chatwoot" => Probe {
+                destination: Destination::tenant("config.chatwootURL"),
+                url: format!("{}/api/v1/profile", base(&text("chatwootURL"))),
+                auth: Auth::Header("api_access_token", text("chatwootAccessToken")),
+            },
+            _ => return None,
+        })
+    }
+}
+
+/// The error message of a provider's JSON error body, in the shapes the supported
+/// providers use.
+fn reason_of(body: &str) -> Option<String> {
+    let json: Value = serde_json::from_str(body).ok()?;
+    let candidates = [
+        json.pointer("/error/message"),
+        json.pointer("/errors/0/message"),
+        json.pointer("/errors/0"),
+        json.get("message"),
+        json.get("error"),
+    ];
+    let reason = candidates.into_iter().flatten().find_map(Value::as_str)?;
+    Some(reason.chars().take(MAX_REASON_CHARS).collect())
+}
+
+/// Providers sometimes quote the credential they refused; never pass it on.
+fn scrub(reason: &str, secrets: &[String]) -> String {
+    let mut scrubbed = reason.to_owned();
+    for secret in secrets {
+        if secret.len() >= 4 {
+            scrubbed = scrubbed.replace(secret.as_str(), "********");
+        }
+    }
+    scrubbed
+}
+
+/// The values of the fields the provider's schema flags secret, at any depth.
+fn secrets_of(provider: &Provider, config: &Document) -> Vec<String> {
+    provider
+        .secret_paths()
+        .iter()
+        .filter_map(|path| value_at(config, path).and_then(Value::as_str))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_come_from_each_error_shape() {
+        assert_eq!(
+            reason_of(r#"{"errors":[{"field":null,"message":"authorization required"}]}"#)
+                .as_deref(),
+            Some("authorization required")
+        );
+        assert_eq!(
+            reason_of(
+                r#"{"error":{"message":"Incorrect API key","type":"invalid_request_error"}}"#
+            )
+            .as_deref(),
+            Some("Incorrect API key")
+        );
+        assert_eq!(
+            reason_of(r#"{"code":20003,"message":"Authenticate","status":401}"#).as_deref(),
+            Some("Authenticate")
+        );
+        assert_eq!(
+            reason_of(r#"{"errors":["Invalid Access Token"]}"#).as_deref(),
+            Some("Invalid Access Token")
+        );
+        assert_eq!(reason_of("<html>"), None);
+    }
+
+    #[test]
+    fn quoted_credentials_are_scrubbed() {
+        assert_eq!(
+            scrub(
+                "Incorrect API key provided: sk-very-secret",
+                &["sk-very-secret".to_owned()]
+            ),
+            "Incorrect API key provided: ********"
+        );
+    }
+}
