@@ -6,7 +6,7 @@ use std::time::Duration;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 use tonic_types::StatusExt;
 
@@ -146,13 +146,20 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to `endpoint` (such as `http://127.0.0.1:50051`).
+    /// Connects to `endpoint`: `http://127.0.0.1:50051` in the clear, or
+    /// `https://patchbay.internal:50051` over TLS, trusting the system's roots.
     pub async fn connect(endpoint: impl Into<String>, token: &str) -> Result<Self, Error> {
-        let channel = Endpoint::from_shared(endpoint.into())?
-            .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true)
-            .connect()
-            .await?;
+        Self::connect_with(endpoint, token, &crate::ConnectOptions::new()).await
+    }
+
+    /// Connects to `endpoint` with TLS options: a CA to trust instead of the system's
+    /// roots, a client certificate for mTLS.
+    pub async fn connect_with(
+        endpoint: impl Into<String>,
+        token: &str,
+        options: &crate::ConnectOptions,
+    ) -> Result<Self, Error> {
+        let channel = options.connect(endpoint).await?;
         Self::from_channel(channel, token)
     }
 

@@ -33,10 +33,14 @@ mod redacted;
 #[cfg(feature = "client")]
 mod client;
 #[cfg(feature = "client")]
+mod connect;
+#[cfg(feature = "client")]
 mod default_accounts;
 
 #[cfg(feature = "client")]
 pub use client::{AuthenticatedChannel, BearerToken, Client, Error, FieldViolation, RetryPolicy};
+#[cfg(feature = "client")]
+pub use connect::ConnectOptions;
 #[cfg(feature = "client")]
 pub use default_accounts::{DefaultAccounts, SyncStatus, WatchOptions};
 

@@ -240,8 +240,14 @@ async fn check_integration_reports_each_outcome(backend: Backend) {
         }
     };
     assert_eq!(outcomes(ai.id).await, ["passed", "refused", "unavailable"]);
-    assert_eq!(outcomes(chatwoot.id).await, ["passed"]);
+    assert_eq!(outcomes(chatwoot.id.clone()).await, ["passed"]);
     assert_eq!(outcomes(smtp.id).await, ["unsupported"]);
+    let sent = check_events(&app, &chatwoot.id).await;
+    assert_eq!(
+        sent[0].changed_fields,
+        ["config.chatwootAccessToken"],
+        "what went out"
+    );
 }
 
 /// The CHECK_CREDENTIALS events of one integration (`""`: of refused creates), oldest

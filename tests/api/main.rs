@@ -19,6 +19,7 @@ mod overload;
 mod providers;
 mod secrets;
 mod server;
+mod tls;
 mod tokens;
 mod validation;
 mod watch;

@@ -6,6 +6,8 @@
 //! name, e.g. `postgres://postgres@127.0.0.1:5433`); `scripts/test` starts a throwaway
 //! server and sets it. Without it they fail: a skipped PostgreSQL run is not a pass.
 
+pub mod certs;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -76,6 +78,11 @@ pub struct TestOptions {
     /// The address to listen on (default: a random port); a restarted server takes
     /// its predecessor's to be found by the same clients.
     pub listen: Option<SocketAddr>,
+    /// TLS on the listener (default: plaintext on loopback).
+    pub tls: Option<patchbay::listener::TlsSettings>,
+    /// How the harness's own channel connects when `tls` is set (the CA to trust, a
+    /// client certificate for mTLS).
+    pub client_tls: Option<patchbay_sdk::ConnectOptions>,
 }
 
 impl Default for TestOptions {
@@ -93,6 +100,8 @@ impl Default for TestOptions {
             database_url: None,
             defaults: DefaultsSettings::default(),
             listen: None,
+            tls: None,
+            client_tls: None,
         }
     }
 }
@@ -212,6 +221,7 @@ impl TestApp {
             (None, Backend::Postgres) => create_postgres_database().await,
         };
         let settings = Settings {
+            tls: options.tls.clone(),
             listen: options
                 .listen
                 .unwrap_or_else(|| "127.0.0.1:0".parse().expect("address")),
@@ -240,11 +250,19 @@ impl TestApp {
             .await
             .expect("server runs");
         });
-        let channel = Endpoint::from_shared(format!("http://{addr}"))
-            .expect("endpoint")
-            .connect()
-            .await
-            .expect("client connects");
+        let channel = match (&options.tls, &options.client_tls) {
+            (Some(_), Some(client)) => client
+                .endpoint(format!("https://{addr}"))
+                .expect("endpoint")
+                .connect()
+                .await
+                .expect("client connects over TLS"),
+            _ => Endpoint::from_shared(format!("http://{addr}"))
+                .expect("endpoint")
+                .connect()
+                .await
+                .expect("client connects"),
+        };
         TestApp {
             addr,
             backend,

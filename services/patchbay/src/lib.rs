@@ -10,6 +10,7 @@ pub mod config_file;
 pub mod defaults;
 pub mod domain;
 pub mod grpc;
+pub mod listener;
 mod locks;
 pub mod meta;
 pub mod outbound;

@@ -37,7 +37,14 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(data_dir: &std::path::Path, args: &config::ServeArgs) -> Result<(), String> {
-    let _telemetry = telemetry::init(args.log_format, args.otlp_endpoint.as_deref())?;
+    let exporter = args
+        .otlp_endpoint
+        .as_deref()
+        .map(|endpoint| telemetry::Exporter {
+            endpoint,
+            ca_file: args.otlp_ca_file.as_deref(),
+        });
+    let _telemetry = telemetry::init(args.log_format, exporter)?;
     let settings = Settings::from_serve_args(data_dir, args).map_err(|e| e.to_string())?;
     let app = Application::build(settings)
         .await

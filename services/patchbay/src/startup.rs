@@ -17,7 +17,6 @@ use tokio::net::TcpListener;
 use tonic::server::NamedService;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -38,6 +37,7 @@ use crate::grpc::overload::OverloadLayer;
 use crate::grpc::request_span::RequestSpanLayer;
 use crate::grpc::stream_shutdown::StreamShutdownLayer;
 use crate::grpc::webhook_service::WebhookGrpc;
+use crate::listener::{self, ReloadingTls};
 use crate::meta::GraphClient;
 use crate::outbound::{CredentialChecker, OutboundClient};
 use crate::store::Store;
@@ -54,6 +54,8 @@ pub enum StartupError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot load the TLS configuration: {0}")]
+    Tls(#[from] listener::TlsError),
     #[error("cannot load the provider catalog: {0}")]
     Catalog(crate::domain::Error),
     #[error("cannot build the HTTP client: {0}")]
@@ -67,12 +69,15 @@ pub enum StartupError {
 pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
+    tls: Option<Arc<ReloadingTls>>,
     store: Store,
     settings: Settings,
 }
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
+        // Files that do not load stop the start, before anything else is touched.
+        let tls = settings.tls.clone().map(ReloadingTls::load).transpose()?;
         let store = Store::connect(&settings.database, settings.keys.clone())
             .await
             .map_err(StartupError::Connect)?;
@@ -91,6 +96,7 @@ impl Application {
         Ok(Application {
             listener,
             local_addr,
+            tls,
             store,
             settings,
         })
@@ -110,6 +116,7 @@ impl Application {
         let Application {
             listener,
             local_addr,
+            tls,
             store,
             settings,
         } = self;
@@ -206,8 +213,14 @@ impl Application {
                  configure encryption and JWT keys for anything else"
             );
         }
-        tracing::info!(address = %local_addr, "patchbay listening");
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        tracing::info!(
+            address = %local_addr,
+            tls = tls.is_some(),
+            mtls = settings.tls.as_ref().is_some_and(|t| t.client_ca_file.is_some()),
+            "patchbay listening"
+        );
+        let tls_watch = tls.clone().map(|tls| tokio::spawn(tls.watch()));
+        let incoming = listener::incoming(listener, tls);
         let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
         let (shutting_down, shutdown_seen) = tokio::sync::watch::channel(false);
         let server = Server::builder()
@@ -257,6 +270,9 @@ impl Application {
         };
         monitor.abort();
         defaults_tasks.abort();
+        if let Some(task) = tls_watch {
+            task.abort();
+        }
         if let Some(task) = token_refresh {
             task.abort();
         }

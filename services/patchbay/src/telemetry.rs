@@ -1,18 +1,21 @@
 //! Logging and tracing: structured `tracing` output to stderr (pretty or JSON, filtered
 //! by `PATCHBAY_LOG` or `RUST_LOG`, `info` by default), and, when an OTLP endpoint is
-//! configured, spans exported over OTLP/gRPC with `tracing-opentelemetry`. The W3C
-//! `traceparent` of each call is honoured (`grpc::request_span`).
+//! configured, spans exported over OTLP/gRPC with `tracing-opentelemetry` (over TLS for an
+//! `https://` collector, with the system's roots or a given CA). The W3C `traceparent` of
+//! each call is honoured (`grpc::request_span`).
 
 use std::io::IsTerminal;
 
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+
+use tonic::transport::{Certificate, ClientTlsConfig};
 
 use crate::config::LogFormat;
 
@@ -33,20 +36,33 @@ impl Drop for TelemetryGuard {
     }
 }
 
+/// Where spans are exported.
+#[derive(Clone, Copy, Debug)]
+pub struct Exporter<'a> {
+    /// The OTLP/gRPC collector (`http://…`, or `https://…` over TLS).
+    pub endpoint: &'a str,
+    /// The CA an https collector's certificate must chain to; `None`: system roots.
+    pub ca_file: Option<&'a std::path::Path>,
+}
+
 /// Installs the global subscriber. Call inside the Tokio runtime: the OTLP exporter's
 /// connection lives on it.
-pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> Result<TelemetryGuard, String> {
+pub fn init(format: LogFormat, exporter: Option<Exporter<'_>>) -> Result<TelemetryGuard, String> {
     let filter = std::env::var("PATCHBAY_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .ok()
         .and_then(|spec| EnvFilter::try_new(spec).ok())
         .unwrap_or_else(|| EnvFilter::new(DEFAULT_FILTER));
 
-    let provider = match otlp_endpoint {
-        Some(endpoint) => {
-            let exporter = opentelemetry_otlp::SpanExporter::builder()
+    let provider = match exporter {
+        Some(Exporter { endpoint, ca_file }) => {
+            let mut builder = opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()
-                .with_endpoint(endpoint)
+                .with_endpoint(endpoint);
+            if endpoint.starts_with("https://") {
+                builder = builder.with_tls_config(collector_tls(ca_file)?);
+            }
+            let exporter = builder
                 .build()
                 .map_err(|err| format!("OTEL_EXPORTER_OTLP_ENDPOINT ({endpoint}): {err}"))?;
             Some(
@@ -85,4 +101,19 @@ pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> Result<TelemetryG
             .try_init(),
     };
     Ok(TelemetryGuard { provider })
+}
+
+fn collector_tls(ca_file: Option<&std::path::Path>) -> Result<ClientTlsConfig, String> {
+    Ok(match ca_file {
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|err| {
+                format!(
+                    "OTEL_EXPORTER_OTLP_CERTIFICATE (--otlp-ca-file): cannot read {}: {err}",
+                    path.display()
+                )
+            })?;
+            ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem))
+        }
+        None => ClientTlsConfig::new().with_native_roots(),
+    })
 }

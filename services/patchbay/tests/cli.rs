@@ -10,7 +10,8 @@ use patchbay_sdk::Client;
 use patchbay_sdk::proto::ListAccountsRequest;
 use patchbay_sdk::tonic::Code;
 
-const BIN: &str = env!("CARGO_BIN_EXE_patchbay");
+mod common;
+use common::{BIN, explicit_keys};
 
 fn patchbay(data_dir: &Path) -> Command {
     let mut command = Command::new(BIN);
@@ -221,6 +222,46 @@ fn servers_off_the_embedded_default_refuse_to_start_without_keys() {
         .output()
         .expect("run");
     assert!(output.status.success(), "keys generate always works");
+}
+
+/// Plaintext stays on loopback: a non-loopback listen address without TLS refuses to
+/// start, naming the settings, unless a mesh terminates TLS (--allow-plaintext).
+#[test]
+fn a_non_loopback_plaintext_listener_needs_the_flag() {
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    let keys = explicit_keys(data_dir.path());
+    let output = patchbay(data_dir.path())
+        .envs(keys.clone())
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .output()
+        .expect("run");
+    assert!(!output.status.success(), "refused");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for setting in [
+        "PATCHBAY_LISTEN",
+        "PATCHBAY_TLS_CERT_FILE",
+        "PATCHBAY_ALLOW_PLAINTEXT",
+    ] {
+        assert!(stderr.contains(setting), "{setting} in {stderr}");
+    }
+
+    let mut child = patchbay(data_dir.path())
+        .envs(keys)
+        .env("PATCHBAY_ALLOW_PLAINTEXT", "true")
+        .args(["serve", "--listen", "0.0.0.0:0", "--log-format", "json"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let listening = lines
+        .map_while(Result::ok)
+        .find(|line| line.contains("patchbay listening"));
+    assert!(
+        listening.as_deref().is_some_and(|l| l.contains("0.0.0.0:")),
+        "started with the flag: {listening:?}"
+    );
+    assert!(terminate(&mut child).success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -436,6 +477,16 @@ async fn sigterm_lets_in_flight_calls_finish_and_exits_cleanly() {
 /// Spans reach an OTLP collector, continuing the caller's W3C trace.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_are_exported_over_otlp_with_the_callers_trace() {
+    export_to_a_collector(false).await;
+}
+
+/// An https:// collector: the exporter speaks TLS, trusting the given CA.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_reach_an_https_collector() {
+    export_to_a_collector(true).await;
+}
+
+async fn export_to_a_collector(tls: bool) {
     use std::sync::{Arc, Mutex};
 
     use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
@@ -475,8 +526,30 @@ async fn spans_are_exported_over_otlp_with_the_callers_trace() {
         .expect("bind");
     let collector_addr = listener.local_addr().expect("address");
     let receiver = collector.clone();
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    let mut builder = patchbay_sdk::tonic::transport::Server::builder();
+    let mut scheme = "http";
+    let mut exporter_env = Vec::new();
+    if tls {
+        let ca = test_ca();
+        let (cert, key) = issue_server_certificate(&ca);
+        let ca_file = data_dir.path().join("collector-ca.pem");
+        std::fs::write(&ca_file, ca.pem()).expect("write CA");
+        exporter_env.push((
+            "OTEL_EXPORTER_OTLP_CERTIFICATE",
+            ca_file.display().to_string(),
+        ));
+        builder = builder
+            .tls_config(
+                patchbay_sdk::tonic::transport::ServerTlsConfig::new().identity(
+                    patchbay_sdk::tonic::transport::Identity::from_pem(cert, key),
+                ),
+            )
+            .expect("collector TLS");
+        scheme = "https";
+    }
     tokio::spawn(async move {
-        let _ = patchbay_sdk::tonic::transport::Server::builder()
+        let _ = builder
             .add_service(TraceServiceServer::new(receiver))
             .serve_with_incoming(patchbay_sdk::tonic::transport::server::TcpIncoming::from(
                 listener,
@@ -484,13 +557,13 @@ async fn spans_are_exported_over_otlp_with_the_callers_trace() {
             .await;
     });
 
-    let data_dir = tempfile::tempdir().expect("tempdir");
     let admin = token(data_dir.path(), "admin");
     let mut child = patchbay(data_dir.path())
         .env(
             "OTEL_EXPORTER_OTLP_ENDPOINT",
-            format!("http://{collector_addr}"),
+            format!("{scheme}://{collector_addr}"),
         )
+        .envs(exporter_env)
         .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -638,4 +711,24 @@ fn config_file_settings_yield_to_environment_and_flags() {
         .expect("run");
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("\"listen-adress\""));
+}
+
+fn test_ca() -> rcgen::CertifiedIssuer<'static, rcgen::KeyPair> {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "collector CA");
+    rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().expect("key"))
+        .expect("CA")
+}
+
+/// A certificate for 127.0.0.1 signed by `ca`, and its key, in PEM.
+fn issue_server_certificate(
+    ca: &rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+) -> (String, String) {
+    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("params");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = params.signed_by(&key, ca).expect("certificate");
+    (cert.pem(), key.serialize_pem())
 }

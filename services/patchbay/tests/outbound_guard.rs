@@ -111,11 +111,15 @@ async fn names_resolving_to_refused_addresses_are_refused() {
         ])
     };
     let guard = client(AddressPolicy::PublicOnly, Some(Arc::new(resolver)));
+    // Plain http (an operator URL may use it), so that a connection would reach the fake.
     let result = guard
         .send(
-            Destination::tenant(FIELD),
+            Destination {
+                name: FIELD,
+                origin: patchbay::outbound::Origin::Operator,
+            },
             GET,
-            &format!("https://chatwoot.tenant.example:{port}/api/v1/profile"),
+            &format!("http://chatwoot.tenant.example:{port}/api/v1/profile"),
             |r| r,
         )
         .await;

@@ -3,6 +3,7 @@
 //! a message naming the bad setting.
 
 mod keys;
+mod listener;
 mod providers;
 
 use std::fs;
@@ -14,6 +15,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::auth::JwtSettings;
 use crate::defaults::DefaultsSettings;
+use crate::listener::TlsSettings;
 use crate::meta::MetaSettings;
 use crate::outbound::{OutboundSettings, ProviderUrls};
 use crate::sealing::KeyRing;
@@ -117,6 +119,14 @@ pub struct ServeArgs {
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
 
+    /// PEM CA certificates that an https:// OTLP collector's certificate must chain to
+    /// (default: the system's roots).
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_CERTIFICATE")]
+    pub otlp_ca_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
+
     #[command(flatten)]
     pub database: DatabaseArgs,
 
@@ -134,6 +144,31 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub defaults: DefaultsArgs,
+}
+
+/// TLS on the listener.
+#[derive(Debug, Args)]
+pub struct TlsArgs {
+    /// PEM certificate chain of the listener (with --tls-key-file): the server speaks TLS.
+    #[arg(long, env = "PATCHBAY_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of the certificate.
+    #[arg(long, env = "PATCHBAY_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// PEM CA certificates: clients must present a certificate signed by one (mTLS).
+    #[arg(long, env = "PATCHBAY_TLS_CLIENT_CA_FILE")]
+    pub tls_client_ca_file: Option<PathBuf>,
+    /// How often the TLS files are checked for a change (new handshakes use new files).
+    #[arg(
+        long,
+        env = "PATCHBAY_TLS_RELOAD_INTERVAL_SECONDS",
+        default_value_t = 30
+    )]
+    pub tls_reload_interval_seconds: u64,
+    /// Serve plaintext on a non-loopback address: only where a service mesh (or another
+    /// proxy) terminates TLS in front of the server.
+    #[arg(long, env = "PATCHBAY_ALLOW_PLAINTEXT")]
+    pub allow_plaintext: bool,
 }
 
 /// How the server protects itself and shuts down.
@@ -350,6 +385,8 @@ pub struct TokenArgs {
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub listen: SocketAddr,
+    /// TLS on the listener; `None`: plaintext (loopback, or a mesh in front).
+    pub tls: Option<TlsSettings>,
     pub database: DatabaseSettings,
     pub public_base_url: String,
     pub jwt: JwtSettings,
@@ -475,6 +512,7 @@ impl Settings {
         let uses_dev_keys = keys::missing_keys(&args.jwt, Some(&args.encryption)).is_some();
         Ok(Settings {
             listen: args.listen,
+            tls: listener::tls_settings(args.listen, &args.tls)?,
             database: database_settings(data_dir, &args.database)?,
             public_base_url,
             jwt,
@@ -588,7 +626,10 @@ mod tests {
     #[test]
     fn keys_fail_closed_outside_the_embedded_default() {
         let dir = tempfile::tempdir().expect("tempdir");
-        for extra in [&["--database-url", "postgres://db.internal/patchbay"][..]] {
+        for extra in [
+            &["--database-url", "postgres://db.internal/patchbay"][..],
+            &["--listen", "0.0.0.0:50051", "--allow-plaintext"][..],
+        ] {
             let err = Settings::from_serve_args(dir.path(), &serve_args(extra))
                 .expect_err("no keys outside the embedded default");
             for setting in ["PATCHBAY_ENCRYPTION_KEYS", "PATCHBAY_JWT_SECRET"] {
@@ -604,5 +645,46 @@ mod tests {
             .expect("embedded default starts");
         assert_eq!(settings.development_keys.as_deref(), Some(dir.path()));
         assert!(dir.path().join("encryption-keys.json").exists());
+    }
+
+    #[test]
+    fn plaintext_off_loopback_needs_tls_or_the_flag() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys = [
+            "--encryption-keys",
+            r#"{"active":"k1","keys":{"k1":"MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE="}}"#,
+            "--jwt-secret",
+            "a-jwt-secret-of-at-least-32-bytes-0001",
+        ];
+        let with = |extra: &[&str]| {
+            let mut argv = keys.to_vec();
+            argv.extend_from_slice(extra);
+            Settings::from_serve_args(dir.path(), &serve_args(&argv))
+        };
+        let err = with(&["--listen", "0.0.0.0:50051"]).expect_err("plaintext off loopback");
+        for setting in [
+            "PATCHBAY_LISTEN",
+            "PATCHBAY_TLS_CERT_FILE",
+            "PATCHBAY_TLS_KEY_FILE",
+            "PATCHBAY_ALLOW_PLAINTEXT",
+        ] {
+            assert!(err.0.contains(setting), "{setting} in {}", err.0);
+        }
+        let settings = with(&["--listen", "0.0.0.0:50051", "--allow-plaintext"])
+            .expect("a mesh terminates TLS");
+        assert_eq!(settings.tls, None);
+        let settings = with(&[
+            "--listen",
+            "0.0.0.0:50051",
+            "--tls-cert-file",
+            "cert.pem",
+            "--tls-key-file",
+            "key.pem",
+        ])
+        .expect("TLS");
+        assert!(settings.tls.is_some());
+        let err = with(&["--tls-cert-file", "cert.pem"]).expect_err("half of TLS");
+        assert!(err.0.contains("PATCHBAY_TLS_KEY_FILE"), "{}", err.0);
+        with(&["--listen", "[::1]:50051"]).expect("IPv6 loopback is loopback");
     }
 }

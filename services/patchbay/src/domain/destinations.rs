@@ -33,7 +33,10 @@ pub fn check(
             continue;
         }
         // A value that is no URL at all is named by the schema's validation already.
-        if let Some(Value::String(url)) = after.filter(|v| v.as_str().is_some_and(is_url)) {
+        if let Some(Value::String(url)) = after
+            .filter(|_| url_field.is_url)
+            .filter(|v| v.as_str().is_some_and(is_url))
+        {
             if let Err(refusal) = guard::check_url(url, Origin::Tenant, policy) {
                 violations.push(FieldViolation::new(&url_field.path, refusal.0));
             }
@@ -133,6 +136,44 @@ mod tests {
             Vec::<String>::new(),
             "the same URL again is no change"
         );
+    }
+
+    /// Not only URLs decide where a secret goes: an SMTP password follows its host, port
+    /// and security mode.
+    #[test]
+    fn any_field_may_carry_secrets() {
+        let schema: Vec<FieldSpec> = serde_json::from_value(json!([
+            {"name": "host", "type": "string", "carries_secrets": ["password"]},
+            {"name": "security", "type": "enum", "values": ["none", "tls"], "carries_secrets": ["password"]},
+            {"name": "password", "type": "string", "secret": true},
+            {"name": "from_email", "type": "email"}
+        ]))
+        .expect("schema");
+        let smtp = Provider::new(
+            "smtp".into(),
+            String::new(),
+            String::new(),
+            String::new(),
+            None,
+            schema,
+        );
+        let stored = doc(json!({"host": "mail.acme.example", "security": "tls", "password": "p"}));
+        for patch in [
+            json!({"host": "mail.evil.example"}),
+            json!({"security": "none"}),
+        ] {
+            let patch = doc(patch);
+            let mut next = stored.clone();
+            next.extend(patch.clone());
+            assert_eq!(
+                fields(check(&smtp, &stored, &patch, &next, PUBLIC)),
+                ["config.password"]
+            );
+        }
+        let patch = doc(json!({"from_email": "b@acme.example"}));
+        let mut next = stored.clone();
+        next.extend(patch.clone());
+        assert!(check(&smtp, &stored, &patch, &next, PUBLIC).is_empty());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::Channel;
 use super::audit::{AuditAction, AuditEvent, document_changes};
 use super::caller::Caller;
-use super::config_document::{self, Document, SecretRule, value_at};
+use super::config_document::{self, Document, SecretRule};
 use super::destinations;
 use super::error::{Error, RecordKind, Violations};
 use super::integration::{
@@ -65,6 +65,8 @@ impl Integrations {
 
     /// Sends the credentials of `config` to the provider and audits the attempt,
     /// whatever came of it, in a commit of its own: a refused create leaves its event.
+    /// The check and its event run on a task of their own, so a caller that cancels, or
+    /// whose deadline passes, once the request is out cannot leave it unaudited.
     async fn check_credentials(
         &self,
         caller: &Caller,
@@ -72,33 +74,39 @@ impl Integrations {
         provider: &Provider,
         config: &Document,
     ) -> Result<CheckOutcome, Error> {
-        let result = self.checker.check(provider, config).await;
-        let outcome = match &result {
-            Ok(outcome) => outcome.as_str(),
-            Err(failure) => failure.as_str(),
-        };
-        let record_id = match (record, &result) {
-            (CheckedRecord::Existing(id), _) | (CheckedRecord::New(id), Ok(_)) => id.to_string(),
-            (CheckedRecord::New(_), Err(_)) => String::new(),
-        };
-        // The secrets that went out, by name.
-        let sent: Vec<String> = provider
-            .secret_paths()
-            .iter()
-            .filter(|path| value_at(config, path).is_some_and(|v| !v.is_null()))
-            .cloned()
-            .collect();
-        let event = AuditEvent::new(
-            caller,
-            RecordKind::Integration,
-            record_id,
-            None,
-            AuditAction::CheckCredentials,
-            sent,
-        )
-        .with_outcome(outcome);
-        self.store.record_audit_event(&event).await?;
-        result.map_err(Error::from)
+        let (checker, store) = (self.checker.clone(), self.store.clone());
+        let (caller, provider, config) = (caller.clone(), provider.clone(), config.clone());
+        let task = tokio::spawn(async move {
+            let report = checker.check(&provider, &config).await;
+            let outcome = match &report.result {
+                Ok(outcome) => outcome.as_str(),
+                Err(failure) => failure.as_str(),
+            };
+            let record_id = match (record, &report.result) {
+                (CheckedRecord::Existing(id), _) | (CheckedRecord::New(id), Ok(_)) => {
+                    id.to_string()
+                }
+                (CheckedRecord::New(_), Err(_)) => String::new(),
+            };
+            let sent = report
+                .sent
+                .iter()
+                .map(|field| (*field).to_owned())
+                .collect();
+            let event = AuditEvent::new(
+                &caller,
+                RecordKind::Integration,
+                record_id,
+                None,
+                AuditAction::CheckCredentials,
+                sent,
+            )
+            .with_outcome(outcome);
+            store.record_audit_event(&event).await?;
+            report.result.map_err(Error::from)
+        });
+        task.await
+            .map_err(|err| Error::Internal(format!("credential check task failed: {err}")))?
     }
 
     /// Tries an integration's stored credentials against its provider.
@@ -456,13 +464,14 @@ fn prepare_config(
         destinations,
     } = how;
     let rule = SecretRule::Schema(provider.secret_paths());
-    let merged = match config_document::merge_patch_with(stored, patch, "config", rule) {
-        Ok(merged) => merged,
-        Err(found) => {
-            violations.extend(found);
-            patch.clone()
-        }
-    };
+    let (merged, merged_cleanly) =
+        match config_document::merge_patch_with(stored, patch, "config", rule) {
+            Ok(merged) => (merged, true),
+            Err(found) => {
+                violations.extend(found);
+                (patch.clone(), false)
+            }
+        };
     let config = if creating {
         provider.with_defaults(&merged)
     } else {
@@ -475,13 +484,17 @@ fn prepare_config(
     };
     violations.extend(provider.validate(&config, completeness));
     violations.extend(config_document::check_limits(&config, "config"));
-    violations.extend(destinations::check(
-        provider,
-        stored,
-        patch,
-        &config,
-        destinations,
-    ));
+    // Where secrets go is judged on the merged config; after a failed merge there is
+    // none (the request is refused anyway).
+    if merged_cleanly {
+        violations.extend(destinations::check(
+            provider,
+            stored,
+            patch,
+            &config,
+            destinations,
+        ));
+    }
     config
 }
 

@@ -50,10 +50,13 @@ pub struct FieldSpec {
     pub carries_secrets: Vec<String>,
 }
 
-/// A URL field of a provider's config, and the secrets sent to it, by path.
+/// A field of a provider's config that decides where secrets go — a URL, or an SMTP
+/// host, port or security mode — and the secrets it carries, by path. Every URL field is
+/// one (a tenant URL is guarded even when it carries no secret).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UrlField {
     pub path: String,
+    pub is_url: bool,
     pub carries_secrets: Vec<String>,
 }
 
@@ -68,7 +71,7 @@ pub struct Provider {
     pub fields: Vec<FieldSpec>,
     /// Paths (`config.x.y`) of the fields flagged secret.
     secret_paths: BTreeSet<String>,
-    /// The URL fields, with the secrets each one carries.
+    /// The fields that decide where secrets go, with the secrets each one carries.
     url_fields: Vec<UrlField>,
 }
 
@@ -113,8 +116,8 @@ impl Provider {
         &self.url_fields
     }
 
-    /// Schema mistakes a reader could not see: a URL field that says it carries a field
-    /// that is not a secret sibling of it.
+    /// Schema mistakes a reader could not see: a field that says it carries a field that
+    /// is not a secret sibling of it.
     pub fn schema_problems(&self) -> Vec<String> {
         self.url_fields
             .iter()
@@ -166,9 +169,10 @@ fn collect_secret_paths(fields: &[FieldSpec], path: &str, out: &mut BTreeSet<Str
 fn collect_url_fields(fields: &[FieldSpec], path: &str, out: &mut Vec<UrlField>) {
     for field in fields {
         let field_path = format!("{path}.{}", field.name);
-        if field.kind == FieldKind::Url {
+        if field.kind == FieldKind::Url || !field.carries_secrets.is_empty() {
             out.push(UrlField {
                 path: field_path.clone(),
+                is_url: field.kind == FieldKind::Url,
                 carries_secrets: field
                     .carries_secrets
                     .iter()
@@ -284,8 +288,16 @@ fn fill_defaults(fields: &[FieldSpec], object: &Document) -> Document {
     filled
 }
 
-/// An absolute http(s) URL with a host and no whitespace.
+/// An absolute http(s) URL with a host and no whitespace, read the same way by this
+/// check and by the URL parser the outbound guard and the HTTP client use (a backslash or
+/// a second `@` makes them disagree on the host, so such URLs are refused).
 pub fn is_url(text: &str) -> bool {
+    if text.contains('\\') || text.matches('@').count() > 1 {
+        return false;
+    }
+    let parsed_host = url::Url::parse(text)
+        .ok()
+        .and_then(|url| url.host_str().map(str::to_ascii_lowercase));
     let rest = text
         .strip_prefix("https://")
         .or_else(|| text.strip_prefix("http://"));
@@ -299,6 +311,7 @@ pub fn is_url(text: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '[' | ']'))
+        && parsed_host.is_some()
 }
 
 /// A phone number as people write it (`+55 21 99999-9999`, `(21) 99999-9999`): digits
@@ -447,6 +460,7 @@ mod tests {
             chatwoot().url_fields(),
             [UrlField {
                 path: "config.chatwootURL".into(),
+                is_url: true,
                 carries_secrets: vec!["config.chatwootAccessToken".into()],
             }]
         );
@@ -490,6 +504,8 @@ mod tests {
     fn value_formats() {
         assert!(is_url("https://chat.example.com/app"));
         assert!(!is_url("ftp://x") && !is_url("https://") && !is_url("https://a b"));
+        assert!(!is_url("https://evil.example\\@chat.acme.example"));
+        assert!(!is_url("https://a@evil.example@chat.acme.example"));
         assert!(is_phone("21 99999-9999") && is_phone("+55 (21) 99999-9999"));
         assert!(!is_phone("12345") && !is_phone("call me"));
         assert!(is_email("a@b.co") && !is_email("a@b") && !is_email("a b@c.d"));

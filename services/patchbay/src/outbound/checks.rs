@@ -76,6 +76,16 @@ struct Probe<'a> {
     destination: Destination<'a>,
     url: String,
     auth: Auth,
+    /// The secret fields the request carries, as the audit event names them.
+    sends: &'static [&'static str],
+}
+
+/// What a check did: its result, and the secret fields it sent (none when it sent
+/// nothing: no check offered, or a destination the guard refused).
+#[derive(Debug)]
+pub struct CheckReport {
+    pub result: Result<CheckOutcome, CheckFailure>,
+    pub sent: &'static [&'static str],
 }
 
 enum Auth {
@@ -93,14 +103,28 @@ impl CredentialChecker {
     /// FAILED_PRECONDITION with the provider's reason; a provider that cannot be reached
     /// or fails is UNAVAILABLE; a destination the guard refuses is FAILED_PRECONDITION
     /// naming its field, with no connection attempted.
-    pub async fn check(
+    pub async fn check(&self, provider: &Provider, config: &Document) -> CheckReport {
+        let Some(probe) = self.probe(&provider.slug, config) else {
+            return CheckReport {
+                result: Ok(CheckOutcome::Unsupported),
+                sent: &[],
+            };
+        };
+        let sends = probe.sends;
+        let result = self.send_probe(provider, config, probe).await;
+        let sent = match &result {
+            Err(CheckFailure::DestinationRefused(_)) => &[],
+            _ => sends,
+        };
+        CheckReport { result, sent }
+    }
+
+    async fn send_probe(
         &self,
         provider: &Provider,
         config: &Document,
+        probe: Probe<'_>,
     ) -> Result<CheckOutcome, CheckFailure> {
-        let Some(probe) = self.probe(&provider.slug, config) else {
-            return Ok(CheckOutcome::Unsupported);
-        };
         let slug = &provider.slug;
         let answer = self
             .client
@@ -156,25 +180,32 @@ impl CredentialChecker {
                 .unwrap_or_default()
                 .to_owned()
         };
-        let base = |url: &str| url.trim_end_matches('/').to_owned();
         let urls = &self.urls;
+        // Tenant values become path segments, percent-encoded: an id cannot add a path,
+        // a query or a fragment to the request its token goes with.
         Some(match slug {
             "sendgrid" => Probe {
                 destination: Destination::operator(settings::SENDGRID),
-                url: format!("{}/v3/scopes", base(&urls.sendgrid)),
+                url: join(&urls.sendgrid, &["v3", "scopes"]),
                 auth: Auth::Bearer(text("api_key")),
+                sends: &["config.api_key"],
             },
             "openai" => Probe {
                 destination: Destination::operator(settings::OPENAI),
-                url: format!("{}/v1/models", base(&urls.openai)),
+                url: join(&urls.openai, &["v1", "models"]),
                 auth: Auth::Bearer(text("api_key")),
+                sends: &["config.api_key"],
             },
             "whatsapp_twilio" | "twilio_sms" => {
                 let sid = text("account_sid");
                 Probe {
                     destination: Destination::operator(settings::TWILIO),
-                    url: format!("{}/2010-04-01/Accounts/{sid}.json", base(&urls.twilio)),
+                    url: join(
+                        &urls.twilio,
+                        &["2010-04-01", "Accounts", &format!("{sid}.json")],
+                    ),
                     auth: Auth::Basic(sid, text("auth_token")),
+                    sends: &["config.auth_token"],
                 }
             }
             "whatsapp_cloud" => {
@@ -183,32 +214,47 @@ impl CredentialChecker {
                     .unwrap_or_else(|| urls.graph_version.clone());
                 Probe {
                     destination: Destination::operator(settings::GRAPH),
-                    url: format!(
-                        "{}/{version}/{}",
-                        base(&urls.graph),
-                        text("phone_number_id")
-                    ),
+                    url: join(&urls.graph, &[&version, &text("phone_number_id")]),
                     auth: Auth::Bearer(text("access_token")),
+                    sends: &["config.access_token"],
                 }
             }
             "messenger" => Probe {
                 destination: Destination::operator(settings::GRAPH),
-                url: format!("{}/me", base(&urls.graph)),
+                url: join(&urls.graph, &["me"]),
                 auth: Auth::Bearer(text("page_access_token")),
+                sends: &["config.page_access_token"],
             },
             "instagram" => Probe {
                 destination: Destination::operator(settings::INSTAGRAM_GRAPH),
-                url: format!("{}/me?fields=id", base(&urls.instagram_graph)),
+                url: format!("{}?fields=id", join(&urls.instagram_graph, &["me"])),
                 auth: Auth::Bearer(text("access_token")),
+                sends: &["config.access_token"],
             },
             "chatwoot" => Probe {
                 destination: Destination::tenant("config.chatwootURL"),
-                url: format!("{}/api/v1/profile", base(&text("chatwootURL"))),
+                url: join(&text("chatwootURL"), &["api", "v1", "profile"]),
                 auth: Auth::Header("api_access_token", text("chatwootAccessToken")),
+                sends: &["config.chatwootAccessToken"],
             },
             _ => return None,
         })
     }
+}
+
+/// `base` with `segments` appended, each percent-encoded. A base that is no URL stays as
+/// it is, for the guard to refuse by name.
+fn join(base: &str, segments: &[&str]) -> String {
+    let Ok(mut url) = url::Url::parse(base.trim()) else {
+        return base.to_owned();
+    };
+    match url.path_segments_mut() {
+        Ok(mut path) => {
+            path.pop_if_empty().extend(segments);
+        }
+        Err(()) => return base.to_owned(),
+    }
+    url.to_string()
 }
 
 /// The error message of a provider's JSON error body, in the shapes the supported
@@ -274,6 +320,29 @@ mod tests {
             Some("Invalid Access Token")
         );
         assert_eq!(reason_of("<html>"), None);
+    }
+
+    #[test]
+    fn tenant_values_stay_inside_their_path_segment() {
+        assert_eq!(
+            join(
+                "https://api.twilio.com",
+                &["2010-04-01", "Accounts", "AC1.json"]
+            ),
+            "https://api.twilio.com/2010-04-01/Accounts/AC1.json"
+        );
+        assert_eq!(
+            join(
+                "https://graph.facebook.com/",
+                &["v21.0", "../me/accounts?x=#y"]
+            ),
+            "https://graph.facebook.com/v21.0/..%2Fme%2Faccounts%3Fx=%23y"
+        );
+        assert_eq!(
+            join("https://chat.acme.example/base/", &["api", "v1", "profile"]),
+            "https://chat.acme.example/base/api/v1/profile"
+        );
+        assert_eq!(join("not a url", &["x"]), "not a url");
     }
 
     #[test]

@@ -39,6 +39,10 @@ pub enum AddressClass {
     Unspecified,
     Broadcast,
     Reserved,
+    /// A cloud provider's instance metadata or host service outside link-local (AWS's
+    /// IPv6 IMDS, Alibaba's, Azure's WireServer): refused even with private
+    /// destinations allowed.
+    CloudMetadata,
 }
 
 impl fmt::Display for AddressClass {
@@ -53,6 +57,7 @@ impl fmt::Display for AddressClass {
             AddressClass::Unspecified => "an unspecified address",
             AddressClass::Broadcast => "the broadcast address",
             AddressClass::Reserved => "a reserved address",
+            AddressClass::CloudMetadata => "a cloud metadata address",
         })
     }
 }
@@ -82,9 +87,25 @@ pub fn classify(ip: IpAddr) -> Option<AddressClass> {
     }
 }
 
+/// Metadata services that do not sit in link-local ranges.
+const CLOUD_METADATA_V4: &[Ipv4Addr] = &[
+    // Alibaba Cloud
+    Ipv4Addr::new(100, 100, 100, 200),
+    // Azure WireServer
+    Ipv4Addr::new(168, 63, 129, 16),
+];
+const CLOUD_METADATA_V6: &[Ipv6Addr] = &[
+    // AWS IMDS over IPv6
+    Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254),
+    // Google Cloud metadata over IPv6
+    Ipv6Addr::new(0xfd20, 0x00ce, 0, 0, 0, 0, 0, 0x0254),
+];
+
 fn classify_v4(ip: Ipv4Addr) -> Option<AddressClass> {
-    let [a, b, _, _] = ip.octets();
-    Some(if ip.is_loopback() {
+    let [a, b, c, _] = ip.octets();
+    Some(if CLOUD_METADATA_V4.contains(&ip) {
+        AddressClass::CloudMetadata
+    } else if ip.is_loopback() {
         AddressClass::Loopback
     } else if ip.is_private() {
         AddressClass::Private
@@ -99,7 +120,11 @@ fn classify_v4(ip: Ipv4Addr) -> Option<AddressClass> {
     } else if a == 0 {
         // 0.0.0.0/8, "this network": 0.0.0.0 reaches the local host.
         AddressClass::Unspecified
-    } else if a >= 240 {
+    } else if a >= 240
+        // 192.0.0.0/24 (IETF protocol assignments), 198.18.0.0/15 (benchmarking)
+        || (a == 192 && b == 0 && c == 0)
+        || (a == 198 && (b & 0xfe) == 18)
+    {
         AddressClass::Reserved
     } else {
         return None;
@@ -107,8 +132,11 @@ fn classify_v4(ip: Ipv4Addr) -> Option<AddressClass> {
 }
 
 fn classify_v6(ip: Ipv6Addr) -> Option<AddressClass> {
-    let first = ip.segments()[0];
-    Some(if ip.is_loopback() {
+    let segments = ip.segments();
+    let first = segments[0];
+    Some(if CLOUD_METADATA_V6.contains(&ip) {
+        AddressClass::CloudMetadata
+    } else if ip.is_loopback() {
         AddressClass::Loopback
     } else if ip.is_unspecified() {
         AddressClass::Unspecified
@@ -121,6 +149,12 @@ fn classify_v6(ip: Ipv6Addr) -> Option<AddressClass> {
         AddressClass::UniqueLocal
     } else if ip.is_multicast() {
         AddressClass::Multicast
+    } else if segments[..3] == [0x64, 0xff9b, 1] {
+        // 64:ff9b:1::/48, NAT64 for local use (RFC 8215): a local network's translator.
+        AddressClass::Private
+    } else if segments[..2] == [0x2001, 0] || segments[..4] == [0x100, 0, 0, 0] {
+        // Teredo (2001::/32, an obfuscated IPv4 inside) and discard-only (100::/64).
+        AddressClass::Reserved
     } else {
         return None;
     })
@@ -137,8 +171,8 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
         [0, 0, 0, 0, 0xffff, 0, _, _] => Some(last32),
         // ::a.b.c.d (compatible, deprecated); :: and ::1 are themselves
         [0, 0, 0, 0, 0, 0, _, _] if !(ip.is_unspecified() || ip.is_loopback()) => Some(last32),
-        // 64:ff9b::/96 (NAT64 well-known prefix) and 64:ff9b:1::/48 (local use)
-        [0x64, 0xff9b, 0, 0, 0, 0, _, _] | [0x64, 0xff9b, 1, _, _, _, _, _] => Some(last32),
+        // 64:ff9b::/96 (NAT64 well-known prefix)
+        [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(last32),
         // 2002:aabb:ccdd::/48 (6to4)
         [0x2002, hi, lo, _, _, _, _, _] => Some(Ipv4Addr::new(
             (hi >> 8) as u8,
@@ -154,7 +188,9 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
 pub fn check_address(ip: IpAddr, policy: AddressPolicy) -> Result<(), Refusal> {
     match classify(ip) {
         None => Ok(()),
-        Some(AddressClass::LinkLocal) => Err(refused_address(ip, AddressClass::LinkLocal)),
+        Some(class @ (AddressClass::LinkLocal | AddressClass::CloudMetadata)) => {
+            Err(refused_address(ip, class))
+        }
         Some(_) if policy == AddressPolicy::AllowPrivate => Ok(()),
         Some(class) => Err(refused_address(ip, class)),
     }
@@ -245,7 +281,16 @@ mod tests {
             ("::ffff:0:10.0.0.1", AddressClass::Private),
             ("::192.168.0.1", AddressClass::Private),
             ("64:ff9b::7f00:1", AddressClass::Loopback),
-            ("64:ff9b:1::a9fe:a9fe", AddressClass::LinkLocal),
+            ("64:ff9b:1::a9fe:a9fe", AddressClass::Private),
+            ("192.0.0.8", AddressClass::Reserved),
+            ("198.19.1.1", AddressClass::Reserved),
+            ("2001:0:4136:e378::1", AddressClass::Reserved),
+            ("100::1", AddressClass::Reserved),
+            ("100.100.100.200", AddressClass::CloudMetadata),
+            ("168.63.129.16", AddressClass::CloudMetadata),
+            ("fd00:ec2::254", AddressClass::CloudMetadata),
+            ("fd20:ce::254", AddressClass::CloudMetadata),
+            ("::ffff:100.100.100.200", AddressClass::CloudMetadata),
             ("2002:7f00:1::", AddressClass::Loopback),
             ("2002:a9fe:a9fe::1", AddressClass::LinkLocal),
         ] {
@@ -276,26 +321,32 @@ mod tests {
                 .expect_err("link-local stays refused");
             assert!(refusal.0.contains("link-local"), "{refusal}");
         }
+        for metadata in ["fd00:ec2::254", "100.100.100.200", "168.63.129.16"] {
+            let refusal = check_address(ip(metadata), AddressPolicy::AllowPrivate)
+                .expect_err("metadata stays refused");
+            assert!(refusal.0.contains("metadata"), "{refusal}");
+        }
         assert!(check_address(ip("8.8.8.8"), AddressPolicy::PublicOnly).is_ok());
     }
 
     #[test]
     fn numeric_host_forms_are_normalised_before_the_check() {
-        for url in [
-            "https://127.0.0.1/",
-            "https://2130706433/",
-            "https://0x7f000001/",
-            "https://0177.0.0.1/",
-            "https://127.1/",
-            "https://[::1]/",
-            "https://[::ffff:7f00:1]/",
-            "https://localhost:3000/",
-            "https://LocalHost./",
-            "https://api.localhost/",
-            "https://169.254.169.254/latest/meta-data",
-            "https://10.0.0.5/",
+        for (url, why) in [
+            ("https://127.0.0.1/", "127.0.0.1 is a loopback"),
+            ("https://2130706433/", "127.0.0.1 is a loopback"),
+            ("https://0x7f000001/", "127.0.0.1 is a loopback"),
+            ("https://0177.0.0.1/", "127.0.0.1 is a loopback"),
+            ("https://127.1/", "127.0.0.1 is a loopback"),
+            ("https://[::1]/", "::1 is a loopback"),
+            ("https://[::ffff:7f00:1]/", "loopback"),
+            ("https://localhost:3000/", "localhost is this machine"),
+            ("https://LocalHost./", "localhost is this machine"),
+            ("https://api.localhost/", "api.localhost is this machine"),
+            ("https://169.254.169.254/latest/meta-data", "link-local"),
+            ("https://10.0.0.5/", "private"),
         ] {
             let refusal = check_url(url, Origin::Tenant, AddressPolicy::PublicOnly).expect_err(url);
+            assert!(refusal.0.contains(why), "{url}: {why:?} in {refusal}");
             assert!(!refusal.0.contains("meta-data"), "no path in {refusal}");
         }
         assert!(

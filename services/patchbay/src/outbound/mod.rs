@@ -6,7 +6,7 @@ pub mod checks;
 pub mod client;
 pub mod guard;
 
-pub use checks::{CheckFailure, CheckOutcome, CredentialChecker};
+pub use checks::{CheckFailure, CheckOutcome, CheckReport, CredentialChecker};
 pub use client::{
     Answer, Destination, MAX_BODY_BYTES, NameResolver, OutboundClient, OutboundError,
     OutboundSettings,

@@ -1,0 +1,88 @@
+//! How a client reaches the server: `http://` in the clear (loopback, or a mesh that
+//! encrypts for it), `https://` over TLS with the system's roots or a given CA, and
+//! optionally a client certificate for servers that ask for one (mTLS).
+
+use std::time::Duration;
+
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+use crate::client::Error;
+
+/// TLS and connection settings for [`Client::connect_with`](crate::Client::connect_with).
+#[derive(Clone, Default)]
+pub struct ConnectOptions {
+    ca_certificate_pem: Option<Vec<u8>>,
+    client_identity: Option<(Vec<u8>, Vec<u8>)>,
+    domain_name: Option<String>,
+}
+
+impl std::fmt::Debug for ConnectOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectOptions")
+            .field("ca_certificate", &self.ca_certificate_pem.is_some())
+            .field("client_identity", &self.client_identity.is_some())
+            .field("domain_name", &self.domain_name)
+            .finish()
+    }
+}
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl ConnectOptions {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Trust this CA (PEM) instead of the system's roots.
+    pub fn ca_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_certificate_pem = Some(pem.into());
+        self
+    }
+
+    /// Present this certificate chain and key (PEM) when the server asks (mTLS).
+    pub fn client_identity_pem(
+        mut self,
+        certificate: impl Into<Vec<u8>>,
+        key: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.client_identity = Some((certificate.into(), key.into()));
+        self
+    }
+
+    /// The name to verify the server's certificate against, when it differs from the
+    /// endpoint's host.
+    pub fn domain_name(mut self, name: impl Into<String>) -> Self {
+        self.domain_name = Some(name.into());
+        self
+    }
+
+    /// An endpoint for `url`: TLS for `https://`, with these options. Use it to build a
+    /// [`Channel`] that several clients (with different tokens) share.
+    pub fn endpoint(&self, url: impl Into<String>) -> Result<Endpoint, Error> {
+        let url = url.into();
+        let https = url.starts_with("https://");
+        let endpoint = Endpoint::from_shared(url)?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true);
+        if !https {
+            return Ok(endpoint);
+        }
+        let mut tls = ClientTlsConfig::new();
+        tls = match &self.ca_certificate_pem {
+            Some(pem) => tls.ca_certificate(Certificate::from_pem(pem)),
+            None => tls.with_native_roots(),
+        };
+        if let Some((certificate, key)) = &self.client_identity {
+            tls = tls.identity(Identity::from_pem(certificate, key));
+        }
+        if let Some(name) = &self.domain_name {
+            tls = tls.domain_name(name.clone());
+        }
+        Ok(endpoint.tls_config(tls)?)
+    }
+
+    /// Connects to `url` now.
+    pub async fn connect(&self, url: impl Into<String>) -> Result<Channel, Error> {
+        Ok(self.endpoint(url)?.connect().await?)
+    }
+}
