@@ -62,6 +62,8 @@ pub enum Error {
     Connect(#[from] tonic::transport::Error),
     #[error("the token is not a valid header value")]
     InvalidToken,
+    #[error("TLS options were given but {0} is not an https:// endpoint")]
+    InsecureEndpoint(String),
     #[error("invalid argument: {message}")]
     InvalidArgument {
         message: String,

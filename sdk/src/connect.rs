@@ -58,9 +58,19 @@ impl ConnectOptions {
 
     /// An endpoint for `url`: TLS for `https://`, with these options. Use it to build a
     /// [`Channel`] that several clients (with different tokens) share.
+    /// Options that only TLS can honour (a CA, a client certificate, a domain name)
+    /// with a URL that is not `https://` are an error: the token would go in the clear.
     pub fn endpoint(&self, url: impl Into<String>) -> Result<Endpoint, Error> {
         let url = url.into();
-        let https = url.starts_with("https://");
+        let https = url
+            .get(..8)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"));
+        let wants_tls = self.ca_certificate_pem.is_some()
+            || self.client_identity.is_some()
+            || self.domain_name.is_some();
+        if wants_tls && !https {
+            return Err(Error::InsecureEndpoint(url));
+        }
         let endpoint = Endpoint::from_shared(url)?
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true);

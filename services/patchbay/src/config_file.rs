@@ -35,8 +35,15 @@ pub fn apply(args: Vec<OsString>) -> Result<Vec<OsString>, ConfigError> {
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     // The command being run (`keys rotate` nests one level deeper).
+    // The words that are not flags, leaving out the value of `--config FILE`.
     let mut running = &command;
-    for word in given.iter().skip(1).filter(|a| !a.starts_with('-')) {
+    let words = given
+        .iter()
+        .skip(1)
+        .zip(given.iter())
+        .filter(|(word, before)| !word.starts_with('-') && before.as_str() != "--config")
+        .map(|(word, _)| word);
+    for word in words {
         match running.find_subcommand(word) {
             Some(sub) => running = sub,
             None => break,
@@ -71,6 +78,21 @@ pub fn apply(args: Vec<OsString>) -> Result<Vec<OsString>, ConfigError> {
             .get_env()
             .is_some_and(|name| std::env::var_os(name).is_some());
         if on_command_line || in_environment {
+            continue;
+        }
+        // An on/off flag (`allow-plaintext = true`) takes no value on the command line:
+        // true is the flag itself, false is its absence.
+        if matches!(arg.get_action(), clap::ArgAction::SetTrue) {
+            match value {
+                toml::Value::Boolean(true) => extended.push(format!("--{key}").into()),
+                toml::Value::Boolean(false) => {}
+                _ => {
+                    return Err(ConfigError(format!(
+                        "{}: {key} must be true or false",
+                        path.display()
+                    )));
+                }
+            }
             continue;
         }
         let scalar = |value: &toml::Value| match value {
@@ -109,4 +131,33 @@ fn config_path(args: &[OsString]) -> Option<PathBuf> {
         }
     }
     std::env::var_os("PATCHBAY_CONFIG").map(PathBuf::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// On/off flags from the file become the bare flag (true) or nothing (false): clap
+    /// takes no value after them.
+    #[test]
+    fn boolean_flags_from_the_file_parse() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("patchbay.toml");
+        std::fs::write(
+            &file,
+            "allow-plaintext = true\nallow-private-outbound = false\nlisten = \"0.0.0.0:50051\"\n",
+        )
+        .expect("write");
+        let args: Vec<OsString> = ["patchbay", "--config", &file.display().to_string(), "serve"]
+            .into_iter()
+            .map(OsString::from)
+            .collect();
+        let extended = apply(args).expect("file applied");
+        let cli = <Cli as clap::Parser>::try_parse_from(extended).expect("clap accepts them");
+        let crate::config::Command::Serve(serve) = cli.command else {
+            panic!("serve");
+        };
+        assert!(serve.tls.allow_plaintext);
+        assert!(!serve.providers.allow_private_outbound);
+    }
 }

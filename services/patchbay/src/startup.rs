@@ -220,7 +220,8 @@ impl Application {
             "patchbay listening"
         );
         let tls_watch = tls.clone().map(|tls| tokio::spawn(tls.watch()));
-        let incoming = listener::incoming(listener, tls);
+        let (close_listener, listener_closed) = tokio::sync::watch::channel(false);
+        let incoming = listener::incoming(listener, tls, listener_closed);
         let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
         let (shutting_down, shutdown_seen) = tokio::sync::watch::channel(false);
         let server = Server::builder()
@@ -253,6 +254,7 @@ impl Application {
                 monitor.abort();
                 set_health(&health_reporter, false).await;
                 let _ = stop_accepting.send(());
+                let _ = close_listener.send(true);
                 // Watchers have seen NOT_SERVING; now their streams end.
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 let _ = shutting_down.send(true);

@@ -56,12 +56,12 @@ pub fn init(format: LogFormat, exporter: Option<Exporter<'_>>) -> Result<Telemet
 
     let provider = match exporter {
         Some(Exporter { endpoint, ca_file }) => {
-            let mut builder = opentelemetry_otlp::SpanExporter::builder()
+            let builder = opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()
                 .with_endpoint(endpoint);
-            if endpoint.starts_with("https://") {
-                builder = builder.with_tls_config(collector_tls(ca_file)?);
-            }
+            // Always: the exporter treats an endpoint without a scheme as https, and the
+            // TLS settings only take effect for an https endpoint.
+            let builder = builder.with_tls_config(collector_tls(ca_file)?);
             let exporter = builder
                 .build()
                 .map_err(|err| format!("OTEL_EXPORTER_OTLP_ENDPOINT ({endpoint}): {err}"))?;

@@ -260,3 +260,54 @@ async fn redirects_are_not_followed_and_bodies_are_capped() {
     assert_eq!(huge.body.len(), MAX_BODY_BYTES);
     fake.verify().await;
 }
+
+/// A proxy in the environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY) would connect for us
+/// to wherever it is told, past the guard: the client ignores them. The test runs itself
+/// again in a child process with the variables set (they cannot be set safely here).
+#[tokio::test]
+async fn proxies_in_the_environment_are_ignored() {
+    const CHILD: &str = "PATCHBAY_TEST_PROXY_CHILD";
+    if let Ok(fake_port) = std::env::var(CHILD) {
+        let resolver =
+            |_: &str| -> io::Result<Vec<IpAddr>> { Ok(vec!["127.0.0.1".parse().expect("ip")]) };
+        let guard = client(AddressPolicy::AllowPrivate, Some(Arc::new(resolver)));
+        let answer = guard
+            .send(
+                Destination::tenant(FIELD),
+                GET,
+                &format!("http://provider.example:{fake_port}/api/v1/profile"),
+                |r| r,
+            )
+            .await
+            .expect("answered directly");
+        assert_eq!(answer.status, 200);
+        return;
+    }
+    let fake = fake().await;
+    let proxy = fake_proxy().await;
+    let status = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--exact", "proxies_in_the_environment_are_ignored"])
+        .env(CHILD, fake.address().port().to_string())
+        .env("HTTP_PROXY", proxy.uri())
+        .env("HTTPS_PROXY", proxy.uri())
+        .env("ALL_PROXY", proxy.uri())
+        .env("http_proxy", proxy.uri())
+        .status()
+        .expect("run the child");
+    assert!(
+        status.success(),
+        "the child's request went straight to the provider"
+    );
+    assert_eq!(requests(&fake).await, 1, "the provider got it");
+    assert_eq!(requests(&proxy).await, 0, "the proxy got nothing");
+}
+
+/// A proxy that answers anything, so that a proxied request would succeed too.
+async fn fake_proxy() -> MockServer {
+    let proxy = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&proxy)
+        .await;
+    proxy
+}

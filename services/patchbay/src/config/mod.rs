@@ -686,5 +686,8 @@ mod tests {
         let err = with(&["--tls-cert-file", "cert.pem"]).expect_err("half of TLS");
         assert!(err.0.contains("PATCHBAY_TLS_KEY_FILE"), "{}", err.0);
         with(&["--listen", "[::1]:50051"]).expect("IPv6 loopback is loopback");
+        for off_loopback in ["[::]:50051", "[::ffff:127.0.0.1]:50051", "10.0.0.5:50051"] {
+            with(&["--listen", off_loopback]).expect_err(off_loopback);
+        }
     }
 }

@@ -1,29 +1,40 @@
 //! Where connections come in: the TCP listener, with TLS when it is configured
 //! (`tls.rs`). The accept loop hands tonic ready connections, so a slow or failing TLS
-//! handshake never holds up the others: each runs on its own task, bounded in time and
-//! in number.
+//! handshake never holds up the others: each runs on its own task, bounded in time (the
+//! ClientHello within a few seconds, the whole handshake within ten) and in number, in
+//! all and per client address, so that one host holding idle sockets cannot take every
+//! handshake slot.
 
 pub mod tls;
 
+use std::collections::HashMap;
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio_rustls::LazyConfigAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
 pub use tls::{ReloadingTls, TlsError, TlsSettings};
 
-/// Longest a TLS handshake may take before the connection is dropped.
+/// Longest a client may take to send its ClientHello.
+const CLIENT_HELLO_TIMEOUT: Duration = Duration::from_secs(3);
+/// Longest a whole TLS handshake may take before the connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// TLS handshakes in progress at once; connections beyond are closed at once.
 const MAX_HANDSHAKES: usize = 512;
+/// TLS handshakes in progress at once from one client address.
+const MAX_HANDSHAKES_PER_ADDRESS: usize = 64;
+/// Refused connections are logged at most this often.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// An accepted connection, plain or TLS.
 pub enum Connection {
@@ -100,14 +111,16 @@ impl AsyncWrite for Connection {
     }
 }
 
-/// The connections accepted on `listener`, as tonic takes them. The loop ends when the
-/// server drops the stream.
+/// The connections accepted on `listener`, as tonic takes them. The loop ends, and the
+/// listening socket closes, when `stop` turns true (shutdown: new clients are refused
+/// at once and go to another replica) or the server drops the stream.
 pub fn incoming(
     listener: TcpListener,
     tls: Option<Arc<ReloadingTls>>,
+    stop: watch::Receiver<bool>,
 ) -> ReceiverStream<Result<Connection, io::Error>> {
     let (sender, receiver) = mpsc::channel(64);
-    tokio::spawn(accept_loop(listener, tls, sender));
+    tokio::spawn(accept_loop(listener, tls, sender, stop));
     ReceiverStream::new(receiver)
 }
 
@@ -115,15 +128,26 @@ async fn accept_loop(
     listener: TcpListener,
     tls: Option<Arc<ReloadingTls>>,
     sender: mpsc::Sender<Result<Connection, io::Error>>,
+    mut stop: watch::Receiver<bool>,
 ) {
-    let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
+    let slots = HandshakeSlots::default();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = sender.closed() => return,
+            _ = stop.wait_for(|stop| *stop) => return,
         };
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
+            // The client went away between SYN and accept: nothing to wait for.
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
+                ) =>
+            {
+                continue;
+            }
             Err(err) => {
                 // Out of file descriptors and the like: wait instead of spinning.
                 tracing::warn!(error = %err, "cannot accept a connection");
@@ -138,21 +162,103 @@ async fn accept_loop(
             }
             continue;
         };
-        let Ok(permit) = handshakes.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "too many TLS handshakes in progress; connection closed");
+        let Some(slot) = slots.take(peer.ip()) else {
+            slots.log_refusal(peer.ip());
             continue;
         };
-        let acceptor = tls.acceptor();
+        let tls = tls.clone();
         let sender = sender.clone();
         tokio::spawn(async move {
-            let _permit = permit;
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(stream)) => {
+            let _slot = slot;
+            match handshake(stream, &tls).await {
+                Ok(stream) => {
                     let _ = sender.send(Ok(Connection::Tls(Box::new(stream)))).await;
                 }
-                Ok(Err(err)) => tracing::debug!(%peer, error = %err, "TLS handshake failed"),
-                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                Err(reason) => tracing::debug!(%peer, reason, "TLS handshake failed"),
             }
         });
+    }
+}
+
+/// The ClientHello within [`CLIENT_HELLO_TIMEOUT`], then the rest of the handshake with
+/// the configuration of this moment, all within [`HANDSHAKE_TIMEOUT`].
+async fn handshake(stream: TcpStream, tls: &ReloadingTls) -> Result<TlsStream<TcpStream>, String> {
+    let started = Instant::now();
+    let hello = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
+    let start = tokio::time::timeout(CLIENT_HELLO_TIMEOUT, hello)
+        .await
+        .map_err(|_| "no ClientHello in time".to_owned())?
+        .map_err(|err| err.to_string())?;
+    let rest = HANDSHAKE_TIMEOUT.saturating_sub(started.elapsed());
+    tokio::time::timeout(rest, start.into_stream(tls.current()))
+        .await
+        .map_err(|_| "handshake timed out".to_owned())?
+        .map_err(|err| err.to_string())
+}
+
+/// Handshake slots: [`MAX_HANDSHAKES`] in all, [`MAX_HANDSHAKES_PER_ADDRESS`] per
+/// client address.
+#[derive(Clone)]
+struct HandshakeSlots {
+    all: Arc<Semaphore>,
+    per_address: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    last_refusal_log: Arc<Mutex<Option<Instant>>>,
+}
+
+impl Default for HandshakeSlots {
+    fn default() -> Self {
+        Self {
+            all: Arc::new(Semaphore::new(MAX_HANDSHAKES)),
+            per_address: Arc::default(),
+            last_refusal_log: Arc::default(),
+        }
+    }
+}
+
+/// A taken slot, given back when the handshake ends.
+struct Slot {
+    _all: tokio::sync::OwnedSemaphorePermit,
+    address: IpAddr,
+    per_address: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut counts = crate::locks::lock(&self.per_address);
+        if let Some(count) = counts.get_mut(&self.address) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                counts.remove(&self.address);
+            }
+        }
+    }
+}
+
+impl HandshakeSlots {
+    fn take(&self, address: IpAddr) -> Option<Slot> {
+        let all = self.all.clone().try_acquire_owned().ok()?;
+        let mut counts = crate::locks::lock(&self.per_address);
+        let count = counts.entry(address).or_insert(0);
+        if *count >= MAX_HANDSHAKES_PER_ADDRESS {
+            return None;
+        }
+        *count += 1;
+        Some(Slot {
+            _all: all,
+            address,
+            per_address: self.per_address.clone(),
+        })
+    }
+
+    fn log_refusal(&self, address: IpAddr) {
+        let mut last = crate::locks::lock(&self.last_refusal_log);
+        if last.is_none_or(|at| at.elapsed() >= REFUSAL_LOG_EVERY) {
+            *last = Some(Instant::now());
+            tracing::warn!(
+                %address,
+                "too many TLS handshakes in progress; new connections are closed \
+                 (logged at most every 10 seconds)"
+            );
+        }
     }
 }

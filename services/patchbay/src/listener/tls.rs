@@ -55,8 +55,10 @@ const CERT_SETTING: &str = "PATCHBAY_TLS_CERT_FILE";
 const KEY_SETTING: &str = "PATCHBAY_TLS_KEY_FILE";
 const CA_SETTING: &str = "PATCHBAY_TLS_CLIENT_CA_FILE";
 
-/// The modification times a configuration was built from.
-type Stamps = Vec<Option<SystemTime>>;
+/// What a file looked like when a configuration was built from it: modification time,
+/// length and (on Unix) device and inode, so that a file replaced with an older time
+/// (`cp -p`, `tar`) or on a file system with coarse times is still noticed.
+type Stamps = Vec<Option<(SystemTime, u64, u64, u64)>>;
 
 /// The listener's current TLS configuration, swapped when its files change.
 pub struct ReloadingTls {
@@ -84,9 +86,15 @@ impl ReloadingTls {
         TlsAcceptor::from(locks::read(&self.current).clone())
     }
 
+    /// The configuration new handshakes use now.
+    pub fn current(&self) -> Arc<ServerConfig> {
+        locks::read(&self.current).clone()
+    }
+
     /// Watches the files until the task is dropped.
     pub async fn watch(self: Arc<Self>) {
-        let mut ticker = tokio::time::interval(self.settings.reload_interval);
+        let every = self.settings.reload_interval.max(Duration::from_secs(1));
+        let mut ticker = tokio::time::interval(every);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker.tick().await;
         loop {
@@ -100,12 +108,17 @@ impl ReloadingTls {
     /// Builds the configuration again when a file's modification time changed since the
     /// last attempt; returns whether a new one is in use.
     pub fn reload_if_changed(&self) -> bool {
-        let now = stamps(&self.settings);
-        if *locks::read(&self.attempted) == now {
+        let before = stamps(&self.settings);
+        if *locks::read(&self.attempted) == before {
             return false;
         }
-        *locks::write(&self.attempted) = now;
-        match build(&self.settings) {
+        let built = build(&self.settings);
+        // A file that changed while it was read (written in place) is read again on the
+        // next tick rather than remembered as tried.
+        if stamps(&self.settings) == before {
+            *locks::write(&self.attempted) = before;
+        }
+        match built {
             Ok(config) => {
                 *locks::write(&self.current) = Arc::new(config);
                 tracing::info!(
@@ -126,7 +139,17 @@ impl ReloadingTls {
 }
 
 fn stamps(settings: &TlsSettings) -> Stamps {
-    let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let modified = |path: &Path| {
+        let metadata = std::fs::metadata(path).ok()?;
+        #[cfg(unix)]
+        let (device, inode) = {
+            use std::os::unix::fs::MetadataExt;
+            (metadata.dev(), metadata.ino())
+        };
+        #[cfg(not(unix))]
+        let (device, inode) = (0, 0);
+        Some((metadata.modified().ok()?, metadata.len(), device, inode))
+    };
     let mut stamps = vec![modified(&settings.cert_file), modified(&settings.key_file)];
     if let Some(ca) = &settings.client_ca_file {
         stamps.push(modified(ca));
@@ -181,4 +204,66 @@ fn build(settings: &TlsSettings) -> Result<ServerConfig, TlsError> {
     // h2 for gRPC; http/1.1 for gRPC-Web clients later.
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A certificate for localhost and its key, self-signed, in PEM.
+    fn pair() -> (String, String) {
+        let issued =
+            rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+        (issued.cert.pem(), issued.signing_key.serialize_pem())
+    }
+
+    fn write(path: &Path, content: &str) {
+        let aside = path.with_extension("tmp");
+        std::fs::write(&aside, content).expect("write");
+        std::fs::rename(&aside, path).expect("rename");
+    }
+
+    /// Files that do not load leave the serving configuration in place, and are tried
+    /// again once they change; a good pair replaces it.
+    #[test]
+    fn broken_files_keep_the_previous_certificate() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let settings = TlsSettings {
+            cert_file: dir.path().join("tls.crt"),
+            key_file: dir.path().join("tls.key"),
+            client_ca_file: None,
+            reload_interval: Duration::from_secs(1),
+        };
+        let (cert, key) = pair();
+        write(&settings.cert_file, &cert);
+        write(&settings.key_file, &key);
+        let tls = ReloadingTls::load(settings.clone()).expect("loads");
+        let serving = tls.current();
+        assert!(!tls.reload_if_changed(), "nothing changed");
+
+        let (_, other_key) = pair();
+        for broken in ["not a certificate", ""] {
+            write(&settings.cert_file, broken);
+            assert!(!tls.reload_if_changed(), "garbage does not load");
+            assert!(Arc::ptr_eq(&serving, &tls.current()), "the old one serves");
+        }
+        // A certificate with a key that is not its own.
+        write(&settings.cert_file, &cert);
+        write(&settings.key_file, &other_key);
+        assert!(!tls.reload_if_changed(), "a mismatched pair does not load");
+        assert!(Arc::ptr_eq(&serving, &tls.current()));
+        std::fs::remove_file(&settings.key_file).expect("remove");
+        assert!(!tls.reload_if_changed(), "a missing key does not load");
+        assert!(Arc::ptr_eq(&serving, &tls.current()));
+
+        let (new_cert, new_key) = pair();
+        write(&settings.key_file, &new_key);
+        write(&settings.cert_file, &new_cert);
+        assert!(tls.reload_if_changed(), "a good pair loads");
+        assert!(!Arc::ptr_eq(&serving, &tls.current()));
+        assert_eq!(
+            tls.current().alpn_protocols,
+            [b"h2".to_vec(), b"http/1.1".to_vec()]
+        );
+    }
 }
