@@ -21,6 +21,7 @@ mod m20261122_000008_index_account_defaults;
 mod m20261122_000009_account_provider_state;
 mod m20261201_000010_provider_secret_destinations;
 mod m20261201_000011_audit_outcome;
+mod m20261201_000012_seal_values_in_envelopes;
 
 mod catalog;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000009_account_provider_state::Migration),
             Box::new(m20261201_000010_provider_secret_destinations::Migration),
             Box::new(m20261201_000011_audit_outcome::Migration),
+            Box::new(m20261201_000012_seal_values_in_envelopes::Migration),
         ]
     }
 }

@@ -9,6 +9,7 @@ mod checks;
 mod config_semantics;
 mod default_cache;
 mod defaults;
+mod envelopes;
 mod idempotency;
 mod instagram;
 mod integrations;

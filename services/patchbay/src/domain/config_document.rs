@@ -20,6 +20,9 @@ pub const MAX_DEPTH: usize = 16;
 pub const MAX_BYTES: usize = 64 * 1024;
 /// An object key is at most this many bytes.
 pub const MAX_KEY_BYTES: usize = 128;
+/// Object keys starting with this are the server's: a sealed value is stored as
+/// `{"$patchbay_sealed": "pbx1.…"}`, so no client may send such a key.
+pub const RESERVED_KEY_PREFIX: &str = "$patchbay";
 
 /// Key fragments that mark a value as a secret, compared without case, `_` or `-`.
 const SECRET_KEY_FRAGMENTS: &[&str] = &[
@@ -297,6 +300,12 @@ fn check_object(object: &Document, path: &str, depth: usize, out: &mut Vec<Field
     }
     for (key, value) in object {
         let field = format!("{path}.{key}");
+        if key.starts_with(RESERVED_KEY_PREFIX) {
+            out.push(FieldViolation::new(
+                &field,
+                format!("keys starting with {RESERVED_KEY_PREFIX} are reserved"),
+            ));
+        }
         if key.is_empty() || key.len() > MAX_KEY_BYTES {
             out.push(FieldViolation::new(
                 &field,
@@ -438,5 +447,18 @@ mod tests {
         let violations = check_limits(&doc(json!({ "root": deep, "": 1 })), "config");
         assert!(violations.iter().any(|v| v.description.contains("deeper")));
         assert!(violations.iter().any(|v| v.field == "config."));
+    }
+
+    #[test]
+    fn the_servers_envelope_key_is_reserved_at_any_depth() {
+        let violations = check_limits(
+            &doc(json!({"a": {"$patchbay_sealed": "pbx1.k.x"}, "l": [{"$patchbay": 1}]})),
+            "config",
+        );
+        let fields: Vec<_> = violations.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["config.a.$patchbay_sealed", "config.l[0].$patchbay"]
+        );
     }
 }

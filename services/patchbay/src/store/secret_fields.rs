@@ -2,8 +2,12 @@
 //! a secret key of a config document (at any depth) and every secret column is sealed on
 //! write and opened on read, bound to `<record kind>/<record id>/<field path>`.
 //!
-//! A secret position holding a plain value (written before encryption existed) reads as
-//! it is and is sealed by the next write or by `patchbay keys rotate`.
+//! In a document a sealed value is stored as an envelope, `{"$patchbay_sealed":
+//! "pbx1.<key id>.<…>"}`, a shape no client can send (input validation refuses keys
+//! starting with `$patchbay`). Only envelopes are opened: a client's string that looks
+//! like a ciphertext is data and round-trips as it came. A secret position holding a
+//! plain value (written before its name became secret) reads as it is and is sealed by
+//! the next write or by `patchbay keys rotate`.
 
 use serde_json::Value;
 use uuid::Uuid;
@@ -11,6 +15,25 @@ use uuid::Uuid;
 use crate::domain::config_document::{Document, SecretRule};
 use crate::domain::{Error, RecordKind};
 use crate::sealing::{KeyRing, SealError, is_sealed, key_id_of};
+
+/// The one key of a sealed value's envelope.
+pub(crate) const ENVELOPE_KEY: &str = "$patchbay_sealed";
+
+/// The ciphertext of an envelope, if `value` is one.
+fn envelope_of(value: &Value) -> Option<&str> {
+    match value {
+        Value::Object(object) if object.len() == 1 => {
+            object.get(ENVELOPE_KEY).and_then(Value::as_str)
+        }
+        _ => None,
+    }
+}
+
+fn envelope(sealed: String) -> Value {
+    let mut object = serde_json::Map::new();
+    object.insert(ENVELOPE_KEY.to_owned(), Value::String(sealed));
+    Value::Object(object)
+}
 
 /// Where a secret lives, as bound into its ciphertext.
 #[derive(Clone, Copy)]
@@ -68,28 +91,32 @@ pub(crate) fn seal_document(
         let sealed = ring
             .seal(&owner.context(field), &plain)
             .map_err(|err| seal_error(err, owner, field))?;
-        Ok(Some(Value::String(sealed)))
+        Ok(Some(envelope(sealed)))
     })
 }
 
-/// A copy of a stored `document` with every sealed value opened, wherever it sits.
+/// A copy of a stored `document` with every envelope opened, wherever it sits.
 pub(crate) fn open_document(
     ring: &KeyRing,
     owner: Owner,
     path: &str,
     document: &Document,
 ) -> Result<Document, Error> {
-    map_values(document, path, &mut |field, _, value| match value {
-        Value::String(stored) if is_sealed(stored) => {
-            let plain = ring
-                .open(&owner.context(field), stored)
-                .map_err(|err| seal_error(err, owner, field))?;
-            serde_json::from_slice(&plain)
-                .map(Some)
-                .map_err(|_| seal_error(SealError::Malformed, owner, field))
-        }
-        _ => Ok(None),
-    })
+    map_values(
+        document,
+        path,
+        &mut |field, _, value| match envelope_of(value) {
+            Some(sealed) => {
+                let plain = ring
+                    .open(&owner.context(field), sealed)
+                    .map_err(|err| seal_error(err, owner, field))?;
+                serde_json::from_slice(&plain)
+                    .map(Some)
+                    .map_err(|_| seal_error(SealError::Malformed, owner, field))
+            }
+            None => Ok(None),
+        },
+    )
 }
 
 /// A stored document with every sealed value not under the active key sealed again
@@ -104,16 +131,16 @@ pub(crate) fn reseal_document(
 ) -> Result<(Document, usize), Error> {
     let mut changed = 0;
     let resealed = map_values(document, path, &mut |field, key, value| {
-        let plain = match value {
-            Value::String(stored) if is_sealed(stored) => {
+        let plain = match (envelope_of(value), value) {
+            (Some(stored), _) => {
                 if is_current_text(ring, stored) {
                     return Ok(None);
                 }
                 ring.open(&owner.context(field), stored)
                     .map_err(|err| seal_error(err, owner, field))?
             }
-            Value::Null => return Ok(None),
-            legacy if rule.is_secret(field, key) => serde_json::to_vec(legacy)
+            (None, Value::Null) => return Ok(None),
+            (None, legacy) if rule.is_secret(field, key) => serde_json::to_vec(legacy)
                 .map_err(|err| Error::Internal(format!("cannot encode {field}: {err}")))?,
             _ => return Ok(None),
         };
@@ -121,7 +148,7 @@ pub(crate) fn reseal_document(
         let sealed = ring
             .seal(&owner.context(field), &plain)
             .map_err(|err| seal_error(err, owner, field))?;
-        Ok(Some(Value::String(sealed)))
+        Ok(Some(envelope(sealed)))
     })?;
     Ok((resealed, changed))
 }
@@ -228,5 +255,29 @@ mod tests {
         };
         let err = open_document(&ring, elsewhere, "config", &sealed).expect_err("moved");
         assert!(matches!(err, Error::DataLoss(_)));
+    }
+
+    /// What a client stores is data, whatever it looks like: only envelopes are opened.
+    #[test]
+    fn ciphertext_shaped_client_strings_are_data() {
+        let ring = ring();
+        let owner = Owner {
+            kind: RecordKind::Account,
+            id: Uuid::now_v7(),
+        };
+        let real = ring.seal("x", b"\"y\"").expect("seal");
+        let doc = json!({"note": "pbx1.zz.AAAA", "list": ["pbx1.t1.AAAA", {"n": real}], "api_key": "pbx1.zz.AAAA"});
+        let doc = doc.as_object().cloned().unwrap_or_default();
+        let sealed = seal_document(&ring, owner, "config", &doc, SecretRule::ByName).expect("seal");
+        assert_eq!(sealed["note"], json!("pbx1.zz.AAAA"));
+        assert!(
+            envelope_of(&sealed["api_key"]).is_some(),
+            "the secret is sealed"
+        );
+        assert_eq!(
+            open_document(&ring, owner, "config", &sealed).expect("reads"),
+            doc,
+            "everything round-trips as it came"
+        );
     }
 }
