@@ -22,6 +22,7 @@ mod secrets;
 mod server;
 mod tls;
 mod tokens;
+mod unreadable;
 mod validation;
 mod watch;
 mod webhooks;

@@ -99,7 +99,17 @@ async fn rotate_keys(data_dir: &std::path::Path, args: &config::RotateArgs) -> R
         "rotated to key {active}: {} records checked, {} rewritten, {} secrets re-encrypted",
         report.records_checked, report.records_rewritten, report.secrets_resealed
     );
-    Ok(())
+    if report.unreadable.is_empty() {
+        return Ok(());
+    }
+    for record in &report.unreadable {
+        println!("could not open {record}");
+    }
+    Err(format!(
+        "{} records could not be opened and were left as they are; every other record \
+         was rotated (is a key missing from the ring?)",
+        report.unreadable.len()
+    ))
 }
 
 /// Prints only the token on stdout, so that `TOKEN=$(patchbay token …)` works.

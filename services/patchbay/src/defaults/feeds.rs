@@ -171,6 +171,17 @@ impl Feeds {
                     .await
                 {
                     Ok(account) => account.map(shareable),
+                    // A default that cannot be opened is left out, as a snapshot leaves
+                    // it out: watchers see the scope without a default.
+                    Err(err) if crate::store::readable::is_unreadable_record(&err) => {
+                        tracing::error!(
+                            workspace = workspace_id,
+                            channel = change.channel.as_str(),
+                            error = %err,
+                            "a changed default cannot be read; watchers see none"
+                        );
+                        None
+                    }
                     Err(err) => {
                         tracing::warn!(workspace = workspace_id, error = %err, "cannot read a changed default: watchers resynchronise");
                         return self.resync(workspace_id);

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::default_changes::{self, DefaultsChanged, touched_scopes};
 use super::entities::account::{ActiveModel, Column, Entity, Model};
 use super::secret_fields::{Owner, open_document, open_text, seal_document, seal_text};
-use super::{Store, audit, db_error, lock_scope, unique_violation};
+use super::{Store, audit, db_error, lock_scope, readable, unique_violation};
 use crate::domain::audit::AuditEvent;
 use crate::domain::config_document::SecretRule;
 use crate::domain::{Account, Channel, Error, ProviderState, RecordKind};
@@ -63,18 +63,22 @@ impl Store {
         if let Some(division) = filter.caller_division {
             query = query.filter(seen_from_division(division));
         }
-        if let Some(after) = filter.after {
-            query = query.filter(Column::Id.gt(after));
-        }
-        let rows = query
-            .order_by_asc(Column::Id)
-            .limit(filter.limit)
-            .all(self.conn())
-            .await
-            .map_err(db_error)?;
-        rows.into_iter()
-            .map(|row| to_domain(self.keys(), row))
-            .collect()
+        let query = query.order_by_asc(Column::Id);
+        readable::read_page(
+            filter.limit,
+            filter.after,
+            RecordKind::Account,
+            |after, limit| {
+                let mut page = query.clone();
+                if let Some(after) = after {
+                    page = page.filter(Column::Id.gt(after));
+                }
+                async move { page.limit(limit).all(self.conn()).await.map_err(db_error) }
+            },
+            |row| row.id,
+            |row| to_domain(self.keys(), row),
+        )
+        .await
     }
 
     /// A live account of the workspace, whatever its division.
@@ -122,9 +126,12 @@ impl Store {
             .all(self.conn())
             .await
             .map_err(db_error)?;
-        rows.into_iter()
-            .map(|row| to_domain(self.keys(), row))
-            .collect()
+        Ok(readable::keep_readable(
+            rows,
+            RecordKind::Account,
+            |row| row.id,
+            |row| to_domain(self.keys(), row),
+        ))
     }
 
     /// The active default of one scope: a division's (`Some`) or the workspace-wide one.

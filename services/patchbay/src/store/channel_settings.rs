@@ -22,9 +22,12 @@ impl Store {
             .all(self.conn())
             .await
             .map_err(db_error)?;
-        rows.into_iter()
-            .map(|row| to_domain(self.keys(), row))
-            .collect()
+        Ok(super::readable::keep_readable(
+            rows,
+            RecordKind::ChannelSettings,
+            |row| row.id,
+            |row| to_domain(self.keys(), row),
+        ))
     }
 
     pub async fn find_channel_settings(

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::entities::account::{Column as AccountColumn, Entity as AccountEntity};
 use super::entities::default_account_change::{ActiveModel, Column, Entity};
 use super::{Store, WriteTxn, db_error, lock_scope};
-use crate::domain::{Account, Channel, Error};
+use crate::domain::{Account, Channel, Error, RecordKind};
 
 /// The PostgreSQL notification channel replicas listen on.
 pub const NOTIFY_CHANNEL: &str = "patchbay_default_accounts";
@@ -211,9 +211,12 @@ impl Store {
             .all(self.conn())
             .await
             .map_err(db_error)?;
-        rows.into_iter()
-            .map(|row| super::accounts::to_domain(self.keys(), row))
-            .collect()
+        Ok(super::readable::keep_readable(
+            rows,
+            RecordKind::Account,
+            |row| row.id,
+            |row| super::accounts::to_domain(self.keys(), row),
+        ))
     }
 }
 

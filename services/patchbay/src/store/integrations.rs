@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::entities::integration::{ActiveModel, Column, Entity, Model};
 use super::secret_fields::{Owner, open_document, seal_document};
-use super::{Store, audit, db_error, lock_scope, unique_violation};
+use super::{Store, audit, db_error, lock_scope, readable, unique_violation};
 use crate::domain::audit::AuditEvent;
 use crate::domain::config_document::SecretRule;
 use crate::domain::integration::{Condition, Integration};
@@ -60,18 +60,22 @@ impl Store {
         if let Some(active) = filter.active {
             query = query.filter(Column::Active.eq(active));
         }
-        if let Some(after) = filter.after {
-            query = query.filter(Column::Id.gt(after));
-        }
-        let rows = query
-            .order_by_asc(Column::Id)
-            .limit(filter.limit)
-            .all(self.conn())
-            .await
-            .map_err(db_error)?;
-        rows.into_iter()
-            .map(|row| to_domain(self.keys(), row))
-            .collect()
+        let query = query.order_by_asc(Column::Id);
+        readable::read_page(
+            filter.limit,
+            filter.after,
+            RecordKind::Integration,
+            |after, limit| {
+                let mut page = query.clone();
+                if let Some(after) = after {
+                    page = page.filter(Column::Id.gt(after));
+                }
+                async move { page.limit(limit).all(self.conn()).await.map_err(db_error) }
+            },
+            |row| row.id,
+            |row| to_domain(self.keys(), row),
+        )
+        .await
     }
 
     pub async fn find_integration(

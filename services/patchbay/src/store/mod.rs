@@ -9,6 +9,7 @@ mod entities;
 pub mod idempotency;
 pub mod integrations;
 pub mod providers;
+pub mod readable;
 pub mod rotation;
 mod secret_fields;
 

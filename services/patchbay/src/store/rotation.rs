@@ -19,11 +19,14 @@ use crate::domain::{Error, RecordKind};
 use crate::sealing::KeyRing;
 
 /// What a rotation did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RotationReport {
     pub records_checked: u64,
     pub records_rewritten: u64,
     pub secrets_resealed: u64,
+    /// Records whose secrets could not be opened (`<kind> <id>: <why>`), left as they
+    /// are; every other record was rotated.
+    pub unreadable: Vec<String>,
 }
 
 /// How often one row is retried when the server keeps changing it.
@@ -216,7 +219,23 @@ impl Store {
         <E::PrimaryKey as PrimaryKeyTrait>::ValueType: From<Uuid>,
     {
         for _ in 0..MAX_ATTEMPTS {
-            let (updates, changed) = E::reseal(self.keys(), catalog, &row)?;
+            // A record that cannot be opened is reported and passed over: the others
+            // still move to the active key.
+            let (updates, changed) = match E::reseal(self.keys(), catalog, &row) {
+                Ok(resealed) => resealed,
+                Err(err) => {
+                    let id = E::id(&row);
+                    super::readable::report_unreadable(E::KIND, id, &err);
+                    let why = match &err {
+                        Error::Internal(detail) => detail.clone(),
+                        other => other.to_string(),
+                    };
+                    report
+                        .unreadable
+                        .push(format!("{} {id}: {why}", E::KIND.as_str()));
+                    return Ok(());
+                }
+            };
             if changed == 0 {
                 return Ok(());
             }
