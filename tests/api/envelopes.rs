@@ -216,8 +216,14 @@ async fn the_envelope_migration_moves_only_sealed_values(backend: Backend) {
         let text: String = row.try_get("", "config").expect("text");
         serde_json::from_str::<Value>(&text).expect("json")
     };
-    // Back to the inline form of earlier versions, then forward again.
-    patchbay_migrations::Migrator::down(&db, Some(1))
+    // Back to the inline form of earlier versions (the migrations after it undone
+    // first), then forward again.
+    let after_envelopes = patchbay_migrations::Migrator::migrations()
+        .iter()
+        .rev()
+        .take_while(|m| m.name() != "m20261201_000012_seal_values_in_envelopes")
+        .count() as u32;
+    patchbay_migrations::Migrator::down(&db, Some(after_envelopes + 1))
         .await
         .expect("down");
     let inline = stored().await;

@@ -1,5 +1,6 @@
 //! Idempotency keys on mutating calls: a replay returns the first response and writes
-//! nothing; another request under the same key is refused; keys expire.
+//! nothing; another request under the same key is refused; keys expire; a key belongs
+//! to one caller; nothing secret is kept with a key.
 
 use patchbay_e2e::proto::{self, Channel};
 use patchbay_e2e::{
@@ -16,6 +17,8 @@ backend_tests!(
     a_key_belongs_to_one_request,
     failed_calls_release_their_key_and_keys_expire,
     concurrent_replays_create_one_record,
+    a_key_belongs_to_one_caller,
+    no_secret_is_kept_with_a_key,
 );
 
 fn keyed<T>(message: T, key: &str) -> Request<T> {
@@ -158,6 +161,146 @@ async fn replays_return_the_first_response_and_write_nothing(backend: Backend) {
     )
     .await
     .expect("other workspace");
+
+    // A replay of a deleted record's create does not bring it (or its secrets) back.
+    let status = create_with_key(&admin, "create-1", "line")
+        .await
+        .expect_err("the record is gone");
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+}
+
+/// A key is (workspace, sub, role, division): another caller's identical request under
+/// the same key runs as its own call and never answers with the first caller's record.
+async fn a_key_belongs_to_one_caller(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let for_support = |account_key: &str| proto::CreateAccountRequest {
+        division_id: Some("support".into()),
+        ..new_account(Channel::Sms, account_key, json!({"api_key": "k-1"}))
+    };
+    let first = app
+        .admin()
+        .accounts()
+        .create_account(keyed(for_support("support-line"), "shared-key"))
+        .await
+        .expect("workspace admin creates for support")
+        .into_inner()
+        .account
+        .expect("account");
+    // The same sub ("admin-user") with a division-scoped token is another caller: the
+    // request runs as its own, and sales may not write support's accounts.
+    let sales = app.client("admin", patchbay_e2e::WORKSPACE, Some("sales"));
+    let status = expect_code(
+        sales
+            .accounts()
+            .create_account(keyed(for_support("support-line"), "shared-key"))
+            .await,
+        Code::PermissionDenied,
+    );
+    assert!(!status.message().contains(&first.id), "{status:?}");
+    // Its own request under the same key name is its own key.
+    let own = sales
+        .accounts()
+        .create_account(keyed(
+            proto::CreateAccountRequest {
+                division_id: Some("sales".into()),
+                ..new_account(Channel::Sms, "sales-line", json!({}))
+            },
+            "shared-key",
+        ))
+        .await
+        .expect("a key of its own")
+        .into_inner()
+        .account
+        .expect("account");
+    assert_ne!(own.id, first.id);
+    // Another sub with the workspace admin's role is another caller too.
+    let other_sub = patchbay::auth::mint(
+        &patchbay_e2e::jwt_settings(),
+        &patchbay::auth::TokenRequest {
+            subject: "someone-else".into(),
+            role: "admin".into(),
+            workspace_id: patchbay_e2e::WORKSPACE.into(),
+            division_id: None,
+            ttl: std::time::Duration::from_secs(600),
+        },
+    )
+    .expect("token");
+    let status = expect_code(
+        app.with_token(&other_sub)
+            .accounts()
+            .create_account(keyed(for_support("support-line"), "shared-key"))
+            .await,
+        Code::AlreadyExists,
+    );
+    assert!(!status.message().contains(&first.id));
+    assert_eq!(count(&app, "accounts").await, 2);
+}
+
+/// Neither the verify token a create answers with nor a config secret is kept with a
+/// key: the database holds references and sealed answers only.
+async fn no_secret_is_kept_with_a_key(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = app.admin();
+    let made = admin
+        .accounts()
+        .create_account(keyed(
+            new_account(
+                Channel::Sms,
+                "secretive",
+                json!({"api_key": "kept-secret-0001"}),
+            ),
+            "secret-create",
+        ))
+        .await
+        .expect("create")
+        .into_inner()
+        .account
+        .expect("account");
+    assert!(!made.verify_token.starts_with("********"), "admins see it");
+    // An update that changes nothing keeps its answer (sealed).
+    let unchanged = proto::UpdateAccountRequest {
+        id: made.id.clone(),
+        display_name: Some(made.display_name.clone()),
+        ..Default::default()
+    };
+    let first = admin
+        .accounts()
+        .update_account(keyed(unchanged.clone(), "secret-noop"))
+        .await
+        .expect("no-op update")
+        .into_inner();
+    let again = admin
+        .accounts()
+        .update_account(keyed(unchanged, "secret-noop"))
+        .await
+        .expect("replay")
+        .into_inner();
+    assert_eq!(again, first);
+    assert_eq!(
+        admin
+            .accounts()
+            .create_account(keyed(
+                new_account(
+                    Channel::Sms,
+                    "secretive",
+                    json!({"api_key": "kept-secret-0001"})
+                ),
+                "secret-create",
+            ))
+            .await
+            .expect("replay")
+            .into_inner()
+            .account
+            .expect("account"),
+        made
+    );
+    let dump = app.dump().await;
+    for secret in [made.verify_token.as_str(), "kept-secret-0001"] {
+        assert!(
+            !dump.contains(secret),
+            "{secret} is in the database in clear"
+        );
+    }
 }
 
 async fn a_key_belongs_to_one_request(backend: Backend) {

@@ -661,7 +661,13 @@ impl TestApp {
             Backend::Postgres => {
                 let db = self.database().await;
                 let mut text = String::new();
-                for table in ["accounts", "channel_settings", "audit_events"] {
+                for table in [
+                    "accounts",
+                    "channel_settings",
+                    "audit_events",
+                    "integrations",
+                    "idempotency_keys",
+                ] {
                     let rows = db
                         .query_all_raw(sea_orm::Statement::from_string(
                             sea_orm::DbBackend::Postgres,

@@ -217,6 +217,7 @@ impl Authenticator {
             workspace_id,
             division_id: claims.division_id.filter(|d| !d.is_empty()),
             request_id: String::new(),
+            idempotency: None,
         };
         self.verified.insert(token, &caller, claims.exp);
         Ok(caller)
@@ -436,6 +437,7 @@ mod tests {
             workspace_id: "acme".into(),
             division_id: None,
             request_id: String::new(),
+            idempotency: None,
         };
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)

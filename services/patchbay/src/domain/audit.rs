@@ -75,6 +75,8 @@ pub struct AuditEvent {
     /// What came of the action, for actions that can go either way (a credential check:
     /// `passed`, `unsupported`, `refused`, `destination_refused`, `unavailable`).
     pub outcome: Option<String>,
+    /// The idempotency key of the call, recorded in the same transaction as the event.
+    pub idempotency: Option<std::sync::Arc<super::idempotency::IdempotencyClaim>>,
 }
 
 impl AuditEvent {
@@ -99,7 +101,15 @@ impl AuditEvent {
             request_id: caller.request_id.clone(),
             occurred_at: now(),
             outcome: None,
+            idempotency: caller.idempotency.clone(),
         }
+    }
+
+    /// An event written on its own, outside the call's mutation (a credential check):
+    /// the call's key is recorded with its mutation, not here.
+    pub fn without_idempotency(mut self) -> Self {
+        self.idempotency = None;
+        self
     }
 
     pub fn with_outcome(mut self, outcome: &str) -> Self {

@@ -44,6 +44,8 @@ pub struct Caller {
     pub division_id: Option<String>,
     /// The request's `x-request-id` (or one generated for it), recorded in audit events.
     pub request_id: String,
+    /// The idempotency key this call runs under, recorded with its first write.
+    pub idempotency: Option<std::sync::Arc<super::idempotency::IdempotencyClaim>>,
 }
 
 /// Every operation a caller can ask for, checked against the role table of the spec.
@@ -230,6 +232,7 @@ mod tests {
             workspace_id: "acme".into(),
             division_id: division.map(str::to_owned),
             request_id: "r1".into(),
+            idempotency: None,
         }
     }
 

@@ -92,6 +92,10 @@ pub enum Error {
     /// A stored secret cannot be opened with the configured keys (its key id is named).
     #[error("{0}")]
     SecretUnavailable(String),
+    /// Another call with the same idempotency key committed first: this call's writes
+    /// were rolled back, and it answers with the first call's result instead.
+    #[error("another request with this idempotency key finished first; retry to get its answer")]
+    IdempotencyKeyTaken,
     /// A bug or an unexpected database answer. The detail is logged, never sent.
     #[error("internal error")]
     Internal(String),

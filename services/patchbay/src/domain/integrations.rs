@@ -101,7 +101,8 @@ impl Integrations {
                 AuditAction::CheckCredentials,
                 sent,
             )
-            .with_outcome(outcome);
+            .with_outcome(outcome)
+            .without_idempotency();
             store.record_audit_event(&event).await?;
             report.result.map_err(Error::from)
         });

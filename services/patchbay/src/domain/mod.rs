@@ -11,6 +11,7 @@ pub mod channel_settings;
 pub mod config_document;
 pub mod destinations;
 pub mod error;
+pub mod idempotency;
 pub mod integration;
 pub mod integrations;
 #[cfg(test)]

@@ -13,7 +13,7 @@ use super::convert::{
     timestamp,
 };
 use super::default_watch::{self, DefaultsStream};
-use super::idempotency::Idempotency;
+use super::idempotency::{Idempotency, replayed_id};
 use super::meta_flows;
 use crate::domain::Caller;
 use crate::domain::support::{PageRequest, parse_id};
@@ -59,6 +59,10 @@ impl AccountService for AccountGrpc {
                 |caller, request| {
                     meta_flows::complete_whatsapp_signup(&self.accounts, caller, request)
                 },
+                |caller, _, record| async move {
+                    let view = self.replayed_account(&caller, &record).await?;
+                    Ok(meta_flows::signup_response(view))
+                },
             )
             .await
     }
@@ -68,9 +72,15 @@ impl AccountService for AccountGrpc {
         request: Request<proto::ConnectInstagramRequest>,
     ) -> Result<Response<proto::ConnectInstagramResponse>, Status> {
         self.idempotency
-            .run(request, Action::ConnectInstagram, |caller, request| {
-                meta_flows::connect_instagram(&self.accounts, caller, request)
-            })
+            .run(
+                request,
+                Action::ConnectInstagram,
+                |caller, request| meta_flows::connect_instagram(&self.accounts, caller, request),
+                |caller, _, record| async move {
+                    let view = self.replayed_account(&caller, &record).await?;
+                    Ok(meta_flows::instagram_response(view))
+                },
+            )
             .await
     }
 
@@ -79,9 +89,19 @@ impl AccountService for AccountGrpc {
         request: Request<proto::ConnectMessengerRequest>,
     ) -> Result<Response<proto::ConnectMessengerResponse>, Status> {
         self.idempotency
-            .run(request, Action::ConnectMessenger, |caller, request| {
-                meta_flows::connect_messenger(&self.accounts, caller, request)
-            })
+            .run(
+                request,
+                Action::ConnectMessenger,
+                |caller, request| meta_flows::connect_messenger(&self.accounts, caller, request),
+                // It writes no record: its answer is kept (sealed) instead.
+                |_, _, record| async move {
+                    Err(Error::Internal(format!(
+                        "ConnectMessenger's key names {} {}",
+                        record.kind, record.id
+                    ))
+                    .into())
+                },
+            )
             .await
     }
 
@@ -95,6 +115,15 @@ impl AccountService for AccountGrpc {
                 Action::SubscribeMessengerPages,
                 |caller, request| {
                     meta_flows::subscribe_messenger_pages(&self.accounts, caller, request)
+                },
+                |caller, message, _| async move {
+                    meta_flows::subscribe_messenger_pages(
+                        &self.accounts,
+                        caller,
+                        Request::new(message),
+                    )
+                    .await
+                    .map(Response::into_inner)
                 },
             )
             .await
@@ -110,6 +139,15 @@ impl AccountService for AccountGrpc {
                 Action::SetMessengerPersistentMenu,
                 |caller, request| {
                     meta_flows::set_messenger_persistent_menu(&self.accounts, caller, request)
+                },
+                |caller, message, _| async move {
+                    meta_flows::set_messenger_persistent_menu(
+                        &self.accounts,
+                        caller,
+                        Request::new(message),
+                    )
+                    .await
+                    .map(Response::into_inner)
                 },
             )
             .await
@@ -140,9 +178,18 @@ impl AccountService for AccountGrpc {
         request: Request<proto::CreateAccountRequest>,
     ) -> Result<Response<proto::CreateAccountResponse>, Status> {
         self.idempotency
-            .run(request, Action::CreateAccount, |caller, request| {
-                self.create_account_now(caller, request)
-            })
+            .run(
+                request,
+                Action::CreateAccount,
+                |caller, request| self.create_account_now(caller, request),
+                |caller, _, record| async move {
+                    Ok(proto::CreateAccountResponse {
+                        account: Some(account_to_proto(
+                            self.replayed_account(&caller, &record).await?,
+                        )),
+                    })
+                },
+            )
             .await
     }
 
@@ -163,9 +210,18 @@ impl AccountService for AccountGrpc {
         request: Request<proto::UpdateAccountRequest>,
     ) -> Result<Response<proto::UpdateAccountResponse>, Status> {
         self.idempotency
-            .run(request, Action::UpdateAccount, |caller, request| {
-                self.update_account_now(caller, request)
-            })
+            .run(
+                request,
+                Action::UpdateAccount,
+                |caller, request| self.update_account_now(caller, request),
+                |caller, _, record| async move {
+                    Ok(proto::UpdateAccountResponse {
+                        account: Some(account_to_proto(
+                            self.replayed_account(&caller, &record).await?,
+                        )),
+                    })
+                },
+            )
             .await
     }
 
@@ -174,9 +230,12 @@ impl AccountService for AccountGrpc {
         request: Request<proto::DeleteAccountRequest>,
     ) -> Result<Response<proto::DeleteAccountResponse>, Status> {
         self.idempotency
-            .run(request, Action::DeleteAccount, |caller, request| {
-                self.delete_account_now(caller, request)
-            })
+            .run(
+                request,
+                Action::DeleteAccount,
+                |caller, request| self.delete_account_now(caller, request),
+                |_, _, _| async { Ok(proto::DeleteAccountResponse {}) },
+            )
             .await
     }
 
@@ -185,9 +244,18 @@ impl AccountService for AccountGrpc {
         request: Request<proto::SetDefaultAccountRequest>,
     ) -> Result<Response<proto::SetDefaultAccountResponse>, Status> {
         self.idempotency
-            .run(request, Action::SetDefaultAccount, |caller, request| {
-                self.set_default_account_now(caller, request)
-            })
+            .run(
+                request,
+                Action::SetDefaultAccount,
+                |caller, request| self.set_default_account_now(caller, request),
+                |caller, _, record| async move {
+                    Ok(proto::SetDefaultAccountResponse {
+                        account: Some(account_to_proto(
+                            self.replayed_account(&caller, &record).await?,
+                        )),
+                    })
+                },
+            )
             .await
     }
 
@@ -319,6 +387,15 @@ pub fn account_to_proto(view: AccountView) -> proto::Account {
 
 /// The mutating calls themselves; the trait methods run them through idempotency keys.
 impl AccountGrpc {
+    /// The account a replayed call wrote, as the caller may see it now.
+    async fn replayed_account(
+        &self,
+        caller: &Caller,
+        record: &crate::domain::idempotency::RecordRef,
+    ) -> Result<AccountView, Status> {
+        Ok(self.accounts.get(caller, replayed_id(record)?).await?)
+    }
+
     async fn create_account_now(
         &self,
         caller: Caller,

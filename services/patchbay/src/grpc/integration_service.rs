@@ -81,9 +81,16 @@ impl IntegrationService for IntegrationGrpc {
         request: Request<proto::CreateIntegrationRequest>,
     ) -> Result<Response<proto::CreateIntegrationResponse>, Status> {
         self.idempotency
-            .run(request, Action::CreateIntegration, |caller, request| {
-                self.create_integration_now(caller, request)
-            })
+            .run(
+                request,
+                Action::CreateIntegration,
+                |caller, request| self.create_integration_now(caller, request),
+                |caller, _, record| async move {
+                    Ok(proto::CreateIntegrationResponse {
+                        integration: Some(self.replayed_integration(&caller, &record).await?),
+                    })
+                },
+            )
             .await
     }
 
@@ -130,9 +137,16 @@ impl IntegrationService for IntegrationGrpc {
         request: Request<proto::UpdateIntegrationRequest>,
     ) -> Result<Response<proto::UpdateIntegrationResponse>, Status> {
         self.idempotency
-            .run(request, Action::UpdateIntegration, |caller, request| {
-                self.update_integration_now(caller, request)
-            })
+            .run(
+                request,
+                Action::UpdateIntegration,
+                |caller, request| self.update_integration_now(caller, request),
+                |caller, _, record| async move {
+                    Ok(proto::UpdateIntegrationResponse {
+                        integration: Some(self.replayed_integration(&caller, &record).await?),
+                    })
+                },
+            )
             .await
     }
 
@@ -141,9 +155,12 @@ impl IntegrationService for IntegrationGrpc {
         request: Request<proto::DeleteIntegrationRequest>,
     ) -> Result<Response<proto::DeleteIntegrationResponse>, Status> {
         self.idempotency
-            .run(request, Action::DeleteIntegration, |caller, request| {
-                self.delete_integration_now(caller, request)
-            })
+            .run(
+                request,
+                Action::DeleteIntegration,
+                |caller, request| self.delete_integration_now(caller, request),
+                |_, _, _| async { Ok(proto::DeleteIntegrationResponse {}) },
+            )
             .await
     }
 
@@ -152,9 +169,16 @@ impl IntegrationService for IntegrationGrpc {
         request: Request<proto::SetPrimaryIntegrationRequest>,
     ) -> Result<Response<proto::SetPrimaryIntegrationResponse>, Status> {
         self.idempotency
-            .run(request, Action::SetPrimaryIntegration, |caller, request| {
-                self.set_primary_integration_now(caller, request)
-            })
+            .run(
+                request,
+                Action::SetPrimaryIntegration,
+                |caller, request| self.set_primary_integration_now(caller, request),
+                |caller, _, record| async move {
+                    Ok(proto::SetPrimaryIntegrationResponse {
+                        integration: Some(self.replayed_integration(&caller, &record).await?),
+                    })
+                },
+            )
             .await
     }
 
@@ -206,9 +230,19 @@ impl IntegrationService for IntegrationGrpc {
         request: Request<proto::UpsertChannelSettingsRequest>,
     ) -> Result<Response<proto::UpsertChannelSettingsResponse>, Status> {
         self.idempotency
-            .run(request, Action::UpsertChannelSettings, |caller, request| {
-                self.upsert_channel_settings_now(caller, request)
-            })
+            .run(
+                request,
+                Action::UpsertChannelSettings,
+                |caller, request| self.upsert_channel_settings_now(caller, request),
+                |caller, request, _| async move {
+                    let channel = required_channel(request.channel, "channel")
+                        .map_err(|v| Error::InvalidArgument(vec![v]))?;
+                    let settings = self.channel_settings.get(&caller, channel).await?;
+                    Ok(proto::UpsertChannelSettingsResponse {
+                        channel_settings: Some(settings_to_proto(settings)),
+                    })
+                },
+            )
             .await
     }
 }
@@ -255,6 +289,18 @@ impl IntegrationGrpc {
             channel_settings: Some(settings_to_proto(settings)),
         }))
     }
+    /// The integration a replayed call wrote, as the caller may see it now.
+    async fn replayed_integration(
+        &self,
+        caller: &Caller,
+        record: &crate::domain::idempotency::RecordRef,
+    ) -> Result<proto::Integration, Status> {
+        let id = super::idempotency::replayed_id(record)?;
+        Ok(integration_to_proto(
+            self.integrations.get(caller, id).await?,
+        ))
+    }
+
     async fn create_integration_now(
         &self,
         caller: Caller,

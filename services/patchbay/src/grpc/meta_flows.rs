@@ -10,7 +10,7 @@ use super::account_service::account_to_proto;
 use super::auth::authorize;
 use crate::domain::persistent_menu::{Button, Menu};
 use crate::domain::support::parse_id;
-use crate::domain::{Accounts, Action, Caller, Error};
+use crate::domain::{AccountView, Accounts, Action, Caller, Error};
 
 pub async fn whatsapp_health(
     accounts: &Accounts,
@@ -94,15 +94,46 @@ pub async fn complete_whatsapp_signup(
             request.division_id,
         )
         .await?;
-    let account = &result.account;
-    Ok(Response::new(proto::CompleteWhatsAppSignupResponse {
+    Ok(Response::new(signup_response(
+        accounts.view(&caller, result.account),
+    )))
+}
+
+/// The answer of CompleteWhatsAppSignup for the account it saved (also for a replay).
+pub fn signup_response(view: AccountView) -> proto::CompleteWhatsAppSignupResponse {
+    let account = &view.account;
+    let setting = |key: &str| {
+        account
+            .config
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    proto::CompleteWhatsAppSignupResponse {
         success: account.provider_state.setup_error.is_none(),
         account_key: account.account_key.clone(),
         display_name: account.display_name.clone(),
-        waba_id: result.waba_id,
-        phone_number_id: result.phone_number_id,
-        account: Some(account_to_proto(accounts.view(&caller, result.account))),
-    }))
+        waba_id: setting("waba_id"),
+        phone_number_id: setting("phone_number_id"),
+        account: Some(account_to_proto(view)),
+    }
+}
+
+/// The answer of ConnectInstagram for the account it saved (also for a replay).
+pub fn instagram_response(view: AccountView) -> proto::ConnectInstagramResponse {
+    let username = view
+        .account
+        .config
+        .get("username")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    proto::ConnectInstagramResponse {
+        success: true,
+        username,
+        account: Some(account_to_proto(view)),
+    }
 }
 
 pub async fn connect_instagram(
@@ -119,11 +150,9 @@ pub async fn connect_instagram(
             request.division_id,
         )
         .await?;
-    Ok(Response::new(proto::ConnectInstagramResponse {
-        success: true,
-        username: connected.username,
-        account: Some(account_to_proto(accounts.view(&caller, connected.account))),
-    }))
+    Ok(Response::new(instagram_response(
+        accounts.view(&caller, connected.account),
+    )))
 }
 
 pub async fn connect_messenger(

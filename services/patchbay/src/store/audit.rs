@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::entities::audit_event::{ActiveModel, Column, Entity, Model};
 use super::{Store, db_error};
 use crate::domain::audit::{AuditAction, AuditEvent};
+use crate::domain::idempotency::RecordRef;
 use crate::domain::{Error, RecordKind};
 
 /// Which events a list returns.
@@ -46,6 +47,18 @@ pub(crate) async fn insert(conn: &impl ConnectionTrait, event: &AuditEvent) -> R
         .exec_without_returning(conn)
         .await
         .map_err(db_error)?;
+    // The call's idempotency key commits with its first write: same transaction.
+    if let Some(claim) = &event.idempotency {
+        super::idempotency::record_in_txn(
+            conn,
+            claim,
+            RecordRef {
+                kind: event.record_kind.as_str().to_owned(),
+                id: event.record_id.clone(),
+            },
+        )
+        .await?;
+    }
     Ok(())
 }
 
@@ -111,5 +124,6 @@ fn to_domain(row: Model) -> Result<AuditEvent, Error> {
         request_id: row.request_id,
         occurred_at: row.occurred_at,
         outcome: row.outcome,
+        idempotency: None,
     })
 }

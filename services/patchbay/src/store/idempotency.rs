@@ -1,107 +1,254 @@
-//! The `idempotency_keys` table: which (workspace, key) already ran which request, and
-//! its first response.
+//! The `idempotency_keys` table: which caller's key already ran which request, and how
+//! to answer it again. A key is recorded in the transaction of its call's first write
+//! (`record_in_txn`, called with the write's audit event), naming the record written;
+//! a call that wrote nothing records its answer afterwards, sealed with the key ring.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
-use super::entities::idempotency_key::{ActiveModel, Column, Entity};
-use super::{Store, db_error, unique_violation};
+use super::entities::idempotency_key::{ActiveModel, Column, Entity, Model};
+use super::{Store, db_error};
 use crate::domain::Error;
+use crate::domain::idempotency::{IdempotencyClaim, RecordRef};
+use crate::sealing::KeyRing;
 
 /// What a key already stands for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyRecord {
     pub method: String,
     pub request_hash: String,
-    /// `None` while the first call is still running.
-    pub response: Option<Vec<u8>>,
-    pub created_at: DateTime<Utc>,
+    /// The call that holds the key.
+    pub call_id: uuid::Uuid,
+    /// The record the call wrote: a replay reads it again.
+    pub record: Option<RecordRef>,
+    /// The encoded answer of a call that wrote no record, opened.
+    pub answer: Option<Vec<u8>>,
+}
+
+fn pk_filter(
+    query: sea_orm::Select<Entity>,
+    workspace_id: &str,
+    caller_scope: &str,
+    key: &str,
+) -> sea_orm::Select<Entity> {
+    query
+        .filter(Column::WorkspaceId.eq(workspace_id))
+        .filter(Column::CallerScope.eq(caller_scope))
+        .filter(Column::Key.eq(key))
+}
+
+/// What an answer is bound to: the workspace, the caller and the key.
+fn answer_context(workspace_id: &str, caller_scope: &str, key: &str) -> String {
+    format!("idempotency/{workspace_id}/{caller_scope}/{key}")
+}
+
+fn new_row(claim: &IdempotencyClaim) -> ActiveModel {
+    ActiveModel {
+        workspace_id: Set(claim.workspace_id.clone()),
+        caller_scope: Set(claim.caller_scope.clone()),
+        key: Set(claim.key.clone()),
+        method: Set(claim.method.clone()),
+        request_hash: Set(claim.request_hash.clone()),
+        call_id: Set(claim.call_id),
+        record_kind: Set(None),
+        record_id: Set(None),
+        response: Set(None),
+        created_at: Set(claim.created_at),
+        expires_at: Set(claim.expires_at),
+    }
+}
+
+/// Inserts `row` unless the key is taken; whether this call holds the key afterwards.
+async fn insert_unless_taken(
+    conn: &impl ConnectionTrait,
+    claim: &IdempotencyClaim,
+    row: ActiveModel,
+) -> Result<bool, Error> {
+    // An expired row of the same key is no longer the key's.
+    Entity::delete_many()
+        .filter(Column::WorkspaceId.eq(&claim.workspace_id))
+        .filter(Column::CallerScope.eq(&claim.caller_scope))
+        .filter(Column::Key.eq(&claim.key))
+        .filter(Column::ExpiresAt.lte(claim.created_at))
+        .exec(conn)
+        .await
+        .map_err(db_error)?;
+    // On PostgreSQL a concurrent insert of the same key waits here for the other
+    // transaction, then does nothing if it committed.
+    Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([Column::WorkspaceId, Column::CallerScope, Column::Key])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await
+        .map_err(db_error)?;
+    let holder = pk_filter(
+        Entity::find(),
+        &claim.workspace_id,
+        &claim.caller_scope,
+        &claim.key,
+    )
+    .one(conn)
+    .await
+    .map_err(db_error)?;
+    Ok(holder.is_some_and(|row| row.call_id == claim.call_id))
+}
+
+/// Records the key of `claim` as standing for the record written in this transaction.
+/// A second write of the same call finds its own key and leaves it; a key another call
+/// holds is [`Error::IdempotencyKeyTaken`], which rolls this transaction back.
+pub(crate) async fn record_in_txn(
+    conn: &impl ConnectionTrait,
+    claim: &IdempotencyClaim,
+    record: RecordRef,
+) -> Result<(), Error> {
+    let mut row = new_row(claim);
+    row.record_kind = Set(Some(record.kind));
+    row.record_id = Set(Some(record.id));
+    if insert_unless_taken(conn, claim, row).await? {
+        Ok(())
+    } else {
+        Err(Error::IdempotencyKeyTaken)
+    }
+}
+
+fn open_answer(keys: &KeyRing, row: &Model, sealed: &str) -> Result<Vec<u8>, Error> {
+    keys.open(
+        &answer_context(&row.workspace_id, &row.caller_scope, &row.key),
+        sealed,
+    )
+    .map_err(|err| {
+        Error::SecretUnavailable(format!(
+            "the stored answer of idempotency key {:?} cannot be opened: {err}",
+            row.key
+        ))
+    })
 }
 
 impl Store {
     pub async fn find_idempotency_key(
         &self,
         workspace_id: &str,
+        caller_scope: &str,
         key: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<KeyRecord>, Error> {
-        let row = Entity::find_by_id((workspace_id.to_owned(), key.to_owned()))
+        let row = pk_filter(Entity::find(), workspace_id, caller_scope, key)
             .filter(Column::ExpiresAt.gt(now))
             .one(self.conn())
             .await
             .map_err(db_error)?;
-        Ok(row.map(|row| KeyRecord {
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let record = match (&row.record_kind, &row.record_id) {
+            (Some(kind), Some(id)) => Some(RecordRef {
+                kind: kind.clone(),
+                id: id.clone(),
+            }),
+            _ => None,
+        };
+        let answer = match &row.response {
+            Some(sealed) => Some(open_answer(self.keys(), &row, sealed)?),
+            None => None,
+        };
+        Ok(Some(KeyRecord {
+            call_id: row.call_id,
             method: row.method,
             request_hash: row.request_hash,
-            response: row.response,
-            created_at: row.created_at,
+            record,
+            answer,
         }))
     }
 
-    /// Claims a key for a first call. `false` when somebody holds it already.
-    pub async fn claim_idempotency_key(
+    /// Whether the call of `claim` recorded its key (with a write).
+    pub async fn holds_idempotency_key(&self, claim: &IdempotencyClaim) -> Result<bool, Error> {
+        let row = pk_filter(
+            Entity::find(),
+            &claim.workspace_id,
+            &claim.caller_scope,
+            &claim.key,
+        )
+        .one(self.conn())
+        .await
+        .map_err(db_error)?;
+        Ok(row.is_some_and(|row| row.call_id == claim.call_id))
+    }
+
+    /// Records the answer of a call that wrote no record, sealed; `false` when another
+    /// call holds the key by now.
+    pub async fn record_idempotency_answer(
         &self,
-        workspace_id: &str,
-        key: &str,
-        method: &str,
-        request_hash: &str,
-        now: DateTime<Utc>,
-        expires_at: DateTime<Utc>,
+        claim: &IdempotencyClaim,
+        answer: &[u8],
     ) -> Result<bool, Error> {
-        // Expired keys go first, this one's included, so that it can be claimed again.
+        let sealed = self
+            .keys()
+            .seal(
+                &answer_context(&claim.workspace_id, &claim.caller_scope, &claim.key),
+                answer,
+            )
+            .map_err(|err| Error::SecretUnavailable(format!("cannot seal an answer: {err}")))?;
+        let mut row = new_row(claim);
+        row.response = Set(Some(sealed));
+        insert_unless_taken(self.conn(), claim, row).await
+    }
+
+    /// Forgets every key past its expiry.
+    pub async fn drop_expired_idempotency_keys(&self, now: DateTime<Utc>) -> Result<(), Error> {
         Entity::delete_many()
             .filter(Column::ExpiresAt.lte(now))
             .exec(self.conn())
             .await
             .map_err(db_error)?;
-        let row = ActiveModel {
-            workspace_id: Set(workspace_id.to_owned()),
-            key: Set(key.to_owned()),
-            method: Set(method.to_owned()),
-            request_hash: Set(request_hash.to_owned()),
-            response: Set(None),
-            created_at: Set(now),
-            expires_at: Set(expires_at),
-        };
-        match Entity::insert(row)
-            .exec_without_returning(self.conn())
+        Ok(())
+    }
+
+    /// Seals every stored answer under the active key (key rotation); the keys whose
+    /// answer cannot be opened are named in `unreadable`. Returns how many moved.
+    pub(crate) async fn reseal_idempotency_answers(
+        &self,
+        unreadable: &mut Vec<String>,
+    ) -> Result<u64, Error> {
+        let rows = Entity::find()
+            .filter(Column::Response.is_not_null())
+            .all(self.conn())
             .await
-        {
-            Ok(_) => Ok(true),
-            Err(err) if unique_violation(&err).is_some() => Ok(false),
-            Err(err) => Err(db_error(err)),
+            .map_err(db_error)?;
+        let mut moved = 0;
+        for row in rows {
+            let Some(sealed) = row.response.clone() else {
+                continue;
+            };
+            if super::secret_fields::is_current_text(self.keys(), &sealed) {
+                continue;
+            }
+            let context = answer_context(&row.workspace_id, &row.caller_scope, &row.key);
+            let resealed = match open_answer(self.keys(), &row, &sealed).and_then(|plain| {
+                self.keys()
+                    .seal(&context, &plain)
+                    .map_err(|err| Error::SecretUnavailable(err.to_string()))
+            }) {
+                Ok(resealed) => resealed,
+                Err(err) => {
+                    unreadable.push(format!("idempotency key {:?}: {err}", row.key));
+                    continue;
+                }
+            };
+            let written = Entity::update_many()
+                .col_expr(Column::Response, sea_orm::sea_query::Expr::value(resealed))
+                .filter(Column::WorkspaceId.eq(&row.workspace_id))
+                .filter(Column::CallerScope.eq(&row.caller_scope))
+                .filter(Column::Key.eq(&row.key))
+                .filter(Column::Response.eq(sealed))
+                .exec(self.conn())
+                .await
+                .map_err(db_error)?;
+            moved += written.rows_affected;
         }
-    }
-
-    pub async fn complete_idempotency_key(
-        &self,
-        workspace_id: &str,
-        key: &str,
-        response: Vec<u8>,
-    ) -> Result<(), Error> {
-        Entity::update_many()
-            .col_expr(Column::Response, Expr::value(response))
-            .filter(Column::WorkspaceId.eq(workspace_id))
-            .filter(Column::Key.eq(key))
-            .exec(self.conn())
-            .await
-            .map_err(db_error)?;
-        Ok(())
-    }
-
-    /// Gives a key up after its first call failed, so that a retry may run.
-    pub async fn release_idempotency_key(
-        &self,
-        workspace_id: &str,
-        key: &str,
-    ) -> Result<(), Error> {
-        Entity::delete_many()
-            .filter(Column::WorkspaceId.eq(workspace_id))
-            .filter(Column::Key.eq(key))
-            .filter(Column::Response.is_null())
-            .exec(self.conn())
-            .await
-            .map_err(db_error)?;
-        Ok(())
+        Ok(moved)
     }
 }

@@ -173,6 +173,10 @@ impl Store {
             .await?;
         self.rotate_table::<integration::Entity>(batch_size, &catalog, &mut report)
             .await?;
+        let answers = self
+            .reseal_idempotency_answers(&mut report.unreadable)
+            .await?;
+        report.secrets_resealed += answers;
         Ok(report)
     }
 

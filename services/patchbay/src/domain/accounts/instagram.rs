@@ -187,5 +187,6 @@ fn system_caller(workspace_id: &str) -> Caller {
         workspace_id: workspace_id.to_owned(),
         division_id: None,
         request_id: format!("token-refresh-{}", new_id()),
+        idempotency: None,
     }
 }

@@ -6,10 +6,16 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub workspace_id: String,
     #[sea_orm(primary_key, auto_increment = false)]
+    pub caller_scope: String,
+    #[sea_orm(primary_key, auto_increment = false)]
     pub key: String,
     pub method: String,
     pub request_hash: String,
-    pub response: Option<Vec<u8>>,
+    pub call_id: Uuid,
+    pub record_kind: Option<String>,
+    pub record_id: Option<String>,
+    /// The sealed answer of a call that wrote no record (or changed nothing).
+    pub response: Option<String>,
     pub created_at: DateTimeUtc,
     pub expires_at: DateTimeUtc,
 }
