@@ -51,6 +51,7 @@ fn start(data_dir: &Path, database_url: Option<&str>) -> (Child, String) {
         }
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("patchbay serve did not start");
 }
 
