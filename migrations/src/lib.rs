@@ -23,6 +23,7 @@ mod m20261201_000010_provider_secret_destinations;
 mod m20261201_000011_audit_outcome;
 mod m20261201_000012_seal_values_in_envelopes;
 mod m20261201_000013_caller_scoped_idempotency;
+mod m20261201_000014_account_setup_state;
 
 mod catalog;
 
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000011_audit_outcome::Migration),
             Box::new(m20261201_000012_seal_values_in_envelopes::Migration),
             Box::new(m20261201_000013_caller_scoped_idempotency::Migration),
+            Box::new(m20261201_000014_account_setup_state::Migration),
         ]
     }
 }

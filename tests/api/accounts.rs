@@ -29,7 +29,9 @@ async fn create_whatsapp_derives_key_token_and_webhook(backend: Backend) {
         "accounts are active unless asked otherwise"
     );
     assert!(!account.is_default);
-    assert_eq!(account.revision, 1);
+    // Saved PENDING (revision 1), then the set-up at Meta recorded DONE (revision 2).
+    assert_eq!(account.revision, 2);
+    assert_eq!(account.setup_state, i32::from(proto::SetupState::Done));
     assert!(uuid::Uuid::parse_str(&account.id).is_ok(), "id is a UUID");
     assert!(
         account.verify_token.len() >= 32,

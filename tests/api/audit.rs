@@ -143,10 +143,14 @@ async fn every_mutation_and_reveal_is_audited(backend: Backend) {
                     "config.waba_id",
                 ])
             ),
+            // The set-up at Meta recorded DONE.
+            (AuditAction::Update, fields(&["setup_state"])),
+            // A new token: the set-up runs again (PENDING), then is recorded DONE.
             (
                 AuditAction::Update,
-                fields(&["display_name", "config.access_token"])
+                fields(&["display_name", "setup_state", "config.access_token"])
             ),
+            (AuditAction::Update, fields(&["setup_state"])),
             (AuditAction::SetDefault, fields(&["is_default"])),
             (
                 AuditAction::RevealCredentials,
@@ -167,7 +171,7 @@ async fn every_mutation_and_reveal_is_audited(backend: Backend) {
     assert_eq!(create_event.record_kind, i32::from(RecordKind::Account));
     assert_eq!(create_event.record_id, account.id);
     assert!(create_event.occurred_at.is_some());
-    let reveal = &response.events[3];
+    let reveal = &response.events[5];
     assert_eq!(
         (reveal.actor.as_str(), reveal.actor_role.as_str()),
         ("service-user", "service")

@@ -213,7 +213,13 @@ async fn every_kind_of_change_arrives_in_revision_order(backend: Backend) {
         },
     )
     .await;
+    // Created PENDING, then its set-up at Meta is recorded DONE: two changes.
     expect_change(&mut stream, Some("sales"), Some(&sales.id)).await;
+    let done = expect_change(&mut stream, Some("sales"), Some(&sales.id)).await;
+    assert_eq!(
+        done.account.expect("account").setup_state,
+        i32::from(proto::SetupState::Done)
+    );
     admin
         .accounts()
         .delete_account(proto::DeleteAccountRequest {
@@ -282,10 +288,13 @@ async fn watchers_see_only_their_workspace_and_division(backend: Backend) {
         },
     )
     .await;
-    // The support division sees the workspace-wide default, not the sales one.
-    let (_, changed) = change(&mut support).await;
-    assert_eq!(changed.account.expect("account").id, wide.id);
-    assert!(changed.division_id.is_none());
+    // The support division sees the workspace-wide default, not the sales one: created,
+    // then its set-up recorded.
+    for _ in 0..2 {
+        let (_, changed) = change(&mut support).await;
+        assert_eq!(changed.account.expect("account").id, wide.id);
+        assert!(changed.division_id.is_none());
+    }
     quiet(&mut support).await;
     // Another workspace and another channel see nothing.
     quiet(&mut other_workspace).await;

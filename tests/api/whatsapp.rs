@@ -19,7 +19,8 @@ backend_tests!(
     only_5xx_and_429_are_retried_and_never_a_code_exchange,
     signup_exchanges_the_code_and_a_second_signup_reauthorises,
     health_reports_each_part_and_a_rejected_token_marks_the_account,
-    meta_calls_are_admin_only_and_stay_in_the_workspace
+    meta_calls_are_admin_only_and_stay_in_the_workspace,
+    a_set_up_cut_off_by_the_deadline_stays_pending_until_an_update_completes_it
 );
 
 async fn app_with_meta(backend: Backend) -> (TestApp, MockServer) {
@@ -83,9 +84,10 @@ async fn create_registers_the_number_and_subscribes_the_waba(backend: Backend) {
     assert_eq!(account.setup_error, "");
     assert!(!account.reauthorization_required);
     assert_eq!(
-        account.revision, 1,
-        "a set-up that worked writes nothing more"
+        account.revision, 2,
+        "saved PENDING, then the set-up that worked recorded DONE"
     );
+    assert_eq!(account.setup_state, i32::from(proto::SetupState::Done));
     // The generated PIN is a secret: masked here, in clear only through credentials.
     assert!(
         config_of(&account)["pin"]
@@ -635,5 +637,98 @@ async fn meta_calls_are_admin_only_and_stay_in_the_workspace(backend: Backend) {
             })
             .await,
         Code::NotFound,
+    );
+}
+
+/// Meta stalls past the call's deadline: the account was saved (PENDING) before the
+/// set-up began, so it never reads as set up; the next update runs the set-up to the
+/// end, and a replay of a cut-off create resumes it.
+async fn a_set_up_cut_off_by_the_deadline_stays_pending_until_an_update_completes_it(
+    backend: Backend,
+) {
+    let (app, meta) = app_with_meta(backend).await;
+    for number in ["777001", "777002"] {
+        Mock::given(method("POST"))
+            .and(path(graph(&format!("{number}/register"))))
+            .respond_with(ok().set_delay(std::time::Duration::from_secs(5)))
+            .up_to_n_times(1)
+            .mount(&meta)
+            .await;
+        Mock::given(method("POST"))
+            .and(path(graph(&format!("{number}/register"))))
+            .respond_with(ok())
+            .mount(&meta)
+            .await;
+    }
+    Mock::given(method("POST"))
+        .and(path(graph("900000001/subscribed_apps")))
+        .respond_with(ok())
+        .mount(&meta)
+        .await;
+    let keyed = |number: &str, timeout: Option<std::time::Duration>| {
+        let mut request = patchbay_sdk::tonic::Request::new(new_whatsapp(number, "EAAG-slow"));
+        request.metadata_mut().insert(
+            "idempotency-key",
+            format!("slow-{number}").parse().expect("header"),
+        );
+        if let Some(timeout) = timeout {
+            request.set_timeout(timeout);
+        }
+        request
+    };
+    let admin = app.admin();
+    for number in ["777001", "777002"] {
+        let cut = admin
+            .accounts()
+            .create_account(keyed(number, Some(std::time::Duration::from_secs(1))))
+            .await
+            .expect_err("the deadline passes while Meta stalls");
+        assert!(
+            matches!(cut.code(), Code::DeadlineExceeded | Code::Cancelled),
+            "{cut:?}"
+        );
+    }
+    let saved = admin
+        .list_all_accounts(Some(Channel::Whatsapp))
+        .await
+        .expect("list");
+    assert_eq!(saved.len(), 2, "saved before the set-up began");
+    for account in &saved {
+        assert_eq!(account.setup_state, i32::from(proto::SetupState::Pending));
+        assert_eq!(account.setup_error, "");
+    }
+
+    // The next update runs a pending set-up again, to the end.
+    let updated = update(
+        &admin,
+        proto::UpdateAccountRequest {
+            id: saved[0].id.clone(),
+            display_name: Some("Support".into()),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(updated.setup_state, i32::from(proto::SetupState::Done));
+    assert_eq!(updated.setup_error, "");
+
+    // The key committed with the account: a replay answers with that account, its
+    // set-up resumed, and creates nothing.
+    let replayed = admin
+        .accounts()
+        .create_account(keyed("777002", None))
+        .await
+        .expect("replay")
+        .into_inner()
+        .account
+        .expect("account");
+    assert_eq!(replayed.id, saved[1].id);
+    assert_eq!(replayed.setup_state, i32::from(proto::SetupState::Done));
+    assert_eq!(
+        admin
+            .list_all_accounts(Some(Channel::Whatsapp))
+            .await
+            .expect("list")
+            .len(),
+        2
     );
 }

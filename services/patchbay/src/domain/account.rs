@@ -27,10 +27,48 @@ pub struct Account {
     pub provider_state: ProviderState,
 }
 
+/// Where an account's set-up at its provider stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SetupState {
+    /// No set-up at a provider (a Twilio number, an email sender).
+    #[default]
+    NotNeeded,
+    /// Saved, set-up not confirmed yet: a set-up cut off (crash, deadline) stays here,
+    /// and the next update runs it again.
+    Pending,
+    Done,
+    /// The provider refused a step; `setup_error` says why.
+    Failed,
+}
+
+impl SetupState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SetupState::NotNeeded => "not_needed",
+            SetupState::Pending => "pending",
+            SetupState::Done => "done",
+            SetupState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<SetupState> {
+        [
+            SetupState::NotNeeded,
+            SetupState::Pending,
+            SetupState::Done,
+            SetupState::Failed,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == name)
+    }
+}
+
 /// What Patchbay learned about an account from its provider. The caller never writes
 /// it: a config merge patch can neither forge nor erase it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProviderState {
+    /// Where the set-up at the provider stands.
+    pub setup_state: SetupState,
     /// Why the set-up at the provider (WhatsApp registration, webhook subscription)
     /// did not complete; `None` once it did, or when there was none to do.
     pub setup_error: Option<String>,

@@ -22,7 +22,7 @@ pub mod support;
 pub mod webhook_signatures;
 pub mod webhooks;
 
-pub use account::{Account, AccountPatch, NewAccount, ProviderState, WebhookUrls};
+pub use account::{Account, AccountPatch, NewAccount, ProviderState, SetupState, WebhookUrls};
 pub use accounts::{AccountView, Accounts};
 pub use caller::{Action, Caller, Role};
 pub use channel::Channel;

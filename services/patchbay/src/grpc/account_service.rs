@@ -60,7 +60,7 @@ impl AccountService for AccountGrpc {
                     meta_flows::complete_whatsapp_signup(&self.accounts, caller, request)
                 },
                 |caller, _, record| async move {
-                    let view = self.replayed_account(&caller, &record).await?;
+                    let view = self.accounts.resume(&caller, replayed_id(&record)?).await?;
                     Ok(meta_flows::signup_response(view))
                 },
             )
@@ -183,10 +183,9 @@ impl AccountService for AccountGrpc {
                 Action::CreateAccount,
                 |caller, request| self.create_account_now(caller, request),
                 |caller, _, record| async move {
+                    let view = self.accounts.resume(&caller, replayed_id(&record)?).await?;
                     Ok(proto::CreateAccountResponse {
-                        account: Some(account_to_proto(
-                            self.replayed_account(&caller, &record).await?,
-                        )),
+                        account: Some(account_to_proto(view)),
                     })
                 },
             )
@@ -382,6 +381,17 @@ pub fn account_to_proto(view: AccountView) -> proto::Account {
             .unwrap_or_default(),
         reauthorization_required: account.provider_state.reauthorization_required,
         token_expires_at: account.provider_state.token_expires_at.map(timestamp),
+        setup_state: setup_state_to_proto(account.provider_state.setup_state).into(),
+    }
+}
+
+fn setup_state_to_proto(state: crate::domain::SetupState) -> proto::SetupState {
+    use crate::domain::SetupState;
+    match state {
+        SetupState::NotNeeded => proto::SetupState::NotNeeded,
+        SetupState::Pending => proto::SetupState::Pending,
+        SetupState::Done => proto::SetupState::Done,
+        SetupState::Failed => proto::SetupState::Failed,
     }
 }
 

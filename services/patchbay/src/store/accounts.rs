@@ -16,7 +16,7 @@ use super::secret_fields::{Owner, open_document, open_text, seal_document, seal_
 use super::{Store, audit, db_error, lock_scope, readable, unique_violation};
 use crate::domain::audit::AuditEvent;
 use crate::domain::config_document::SecretRule;
-use crate::domain::{Account, Channel, Error, ProviderState, RecordKind};
+use crate::domain::{Account, Channel, Error, ProviderState, RecordKind, SetupState};
 use crate::sealing::KeyRing;
 
 /// What a modification does to the account it read. Every write carries the audit
@@ -394,6 +394,7 @@ fn to_active(keys: &KeyRing, account: &Account) -> Result<ActiveModel, Error> {
         updated_at: Set(account.updated_at),
         deleted_at: Set(None),
         deleted_by: Set(None),
+        setup_state: Set(account.provider_state.setup_state.as_str().to_owned()),
         setup_error: Set(account.provider_state.setup_error.clone()),
         reauthorization_required: Set(account.provider_state.reauthorization_required),
         token_expires_at: Set(account.provider_state.token_expires_at),
@@ -433,6 +434,12 @@ pub(super) fn to_domain(keys: &KeyRing, row: Model) -> Result<Account, Error> {
         created_at: row.created_at,
         updated_at: row.updated_at,
         provider_state: ProviderState {
+            setup_state: SetupState::parse(&row.setup_state).ok_or_else(|| {
+                Error::Internal(format!(
+                    "account {} has an unknown setup state {:?}",
+                    row.id, row.setup_state
+                ))
+            })?,
             setup_error: row.setup_error,
             reauthorization_required: row.reauthorization_required,
             token_expires_at: row.token_expires_at,

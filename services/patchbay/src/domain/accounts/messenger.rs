@@ -22,6 +22,8 @@ use crate::domain::support::now;
 
 pub const PAGE_ACCESS_TOKEN: &str = "page_access_token";
 pub const MAX_PAGES_PER_CALL: usize = 50;
+/// Pages connected at once by one call.
+const PAGES_AT_ONCE: usize = 8;
 /// How long a sealed user token handle is accepted.
 const HANDLE_LIFETIME_SECONDS: i64 = 3600;
 
@@ -125,18 +127,34 @@ impl Accounts {
             ));
         };
 
-        let mut results = Vec::with_capacity(page_ids.len());
-        for page_id in page_ids {
-            let outcome = self
-                .connect_page(caller, &token, page_id, division_id.clone())
-                .await;
-            if let Err(err) = &outcome {
-                tracing::info!(page_id, error = %err, "Messenger page not connected");
-            }
-            results.push(PageResult {
+        // Pages connect in parallel (a few at a time), each on a task of its own: a call
+        // whose deadline passes, or whose client goes away, leaves the pages under way
+        // to finish by themselves, and a replay of its key finds them connected.
+        let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(PAGES_AT_ONCE));
+        let tasks: Vec<_> = page_ids
+            .iter()
+            .map(|page_id| {
+                let (accounts, caller, token) = (self.clone(), caller.clone(), token.clone());
+                let (page_id, division_id, slots) =
+                    (page_id.clone(), division_id.clone(), slots.clone());
+                tokio::spawn(async move {
+                    let _slot = slots.acquire_owned().await;
+                    let outcome = accounts
+                        .connect_page(&caller, &token, &page_id, division_id)
+                        .await;
+                    if let Err(err) = &outcome {
+                        tracing::info!(page_id, error = %err, "Messenger page not connected");
+                    }
+                    PageResult { page_id, outcome }
+                })
+            })
+            .collect();
+        let mut results = Vec::with_capacity(tasks.len());
+        for (task, page_id) in tasks.into_iter().zip(page_ids) {
+            results.push(task.await.unwrap_or_else(|err| PageResult {
                 page_id: page_id.clone(),
-                outcome,
-            });
+                outcome: Err(Error::Internal(format!("page task failed: {err}"))),
+            }));
         }
         Ok(results)
     }

@@ -121,6 +121,20 @@ impl Accounts {
         Ok(self.view(caller, account))
     }
 
+    /// The account a replayed create or signup wrote, its set-up resumed when it never
+    /// ran to the end (the first call's deadline passed, or the server stopped, while
+    /// Meta was being called). Registration and subscription are idempotent at Meta.
+    pub async fn resume(&self, caller: &Caller, id: Uuid) -> Result<AccountView, Error> {
+        let account = self.find_visible(caller, id).await?;
+        let account = if account.provider_state.setup_state == crate::domain::SetupState::Pending {
+            caller.require_write(account.division_id.as_deref())?;
+            self.set_up_whatsapp(caller, account).await?
+        } else {
+            account
+        };
+        Ok(self.view(caller, account))
+    }
+
     pub async fn create(&self, caller: &Caller, new: NewAccount) -> Result<AccountView, Error> {
         let mut violations = Violations::new();
 
@@ -155,6 +169,7 @@ impl Accounts {
                 "account key missing after validation".to_owned(),
             ));
         };
+        let config_for_state = config.clone();
         let display_name = match new.display_name.trim() {
             "" => account_key.clone(),
             name => name.to_owned(),
@@ -174,7 +189,10 @@ impl Accounts {
             revision: 1,
             created_at: now,
             updated_at: now,
-            provider_state: ProviderState::default(),
+            provider_state: ProviderState {
+                setup_state: whatsapp::initial_setup_state(new.channel, &config_for_state),
+                ..ProviderState::default()
+            },
         };
         let event = AuditEvent::new(
             caller,
@@ -202,8 +220,10 @@ impl Accounts {
             .modify_account(&caller.workspace_id, id, |current| {
                 ensure_writable(caller, &current)?;
                 check_revision(patch.expected_revision, current.revision)?;
-                let next = apply_patch(caller, &current, patch)?;
+                let mut next = apply_patch(caller, &current, patch)?;
                 redo_setup = whatsapp::setup_needed(&current, &next);
+                next.provider_state.setup_state =
+                    whatsapp::setup_state_after_update(&current, &next, redo_setup);
                 if next == current {
                     return Ok(AccountChange::Keep);
                 }

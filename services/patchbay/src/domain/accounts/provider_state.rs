@@ -6,9 +6,9 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::whatsapp::with_pin;
+use super::whatsapp::{initial_setup_state, is_cloud_account, with_pin};
 use super::{Accounts, account_event, ensure_writable};
-use crate::domain::account::{Account, ProviderState};
+use crate::domain::account::{Account, ProviderState, SetupState};
 use crate::domain::audit::{AuditAction, account_changes};
 use crate::domain::caller::Caller;
 use crate::domain::channel::Channel;
@@ -52,6 +52,7 @@ impl StateChange {
         let state = &mut account.provider_state;
         match self {
             StateChange::SetupSucceeded => {
+                state.setup_state = SetupState::Done;
                 state.setup_error = None;
                 state.reauthorization_required = false;
             }
@@ -59,6 +60,7 @@ impl StateChange {
                 reason,
                 token_rejected,
             } => {
+                state.setup_state = SetupState::Failed;
                 state.setup_error = Some(reason);
                 state.reauthorization_required |= token_rejected;
             }
@@ -133,7 +135,14 @@ impl Accounts {
                     if let Some(name) = connected.display_name {
                         next.display_name = name;
                     }
+                    // Connecting a Cloud account again runs its set-up again.
+                    let setup_state = if is_cloud_account(next.channel, &next.config) {
+                        SetupState::Pending
+                    } else {
+                        current.provider_state.setup_state
+                    };
                     next.provider_state = ProviderState {
+                        setup_state,
                         setup_error: current.provider_state.setup_error.clone(),
                         reauthorization_required: false,
                         token_expires_at: connected.token_expires_at,
@@ -169,10 +178,15 @@ impl Accounts {
             revision: 1,
             created_at: at,
             updated_at: at,
+            provider_state: ProviderState::default(),
+        };
+        let account = Account {
             provider_state: ProviderState {
+                setup_state: initial_setup_state(account.channel, &account.config),
                 token_expires_at: connected.token_expires_at,
                 ..ProviderState::default()
             },
+            ..account
         };
         let event = account_event(
             caller,

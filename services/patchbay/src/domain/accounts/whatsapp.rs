@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::provider_state::{Connected, StateChange};
 use super::{Accounts, new_account_division};
-use crate::domain::account::{Account, PHONE_NUMBER_ID};
+use crate::domain::account::{Account, PHONE_NUMBER_ID, SetupState};
 use crate::domain::caller::Caller;
 use crate::domain::channel::Channel;
 use crate::domain::config_document::Document;
@@ -80,16 +80,41 @@ pub fn with_pin(
     Ok(config)
 }
 
+/// The set-up state of a new account: a Cloud API account starts PENDING, so that a
+/// set-up that never ran to the end (a crash, a deadline) never reads as done.
+pub fn initial_setup_state(channel: Channel, config: &Document) -> SetupState {
+    if is_cloud_account(channel, config) {
+        SetupState::Pending
+    } else {
+        SetupState::NotNeeded
+    }
+}
+
+/// The set-up state an update stores: PENDING when it must run the set-up again (it
+/// runs after the write), NOT_NEEDED for an account that is no Cloud account any more.
+pub fn setup_state_after_update(current: &Account, next: &Account, redo: bool) -> SetupState {
+    if !is_cloud_account(next.channel, &next.config) {
+        SetupState::NotNeeded
+    } else if redo {
+        SetupState::Pending
+    } else {
+        current.provider_state.setup_state
+    }
+}
+
 /// Whether an update must run the set-up again.
 pub fn setup_needed(current: &Account, next: &Account) -> bool {
     if !is_cloud_account(next.channel, &next.config) {
         return false;
     }
     let changed = |key: &str| current.config.get(key) != next.config.get(key);
-    // A failed set-up is retried by any update, unless Meta rejected the token: that
-    // needs a new token, which is a change below.
-    let retry = current.provider_state.setup_error.is_some()
-        && !next.provider_state.reauthorization_required;
+    // A set-up that never finished is run again by any update; a failed one too, unless
+    // Meta rejected the token: that needs a new token, which is a change below.
+    let retry = match current.provider_state.setup_state {
+        SetupState::Pending => true,
+        SetupState::Failed => !next.provider_state.reauthorization_required,
+        SetupState::Done | SetupState::NotNeeded => false,
+    };
     retry
         || !is_cloud_account(current.channel, &current.config)
         || changed(PHONE_NUMBER_ID)

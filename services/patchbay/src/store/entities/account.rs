@@ -19,6 +19,7 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     pub deleted_at: Option<DateTimeUtc>,
     pub deleted_by: Option<String>,
+    pub setup_state: String,
     pub setup_error: Option<String>,
     pub reauthorization_required: bool,
     pub token_expires_at: Option<DateTimeUtc>,
