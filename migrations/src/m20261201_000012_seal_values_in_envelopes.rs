@@ -19,6 +19,8 @@ pub struct Migration;
 
 const PREFIX: &str = "pbx1.";
 const ENVELOPE: &str = "$patchbay_sealed";
+/// Keys under this prefix are the server's from this migration on.
+const RESERVED: &str = "$patchbay";
 
 /// Which positions the sealing rule sealed.
 enum Rule<'a> {
@@ -60,7 +62,10 @@ fn is_secret_name(key: &str) -> bool {
 }
 
 /// `document` with each sealed string at a secret position put in an envelope (`wrap`)
-/// or taken out of one (`!wrap`); with how many values moved.
+/// or taken out of one (`!wrap`); with how many values moved. Wrapping also renames the
+/// keys a client stored under the prefix now reserved for envelopes (`$patchbay…` →
+/// `_$patchbay…`): nothing the server wrote had one yet, and left as they were, such an
+/// object would read as a forged envelope and make its record unreadable.
 fn convert(
     document: &Map<String, Value>,
     path: &str,
@@ -88,31 +93,42 @@ fn convert(
                 moved += 1;
                 object[ENVELOPE].clone()
             }
-            Value::Object(object) => {
-                let (inner, count) = convert(object, &field, rule, wrap);
-                moved += count;
-                Value::Object(inner)
-            }
-            Value::Array(items) => Value::Array(
-                items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, item)| match item {
-                        Value::Object(object) => {
-                            let (inner, count) =
-                                convert(object, &format!("{field}[{i}]"), rule, wrap);
-                            moved += count;
-                            Value::Object(inner)
-                        }
-                        other => other.clone(),
-                    })
-                    .collect(),
-            ),
-            other => other.clone(),
+            other => convert_nested(other, &field, rule, wrap, &mut moved),
         };
-        out.insert(key.clone(), converted);
+        if wrap && key.starts_with(RESERVED) {
+            moved += 1;
+            out.insert(format!("_{key}"), converted);
+        } else {
+            out.insert(key.clone(), converted);
+        }
     }
     (out, moved)
+}
+
+/// Objects and arrays at any depth (arrays inside arrays included), walked as the
+/// sealing code walks them: array items are no secret positions themselves.
+fn convert_nested(
+    value: &Value,
+    path: &str,
+    rule: &Rule<'_>,
+    wrap: bool,
+    moved: &mut usize,
+) -> Value {
+    match value {
+        Value::Object(object) => {
+            let (inner, count) = convert(object, path, rule, wrap);
+            *moved += count;
+            Value::Object(inner)
+        }
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| convert_nested(item, &format!("{path}[{i}]"), rule, wrap, moved))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }
 
 /// The schema-secret paths of every provider, from the catalog table.
@@ -222,6 +238,24 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn client_keys_under_the_reserved_prefix_are_renamed_and_nested_arrays_walked() {
+        let document = json!({
+            "note": {"$patchbay_sealed": "pbx1.zz.AAAA"},
+            "deep": [[{"token": "pbx1.t1.BBBB"}]]
+        });
+        let document = document.as_object().cloned().unwrap_or_default();
+        let (wrapped, moved) = convert(&document, "config", &Rule::ByName, true);
+        assert_eq!(moved, 2);
+        assert_eq!(
+            Value::Object(wrapped),
+            json!({
+                "note": {"_$patchbay_sealed": "pbx1.zz.AAAA"},
+                "deep": [[{"token": {"$patchbay_sealed": "pbx1.t1.BBBB"}}]]
+            })
+        );
+    }
 
     #[test]
     fn only_sealed_values_at_secret_positions_move() {

@@ -59,9 +59,15 @@ impl MigrationTrait for Migration {
             let id: Uuid = row.try_get("", "id")?;
             let text: String = row.try_get("", "config")?;
             let config: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            // The server's rule: non-empty strings (the token, sealed, is an envelope).
+            let present = |key: &str| match config.get(key) {
+                Some(Value::String(text)) => !text.is_empty(),
+                Some(Value::Object(envelope)) => envelope.contains_key("$patchbay_sealed"),
+                _ => false,
+            };
             let cloud = ["phone_number_id", "waba_id", "access_token"]
                 .iter()
-                .all(|key| config.get(key).is_some_and(|v| !v.is_null()));
+                .all(|key| present(key));
             if cloud {
                 db.execute(
                     &Query::update()

@@ -169,13 +169,21 @@ async fn each_page_succeeds_or_fails_on_its_own(backend: Backend) {
     mount_page(&meta, "103", ok()).await;
     let admin = app.admin();
     let handle = connect(&admin).await.user_token;
+    let keyed = || {
+        let mut request =
+            patchbay_sdk::tonic::Request::new(proto::SubscribeMessengerPagesRequest {
+                user_token: handle.clone(),
+                page_ids: vec!["101".into(), "102".into(), "103".into()],
+                division_id: None,
+            });
+        request
+            .metadata_mut()
+            .insert("idempotency-key", "pages-1".parse().expect("header"));
+        request
+    };
     let response = admin
         .accounts()
-        .subscribe_messenger_pages(proto::SubscribeMessengerPagesRequest {
-            user_token: handle,
-            page_ids: vec!["101".into(), "102".into(), "103".into()],
-            division_id: None,
-        })
+        .subscribe_messenger_pages(keyed())
         .await
         .expect("subscribe")
         .into_inner();
@@ -211,6 +219,53 @@ async fn each_page_succeeds_or_fails_on_its_own(backend: Backend) {
     assert_eq!(
         credential(&app, &first.id, "page_access_token").await,
         "EAAP-101"
+    );
+
+    // A replay answers as the first call did, without calling Meta again (each page's
+    // mocks expect one call), and reports a page whose account was deleted since.
+    let third = accounts
+        .iter()
+        .find(|a| a.account_key == "103")
+        .expect("103");
+    admin
+        .accounts()
+        .delete_account(proto::DeleteAccountRequest {
+            id: third.id.clone(),
+            expected_revision: None,
+        })
+        .await
+        .expect("delete");
+    let replayed = admin
+        .accounts()
+        .subscribe_messenger_pages(keyed())
+        .await
+        .expect("replay")
+        .into_inner();
+    let outcome: Vec<_> = replayed
+        .results
+        .iter()
+        .map(|r| (r.page_id.as_str(), r.success, r.error_code.as_str()))
+        .collect();
+    assert_eq!(
+        outcome,
+        vec![
+            ("101", true, ""),
+            ("102", false, "FAILED_PRECONDITION"),
+            ("103", false, "NOT_FOUND")
+        ]
+    );
+    assert_eq!(
+        replayed.results[0].account.as_ref().map(|a| &a.id),
+        Some(&first.id)
+    );
+    assert_eq!(
+        admin
+            .list_all_accounts(Some(Channel::Messenger))
+            .await
+            .expect("list")
+            .len(),
+        1,
+        "the deleted page is not connected again"
     );
 
     // Bad requests name every bad field.

@@ -221,4 +221,32 @@ async fn an_unreadable_record_fails_only_its_own_reads(backend: Backend) {
         );
     }
     assert!(patchbay::store::readable::unreadable_records_skipped() > 0);
+
+    // It cannot be changed without its secrets, but it can be deleted, which frees its
+    // key for a replacement.
+    let refused = expect_code(
+        admin
+            .accounts()
+            .update_account(proto::UpdateAccountRequest {
+                id: bad_sms.id.clone(),
+                display_name: Some("Renamed".into()),
+                ..Default::default()
+            })
+            .await,
+        Code::Internal,
+    );
+    assert!(refused.message().contains("t2"), "{refused:?}");
+    admin
+        .accounts()
+        .delete_account(proto::DeleteAccountRequest {
+            id: bad_sms.id.clone(),
+            expected_revision: None,
+        })
+        .await
+        .expect("an unreadable account can be deleted");
+    create(
+        &admin,
+        new_account(Channel::Sms, "bad-sms", json!({"api_key": "k-new"})),
+    )
+    .await;
 }

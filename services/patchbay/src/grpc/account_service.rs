@@ -110,21 +110,13 @@ impl AccountService for AccountGrpc {
         request: Request<proto::SubscribeMessengerPagesRequest>,
     ) -> Result<Response<proto::SubscribeMessengerPagesResponse>, Status> {
         self.idempotency
-            .run(
+            .run_resumable(
                 request,
                 Action::SubscribeMessengerPages,
                 |caller, request| {
                     meta_flows::subscribe_messenger_pages(&self.accounts, caller, request)
                 },
-                |caller, message, _| async move {
-                    meta_flows::subscribe_messenger_pages(
-                        &self.accounts,
-                        caller,
-                        Request::new(message),
-                    )
-                    .await
-                    .map(Response::into_inner)
-                },
+                |caller, first| meta_flows::refresh_page_results(&self.accounts, caller, first),
             )
             .await
     }
@@ -134,21 +126,13 @@ impl AccountService for AccountGrpc {
         request: Request<proto::SetMessengerPersistentMenuRequest>,
     ) -> Result<Response<proto::SetMessengerPersistentMenuResponse>, Status> {
         self.idempotency
-            .run(
+            .run_resumable(
                 request,
                 Action::SetMessengerPersistentMenu,
                 |caller, request| {
                     meta_flows::set_messenger_persistent_menu(&self.accounts, caller, request)
                 },
-                |caller, message, _| async move {
-                    meta_flows::set_messenger_persistent_menu(
-                        &self.accounts,
-                        caller,
-                        Request::new(message),
-                    )
-                    .await
-                    .map(Response::into_inner)
-                },
+                |_, first| async move { Ok(first) },
             )
             .await
     }

@@ -16,8 +16,10 @@
 //!   that wrote nothing (an update that changed nothing, ConnectMessenger) keeps its
 //!   answer sealed with the key ring, bound to the workspace, caller and key.
 //! - A call that writes several records and calls Meta in between
-//!   (SubscribeMessengerPages) replays by running again as the same call: its writes
-//!   are upserts, so the pages done are done again harmlessly and the rest is done.
+//!   (SubscribeMessengerPages) keeps its final answer, sealed, and a replay refreshes it
+//!   (a page's account deleted since is reported as such). One cut off before its
+//!   answer was kept resumes by running again as the same call: its writes are upserts,
+//!   so the pages done are done again harmlessly and the rest is done.
 //! - The same key with another request (method or body) is FAILED_PRECONDITION.
 
 use std::future::Future;
@@ -118,6 +120,77 @@ impl Idempotency {
                 Ok(response)
             }
         }
+    }
+
+    /// As [`run`](Self::run), for calls that write several records with provider calls
+    /// in between: the final answer is kept (sealed) and a replay hands it to `refresh`;
+    /// a replay of a call cut off before its answer was kept runs it again as that call.
+    pub async fn run_resumable<Req, Resp, F, Fut, G, GFut>(
+        &self,
+        mut request: Request<Req>,
+        action: Action,
+        handler: F,
+        refresh: G,
+    ) -> Result<Response<Resp>, Status>
+    where
+        Req: Message + Clone,
+        Resp: Message + Default,
+        F: FnOnce(Caller, Request<Req>) -> Fut,
+        Fut: Future<Output = Result<Response<Resp>, Status>>,
+        G: FnOnce(Caller, Resp) -> GFut,
+        GFut: Future<Output = Result<Resp, Status>>,
+    {
+        let caller = authorize(&mut request, action)?;
+        let Some(key) = key_of(&request)? else {
+            return handler(caller, request).await;
+        };
+        let method = action.name();
+        let message = request.get_ref().clone();
+        let started = now();
+        let mut claim = IdempotencyClaim {
+            workspace_id: caller.workspace_id.clone(),
+            caller_scope: caller_scope(&caller),
+            key,
+            method: method.to_owned(),
+            request_hash: request_hash(method, &message.encode_to_vec()),
+            call_id: new_id(),
+            created_at: started,
+            expires_at: started + Duration::hours(TTL_HOURS),
+        };
+        if let Some(found) = self.find(&claim).await? {
+            if found.method != claim.method || found.request_hash != claim.request_hash {
+                return Err(Error::FailedPrecondition(format!(
+                    "idempotency-key {:?} was used with a different request",
+                    claim.key
+                ))
+                .into());
+            }
+            if let Some(bytes) = found.answer {
+                let first = Resp::decode(bytes.as_slice()).map_err(|err| {
+                    Error::Internal(format!(
+                        "stored answer of {:?} does not decode: {err}",
+                        claim.key
+                    ))
+                })?;
+                return refresh(caller, first).await.map(Response::new);
+            }
+            // Cut off before its answer was kept: resume as that call.
+            claim.call_id = found.call_id;
+        } else {
+            self.store.drop_expired_idempotency_keys(started).await?;
+        }
+        let claim = Arc::new(claim);
+        let mut keyed = caller;
+        keyed.idempotency = Some(claim.clone());
+        let response = handler(keyed, Request::new(message)).await?;
+        if let Err(err) = self
+            .store
+            .record_final_idempotency_answer(&claim, &response.get_ref().encode_to_vec())
+            .await
+        {
+            tracing::warn!(error = %err, method, "cannot record the idempotency key's answer");
+        }
+        Ok(response)
     }
 
     async fn find(&self, claim: &IdempotencyClaim) -> Result<Option<KeyRecord>, Error> {

@@ -214,6 +214,32 @@ pub async fn subscribe_messenger_pages(
     }))
 }
 
+/// A replayed SubscribeMessengerPages answer, each page's account read again as the
+/// caller may see it now: one deleted (or moved away) since is reported as such.
+pub async fn refresh_page_results(
+    accounts: &Accounts,
+    caller: Caller,
+    mut first: proto::SubscribeMessengerPagesResponse,
+) -> Result<proto::SubscribeMessengerPagesResponse, Status> {
+    for result in &mut first.results {
+        let Some(account) = result.account.take() else {
+            continue;
+        };
+        let id =
+            parse_id(&account.id, "account.id").map_err(|v| Error::InvalidArgument(vec![v]))?;
+        match accounts.get(&caller, id).await {
+            Ok(view) => result.account = Some(account_to_proto(view)),
+            Err(Error::NotFound { .. }) => {
+                result.success = false;
+                result.error_code = code_name(Code::NotFound).to_owned();
+                result.error_message = "the page's account was deleted since".to_owned();
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(first)
+}
+
 pub async fn set_messenger_persistent_menu(
     accounts: &Accounts,
     caller: Caller,

@@ -109,29 +109,36 @@ impl Store {
     }
 
     /// Live accounts of `channel`, in every workspace, whose token expires before
-    /// `before` and was not rejected: the token refresher's work, soonest first.
+    /// `before` and was not rejected: the token refresher's work.
     pub async fn tokens_expiring(
         &self,
         channel: Channel,
         before: DateTime<Utc>,
         limit: u64,
     ) -> Result<Vec<Account>, Error> {
-        let rows = Entity::find()
+        // In id order, topped up past unreadable rows: rows that cannot be opened stay
+        // due, and ordered first they would take every place of every round.
+        let query = Entity::find()
             .filter(Column::Channel.eq(channel.as_str()))
             .filter(Column::DeletedAt.is_null())
             .filter(Column::ReauthorizationRequired.eq(false))
             .filter(Column::TokenExpiresAt.lt(before))
-            .order_by_asc(Column::TokenExpiresAt)
-            .limit(limit)
-            .all(self.conn())
-            .await
-            .map_err(db_error)?;
-        Ok(readable::keep_readable(
-            rows,
+            .order_by_asc(Column::Id);
+        readable::read_page(
+            limit,
+            None,
             RecordKind::Account,
+            |after, limit| {
+                let mut page = query.clone();
+                if let Some(after) = after {
+                    page = page.filter(Column::Id.gt(after));
+                }
+                async move { page.limit(limit).all(self.conn()).await.map_err(db_error) }
+            },
             |row| row.id,
             |row| to_domain(self.keys(), row),
-        ))
+        )
+        .await
     }
 
     /// The active default of one scope: a division's (`Some`) or the workspace-wide one.
@@ -197,15 +204,27 @@ impl Store {
     {
         // The channel of an account never changes, so it is safe to learn the lock's
         // scope from a read outside the lock.
-        let Some(unlocked) = find_live(self.conn(), self.keys(), workspace_id, id).await? else {
+        let Some((unlocked, _)) =
+            find_live_for_change(self.conn(), self.keys(), workspace_id, id).await?
+        else {
             return Err(Error::not_found(RecordKind::Account, id));
         };
         let txn = self.begin_write().await?;
         lock_scope(&txn, &scope_key(workspace_id, unlocked.channel)).await?;
-        let Some(current) = find_live(&*txn, self.keys(), workspace_id, id).await? else {
+        let Some((current, unreadable)) =
+            find_live_for_change(&*txn, self.keys(), workspace_id, id).await?
+        else {
             return Err(Error::not_found(RecordKind::Account, id));
         };
-        let (result, scopes, at) = match change(current.clone())? {
+        let decided = change(current.clone())?;
+        // An account whose secrets cannot be opened can still be deleted (it would hold
+        // its key forever otherwise); anything else needs what it holds.
+        if let Some(err) = unreadable {
+            if !matches!(decided, AccountChange::Delete { .. }) {
+                return Err(err);
+            }
+        }
+        let (result, scopes, at) = match decided {
             AccountChange::Keep => {
                 return Ok(Written {
                     value: Some(current),
@@ -274,6 +293,37 @@ fn division_condition(division_id: Option<&str>) -> Condition {
     match division_id {
         Some(division) => Condition::all().add(Column::DivisionId.eq(division)),
         None => Condition::all().add(Column::DivisionId.is_null()),
+    }
+}
+
+/// A live account about to be changed: as [`find_live`], but an account whose secrets
+/// cannot be opened comes without them (empty config, no verify token), with why.
+async fn find_live_for_change(
+    conn: &impl ConnectionTrait,
+    keys: &KeyRing,
+    workspace_id: &str,
+    id: Uuid,
+) -> Result<Option<(Account, Option<Error>)>, Error> {
+    let row = Entity::find_by_id(id)
+        .filter(Column::WorkspaceId.eq(workspace_id))
+        .filter(Column::DeletedAt.is_null())
+        .one(conn)
+        .await
+        .map_err(db_error)?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    match to_domain(keys, row.clone()) {
+        Ok(account) => Ok(Some((account, None))),
+        Err(err) if readable::is_unreadable_record(&err) => {
+            let bare = Model {
+                config: serde_json::json!({}),
+                verify_token: String::new(),
+                ..row
+            };
+            Ok(Some((to_domain(keys, bare)?, Some(err))))
+        }
+        Err(err) => Err(err),
     }
 }
 

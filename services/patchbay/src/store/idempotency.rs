@@ -197,6 +197,35 @@ impl Store {
         insert_unless_taken(self.conn(), claim, row).await
     }
 
+    /// Keeps the final answer of a call that wrote several records (a row its first
+    /// write recorded gets the answer too); `false` when another call holds the key.
+    pub async fn record_final_idempotency_answer(
+        &self,
+        claim: &IdempotencyClaim,
+        answer: &[u8],
+    ) -> Result<bool, Error> {
+        if !self.record_idempotency_answer(claim, answer).await? {
+            return Ok(false);
+        }
+        let sealed = self
+            .keys()
+            .seal(
+                &answer_context(&claim.workspace_id, &claim.caller_scope, &claim.key),
+                answer,
+            )
+            .map_err(|err| Error::SecretUnavailable(format!("cannot seal an answer: {err}")))?;
+        let written = Entity::update_many()
+            .col_expr(Column::Response, sea_orm::sea_query::Expr::value(sealed))
+            .filter(Column::WorkspaceId.eq(&claim.workspace_id))
+            .filter(Column::CallerScope.eq(&claim.caller_scope))
+            .filter(Column::Key.eq(&claim.key))
+            .filter(Column::CallId.eq(claim.call_id))
+            .exec(self.conn())
+            .await
+            .map_err(db_error)?;
+        Ok(written.rows_affected == 1)
+    }
+
     /// Forgets every key past its expiry.
     pub async fn drop_expired_idempotency_keys(&self, now: DateTime<Utc>) -> Result<(), Error> {
         Entity::delete_many()

@@ -123,10 +123,20 @@ impl Store {
     {
         let txn = self.begin_write().await?;
         lock_scope(&txn, &scope_key(workspace_id)).await?;
-        let Some(current) = find_live(&*txn, self.keys(), workspace_id, id).await? else {
+        let Some((current, unreadable)) =
+            find_live_for_change(&*txn, self.keys(), workspace_id, id).await?
+        else {
             return Err(Error::not_found(RecordKind::Integration, id));
         };
-        let result = match change(current.clone())? {
+        let decided = change(current.clone())?;
+        // An integration whose secrets cannot be opened can still be deleted (it would
+        // hold its identifier forever otherwise); anything else needs what it holds.
+        if let Some(err) = unreadable {
+            if !matches!(decided, IntegrationChange::Delete { .. }) {
+                return Err(err);
+            }
+        }
+        let result = match decided {
             IntegrationChange::Keep => Some(current),
             IntegrationChange::Save(next, event) => {
                 let next = *next;
@@ -169,6 +179,36 @@ impl Store {
 
 fn scope_key(workspace_id: &str) -> String {
     format!("integrations/{workspace_id}")
+}
+
+/// A live integration about to be changed: as [`find_live`], but one whose secrets
+/// cannot be opened comes without them (an empty config), with why.
+async fn find_live_for_change(
+    conn: &impl ConnectionTrait,
+    keys: &KeyRing,
+    workspace_id: &str,
+    id: Uuid,
+) -> Result<Option<(Integration, Option<Error>)>, Error> {
+    let row = Entity::find_by_id(id)
+        .filter(Column::WorkspaceId.eq(workspace_id))
+        .filter(Column::DeletedAt.is_null())
+        .one(conn)
+        .await
+        .map_err(db_error)?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    match to_domain(keys, row.clone()) {
+        Ok(integration) => Ok(Some((integration, None))),
+        Err(err) if readable::is_unreadable_record(&err) => {
+            let bare = Model {
+                config: serde_json::json!({}),
+                ..row
+            };
+            Ok(Some((to_domain(keys, bare)?, Some(err))))
+        }
+        Err(err) => Err(err),
+    }
 }
 
 async fn find_live(

@@ -141,9 +141,14 @@ impl Accounts {
                     } else {
                         current.provider_state.setup_state
                     };
+                    // A set-up about to run again has no refusal on record yet.
+                    let setup_error = match setup_state {
+                        SetupState::Pending => None,
+                        _ => current.provider_state.setup_error.clone(),
+                    };
                     next.provider_state = ProviderState {
                         setup_state,
-                        setup_error: current.provider_state.setup_error.clone(),
+                        setup_error,
                         reauthorization_required: false,
                         token_expires_at: connected.token_expires_at,
                     };
