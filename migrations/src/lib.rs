@@ -24,6 +24,7 @@ mod m20261201_000011_audit_outcome;
 mod m20261201_000012_seal_values_in_envelopes;
 mod m20261201_000013_caller_scoped_idempotency;
 mod m20261201_000014_account_setup_state;
+mod m20261201_000015_account_setup_registered;
 
 mod catalog;
 
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000012_seal_values_in_envelopes::Migration),
             Box::new(m20261201_000013_caller_scoped_idempotency::Migration),
             Box::new(m20261201_000014_account_setup_state::Migration),
+            Box::new(m20261201_000015_account_setup_registered::Migration),
         ]
     }
 }

@@ -17,7 +17,8 @@ backend_tests!(
     connect_lists_every_page_and_hands_out_no_meta_token,
     each_page_succeeds_or_fails_on_its_own,
     the_user_token_handle_belongs_to_its_workspace,
-    the_persistent_menu_is_checked_then_set_or_deleted
+    the_persistent_menu_is_checked_then_set_or_deleted,
+    a_subscription_cut_off_by_its_deadline_finishes_and_a_replay_resumes_it
 );
 
 const REDIRECT: &str = "https://app.example.test/messenger/callback";
@@ -473,4 +474,69 @@ async fn the_persistent_menu_is_checked_then_set_or_deleted(backend: Backend) {
             .await,
         Code::NotFound,
     );
+}
+
+/// A page's subscription stalls past the call's deadline: the page tasks go on by
+/// themselves, and a replay resumes the call without fetching or subscribing a page
+/// that is done (each page's mocks expect one call).
+async fn a_subscription_cut_off_by_its_deadline_finishes_and_a_replay_resumes_it(backend: Backend) {
+    let (app, meta) = app_with_meta(backend).await;
+    mount_login(&meta).await;
+    let ok = || ResponseTemplate::new(200).set_body_json(json!({"success": true}));
+    mount_page(&meta, "201", ok()).await;
+    mount_page(
+        &meta,
+        "202",
+        ok().set_delay(std::time::Duration::from_secs(3)),
+    )
+    .await;
+    let admin = app.admin();
+    let handle = connect(&admin).await.user_token;
+    let keyed = |timeout: Option<std::time::Duration>| {
+        let mut request =
+            patchbay_sdk::tonic::Request::new(proto::SubscribeMessengerPagesRequest {
+                user_token: handle.clone(),
+                page_ids: vec!["201".into(), "202".into()],
+                division_id: None,
+            });
+        request
+            .metadata_mut()
+            .insert("idempotency-key", "pages-slow".parse().expect("header"));
+        if let Some(timeout) = timeout {
+            request.set_timeout(timeout);
+        }
+        request
+    };
+    let cut = admin
+        .accounts()
+        .subscribe_messenger_pages(keyed(Some(std::time::Duration::from_secs(1))))
+        .await
+        .expect_err("the deadline passes while Meta stalls");
+    assert!(
+        matches!(cut.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{cut:?}"
+    );
+    // The stalled page finishes on its own.
+    let mut connected = 0;
+    for _ in 0..100 {
+        connected = admin
+            .list_all_accounts(Some(Channel::Messenger))
+            .await
+            .expect("list")
+            .len();
+        if connected == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(connected, 2, "both pages are connected past the deadline");
+    let resumed = admin
+        .accounts()
+        .subscribe_messenger_pages(keyed(None))
+        .await
+        .expect("replay")
+        .into_inner();
+    assert!(resumed.results.iter().all(|r| r.success), "{resumed:?}");
+    drop(app);
+    meta.verify().await;
 }

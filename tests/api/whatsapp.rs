@@ -20,7 +20,8 @@ backend_tests!(
     signup_exchanges_the_code_and_a_second_signup_reauthorises,
     health_reports_each_part_and_a_rejected_token_marks_the_account,
     meta_calls_are_admin_only_and_stay_in_the_workspace,
-    a_set_up_cut_off_by_the_deadline_stays_pending_until_an_update_completes_it
+    a_set_up_cut_off_by_the_deadline_stays_pending_until_an_update_completes_it,
+    a_retried_set_up_goes_on_from_the_step_it_stopped_at
 );
 
 async fn app_with_meta(backend: Backend) -> (TestApp, MockServer) {
@@ -731,4 +732,55 @@ async fn a_set_up_cut_off_by_the_deadline_stays_pending_until_an_update_complete
             .len(),
         2
     );
+}
+
+/// The set-up records each step: the number registered, then the subscription refused;
+/// the retry subscribes without registering again.
+async fn a_retried_set_up_goes_on_from_the_step_it_stopped_at(backend: Backend) {
+    let (app, meta) = app_with_meta(backend).await;
+    Mock::given(method("POST"))
+        .and(path(graph("666001/register")))
+        .respond_with(ok())
+        .expect(1)
+        .mount(&meta)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(graph("900000001/subscribed_apps")))
+        .respond_with(graph_error(
+            400,
+            100,
+            "(#100) Temporary subscription problem",
+        ))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&meta)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(graph("900000001/subscribed_apps")))
+        .respond_with(ok())
+        .expect(1)
+        .mount(&meta)
+        .await;
+    let account = create(&app.admin(), new_whatsapp("666001", "EAAG-steps")).await;
+    assert_eq!(account.setup_state, i32::from(proto::SetupState::Failed));
+    assert!(
+        account.setup_error.contains("subscribing"),
+        "{}",
+        account.setup_error
+    );
+    let retried = update(
+        &app.admin(),
+        proto::UpdateAccountRequest {
+            id: account.id.clone(),
+            display_name: Some("Retry".into()),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(retried.setup_state, i32::from(proto::SetupState::Done));
+    assert_eq!(retried.setup_error, "");
+    // The mocks' expectations (one registration, two subscriptions) are checked as the
+    // fake goes away.
+    drop(app);
+    meta.verify().await;
 }

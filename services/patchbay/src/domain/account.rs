@@ -69,6 +69,9 @@ impl SetupState {
 pub struct ProviderState {
     /// Where the set-up at the provider stands.
     pub setup_state: SetupState,
+    /// The set-up's first step is done: Meta registered the number for the current
+    /// number, PIN and token. A resumed set-up goes on from the second.
+    pub setup_registered: bool,
     /// Why the set-up at the provider (WhatsApp registration, webhook subscription)
     /// did not complete; `None` once it did, or when there was none to do.
     pub setup_error: Option<String>,

@@ -24,7 +24,11 @@ pub struct IdempotencyClaim {
     pub request_hash: String,
     /// This call, so that its second write finds its own key rather than another's.
     pub call_id: Uuid,
+    /// When the key's first call began (for a resumed call, the first one's start).
     pub created_at: DateTime<Utc>,
+    /// This call resumes one that was cut off: what the first did since `created_at`
+    /// is done.
+    pub resumed: bool,
     pub expires_at: DateTime<Utc>,
 }
 

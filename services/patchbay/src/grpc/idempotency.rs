@@ -87,6 +87,7 @@ impl Idempotency {
             call_id: new_id(),
             created_at: started,
             expires_at: started + Duration::hours(TTL_HOURS),
+            resumed: false,
         });
         if let Some(found) = self.find(&claim).await? {
             return answer_again(&claim, found, caller, message, replay).await;
@@ -156,6 +157,7 @@ impl Idempotency {
             call_id: new_id(),
             created_at: started,
             expires_at: started + Duration::hours(TTL_HOURS),
+            resumed: false,
         };
         if let Some(found) = self.find(&claim).await? {
             if found.method != claim.method || found.request_hash != claim.request_hash {
@@ -176,6 +178,8 @@ impl Idempotency {
             }
             // Cut off before its answer was kept: resume as that call.
             claim.call_id = found.call_id;
+            claim.created_at = found.created_at;
+            claim.resumed = true;
         } else {
             self.store.drop_expired_idempotency_keys(started).await?;
         }

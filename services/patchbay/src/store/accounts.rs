@@ -190,6 +190,19 @@ impl Store {
         })
     }
 
+    /// Records that the set-up's first step (registering the number) is done. Progress
+    /// of a set-up under way, not a change of the record: no revision, no event.
+    pub async fn mark_setup_registered(&self, workspace_id: &str, id: Uuid) -> Result<(), Error> {
+        Entity::update_many()
+            .col_expr(Column::SetupRegistered, Expr::value(true))
+            .filter(Column::Id.eq(id))
+            .filter(Column::WorkspaceId.eq(workspace_id))
+            .exec(self.conn())
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
     /// Reads a live account, lets `change` decide what to do with it, and writes the
     /// result, all in one transaction under the scope lock. Returns the stored state
     /// (`None` once deleted).
@@ -445,6 +458,7 @@ fn to_active(keys: &KeyRing, account: &Account) -> Result<ActiveModel, Error> {
         deleted_at: Set(None),
         deleted_by: Set(None),
         setup_state: Set(account.provider_state.setup_state.as_str().to_owned()),
+        setup_registered: Set(account.provider_state.setup_registered),
         setup_error: Set(account.provider_state.setup_error.clone()),
         reauthorization_required: Set(account.provider_state.reauthorization_required),
         token_expires_at: Set(account.provider_state.token_expires_at),
@@ -490,6 +504,7 @@ pub(super) fn to_domain(keys: &KeyRing, row: Model) -> Result<Account, Error> {
                     row.id, row.setup_state
                 ))
             })?,
+            setup_registered: row.setup_registered,
             setup_error: row.setup_error,
             reauthorization_required: row.reauthorization_required,
             token_expires_at: row.token_expires_at,

@@ -18,8 +18,9 @@ use crate::sealing::KeyRing;
 pub struct KeyRecord {
     pub method: String,
     pub request_hash: String,
-    /// The call that holds the key.
+    /// The call that holds the key, and when it began.
     pub call_id: uuid::Uuid,
+    pub created_at: DateTime<Utc>,
     /// The record the call wrote: a replay reads it again.
     pub record: Option<RecordRef>,
     /// The encoded answer of a call that wrote no record, opened.
@@ -157,6 +158,7 @@ impl Store {
         };
         Ok(Some(KeyRecord {
             call_id: row.call_id,
+            created_at: row.created_at,
             method: row.method,
             request_hash: row.request_hash,
             record,

@@ -139,9 +139,16 @@ impl Accounts {
                     (page_id.clone(), division_id.clone(), slots.clone());
                 tokio::spawn(async move {
                     let _slot = slots.acquire_owned().await;
-                    let outcome = accounts
-                        .connect_page(&caller, &token, &page_id, division_id)
-                        .await;
+                    let outcome = match accounts.connected_since_first_try(&caller, &page_id).await
+                    {
+                        Ok(Some(done)) => Ok(done),
+                        Ok(None) => {
+                            accounts
+                                .connect_page(&caller, &token, &page_id, division_id)
+                                .await
+                        }
+                        Err(err) => Err(err),
+                    };
                     if let Err(err) = &outcome {
                         tracing::info!(page_id, error = %err, "Messenger page not connected");
                     }
@@ -157,6 +164,29 @@ impl Accounts {
             }));
         }
         Ok(results)
+    }
+
+    /// For a call that resumes one cut off: the page's account when the first call (or
+    /// its tasks, which go on by themselves) connected it already, so that it is not
+    /// fetched and subscribed again.
+    async fn connected_since_first_try(
+        &self,
+        caller: &Caller,
+        page_id: &str,
+    ) -> Result<Option<Account>, Error> {
+        let Some(since) = caller
+            .idempotency
+            .as_ref()
+            .filter(|claim| claim.resumed)
+            .map(|claim| claim.created_at)
+        else {
+            return Ok(None);
+        };
+        let found = self
+            .store
+            .find_account_by_key(&caller.workspace_id, Channel::Messenger, page_id)
+            .await?;
+        Ok(found.filter(|account| account.updated_at >= since))
     }
 
     async fn connect_page(

@@ -224,6 +224,9 @@ impl Accounts {
                 redo_setup = whatsapp::setup_needed(&current, &next);
                 next.provider_state.setup_state =
                     whatsapp::setup_state_after_update(&current, &next, redo_setup);
+                if whatsapp::setup_inputs_changed(&current, &next) {
+                    next.provider_state.setup_registered = false;
+                }
                 if next == current {
                     return Ok(AccountChange::Keep);
                 }

@@ -141,13 +141,17 @@ impl Accounts {
                     } else {
                         current.provider_state.setup_state
                     };
-                    // A set-up about to run again has no refusal on record yet.
+                    // A set-up about to run again has no refusal on record yet; a new token
+                    // registers the number again.
+                    next.provider_state.setup_registered &=
+                        current.config.get("access_token") == next.config.get("access_token");
                     let setup_error = match setup_state {
                         SetupState::Pending => None,
                         _ => current.provider_state.setup_error.clone(),
                     };
                     next.provider_state = ProviderState {
                         setup_state,
+                        setup_registered: next.provider_state.setup_registered,
                         setup_error,
                         reauthorization_required: false,
                         token_expires_at: connected.token_expires_at,

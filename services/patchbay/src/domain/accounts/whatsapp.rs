@@ -102,6 +102,17 @@ pub fn setup_state_after_update(current: &Account, next: &Account, redo: bool) -
     }
 }
 
+/// Whether an update changes what the set-up registers (number, PIN, token, WABA): then
+/// it starts over from its first step.
+pub fn setup_inputs_changed(current: &Account, next: &Account) -> bool {
+    let changed = |key: &str| current.config.get(key) != next.config.get(key);
+    !is_cloud_account(current.channel, &current.config)
+        || changed(PHONE_NUMBER_ID)
+        || changed(WABA_ID)
+        || changed(ACCESS_TOKEN)
+        || changed(PIN)
+}
+
 /// Whether an update must run the set-up again.
 pub fn setup_needed(current: &Account, next: &Account) -> bool {
     if !is_cloud_account(next.channel, &next.config) {
@@ -154,12 +165,24 @@ impl Accounts {
             .await
     }
 
+    /// The two steps, each recorded as it completes: a set-up resumed after the number
+    /// was registered goes on with the subscription.
     async fn run_whatsapp_setup(&self, account: &Account) -> Result<(), MetaError> {
         let number = number(account);
-        self.graph
-            .register_phone_number(&number, text(&account.config, PIN))
-            .await
-            .map_err(|err| step("registering the phone number", err))?;
+        if !account.provider_state.setup_registered {
+            self.graph
+                .register_phone_number(&number, text(&account.config, PIN))
+                .await
+                .map_err(|err| step("registering the phone number", err))?;
+            if let Err(err) = self
+                .store
+                .mark_setup_registered(&account.workspace_id, account.id)
+                .await
+            {
+                // Only a repeat of an idempotent step is at stake.
+                tracing::warn!(account_id = %account.id, error = %err, "cannot record the registration step");
+            }
+        }
         let url = self
             .webhooks
             .for_account(account.channel, &account.account_key);

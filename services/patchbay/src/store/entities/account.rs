@@ -20,6 +20,7 @@ pub struct Model {
     pub deleted_at: Option<DateTimeUtc>,
     pub deleted_by: Option<String>,
     pub setup_state: String,
+    pub setup_registered: bool,
     pub setup_error: Option<String>,
     pub reauthorization_required: bool,
     pub token_expires_at: Option<DateTimeUtc>,
