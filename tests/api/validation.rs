@@ -17,6 +17,7 @@ backend_tests!(
     every_violation_is_reported_at_once,
     invalid_ids_pages_and_channels_are_named,
     oversized_and_deep_configs_are_refused,
+    meta_ids_that_go_into_graph_paths_are_digits,
 );
 
 async fn each_invalid_create_field_is_named(backend: Backend) {
@@ -299,4 +300,64 @@ async fn oversized_and_deep_configs_are_refused(backend: Backend) {
             .expect("list")
             .is_empty()
     );
+}
+
+/// Ids that go into Graph paths are strings of digits wherever they enter, so that none
+/// can name another Graph node with the account's token (`waba_id: "me/accounts"`).
+async fn meta_ids_that_go_into_graph_paths_are_digits(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = app.admin();
+    let whatsapp = |config: serde_json::Value| proto::CreateAccountRequest {
+        channel: proto::Channel::Whatsapp.into(),
+        config: Some(patchbay_e2e::to_struct(config)),
+        ..Default::default()
+    };
+    for (config, field) in [
+        (
+            serde_json::json!({"phone_number_id": "5511", "waba_id": "me/accounts", "access_token": "t"}),
+            "config.waba_id",
+        ),
+        (
+            serde_json::json!({"phone_number_id": "5511", "waba_id": "123?fields=access_token", "access_token": "t"}),
+            "config.waba_id",
+        ),
+        (
+            serde_json::json!({"phone_number_id": 5511, "waba_id": "9", "access_token": "t"}),
+            "config.phone_number_id",
+        ),
+    ] {
+        let status = patchbay_e2e::expect_code(
+            admin.accounts().create_account(whatsapp(config)).await,
+            patchbay_sdk::tonic::Code::InvalidArgument,
+        );
+        assert_eq!(patchbay_e2e::violated_fields(&status), [field]);
+    }
+    let status = patchbay_e2e::expect_code(
+        admin
+            .accounts()
+            .create_account(patchbay_e2e::new_account(
+                proto::Channel::Messenger,
+                "page",
+                serde_json::json!({"page_id": "1/subscribed_apps"}),
+            ))
+            .await,
+        patchbay_sdk::tonic::Code::InvalidArgument,
+    );
+    assert_eq!(patchbay_e2e::violated_fields(&status), ["config.page_id"]);
+    // And on update.
+    let account = patchbay_e2e::create(&admin, patchbay_e2e::new_whatsapp("5512", "EAAG-t")).await;
+    let status = patchbay_e2e::expect_code(
+        admin
+            .accounts()
+            .update_account(proto::UpdateAccountRequest {
+                id: account.id,
+                config: Some(patchbay_e2e::to_struct(
+                    serde_json::json!({"waba_id": "../me"}),
+                )),
+                ..Default::default()
+            })
+            .await,
+        patchbay_sdk::tonic::Code::InvalidArgument,
+    );
+    assert_eq!(patchbay_e2e::violated_fields(&status), ["config.waba_id"]);
 }

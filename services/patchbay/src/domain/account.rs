@@ -192,8 +192,8 @@ pub fn validate_division_id(division: &str, field: &str) -> Result<(), FieldViol
 pub fn whatsapp_account_key(config: &Document) -> Result<String, FieldViolation> {
     let field = format!("config.{PHONE_NUMBER_ID}");
     let id = match config.get(PHONE_NUMBER_ID) {
+        // A string only: the set-up reads it as one, into a Graph path.
         Some(serde_json::Value::String(id)) => id.clone(),
-        Some(serde_json::Value::Number(n)) if n.is_u64() => n.to_string(),
         Some(_) => return Err(FieldViolation::new(field, "must be a string of digits")),
         None => {
             return Err(FieldViolation::new(
@@ -236,8 +236,33 @@ pub fn resolve_account_key(
 }
 
 /// Checks the shape and size limits of a config document, naming fields under `config`.
-pub fn check_config(config: &Document, violations: &mut Violations) {
+pub fn check_config(channel: Channel, config: &Document, violations: &mut Violations) {
     violations.extend(config_document::check_limits(config, "config"));
+    // Meta's ids go into Graph paths (`/{waba_id}/subscribed_apps`): only digits, so
+    // that no id can name another node (`me/accounts`) or add a query.
+    let graph_ids: &[&str] = match channel {
+        // phone_number_id is checked where the account key is derived from it.
+        Channel::Whatsapp => &["waba_id"],
+        Channel::Messenger => &["page_id"],
+        Channel::Instagram => &["instagram_user_id"],
+        _ => &[],
+    };
+    for key in graph_ids {
+        if let Some(value) = config.get(*key) {
+            if !is_meta_id(value) {
+                violations.add(
+                    format!("config.{key}"),
+                    "must be Meta's numeric id: 1 to 32 digits, as a string",
+                );
+            }
+        }
+    }
+}
+
+/// A Meta id as it may go into a Graph path: a string of 1 to 32 ASCII digits.
+pub fn is_meta_id(value: &serde_json::Value) -> bool {
+    matches!(value, serde_json::Value::String(id)
+        if !id.is_empty() && id.len() <= 32 && id.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Computes webhook URLs from the configured public base URL.

@@ -23,10 +23,12 @@ pub struct InstagramConnected {
     pub account: Account,
 }
 
+/// When a token Meta says lives `expires_in` seconds expires. Meta's number is checked
+/// arithmetic: one that is not positive, or beyond what a date can hold, gives no expiry
+/// rather than a panic.
 fn expiry(expires_in: Option<i64>) -> Option<DateTime<Utc>> {
-    expires_in
-        .filter(|seconds| *seconds > 0)
-        .map(|seconds| now() + chrono::Duration::seconds(seconds))
+    let seconds = expires_in.filter(|seconds| *seconds > 0)?;
+    now().checked_add_signed(chrono::Duration::try_seconds(seconds)?)
 }
 
 impl Accounts {
@@ -188,5 +190,33 @@ fn system_caller(workspace_id: &str) -> Caller {
         division_id: None,
         request_id: format!("token-refresh-{}", new_id()),
         idempotency: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Whatever Meta answers for `expires_in`, the expiry is computed without a
+        /// panic: in the future, or none.
+        #[test]
+        fn any_expires_in_gives_a_future_expiry_or_none(seconds in any::<i64>()) {
+            let before = now();
+            match expiry(Some(seconds)) {
+                Some(at) => prop_assert!(seconds > 0 && at > before),
+                None => prop_assert!(seconds <= 0 || seconds > 365 * 86_400 * 1_000),
+            }
+        }
+    }
+
+    #[test]
+    fn extreme_answers_give_no_expiry() {
+        assert_eq!(expiry(Some(i64::MAX)), None);
+        assert_eq!(expiry(Some(0)), None);
+        assert_eq!(expiry(None), None);
+        assert!(expiry(Some(5_183_944)).is_some());
     }
 }

@@ -148,7 +148,7 @@ impl Accounts {
                 new.config.clone()
             }
         };
-        check_config(&config, &mut violations);
+        check_config(new.channel, &config, &mut violations);
         let config = whatsapp::with_pin(new.channel, config, &mut violations)?;
         let account_key = resolve_account_key(
             new.channel,
@@ -512,7 +512,7 @@ fn apply_patch(caller: &Caller, current: &Account, patch: AccountPatch) -> Resul
     if let Some(config_patch) = &patch.config {
         match config_document::merge_patch(&current.config, config_patch, "config") {
             Ok(config) => {
-                check_config(&config, &mut violations);
+                check_config(current.channel, &config, &mut violations);
                 next.config = whatsapp::with_pin(current.channel, config, &mut violations)?;
                 // A new token is the answer to a rejected one.
                 if token_changed(&current.config, &next.config) {
