@@ -17,7 +17,8 @@ use serde_json::{Value, json};
 
 backend_tests!(
     tokens_are_checked_by_algorithm_key_and_claims,
-    the_allowlist_refuses_other_algorithms
+    the_allowlist_refuses_other_algorithms,
+    claims_follow_rfc_7519_and_division_claims_must_be_valid,
 );
 
 fn fixture(name: &str) -> PathBuf {
@@ -264,5 +265,73 @@ async fn the_allowlist_refuses_other_algorithms(backend: Backend) {
         sign(Algorithm::RS256, Some("rsa-pem"), &claims()),
     ] {
         assert_eq!(code_of(&app, &token).await, Code::Unauthenticated);
+    }
+}
+
+/// `aud` may be a string or an array (RFC 7519), `iat` is optional, a `division_id`
+/// claim that is empty or no division id is refused (never read as workspace-wide), and
+/// with a maximum lifetime a token must say when it was issued and live no longer.
+async fn claims_follow_rfc_7519_and_division_claims_must_be_valid(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let hs = |claims: &Value| sign(Algorithm::HS256, None, claims);
+    let cases = [
+        (
+            "aud as an array",
+            with(claims(), "aud", json!(["other", AUDIENCE])),
+            Code::Ok,
+        ),
+        (
+            "aud array without ours",
+            with(claims(), "aud", json!(["other"])),
+            Code::Unauthenticated,
+        ),
+        ("no iat", without(claims(), "iat"), Code::Ok),
+        (
+            "empty division",
+            with(claims(), "division_id", json!("")),
+            Code::Unauthenticated,
+        ),
+        (
+            "malformed division",
+            with(claims(), "division_id", json!("sales/../x")),
+            Code::Unauthenticated,
+        ),
+        (
+            "a division",
+            with(claims(), "division_id", json!("sales")),
+            Code::Ok,
+        ),
+    ];
+    for (case, claims, expected) in cases {
+        assert_eq!(code_of(&app, &hs(&claims)).await, expected, "{case}");
+    }
+
+    let limited = TestApp::spawn_with(
+        backend,
+        TestOptions {
+            jwt: JwtSettings {
+                max_lifetime: Some(std::time::Duration::from_secs(3600)),
+                ..patchbay_e2e::jwt_settings()
+            },
+            ..Default::default()
+        },
+    )
+    .await;
+    let long = with(
+        with(claims(), "iat", json!(now())),
+        "exp",
+        json!(now() + 7200),
+    );
+    let cases = [
+        ("within the lifetime", claims(), Code::Ok),
+        ("longer than allowed", long, Code::Unauthenticated),
+        (
+            "no iat with a lifetime",
+            without(claims(), "iat"),
+            Code::Unauthenticated,
+        ),
+    ];
+    for (case, claims, expected) in cases {
+        assert_eq!(code_of(&limited, &hs(&claims)).await, expected, "{case}");
     }
 }

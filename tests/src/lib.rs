@@ -354,6 +354,7 @@ pub fn jwt_settings() -> JwtSettings {
         issuer: ISSUER.to_owned(),
         audience: AUDIENCE.to_owned(),
         leeway: Duration::from_secs(5),
+        max_lifetime: None,
     }
 }
 

@@ -31,6 +31,8 @@ pub struct JwtSettings {
     pub audience: String,
     /// Clock skew tolerated on `exp` and `nbf`.
     pub leeway: Duration,
+    /// When set, tokens must carry `iat` and live at most this long (`exp - iat`).
+    pub max_lifetime: Option<Duration>,
 }
 
 /// A public verification key and the algorithm it verifies.
@@ -116,11 +118,22 @@ pub struct Claims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub division_id: Option<String>,
     pub iss: String,
-    pub aud: String,
+    /// A string or an array of strings, as RFC 7519 allows (the validation checks it).
+    pub aud: Audience,
     pub exp: u64,
-    pub iat: u64,
+    /// Optional, as RFC 7519 has it; required with a maximum lifetime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<u64>,
+}
+
+/// The `aud` claim: one audience, or several.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
 }
 
 /// Verifies bearer tokens. Built once at start; cheap to share.
@@ -129,6 +142,7 @@ pub struct Authenticator {
     public_keys: Vec<PublicKey>,
     /// One validation per allowed algorithm, built once: tokens are checked on every call.
     validations: Vec<(Algorithm, Validation)>,
+    max_lifetime: Option<u64>,
     /// Tokens verified before, until they expire.
     verified: VerifiedTokens,
 }
@@ -173,6 +187,7 @@ impl Authenticator {
                 .map(|secret| DecodingKey::from_secret(secret.expose_secret().as_bytes())),
             public_keys: settings.public_keys.clone(),
             validations,
+            max_lifetime: settings.max_lifetime.map(|d| d.as_secs()),
             verified: VerifiedTokens::new(capacity),
         }
     }
@@ -211,11 +226,32 @@ impl Authenticator {
         if claims.sub.is_empty() {
             return Err(unauthenticated("token has an empty sub claim"));
         }
+        // A division claim restricts the caller: an empty or malformed one is a token
+        // mistake, never "no restriction".
+        if let Some(division) = &claims.division_id {
+            if division.is_empty()
+                || crate::domain::account::validate_division_id(division, "division_id").is_err()
+            {
+                return Err(unauthenticated(
+                    "token's division_id claim is empty or not a division id",
+                ));
+            }
+        }
+        if let Some(max) = self.max_lifetime {
+            let iat = claims.iat.ok_or_else(|| {
+                unauthenticated("token has no iat claim, and tokens must say when they were issued")
+            })?;
+            if claims.exp.saturating_sub(iat) > max {
+                return Err(unauthenticated(
+                    "token lives longer than the longest lifetime allowed",
+                ));
+            }
+        }
         let caller = Caller {
             subject: claims.sub,
             role: Role::parse(&claims.role),
             workspace_id,
-            division_id: claims.division_id.filter(|d| !d.is_empty()),
+            division_id: claims.division_id,
             request_id: String::new(),
             idempotency: None,
         };
@@ -298,9 +334,9 @@ pub fn mint(settings: &JwtSettings, request: &TokenRequest) -> Result<String, Er
         workspace_id: Some(request.workspace_id.clone()),
         division_id: request.division_id.clone(),
         iss: settings.issuer.clone(),
-        aud: settings.audience.clone(),
+        aud: Audience::One(settings.audience.clone()),
         exp: now.saturating_add(request.ttl.as_secs()),
-        iat: now,
+        iat: Some(now),
         nbf: None,
     };
     let key = EncodingKey::from_secret(secret.expose_secret().as_bytes());
@@ -346,6 +382,7 @@ mod tests {
             issuer: "patchbay".into(),
             audience: "patchbay".into(),
             leeway: Duration::from_secs(5),
+            max_lifetime: None,
         }
     }
 
@@ -479,6 +516,7 @@ mod hostile_tokens {
             issuer: "patchbay".into(),
             audience: "patchbay".into(),
             leeway: Duration::from_secs(5),
+            max_lifetime: None,
         })
     }
 

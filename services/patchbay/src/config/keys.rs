@@ -140,6 +140,16 @@ pub fn jwt_settings(
         issuer: args.jwt_issuer.clone(),
         audience: args.jwt_audience.clone(),
         leeway: Duration::from_secs(args.jwt_leeway_seconds),
+        max_lifetime: match args.jwt_max_lifetime_seconds {
+            None => None,
+            Some(0) => {
+                return Err(ConfigError(
+                    "PATCHBAY_JWT_MAX_LIFETIME_SECONDS (--jwt-max-lifetime-seconds) must be at least 1"
+                        .to_owned(),
+                ));
+            }
+            Some(seconds) => Some(Duration::from_secs(seconds)),
+        },
     })
 }
 
@@ -277,6 +287,7 @@ mod tests {
             jwt_issuer: "patchbay".into(),
             jwt_audience: "patchbay".into(),
             jwt_leeway_seconds: 30,
+            jwt_max_lifetime_seconds: None,
             jwt_public_key_file: Vec::new(),
             jwt_jwks_file: None,
             jwt_algorithms: Vec::new(),
@@ -313,6 +324,7 @@ mod tests {
             jwt_issuer: "patchbay".into(),
             jwt_audience: "patchbay".into(),
             jwt_leeway_seconds: 30,
+            jwt_max_lifetime_seconds: None,
             jwt_public_key_file: Vec::new(),
             jwt_jwks_file: None,
             jwt_algorithms: Vec::new(),

@@ -345,6 +345,11 @@ pub struct JwtArgs {
     #[arg(long, env = "PATCHBAY_JWT_LEEWAY_SECONDS", default_value_t = 30)]
     pub jwt_leeway_seconds: u64,
 
+    /// Refuse tokens that live longer than this (`exp - iat`); tokens must then carry
+    /// `iat`. Unset: no limit.
+    #[arg(long, env = "PATCHBAY_JWT_MAX_LIFETIME_SECONDS")]
+    pub jwt_max_lifetime_seconds: Option<u64>,
+
     /// RS256/ES256 public key in PEM, as `path` or `kid=path`; repeat the flag (or
     /// separate with commas in the variable) for several keys.
     #[arg(long, env = "PATCHBAY_JWT_PUBLIC_KEY_FILES", value_delimiter = ',')]
