@@ -52,7 +52,7 @@ pub enum Command {
     /// Bring the database schema up to date and exit.
     Migrate(DatabaseArgs),
     /// Print a development JWT signed with the configured HS256 secret.
-    Token(TokenArgs),
+    Token(Box<TokenArgs>),
     /// Manage the encryption keys of secrets at rest.
     #[command(subcommand)]
     Keys(KeysCommand),
