@@ -14,6 +14,7 @@ mod idempotency;
 mod instagram;
 mod integrations;
 mod isolation;
+mod limits;
 mod messenger;
 mod outbound;
 mod overload;

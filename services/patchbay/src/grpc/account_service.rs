@@ -19,6 +19,9 @@ use crate::domain::Caller;
 use crate::domain::support::{PageRequest, parse_id};
 use crate::domain::{AccountPatch, AccountView, Accounts, Action, Error, NewAccount, Violations};
 
+/// How many channels there are: a watch names at most that many distinct ones.
+const MAX_DISTINCT_CHANNELS: usize = crate::domain::Channel::ALL.len();
+
 pub struct AccountGrpc {
     accounts: Accounts,
     idempotency: Idempotency,
@@ -273,14 +276,32 @@ impl AccountService for AccountGrpc {
         };
         let request = request.into_inner();
         let mut violations = Violations::new();
-        let channels = request
-            .channels
-            .iter()
-            .enumerate()
-            .filter_map(|(i, &channel)| {
-                violations.check(required_channel(channel, &format!("channels[{i}]")))
-            })
-            .collect();
+        // Repeats are one channel, and there are eight channels: more distinct values
+        // than that is one violation, not one per entry (no work per repeated byte).
+        let mut distinct: Vec<(usize, i32)> = Vec::new();
+        for (i, &value) in request.channels.iter().enumerate() {
+            if distinct.iter().all(|&(_, seen)| seen != value) {
+                distinct.push((i, value));
+                if distinct.len() > MAX_DISTINCT_CHANNELS {
+                    break;
+                }
+            }
+        }
+        let mut channels: Vec<crate::domain::Channel> = Vec::new();
+        if distinct.len() > MAX_DISTINCT_CHANNELS {
+            violations.add(
+                "channels",
+                format!("names more than the {MAX_DISTINCT_CHANNELS} channels there are"),
+            );
+        } else {
+            for (i, value) in distinct {
+                if let Some(channel) =
+                    violations.check(required_channel(value, &format!("channels[{i}]")))
+                {
+                    channels.push(channel);
+                }
+            }
+        }
         violations.into_result()?;
         let division = Some(request.division_id).filter(|d| !d.is_empty());
         let watch = self

@@ -4,15 +4,60 @@
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::domain::Error;
+use crate::domain::{Error, FieldViolation};
+
+/// The longest `grpc-message`: with the details below, an error fits the header limits
+/// of every common client (grpc-core refuses metadata past 8 KiB, and above 64 KiB
+/// HTTP/2 tears the whole connection down).
+pub const MAX_MESSAGE_BYTES: usize = 1024;
+/// The most bytes of field violations in the details (before base64).
+pub const MAX_VIOLATION_BYTES: usize = 3 * 1024;
+
+/// `text` cut to at most `max` bytes on a character boundary, marked when cut.
+fn within(text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max.saturating_sub(4);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{} …", &text[..end])
+}
+
+/// The violations that fit the budget, the last one saying how many were left out.
+fn budgeted(violations: Vec<FieldViolation>) -> Vec<FieldViolation> {
+    let total = violations.len();
+    let mut kept = Vec::new();
+    let mut used = 0;
+    for violation in violations {
+        let field = within(violation.field, 256);
+        let description = within(violation.description, 512);
+        // Each entry costs its strings and a few bytes of framing.
+        let cost = field.len() + description.len() + 8;
+        if used + cost > MAX_VIOLATION_BYTES - 128 {
+            break;
+        }
+        used += cost;
+        kept.push(FieldViolation { field, description });
+    }
+    let left_out = total - kept.len();
+    if left_out > 0 {
+        kept.push(FieldViolation::new(
+            "",
+            format!("and {left_out} more violations, left out to keep the error small"),
+        ));
+    }
+    kept
+}
 
 impl From<Error> for Status {
     fn from(err: Error) -> Status {
-        let message = err.to_string();
+        let message = within(err.to_string(), MAX_MESSAGE_BYTES);
         match err {
             Error::InvalidArgument(violations) => {
                 let mut details = ErrorDetails::new();
-                for violation in violations {
+                for violation in budgeted(violations) {
                     details.add_bad_request_violation(violation.field, violation.description);
                 }
                 Status::with_error_details(Code::InvalidArgument, message, details)
@@ -58,5 +103,44 @@ impl From<Error> for Status {
                 Status::internal(message)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thousand_violations_fit_the_budget_and_say_what_was_left_out() {
+        let violations = (0..1000)
+            .map(|i| {
+                FieldViolation::new(
+                    format!("channels[{i}]"),
+                    "is not a channel (such as CHANNEL_WHATSAPP)",
+                )
+            })
+            .collect();
+        let status = Status::from(Error::InvalidArgument(violations));
+        assert!(
+            status.message().len() <= MAX_MESSAGE_BYTES,
+            "{}",
+            status.message().len()
+        );
+        assert!(
+            status.details().len() <= 4 * 1024,
+            "{}",
+            status.details().len()
+        );
+        let bad = status.get_details_bad_request().expect("bad request");
+        let last = bad.field_violations.last().expect("violations");
+        assert!(last.description.contains("more violations"), "{last:?}");
+        assert!(bad.field_violations.len() > 20);
+    }
+
+    #[test]
+    fn long_messages_are_cut_on_a_character_boundary() {
+        let cut = within("é".repeat(2000), MAX_MESSAGE_BYTES);
+        assert!(cut.len() <= MAX_MESSAGE_BYTES);
+        assert!(cut.ends_with('…'));
     }
 }

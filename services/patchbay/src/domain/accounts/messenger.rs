@@ -111,7 +111,8 @@ impl Accounts {
             );
         }
         let mut seen = std::collections::BTreeSet::new();
-        for (i, id) in page_ids.iter().enumerate() {
+        // Elements are checked only within the limit: no work per excess entry.
+        for (i, id) in page_ids.iter().enumerate().take(MAX_PAGES_PER_CALL) {
             if id.is_empty() || id.len() > 32 || !id.chars().all(|c| c.is_ascii_digit()) {
                 violations.add(format!("page_ids[{i}]"), "must be a Facebook Page id");
             } else if !seen.insert(id) {
