@@ -16,10 +16,33 @@ use crate::proto::{
     webhook_service_client::WebhookServiceClient,
 };
 
+/// Where a client's bearer token comes from on each call: the application keeps it
+/// fresh (a closure returning the current token, or any type implementing this), so a
+/// long-lived client and its watches go on past one token's expiry.
+pub trait TokenSource: Send + Sync + 'static {
+    /// The token to send now.
+    fn token(&self) -> String;
+}
+
+impl<F> TokenSource for F
+where
+    F: Fn() -> String + Send + Sync + 'static,
+{
+    fn token(&self) -> String {
+        self()
+    }
+}
+
 /// Adds `authorization: Bearer <token>` to every request.
 #[derive(Clone)]
 pub struct BearerToken {
-    header: MetadataValue<Ascii>,
+    source: TokenFrom,
+}
+
+#[derive(Clone)]
+enum TokenFrom {
+    Fixed(MetadataValue<Ascii>),
+    Source(std::sync::Arc<dyn TokenSource>),
 }
 
 impl std::fmt::Debug for BearerToken {
@@ -33,15 +56,28 @@ impl BearerToken {
         let header = format!("Bearer {}", token.trim())
             .parse()
             .map_err(|_| Error::InvalidToken)?;
-        Ok(Self { header })
+        Ok(Self {
+            source: TokenFrom::Fixed(header),
+        })
+    }
+
+    /// A token asked of `source` on every call.
+    pub fn from_source(source: impl TokenSource) -> Self {
+        Self {
+            source: TokenFrom::Source(std::sync::Arc::new(source)),
+        }
     }
 }
 
 impl Interceptor for BearerToken {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        request
-            .metadata_mut()
-            .insert("authorization", self.header.clone());
+        let header = match &self.source {
+            TokenFrom::Fixed(header) => header.clone(),
+            TokenFrom::Source(source) => format!("Bearer {}", source.token().trim())
+                .parse()
+                .map_err(|_| Status::unauthenticated("the token source gave no valid token"))?,
+        };
+        request.metadata_mut().insert("authorization", header);
         Ok(request)
     }
 }
@@ -172,6 +208,17 @@ impl Client {
             token: BearerToken::new(token)?,
             retry: RetryPolicy::default(),
         })
+    }
+
+    /// Uses an existing channel, asking `source` for the token on every call: the
+    /// application refreshes it, and watches reopened after a token expired go on with
+    /// the fresh one.
+    pub fn from_channel_with_token_source(channel: Channel, source: impl TokenSource) -> Self {
+        Self {
+            channel,
+            token: BearerToken::from_source(source),
+            retry: RetryPolicy::default(),
+        }
     }
 
     pub fn with_retry_policy(mut self, retry: RetryPolicy) -> Self {

@@ -38,7 +38,9 @@ mod connect;
 mod default_accounts;
 
 #[cfg(feature = "client")]
-pub use client::{AuthenticatedChannel, BearerToken, Client, Error, FieldViolation, RetryPolicy};
+pub use client::{
+    AuthenticatedChannel, BearerToken, Client, Error, FieldViolation, RetryPolicy, TokenSource,
+};
 #[cfg(feature = "client")]
 pub use connect::ConnectOptions;
 #[cfg(feature = "client")]

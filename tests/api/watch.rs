@@ -24,6 +24,7 @@ backend_tests!(
     a_write_is_read_back_at_once_from_the_cache,
     bad_watch_requests_are_refused_with_the_field_named,
     open_watch_streams_are_limited,
+    a_watch_ends_with_its_token_and_a_token_source_carries_on,
 );
 
 type Watch = Streaming<proto::WatchDefaultAccountsResponse>;
@@ -557,4 +558,97 @@ async fn open_watch_streams_are_limited(backend: Backend) {
     .await;
     let mut reopened = reopened.expect("a place frees up once a watcher leaves");
     snapshot(&mut reopened).await;
+}
+
+fn short_token(role: &str, ttl: Duration) -> String {
+    patchbay::auth::mint(
+        &patchbay_e2e::jwt_settings(),
+        &patchbay::auth::TokenRequest {
+            subject: format!("{role}-user"),
+            role: role.to_owned(),
+            workspace_id: WORKSPACE.to_owned(),
+            division_id: None,
+            ttl,
+        },
+    )
+    .expect("token")
+}
+
+/// A watch lives no longer than its token (exp plus the leeway, here none); an SDK copy
+/// given a token source reconnects with the fresh token and goes on.
+async fn a_watch_ends_with_its_token_and_a_token_source_carries_on(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        TestOptions {
+            jwt: patchbay::auth::JwtSettings {
+                leeway: Duration::ZERO,
+                ..patchbay_e2e::jwt_settings()
+            },
+            ..TestOptions::default()
+        },
+    )
+    .await;
+    let mut stream = watch(
+        &app.with_token(&short_token("service", Duration::from_secs(2))),
+        &[],
+        "",
+    )
+    .await;
+    snapshot(&mut stream).await;
+    let ended = tokio::time::timeout(Duration::from_secs(10), stream.message())
+        .await
+        .expect("the stream ends within 10 s")
+        .expect_err("it ends with an error");
+    assert_eq!(ended.code(), Code::Unauthenticated, "{ended:?}");
+
+    // The application keeps the token fresh; the copy follows it.
+    let current = std::sync::Arc::new(std::sync::Mutex::new(short_token(
+        "service",
+        Duration::from_secs(2),
+    )));
+    let source = current.clone();
+    let client = Client::from_channel_with_token_source(app.channel(), move || {
+        source.lock().map(|t| t.clone()).unwrap_or_default()
+    });
+    let copy = client.watch_default_accounts(patchbay_sdk::WatchOptions::default());
+    copy.wait_synchronised(Duration::from_secs(10))
+        .await
+        .expect("synchronised");
+    *current.lock().expect("token") = short_token("service", Duration::from_secs(600));
+    let mut status = copy.subscribe();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        status.wait_for(|s| {
+            !s.synchronised
+                && s.last_error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("expired"))
+        }),
+    )
+    .await
+    .expect("the first stream ends with its token")
+    .expect("status");
+    copy.wait_synchronised(Duration::from_secs(10))
+        .await
+        .expect("synchronised again with the fresh token");
+    let made = create(
+        &app.admin(),
+        proto::CreateAccountRequest {
+            is_default: true,
+            ..new_account(Channel::Sms, "after-refresh", json!({}))
+        },
+    )
+    .await;
+    let mut seen = false;
+    for _ in 0..100 {
+        if copy
+            .get(Channel::Sms, None)
+            .is_some_and(|account| account.id == made.id)
+        {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(seen, "a change after the refresh reaches the copy");
 }

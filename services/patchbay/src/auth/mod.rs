@@ -143,6 +143,8 @@ pub struct Authenticator {
     /// One validation per allowed algorithm, built once: tokens are checked on every call.
     validations: Vec<(Algorithm, Validation)>,
     max_lifetime: Option<u64>,
+    /// Clock skew tolerated on `exp`, in seconds.
+    leeway: u64,
     /// Tokens verified before, until they expire.
     verified: VerifiedTokens,
 }
@@ -188,6 +190,7 @@ impl Authenticator {
             public_keys: settings.public_keys.clone(),
             validations,
             max_lifetime: settings.max_lifetime.map(|d| d.as_secs()),
+            leeway: settings.leeway.as_secs(),
             verified: VerifiedTokens::new(capacity),
         }
     }
@@ -254,6 +257,7 @@ impl Authenticator {
             division_id: claims.division_id,
             request_id: String::new(),
             idempotency: None,
+            token_valid_until: Some(claims.exp.saturating_add(self.leeway)),
         };
         self.verified.insert(token, &caller, claims.exp);
         Ok(caller)
@@ -475,6 +479,7 @@ mod tests {
             division_id: None,
             request_id: String::new(),
             idempotency: None,
+            token_valid_until: None,
         };
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)

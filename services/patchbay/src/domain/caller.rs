@@ -46,6 +46,9 @@ pub struct Caller {
     pub request_id: String,
     /// The idempotency key this call runs under, recorded with its first write.
     pub idempotency: Option<std::sync::Arc<super::idempotency::IdempotencyClaim>>,
+    /// When the caller's token stops being valid (its `exp` plus the leeway), in seconds
+    /// since the epoch: a stream outliving it is ended.
+    pub token_valid_until: Option<u64>,
 }
 
 /// Every operation a caller can ask for, checked against the role table of the spec.
@@ -233,6 +236,7 @@ mod tests {
             division_id: division.map(str::to_owned),
             request_id: "r1".into(),
             idempotency: None,
+            token_valid_until: None,
         }
     }
 

@@ -80,6 +80,7 @@ mod tests {
             division_id: division.map(str::to_owned),
             request_id: String::new(),
             idempotency: None,
+            token_valid_until: None,
         }
     }
 

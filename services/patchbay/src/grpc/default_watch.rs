@@ -17,6 +17,18 @@ use crate::domain::{Accounts, Caller};
 
 pub type DefaultsStream = ReceiverStream<Result<proto::WatchDefaultAccountsResponse, Status>>;
 
+/// Completes when the caller's token stops being valid (never for a caller without one).
+async fn token_expiry(caller: &Caller) {
+    let Some(until) = caller.token_valid_until else {
+        return std::future::pending().await;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(u64::MAX);
+    tokio::time::sleep(std::time::Duration::from_secs(until.saturating_sub(now))).await;
+}
+
 /// The stream's body; `permit` (its place among the open streams) is held until the
 /// stream ends.
 pub fn stream(
@@ -55,11 +67,22 @@ async fn forward(
     if sender.send(Ok(first)).await.is_err() {
         return;
     }
+    let token_expired = token_expiry(&caller);
+    tokio::pin!(token_expired);
     loop {
         let item = tokio::select! {
             item = feed.recv() => item,
             // The watcher went away while nothing changed.
             () = sender.closed() => return,
+            // A stream lives no longer than the token it was opened with.
+            () = &mut token_expired => {
+                let _ = sender
+                    .send(Err(Status::unauthenticated(
+                        "the token of this watch expired; watch again with a fresh token",
+                    )))
+                    .await;
+                return;
+            }
         };
         let message = match item {
             Ok(FeedItem::Changed(change)) => {

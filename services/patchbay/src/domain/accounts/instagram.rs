@@ -190,6 +190,7 @@ fn system_caller(workspace_id: &str) -> Caller {
         division_id: None,
         request_id: format!("token-refresh-{}", new_id()),
         idempotency: None,
+        token_valid_until: None,
     }
 }
 
