@@ -16,6 +16,7 @@ backend_tests!(
     calls_beyond_the_limit_are_shed_fast,
     deadlines_answer_deadline_exceeded,
     oversized_messages_are_refused,
+    a_workspace_holding_its_share_leaves_the_others_theirs,
 );
 
 /// Blocks every write (and, on PostgreSQL, every read) of `accounts` until dropped.
@@ -221,4 +222,83 @@ async fn oversized_messages_are_refused(backend: Backend) {
             .is_empty()
     );
     create(&app.admin(), new_account(Channel::Sms, "small", json!({}))).await;
+}
+
+/// Workspace A holds its whole share of watch streams and of calls in flight (a slow
+/// credential check): A's next ones are RESOURCE_EXHAUSTED at once, B's are served.
+async fn a_workspace_holding_its_share_leaves_the_others_theirs(backend: Backend) {
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let slow = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(3)))
+        .mount(&slow)
+        .await;
+    let app = TestApp::spawn_with(
+        backend,
+        TestOptions {
+            server: ServerSettings {
+                max_watch_streams_per_workspace: 2,
+                max_concurrent_requests_per_workspace: 1,
+                ..ServerSettings::default()
+            },
+            provider_urls: patchbay_e2e::all_providers_at(&slow.uri()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let a = app.client("service", patchbay_e2e::WORKSPACE, None);
+    let b = app.client("service", patchbay_e2e::OTHER_WORKSPACE, None);
+    let watch = |client: &patchbay_sdk::Client| {
+        let mut accounts = client.accounts();
+        async move {
+            accounts
+                .watch_default_accounts(proto::WatchDefaultAccountsRequest::default())
+                .await
+                .map(|r| r.into_inner())
+        }
+    };
+    let _first = watch(&a).await.expect("A's first watch");
+    let _second = watch(&a).await.expect("A's second watch");
+    let refused = watch(&a).await.expect_err("A is at its share");
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    assert!(refused.message().contains("share"), "{refused:?}");
+    let _b_watch = watch(&b).await.expect("B still watches");
+
+    // A's slow credential check holds A's one place among the calls in flight.
+    let admin_a = app.admin();
+    let check = tokio::spawn(async move {
+        admin_a
+            .integrations()
+            .create_integration(proto::CreateIntegrationRequest {
+                provider: "openai".into(),
+                name: "AI".into(),
+                config: Some(patchbay_e2e::to_struct(json!({"api_key": "sk-slow"}))),
+                check: true,
+                ..Default::default()
+            })
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    let shed = app
+        .admin()
+        .accounts()
+        .list_accounts(proto::ListAccountsRequest::default())
+        .await
+        .expect_err("A's share is taken");
+    assert_eq!(shed.code(), Code::ResourceExhausted);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "refused at once"
+    );
+    app.client("admin", patchbay_e2e::OTHER_WORKSPACE, None)
+        .list_all_accounts(None)
+        .await
+        .expect("B is served meanwhile");
+    check.await.expect("task").expect("the slow check passes");
+    app.admin()
+        .list_all_accounts(None)
+        .await
+        .expect("A is served again once its call is done");
 }

@@ -35,6 +35,7 @@ use crate::grpc::idempotency::Idempotency;
 use crate::grpc::integration_service::IntegrationGrpc;
 use crate::grpc::overload::OverloadLayer;
 use crate::grpc::request_span::RequestSpanLayer;
+use crate::grpc::shares::WorkspaceShares;
 use crate::grpc::stream_shutdown::StreamShutdownLayer;
 use crate::grpc::webhook_service::WebhookGrpc;
 use crate::listener::{self, ReloadingTls};
@@ -65,6 +66,9 @@ pub enum StartupError {
     #[error("server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
 }
+
+/// Concurrent streams one HTTP/2 connection may open.
+const MAX_STREAMS_PER_CONNECTION: u32 = 256;
 
 pub struct Application {
     listener: TcpListener,
@@ -125,7 +129,12 @@ impl Application {
             &settings.jwt,
             settings.server.token_cache_capacity,
         ));
-        let interceptor = AuthInterceptor::new(authenticator);
+        let interceptor = AuthInterceptor::new(
+            authenticator,
+            Arc::new(WorkspaceShares::new(
+                settings.server.max_concurrent_requests_per_workspace,
+            )),
+        );
         let (defaults, defaults_tasks) =
             DefaultAccounts::start(store.clone(), &settings.defaults, &settings.database.url);
         let outbound = OutboundClient::new(&settings.outbound).map_err(StartupError::Http)?;
@@ -148,6 +157,7 @@ impl Application {
                 accounts.clone(),
                 idempotency.clone(),
                 limits.max_watch_streams,
+                limits.max_watch_streams_per_workspace,
             ))
             .max_decoding_message_size(limits.max_message_bytes),
             interceptor.clone(),
@@ -225,6 +235,8 @@ impl Application {
         let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
         let (shutting_down, shutdown_seen) = tokio::sync::watch::channel(false);
         let server = Server::builder()
+            // Streams per HTTP/2 connection, health and reflection included.
+            .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
             .http2_keepalive_interval(Some(limits.http2_keepalive))
             .http2_keepalive_timeout(Some(Duration::from_secs(20)))
             .layer(RequestSpanLayer)

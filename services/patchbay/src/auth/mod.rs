@@ -258,6 +258,7 @@ impl Authenticator {
             request_id: String::new(),
             idempotency: None,
             token_valid_until: Some(claims.exp.saturating_add(self.leeway)),
+            held: None,
         };
         self.verified.insert(token, &caller, claims.exp);
         Ok(caller)
@@ -480,6 +481,7 @@ mod tests {
             request_id: String::new(),
             idempotency: None,
             token_valid_until: None,
+            held: None,
         };
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -186,6 +186,20 @@ pub struct ServerArgs {
     /// WatchDefaultAccounts streams open at once beyond which new ones get RESOURCE_EXHAUSTED.
     #[arg(long, env = "PATCHBAY_MAX_WATCH_STREAMS", default_value_t = 10_000)]
     pub max_watch_streams: usize,
+    /// One workspace's share of the open watch streams (at most --max-watch-streams).
+    #[arg(
+        long,
+        env = "PATCHBAY_MAX_WATCH_STREAMS_PER_WORKSPACE",
+        default_value_t = 1_000
+    )]
+    pub max_watch_streams_per_workspace: usize,
+    /// One workspace's share of the calls in flight (at most --max-concurrent-requests).
+    #[arg(
+        long,
+        env = "PATCHBAY_MAX_CONCURRENT_REQUESTS_PER_WORKSPACE",
+        default_value_t = 128
+    )]
+    pub max_concurrent_requests_per_workspace: usize,
     /// Largest request message accepted, in bytes.
     #[arg(long, env = "PATCHBAY_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_message_bytes: usize,
@@ -414,6 +428,10 @@ pub struct ServerSettings {
     pub max_concurrent_requests: usize,
     /// Open WatchDefaultAccounts streams; they hold no call permit once open.
     pub max_watch_streams: usize,
+    /// One workspace's share of the open watch streams.
+    pub max_watch_streams_per_workspace: usize,
+    /// One workspace's share of the calls in flight.
+    pub max_concurrent_requests_per_workspace: usize,
     pub max_message_bytes: usize,
     pub http2_keepalive: Duration,
     pub drain_timeout: Duration,
@@ -428,6 +446,8 @@ impl Default for ServerSettings {
             request_timeout: Duration::from_secs(30),
             max_concurrent_requests: 256,
             max_watch_streams: 10_000,
+            max_watch_streams_per_workspace: 1_000,
+            max_concurrent_requests_per_workspace: 128,
             max_message_bytes: 4 * 1024 * 1024,
             http2_keepalive: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(20),
@@ -469,6 +489,20 @@ fn server_settings(args: &ServerArgs) -> Result<ServerSettings, ConfigError> {
             "PATCHBAY_MAX_MESSAGE_BYTES must be at least 1024".to_owned(),
         ));
     }
+    if args.max_watch_streams_per_workspace == 0
+        || args.max_watch_streams_per_workspace > args.max_watch_streams
+    {
+        return Err(ConfigError(
+            "PATCHBAY_MAX_WATCH_STREAMS_PER_WORKSPACE (--max-watch-streams-per-workspace) must be 1 to PATCHBAY_MAX_WATCH_STREAMS".to_owned(),
+        ));
+    }
+    if args.max_concurrent_requests_per_workspace == 0
+        || args.max_concurrent_requests_per_workspace > args.max_concurrent_requests
+    {
+        return Err(ConfigError(
+            "PATCHBAY_MAX_CONCURRENT_REQUESTS_PER_WORKSPACE (--max-concurrent-requests-per-workspace) must be 1 to PATCHBAY_MAX_CONCURRENT_REQUESTS".to_owned(),
+        ));
+    }
     Ok(ServerSettings {
         request_timeout: positive(
             args.request_timeout_seconds,
@@ -476,6 +510,8 @@ fn server_settings(args: &ServerArgs) -> Result<ServerSettings, ConfigError> {
         )?,
         max_concurrent_requests: args.max_concurrent_requests,
         max_watch_streams: args.max_watch_streams,
+        max_watch_streams_per_workspace: args.max_watch_streams_per_workspace,
+        max_concurrent_requests_per_workspace: args.max_concurrent_requests_per_workspace,
         max_message_bytes: args.max_message_bytes,
         http2_keepalive: positive(
             args.http2_keepalive_seconds,

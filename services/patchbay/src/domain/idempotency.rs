@@ -81,6 +81,7 @@ mod tests {
             request_id: String::new(),
             idempotency: None,
             token_valid_until: None,
+            held: None,
         }
     }
 

@@ -15,6 +15,7 @@ use super::convert::{
 use super::default_watch::{self, DefaultsStream};
 use super::idempotency::{Idempotency, replayed_id};
 use super::meta_flows;
+use super::shares::WorkspaceShares;
 use crate::domain::Caller;
 use crate::domain::support::{PageRequest, parse_id};
 use crate::domain::{AccountPatch, AccountView, Accounts, Action, Error, NewAccount, Violations};
@@ -28,14 +29,22 @@ pub struct AccountGrpc {
     /// One permit per open WatchDefaultAccounts stream: an open stream holds no call
     /// permit of the overload layer, so this is what bounds them.
     watch_streams: Arc<Semaphore>,
+    /// Each workspace's share of them.
+    watch_shares: Arc<WorkspaceShares>,
 }
 
 impl AccountGrpc {
-    pub fn new(accounts: Accounts, idempotency: Idempotency, max_watch_streams: usize) -> Self {
+    pub fn new(
+        accounts: Accounts,
+        idempotency: Idempotency,
+        max_watch_streams: usize,
+        max_watch_streams_per_workspace: usize,
+    ) -> Self {
         Self {
             accounts,
             idempotency,
             watch_streams: Arc::new(Semaphore::new(max_watch_streams)),
+            watch_shares: Arc::new(WorkspaceShares::new(max_watch_streams_per_workspace)),
         }
     }
 }
@@ -268,12 +277,20 @@ impl AccountService for AccountGrpc {
         &self,
         mut request: Request<proto::WatchDefaultAccountsRequest>,
     ) -> Result<Response<DefaultsStream>, Status> {
-        let caller = authorize(&mut request, Action::WatchDefaultAccounts)?;
+        let mut caller = authorize(&mut request, Action::WatchDefaultAccounts)?;
+        let Some(share) = self.watch_shares.try_take(&caller.workspace_id) else {
+            return Err(Status::resource_exhausted(
+                "this workspace is at its share of open watch streams; retry with backoff",
+            ));
+        };
         let Ok(permit) = self.watch_streams.clone().try_acquire_owned() else {
             return Err(Status::resource_exhausted(
                 "the server is at its limit of open watch streams; retry with backoff",
             ));
         };
+        // An open stream counts against the watch share, not the share of calls in
+        // flight.
+        caller.held = None;
         let request = request.into_inner();
         let mut violations = Violations::new();
         // Repeats are one channel, and there are eight channels: more distinct values
@@ -312,7 +329,7 @@ impl AccountService for AccountGrpc {
             self.accounts.clone(),
             caller,
             watch,
-            permit,
+            (permit, share),
         )))
     }
 

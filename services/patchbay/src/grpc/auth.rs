@@ -5,17 +5,24 @@ use std::sync::Arc;
 
 use tonic::{Request, Status, service::Interceptor};
 
+use super::shares::WorkspaceShares;
 use crate::auth::Authenticator;
+use crate::domain::caller::HeldPlace;
 use crate::domain::{Action, Caller};
 
 #[derive(Clone, Debug)]
 pub struct AuthInterceptor {
     authenticator: Arc<Authenticator>,
+    /// Each workspace's share of the calls in flight.
+    in_flight: Arc<WorkspaceShares>,
 }
 
 impl AuthInterceptor {
-    pub fn new(authenticator: Arc<Authenticator>) -> Self {
-        Self { authenticator }
+    pub fn new(authenticator: Arc<Authenticator>, in_flight: Arc<WorkspaceShares>) -> Self {
+        Self {
+            authenticator,
+            in_flight,
+        }
     }
 }
 
@@ -31,6 +38,12 @@ impl Interceptor for AuthInterceptor {
         };
         let mut caller = self.authenticator.authenticate(header)?;
         caller.request_id = request_id(&request);
+        let Some(place) = self.in_flight.try_take(&caller.workspace_id) else {
+            return Err(Status::resource_exhausted(
+                "this workspace is at its share of calls in flight; retry with backoff",
+            ));
+        };
+        caller.held = Some(HeldPlace(Arc::new(place)));
         let span = tracing::Span::current();
         span.record("workspace", caller.workspace_id.as_str());
         request.extensions_mut().insert(caller);

@@ -5,7 +5,7 @@
 //! it is bounded too, and a watcher that falls out of it is ended with ABORTED.
 
 use patchbay_sdk::proto::{self, watch_default_accounts_response::Event};
-use tokio::sync::{OwnedSemaphorePermit, broadcast::error::RecvError, mpsc};
+use tokio::sync::{broadcast::error::RecvError, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
@@ -29,13 +29,13 @@ async fn token_expiry(caller: &Caller) {
     tokio::time::sleep(std::time::Duration::from_secs(until.saturating_sub(now))).await;
 }
 
-/// The stream's body; `permit` (its place among the open streams) is held until the
-/// stream ends.
+/// The stream's body; `permit` (its places among the open streams, server-wide and in
+/// its workspace's share) is held until the stream ends.
 pub fn stream(
     accounts: Accounts,
     caller: Caller,
     watch: DefaultsWatch,
-    permit: OwnedSemaphorePermit,
+    permit: impl Send + 'static,
 ) -> DefaultsStream {
     let (sender, receiver) = mpsc::channel(1);
     tokio::spawn(async move {

@@ -13,6 +13,7 @@ pub mod integration_service;
 pub mod meta_flows;
 pub mod overload;
 pub mod request_span;
+pub mod shares;
 pub mod status;
 pub mod stream_shutdown;
 pub mod webhook_service;

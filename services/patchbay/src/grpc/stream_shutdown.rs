@@ -18,6 +18,8 @@ use tower::{Layer, Service};
 /// The server-streaming methods that never end on their own.
 const STREAMING: &[&str] = &[
     "/grpc.health.v1.Health/Watch",
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
     "/patchbay.v1.AccountService/WatchDefaultAccounts",
 ];
 

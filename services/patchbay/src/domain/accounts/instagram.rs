@@ -191,6 +191,7 @@ fn system_caller(workspace_id: &str) -> Caller {
         request_id: format!("token-refresh-{}", new_id()),
         idempotency: None,
         token_valid_until: None,
+        held: None,
     }
 }
 

@@ -1,0 +1,62 @@
+//! Fair shares: each workspace may hold at most its share of the server's calls in
+//! flight and of its open watch streams, so that one tenant's slow calls (credential
+//! checks against a stalling provider) or thousands of watches never shed another's.
+//! Beyond its share a workspace gets RESOURCE_EXHAUSTED at once, never a queue. A caller
+//! without a workspace (a gateway) has a share of its own, under the empty name.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::locks;
+
+/// Above this many workspaces with an entry, idle entries are dropped.
+const TIDY_ABOVE: usize = 4096;
+
+#[derive(Debug)]
+pub struct WorkspaceShares {
+    share: usize,
+    taken: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl WorkspaceShares {
+    pub fn new(share: usize) -> Self {
+        Self {
+            share,
+            taken: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A place in `workspace`'s share, or `None` when it is all taken.
+    pub fn try_take(&self, workspace: &str) -> Option<OwnedSemaphorePermit> {
+        let semaphore = {
+            let mut taken = locks::lock(&self.taken);
+            if taken.len() > TIDY_ABOVE {
+                let share = self.share;
+                taken.retain(|_, s| s.available_permits() < share);
+            }
+            taken
+                .entry(workspace.to_owned())
+                .or_insert_with(|| Arc::new(Semaphore::new(self.share)))
+                .clone()
+        };
+        semaphore.try_acquire_owned().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_workspace_holding_its_share_leaves_the_others_theirs() {
+        let shares = WorkspaceShares::new(2);
+        let a1 = shares.try_take("a").expect("first");
+        let _a2 = shares.try_take("a").expect("second");
+        assert!(shares.try_take("a").is_none(), "a's share is taken");
+        assert!(shares.try_take("b").is_some(), "b still has its own");
+        drop(a1);
+        assert!(shares.try_take("a").is_some(), "a place came back");
+    }
+}
