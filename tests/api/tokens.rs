@@ -301,6 +301,16 @@ async fn claims_follow_rfc_7519_and_division_claims_must_be_valid(backend: Backe
             with(claims(), "division_id", json!("sales")),
             Code::Ok,
         ),
+        (
+            "a NUL in sub",
+            with(claims(), "sub", json!("ga\u{0}te")),
+            Code::Unauthenticated,
+        ),
+        (
+            "a NUL in the workspace",
+            with(claims(), "workspace_id", json!("ac\u{0}me")),
+            Code::Unauthenticated,
+        ),
     ];
     for (case, claims, expected) in cases {
         assert_eq!(code_of(&app, &hs(&claims)).await, expected, "{case}");

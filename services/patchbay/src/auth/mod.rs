@@ -229,6 +229,23 @@ impl Authenticator {
         if claims.sub.is_empty() {
             return Err(unauthenticated("token has an empty sub claim"));
         }
+        // These are written to audit rows and keys: a NUL (which PostgreSQL refuses)
+        // or another control character is a bad token, not an internal error later.
+        for (name, value) in [
+            ("sub", claims.sub.as_str()),
+            ("workspace_id", workspace_id.as_str()),
+            ("role", claims.role.as_str()),
+        ] {
+            if value.chars().any(char::is_control) || value.len() > 256 {
+                return Err(unauthenticated(match name {
+                    "sub" => "token's sub claim holds control characters or is too long",
+                    "workspace_id" => {
+                        "token's workspace_id claim holds control characters or is too long"
+                    }
+                    _ => "token's role claim holds control characters or is too long",
+                }));
+            }
+        }
         // A division claim restricts the caller: an empty or malformed one is a token
         // mistake, never "no restriction".
         if let Some(division) = &claims.division_id {
