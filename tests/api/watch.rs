@@ -25,6 +25,7 @@ backend_tests!(
     bad_watch_requests_are_refused_with_the_field_named,
     open_watch_streams_are_limited,
     a_watch_ends_with_its_token_and_a_token_source_carries_on,
+    a_stopped_feed_task_is_restarted_and_its_watchers_told,
 );
 
 type Watch = Streaming<proto::WatchDefaultAccountsResponse>;
@@ -651,4 +652,50 @@ async fn a_watch_ends_with_its_token_and_a_token_source_carries_on(backend: Back
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(seen, "a change after the refresh reaches the copy");
+}
+
+/// The task that publishes changes stops: its watchers are told (UNAVAILABLE, so the
+/// SDK resynchronises), its health service reports it, and it is restarted.
+async fn a_stopped_feed_task_is_restarted_and_its_watchers_told(backend: Backend) {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let app = TestApp::spawn(backend).await;
+    let mut stream = watch(&app.service(), &[], "").await;
+    snapshot(&mut stream).await;
+    assert!(app.supervisor.stop_child("defaults"), "the feed task runs");
+    let ended = tokio::time::timeout(Duration::from_secs(10), stream.message())
+        .await
+        .expect("the watcher is told within 10 s")
+        .expect_err("its stream ends");
+    assert_eq!(ended.code(), Code::Unavailable, "{ended:?}");
+
+    let mut health = HealthClient::new(app.channel());
+    let mut serving = false;
+    for _ in 0..100 {
+        let status = health
+            .check(HealthCheckRequest {
+                service: "patchbay.defaults".into(),
+            })
+            .await
+            .map(|r| r.into_inner().status);
+        if status.is_ok_and(|s| s == ServingStatus::Serving as i32) {
+            serving = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(serving, "the feed task is back");
+    // The restarted task publishes to new watchers.
+    let mut again = watch(&app.service(), &[], "").await;
+    snapshot(&mut again).await;
+    let made = create(
+        &app.admin(),
+        proto::CreateAccountRequest {
+            is_default: true,
+            ..new_account(Channel::Sms, "after-restart", json!({}))
+        },
+    )
+    .await;
+    let (_, changed) = change(&mut again).await;
+    assert_eq!(changed.account.expect("account").id, made.id);
 }

@@ -45,6 +45,8 @@ pub enum Backend {
 /// A running server and what a test needs to talk to it.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The server's background tasks: a test may stop one to see it restarted.
+    pub supervisor: patchbay::supervisor::Supervisor,
     pub backend: Backend,
     pub keys: KeyRing,
     pub database_url: String,
@@ -242,6 +244,7 @@ impl TestApp {
         };
         let app = Application::build(settings).await.expect("server builds");
         let addr = app.local_addr();
+        let supervisor = app.supervisor();
         let (shutdown, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             app.run_until_stopped(async {
@@ -265,6 +268,7 @@ impl TestApp {
         };
         TestApp {
             addr,
+            supervisor,
             backend,
             keys: options.keys,
             database_url,

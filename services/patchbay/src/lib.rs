@@ -17,6 +17,7 @@ pub mod outbound;
 pub mod sealing;
 pub mod startup;
 pub mod store;
+pub mod supervisor;
 pub mod telemetry;
 
 pub use config::Settings;

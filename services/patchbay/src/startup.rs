@@ -42,6 +42,7 @@ use crate::listener::{self, ReloadingTls};
 use crate::meta::GraphClient;
 use crate::outbound::{CredentialChecker, OutboundClient};
 use crate::store::Store;
+use crate::supervisor::Supervisor;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -73,6 +74,7 @@ const MAX_STREAMS_PER_CONNECTION: u32 = 256;
 pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
+    supervisor: Supervisor,
     tls: Option<Arc<ReloadingTls>>,
     store: Store,
     settings: Settings,
@@ -100,10 +102,16 @@ impl Application {
         Ok(Application {
             listener,
             local_addr,
+            supervisor: Supervisor::new(None),
             tls,
             store,
             settings,
         })
+    }
+
+    /// The supervisor of the background tasks (a test stops one to see it restarted).
+    pub fn supervisor(&self) -> Supervisor {
+        self.supervisor.clone()
     }
 
     /// The address actually bound (the port is chosen by the OS when asked for 0).
@@ -120,6 +128,7 @@ impl Application {
         let Application {
             listener,
             local_addr,
+            supervisor,
             tls,
             store,
             settings,
@@ -135,8 +144,33 @@ impl Application {
                 settings.server.max_concurrent_requests_per_workspace,
             )),
         );
-        let (defaults, defaults_tasks) =
-            DefaultAccounts::start(store.clone(), &settings.defaults, &settings.database.url);
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        set_health(&health_reporter, true).await;
+        supervisor.set_health(health_reporter.clone());
+        let defaults = DefaultAccounts::new(store.clone(), &settings.defaults);
+        {
+            let (feeds, told) = (defaults.clone(), defaults.clone());
+            supervisor.spawn(
+                "defaults",
+                move || feeds.feeds_task(),
+                move || told.close_feeds(),
+            );
+        }
+        if defaults
+            .listener_task(&settings.database.url, settings.defaults.listener_heartbeat)
+            .is_some()
+        {
+            let (hub, url, heartbeat) = (
+                defaults.clone(),
+                settings.database.url.clone(),
+                settings.defaults.listener_heartbeat,
+            );
+            supervisor.spawn(
+                "replication",
+                move || async_listener(hub.clone(), url.clone(), heartbeat),
+                || {},
+            );
+        }
         let outbound = OutboundClient::new(&settings.outbound).map_err(StartupError::Http)?;
         let graph = GraphClient::new(
             outbound.clone(),
@@ -192,14 +226,14 @@ impl Application {
             .max_decoding_message_size(limits.max_message_bytes),
             interceptor,
         );
-        let token_refresh = settings.meta.refresh_every.map(|every| {
-            tokio::spawn(
-                TokenRefresher::new(accounts.clone(), every, settings.meta.refresh_ahead).run(),
-            )
-        });
-
-        let (health_reporter, health_service) = tonic_health::server::health_reporter();
-        set_health(&health_reporter, true).await;
+        if let Some(every) = settings.meta.refresh_every {
+            let (accounts, ahead) = (accounts.clone(), settings.meta.refresh_ahead);
+            supervisor.spawn(
+                "token_refresh",
+                move || TokenRefresher::new(accounts.clone(), every, ahead).run(),
+                || {},
+            );
+        }
 
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(patchbay_sdk::FILE_DESCRIPTOR_SET)
@@ -210,11 +244,18 @@ impl Application {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
 
-        let monitor = tokio::spawn(watch_database(
-            store.clone(),
-            health_reporter.clone(),
-            limits.health_check_interval,
-        ));
+        {
+            let (store, health, every) = (
+                store.clone(),
+                health_reporter.clone(),
+                limits.health_check_interval,
+            );
+            supervisor.spawn(
+                "database_monitor",
+                move || watch_database(store.clone(), health.clone(), every),
+                || {},
+            );
+        }
 
         if let Some(data_dir) = &settings.development_keys {
             tracing::warn!(
@@ -229,7 +270,9 @@ impl Application {
             mtls = settings.tls.as_ref().is_some_and(|t| t.client_ca_file.is_some()),
             "patchbay listening"
         );
-        let tls_watch = tls.clone().map(|tls| tokio::spawn(tls.watch()));
+        if let Some(tls) = tls.clone() {
+            supervisor.spawn("tls_reload", move || tls.clone().watch(), || {});
+        }
         let (close_listener, listener_closed) = tokio::sync::watch::channel(false);
         let incoming = listener::incoming(listener, tls, listener_closed);
         let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -263,7 +306,8 @@ impl Application {
             result = &mut server => result,
             () = shutdown => {
                 tracing::info!("shutting down: finishing in-flight calls");
-                monitor.abort();
+                // Background tasks stop first: the monitor must not report SERVING again.
+                supervisor.abort_all();
                 set_health(&health_reporter, false).await;
                 let _ = stop_accepting.send(());
                 let _ = close_listener.send(true);
@@ -282,14 +326,7 @@ impl Application {
                 }
             }
         };
-        monitor.abort();
-        defaults_tasks.abort();
-        if let Some(task) = tls_watch {
-            task.abort();
-        }
-        if let Some(task) = token_refresh {
-            task.abort();
-        }
+        supervisor.abort_all();
         store.close().await;
         tracing::info!("patchbay stopped");
         result.map_err(StartupError::from)
@@ -374,5 +411,12 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = interrupt => {}
         () = terminate => {}
+    }
+}
+
+/// The PostgreSQL listener's task (a function, so that the supervisor can make it again).
+async fn async_listener(hub: DefaultAccounts, url: String, heartbeat: Duration) {
+    if let Some(task) = hub.listener_task(&url, heartbeat) {
+        task.await;
     }
 }

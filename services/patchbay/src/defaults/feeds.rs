@@ -124,6 +124,12 @@ impl Feeds {
         })
     }
 
+    /// Ends every feed: their watchers' streams end with UNAVAILABLE ("watch again"),
+    /// instead of waiting for changes nobody publishes (the publishing task is down).
+    pub(super) fn close_all(&self) {
+        lock(&self.shared.feeds).clear();
+    }
+
     /// The task that publishes: runs until aborted.
     pub(super) async fn run(self) {
         loop {

@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sea_orm::DbBackend;
-use tokio::task::JoinHandle;
 
 pub use feeds::{FeedItem, ScopeChanged, Subscription};
 
@@ -69,28 +68,12 @@ struct Inner {
     feeds: Feeds,
 }
 
-/// The background tasks of the fast path; aborted at shutdown.
-pub struct DefaultsTasks {
-    tasks: Vec<JoinHandle<()>>,
-}
-
-impl DefaultsTasks {
-    pub fn abort(self) {
-        for task in self.tasks {
-            task.abort();
-        }
-    }
-}
-
 impl DefaultAccounts {
-    /// The fast path over `store`, and the tasks that keep it current.
-    pub fn start(
-        store: Store,
-        settings: &DefaultsSettings,
-        database_url: &str,
-    ) -> (Self, DefaultsTasks) {
+    /// The fast path over `store`; its tasks (`feeds_task`, `listener_task`) run under
+    /// the supervisor.
+    pub fn new(store: Store, settings: &DefaultsSettings) -> Self {
         let multi_replica = store.backend() == DbBackend::Postgres;
-        let hub = DefaultAccounts {
+        DefaultAccounts {
             inner: Arc::new(Inner {
                 // On PostgreSQL the cache stays off until the listener hears other
                 // replicas' changes.
@@ -102,16 +85,27 @@ impl DefaultAccounts {
                 feeds: Feeds::new(store.clone(), settings.watch_buffer),
                 store,
             }),
-        };
-        let mut tasks = vec![tokio::spawn(hub.inner.feeds.clone().run())];
-        if multi_replica {
-            tasks.push(tokio::spawn(listener::run(
-                hub.clone(),
-                database_url.to_owned(),
-                settings.listener_heartbeat,
-            )));
         }
-        (hub, DefaultsTasks { tasks })
+    }
+
+    /// The task that publishes changes to the watch feeds.
+    pub fn feeds_task(&self) -> impl std::future::Future<Output = ()> + Send + use<> {
+        self.inner.feeds.clone().run()
+    }
+
+    /// Ends every watch feed (their publishing task is down): watchers are told.
+    pub fn close_feeds(&self) {
+        self.inner.feeds.close_all();
+    }
+
+    /// PostgreSQL only: the task that hears other replicas' changes.
+    pub fn listener_task(
+        &self,
+        database_url: &str,
+        heartbeat: std::time::Duration,
+    ) -> Option<impl std::future::Future<Output = ()> + Send + use<>> {
+        (self.inner.store.backend() == DbBackend::Postgres)
+            .then(|| listener::run(self.clone(), database_url.to_owned(), heartbeat))
     }
 
     /// The default of exactly one scope (no fallback), config secrets masked.
