@@ -19,6 +19,7 @@ mod messenger;
 mod outbound;
 mod overload;
 mod providers;
+mod roles;
 mod secrets;
 mod server;
 mod tls;

@@ -31,6 +31,7 @@ use crate::domain::{Accounts, ChannelSettingsService, WebhookUrls};
 use crate::grpc::account_service::AccountGrpc;
 use crate::grpc::audit_service::AuditGrpc;
 use crate::grpc::auth::AuthInterceptor;
+use crate::grpc::authorization::AuthorizationLayer;
 use crate::grpc::idempotency::Idempotency;
 use crate::grpc::integration_service::IntegrationGrpc;
 use crate::grpc::overload::OverloadLayer;
@@ -283,6 +284,7 @@ impl Application {
             .http2_keepalive_interval(Some(limits.http2_keepalive))
             .http2_keepalive_timeout(Some(Duration::from_secs(20)))
             .layer(RequestSpanLayer)
+            .layer(AuthorizationLayer)
             .layer(StreamShutdownLayer::new(shutdown_seen))
             .layer(OverloadLayer::new(
                 limits.max_concurrent_requests,

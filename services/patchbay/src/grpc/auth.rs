@@ -38,6 +38,14 @@ impl Interceptor for AuthInterceptor {
         };
         let mut caller = self.authenticator.authenticate(header)?;
         caller.request_id = request_id(&request);
+        // The action the authorization layer found for this method: the role is checked
+        // before any handler runs (deny by default: no action, no call).
+        let action = request
+            .extensions()
+            .get::<Action>()
+            .copied()
+            .ok_or_else(|| Status::permission_denied("this method is not open to any role"))?;
+        caller.authorize(action)?;
         let Some(place) = self.in_flight.try_take(&caller.workspace_id) else {
             return Err(Status::resource_exhausted(
                 "this workspace is at its share of calls in flight; retry with backoff",
@@ -69,6 +77,15 @@ pub fn authorize<T>(request: &mut Request<T>, action: Action) -> Result<Caller, 
         .extensions_mut()
         .remove::<Caller>()
         .ok_or_else(|| Status::unauthenticated("missing authorization: Bearer <token>"))?;
+    // The table and the handler must agree on the method's action.
+    if let Some(&listed) = request.extensions().get::<Action>() {
+        debug_assert_eq!(listed, action, "the method table names another action");
+        if listed != action {
+            return Err(Status::permission_denied(
+                "this method is not open to any role",
+            ));
+        }
+    }
     caller.authorize(action)?;
     Ok(caller)
 }

@@ -5,6 +5,7 @@
 pub mod account_service;
 pub mod audit_service;
 pub mod auth;
+pub mod authorization;
 pub mod convert;
 pub mod default_watch;
 pub mod idempotency;
