@@ -79,6 +79,9 @@ pub struct AuditEvent {
     pub idempotency: Option<std::sync::Arc<super::idempotency::IdempotencyClaim>>,
 }
 
+/// An event names at most this many fields; a longer list ends with how many more.
+pub const MAX_EVENT_FIELDS: usize = 200;
+
 impl AuditEvent {
     pub fn new(
         caller: &Caller,
@@ -86,8 +89,13 @@ impl AuditEvent {
         record_id: impl ToString,
         division_id: Option<String>,
         action: AuditAction,
-        changed_fields: Vec<String>,
+        mut changed_fields: Vec<String>,
     ) -> Self {
+        if changed_fields.len() > MAX_EVENT_FIELDS {
+            let more = changed_fields.len() - MAX_EVENT_FIELDS;
+            changed_fields.truncate(MAX_EVENT_FIELDS);
+            changed_fields.push(format!("… and {more} more fields"));
+        }
         Self {
             id: new_id(),
             workspace_id: caller.workspace_id.clone(),
@@ -293,6 +301,36 @@ mod tests {
         assert_eq!(
             secret_fields(&document, "config"),
             ["config.access_token", "config.smtp.password"]
+        );
+    }
+
+    #[test]
+    fn an_event_names_a_bounded_list_of_fields() {
+        let caller = Caller {
+            subject: "u".into(),
+            role: crate::domain::Role::Admin,
+            workspace_id: "acme".into(),
+            division_id: None,
+            request_id: String::new(),
+            idempotency: None,
+            token_valid_until: None,
+            held: None,
+        };
+        let fields = (0..MAX_EVENT_FIELDS + 100)
+            .map(|i| format!("config.k{i}"))
+            .collect();
+        let event = AuditEvent::new(
+            &caller,
+            RecordKind::Account,
+            "id",
+            None,
+            AuditAction::Update,
+            fields,
+        );
+        assert_eq!(event.changed_fields.len(), MAX_EVENT_FIELDS + 1);
+        assert_eq!(
+            event.changed_fields.last().map(String::as_str),
+            Some("… and 100 more fields")
         );
     }
 }

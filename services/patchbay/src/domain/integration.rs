@@ -82,6 +82,10 @@ pub struct Condition {
 }
 
 pub const MAX_CONDITIONS: usize = 50;
+/// A condition's value, as JSON, is at most this many bytes.
+pub const MAX_CONDITION_VALUE_BYTES: usize = 4 * 1024;
+/// An IN or NOT_IN list holds at most this many values.
+pub const MAX_CONDITION_LIST: usize = 100;
 
 /// Checks one condition: a field name, and a value that fits the operator. Conditions
 /// are checked where they arrive (`grpc::integration_convert`), each by its index.
@@ -121,6 +125,19 @@ pub fn validate_condition(condition: &Condition, path: &str) -> Vec<FieldViolati
     };
     if let Some(problem) = value_problem {
         violations.push(FieldViolation::new(format!("{path}.value"), problem));
+    } else if let Some(value) = &condition.value {
+        let bytes = serde_json::to_vec(value).map_or(usize::MAX, |v| v.len());
+        if matches!(value, Value::Array(items) if items.len() > MAX_CONDITION_LIST) {
+            violations.push(FieldViolation::new(
+                format!("{path}.value"),
+                format!("holds at most {MAX_CONDITION_LIST} values"),
+            ));
+        } else if bytes > MAX_CONDITION_VALUE_BYTES {
+            violations.push(FieldViolation::new(
+                format!("{path}.value"),
+                format!("is at most {MAX_CONDITION_VALUE_BYTES} bytes as JSON"),
+            ));
+        }
     }
     violations
 }
@@ -257,5 +274,27 @@ mod tests {
             value: None,
         };
         assert!(validate_condition(&exists, "c").is_empty());
+    }
+
+    #[test]
+    fn condition_values_are_bounded() {
+        let big_list = Condition {
+            field: "tag".into(),
+            operator: ConditionOperator::In,
+            value: Some(Value::Array(vec![Value::from(1); MAX_CONDITION_LIST + 1])),
+        };
+        assert_eq!(validate_condition(&big_list, "conditions[0]").len(), 1);
+        let long_text = Condition {
+            field: "name".into(),
+            operator: ConditionOperator::Contains,
+            value: Some(Value::String("x".repeat(MAX_CONDITION_VALUE_BYTES))),
+        };
+        assert_eq!(validate_condition(&long_text, "conditions[1]").len(), 1);
+        let fine = Condition {
+            field: "name".into(),
+            operator: ConditionOperator::Contains,
+            value: Some(Value::String("vip".into())),
+        };
+        assert!(validate_condition(&fine, "conditions[2]").is_empty());
     }
 }
