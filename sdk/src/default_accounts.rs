@@ -190,6 +190,8 @@ async fn stream_once(
         Ok(response) => response.into_inner(),
         Err(status) => return status.into(),
     };
+    // A snapshot may come in parts: gathered here until the last one.
+    let mut pending: Option<Map> = None;
     loop {
         let message = match stream.message().await {
             Ok(Some(message)) => message,
@@ -198,9 +200,13 @@ async fn stream_once(
         };
         match message.event {
             Some(Event::Snapshot(snapshot)) => {
-                let mut map = Map::new();
+                let mut map = pending.take().unwrap_or_default();
                 for account in snapshot.defaults {
                     insert(&mut map, account);
+                }
+                if !snapshot.complete {
+                    pending = Some(map);
+                    continue;
                 }
                 *write(&state.map) = map;
                 *backoff = options.first_backoff;

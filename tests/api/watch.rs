@@ -26,6 +26,7 @@ backend_tests!(
     open_watch_streams_are_limited,
     a_watch_ends_with_its_token_and_a_token_source_carries_on,
     a_stopped_feed_task_is_restarted_and_its_watchers_told,
+    a_snapshot_over_four_mebibytes_arrives_in_parts,
 );
 
 type Watch = Streaming<proto::WatchDefaultAccountsResponse>;
@@ -698,4 +699,62 @@ async fn a_stopped_feed_task_is_restarted_and_its_watchers_told(backend: Backend
     .await;
     let (_, changed) = change(&mut again).await;
     assert_eq!(changed.account.expect("account").id, made.id);
+}
+
+/// A watch whose snapshot would pass a default client's 4 MiB message limit gets it in
+/// parts, the last one complete; the SDK's copy synchronises once it has them all.
+async fn a_snapshot_over_four_mebibytes_arrives_in_parts(backend: Backend) {
+    const DIVISIONS: usize = 100;
+    let app = TestApp::spawn(backend).await;
+    let admin = app.admin();
+    let filler = "x".repeat(50 * 1024);
+    for i in 0..DIVISIONS {
+        create(
+            &admin,
+            proto::CreateAccountRequest {
+                is_default: true,
+                config: Some(patchbay_e2e::to_struct(json!({"footer": filler}))),
+                ..division(&format!("big-{i}"), &format!("d{i}"), Channel::Email)
+            },
+        )
+        .await;
+    }
+    // A list of them all comes in pages that fit a message, too.
+    let listed = admin
+        .list_all_accounts(Some(Channel::Email))
+        .await
+        .expect("every page fits a default client");
+    assert_eq!(listed.len(), DIVISIONS);
+    let mut stream = watch(&app.service(), &[Channel::Email], "").await;
+    let mut parts = 0;
+    let mut defaults = 0;
+    loop {
+        let message = next(&mut stream).await;
+        let Some(Event::Snapshot(snapshot)) = message.event else {
+            panic!("expected snapshot parts first");
+        };
+        parts += 1;
+        defaults += snapshot.defaults.len();
+        if snapshot.complete {
+            break;
+        }
+    }
+    assert!(parts >= 2, "over 4 MiB comes in parts: {parts}");
+    assert_eq!(defaults, DIVISIONS);
+
+    let copy = app
+        .service()
+        .watch_default_accounts(patchbay_sdk::WatchOptions {
+            channels: vec![Channel::Email],
+            ..Default::default()
+        });
+    copy.wait_synchronised(Duration::from_secs(30))
+        .await
+        .expect("the copy synchronises after the last part");
+    for i in 0..DIVISIONS {
+        assert!(
+            copy.get(Channel::Email, Some(&format!("d{i}"))).is_some(),
+            "d{i}"
+        );
+    }
 }

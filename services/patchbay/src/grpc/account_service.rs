@@ -163,9 +163,14 @@ impl AccountService for AccountGrpc {
         violations.into_result()?;
 
         let page = self.accounts.list(&caller, channel, page).await?;
+        let (accounts, next_page_token) = super::convert::fit_page(
+            page.items.into_iter().map(account_to_proto).collect(),
+            page.next_page_token,
+            |account| account.id.as_str(),
+        );
         Ok(Response::new(proto::ListAccountsResponse {
-            accounts: page.items.into_iter().map(account_to_proto).collect(),
-            next_page_token: page.next_page_token,
+            accounts,
+            next_page_token,
         }))
     }
 

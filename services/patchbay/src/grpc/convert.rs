@@ -232,6 +232,38 @@ fn field_to_proto(field: &FieldSpec) -> proto::ProviderField {
     }
 }
 
+/// The most bytes of items in one list answer: well under the 4 MiB a client accepts
+/// by default (500 accounts of 64 KiB configs would be 32 MiB).
+pub const MAX_PAGE_BYTES: usize = 3 * 1024 * 1024;
+
+/// A page cut to fit one message: the items that fit [`MAX_PAGE_BYTES`] (at least one),
+/// and, when some were cut, the token of the page that starts after the last kept.
+pub fn fit_page<T: prost::Message>(
+    mut items: Vec<T>,
+    next_page_token: String,
+    id_of: impl Fn(&T) -> &str,
+) -> (Vec<T>, String) {
+    let mut size = 0;
+    let mut keep = items.len();
+    for (i, item) in items.iter().enumerate() {
+        size += item.encoded_len() + 8;
+        if i > 0 && size > MAX_PAGE_BYTES {
+            keep = i;
+            break;
+        }
+    }
+    if keep == items.len() {
+        return (items, next_page_token);
+    }
+    items.truncate(keep);
+    let token = items
+        .last()
+        .and_then(|item| uuid::Uuid::parse_str(id_of(item)).ok())
+        .map(crate::domain::support::encode_page_token)
+        .unwrap_or(next_page_token);
+    (items, token)
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -17,6 +17,36 @@ use crate::domain::{Accounts, Caller};
 
 pub type DefaultsStream = ReceiverStream<Result<proto::WatchDefaultAccountsResponse, Status>>;
 
+/// The most bytes of accounts in one snapshot message: well under the 4 MiB a client
+/// accepts by default.
+const MAX_SNAPSHOT_PART_BYTES: usize = 3 * 1024 * 1024;
+
+/// The snapshot in messages of at most [`MAX_SNAPSHOT_PART_BYTES`] (one, when it fits;
+/// at least one, when there is nothing), the last marked complete.
+fn snapshot_parts(defaults: Vec<proto::Account>) -> Vec<proto::DefaultAccountsSnapshot> {
+    use prost::Message;
+    let mut parts = Vec::new();
+    let mut current = Vec::new();
+    let mut size = 0;
+    for account in defaults {
+        let bytes = account.encoded_len() + 8;
+        if !current.is_empty() && size + bytes > MAX_SNAPSHOT_PART_BYTES {
+            parts.push(proto::DefaultAccountsSnapshot {
+                defaults: std::mem::take(&mut current),
+                complete: false,
+            });
+            size = 0;
+        }
+        size += bytes;
+        current.push(account);
+    }
+    parts.push(proto::DefaultAccountsSnapshot {
+        defaults: current,
+        complete: true,
+    });
+    parts
+}
+
 /// Completes when the caller's token stops being valid (never for a caller without one).
 async fn token_expiry(caller: &Caller) {
     let Some(until) = caller.token_valid_until else {
@@ -58,14 +88,15 @@ async fn forward(
     } = watch;
     let mut revision = subscription.revision;
     let mut feed = subscription.receiver;
-    let first = proto::WatchDefaultAccountsResponse {
-        revision,
-        event: Some(Event::Snapshot(proto::DefaultAccountsSnapshot {
-            defaults: snapshot.into_iter().map(account_to_proto).collect(),
-        })),
-    };
-    if sender.send(Ok(first)).await.is_err() {
-        return;
+    let defaults: Vec<proto::Account> = snapshot.into_iter().map(account_to_proto).collect();
+    for part in snapshot_parts(defaults) {
+        let message = proto::WatchDefaultAccountsResponse {
+            revision,
+            event: Some(Event::Snapshot(part)),
+        };
+        if sender.send(Ok(message)).await.is_err() {
+            return;
+        }
     }
     let token_expired = token_expiry(&caller);
     tokio::pin!(token_expired);

@@ -113,9 +113,14 @@ impl IntegrationService for IntegrationGrpc {
             include_deleted: request.include_deleted,
         };
         let page = self.integrations.list(&caller, query, page).await?;
+        let (integrations, next_page_token) = super::convert::fit_page(
+            page.items.into_iter().map(integration_to_proto).collect(),
+            page.next_page_token,
+            |integration| integration.id.as_str(),
+        );
         Ok(Response::new(proto::ListIntegrationsResponse {
-            integrations: page.items.into_iter().map(integration_to_proto).collect(),
-            next_page_token: page.next_page_token,
+            integrations,
+            next_page_token,
         }))
     }
 
