@@ -25,6 +25,7 @@ mod m20261201_000012_seal_values_in_envelopes;
 mod m20261201_000013_caller_scoped_idempotency;
 mod m20261201_000014_account_setup_state;
 mod m20261201_000015_account_setup_registered;
+mod m20261201_000016_account_verify_token_index;
 
 mod catalog;
 
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000013_caller_scoped_idempotency::Migration),
             Box::new(m20261201_000014_account_setup_state::Migration),
             Box::new(m20261201_000015_account_setup_registered::Migration),
+            Box::new(m20261201_000016_account_verify_token_index::Migration),
         ]
     }
 }

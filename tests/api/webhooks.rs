@@ -17,7 +17,8 @@ backend_tests!(
     the_handshake_echoes_the_challenge_only_for_the_right_token,
     meta_signatures_are_checked_over_the_raw_bytes,
     twilio_signatures_cover_the_url_and_sorted_parameters,
-    webhook_checks_are_for_services_in_their_workspace
+    webhook_checks_are_for_services_in_their_workspace,
+    the_channel_wide_handshake_finds_any_account_through_the_index
 );
 
 /// Signed with the test Meta app secret (`test-meta-app-secret`), computed outside
@@ -257,5 +258,67 @@ async fn webhook_checks_are_for_services_in_their_workspace(backend: Backend) {
             ))
             .await,
         Code::NotFound,
+    );
+}
+
+/// A channel-wide handshake (no account key) finds its account through the verify-token
+/// index, also the 10,001st of the channel (10,000 seeded through the store before it,
+/// with lower ids, so that a scan of the first 10,000 would miss it).
+async fn the_channel_wide_handshake_finds_any_account_through_the_index(backend: Backend) {
+    const SEEDED: u128 = 10_000;
+    let app = TestApp::spawn(backend).await;
+    let now = chrono::Utc::now();
+    let seeded: Vec<patchbay::domain::Account> = (1..=SEEDED)
+        .map(|i| patchbay::domain::Account {
+            id: uuid::Uuid::from_u128(i),
+            workspace_id: patchbay_e2e::WORKSPACE.into(),
+            channel: patchbay::domain::Channel::Whatsapp,
+            account_key: format!("wa-seed-{i}"),
+            display_name: format!("Seed {i}"),
+            is_active: true,
+            is_default: false,
+            division_id: None,
+            config: serde_json::Map::new(),
+            verify_token: format!("seeded-verify-token-{i}"),
+            revision: 1,
+            created_at: now,
+            updated_at: now,
+            provider_state: patchbay::domain::ProviderState::default(),
+        })
+        .collect();
+    app.store()
+        .await
+        .seed_accounts(&seeded)
+        .await
+        .expect("seeded");
+    let account = create(&app.admin(), new_whatsapp("555999", "EAAG-token")).await;
+    let token = verify_token(&app, &account.id).await;
+    let answer = app
+        .service()
+        .webhooks()
+        .verify_webhook_subscription(handshake("", "subscribe", &token))
+        .await
+        .expect("found among 10,001 accounts")
+        .into_inner();
+    assert_eq!(answer.challenge, "1158201444");
+    assert_eq!(answer.account_id, account.id);
+    // A seeded one is found the same way, and a wrong token is still refused.
+    let seeded_answer = app
+        .service()
+        .webhooks()
+        .verify_webhook_subscription(handshake("", "subscribe", "seeded-verify-token-42"))
+        .await
+        .expect("a seeded account")
+        .into_inner();
+    assert_eq!(
+        seeded_answer.account_id,
+        uuid::Uuid::from_u128(42).to_string()
+    );
+    expect_code(
+        app.service()
+            .webhooks()
+            .verify_webhook_subscription(handshake("", "subscribe", "no-such-token"))
+            .await,
+        Code::PermissionDenied,
     );
 }

@@ -194,8 +194,11 @@ pub fn key_ring(active: &str, ids: &[&str]) -> KeyRing {
             ((*id).to_owned(), serde_json::Value::String(key))
         })
         .collect();
-    KeyRing::from_json(&serde_json::json!({ "active": active, "keys": keys }).to_string())
-        .expect("test key ring")
+    let index_key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    KeyRing::from_json(
+        &serde_json::json!({ "active": active, "keys": keys, "index_key": index_key }).to_string(),
+    )
+    .expect("test key ring")
 }
 
 impl TestApp {

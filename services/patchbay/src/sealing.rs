@@ -36,6 +36,10 @@ pub enum SealError {
 pub struct KeyRing {
     active: String,
     keys: BTreeMap<String, Aes256Gcm>,
+    /// The key of lookup indexes (an HMAC of a verify token finds its account without
+    /// decrypting every one). Kept beside the ring and not rotated with it: rotating it
+    /// would orphan every index entry.
+    index_key: Option<[u8; KEY_BYTES]>,
 }
 
 impl std::fmt::Debug for KeyRing {
@@ -53,6 +57,10 @@ impl std::fmt::Debug for KeyRing {
 pub struct KeyRingFile {
     pub active: String,
     pub keys: BTreeMap<String, String>,
+    /// Base64 of 32 bytes: the key of lookup indexes (optional; without it lookups that
+    /// would use an index compare against each candidate instead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index_key: Option<String>,
 }
 
 impl KeyRing {
@@ -83,18 +91,51 @@ impl KeyRing {
                 file.active
             ));
         }
+        let index_key = match &file.index_key {
+            None => None,
+            Some(encoded) => {
+                let bytes = STANDARD
+                    .decode(encoded.trim())
+                    .map_err(|_| "index_key is not base64".to_owned())?;
+                Some(
+                    <[u8; KEY_BYTES]>::try_from(bytes.as_slice())
+                        .map_err(|_| format!("index_key must be {KEY_BYTES} bytes"))?,
+                )
+            }
+        };
         Ok(KeyRing {
             active: file.active,
             keys,
+            index_key,
         })
+    }
+
+    /// The index entry of `value` in index `name` (HMAC-SHA256 under the index key,
+    /// hex), or `None` without an index key.
+    pub fn index_of(&self, name: &str, value: &str) -> Option<String> {
+        use hmac::{Hmac, Mac};
+        let key = self.index_key.as_ref()?;
+        let mut mac = <Hmac<sha2::Sha256> as hmac::KeyInit>::new_from_slice(key).ok()?;
+        mac.update(name.as_bytes());
+        mac.update(&[0]);
+        mac.update(value.as_bytes());
+        Some(
+            mac.finalize()
+                .into_bytes()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        )
     }
 
     /// A ring of one freshly generated key, in its JSON form.
     pub fn generate_file() -> Result<KeyRingFile, SealError> {
         let (id, key) = generate_key()?;
+        let (_, index_key) = generate_key()?;
         Ok(KeyRingFile {
             active: id.clone(),
             keys: BTreeMap::from([(id, key)]),
+            index_key: Some(index_key),
         })
     }
 
@@ -205,6 +246,7 @@ mod tests {
         let file = KeyRingFile {
             active: active.into(),
             keys,
+            index_key: None,
         };
         KeyRing::from_json(&serde_json::to_string(&file).expect("json")).expect("ring")
     }

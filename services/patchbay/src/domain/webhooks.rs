@@ -14,10 +14,6 @@ use super::error::{Error, RecordKind, Violations};
 use super::webhook_signatures::{self, META_HEADER, Mismatch, TWILIO_HEADER};
 use crate::meta::MetaApp;
 use crate::store::Store;
-use crate::store::accounts::AccountFilter;
-
-/// Accounts a channel-wide handshake compares against at most.
-const MAX_CHANNEL_ACCOUNTS: u64 = 10_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scheme {
@@ -82,14 +78,15 @@ impl Webhooks {
             ));
         }
         let candidates = if account_key.is_empty() {
+            // Through the verify-token index: the same work whatever the number of
+            // accounts (plus the rows not indexed yet).
             self.store
-                .list_accounts(&AccountFilter {
-                    workspace_id: &caller.workspace_id,
-                    channel: Some(channel),
-                    caller_division: caller.division_id.as_deref(),
-                    after: None,
-                    limit: MAX_CHANNEL_ACCOUNTS,
-                })
+                .accounts_by_verify_token(
+                    &caller.workspace_id,
+                    channel,
+                    caller.division_id.as_deref(),
+                    verify_token,
+                )
                 .await?
         } else {
             self.store

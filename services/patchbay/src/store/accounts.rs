@@ -52,7 +52,65 @@ pub struct AccountFilter<'a> {
     pub limit: u64,
 }
 
+/// The index of verify tokens (`KeyRing::index_of`).
+pub const VERIFY_TOKEN_INDEX: &str = "verify_token";
+
+/// Most accounts without an index entry a channel-wide handshake still compares against
+/// (rows from before the index, until `keys rotate` fills it).
+const MAX_UNINDEXED: u64 = 10_000;
+
 impl Store {
+    /// The live accounts of `channel` whose verify token may be `token`: those its index
+    /// entry finds, and those without an entry yet (compared one by one).
+    pub async fn accounts_by_verify_token(
+        &self,
+        workspace_id: &str,
+        channel: Channel,
+        caller_division: Option<&str>,
+        token: &str,
+    ) -> Result<Vec<Account>, Error> {
+        let mut entry = Condition::any().add(Column::VerifyTokenIndex.is_null());
+        if let Some(index) = self.keys().index_of(VERIFY_TOKEN_INDEX, token) {
+            entry = entry.add(Column::VerifyTokenIndex.eq(index));
+        }
+        let mut query = Entity::find()
+            .filter(Column::WorkspaceId.eq(workspace_id))
+            .filter(Column::Channel.eq(channel.as_str()))
+            .filter(Column::DeletedAt.is_null())
+            .filter(entry);
+        if let Some(division) = caller_division {
+            query = query.filter(seen_from_division(division));
+        }
+        let rows = query
+            .order_by_asc(Column::Id)
+            .limit(MAX_UNINDEXED)
+            .all(self.conn())
+            .await
+            .map_err(db_error)?;
+        Ok(readable::keep_readable(
+            rows,
+            RecordKind::Account,
+            |row| row.id,
+            |row| to_domain(self.keys(), row),
+        ))
+    }
+
+    /// Writes accounts as they are, with no audit event and no default rules: for
+    /// seeding (tests, benchmarks), never for a caller's request.
+    pub async fn seed_accounts(&self, accounts: &[Account]) -> Result<(), Error> {
+        for chunk in accounts.chunks(200) {
+            let rows = chunk
+                .iter()
+                .map(|account| to_active(self.keys(), account))
+                .collect::<Result<Vec<_>, _>>()?;
+            Entity::insert_many(rows)
+                .exec_without_returning(self.conn())
+                .await
+                .map_err(db_error)?;
+        }
+        Ok(())
+    }
+
     pub async fn list_accounts(&self, filter: &AccountFilter<'_>) -> Result<Vec<Account>, Error> {
         let mut query = Entity::find()
             .filter(Column::WorkspaceId.eq(filter.workspace_id))
@@ -459,6 +517,7 @@ fn to_active(keys: &KeyRing, account: &Account) -> Result<ActiveModel, Error> {
         deleted_by: Set(None),
         setup_state: Set(account.provider_state.setup_state.as_str().to_owned()),
         setup_registered: Set(account.provider_state.setup_registered),
+        verify_token_index: Set(keys.index_of(VERIFY_TOKEN_INDEX, &account.verify_token)),
         setup_error: Set(account.provider_state.setup_error.clone()),
         reauthorization_required: Set(account.provider_state.reauthorization_required),
         token_expires_at: Set(account.provider_state.token_expires_at),

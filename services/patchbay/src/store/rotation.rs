@@ -95,12 +95,25 @@ impl SealedTable for account::Entity {
         let (config, mut changed) =
             config_update(keys, Self::KIND, row.id, &row.config, SecretRule::ByName)?;
         let mut updates = vec![(account::Column::Config, config)];
-        if !is_current_text(keys, &row.verify_token) {
+        let stale = !is_current_text(keys, &row.verify_token);
+        let unindexed = row.verify_token_index.is_none()
+            && keys
+                .index_of(super::accounts::VERIFY_TOKEN_INDEX, "")
+                .is_some();
+        if stale || unindexed {
             let who = owner(Self::KIND, row.id);
             let token = open_text(keys, who, "verify_token", &row.verify_token)?;
-            let sealed = seal_text(keys, who, "verify_token", &token)?;
-            updates.push((account::Column::VerifyToken, Expr::value(sealed)));
-            changed += 1;
+            if stale {
+                let sealed = seal_text(keys, who, "verify_token", &token)?;
+                updates.push((account::Column::VerifyToken, Expr::value(sealed)));
+                changed += 1;
+            }
+            if unindexed {
+                // Rows from before the verify-token index get their entry.
+                let index = keys.index_of(super::accounts::VERIFY_TOKEN_INDEX, &token);
+                updates.push((account::Column::VerifyTokenIndex, Expr::value(index)));
+                changed += 1;
+            }
         }
         Ok((updates, changed))
     }

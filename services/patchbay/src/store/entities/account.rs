@@ -21,6 +21,7 @@ pub struct Model {
     pub deleted_by: Option<String>,
     pub setup_state: String,
     pub setup_registered: bool,
+    pub verify_token_index: Option<String>,
     pub setup_error: Option<String>,
     pub reauthorization_required: bool,
     pub token_expires_at: Option<DateTimeUtc>,
