@@ -10,7 +10,8 @@ use serde_json::{Map, Value};
 
 backend_tests!(
     oversized_errors_are_budgeted_to_fit_any_client,
-    repeated_channels_cost_what_distinct_ones_do
+    repeated_channels_cost_what_distinct_ones_do,
+    nul_bytes_are_a_named_field_never_internal
 );
 
 /// What the error costs in response headers: `grpc-message` plus the base64 of
@@ -109,4 +110,48 @@ async fn repeated_channels_cost_what_distinct_ones_do(backend: Backend) {
         Code::InvalidArgument,
     );
     assert_eq!(violated_fields(&status), ["channels[10]"]);
+}
+
+/// A NUL, which PostgreSQL refuses in text, is a named INVALID_ARGUMENT wherever a
+/// client sends it (config values and keys, names) — never INTERNAL at the insert.
+async fn nul_bytes_are_a_named_field_never_internal(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let config = serde_json::json!({"note": "a\u{0}b", "k\u{0}ey": "v", "deep": [{"x": "\u{0}"}]});
+    let status = expect_code(
+        app.admin()
+            .accounts()
+            .create_account(patchbay_e2e::new_account(Channel::Sms, "nul", config))
+            .await,
+        Code::InvalidArgument,
+    );
+    let mut fields = violated_fields(&status);
+    fields.sort();
+    assert_eq!(
+        fields,
+        ["config.deep[0].x", "config.k\u{0}ey", "config.note"]
+    );
+    let status = expect_code(
+        app.admin()
+            .accounts()
+            .create_account(proto::CreateAccountRequest {
+                display_name: "bad\u{0}name".into(),
+                ..patchbay_e2e::new_account(Channel::Sms, "nul-2", serde_json::json!({}))
+            })
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["display_name"]);
+    let status = expect_code(
+        app.admin()
+            .integrations()
+            .create_integration(proto::CreateIntegrationRequest {
+                provider: "openai".into(),
+                name: "AI\u{0}".into(),
+                config: Some(to_struct(serde_json::json!({"api_key": "sk-1"}))),
+                ..Default::default()
+            })
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["name"]);
 }

@@ -300,6 +300,12 @@ fn check_object(object: &Document, path: &str, depth: usize, out: &mut Vec<Field
     }
     for (key, value) in object {
         let field = format!("{path}.{key}");
+        if key.contains('\0') {
+            out.push(FieldViolation::new(
+                &field,
+                "keys must not contain NUL characters",
+            ));
+        }
         if key.starts_with(RESERVED_KEY_PREFIX) {
             out.push(FieldViolation::new(
                 &field,
@@ -318,6 +324,10 @@ fn check_object(object: &Document, path: &str, depth: usize, out: &mut Vec<Field
 
 fn check_value(value: &Value, path: &str, depth: usize, out: &mut Vec<FieldViolation>) {
     match value {
+        // PostgreSQL stores no NUL in text: refused here, by name, not at the insert.
+        Value::String(text) if text.contains('\0') => {
+            out.push(FieldViolation::new(path, "must not contain NUL characters"))
+        }
         Value::Object(object) => check_object(object, path, depth + 1, out),
         Value::Array(items) => {
             if depth + 1 > MAX_DEPTH {

@@ -91,7 +91,10 @@ pub const MAX_CONDITION_LIST: usize = 100;
 /// are checked where they arrive (`grpc::integration_convert`), each by its index.
 pub fn validate_condition(condition: &Condition, path: &str) -> Vec<FieldViolation> {
     let mut violations = Vec::new();
-    if condition.field.trim().is_empty() || condition.field.len() > 128 {
+    if condition.field.trim().is_empty()
+        || condition.field.len() > 128
+        || condition.field.chars().any(char::is_control)
+    {
         violations.push(FieldViolation::new(
             format!("{path}.field"),
             "must be 1 to 128 characters",
@@ -127,6 +130,19 @@ pub fn validate_condition(condition: &Condition, path: &str) -> Vec<FieldViolati
         violations.push(FieldViolation::new(format!("{path}.value"), problem));
     } else if let Some(value) = &condition.value {
         let bytes = serde_json::to_vec(value).map_or(usize::MAX, |v| v.len());
+        let has_nul = match value {
+            Value::String(text) => text.contains('\0'),
+            Value::Array(items) => items
+                .iter()
+                .any(|item| item.as_str().is_some_and(|text| text.contains('\0'))),
+            _ => false,
+        };
+        if has_nul {
+            violations.push(FieldViolation::new(
+                format!("{path}.value"),
+                "must not contain NUL characters",
+            ));
+        }
         if matches!(value, Value::Array(items) if items.len() > MAX_CONDITION_LIST) {
             violations.push(FieldViolation::new(
                 format!("{path}.value"),
