@@ -27,8 +27,22 @@ async fn oversized_errors_are_budgeted_to_fit_any_client(backend: Backend) {
         config.insert(format!("unknownOption{i:04}"), Value::Bool(true));
     }
     config.insert("accountId".into(), Value::from(1));
+    // A client that accepts at most 8 KiB of headers, as grpc-core (under grpcio and
+    // the other C-core clients) does by default.
+    let strict =
+        patchbay_sdk::tonic::transport::Endpoint::from_shared(format!("http://{}", app.addr))
+            .expect("endpoint")
+            .http2_max_header_list_size(8 * 1024)
+            .connect()
+            .await
+            .expect("connect");
+    let strict_admin = patchbay_sdk::Client::from_channel(
+        strict,
+        &patchbay_e2e::token("admin", patchbay_e2e::WORKSPACE, None),
+    )
+    .expect("client");
     let status = expect_code(
-        app.admin()
+        strict_admin
             .integrations()
             .create_integration(proto::CreateIntegrationRequest {
                 provider: "chatwoot".into(),
