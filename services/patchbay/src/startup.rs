@@ -309,7 +309,7 @@ impl Application {
             () = shutdown => {
                 tracing::info!("shutting down: finishing in-flight calls");
                 // Background tasks stop first: the monitor must not report SERVING again.
-                supervisor.abort_all();
+                supervisor.stop_all().await;
                 set_health(&health_reporter, false).await;
                 let _ = stop_accepting.send(());
                 let _ = close_listener.send(true);
@@ -328,7 +328,7 @@ impl Application {
                 }
             }
         };
-        supervisor.abort_all();
+        supervisor.stop_all().await;
         store.close().await;
         tracing::info!("patchbay stopped");
         result.map_err(StartupError::from)

@@ -55,7 +55,16 @@ impl Supervisor {
         let supervisor = tokio::spawn(async move {
             let mut backoff = FIRST_BACKOFF;
             loop {
-                let child = AbortOnDrop(tokio::spawn(make()));
+                // A panic in making the task is a task that ended: restarted like one.
+                let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(&make));
+                let Ok(task) = made else {
+                    tracing::error!(task = name, "background task could not start; retrying");
+                    this.report(name, ServingStatus::NotServing).await;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    continue;
+                };
+                let child = AbortOnDrop(tokio::spawn(task));
                 locks::lock(&this.children).insert(name, child.0.abort_handle());
                 this.report(name, ServingStatus::Serving).await;
                 let started = Instant::now();
@@ -92,10 +101,19 @@ impl Supervisor {
         }
     }
 
-    /// Stops every supervisor and its child (shutdown).
-    pub fn abort_all(&self) {
-        for supervisor in locks::lock(&self.supervisors).drain(..) {
+    /// Stops every supervisor and its child (shutdown), waits until they are gone, and
+    /// reports each task NOT_SERVING.
+    pub async fn stop_all(&self) {
+        let supervisors: Vec<_> = locks::lock(&self.supervisors).drain(..).collect();
+        for supervisor in &supervisors {
             supervisor.abort();
+        }
+        for supervisor in supervisors {
+            let _ = supervisor.await;
+        }
+        let names: Vec<&'static str> = locks::lock(&self.children).keys().copied().collect();
+        for name in names {
+            self.report(name, ServingStatus::NotServing).await;
         }
     }
 

@@ -261,6 +261,16 @@ impl Authenticator {
             let iat = claims.iat.ok_or_else(|| {
                 unauthenticated("token has no iat claim, and tokens must say when they were issued")
             })?;
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(u64::MAX);
+            // Issued in the future, or after it expires: the lifetime would not hold.
+            if iat > now.saturating_add(self.leeway) || iat > claims.exp {
+                return Err(unauthenticated(
+                    "token's iat claim is in the future or after exp",
+                ));
+            }
             if claims.exp.saturating_sub(iat) > max {
                 return Err(unauthenticated(
                     "token lives longer than the longest lifetime allowed",

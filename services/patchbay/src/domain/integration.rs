@@ -97,7 +97,7 @@ pub fn validate_condition(condition: &Condition, path: &str) -> Vec<FieldViolati
     {
         violations.push(FieldViolation::new(
             format!("{path}.field"),
-            "must be 1 to 128 characters",
+            "must be 1 to 128 characters, none of them control characters",
         ));
     }
     let value_problem = match (condition.operator, &condition.value) {
@@ -130,13 +130,17 @@ pub fn validate_condition(condition: &Condition, path: &str) -> Vec<FieldViolati
         violations.push(FieldViolation::new(format!("{path}.value"), problem));
     } else if let Some(value) = &condition.value {
         let bytes = serde_json::to_vec(value).map_or(usize::MAX, |v| v.len());
-        let has_nul = match value {
-            Value::String(text) => text.contains('\0'),
-            Value::Array(items) => items
-                .iter()
-                .any(|item| item.as_str().is_some_and(|text| text.contains('\0'))),
-            _ => false,
-        };
+        fn has_nul(value: &Value) -> bool {
+            match value {
+                Value::String(text) => text.contains('\0'),
+                Value::Array(items) => items.iter().any(has_nul),
+                Value::Object(object) => object
+                    .iter()
+                    .any(|(key, item)| key.contains('\0') || has_nul(item)),
+                _ => false,
+            }
+        }
+        let has_nul = has_nul(value);
         if has_nul {
             violations.push(FieldViolation::new(
                 format!("{path}.value"),

@@ -48,9 +48,14 @@ impl AuditService for AuditGrpc {
             end_time,
         };
         let page = self.log.list(&caller, query, page).await?;
+        let (events, next_page_token) = super::convert::fit_page(
+            page.items.into_iter().map(event_to_proto).collect(),
+            page.next_page_token,
+            |event| event.id.as_str(),
+        );
         Ok(Response::new(proto::ListAuditEventsResponse {
-            events: page.items.into_iter().map(event_to_proto).collect(),
-            next_page_token: page.next_page_token,
+            events,
+            next_page_token,
         }))
     }
 }

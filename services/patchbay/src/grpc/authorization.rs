@@ -94,8 +94,7 @@ where
                     request.extensions_mut().insert(action);
                 }
                 None => {
-                    let denied =
-                        Status::permission_denied(format!("{path} is not open to any role"));
+                    let denied = Status::permission_denied("this method is not open to any role");
                     return Box::pin(async move { Ok(denied.into_http()) });
                 }
             }

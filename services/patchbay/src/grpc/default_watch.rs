@@ -17,6 +17,14 @@ use crate::domain::{Accounts, Caller};
 
 pub type DefaultsStream = ReceiverStream<Result<proto::WatchDefaultAccountsResponse, Status>>;
 
+/// Tells the watcher its token expired, if there is room for it; the stream ends either
+/// way (its permits go with it).
+fn expired(sender: &mpsc::Sender<Result<proto::WatchDefaultAccountsResponse, Status>>) {
+    let _ = sender.try_send(Err(Status::unauthenticated(
+        "the token of this watch expired; watch again with a fresh token",
+    )));
+}
+
 /// The most bytes of accounts in one snapshot message: well under the 4 MiB a client
 /// accepts by default.
 const MAX_SNAPSHOT_PART_BYTES: usize = 3 * 1024 * 1024;
@@ -88,32 +96,28 @@ async fn forward(
     } = watch;
     let mut revision = subscription.revision;
     let mut feed = subscription.receiver;
+    // Every wait of the stream — for a change, or for a slow reader to take a message —
+    // ends when the token does: a client that stops reading cannot keep the stream.
+    let token_expired = token_expiry(&caller);
+    tokio::pin!(token_expired);
     let defaults: Vec<proto::Account> = snapshot.into_iter().map(account_to_proto).collect();
     for part in snapshot_parts(defaults) {
         let message = proto::WatchDefaultAccountsResponse {
             revision,
             event: Some(Event::Snapshot(part)),
         };
-        if sender.send(Ok(message)).await.is_err() {
-            return;
+        tokio::select! {
+            sent = sender.send(Ok(message)) => if sent.is_err() { return },
+            () = &mut token_expired => return expired(&sender),
         }
     }
-    let token_expired = token_expiry(&caller);
-    tokio::pin!(token_expired);
     loop {
         let item = tokio::select! {
             item = feed.recv() => item,
             // The watcher went away while nothing changed.
             () = sender.closed() => return,
             // A stream lives no longer than the token it was opened with.
-            () = &mut token_expired => {
-                let _ = sender
-                    .send(Err(Status::unauthenticated(
-                        "the token of this watch expired; watch again with a fresh token",
-                    )))
-                    .await;
-                return;
-            }
+            () = &mut token_expired => return expired(&sender),
         };
         let message = match item {
             Ok(FeedItem::Changed(change)) => {
@@ -146,8 +150,9 @@ async fn forward(
             )),
         };
         let last = message.is_err();
-        if sender.send(message).await.is_err() || last {
-            return;
+        tokio::select! {
+            sent = sender.send(message) => if sent.is_err() || last { return },
+            () = &mut token_expired => return expired(&sender),
         }
     }
 }

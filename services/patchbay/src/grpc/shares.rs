@@ -30,18 +30,19 @@ impl WorkspaceShares {
 
     /// A place in `workspace`'s share, or `None` when it is all taken.
     pub fn try_take(&self, workspace: &str) -> Option<OwnedSemaphorePermit> {
-        let semaphore = {
-            let mut taken = locks::lock(&self.taken);
-            if taken.len() > TIDY_ABOVE {
-                let share = self.share;
-                taken.retain(|_, s| s.available_permits() < share);
-            }
-            taken
-                .entry(workspace.to_owned())
-                .or_insert_with(|| Arc::new(Semaphore::new(self.share)))
-                .clone()
-        };
-        semaphore.try_acquire_owned().ok()
+        // Taken under the lock, so that tidying cannot drop an entry between lookup and
+        // acquisition (and give the workspace a second, fresh share).
+        let mut taken = locks::lock(&self.taken);
+        if taken.len() > TIDY_ABOVE {
+            let share = self.share;
+            taken.retain(|_, s| s.available_permits() < share);
+        }
+        taken
+            .entry(workspace.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.share)))
+            .clone()
+            .try_acquire_owned()
+            .ok()
     }
 }
 

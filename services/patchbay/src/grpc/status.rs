@@ -13,14 +13,28 @@ pub const MAX_MESSAGE_BYTES: usize = 1024;
 /// The most bytes of field violations in the details (before base64).
 pub const MAX_VIOLATION_BYTES: usize = 3 * 1024;
 
-/// `text` cut to at most `max` bytes on a character boundary, marked when cut.
+/// `text` cut to at most `max` bytes as sent (grpc-message percent-encodes every byte
+/// that is not printable ASCII into three), on a character boundary, marked when cut.
 fn within(text: String, max: usize) -> String {
-    if text.len() <= max {
+    let cost = |c: char| {
+        if c.is_ascii_graphic() || c == ' ' {
+            1
+        } else {
+            3 * c.len_utf8()
+        }
+    };
+    if text.chars().map(cost).sum::<usize>() <= max {
         return text;
     }
-    let mut end = max.saturating_sub(4);
-    while !text.is_char_boundary(end) {
-        end -= 1;
+    let budget = max.saturating_sub(8);
+    let mut used = 0;
+    let mut end = 0;
+    for (i, c) in text.char_indices() {
+        used += cost(c);
+        if used > budget {
+            break;
+        }
+        end = i + c.len_utf8();
     }
     format!("{} …", &text[..end])
 }
@@ -62,15 +76,16 @@ impl From<Error> for Status {
                 }
                 Status::with_error_details(Code::InvalidArgument, message, details)
             }
+            // Ids and messages come from requests: cut, like every text of a status.
             Error::NotFound { kind, id } => Status::with_error_details(
                 Code::NotFound,
                 message,
-                ErrorDetails::with_resource_info(kind.as_str(), id, "", "not found"),
+                ErrorDetails::with_resource_info(kind.as_str(), within(id, 256), "", "not found"),
             ),
             Error::AlreadyExists {
                 kind,
                 field,
-                message,
+                message: _,
             } => {
                 let mut details =
                     ErrorDetails::with_resource_info(kind.as_str(), "", "", message.clone());
@@ -140,7 +155,18 @@ mod tests {
     #[test]
     fn long_messages_are_cut_on_a_character_boundary() {
         let cut = within("é".repeat(2000), MAX_MESSAGE_BYTES);
-        assert!(cut.len() <= MAX_MESSAGE_BYTES);
+        // As sent, each of é's two bytes is percent-encoded into three.
+        assert!(cut.len() * 3 <= MAX_MESSAGE_BYTES + 12, "{}", cut.len());
         assert!(cut.ends_with('…'));
+    }
+
+    #[test]
+    fn a_huge_id_in_not_found_is_cut() {
+        let status = Status::from(Error::NotFound {
+            kind: crate::domain::RecordKind::Provider,
+            id: "x".repeat(4 * 1024 * 1024),
+        });
+        assert!(status.details().len() < 2048, "{}", status.details().len());
+        assert!(status.message().len() <= MAX_MESSAGE_BYTES);
     }
 }

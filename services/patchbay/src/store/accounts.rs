@@ -69,24 +69,33 @@ impl Store {
         caller_division: Option<&str>,
         token: &str,
     ) -> Result<Vec<Account>, Error> {
-        let mut entry = Condition::any().add(Column::VerifyTokenIndex.is_null());
-        if let Some(index) = self.keys().index_of(VERIFY_TOKEN_INDEX, token) {
-            entry = entry.add(Column::VerifyTokenIndex.eq(index));
-        }
-        let mut query = Entity::find()
+        let mut base = Entity::find()
             .filter(Column::WorkspaceId.eq(workspace_id))
             .filter(Column::Channel.eq(channel.as_str()))
-            .filter(Column::DeletedAt.is_null())
-            .filter(entry);
+            .filter(Column::DeletedAt.is_null());
         if let Some(division) = caller_division {
-            query = query.filter(seen_from_division(division));
+            base = base.filter(seen_from_division(division));
         }
-        let rows = query
-            .order_by_asc(Column::Id)
-            .limit(MAX_UNINDEXED)
-            .all(self.conn())
-            .await
-            .map_err(db_error)?;
+        // The index's matches first, on their own (a few rows at most), then the rows
+        // without an entry yet, bounded: neither can push the other out.
+        let mut rows = match self.keys().index_of(VERIFY_TOKEN_INDEX, token) {
+            Some(index) => base
+                .clone()
+                .filter(Column::VerifyTokenIndex.eq(index))
+                .limit(16)
+                .all(self.conn())
+                .await
+                .map_err(db_error)?,
+            None => Vec::new(),
+        };
+        rows.extend(
+            base.filter(Column::VerifyTokenIndex.is_null())
+                .order_by_asc(Column::Id)
+                .limit(MAX_UNINDEXED)
+                .all(self.conn())
+                .await
+                .map_err(db_error)?,
+        );
         Ok(readable::keep_readable(
             rows,
             RecordKind::Account,
