@@ -228,4 +228,23 @@ mod tests {
             Error::FailedPrecondition(message) if message.contains("Invalid parameter")
         ));
     }
+
+    proptest::proptest! {
+        /// Whatever Meta answers (any status, any bytes), decoding its error neither
+        /// panics nor lets a message past its length cap.
+        #[test]
+        fn any_error_answer_decodes(status in 400u16..600, body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+            let err = GraphError::decode(status, &body);
+            proptest::prop_assert!(err.message.chars().count() <= MAX_MESSAGE_CHARS);
+            let _ = MetaError::Graph(err).into_error("testing");
+        }
+
+        /// A token answer of any shape gives a token or a clear error, never a panic.
+        #[test]
+        fn any_token_answer_is_read_safely(token in proptest::option::of(".{0,64}"), expires in proptest::prelude::any::<i64>()) {
+            let answer = serde_json::json!({"access_token": token, "expires_in": expires});
+            let _ = crate::meta::graph::access_token_of(&answer);
+        }
+    }
 }
