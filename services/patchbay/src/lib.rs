@@ -1,9 +1,18 @@
 //! The Patchbay service.
 //!
-//! A request enters in [`grpc`] (authenticated by [`auth`], authorised per action),
-//! becomes domain values at the edge, runs a rule in [`domain`], and is written by
-//! [`store`]. [`startup`] assembles the server; [`config`] and [`telemetry`] set it up.
+//! Three layers, arrows pointing down only (`ARCHITECTURE.md`; `.ci/check-layers`
+//! keeps them):
+//!
+//! - [`grpc`], the edge: a request enters here (authenticated by [`auth`], authorised
+//!   per action), is converted, runs one operation, and its answer is converted back;
+//! - [`app`], the operations: each owns the store, the clients ([`meta`],
+//!   [`outbound`]) and the caches ([`defaults`]) it needs, and runs the transactions;
+//! - [`domain`], the rules: records, validation and the decisions that pick what a
+//!   write does, pure; [`store`] writes what they decide, in transactions.
+//!
+//! [`startup`] wires them and serves; [`config`] and [`telemetry`] set it up.
 
+pub mod app;
 pub mod auth;
 pub mod config;
 pub mod config_file;

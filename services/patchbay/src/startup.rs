@@ -20,14 +20,14 @@ use tonic::transport::Server;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::app::accounts::token_refresh::TokenRefresher;
+use crate::app::{
+    Accounts, AuditLog, ChannelSettingsService, IdempotencyKeys, Integrations, Webhooks,
+};
 use crate::auth::Authenticator;
 use crate::config::Settings;
 use crate::defaults::DefaultAccounts;
-use crate::domain::accounts::TokenRefresher;
-use crate::domain::audit::AuditLog;
-use crate::domain::integrations::Integrations;
-use crate::domain::webhooks::Webhooks;
-use crate::domain::{Accounts, ChannelSettingsService, WebhookUrls};
+use crate::domain::WebhookUrls;
 use crate::grpc::account_service::AccountGrpc;
 use crate::grpc::audit_service::AuditGrpc;
 use crate::grpc::auth::AuthInterceptor;
@@ -185,7 +185,7 @@ impl Application {
             graph,
             settings.meta.app.clone(),
         );
-        let idempotency = Idempotency::new(store.clone());
+        let idempotency = Idempotency::new(IdempotencyKeys::new(store.clone()));
         let limits = &settings.server;
         let account_service = InterceptedService::new(
             AccountServiceServer::new(AccountGrpc::new(

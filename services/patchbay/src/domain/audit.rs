@@ -6,14 +6,10 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::account::Account;
 use super::caller::Caller;
-use super::channel_settings::ChannelSettings;
 use super::config_document::Document;
-use super::error::Error;
 use super::error::RecordKind;
-use super::support::{Page, PageRequest, new_id, now};
-use crate::store::audit::AuditFilter;
+use super::support::{new_id, now};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AuditAction {
@@ -124,119 +120,6 @@ impl AuditEvent {
         self.outcome = Some(outcome.to_owned());
         self
     }
-}
-
-/// Lists audit events (AuditService).
-#[derive(Clone)]
-pub struct AuditLog {
-    store: crate::store::Store,
-}
-
-/// The filters of a ListAuditEvents call, as domain values.
-#[derive(Debug, Default)]
-pub struct AuditQuery {
-    pub record_kind: Option<RecordKind>,
-    pub record_id: Option<String>,
-    pub actor: Option<String>,
-    pub start_time: Option<DateTime<Utc>>,
-    pub end_time: Option<DateTime<Utc>>,
-}
-
-impl AuditLog {
-    pub fn new(store: crate::store::Store) -> Self {
-        Self { store }
-    }
-
-    /// Events of the caller's workspace (of its division, for a division-scoped caller).
-    pub async fn list(
-        &self,
-        caller: &Caller,
-        query: AuditQuery,
-        page: PageRequest,
-    ) -> Result<Page<AuditEvent>, Error> {
-        let events = self
-            .store
-            .list_audit_events(&AuditFilter {
-                workspace_id: &caller.workspace_id,
-                division_id: caller.division_id.as_deref(),
-                record_kind: query.record_kind,
-                record_id: query.record_id.as_deref(),
-                actor: query.actor.as_deref(),
-                start_time: query.start_time,
-                end_time: query.end_time,
-                after: page.after,
-                limit: page.size + 1,
-            })
-            .await?;
-        Ok(Page::from_overfetch(events, page.size, |e| e.id))
-    }
-}
-
-/// The names of the account fields that differ between two states (every field of a new
-/// account when `before` is `None`).
-pub fn account_changes(before: Option<&Account>, after: &Account) -> Vec<String> {
-    let empty = Document::new();
-    let mut fields = Vec::new();
-    let mut differs = |name: &str, changed: bool| {
-        if changed {
-            fields.push(name.to_owned());
-        }
-    };
-    differs(
-        "account_key",
-        before.is_none_or(|b| b.account_key != after.account_key),
-    );
-    differs(
-        "display_name",
-        before.is_none_or(|b| b.display_name != after.display_name),
-    );
-    differs(
-        "is_active",
-        before.is_none_or(|b| b.is_active != after.is_active),
-    );
-    differs(
-        "is_default",
-        before.is_none_or(|b| b.is_default != after.is_default),
-    );
-    differs(
-        "division_id",
-        before.is_none_or(|b| b.division_id != after.division_id),
-    );
-    if let Some(before) = before {
-        let (was, is) = (&before.provider_state, &after.provider_state);
-        differs("setup_state", was.setup_state != is.setup_state);
-        differs("setup_error", was.setup_error != is.setup_error);
-        differs(
-            "reauthorization_required",
-            was.reauthorization_required != is.reauthorization_required,
-        );
-        differs(
-            "token_expires_at",
-            was.token_expires_at != is.token_expires_at,
-        );
-    }
-    if before.is_none() {
-        fields.push("verify_token".to_owned());
-    }
-    fields.extend(document_changes(
-        before.map_or(&empty, |b| &b.config),
-        &after.config,
-        "config",
-    ));
-    fields
-}
-
-/// The names of the channel settings fields that differ between two states.
-pub fn settings_changes(before: &ChannelSettings, after: &ChannelSettings) -> Vec<String> {
-    let mut fields = Vec::new();
-    if before.id.is_none() || before.is_active != after.is_active {
-        fields.push("is_active".to_owned());
-    }
-    if before.division_id != after.division_id {
-        fields.push("division_id".to_owned());
-    }
-    fields.extend(document_changes(&before.config, &after.config, "config"));
-    fields
 }
 
 /// The paths of the leaves added, removed or changed between two documents; arrays count

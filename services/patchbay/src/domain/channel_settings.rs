@@ -4,13 +4,14 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::account::validate_division_id;
-use super::audit::{AuditAction, AuditEvent, settings_changes};
+use super::account::division_from;
+use super::audit::{AuditAction, document_changes};
 use super::caller::Caller;
+use super::change::{Change, Revised, check_revision, event};
 use super::channel::Channel;
 use super::config_document::{self, Document};
 use super::error::{Error, RecordKind, Violations};
-use super::support::{check_revision, new_id, now};
+use super::support::new_id;
 
 #[derive(Clone, PartialEq)]
 pub struct ChannelSettings {
@@ -68,80 +69,94 @@ pub struct ChannelSettingsPatch {
     pub expected_revision: Option<i64>,
 }
 
-/// Channel settings operations, one per `IntegrationService` channel-settings RPC.
-#[derive(Clone)]
-pub struct ChannelSettingsService {
-    store: crate::store::Store,
+/// The names of the channel settings fields that differ between two states.
+pub fn settings_changes(before: &ChannelSettings, after: &ChannelSettings) -> Vec<String> {
+    let mut fields = Vec::new();
+    if before.id.is_none() || before.is_active != after.is_active {
+        fields.push("is_active".to_owned());
+    }
+    if before.division_id != after.division_id {
+        fields.push("division_id".to_owned());
+    }
+    fields.extend(document_changes(&before.config, &after.config, "config"));
+    fields
 }
 
-impl ChannelSettingsService {
-    pub fn new(store: crate::store::Store) -> Self {
-        Self { store }
+impl Revised for ChannelSettings {
+    const KIND: RecordKind = RecordKind::ChannelSettings;
+
+    fn revision(&self) -> i64 {
+        self.revision
     }
 
-    pub async fn list(&self, caller: &Caller) -> Result<Vec<ChannelSettings>, Error> {
-        let all = self
-            .store
-            .list_channel_settings(&caller.workspace_id)
-            .await?;
-        Ok(all
-            .into_iter()
-            .filter(|s| caller.can_see(s.division_id.as_deref()))
-            .map(masked)
-            .collect())
-    }
-
-    /// A channel never configured is not an error: it has empty, inactive settings.
-    pub async fn get(&self, caller: &Caller, channel: Channel) -> Result<ChannelSettings, Error> {
-        let settings = self
-            .store
-            .find_channel_settings(&caller.workspace_id, channel)
-            .await?
-            .unwrap_or_else(|| ChannelSettings::unconfigured(&caller.workspace_id, channel));
-        if !caller.can_see(settings.division_id.as_deref()) {
-            return Err(Error::not_found(RecordKind::ChannelSettings, channel));
+    fn revised(self, at: DateTime<Utc>) -> Self {
+        ChannelSettings {
+            revision: self.revision + 1,
+            updated_at: Some(at),
+            ..self
         }
-        Ok(masked(settings))
     }
 
-    pub async fn upsert(
-        &self,
-        caller: &Caller,
-        channel: Channel,
-        patch: ChannelSettingsPatch,
-    ) -> Result<ChannelSettings, Error> {
-        let stored = self
-            .store
-            .upsert_channel_settings(&caller.workspace_id, channel, |current| {
-                if current.id.is_some() {
-                    if !caller.can_see(current.division_id.as_deref()) {
-                        return Err(Error::not_found(RecordKind::ChannelSettings, channel));
-                    }
-                    caller.require_write(current.division_id.as_deref())?;
-                }
-                check_revision(patch.expected_revision, current.revision)?;
-                let next = apply_patch(caller, current.clone(), patch)?;
-                if next == current {
-                    return Ok((next, None));
-                }
-                let event = AuditEvent::new(
-                    caller,
-                    RecordKind::ChannelSettings,
-                    next.id.map(|id| id.to_string()).unwrap_or_default(),
-                    next.division_id.clone(),
-                    AuditAction::Upsert,
-                    settings_changes(&current, &next),
-                );
-                Ok((next, Some(event)))
-            })
-            .await?;
-        Ok(masked(stored))
+    fn record_id(&self) -> String {
+        self.id.map(|id| id.to_string()).unwrap_or_default()
+    }
+
+    fn division(&self) -> Option<String> {
+        self.division_id.clone()
     }
 }
 
+/// UpsertChannelSettings: the patch applied to the settings as they are (or to the
+/// unconfigured channel: then they get an id, revision 1, and the caller's division
+/// unless another is asked for).
+pub fn upsert(
+    caller: &Caller,
+    current: &ChannelSettings,
+    patch: ChannelSettingsPatch,
+    at: DateTime<Utc>,
+) -> Result<Change<ChannelSettings>, Error> {
+    let configured = current.id.is_some();
+    if configured {
+        if !caller.can_see(current.division_id.as_deref()) {
+            return Err(Error::not_found(
+                RecordKind::ChannelSettings,
+                current.channel,
+            ));
+        }
+        caller.require_write(current.division_id.as_deref())?;
+    }
+    check_revision(patch.expected_revision, current.revision)?;
+    let next = apply_patch(caller, current, patch)?;
+    if configured {
+        return Ok(Change::save_if_changed(
+            caller,
+            current,
+            next,
+            AuditAction::Upsert,
+            settings_changes,
+            at,
+        ));
+    }
+    let first = ChannelSettings {
+        id: Some(new_id()),
+        revision: 1,
+        created_at: Some(at),
+        updated_at: Some(at),
+        ..next
+    };
+    let event = event(
+        caller,
+        &first,
+        AuditAction::Upsert,
+        settings_changes(current, &first),
+    );
+    Ok(Change::Save(Box::new(first), event))
+}
+
+/// The state the patch asks for, or every reason it is invalid.
 fn apply_patch(
     caller: &Caller,
-    current: ChannelSettings,
+    current: &ChannelSettings,
     patch: ChannelSettingsPatch,
 ) -> Result<ChannelSettings, Error> {
     let mut violations = Violations::new();
@@ -156,12 +171,7 @@ fn apply_patch(
         }
     }
     if let Some(division) = &patch.division_id {
-        next.division_id = match division.as_str() {
-            "" => None,
-            division => violations
-                .check(validate_division_id(division, "division_id"))
-                .map(|()| division.to_owned()),
-        };
+        next.division_id = division_from(division, &mut violations);
     } else if current.id.is_none() {
         // First configuration by a division-scoped caller lands in its division.
         next.division_id = caller.division_id.clone();
@@ -171,31 +181,17 @@ fn apply_patch(
     }
     violations.into_result()?;
     caller.require_write(next.division_id.as_deref())?;
-
-    let now = now();
-    if current.id.is_none() {
-        return Ok(ChannelSettings {
-            id: Some(new_id()),
-            revision: 1,
-            created_at: Some(now),
-            updated_at: Some(now),
-            ..next
-        });
-    }
-    if next == current {
-        return Ok(current);
-    }
-    Ok(ChannelSettings {
-        revision: current.revision + 1,
-        updated_at: Some(now),
-        ..next
-    })
+    Ok(next)
 }
 
 /// Secrets are masked in every channel settings response, whatever the role.
-fn masked(settings: ChannelSettings) -> ChannelSettings {
+pub fn masked(settings: ChannelSettings) -> ChannelSettings {
     ChannelSettings {
         config: config_document::mask(&settings.config),
         ..settings
     }
 }
+
+#[cfg(test)]
+#[path = "channel_settings_tests.rs"]
+mod tests;

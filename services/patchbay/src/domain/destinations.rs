@@ -11,10 +11,10 @@
 
 use serde_json::Value;
 
+use super::addresses::{self as guard, AddressPolicy, Origin};
 use super::config_document::{Document, is_masked, value_at};
 use super::error::FieldViolation;
 use super::provider::{Provider, is_url};
-use crate::outbound::guard::{self, AddressPolicy, Origin};
 
 /// Every violation of the two rules by `next`, the config about to be stored in place
 /// of `stored` (empty on create) after `patch`.

@@ -122,6 +122,21 @@ impl Error {
     }
 }
 
+impl IntoIterator for Violations {
+    type Item = FieldViolation;
+    type IntoIter = std::vec::IntoIter<FieldViolation>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+/// A single bad field is an INVALID_ARGUMENT of its own: `validate_x(..)?`.
+impl From<FieldViolation> for Error {
+    fn from(violation: FieldViolation) -> Self {
+        Error::InvalidArgument(vec![violation])
+    }
+}
+
 /// Collects every violation of a request before failing, so that the caller learns
 /// about all bad fields at once.
 #[derive(Clone, Debug, Default)]

@@ -1,30 +1,40 @@
-//! The rules of Patchbay, free of gRPC and SQL: records and their validation
-//! (`account`, `channel_settings`), config documents (`config_document`), who may do
-//! what (`caller`), and the operations each RPC runs (`accounts`, `ChannelSettingsService`).
+//! The rules of Patchbay: records, their validation, and the named decisions that pick
+//! what a write does — pure functions, no I/O, no async, and no import of any layer
+//! above (`app`, `grpc`, `store`, `meta`, `outbound`; `.ci/check-layers` fails the
+//! build otherwise).
+//!
+//! - records and their rules: `account` (with the WhatsApp Cloud rules), `integration`,
+//!   `channel_settings`, `provider` (the catalog's schemas), `config_document`;
+//! - who may do what: `caller`;
+//! - what a write does: `change` (one form for every record), `audit` (its event),
+//!   `defaults` (which default scopes it touches);
+//! - where Patchbay may send a tenant's secrets: `addresses`, `destinations`;
+//! - webhook signatures, persistent menus, idempotency claims, errors.
 
 pub mod account;
-pub mod accounts;
+pub mod addresses;
 pub mod audit;
 pub mod caller;
+pub mod change;
 pub mod channel;
 pub mod channel_settings;
 pub mod config_document;
+pub mod defaults;
 pub mod destinations;
 pub mod error;
 pub mod idempotency;
 pub mod integration;
-pub mod integrations;
 #[cfg(test)]
 mod merge_properties;
 pub mod persistent_menu;
 pub mod provider;
 pub mod support;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod webhook_signatures;
-pub mod webhooks;
 
 pub use account::{Account, AccountPatch, NewAccount, ProviderState, SetupState, WebhookUrls};
-pub use accounts::{AccountView, Accounts};
 pub use caller::{Action, Caller, Role};
 pub use channel::Channel;
-pub use channel_settings::{ChannelSettings, ChannelSettingsPatch, ChannelSettingsService};
+pub use channel_settings::{ChannelSettings, ChannelSettingsPatch};
 pub use error::{Error, FieldViolation, RecordKind, Violations};

@@ -48,16 +48,6 @@ pub fn parse_id(value: &str, field: &str) -> Result<Uuid, FieldViolation> {
     Uuid::parse_str(value).map_err(|_| FieldViolation::new(field, "must be a UUID"))
 }
 
-/// Fails with ABORTED when the caller's expected revision is not the stored one.
-pub fn check_revision(expected: Option<i64>, actual: i64) -> Result<(), Error> {
-    match expected {
-        Some(expected) if expected != actual => Err(Error::Aborted(format!(
-            "expected revision {expected} but the record is at revision {actual}; read it again"
-        ))),
-        _ => Ok(()),
-    }
-}
-
 pub const DEFAULT_PAGE_SIZE: u64 = 50;
 pub const MAX_PAGE_SIZE: u64 = 500;
 const PAGE_TOKEN_PREFIX: &str = "v1:";
@@ -173,12 +163,5 @@ mod tests {
             MAX_PAGE_SIZE
         );
         assert!(violations.is_empty());
-    }
-
-    #[test]
-    fn stale_revision_is_aborted() {
-        assert!(check_revision(None, 3).is_ok());
-        assert!(check_revision(Some(3), 3).is_ok());
-        assert!(matches!(check_revision(Some(2), 3), Err(Error::Aborted(_))));
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tonic::{Request, Status, service::Interceptor};
 
 use super::shares::WorkspaceShares;
+use super::status;
 use crate::auth::Authenticator;
 use crate::domain::caller::HeldPlace;
 use crate::domain::{Action, Caller};
@@ -32,7 +33,7 @@ impl Interceptor for AuthInterceptor {
             Some(value) => Some(
                 value
                     .to_str()
-                    .map_err(|_| Status::unauthenticated("authorization header is not ASCII"))?,
+                    .map_err(|_| status::unauthenticated("authorization header is not ASCII"))?,
             ),
             None => None,
         };
@@ -44,10 +45,10 @@ impl Interceptor for AuthInterceptor {
             .extensions()
             .get::<Action>()
             .copied()
-            .ok_or_else(|| Status::permission_denied("this method is not open to any role"))?;
+            .ok_or_else(|| status::permission_denied("this method is not open to any role"))?;
         caller.authorize(action)?;
         let Some(place) = self.in_flight.try_take(&caller.workspace_id) else {
-            return Err(Status::resource_exhausted(
+            return Err(status::resource_exhausted(
                 "this workspace is at its share of calls in flight; retry with backoff",
             ));
         };
@@ -76,12 +77,12 @@ pub fn authorize<T>(request: &mut Request<T>, action: Action) -> Result<Caller, 
     let caller = request
         .extensions_mut()
         .remove::<Caller>()
-        .ok_or_else(|| Status::unauthenticated("missing authorization: Bearer <token>"))?;
+        .ok_or_else(|| status::unauthenticated("missing authorization: Bearer <token>"))?;
     // The table and the handler must agree on the method's action.
     if let Some(&listed) = request.extensions().get::<Action>() {
         debug_assert_eq!(listed, action, "the method table names another action");
         if listed != action {
-            return Err(Status::permission_denied(
+            return Err(status::permission_denied(
                 "this method is not open to any role",
             ));
         }

@@ -8,7 +8,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tonic::Status;
 use tonic::body::Body;
 use tower::{Layer, Service};
 
@@ -94,7 +93,8 @@ where
                     request.extensions_mut().insert(action);
                 }
                 None => {
-                    let denied = Status::permission_denied("this method is not open to any role");
+                    let denied =
+                        super::status::permission_denied("this method is not open to any role");
                     return Box::pin(async move { Ok(denied.into_http()) });
                 }
             }

@@ -9,18 +9,20 @@ use tokio::sync::{broadcast::error::RecvError, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
-use super::account_service::account_to_proto;
+use super::convert::account::account_to_proto;
 use super::convert::channel_to_proto;
+use super::status;
+use crate::app::Accounts;
+use crate::app::accounts::defaults::DefaultsWatch;
 use crate::defaults::FeedItem;
-use crate::domain::accounts::DefaultsWatch;
-use crate::domain::{Accounts, Caller};
+use crate::domain::Caller;
 
 pub type DefaultsStream = ReceiverStream<Result<proto::WatchDefaultAccountsResponse, Status>>;
 
 /// Tells the watcher its token expired, if there is room for it; the stream ends either
 /// way (its permits go with it).
 fn expired(sender: &mpsc::Sender<Result<proto::WatchDefaultAccountsResponse, Status>>) {
-    let _ = sender.try_send(Err(Status::unauthenticated(
+    let _ = sender.try_send(Err(status::unauthenticated(
         "the token of this watch expired; watch again with a fresh token",
     )));
 }
@@ -139,13 +141,13 @@ async fn forward(
                     })),
                 })
             }
-            Err(RecvError::Lagged(missed)) => Err(Status::aborted(format!(
+            Err(RecvError::Lagged(missed)) => Err(status::aborted(format!(
                 "this watch fell {missed} changes behind and was ended; watch again to start from a new snapshot"
             ))),
-            Ok(FeedItem::Resync) => Err(Status::aborted(
+            Ok(FeedItem::Resync) => Err(status::aborted(
                 "the server could not replay the changes of this watch; watch again to start from a new snapshot",
             )),
-            Err(RecvError::Closed) => Err(Status::unavailable(
+            Err(RecvError::Closed) => Err(status::unavailable(
                 "the server stopped following changes; watch again",
             )),
         };

@@ -21,92 +21,79 @@
 //!   answer was kept resumes by running again as the same call: its writes are upserts,
 //!   so the pages done are done again harmlessly and the rest is done.
 //! - The same key with another request (method or body) is FAILED_PRECONDITION.
+//!
+//! The rules (claims, replays, resumes) are in `domain::idempotency`; the keys' rows
+//! are reached through `app::IdempotencyKeys`. This is the edge's part: the header,
+//! the encoded request and answer.
 
 use std::future::Future;
 use std::sync::Arc;
 
-use chrono::Duration;
 use prost::Message;
 use tonic::{Request, Response, Status};
 
-use super::auth::authorize;
-use crate::domain::idempotency::{IdempotencyClaim, RecordRef, caller_scope, request_hash};
+use super::status;
+use crate::app::IdempotencyKeys;
+use crate::domain::idempotency::{self, IdempotencyClaim, RecordRef, Replay};
 use crate::domain::support::{new_id, now};
 use crate::domain::{Action, Caller, Error};
-use crate::store::Store;
-use crate::store::idempotency::KeyRecord;
 
 pub const HEADER: &str = "idempotency-key";
 /// Marks the status of a call whose key another call took first.
 pub const KEY_TAKEN_MARKER: &str = "x-patchbay-idempotency-key-taken";
-const MAX_KEY_LEN: usize = 255;
-const TTL_HOURS: i64 = 24;
 
 #[derive(Clone)]
 pub struct Idempotency {
-    store: Store,
+    keys: IdempotencyKeys,
 }
 
 impl Idempotency {
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    pub fn new(keys: IdempotencyKeys) -> Self {
+        Self { keys }
     }
 
-    /// Authorises `action`, then runs `handler` for the caller at most once per
+    /// Runs `handler` for the authorised `caller` of `action` at most once per
     /// idempotency key. `replay` answers a key whose first call wrote `RecordRef`: from
     /// that record as the caller may see it now, or by resuming the call (the caller it
     /// gets holds the key as the first call did).
-    pub async fn run<Req, Resp, F, Fut, R, RFut>(
+    pub async fn once<Req, Resp, F, Fut, R, RFut>(
         &self,
-        mut request: Request<Req>,
         action: Action,
+        caller: Caller,
+        request: Request<Req>,
         handler: F,
         replay: R,
     ) -> Result<Response<Resp>, Status>
     where
         Req: Message + Clone,
         Resp: Message + Default,
-        F: FnOnce(Caller, Request<Req>) -> Fut,
-        Fut: Future<Output = Result<Response<Resp>, Status>>,
+        F: FnOnce(Caller, Req) -> Fut,
+        Fut: Future<Output = Result<Resp, Status>>,
         R: FnOnce(Caller, Req, RecordRef) -> RFut,
         RFut: Future<Output = Result<Resp, Status>>,
     {
-        let caller = authorize(&mut request, action)?;
-        let Some(key) = key_of(&request)? else {
-            return handler(caller, request).await;
+        let (claim, message) = match claim_of(action, &caller, request)? {
+            (Some(claim), message) => (Arc::new(claim), message),
+            (None, message) => return handler(caller, message).await.map(Response::new),
         };
-        let method = action.name();
-        let message = request.get_ref().clone();
-        let started = now();
-        let claim = Arc::new(IdempotencyClaim {
-            workspace_id: caller.workspace_id.clone(),
-            caller_scope: caller_scope(&caller),
-            key,
-            method: method.to_owned(),
-            request_hash: request_hash(method, &message.encode_to_vec()),
-            call_id: new_id(),
-            created_at: started,
-            expires_at: started + Duration::hours(TTL_HOURS),
-            resumed: false,
-        });
-        if let Some(found) = self.find(&claim).await? {
+        if let Some(found) = self.keys.find(&claim).await? {
             return answer_again(&claim, found, caller, message, replay).await;
         }
-        self.store.drop_expired_idempotency_keys(started).await?;
+        self.keys.drop_expired(claim.created_at).await?;
 
         let mut keyed = caller.clone();
         keyed.idempotency = Some(claim.clone());
-        match handler(keyed, request).await {
+        match handler(keyed, message.clone()).await {
             Err(status) => {
                 // A concurrent call with this key that committed first makes this one
                 // fail (its key taken, or the record it made already there): answer as
                 // that call did.
                 let taken = status.metadata().get(KEY_TAKEN_MARKER).is_some();
-                match self.find(&claim).await? {
+                match self.keys.find(&claim).await? {
                     Some(found) if found.call_id != claim.call_id => {
                         answer_again(&claim, found, caller, message, replay).await
                     }
-                    _ if taken => Err(Status::aborted(format!(
+                    _ if taken => Err(status::aborted(format!(
                         "idempotency-key {:?} is contended; retry",
                         claim.key
                     ))),
@@ -114,115 +101,98 @@ impl Idempotency {
                 }
             }
             Ok(response) => {
-                if let Err(err) = self.keep_answer(&claim, response.get_ref()).await {
+                if let Err(err) = self
+                    .keys
+                    .keep_answer(&claim, &response.encode_to_vec())
+                    .await
+                {
                     // The call itself is done; only its replay protection is at risk.
-                    tracing::warn!(error = %err, method, "cannot record the idempotency key's answer");
+                    tracing::warn!(error = %err, method = action.name(), "cannot record the idempotency key's answer");
                 }
-                Ok(response)
+                Ok(Response::new(response))
             }
         }
     }
 
-    /// As [`run`](Self::run), for calls that write several records with provider calls
-    /// in between: the final answer is kept (sealed) and a replay hands it to `refresh`;
-    /// a replay of a call cut off before its answer was kept runs it again as that call.
-    pub async fn run_resumable<Req, Resp, F, Fut, G, GFut>(
+    /// As [`once`](Self::once), for calls that write several records with provider
+    /// calls in between: the final answer is kept (sealed) and a replay hands it to
+    /// `refresh`; a replay of a call cut off before its answer was kept runs it again
+    /// as that call.
+    pub async fn resumable<Req, Resp, F, Fut, G, GFut>(
         &self,
-        mut request: Request<Req>,
         action: Action,
+        caller: Caller,
+        request: Request<Req>,
         handler: F,
         refresh: G,
     ) -> Result<Response<Resp>, Status>
     where
         Req: Message + Clone,
         Resp: Message + Default,
-        F: FnOnce(Caller, Request<Req>) -> Fut,
-        Fut: Future<Output = Result<Response<Resp>, Status>>,
+        F: FnOnce(Caller, Req) -> Fut,
+        Fut: Future<Output = Result<Resp, Status>>,
         G: FnOnce(Caller, Resp) -> GFut,
         GFut: Future<Output = Result<Resp, Status>>,
     {
-        let caller = authorize(&mut request, action)?;
-        let Some(key) = key_of(&request)? else {
-            return handler(caller, request).await;
+        let (claim, message) = match claim_of(action, &caller, request)? {
+            (Some(claim), message) => (claim, message),
+            (None, message) => return handler(caller, message).await.map(Response::new),
         };
-        let method = action.name();
-        let message = request.get_ref().clone();
-        let started = now();
-        let mut claim = IdempotencyClaim {
-            workspace_id: caller.workspace_id.clone(),
-            caller_scope: caller_scope(&caller),
-            key,
-            method: method.to_owned(),
-            request_hash: request_hash(method, &message.encode_to_vec()),
-            call_id: new_id(),
-            created_at: started,
-            expires_at: started + Duration::hours(TTL_HOURS),
-            resumed: false,
+        let key = claim.key.clone();
+        let claim = match self.keys.find(&claim).await? {
+            Some(found) => match idempotency::resume(claim, found)? {
+                Ok(resumed) => resumed,
+                Err(answer) => {
+                    let first = decode(&answer, &key)?;
+                    return refresh(caller, first).await.map(Response::new);
+                }
+            },
+            None => {
+                self.keys.drop_expired(claim.created_at).await?;
+                claim
+            }
         };
-        if let Some(found) = self.find(&claim).await? {
-            if found.method != claim.method || found.request_hash != claim.request_hash {
-                return Err(Error::FailedPrecondition(format!(
-                    "idempotency-key {:?} was used with a different request",
-                    claim.key
-                ))
-                .into());
-            }
-            if let Some(bytes) = found.answer {
-                let first = Resp::decode(bytes.as_slice()).map_err(|err| {
-                    Error::Internal(format!(
-                        "stored answer of {:?} does not decode: {err}",
-                        claim.key
-                    ))
-                })?;
-                return refresh(caller, first).await.map(Response::new);
-            }
-            // Cut off before its answer was kept: resume as that call.
-            claim.call_id = found.call_id;
-            claim.created_at = found.created_at;
-            claim.resumed = true;
-        } else {
-            self.store.drop_expired_idempotency_keys(started).await?;
-        }
         let claim = Arc::new(claim);
         let mut keyed = caller;
         keyed.idempotency = Some(claim.clone());
-        let response = handler(keyed, Request::new(message)).await?;
+        let response = handler(keyed, message).await?;
         if let Err(err) = self
-            .store
-            .record_final_idempotency_answer(&claim, &response.get_ref().encode_to_vec())
+            .keys
+            .keep_final_answer(&claim, &response.encode_to_vec())
             .await
         {
-            tracing::warn!(error = %err, method, "cannot record the idempotency key's answer");
+            tracing::warn!(error = %err, method = action.name(), "cannot record the idempotency key's answer");
         }
-        Ok(response)
+        Ok(Response::new(response))
     }
+}
 
-    async fn find(&self, claim: &IdempotencyClaim) -> Result<Option<KeyRecord>, Error> {
-        self.store
-            .find_idempotency_key(&claim.workspace_id, &claim.caller_scope, &claim.key, now())
-            .await
-    }
-
-    /// A call that recorded no key with a write (it wrote nothing) keeps its answer.
-    async fn keep_answer<Resp: Message>(
-        &self,
-        claim: &IdempotencyClaim,
-        response: &Resp,
-    ) -> Result<(), Error> {
-        if self.store.holds_idempotency_key(claim).await? {
-            return Ok(());
-        }
-        self.store
-            .record_idempotency_answer(claim, &response.encode_to_vec())
-            .await?;
-        Ok(())
-    }
+/// The claim of the call's key (none without the header), and the request message.
+fn claim_of<Req: Message>(
+    action: Action,
+    caller: &Caller,
+    request: Request<Req>,
+) -> Result<(Option<IdempotencyClaim>, Req), Error> {
+    let header = request.metadata().get(HEADER).map(|value| value.as_bytes());
+    let key = idempotency::parse_key(HEADER, header)?;
+    let message = request.into_inner();
+    let claim = key.map(|key| {
+        IdempotencyClaim::new(
+            caller,
+            key,
+            action.name(),
+            &message.encode_to_vec(),
+            new_id(),
+            now(),
+        )
+    });
+    Ok((claim, message))
 }
 
 /// The answer of a key that already ran: its record read again, or its kept answer.
 async fn answer_again<Req, Resp, R, RFut>(
     claim: &IdempotencyClaim,
-    found: KeyRecord,
+    found: idempotency::KeyRecord,
     caller: Caller,
     message: Req,
     replay: R,
@@ -232,82 +202,28 @@ where
     R: FnOnce(Caller, Req, RecordRef) -> RFut,
     RFut: Future<Output = Result<Resp, Status>>,
 {
-    if found.method != claim.method || found.request_hash != claim.request_hash {
-        return Err(Error::FailedPrecondition(format!(
-            "idempotency-key {:?} was used with a different request",
-            claim.key
-        ))
-        .into());
-    }
-    match (found.record, found.answer) {
-        (Some(record), _) => {
+    match idempotency::replay(claim, found)? {
+        Replay::Record(record, first_claim) => {
             // As the first call: writes of a resumed call hold the same key.
             let mut first = caller;
-            first.idempotency = Some(Arc::new(IdempotencyClaim {
-                call_id: found.call_id,
-                ..claim.clone()
-            }));
+            first.idempotency = Some(Arc::new(first_claim));
             replay(first, message, record).await.map(Response::new)
         }
-        (None, Some(bytes)) => Resp::decode(bytes.as_slice())
-            .map(Response::new)
-            .map_err(|err| {
-                Error::Internal(format!(
-                    "stored answer of {:?} does not decode: {err}",
-                    claim.key
-                ))
-                .into()
-            }),
-        (None, None) => Err(Error::Internal(format!(
-            "idempotency key {:?} has neither a record nor an answer",
-            claim.key
-        ))
-        .into()),
+        Replay::Answer(bytes) => Ok(Response::new(decode(&bytes, &claim.key)?)),
     }
 }
 
-fn key_of<T>(request: &Request<T>) -> Result<Option<String>, Status> {
-    let Some(value) = request.metadata().get(HEADER) else {
-        return Ok(None);
-    };
-    let key = value.to_str().ok().filter(|key| {
-        !key.is_empty() && key.len() <= MAX_KEY_LEN && key.chars().all(|c| c.is_ascii_graphic())
-    });
-    match key {
-        Some(key) => Ok(Some(key.to_owned())),
-        None => Err(Error::invalid(
-            HEADER,
-            format!("must be 1 to {MAX_KEY_LEN} printable ASCII characters"),
-        )
-        .into()),
-    }
+fn decode<Resp: Message + Default>(bytes: &[u8], key: &str) -> Result<Resp, Error> {
+    Resp::decode(bytes)
+        .map_err(|err| Error::Internal(format!("stored answer of {key:?} does not decode: {err}")))
 }
 
 /// The id of a replayed record, as the record's own id.
-pub fn replayed_id(record: &RecordRef) -> Result<uuid::Uuid, Status> {
+pub fn replayed_id(record: &RecordRef) -> Result<uuid::Uuid, Error> {
     uuid::Uuid::parse_str(&record.id).map_err(|_| {
-        Status::from(Error::Internal(format!(
+        Error::Internal(format!(
             "idempotency key names {} {:?}, which is no id",
             record.kind, record.id
-        )))
+        ))
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_must_be_printable() {
-        let mut request = Request::new(());
-        assert_eq!(key_of(&request).expect("no key"), None);
-        request
-            .metadata_mut()
-            .insert(HEADER, "k-1".parse().expect("header"));
-        assert_eq!(key_of(&request).expect("key").as_deref(), Some("k-1"));
-        request
-            .metadata_mut()
-            .insert(HEADER, "a b".parse().expect("header"));
-        assert!(key_of(&request).is_err());
-    }
 }

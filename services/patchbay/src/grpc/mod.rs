@@ -1,6 +1,8 @@
-//! The gRPC edge. A request enters in one of the service adapters, is authorised
-//! (`auth`), becomes domain values (`convert`), runs a domain operation, and its result
-//! or error goes back through `convert` and `status`.
+//! The gRPC edge. A request enters in one of the service adapters (`*_service.rs`),
+//! is authorised (`authorization` names the action of every method, deny by default;
+//! `auth` checks the caller's role for it), becomes domain values (`convert`), runs one
+//! operation of `app`, and its result or error goes back through `convert` and
+//! `status`. Nothing here reaches the store.
 
 pub mod account_service;
 pub mod audit_service;
@@ -9,9 +11,7 @@ pub mod authorization;
 pub mod convert;
 pub mod default_watch;
 pub mod idempotency;
-pub mod integration_convert;
 pub mod integration_service;
-pub mod meta_flows;
 pub mod overload;
 pub mod request_span;
 pub mod shares;

@@ -11,7 +11,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
-use tonic::Status;
 use tonic::body::Body;
 use tower::{Layer, Service};
 
@@ -75,7 +74,7 @@ where
             match self.in_flight.clone().try_acquire_owned() {
                 Ok(permit) => Some(permit),
                 Err(_) => {
-                    let refused = Status::resource_exhausted(
+                    let refused = super::status::resource_exhausted(
                         "the server is at its limit of calls in flight; retry with backoff",
                     );
                     return Box::pin(async move { Ok(refused.into_http()) });
@@ -93,7 +92,7 @@ where
             let _permit = permit;
             match tokio::time::timeout(deadline, inner.call(request)).await {
                 Ok(result) => result,
-                Err(_) => Ok(Status::deadline_exceeded(format!(
+                Err(_) => Ok(super::status::deadline_exceeded(format!(
                     "the call did not finish within {} ms",
                     deadline.as_millis()
                 ))

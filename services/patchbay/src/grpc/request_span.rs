@@ -74,21 +74,12 @@ fn splitmix64(mut x: u64) -> u64 {
 /// Echoes the request id in the response headers and, on an error, adds it to the
 /// status details as `google.rpc.RequestInfo`, beside any details already there.
 fn attach_request_id(response: &mut http::Response<Body>, request_id: &str) {
-    use tonic_types::StatusExt;
-
     if let Ok(value) = http::HeaderValue::from_str(request_id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
-    let Some(status) = tonic::Status::from_header_map(response.headers()) else {
+    let Some(headers) = super::status::with_request_info(response.headers(), request_id) else {
         return;
     };
-    if status.code() == tonic::Code::Ok {
-        return;
-    }
-    let mut details = status.get_error_details();
-    details.set_request_info(request_id, "");
-    let annotated = tonic::Status::with_error_details(status.code(), status.message(), details);
-    let headers = annotated.into_http::<Body>().into_parts().0.headers;
     for name in ["grpc-status", "grpc-message", "grpc-status-details-bin"] {
         match headers.get(name) {
             Some(value) => {

@@ -1,10 +1,94 @@
-//! The one mapping from domain errors to gRPC statuses. The match is exhaustive on
-//! purpose: a new error variant must choose its code here.
+//! Every gRPC status Patchbay sends is made here: the one mapping from domain errors
+//! (the match is exhaustive on purpose: a new error variant must choose its code here),
+//! and the edge's own refusals, which come before any operation runs (no token, no
+//! share left, the server shutting down). `.ci/check-layers` fails the build when a
+//! `Status` is built anywhere else.
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::domain::{Error, FieldViolation};
+
+/// A request without a valid token (the interceptor, a watch whose token expired).
+pub fn unauthenticated(message: &'static str) -> Status {
+    Status::unauthenticated(message)
+}
+
+/// A method no role may call, or a role that may not call it.
+pub fn permission_denied(message: &'static str) -> Status {
+    Status::permission_denied(message)
+}
+
+/// The server, or the caller's workspace, is at one of its limits: retry with backoff.
+pub fn resource_exhausted(message: &'static str) -> Status {
+    Status::resource_exhausted(message)
+}
+
+/// A call that waited longer than its deadline for its turn.
+pub fn deadline_exceeded(message: impl Into<String>) -> Status {
+    Status::deadline_exceeded(within(message.into(), MAX_MESSAGE_BYTES))
+}
+
+/// A stream ended under the watcher: it may start again (fell behind, resynchronise).
+pub fn aborted(message: impl Into<String>) -> Status {
+    Status::aborted(within(message.into(), MAX_MESSAGE_BYTES))
+}
+
+/// The server cannot serve the call now (shutting down, a feed gone): reconnect.
+pub fn unavailable(message: &'static str) -> Status {
+    Status::unavailable(message)
+}
+
+/// A single bad field of a request.
+impl From<FieldViolation> for Status {
+    fn from(violation: FieldViolation) -> Status {
+        Error::from(violation).into()
+    }
+}
+
+/// The status in a response's headers with `google.rpc.RequestInfo` added to its
+/// details (beside any already there), as headers to put in their place; `None` when
+/// the response carries no error.
+pub fn with_request_info(headers: &http::HeaderMap, request_id: &str) -> Option<http::HeaderMap> {
+    let status = Status::from_header_map(headers)?;
+    if status.code() == Code::Ok {
+        return None;
+    }
+    let mut details = status.get_error_details();
+    details.set_request_info(request_id, "");
+    let annotated = Status::with_error_details(status.code(), status.message(), details);
+    Some(
+        annotated
+            .into_http::<tonic::body::Body>()
+            .into_parts()
+            .0
+            .headers,
+    )
+}
+
+/// The canonical name of a gRPC code (`FAILED_PRECONDITION`), as per-item results
+/// carry it.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
 
 /// The longest `grpc-message`: with the details below, an error fits the header limits
 /// of every common client (grpc-core refuses metadata past 8 KiB, and above 64 KiB

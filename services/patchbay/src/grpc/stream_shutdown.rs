@@ -116,7 +116,7 @@ impl http_body::Body for EndOnShutdown {
         }
         if this.shutdown.as_mut().poll(cx).is_ready() {
             this.ended = true;
-            let status = Status::unavailable("the server is shutting down; reconnect");
+            let status = super::status::unavailable("the server is shutting down; reconnect");
             let trailers = status.into_http::<Body>().into_parts().0.headers;
             return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
         }

@@ -1,12 +1,12 @@
-//! `patchbay.v1.WebhookService`: the webhook gateways' checks (`domain::webhooks`).
+//! `patchbay.v1.WebhookService`: the webhook gateways' checks (`app::webhooks`).
 
 use patchbay_sdk::proto::{self, webhook_service_server::WebhookService};
 use tonic::{Request, Response, Status};
 
 use super::auth::authorize;
 use super::convert::required_channel;
-use crate::domain::webhooks::{Scheme, WebhookRequest, Webhooks};
-use crate::domain::{Action, Error};
+use crate::app::webhooks::{Scheme, WebhookRequest, Webhooks};
+use crate::domain::Action;
 
 pub struct WebhookGrpc {
     webhooks: Webhooks,
@@ -26,8 +26,7 @@ impl WebhookService for WebhookGrpc {
     ) -> Result<Response<proto::VerifyWebhookSubscriptionResponse>, Status> {
         let caller = authorize(&mut request, Action::VerifyWebhookSubscription)?;
         let request = request.into_inner();
-        let channel = required_channel(request.channel, "channel")
-            .map_err(|v| Error::InvalidArgument(vec![v]))?;
+        let channel = required_channel(request.channel, "channel")?;
         let (challenge, account_id) = self
             .webhooks
             .verify_subscription(
@@ -51,8 +50,7 @@ impl WebhookService for WebhookGrpc {
     ) -> Result<Response<proto::VerifyWebhookSignatureResponse>, Status> {
         let caller = authorize(&mut request, Action::VerifyWebhookSignature)?;
         let request = request.into_inner();
-        let channel = required_channel(request.channel, "channel")
-            .map_err(|v| Error::InvalidArgument(vec![v]))?;
+        let channel = required_channel(request.channel, "channel")?;
         let check = self
             .webhooks
             .verify_signature(

@@ -120,6 +120,20 @@ impl MetaError {
         }
     }
 
+    /// The error with the step it failed at named (`"registering the phone number"`).
+    pub fn during(self, what: &str) -> MetaError {
+        match self {
+            MetaError::Graph(mut graph) => {
+                graph.message = format!("{what}: {}", graph.message);
+                MetaError::Graph(graph)
+            }
+            MetaError::Unreachable(reason) => MetaError::Unreachable(format!("{reason} ({what})")),
+            MetaError::Malformed(reason) => MetaError::Malformed(format!("{reason} ({what})")),
+            MetaError::Refused(reason) => MetaError::Refused(format!("{reason} ({what})")),
+            MetaError::NoApp => MetaError::NoApp,
+        }
+    }
+
     /// The status for a call that failed while doing `what` ("registering the phone
     /// number"). Every message is Meta's own text and codes, never a token.
     pub fn into_error(self, what: &str) -> Error {

@@ -264,6 +264,16 @@ impl GraphClient {
     }
 }
 
+/// A text field of Meta's answer: empty when absent or not a string, as Meta leaves out
+/// what does not apply.
+pub(crate) fn text(answer: &Value, key: &str) -> String {
+    answer
+        .get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// The `access_token` of an OAuth answer.
 pub fn access_token_of(answer: &Value) -> Result<String, MetaError> {
     answer

@@ -12,6 +12,13 @@ pub struct ExpiringToken {
     pub expires_in: Option<i64>,
 }
 
+/// An Instagram professional account, as its profile names it.
+pub struct InstagramProfile {
+    /// The id Instagram's webhooks name; `None` when Meta's answer has none.
+    pub user_id: Option<String>,
+    pub username: String,
+}
+
 pub const PROFILE_FIELDS: &str = "user_id,username,name,account_type";
 
 impl GraphClient {
@@ -64,11 +71,21 @@ impl GraphClient {
     }
 
     /// `GET graph.instagram.com/{version}/me`: the professional account's profile.
-    pub async fn instagram_profile(&self, token: &str) -> Result<Value, MetaError> {
+    pub async fn instagram_profile(&self, token: &str) -> Result<InstagramProfile, MetaError> {
         let call = Call::get(Host::InstagramGraph, "me")
             .token(token)
             .query("fields", PROFILE_FIELDS);
-        self.send(call).await
+        let profile = self.send(call).await?;
+        // Ids come as strings or numbers, depending on the API version.
+        let field = |key: &str| match profile.get(key) {
+            Some(Value::String(text)) => Some(text.clone()),
+            Some(Value::Number(number)) => Some(number.to_string()),
+            _ => None,
+        };
+        Ok(InstagramProfile {
+            user_id: field("user_id").or_else(|| field("id")),
+            username: field("username").unwrap_or_default(),
+        })
     }
 }
 

@@ -4,7 +4,7 @@
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
-use super::graph::access_token_of;
+use super::graph::{access_token_of, text};
 use super::instagram::{ExpiringToken, expiring_token};
 use super::{Call, GraphClient, Host, MetaApp, MetaError};
 
@@ -12,6 +12,21 @@ use super::{Call, GraphClient, Host, MetaApp, MetaError};
 pub const MESSAGING_FIELDS: &str = "messages,messaging_postbacks,messaging_optins,message_deliveries,message_reads,messaging_referrals";
 /// Pages of `/me/accounts` followed at most (100 pages of 25: 2,500 Facebook Pages).
 const MAX_PAGE_LIST_PAGES: usize = 100;
+
+/// A Facebook Page the user manages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FacebookPage {
+    pub id: String,
+    pub name: String,
+    pub category: String,
+}
+
+/// A page as its manager sees it: its name, and the token that acts for it (empty when
+/// Meta gave none: the user does not manage it, or did not grant the permission).
+pub struct PageAccess {
+    pub name: String,
+    pub access_token: String,
+}
 
 impl GraphClient {
     /// `GET /oauth/access_token?client_id&redirect_uri&client_secret&code`: the Facebook
@@ -46,11 +61,20 @@ impl GraphClient {
     }
 
     /// `GET /me/accounts`, every page of it: the Facebook Pages the user manages.
-    pub async fn user_pages(&self, user_token: &str) -> Result<Vec<Value>, MetaError> {
+    pub async fn user_pages(&self, user_token: &str) -> Result<Vec<FacebookPage>, MetaError> {
         let call = Call::get(Host::Graph, "me/accounts")
             .token(user_token)
             .query("fields", "id,name,category");
-        self.list_all(call, MAX_PAGE_LIST_PAGES).await
+        let pages = self.list_all(call, MAX_PAGE_LIST_PAGES).await?;
+        Ok(pages
+            .iter()
+            .map(|page| FacebookPage {
+                id: text(page, "id"),
+                name: text(page, "name"),
+                category: text(page, "category"),
+            })
+            .filter(|page| !page.id.is_empty())
+            .collect())
     }
 
     /// `GET /{page-id}?fields=id,name,category,access_token`: the page and its token.
@@ -58,11 +82,15 @@ impl GraphClient {
         &self,
         user_token: &str,
         page_id: &str,
-    ) -> Result<Value, MetaError> {
+    ) -> Result<PageAccess, MetaError> {
         let call = Call::get(Host::Graph, page_id)
             .token(user_token)
             .query("fields", "id,name,category,access_token");
-        self.send(call).await
+        let page = self.send(call).await?;
+        Ok(PageAccess {
+            name: text(&page, "name"),
+            access_token: text(&page, "access_token"),
+        })
     }
 
     /// `POST /{page-id}/subscribed_apps?subscribed_fields=…` with the page token.

@@ -4,8 +4,9 @@
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
-use super::graph::access_token_of;
+use super::graph::{access_token_of, text};
 use super::{Call, GraphClient, Host, MetaApp, MetaError};
+use crate::domain::account::whatsapp::{BusinessAccount, NumberStatus, SubscribedApp};
 
 /// The phone number fields GetWhatsAppHealth asks for.
 pub const PHONE_FIELDS: &str = "display_phone_number,verified_name,quality_rating,code_verification_status,name_status,messaging_limit_tier,throughput,status";
@@ -54,24 +55,68 @@ impl GraphClient {
         self.send(call).await.map(drop)
     }
 
-    pub async fn phone_number_status(&self, number: &Number<'_>) -> Result<Value, MetaError> {
+    /// `GET /{phone-number-id}`: the number's status, quality and names.
+    pub async fn phone_number_status(
+        &self,
+        number: &Number<'_>,
+    ) -> Result<NumberStatus, MetaError> {
         let call = Call::get(Host::Graph, number.phone_number_id)
             .token(number.token)
             .query("fields", PHONE_FIELDS);
-        self.send(call).await
+        let answer = self.send(call).await?;
+        Ok(NumberStatus {
+            display_phone_number: text(&answer, "display_phone_number"),
+            verified_name: text(&answer, "verified_name"),
+            quality_rating: text(&answer, "quality_rating"),
+            code_verification_status: text(&answer, "code_verification_status"),
+            name_status: text(&answer, "name_status"),
+            messaging_limit_tier: text(&answer, "messaging_limit_tier"),
+            throughput_level: answer
+                .get("throughput")
+                .map(|throughput| text(throughput, "level"))
+                .unwrap_or_default(),
+            status: text(&answer, "status"),
+        })
     }
 
-    pub async fn waba_info(&self, number: &Number<'_>) -> Result<Value, MetaError> {
+    /// `GET /{waba-id}`: the WhatsApp Business Account and its review.
+    pub async fn waba_info(&self, number: &Number<'_>) -> Result<BusinessAccount, MetaError> {
         let call = Call::get(Host::Graph, number.waba_id)
             .token(number.token)
             .query("fields", WABA_FIELDS);
-        self.send(call).await
+        let answer = self.send(call).await?;
+        Ok(BusinessAccount {
+            id: text(&answer, "id"),
+            name: text(&answer, "name"),
+            account_review_status: text(&answer, "account_review_status"),
+        })
     }
 
-    pub async fn waba_subscribed_apps(&self, number: &Number<'_>) -> Result<Value, MetaError> {
+    /// `GET /{waba-id}/subscribed_apps`: the apps the WABA's webhooks go to.
+    pub async fn waba_subscribed_apps(
+        &self,
+        number: &Number<'_>,
+    ) -> Result<Vec<SubscribedApp>, MetaError> {
         let call = Call::get(Host::Graph, format!("{}/subscribed_apps", number.waba_id))
             .token(number.token);
-        self.send(call).await
+        let answer = self.send(call).await?;
+        let apps = match answer.get("data") {
+            Some(Value::Array(apps)) => apps.as_slice(),
+            _ => &[],
+        };
+        Ok(apps
+            .iter()
+            .map(|app| {
+                let data = app
+                    .get("whatsapp_business_api_data")
+                    .unwrap_or(&Value::Null);
+                SubscribedApp {
+                    app_id: text(data, "id"),
+                    name: text(data, "name"),
+                    override_callback_uri: text(app, "override_callback_uri"),
+                }
+            })
+            .collect())
     }
 
     /// `GET /oauth/access_token?client_id&client_secret&code`: the Embedded Signup

@@ -1,11 +1,13 @@
 //! Calls to the outside world, all through one guarded client (`client.rs`, rules in
-//! `guard.rs`): credential checks (`checks.rs`) and the Meta Graph client (`meta/`).
+//! `domain::addresses`): credential checks (`checks.rs`) and the Meta Graph client (`meta/`).
 //! Base URLs are configuration, so tests point them at a local fake server.
 
 pub mod checks;
 pub mod client;
-pub mod guard;
 
+/// The rules the guard applies are pure, and validation applies them too: they live
+/// with the other rules, in `domain::addresses`.
+pub use crate::domain::addresses as guard;
 pub use checks::{CheckFailure, CheckOutcome, CheckReport, CredentialChecker};
 pub use client::{
     Answer, Destination, MAX_BODY_BYTES, NameResolver, OutboundClient, OutboundError,

@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::entities::channel_settings::{ActiveModel, Column, Entity, Model};
 use super::secret_fields::{Owner, open_document, seal_document};
 use super::{Store, audit, db_error, lock_scope};
-use crate::domain::audit::AuditEvent;
+use crate::domain::change::Change;
 use crate::domain::config_document::SecretRule;
 use crate::domain::{Channel, ChannelSettings, Error, RecordKind};
 use crate::sealing::KeyRing;
@@ -38,9 +38,9 @@ impl Store {
         find(self.conn(), self.keys(), workspace_id, channel).await
     }
 
-    /// Reads the settings (or their unconfigured default), lets `change` compute the new
-    /// state and its audit event (none when nothing changes), and inserts or updates the
-    /// row with its event in one transaction under the scope lock.
+    /// Reads the settings (or their unconfigured default), lets `change` decide, and
+    /// inserts or updates the row with its event in one transaction under the scope
+    /// lock. Returns the settings as they are after it.
     pub async fn upsert_channel_settings<F>(
         &self,
         workspace_id: &str,
@@ -48,7 +48,7 @@ impl Store {
         change: F,
     ) -> Result<ChannelSettings, Error>
     where
-        F: FnOnce(ChannelSettings) -> Result<(ChannelSettings, Option<AuditEvent>), Error>,
+        F: FnOnce(ChannelSettings) -> Result<Change<ChannelSettings>, Error>,
     {
         let txn = self.begin_write().await?;
         lock_scope(
@@ -60,9 +60,14 @@ impl Store {
         let exists = current.is_some();
         let current =
             current.unwrap_or_else(|| ChannelSettings::unconfigured(workspace_id, channel));
-        let (next, event) = change(current)?;
-        let Some(event) = event else {
-            return Ok(next);
+        let (next, event) = match change(current.clone())? {
+            Change::Keep => return Ok(current),
+            Change::Save(next, event) => (*next, event),
+            Change::Delete(_) => {
+                return Err(Error::Internal(
+                    "channel settings are never deleted".to_owned(),
+                ));
+            }
         };
         let row = to_active(self.keys(), &next)?;
         if exists {

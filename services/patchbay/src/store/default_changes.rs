@@ -12,10 +12,10 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::entities::account::{Column as AccountColumn, Entity as AccountEntity};
 use super::entities::default_account_change::{ActiveModel, Column, Entity};
 use super::{Store, WriteTxn, db_error, lock_scope};
-use crate::domain::{Account, Channel, Error, RecordKind};
+use crate::domain::defaults::Scope;
+use crate::domain::{Channel, Error};
 
 /// The PostgreSQL notification channel replicas listen on.
 pub const NOTIFY_CHANNEL: &str = "patchbay_default_accounts";
@@ -24,9 +24,6 @@ pub const NOTIFY_CHANNEL: &str = "patchbay_default_accounts";
 /// (a replica whose listener was away through that many changes) starts over from a
 /// snapshot instead of replaying.
 const KEPT_CHANGES: i64 = 1000;
-
-/// The scope of a default: a channel, in one division or workspace-wide (`None`).
-pub type Scope = (Channel, Option<String>);
 
 /// One recorded change of one scope's default.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,38 +39,6 @@ pub struct DefaultChange {
 pub struct DefaultsChanged {
     pub workspace_id: String,
     pub revision: i64,
-}
-
-/// Which defaults a snapshot reads.
-#[derive(Clone, Debug, Default)]
-pub struct DefaultsFilter {
-    /// Empty: every channel.
-    pub channels: Vec<Channel>,
-    /// `Some`: that division's defaults and the workspace-wide ones; `None`: every
-    /// division's.
-    pub division_id: Option<String>,
-}
-
-impl DefaultsFilter {
-    pub fn covers(&self, channel: Channel, division_id: Option<&str>) -> bool {
-        (self.channels.is_empty() || self.channels.contains(&channel))
-            && match (&self.division_id, division_id) {
-                (None, _) | (_, None) => true,
-                (Some(wanted), Some(division)) => wanted == division,
-            }
-    }
-}
-
-/// The scopes whose default a write from `before` to `after` touches: the scope an
-/// account leaves or loses the flag in, and the one it joins or gains it in. Any write to
-/// a default account counts, so that watchers see its new name or config too.
-pub fn touched_scopes(before: Option<&Account>, after: Option<&Account>) -> BTreeSet<Scope> {
-    [before, after]
-        .into_iter()
-        .flatten()
-        .filter(|account| account.is_default)
-        .map(|account| (account.channel, account.division_id.clone()))
-        .collect()
 }
 
 /// Records the changed scopes under the next revisions of the workspace and announces
@@ -186,37 +151,6 @@ impl Store {
             })
             .collect::<Result<Vec<_>, Error>>()
             .map(Some)
-    }
-
-    /// Every active default of the workspace the filter covers.
-    pub async fn list_default_accounts(
-        &self,
-        workspace_id: &str,
-        filter: &DefaultsFilter,
-    ) -> Result<Vec<Account>, Error> {
-        let mut query = AccountEntity::find()
-            .filter(AccountColumn::WorkspaceId.eq(workspace_id))
-            .filter(AccountColumn::IsDefault.eq(true))
-            .filter(AccountColumn::IsActive.eq(true))
-            .filter(AccountColumn::DeletedAt.is_null());
-        if !filter.channels.is_empty() {
-            query = query
-                .filter(AccountColumn::Channel.is_in(filter.channels.iter().map(|c| c.as_str())));
-        }
-        if let Some(division) = &filter.division_id {
-            query = query.filter(super::accounts::seen_from_division(division));
-        }
-        let rows = query
-            .order_by_asc(AccountColumn::Id)
-            .all(self.conn())
-            .await
-            .map_err(db_error)?;
-        Ok(super::readable::keep_readable(
-            rows,
-            RecordKind::Account,
-            |row| row.id,
-            |row| super::accounts::to_domain(self.keys(), row),
-        ))
     }
 }
 

@@ -10,22 +10,8 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, Query
 use super::entities::idempotency_key::{ActiveModel, Column, Entity, Model};
 use super::{Store, db_error};
 use crate::domain::Error;
-use crate::domain::idempotency::{IdempotencyClaim, RecordRef};
+use crate::domain::idempotency::{IdempotencyClaim, KeyRecord, RecordRef};
 use crate::sealing::KeyRing;
-
-/// What a key already stands for.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KeyRecord {
-    pub method: String,
-    pub request_hash: String,
-    /// The call that holds the key, and when it began.
-    pub call_id: uuid::Uuid,
-    pub created_at: DateTime<Utc>,
-    /// The record the call wrote: a replay reads it again.
-    pub record: Option<RecordRef>,
-    /// The encoded answer of a call that wrote no record, opened.
-    pub answer: Option<Vec<u8>>,
-}
 
 fn pk_filter(
     query: sea_orm::Select<Entity>,

@@ -2,34 +2,24 @@
 //! that identifier uniqueness and the one-primary rule hold under any concurrency; the
 //! partial unique indexes of the migration back both up.
 
-use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
     sea_query::{Expr, ExprTrait},
 };
 use uuid::Uuid;
 
 use super::entities::integration::{ActiveModel, Column, Entity, Model};
+use super::live::{self, LiveTable};
 use super::secret_fields::{Owner, open_document, seal_document};
-use super::{Store, audit, db_error, lock_scope, readable, unique_violation};
+use super::{Store, audit, db_error, lock_scope, unique_violation};
 use crate::domain::audit::AuditEvent;
+use crate::domain::change::Change;
 use crate::domain::config_document::SecretRule;
 use crate::domain::integration::{Condition, Integration};
 use crate::domain::provider::Catalog;
 use crate::domain::{Channel, Error, RecordKind};
 use crate::sealing::KeyRing;
-
-/// What a modification does to the integration it read, with its audit event.
-pub enum IntegrationChange {
-    Save(Box<Integration>, AuditEvent),
-    Delete {
-        deleted_by: String,
-        at: DateTime<Utc>,
-        event: AuditEvent,
-    },
-    Keep,
-}
 
 /// Which integrations a list returns.
 pub struct IntegrationFilter<'a> {
@@ -60,21 +50,9 @@ impl Store {
         if let Some(active) = filter.active {
             query = query.filter(Column::Active.eq(active));
         }
-        let query = query.order_by_asc(Column::Id);
-        readable::read_page(
-            filter.limit,
-            filter.after,
-            RecordKind::Integration,
-            |after, limit| {
-                let mut page = query.clone();
-                if let Some(after) = after {
-                    page = page.filter(Column::Id.gt(after));
-                }
-                async move { page.limit(limit).all(self.conn()).await.map_err(db_error) }
-            },
-            |row| row.id,
-            |row| to_domain(self.keys(), row),
-        )
+        live::page(self.conn(), query, filter.after, filter.limit, |row| {
+            to_domain(self.keys(), row)
+        })
         .await
     }
 
@@ -83,7 +61,10 @@ impl Store {
         workspace_id: &str,
         id: Uuid,
     ) -> Result<Option<Integration>, Error> {
-        find_live(self.conn(), self.keys(), workspace_id, id).await
+        live::find::<Entity, _>(self.conn(), workspace_id, id, |row| {
+            to_domain(self.keys(), row)
+        })
+        .await
     }
 
     /// Inserts a new integration (clearing the previous primary of its scope when it is
@@ -119,26 +100,21 @@ impl Store {
         change: F,
     ) -> Result<Option<Integration>, Error>
     where
-        F: FnOnce(Integration) -> Result<IntegrationChange, Error>,
+        F: FnOnce(Integration) -> Result<Change<Integration>, Error>,
     {
         let txn = self.begin_write().await?;
         lock_scope(&txn, &scope_key(workspace_id)).await?;
+        let decode = |row| to_domain(self.keys(), row);
         let Some((current, unreadable)) =
-            find_live_for_change(&*txn, self.keys(), workspace_id, id).await?
+            live::find_for_change::<Entity, _>(&*txn, workspace_id, id, decode).await?
         else {
             return Err(Error::not_found(RecordKind::Integration, id));
         };
         let decided = change(current.clone())?;
-        // An integration whose secrets cannot be opened can still be deleted (it would
-        // hold its identifier forever otherwise); anything else needs what it holds.
-        if let Some(err) = unreadable {
-            if !matches!(decided, IntegrationChange::Delete { .. }) {
-                return Err(err);
-            }
-        }
+        live::ensure_changeable(unreadable, &decided)?;
         let result = match decided {
-            IntegrationChange::Keep => Some(current),
-            IntegrationChange::Save(next, event) => {
+            Change::Keep => Some(current),
+            Change::Save(next, event) => {
                 let next = *next;
                 if next.identifier != current.identifier {
                     ensure_identifier_free(&*txn, &next).await?;
@@ -153,22 +129,9 @@ impl Store {
                 audit::insert(&*txn, &event).await?;
                 Some(next)
             }
-            IntegrationChange::Delete {
-                deleted_by,
-                at,
-                event,
-            } => {
-                Entity::update_many()
-                    .col_expr(Column::DeletedAt, Expr::value(at))
-                    .col_expr(Column::DeletedBy, Expr::value(deleted_by))
-                    .col_expr(Column::IsPrimary, Expr::value(false))
-                    .col_expr(Column::Revision, Expr::value(current.revision + 1))
-                    .col_expr(Column::UpdatedAt, Expr::value(at))
-                    .filter(Column::Id.eq(id))
-                    .exec(&*txn)
-                    .await
-                    .map_err(db_error)?;
-                audit::insert(&*txn, &event).await?;
+            Change::Delete(deletion) => {
+                live::soft_delete::<Entity>(&*txn, id, current.revision, &deletion).await?;
+                audit::insert(&*txn, &deletion.event).await?;
                 None
             }
         };
@@ -179,51 +142,6 @@ impl Store {
 
 fn scope_key(workspace_id: &str) -> String {
     format!("integrations/{workspace_id}")
-}
-
-/// A live integration about to be changed: as [`find_live`], but one whose secrets
-/// cannot be opened comes without them (an empty config), with why.
-async fn find_live_for_change(
-    conn: &impl ConnectionTrait,
-    keys: &KeyRing,
-    workspace_id: &str,
-    id: Uuid,
-) -> Result<Option<(Integration, Option<Error>)>, Error> {
-    let row = Entity::find_by_id(id)
-        .filter(Column::WorkspaceId.eq(workspace_id))
-        .filter(Column::DeletedAt.is_null())
-        .one(conn)
-        .await
-        .map_err(db_error)?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    match to_domain(keys, row.clone()) {
-        Ok(integration) => Ok(Some((integration, None))),
-        Err(err) if readable::is_unreadable_record(&err) => {
-            let bare = Model {
-                config: serde_json::json!({}),
-                ..row
-            };
-            Ok(Some((to_domain(keys, bare)?, Some(err))))
-        }
-        Err(err) => Err(err),
-    }
-}
-
-async fn find_live(
-    conn: &impl ConnectionTrait,
-    keys: &KeyRing,
-    workspace_id: &str,
-    id: Uuid,
-) -> Result<Option<Integration>, Error> {
-    let row = Entity::find_by_id(id)
-        .filter(Column::WorkspaceId.eq(workspace_id))
-        .filter(Column::DeletedAt.is_null())
-        .one(conn)
-        .await
-        .map_err(db_error)?;
-    row.map(|row| to_domain(keys, row)).transpose()
 }
 
 async fn ensure_identifier_free(
@@ -282,6 +200,41 @@ fn conflict_error(err: sea_orm::DbErr, integration: &Integration) -> Error {
         }
         Some(_) => identifier_taken(integration),
         None => db_error(err),
+    }
+}
+
+impl LiveTable for Entity {
+    const KIND: RecordKind = RecordKind::Integration;
+    fn id() -> Column {
+        Column::Id
+    }
+    fn workspace() -> Column {
+        Column::WorkspaceId
+    }
+    fn deleted_at() -> Column {
+        Column::DeletedAt
+    }
+    fn deleted_by() -> Column {
+        Column::DeletedBy
+    }
+    fn revision() -> Column {
+        Column::Revision
+    }
+    fn updated_at() -> Column {
+        Column::UpdatedAt
+    }
+    fn flag() -> Column {
+        Column::IsPrimary
+    }
+    fn row_id(row: &Model) -> Uuid {
+        row.id
+    }
+    /// An integration whose secrets cannot be opened: an empty config.
+    fn without_secrets(row: Model) -> Model {
+        Model {
+            config: serde_json::json!({}),
+            ..row
+        }
     }
 }
 

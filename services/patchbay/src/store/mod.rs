@@ -1,5 +1,13 @@
 //! Persistence: the only place that talks to the database. Rows are written here, in
-//! transactions; the rules that decide what to write live in `domain`.
+//! transactions; the rules that decide what to write live in `domain` and come here as
+//! a `domain::change::Change`.
+//!
+//! The store enforces what holds across a set of rows, inside the transaction, under
+//! the lock of the set's scope: one account key per (workspace, channel), one default
+//! per scope, one integration identifier per workspace and one primary per scope, the
+//! audit event of every write, and the default change it records. Secrets are sealed
+//! on the way in and opened on the way out (`secret_fields`); a row that does not open
+//! fails only its own read (`readable`).
 
 pub mod accounts;
 pub mod audit;
@@ -8,6 +16,7 @@ pub mod default_changes;
 mod entities;
 pub mod idempotency;
 pub mod integrations;
+mod live;
 pub mod providers;
 pub mod readable;
 pub mod rotation;

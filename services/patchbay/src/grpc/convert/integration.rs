@@ -1,10 +1,10 @@
-//! Integrations between the wire and the domain: requests become domain values (every
-//! bad field reported), records become messages.
+//! Integrations and the provider catalog between the wire and the domain: requests
+//! become domain values (every bad field reported), records become messages.
 
 use patchbay_sdk::proto;
 use uuid::Uuid;
 
-use super::convert::{
+use super::{
     channel_to_proto, json_from_proto_value, optional_channel, optional_document,
     proto_value_from_json, struct_from_document, timestamp,
 };
@@ -12,6 +12,7 @@ use crate::domain::integration::{
     Condition, ConditionOperator, Integration, IntegrationPatch, MAX_CONDITIONS, NewIntegration,
     validate_condition,
 };
+use crate::domain::provider::{FieldKind, FieldSpec, Provider};
 use crate::domain::support::parse_id;
 use crate::domain::{Error, FieldViolation, Violations};
 
@@ -185,5 +186,44 @@ pub fn integration_to_proto(integration: Integration) -> proto::Integration {
         updated_at: Some(timestamp(integration.updated_at)),
         deleted_at: integration.deleted_at.map(timestamp),
         deleted_by: integration.deleted_by.unwrap_or_default(),
+    }
+}
+
+pub fn provider_to_proto(provider: &Provider) -> proto::Provider {
+    proto::Provider {
+        slug: provider.slug.clone(),
+        name: provider.name.clone(),
+        description: provider.description.clone(),
+        category: provider.category.clone(),
+        channel: provider
+            .channel
+            .map(channel_to_proto)
+            .unwrap_or(proto::Channel::Unspecified)
+            .into(),
+        config_schema: provider.fields.iter().map(field_to_proto).collect(),
+    }
+}
+
+fn field_to_proto(field: &FieldSpec) -> proto::ProviderField {
+    let kind = match field.kind {
+        FieldKind::String => proto::FieldType::String,
+        FieldKind::Integer => proto::FieldType::Integer,
+        FieldKind::Boolean => proto::FieldType::Boolean,
+        FieldKind::Url => proto::FieldType::Url,
+        FieldKind::Phone => proto::FieldType::Phone,
+        FieldKind::Email => proto::FieldType::Email,
+        FieldKind::Enum => proto::FieldType::Enum,
+        FieldKind::Object => proto::FieldType::Object,
+    };
+    proto::ProviderField {
+        name: field.name.clone(),
+        r#type: kind.into(),
+        required: field.required,
+        default_value: field.default.as_ref().map(proto_value_from_json),
+        allowed_values: field.values.clone(),
+        secret: field.secret,
+        description: field.description.clone(),
+        fields: field.fields.iter().map(field_to_proto).collect(),
+        carries_secrets: field.carries_secrets.clone(),
     }
 }

@@ -6,33 +6,30 @@
 //! caller passes it to SubscribeMessengerPages, and no Meta token ever reaches it. A
 //! workspace cannot open another workspace's handle.
 
-use serde_json::{Value, json};
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use super::Accounts;
-use super::provider_state::{Connected, StateChange};
-use super::{check_oauth_request, new_account_division};
-use crate::domain::account::Account;
-use crate::domain::caller::Caller;
-use crate::domain::channel::Channel;
-use crate::domain::config_document::Document;
-use crate::domain::error::{Error, Violations};
+use crate::domain::account::messenger::{
+    PAGE_ACCESS_TOKEN, check_page_ids, handle_context, handle_payload, page_config, token_of_handle,
+};
+use crate::domain::account::{Connected, StateChange, check_oauth_request, new_account_division};
 use crate::domain::persistent_menu::{self, Menu};
 use crate::domain::support::now;
+use crate::domain::{Account, Caller, Channel, Error, Violations};
+use crate::meta::messenger::FacebookPage;
 
-pub const PAGE_ACCESS_TOKEN: &str = "page_access_token";
-pub const MAX_PAGES_PER_CALL: usize = 50;
 /// Pages connected at once by one call.
 const PAGES_AT_ONCE: usize = 8;
-/// How long a sealed user token handle is accepted.
-const HANDLE_LIFETIME_SECONDS: i64 = 3600;
 
 /// What ConnectMessenger found.
 pub struct MessengerConnected {
     /// The sealed user token handle.
     pub user_token: String,
-    /// The user's pages: id, name, category.
-    pub pages: Vec<(String, String, String)>,
+    pub pages: Vec<FacebookPage>,
 }
 
 /// What happened to one page of SubscribeMessengerPages.
@@ -69,17 +66,6 @@ impl Accounts {
             .user_pages(&long.token)
             .await
             .map_err(|err| err.into_error("listing the user's Facebook Pages"))?;
-        let text = |page: &Value, key: &str| {
-            page.get(key)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
-        let pages = pages
-            .iter()
-            .map(|page| (text(page, "id"), text(page, "name"), text(page, "category")))
-            .filter(|(id, _, _)| !id.is_empty())
-            .collect();
         Ok(MessengerConnected {
             user_token: self.seal_user_token(caller, &long.token)?,
             pages,
@@ -102,23 +88,7 @@ impl Accounts {
                 None
             }
         };
-        if page_ids.is_empty() {
-            violations.add("page_ids", "at least one page is required");
-        } else if page_ids.len() > MAX_PAGES_PER_CALL {
-            violations.add(
-                "page_ids",
-                format!("at most {MAX_PAGES_PER_CALL} pages per call"),
-            );
-        }
-        let mut seen = std::collections::BTreeSet::new();
-        // Elements are checked only within the limit: no work per excess entry.
-        for (i, id) in page_ids.iter().enumerate().take(MAX_PAGES_PER_CALL) {
-            if id.is_empty() || id.len() > 32 || !id.chars().all(|c| c.is_ascii_digit()) {
-                violations.add(format!("page_ids[{i}]"), "must be a Facebook Page id");
-            } else if !seen.insert(id) {
-                violations.add(format!("page_ids[{i}]"), "appears twice");
-            }
-        }
+        check_page_ids(page_ids, &mut violations);
         let division_id = new_account_division(caller, division_id.as_deref(), &mut violations);
         violations.into_result()?;
         caller.require_write(division_id.as_deref())?;
@@ -131,7 +101,7 @@ impl Accounts {
         // Pages connect in parallel (a few at a time), each on a task of its own: a call
         // whose deadline passes, or whose client goes away, leaves the pages under way
         // to finish by themselves, and a replay of its key finds them connected.
-        let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(PAGES_AT_ONCE));
+        let slots = Arc::new(Semaphore::new(PAGES_AT_ONCE));
         let tasks: Vec<_> = page_ids
             .iter()
             .map(|page_id| {
@@ -202,29 +172,23 @@ impl Accounts {
             .page_with_token(user_token, page_id)
             .await
             .map_err(|err| err.into_error("fetching the page token"))?;
-        let text = |key: &str| page.get(key).and_then(Value::as_str).unwrap_or_default();
-        let page_token = text("access_token");
-        if page_token.is_empty() {
+        if page.access_token.is_empty() {
             return Err(Error::FailedPrecondition(
                 "Meta gave no page token: the user does not manage this page, or did not grant pages_messaging".to_owned(),
             ));
         }
         self.graph
-            .subscribe_page(page_id, page_token)
+            .subscribe_page(page_id, &page.access_token)
             .await
             .map_err(|err| err.into_error("subscribing the page to messaging webhooks"))?;
-        let mut config = Document::new();
-        config.insert("page_id".to_owned(), json!(page_id));
-        config.insert("page_name".to_owned(), json!(text("name")));
-        config.insert(PAGE_ACCESS_TOKEN.to_owned(), json!(page_token));
         self.save_connected(
             caller,
             Connected {
                 channel: Channel::Messenger,
                 account_key: page_id.to_owned(),
-                display_name: Some(text("name").to_owned()).filter(|name| !name.is_empty()),
+                display_name: Some(page.name.clone()).filter(|name| !name.is_empty()),
                 division_id,
-                config,
+                config: page_config(page_id, &page.name, &page.access_token),
                 // Page tokens from a long-lived user token do not expire.
                 token_expires_at: None,
             },
@@ -283,11 +247,10 @@ impl Accounts {
     }
 
     fn seal_user_token(&self, caller: &Caller, token: &str) -> Result<String, Error> {
-        let expires = now().timestamp() + HANDLE_LIFETIME_SECONDS;
-        let plaintext = json!({ "token": token, "exp": expires }).to_string();
+        let payload = handle_payload(token, now().timestamp());
         self.store
             .keys()
-            .seal(&handle_context(caller), plaintext.as_bytes())
+            .seal(&handle_context(&caller.workspace_id), &payload)
             .map_err(|err| Error::Internal(format!("cannot seal the user token: {err}")))
     }
 
@@ -296,26 +259,11 @@ impl Accounts {
         if handle.is_empty() {
             return Err("is required (ConnectMessengerResponse.user_token)");
         }
-        let plaintext = self
+        let payload = self
             .store
             .keys()
-            .open(&handle_context(caller), handle)
+            .open(&handle_context(&caller.workspace_id), handle)
             .map_err(|_| "is not a user token ConnectMessenger gave this workspace")?;
-        let value: Value =
-            serde_json::from_slice(&plaintext).map_err(|_| "is not a valid user token")?;
-        let expires = value.get("exp").and_then(Value::as_i64).unwrap_or_default();
-        if expires < now().timestamp() {
-            return Err("has expired; call ConnectMessenger again");
-        }
-        value
-            .get("token")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or("is not a valid user token")
+        token_of_handle(&payload, now().timestamp())
     }
-}
-
-/// The handle is bound to the workspace: sealing uses it as associated data.
-fn handle_context(caller: &Caller) -> String {
-    format!("messenger-user-token/{}", caller.workspace_id)
 }

@@ -1,56 +1,11 @@
-//! Conversions between wire types and domain values: `google.protobuf.Struct` and JSON
-//! documents, timestamps, channels. Conversions from the wire report field violations.
+//! `google.protobuf.Struct` ↔ JSON documents, with the document rules (depth, finite
+//! numbers) applied to what arrives.
 
-use chrono::{DateTime, Utc};
-use patchbay_sdk::proto;
-use prost_types::{ListValue, Struct, Timestamp, Value, value::Kind};
+use prost_types::{ListValue, Struct, Value, value::Kind};
 use serde_json::{Map, Number, Value as Json};
 
 use crate::domain::config_document::{Document, MAX_DEPTH};
-use crate::domain::provider::{FieldKind, FieldSpec, Provider};
-use crate::domain::{Channel, FieldViolation, Violations};
-
-pub fn timestamp(time: DateTime<Utc>) -> Timestamp {
-    Timestamp {
-        seconds: time.timestamp(),
-        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
-    }
-}
-
-pub fn channel_to_proto(channel: Channel) -> proto::Channel {
-    match channel {
-        Channel::Whatsapp => proto::Channel::Whatsapp,
-        Channel::Instagram => proto::Channel::Instagram,
-        Channel::Messenger => proto::Channel::Messenger,
-        Channel::Email => proto::Channel::Email,
-        Channel::Sms => proto::Channel::Sms,
-        Channel::Chat => proto::Channel::Chat,
-        Channel::Push => proto::Channel::Push,
-        Channel::InApp => proto::Channel::InApp,
-    }
-}
-
-/// A channel the request must name.
-pub fn required_channel(value: i32, field: &str) -> Result<Channel, FieldViolation> {
-    optional_channel(value, field)?.ok_or_else(|| FieldViolation::new(field, "is required"))
-}
-
-/// A channel filter: `CHANNEL_UNSPECIFIED` means none.
-pub fn optional_channel(value: i32, field: &str) -> Result<Option<Channel>, FieldViolation> {
-    let channel = proto::Channel::try_from(value)
-        .map_err(|_| FieldViolation::new(field, format!("{value} is not a known channel")))?;
-    Ok(match channel {
-        proto::Channel::Unspecified => None,
-        proto::Channel::Whatsapp => Some(Channel::Whatsapp),
-        proto::Channel::Instagram => Some(Channel::Instagram),
-        proto::Channel::Messenger => Some(Channel::Messenger),
-        proto::Channel::Email => Some(Channel::Email),
-        proto::Channel::Sms => Some(Channel::Sms),
-        proto::Channel::Chat => Some(Channel::Chat),
-        proto::Channel::Push => Some(Channel::Push),
-        proto::Channel::InApp => Some(Channel::InApp),
-    })
-}
+use crate::domain::{FieldViolation, Violations};
 
 /// A `Struct` as a JSON document. Integral numbers become JSON integers (a `Struct`
 /// carries every number as a double); NaN and infinities, which JSON cannot hold, and
@@ -193,77 +148,6 @@ pub fn proto_value_from_json(value: &Json) -> Value {
     Value { kind: Some(kind) }
 }
 
-pub fn provider_to_proto(provider: &Provider) -> proto::Provider {
-    proto::Provider {
-        slug: provider.slug.clone(),
-        name: provider.name.clone(),
-        description: provider.description.clone(),
-        category: provider.category.clone(),
-        channel: provider
-            .channel
-            .map(channel_to_proto)
-            .unwrap_or(proto::Channel::Unspecified)
-            .into(),
-        config_schema: provider.fields.iter().map(field_to_proto).collect(),
-    }
-}
-
-fn field_to_proto(field: &FieldSpec) -> proto::ProviderField {
-    let kind = match field.kind {
-        FieldKind::String => proto::FieldType::String,
-        FieldKind::Integer => proto::FieldType::Integer,
-        FieldKind::Boolean => proto::FieldType::Boolean,
-        FieldKind::Url => proto::FieldType::Url,
-        FieldKind::Phone => proto::FieldType::Phone,
-        FieldKind::Email => proto::FieldType::Email,
-        FieldKind::Enum => proto::FieldType::Enum,
-        FieldKind::Object => proto::FieldType::Object,
-    };
-    proto::ProviderField {
-        name: field.name.clone(),
-        r#type: kind.into(),
-        required: field.required,
-        default_value: field.default.as_ref().map(proto_value_from_json),
-        allowed_values: field.values.clone(),
-        secret: field.secret,
-        description: field.description.clone(),
-        fields: field.fields.iter().map(field_to_proto).collect(),
-        carries_secrets: field.carries_secrets.clone(),
-    }
-}
-
-/// The most bytes of items in one list answer: well under the 4 MiB a client accepts
-/// by default (500 accounts of 64 KiB configs would be 32 MiB).
-pub const MAX_PAGE_BYTES: usize = 3 * 1024 * 1024;
-
-/// A page cut to fit one message: the items that fit [`MAX_PAGE_BYTES`] (at least one),
-/// and, when some were cut, the token of the page that starts after the last kept.
-pub fn fit_page<T: prost::Message>(
-    mut items: Vec<T>,
-    next_page_token: String,
-    id_of: impl Fn(&T) -> &str,
-) -> (Vec<T>, String) {
-    let mut size = 0;
-    let mut keep = items.len();
-    for (i, item) in items.iter().enumerate() {
-        size += item.encoded_len() + 8;
-        if i > 0 && size > MAX_PAGE_BYTES {
-            keep = i;
-            break;
-        }
-    }
-    if keep == items.len() {
-        return (items, next_page_token);
-    }
-    items.truncate(keep);
-    let token = items
-        .last()
-        .and_then(|item| uuid::Uuid::parse_str(id_of(item)).ok())
-        .map(crate::domain::support::encode_page_token)
-        .unwrap_or(next_page_token);
-    (items, token)
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -291,13 +175,6 @@ mod tests {
         );
         let violations = document_from_struct(s, "config").expect_err("NaN");
         assert_eq!(violations[0].field, "config.bad");
-    }
-
-    #[test]
-    fn unknown_channel_numbers_are_named() {
-        assert!(required_channel(0, "channel").is_err());
-        assert!(required_channel(99, "channel").is_err());
-        assert_eq!(required_channel(1, "channel"), Ok(Channel::Whatsapp));
     }
 }
 

@@ -7,11 +7,9 @@ use std::collections::HashMap;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::account::{Account, validate_account_key};
-use super::caller::Caller;
-use super::channel::Channel;
-use super::error::{Error, RecordKind, Violations};
-use super::webhook_signatures::{self, META_HEADER, Mismatch, TWILIO_HEADER};
+use crate::domain::account::{Account, validate_account_key};
+use crate::domain::webhook_signatures::{self, META_HEADER, Mismatch, TWILIO_HEADER};
+use crate::domain::{Caller, Channel, Error, FieldViolation, RecordKind, Violations};
 use crate::meta::MetaApp;
 use crate::store::Store;
 
@@ -155,7 +153,7 @@ impl Webhooks {
                 ))
             })?;
             if request.url.is_empty() {
-                return Err(Error::InvalidArgument(vec![super::FieldViolation::new(
+                return Err(Error::InvalidArgument(vec![FieldViolation::new(
                     "url",
                     "is required to check a Twilio signature (Twilio signs the URL)",
                 )]));

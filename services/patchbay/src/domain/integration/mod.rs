@@ -1,5 +1,11 @@
 //! The provider integration record (seeds 000/001/003/004) and its rules: identifiers,
-//! conditions, the primary scope.
+//! conditions, the primary scope here; what each write does in `rules`.
+
+mod rules;
+
+pub use rules::{
+    Validated, changed_fields, create, delete, masked, patched, set_primary, update, validate_new,
+};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

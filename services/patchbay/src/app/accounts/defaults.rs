@@ -1,0 +1,73 @@
+//! Default accounts: the one that sends for a scope (answered from the fast path in
+//! `crate::defaults`), and watches of a caller's defaults.
+
+use super::{AccountView, Accounts};
+use crate::defaults::{Subscription, shareable};
+use crate::domain::account::asked_division;
+use crate::domain::defaults::DefaultsFilter;
+use crate::domain::{Caller, Channel, Error, RecordKind};
+
+/// What a watch starts from: the defaults it covers now, and its place in the feed of
+/// changes that follow.
+pub struct DefaultsWatch {
+    pub snapshot: Vec<AccountView>,
+    pub subscription: Subscription,
+    pub filter: DefaultsFilter,
+}
+
+impl Accounts {
+    /// The division's default when it has one, else the workspace-wide default.
+    pub async fn get_default(
+        &self,
+        caller: &Caller,
+        channel: Channel,
+        division_id: Option<String>,
+    ) -> Result<AccountView, Error> {
+        let division = asked_division(caller, division_id)?;
+        let ws = &caller.workspace_id;
+        let defaults = &self.defaults;
+        let found = match division.as_deref() {
+            Some(division) => match defaults.scope_default(ws, channel, Some(division)).await? {
+                Some(account) => Some(account),
+                None => defaults.scope_default(ws, channel, None).await?,
+            },
+            None => defaults.scope_default(ws, channel, None).await?,
+        };
+        let account = found.ok_or_else(|| Error::NotFound {
+            kind: RecordKind::Account,
+            id: format!("default of channel {channel}"),
+        })?;
+        Ok(self.present(caller, account))
+    }
+
+    /// Starts a watch of the caller's defaults: of `channels` (every channel when
+    /// empty), of the division asked for and the workspace-wide scopes, or of every
+    /// division the caller sees when none is asked for.
+    pub async fn watch_defaults(
+        &self,
+        caller: &Caller,
+        channels: Vec<Channel>,
+        division_id: Option<String>,
+    ) -> Result<DefaultsWatch, Error> {
+        let division_id = asked_division(caller, division_id)?;
+        let filter = DefaultsFilter {
+            channels,
+            division_id,
+        };
+        // Subscribe first, then read: whatever changes in between is in the snapshot
+        // and comes again as a change, which a watcher applies twice harmlessly.
+        let subscription = self.defaults.subscribe(&caller.workspace_id).await?;
+        let snapshot = self
+            .store
+            .list_default_accounts(&caller.workspace_id, &filter)
+            .await?
+            .into_iter()
+            .map(|account| self.present(caller, shareable(account)))
+            .collect();
+        Ok(DefaultsWatch {
+            snapshot,
+            subscription,
+            filter,
+        })
+    }
+}

@@ -1,0 +1,112 @@
+//! Instagram: connecting an account through Instagram Login, and refreshing its
+//! long-lived token (Meta's tokens live 60 days; a refresh gives 60 more).
+
+use serde_json::Value;
+
+use super::{Accounts, system_caller};
+use crate::domain::account::{
+    Connected, StateChange, check_oauth_request, new_account_division, token_expiry,
+};
+use crate::domain::config_document::Document;
+use crate::domain::support::now;
+use crate::domain::{Account, Caller, Channel, Error, Violations};
+
+pub const ACCESS_TOKEN: &str = "access_token";
+
+/// What ConnectInstagram saved.
+pub struct InstagramConnected {
+    pub username: String,
+    pub account: Account,
+}
+
+impl Accounts {
+    /// code → short-lived token → long-lived token → profile → the account (key: the
+    /// Instagram professional account id, which Instagram's webhooks name).
+    pub async fn connect_instagram(
+        &self,
+        caller: &Caller,
+        code: &str,
+        redirect_uri: &str,
+        division_id: Option<String>,
+    ) -> Result<InstagramConnected, Error> {
+        let mut violations = Violations::new();
+        check_oauth_request(code, redirect_uri, &mut violations);
+        let division_id = new_account_division(caller, division_id.as_deref(), &mut violations);
+        violations.into_result()?;
+        caller.require_write(division_id.as_deref())?;
+        let app = self.meta_app()?;
+
+        let short = self
+            .graph
+            .instagram_code_for_token(app, code.trim(), redirect_uri)
+            .await
+            .map_err(|err| err.into_exchange_error("code", "exchanging the Instagram code"))?;
+        let long = self
+            .graph
+            .instagram_long_lived(app, &short)
+            .await
+            .map_err(|err| err.into_error("exchanging for a long-lived Instagram token"))?;
+        let profile = self
+            .graph
+            .instagram_profile(&long.token)
+            .await
+            .map_err(|err| err.into_error("fetching the Instagram profile"))?;
+        let Some(user_id) = profile.user_id else {
+            return Err(Error::Unavailable(
+                "Meta's Instagram profile answer has no user_id".to_owned(),
+            ));
+        };
+        let username = profile.username;
+        let mut config = Document::new();
+        config.insert(
+            "instagram_user_id".to_owned(),
+            Value::String(user_id.clone()),
+        );
+        config.insert("username".to_owned(), Value::String(username.clone()));
+        config.insert(ACCESS_TOKEN.to_owned(), Value::String(long.token));
+        let account = self
+            .save_connected(
+                caller,
+                Connected {
+                    channel: Channel::Instagram,
+                    account_key: user_id,
+                    display_name: Some(username.clone()).filter(|name| !name.is_empty()),
+                    division_id,
+                    config,
+                    token_expires_at: token_expiry(long.expires_in, now()),
+                },
+            )
+            .await?;
+        Ok(InstagramConnected { username, account })
+    }
+
+    /// Refreshes one Instagram account's token; a refusal marks the account
+    /// `reauthorization_required`, an outage leaves it for the next round.
+    pub(super) async fn refresh_instagram_token(&self, account: Account) -> Result<(), Error> {
+        let caller = system_caller(&account.workspace_id, "token-refresh");
+        let token = account
+            .config
+            .get(ACCESS_TOKEN)
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        match self.graph.instagram_refresh(token).await {
+            Ok(fresh) => {
+                let change = StateChange::NewToken {
+                    key: ACCESS_TOKEN,
+                    token: fresh.token,
+                    expires_at: token_expiry(fresh.expires_in, now()),
+                };
+                self.record_state(&caller, account.id, change).await?;
+                tracing::info!(account_id = %account.id, "Instagram token refreshed");
+                Ok(())
+            }
+            Err(err) if err.is_transient() => Err(err.into_error("refreshing the Instagram token")),
+            Err(err) => {
+                tracing::warn!(account_id = %account.id, error = %err, "Instagram token refresh refused; the account needs a new token");
+                self.record_state(&caller, account.id, StateChange::TokenRejected)
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+}

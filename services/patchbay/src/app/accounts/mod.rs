@@ -1,0 +1,207 @@
+//! Account operations, one per `AccountService` RPC: read the account, let a rule of
+//! `domain::account` decide, write what it decided, report default changes, call Meta
+//! where the RPC does. This file holds what every operation shares; the RPCs are in
+//! the files beside it:
+//!
+//! - `records`: list, get, create, update, delete, set default, reveal credentials;
+//! - `defaults`: the default of a scope, and watches of them;
+//! - `setup`: the WhatsApp Cloud set-up at Meta and the number's health;
+//! - `signup`, `instagram`, `messenger`: the OAuth flows that connect accounts;
+//! - `token_refresh`: the background task that keeps Instagram tokens alive.
+
+pub mod defaults;
+pub mod instagram;
+pub mod messenger;
+pub mod records;
+pub mod setup;
+pub mod signup;
+pub mod token_refresh;
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::defaults::{DefaultAccounts, shareable};
+use crate::domain::account::{self, Connected, StateChange};
+use crate::domain::config_document::MASK_PREFIX;
+use crate::domain::support::now;
+use crate::domain::{Account, Caller, Error, RecordKind, WebhookUrls};
+use crate::meta::{GraphClient, MetaApp, MetaError};
+use crate::store::Store;
+use crate::store::accounts::Written;
+
+/// What a caller is shown of an account: config secrets masked (shared, not copied:
+/// the default-account cache hands out the same one to every caller), the verify token
+/// only to callers who may see it, the webhook URL computed.
+#[derive(Clone, Debug)]
+pub struct AccountView {
+    pub account: Arc<Account>,
+    pub verify_token_visible: bool,
+    pub webhook_url: String,
+}
+
+impl AccountView {
+    /// The verify token as this caller may see it.
+    pub fn verify_token(&self) -> &str {
+        if self.verify_token_visible {
+            &self.account.verify_token
+        } else {
+            MASK_PREFIX
+        }
+    }
+}
+
+/// The account operations and what they need: the store, the default-account fast
+/// path, the Graph client and the Meta app.
+#[derive(Clone)]
+pub struct Accounts {
+    store: Store,
+    webhooks: WebhookUrls,
+    defaults: DefaultAccounts,
+    graph: GraphClient,
+    /// The Meta app of the OAuth flows; `None` makes them FAILED_PRECONDITION.
+    meta_app: Option<MetaApp>,
+}
+
+impl Accounts {
+    pub fn new(
+        store: Store,
+        webhooks: WebhookUrls,
+        defaults: DefaultAccounts,
+        graph: GraphClient,
+        meta_app: Option<MetaApp>,
+    ) -> Self {
+        Self {
+            store,
+            webhooks,
+            defaults,
+            graph,
+            meta_app,
+        }
+    }
+
+    /// Reports a committed write's default change (see `defaults`), and passes on what
+    /// it stored.
+    fn written<T>(&self, written: Written<T>) -> T {
+        if let Some(changed) = &written.defaults {
+            self.defaults.changed(changed);
+        }
+        written.value
+    }
+
+    /// The account, when the caller may see it; NOT_FOUND otherwise.
+    async fn find_visible(&self, caller: &Caller, id: Uuid) -> Result<Account, Error> {
+        match self.store.find_account(&caller.workspace_id, id).await? {
+            Some(account) if caller.can_see(account.division_id.as_deref()) => Ok(account),
+            _ => Err(Error::not_found(RecordKind::Account, id)),
+        }
+    }
+
+    pub fn view(&self, caller: &Caller, account: Account) -> AccountView {
+        self.present(caller, shareable(account))
+    }
+
+    /// What `caller` is shown of an account whose config is already masked.
+    pub fn present(&self, caller: &Caller, masked: Arc<Account>) -> AccountView {
+        AccountView {
+            webhook_url: self.webhook_url(&masked),
+            verify_token_visible: caller.sees_setup_secrets(),
+            account: masked,
+        }
+    }
+
+    fn webhook_url(&self, account: &Account) -> String {
+        self.webhooks
+            .for_account(account.channel, &account.account_key)
+    }
+
+    /// The Meta app the OAuth flows act as.
+    fn meta_app(&self) -> Result<&MetaApp, Error> {
+        self.meta_app
+            .as_ref()
+            .ok_or_else(|| MetaError::NoApp.into_error("connecting the account"))
+    }
+
+    /// Records what Meta just said about account `id`, applied to the account as it is
+    /// under the write lock. Returns the account as stored.
+    async fn record_state(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        change: StateChange,
+    ) -> Result<Account, Error> {
+        let written = self
+            .store
+            .modify_account(&caller.workspace_id, id, |current| {
+                Ok(account::record_state(caller, &current, change, now()))
+            })
+            .await?;
+        self.written(written)
+            .ok_or_else(|| Error::not_found(RecordKind::Account, id))
+    }
+
+    /// Saves a connected account: updates the live account with the same key (a new
+    /// token re-authorises it), or creates it.
+    async fn save_connected(
+        &self,
+        caller: &Caller,
+        connected: Connected,
+    ) -> Result<Account, Error> {
+        let ws = &caller.workspace_id;
+        let existing = self
+            .store
+            .find_account_by_key(ws, connected.channel, &connected.account_key)
+            .await?;
+        if let Some(existing) = existing {
+            let written = self
+                .store
+                .modify_account(ws, existing.id, |current| {
+                    account::reconnect(caller, &current, connected, now())
+                })
+                .await?;
+            return self
+                .written(written)
+                .ok_or_else(|| Error::not_found(RecordKind::Account, existing.id));
+        }
+        caller.require_write(connected.division_id.as_deref())?;
+        let scope_has_default = self
+            .store
+            .find_default_account(ws, connected.channel, connected.division_id.as_deref())
+            .await?
+            .is_some();
+        let (account, event) =
+            account::connected_account(caller, connected, scope_has_default, now())?;
+        match self.store.insert_account(account, &event).await {
+            Ok(written) => Ok(self.written(written)),
+            Err(Error::AlreadyExists { .. }) => Err(Error::Aborted(
+                "the same account was connected concurrently; retry".to_owned(),
+            )),
+            Err(err) => Err(err),
+        }
+    }
+}
+
+/// What a Meta set-up outcome records on the account.
+fn setup_outcome(outcome: Result<(), MetaError>) -> StateChange {
+    match outcome {
+        Ok(()) => StateChange::SetupSucceeded,
+        Err(err) => StateChange::SetupFailed {
+            token_rejected: err.is_invalid_token(),
+            reason: err.to_string(),
+        },
+    }
+}
+
+/// Background work acts as Patchbay itself, recorded as such in audit events.
+fn system_caller(workspace_id: &str, task: &str) -> Caller {
+    Caller {
+        subject: format!("patchbay:{task}"),
+        role: crate::domain::Role::Admin,
+        workspace_id: workspace_id.to_owned(),
+        division_id: None,
+        request_id: format!("{task}-{}", crate::domain::support::new_id()),
+        idempotency: None,
+        token_valid_until: None,
+        held: None,
+    }
+}

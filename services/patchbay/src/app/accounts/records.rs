@@ -1,0 +1,131 @@
+//! The account records themselves: list, get, create, update, delete, set default,
+//! reveal credentials.
+
+use uuid::Uuid;
+
+use super::{AccountView, Accounts};
+use crate::domain::account::{self, Updated};
+use crate::domain::audit::{self, AuditAction};
+use crate::domain::change::event;
+use crate::domain::support::{Page, PageRequest, now};
+use crate::domain::{Account, AccountPatch, Caller, Channel, Error, NewAccount, SetupState};
+use crate::store::accounts::AccountFilter;
+
+impl Accounts {
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        channel: Option<Channel>,
+        page: PageRequest,
+    ) -> Result<Page<AccountView>, Error> {
+        let accounts = self
+            .store
+            .list_accounts(&AccountFilter {
+                workspace_id: &caller.workspace_id,
+                channel,
+                caller_division: caller.division_id.as_deref(),
+                after: page.after,
+                limit: page.size + 1,
+            })
+            .await?;
+        Ok(Page::from_overfetch(accounts, page.size, |a| a.id).map(|a| self.view(caller, a)))
+    }
+
+    pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<AccountView, Error> {
+        let account = self.find_visible(caller, id).await?;
+        Ok(self.view(caller, account))
+    }
+
+    /// The account a replayed create or signup wrote, its set-up resumed when it never
+    /// ran to the end (the first call's deadline passed, or the server stopped, while
+    /// Meta was being called). Registration and subscription are idempotent at Meta.
+    pub async fn resume(&self, caller: &Caller, id: Uuid) -> Result<AccountView, Error> {
+        let account = self.find_visible(caller, id).await?;
+        let account = if account.provider_state.setup_state == SetupState::Pending {
+            caller.require_write(account.division_id.as_deref())?;
+            self.set_up_whatsapp(caller, account).await?
+        } else {
+            account
+        };
+        Ok(self.view(caller, account))
+    }
+
+    pub async fn create(&self, caller: &Caller, new: NewAccount) -> Result<AccountView, Error> {
+        let (account, event) = account::create(caller, new, now())?;
+        let stored = self.store.insert_account(account, &event).await;
+        let account = self.written(stored?);
+        let account = self.set_up_whatsapp(caller, account).await?;
+        Ok(self.view(caller, account))
+    }
+
+    pub async fn update(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        patch: AccountPatch,
+    ) -> Result<AccountView, Error> {
+        let mut run_setup = false;
+        let written = self
+            .store
+            .modify_account(&caller.workspace_id, id, |current| {
+                let updated: Updated = account::update(caller, &current, patch, now())?;
+                run_setup = updated.run_setup;
+                Ok(updated.change)
+            })
+            .await?;
+        let account = self
+            .written(written)
+            .ok_or_else(|| Error::Internal("updated account vanished".to_owned()))?;
+        let account = if run_setup {
+            self.set_up_whatsapp(caller, account).await?
+        } else {
+            account
+        };
+        Ok(self.view(caller, account))
+    }
+
+    pub async fn delete(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        expected_revision: Option<i64>,
+    ) -> Result<(), Error> {
+        let written = self
+            .store
+            .modify_account(&caller.workspace_id, id, |current| {
+                account::delete(caller, &current, expected_revision, now())
+            })
+            .await?;
+        self.written(written);
+        Ok(())
+    }
+
+    pub async fn set_default(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        expected_revision: Option<i64>,
+    ) -> Result<AccountView, Error> {
+        let written = self
+            .store
+            .modify_account(&caller.workspace_id, id, |current| {
+                account::set_default(caller, &current, expected_revision, now())
+            })
+            .await?;
+        let account = self
+            .written(written)
+            .ok_or_else(|| Error::Internal("default account vanished".to_owned()))?;
+        Ok(self.view(caller, account))
+    }
+
+    /// The account with its secrets in clear. The reveal is audited first: no audit
+    /// event, no secrets.
+    pub async fn credentials(&self, caller: &Caller, id: Uuid) -> Result<Account, Error> {
+        let account = self.find_visible(caller, id).await?;
+        let mut revealed = audit::secret_fields(&account.config, "config");
+        revealed.push("verify_token".to_owned());
+        let event = event(caller, &account, AuditAction::RevealCredentials, revealed);
+        self.store.record_audit_event(&event).await?;
+        Ok(account)
+    }
+}

@@ -1,0 +1,214 @@
+//! Accounts Meta tells us about: what it just said of an account (set-up outcome,
+//! rejected token, new token), and an account connected through an OAuth flow —
+//! created the first time, re-authorised when its key is already there.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::whatsapp::{ACCESS_TOKEN, initial_setup_state, is_cloud_account, with_pin};
+use super::{Account, ProviderState, SetupState, account_changes, ensure_writable};
+use crate::domain::audit::{AuditAction, AuditEvent};
+use crate::domain::caller::Caller;
+use crate::domain::change::{Change, event};
+use crate::domain::channel::Channel;
+use crate::domain::config_document::Document;
+use crate::domain::error::{Error, Violations};
+use crate::domain::provider::is_url;
+use crate::domain::support::{new_id, random_token};
+
+/// What Meta just said about an account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StateChange {
+    /// The set-up ran: success clears `setup_error` (and a rejected token, since the
+    /// token just worked); a failure records why.
+    SetupSucceeded,
+    SetupFailed {
+        reason: String,
+        token_rejected: bool,
+    },
+    /// Meta rejected the token (error 190).
+    TokenRejected,
+    /// A new token under `key`, and when it expires.
+    NewToken {
+        key: &'static str,
+        token: String,
+        expires_at: Option<DateTime<Utc>>,
+    },
+}
+
+impl StateChange {
+    fn apply(self, account: &mut Account) {
+        let state = &mut account.provider_state;
+        match self {
+            StateChange::SetupSucceeded => {
+                state.setup_state = SetupState::Done;
+                state.setup_error = None;
+                state.reauthorization_required = false;
+            }
+            StateChange::SetupFailed {
+                reason,
+                token_rejected,
+            } => {
+                state.setup_state = SetupState::Failed;
+                state.setup_error = Some(reason);
+                state.reauthorization_required |= token_rejected;
+            }
+            StateChange::TokenRejected => state.reauthorization_required = true,
+            StateChange::NewToken {
+                key,
+                token,
+                expires_at,
+            } => {
+                account.config.insert(key.to_owned(), Value::String(token));
+                state.token_expires_at = expires_at;
+                state.reauthorization_required = false;
+            }
+        }
+    }
+}
+
+/// Records `change` on the account as it is now, unless it changes nothing.
+pub fn record_state(
+    caller: &Caller,
+    current: &Account,
+    change: StateChange,
+    at: DateTime<Utc>,
+) -> Change<Account> {
+    let mut next = current.clone();
+    change.apply(&mut next);
+    save_if_changed(caller, current, next, at)
+}
+
+/// A connected account as Meta describes it.
+#[derive(Clone, Debug)]
+pub struct Connected {
+    pub channel: Channel,
+    pub account_key: String,
+    pub display_name: Option<String>,
+    /// Division of a new account; an existing one keeps its own.
+    pub division_id: Option<String>,
+    /// Merged into the config (tokens and ids).
+    pub config: Document,
+    pub token_expires_at: Option<DateTime<Utc>>,
+}
+
+/// Connecting an account again: Meta's config merged in, the token trusted again, and a
+/// Cloud account's set-up made to run again (from the start when the token changed).
+pub fn reconnect(
+    caller: &Caller,
+    current: &Account,
+    connected: Connected,
+    at: DateTime<Utc>,
+) -> Result<Change<Account>, Error> {
+    ensure_writable(caller, current)?;
+    let mut next = current.clone();
+    next.config.extend(connected.config);
+    next.config = with_pin(next.channel, next.config, &mut Violations::new())?;
+    if let Some(name) = connected.display_name {
+        next.display_name = name;
+    }
+    let setup_state = if is_cloud_account(next.channel, &next.config) {
+        SetupState::Pending
+    } else {
+        current.provider_state.setup_state
+    };
+    // A set-up about to run again has no refusal on record yet.
+    let setup_error = match setup_state {
+        SetupState::Pending => None,
+        _ => current.provider_state.setup_error.clone(),
+    };
+    next.provider_state = ProviderState {
+        setup_state,
+        // A new token registers the number again.
+        setup_registered: current.provider_state.setup_registered
+            && current.config.get(ACCESS_TOKEN) == next.config.get(ACCESS_TOKEN),
+        setup_error,
+        reauthorization_required: false,
+        token_expires_at: connected.token_expires_at,
+    };
+    Ok(save_if_changed(caller, current, next, at))
+}
+
+/// A first connected account, and its event: its scope's default when the scope has
+/// none, so that it is ready to send from.
+pub fn connected_account(
+    caller: &Caller,
+    connected: Connected,
+    scope_has_default: bool,
+    at: DateTime<Utc>,
+) -> Result<(Account, AuditEvent), Error> {
+    caller.require_write(connected.division_id.as_deref())?;
+    let config = with_pin(connected.channel, connected.config, &mut Violations::new())?;
+    let account = Account {
+        id: new_id(),
+        workspace_id: caller.workspace_id.clone(),
+        channel: connected.channel,
+        display_name: connected
+            .display_name
+            .unwrap_or_else(|| connected.account_key.clone()),
+        account_key: connected.account_key,
+        is_active: true,
+        is_default: !scope_has_default,
+        division_id: connected.division_id,
+        provider_state: ProviderState {
+            setup_state: initial_setup_state(connected.channel, &config),
+            token_expires_at: connected.token_expires_at,
+            ..ProviderState::default()
+        },
+        config,
+        verify_token: random_token(24)?,
+        revision: 1,
+        created_at: at,
+        updated_at: at,
+    };
+    let event = event(
+        caller,
+        &account,
+        AuditAction::Create,
+        account_changes(None, &account),
+    );
+    Ok((account, event))
+}
+
+fn save_if_changed(
+    caller: &Caller,
+    current: &Account,
+    next: Account,
+    at: DateTime<Utc>,
+) -> Change<Account> {
+    Change::save_if_changed(
+        caller,
+        current,
+        next,
+        AuditAction::Update,
+        |before, after| account_changes(Some(before), after),
+        at,
+    )
+}
+
+/// The fields every OAuth connect request has.
+pub fn check_oauth_request(code: &str, redirect_uri: &str, violations: &mut Violations) {
+    if code.trim().is_empty() {
+        violations.add("code", "is required");
+    } else if code.len() > 2048 {
+        violations.add("code", "must be at most 2048 characters");
+    }
+    if !is_url(redirect_uri) {
+        violations.add(
+            "redirect_uri",
+            "must be the absolute http(s) URL used in the OAuth dialog",
+        );
+    }
+}
+
+/// When a token Meta says lives `expires_in` seconds from `now` expires. Meta's number
+/// is checked arithmetic: one that is not positive, or beyond what a date can hold,
+/// gives no expiry rather than a panic.
+pub fn token_expiry(expires_in: Option<i64>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let seconds = expires_in.filter(|seconds| *seconds > 0)?;
+    now.checked_add_signed(chrono::Duration::try_seconds(seconds)?)
+}
+
+#[cfg(test)]
+#[path = "connected_tests.rs"]
+mod tests;

@@ -1,0 +1,245 @@
+use proptest::prelude::*;
+use serde_json::json;
+
+use super::*;
+use crate::domain::RecordKind;
+use crate::domain::testing::{account, admin, at, cloud_account, division_admin, doc};
+
+fn saved(change: Change<Account>) -> Account {
+    match change {
+        Change::Save(account, _) => *account,
+        other => panic!("expected a save, got {other:?}"),
+    }
+}
+
+fn connected(channel: Channel, key: &str, config: serde_json::Value) -> Connected {
+    Connected {
+        channel,
+        account_key: key.into(),
+        display_name: Some("Acme Page".into()),
+        division_id: None,
+        config: doc(config),
+        token_expires_at: Some(at(100)),
+    }
+}
+
+#[test]
+fn a_set_up_that_succeeded_clears_the_error_and_a_rejected_token() {
+    let mut current = cloud_account();
+    current.provider_state.setup_state = SetupState::Failed;
+    current.provider_state.setup_error = Some("refused".into());
+    current.provider_state.reauthorization_required = true;
+    let next = saved(record_state(
+        &admin(),
+        &current,
+        StateChange::SetupSucceeded,
+        at(5),
+    ));
+    assert_eq!(next.provider_state.setup_state, SetupState::Done);
+    assert_eq!(next.provider_state.setup_error, None);
+    assert!(!next.provider_state.reauthorization_required);
+    assert_eq!(next.revision, current.revision + 1);
+}
+
+#[test]
+fn a_failed_set_up_records_why_and_whether_the_token_was_rejected() {
+    let failed = |token_rejected| StateChange::SetupFailed {
+        reason: "Meta refused registering the phone number".into(),
+        token_rejected,
+    };
+    let next = saved(record_state(
+        &admin(),
+        &cloud_account(),
+        failed(true),
+        at(5),
+    ));
+    assert_eq!(next.provider_state.setup_state, SetupState::Failed);
+    assert!(
+        next.provider_state
+            .setup_error
+            .as_deref()
+            .is_some_and(|e| e.contains("refused"))
+    );
+    assert!(next.provider_state.reauthorization_required);
+    let next = saved(record_state(
+        &admin(),
+        &cloud_account(),
+        failed(false),
+        at(5),
+    ));
+    assert!(!next.provider_state.reauthorization_required);
+}
+
+#[test]
+fn a_new_token_is_stored_with_its_expiry_and_trusted_again() {
+    let mut current = account(Channel::Instagram, "17841");
+    current.provider_state.reauthorization_required = true;
+    let change = StateChange::NewToken {
+        key: "access_token",
+        token: "IGQ-new".into(),
+        expires_at: Some(at(60)),
+    };
+    let next = saved(record_state(&admin(), &current, change, at(5)));
+    assert_eq!(next.config["access_token"], json!("IGQ-new"));
+    assert_eq!(next.provider_state.token_expires_at, Some(at(60)));
+    assert!(!next.provider_state.reauthorization_required);
+}
+
+#[test]
+fn what_changes_nothing_is_kept() {
+    let mut current = account(Channel::Messenger, "1");
+    current.provider_state.reauthorization_required = true;
+    assert!(matches!(
+        record_state(&admin(), &current, StateChange::TokenRejected, at(5)),
+        Change::Keep
+    ));
+    let next = saved(record_state(
+        &admin(),
+        &account(Channel::Messenger, "1"),
+        StateChange::TokenRejected,
+        at(5),
+    ));
+    assert!(next.provider_state.reauthorization_required);
+}
+
+#[test]
+fn reconnecting_merges_metas_config_and_runs_a_cloud_set_up_again() {
+    let mut current = cloud_account();
+    current.provider_state.setup_error = Some("old refusal".into());
+    current.provider_state.reauthorization_required = true;
+    let same_token = connected(Channel::Whatsapp, "wa-1555", json!({"waba_id": "2666"}));
+    let next = saved(reconnect(&admin(), &current, same_token, at(5)).expect("ok"));
+    assert_eq!(next.provider_state.setup_state, SetupState::Pending);
+    assert_eq!(next.provider_state.setup_error, None);
+    assert!(!next.provider_state.reauthorization_required);
+    assert!(
+        next.provider_state.setup_registered,
+        "the same token keeps the registration"
+    );
+    assert_eq!(next.display_name, "Acme Page");
+    assert_eq!(next.provider_state.token_expires_at, Some(at(100)));
+}
+
+#[test]
+fn reconnecting_with_a_new_token_registers_the_number_again() {
+    let new_token = connected(
+        Channel::Whatsapp,
+        "wa-1555",
+        json!({"access_token": "EAAG-new"}),
+    );
+    let next = saved(reconnect(&admin(), &cloud_account(), new_token, at(5)).expect("ok"));
+    assert!(!next.provider_state.setup_registered);
+    assert_eq!(next.config["access_token"], json!("EAAG-new"));
+}
+
+#[test]
+fn reconnecting_a_page_keeps_its_set_up_state() {
+    let mut page = account(Channel::Messenger, "1001");
+    page.provider_state.setup_error = Some("kept".into());
+    let again = connected(
+        Channel::Messenger,
+        "1001",
+        json!({"page_access_token": "EAAP"}),
+    );
+    let next = saved(reconnect(&admin(), &page, again, at(5)).expect("ok"));
+    assert_eq!(next.provider_state.setup_state, SetupState::NotNeeded);
+    assert_eq!(next.provider_state.setup_error.as_deref(), Some("kept"));
+}
+
+#[test]
+fn reconnecting_needs_a_writer_of_the_accounts_division() {
+    let again = connected(Channel::Messenger, "1001", json!({}));
+    assert!(matches!(
+        reconnect(
+            &division_admin("sales"),
+            &account(Channel::Messenger, "1001"),
+            again,
+            at(5)
+        ),
+        Err(Error::PermissionDenied(_))
+    ));
+}
+
+#[test]
+fn a_first_connected_account_is_its_scopes_default_unless_there_is_one() {
+    let page = || {
+        connected(
+            Channel::Messenger,
+            "1001",
+            json!({"page_access_token": "EAAP"}),
+        )
+    };
+    let (first, event) = connected_account(&admin(), page(), false, at(5)).expect("ok");
+    assert!(first.is_default && first.is_active);
+    assert_eq!(first.revision, 1);
+    assert_eq!(first.display_name, "Acme Page");
+    assert_eq!(event.record_kind, RecordKind::Account);
+    let (second, _) = connected_account(&admin(), page(), true, at(5)).expect("ok");
+    assert!(!second.is_default);
+    assert_ne!(first.id, second.id);
+    assert_ne!(first.verify_token, second.verify_token);
+}
+
+#[test]
+fn a_connected_cloud_number_gets_a_pin_and_a_pending_set_up() {
+    let number = connected(
+        Channel::Whatsapp,
+        "wa-1555",
+        json!({"phone_number_id": "1555", "waba_id": "2666", "access_token": "EAAG"}),
+    );
+    let (account, _) = connected_account(&admin(), number, false, at(5)).expect("ok");
+    assert_eq!(account.provider_state.setup_state, SetupState::Pending);
+    assert!(account.config.contains_key("pin"));
+    let mut scoped = connected(Channel::Messenger, "1001", json!({}));
+    scoped.division_id = None;
+    assert!(matches!(
+        connected_account(&division_admin("sales"), scoped, false, at(5)),
+        Err(Error::PermissionDenied(_))
+    ));
+}
+
+#[test]
+fn an_oauth_request_needs_a_code_and_an_absolute_redirect() {
+    let mut violations = Violations::new();
+    check_oauth_request(
+        "AQD-code",
+        "https://app.acme.test/callback",
+        &mut violations,
+    );
+    assert!(violations.is_empty());
+    check_oauth_request(" ", "/callback", &mut violations);
+    check_oauth_request(
+        &"c".repeat(2049),
+        "https://app.acme.test/cb",
+        &mut violations,
+    );
+    let fields: Vec<_> = violations
+        .into_iter()
+        .map(|v| (v.field, v.description))
+        .collect();
+    assert_eq!(fields.len(), 3, "{fields:?}");
+    assert_eq!(fields[0].0, "code");
+    assert_eq!(fields[1].0, "redirect_uri");
+    assert!(fields[2].1.contains("2048"));
+}
+
+#[test]
+fn extreme_expiries_give_no_expiry() {
+    assert_eq!(token_expiry(Some(i64::MAX), at(0)), None);
+    assert_eq!(token_expiry(Some(0), at(0)), None);
+    assert_eq!(token_expiry(Some(-5), at(0)), None);
+    assert_eq!(token_expiry(None, at(0)), None);
+    assert_eq!(token_expiry(Some(60), at(0)), Some(at(60)));
+}
+
+proptest! {
+    /// Whatever Meta answers for `expires_in`, the expiry is computed without a panic:
+    /// in the future, or none.
+    #[test]
+    fn any_expires_in_gives_a_future_expiry_or_none(seconds in any::<i64>()) {
+        match token_expiry(Some(seconds), at(0)) {
+            Some(when) => prop_assert!(seconds > 0 && when > at(0)),
+            None => prop_assert!(seconds <= 0 || seconds > 365 * 86_400 * 1_000),
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! The rules of a WhatsApp Cloud API account: which accounts have a set-up at Meta, its
+//! PIN, when the set-up runs again, and the health verdict read from what Meta says of
+//! the number, the WABA and its subscriptions.
+
+use serde_json::Value;
+
+use super::{Account, PHONE_NUMBER_ID, SetupState};
+use crate::domain::channel::Channel;
+use crate::domain::config_document::Document;
+use crate::domain::error::{Error, Violations};
+use crate::domain::support::random_digits;
+
+pub const WABA_ID: &str = "waba_id";
+pub const ACCESS_TOKEN: &str = "access_token";
+pub const PIN: &str = "pin";
+
+/// A WhatsApp Cloud API account: one Patchbay registers and subscribes at Meta. A
+/// WhatsApp account without `waba_id` and `access_token` (a Twilio number) has no
+/// set-up here.
+pub fn is_cloud_account(channel: Channel, config: &Document) -> bool {
+    let has = |key: &str| !text(config, key).is_empty();
+    channel == Channel::Whatsapp && has(WABA_ID) && has(ACCESS_TOKEN) && has(PHONE_NUMBER_ID)
+}
+
+/// A config value as text (empty when absent or not a string).
+pub fn text<'a>(config: &'a Document, key: &str) -> &'a str {
+    config.get(key).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// The config of a Cloud API account gets its two-step verification PIN: the one given
+/// (six digits), else a generated one, stored as a secret like any `pin`.
+pub fn with_pin(
+    channel: Channel,
+    mut config: Document,
+    violations: &mut Violations,
+) -> Result<Document, Error> {
+    if !is_cloud_account(channel, &config) {
+        return Ok(config);
+    }
+    match config.get(PIN) {
+        None | Some(Value::Null) => {
+            config.insert(PIN.to_owned(), Value::String(random_digits(6)?));
+        }
+        Some(Value::String(pin)) if pin.len() == 6 && pin.chars().all(|c| c.is_ascii_digit()) => {}
+        Some(_) => violations.add(
+            "config.pin",
+            "must be six digits (Meta's two-step verification PIN)",
+        ),
+    }
+    Ok(config)
+}
+
+/// The set-up state of a new account: a Cloud API account starts PENDING, so that a
+/// set-up that never ran to the end (a crash, a deadline) never reads as done.
+pub fn initial_setup_state(channel: Channel, config: &Document) -> SetupState {
+    if is_cloud_account(channel, config) {
+        SetupState::Pending
+    } else {
+        SetupState::NotNeeded
+    }
+}
+
+/// The set-up state an update stores: PENDING when it must run the set-up again (it
+/// runs after the write), NOT_NEEDED for an account that is no Cloud account any more.
+pub fn setup_state_after_update(current: &Account, next: &Account, redo: bool) -> SetupState {
+    if !is_cloud_account(next.channel, &next.config) {
+        SetupState::NotNeeded
+    } else if redo {
+        SetupState::Pending
+    } else {
+        current.provider_state.setup_state
+    }
+}
+
+/// Whether an update changes what the set-up registers (number, PIN, token, WABA): then
+/// it starts over from its first step.
+pub fn setup_inputs_changed(current: &Account, next: &Account) -> bool {
+    let changed = |key: &str| current.config.get(key) != next.config.get(key);
+    !is_cloud_account(current.channel, &current.config)
+        || [PHONE_NUMBER_ID, WABA_ID, ACCESS_TOKEN, PIN]
+            .into_iter()
+            .any(changed)
+}
+
+/// Whether an update must run the set-up again.
+pub fn setup_needed(current: &Account, next: &Account) -> bool {
+    if !is_cloud_account(next.channel, &next.config) {
+        return false;
+    }
+    // A set-up that never finished is run again by any update; a failed one too, unless
+    // Meta rejected the token: that needs a new token, which is a change below.
+    let retry = match current.provider_state.setup_state {
+        SetupState::Pending => true,
+        SetupState::Failed => !next.provider_state.reauthorization_required,
+        SetupState::Done | SetupState::NotNeeded => false,
+    };
+    retry || setup_inputs_changed(current, next)
+}
+
+/// The fields of a CompleteWhatsAppSignup request.
+pub fn check_signup(code: &str, waba_id: &str, phone_number_id: &str, violations: &mut Violations) {
+    if code.trim().is_empty() {
+        violations.add("code", "is required");
+    }
+    for (field, value) in [("waba_id", waba_id), ("phone_number_id", phone_number_id)] {
+        if !is_meta_id(value) {
+            violations.add(field, "must be Meta's numeric id");
+        }
+    }
+}
+
+fn is_meta_id(value: &str) -> bool {
+    !value.is_empty() && value.len() <= 32 && value.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The config of a signed-up number.
+pub fn signup_config(phone_number_id: &str, waba_id: &str, token: String) -> Document {
+    let mut config = Document::new();
+    config.insert(
+        PHONE_NUMBER_ID.to_owned(),
+        Value::String(phone_number_id.to_owned()),
+    );
+    config.insert(WABA_ID.to_owned(), Value::String(waba_id.to_owned()));
+    config.insert(ACCESS_TOKEN.to_owned(), Value::String(token));
+    config
+}
+
+/// What Meta says of a phone number (GET /{phone_number_id}).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NumberStatus {
+    pub display_phone_number: String,
+    pub verified_name: String,
+    pub quality_rating: String,
+    pub code_verification_status: String,
+    pub name_status: String,
+    pub messaging_limit_tier: String,
+    pub throughput_level: String,
+    pub status: String,
+}
+
+/// What Meta says of a WhatsApp Business Account (GET /{waba_id}).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BusinessAccount {
+    pub id: String,
+    pub name: String,
+    pub account_review_status: String,
+}
+
+/// An app subscribed to a WABA's webhooks (GET /{waba_id}/subscribed_apps).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SubscribedApp {
+    pub app_id: String,
+    pub name: String,
+    pub override_callback_uri: String,
+}
+
+/// Whether our app (any app, when none is configured) is subscribed.
+pub fn subscribed(apps: &[SubscribedApp], app_id: Option<&str>) -> bool {
+    match app_id {
+        Some(id) => apps.iter().any(|app| app.app_id == id),
+        None => !apps.is_empty(),
+    }
+}
+
+/// Why a number is not healthy, from Meta's answers; empty when it is. An answer Meta
+/// did not give (`None`) is judged by nobody here: its error is a reason of its own.
+pub fn verdict(
+    phone: Option<&NumberStatus>,
+    waba: Option<&BusinessAccount>,
+    apps: Option<&[SubscribedApp]>,
+    app_id: Option<&str>,
+    webhook_url: &str,
+) -> Vec<String> {
+    let mut reasons = Vec::new();
+    let unless = |value: &str, fine: &[&str]| !value.is_empty() && !fine.contains(&value);
+    if let Some(phone) = phone {
+        if phone.quality_rating == "RED" {
+            reasons.push("phone number quality rating is RED".to_owned());
+        }
+        if unless(&phone.code_verification_status, &["VERIFIED"]) {
+            reasons.push(format!(
+                "phone number code verification is {}",
+                phone.code_verification_status
+            ));
+        }
+        if unless(
+            &phone.name_status,
+            &["APPROVED", "AVAILABLE_WITHOUT_REVIEW"],
+        ) {
+            reasons.push(format!("display name status is {}", phone.name_status));
+        }
+        if unless(&phone.status, &["CONNECTED"]) {
+            reasons.push(format!("phone number status is {}", phone.status));
+        }
+    }
+    if let Some(waba) = waba {
+        if unless(&waba.account_review_status, &["APPROVED"]) {
+            reasons.push(format!(
+                "WABA review status is {}",
+                waba.account_review_status
+            ));
+        }
+    }
+    if let Some(apps) = apps {
+        if !subscribed(apps, app_id) {
+            reasons.push("the app is not subscribed to the WABA's webhooks".to_owned());
+        } else {
+            let overrides: Vec<&str> = apps
+                .iter()
+                .map(|app| app.override_callback_uri.as_str())
+                .filter(|uri| !uri.is_empty())
+                .collect();
+            if !overrides.is_empty() && !overrides.contains(&webhook_url) {
+                reasons.push(format!(
+                    "the WABA's webhooks go to {}, not to this account's webhook URL",
+                    overrides.join(", ")
+                ));
+            }
+        }
+    }
+    reasons
+}
+
+#[cfg(test)]
+#[path = "whatsapp_tests.rs"]
+mod tests;

@@ -1,0 +1,216 @@
+use serde_json::json;
+
+use super::*;
+use crate::domain::testing::{account, cloud_account, doc};
+
+const URL: &str = "https://hooks.example.test/webhooks/whatsapp/wa-1";
+
+fn green() -> NumberStatus {
+    NumberStatus {
+        quality_rating: "GREEN".into(),
+        code_verification_status: "VERIFIED".into(),
+        name_status: "APPROVED".into(),
+        status: "CONNECTED".into(),
+        ..NumberStatus::default()
+    }
+}
+
+fn ours(callback: &str) -> SubscribedApp {
+    SubscribedApp {
+        app_id: "app-1".into(),
+        name: "Patchbay".into(),
+        override_callback_uri: callback.into(),
+    }
+}
+
+fn approved() -> BusinessAccount {
+    BusinessAccount {
+        account_review_status: "APPROVED".into(),
+        ..BusinessAccount::default()
+    }
+}
+
+#[test]
+fn a_cloud_account_needs_a_number_a_waba_and_a_token() {
+    let full = json!({"phone_number_id": "1", "waba_id": "2", "access_token": "t"});
+    assert!(is_cloud_account(Channel::Whatsapp, &doc(full.clone())));
+    assert!(!is_cloud_account(Channel::Sms, &doc(full)));
+    assert!(!is_cloud_account(
+        Channel::Whatsapp,
+        &doc(json!({"phone_number_id": "1", "waba_id": "2", "access_token": ""}))
+    ));
+    assert!(!is_cloud_account(
+        Channel::Whatsapp,
+        &doc(json!({"phone_number_id": "1", "account_sid": "AC1"}))
+    ));
+}
+
+#[test]
+fn pins_are_generated_kept_or_refused() {
+    let cloud = |pin: Value| {
+        let mut config = doc(json!({"phone_number_id": "1", "waba_id": "2", "access_token": "t"}));
+        config.insert(PIN.to_owned(), pin);
+        config
+    };
+    let mut violations = Violations::new();
+    let generated = with_pin(Channel::Whatsapp, cloud(Value::Null), &mut violations).expect("pin");
+    let pin = generated[PIN].as_str().expect("string pin");
+    assert!(pin.len() == 6 && pin.chars().all(|c| c.is_ascii_digit()));
+    let kept = with_pin(Channel::Whatsapp, cloud(json!("123456")), &mut violations).expect("pin");
+    assert_eq!(kept[PIN], json!("123456"));
+    assert!(violations.is_empty());
+    let _ = with_pin(Channel::Whatsapp, cloud(json!("12ab")), &mut violations);
+    let _ = with_pin(Channel::Whatsapp, cloud(json!(123456)), &mut violations);
+    let fields: Vec<_> = violations.into_iter().map(|v| v.field).collect();
+    assert_eq!(fields, ["config.pin", "config.pin"]);
+}
+
+#[test]
+fn a_non_cloud_config_gets_no_pin() {
+    let mut violations = Violations::new();
+    let twilio = doc(json!({"phone_number_id": "1", "account_sid": "AC1"}));
+    let config = with_pin(Channel::Whatsapp, twilio.clone(), &mut violations).expect("ok");
+    assert_eq!(config, twilio);
+    assert_eq!(
+        initial_setup_state(Channel::Whatsapp, &config),
+        SetupState::NotNeeded
+    );
+    assert_eq!(
+        initial_setup_state(Channel::Whatsapp, &cloud_account().config),
+        SetupState::Pending
+    );
+}
+
+#[test]
+fn the_set_up_runs_again_when_what_it_registers_changes() {
+    let current = cloud_account();
+    for key in [PHONE_NUMBER_ID, WABA_ID, ACCESS_TOKEN, PIN] {
+        let mut next = current.clone();
+        next.config.insert(key.to_owned(), json!("999999"));
+        assert!(setup_inputs_changed(&current, &next), "{key}");
+        assert!(setup_needed(&current, &next), "{key}");
+    }
+    let mut renamed = current.clone();
+    renamed.display_name = "Main".into();
+    assert!(!setup_inputs_changed(&current, &renamed));
+    assert!(!setup_needed(&current, &renamed));
+}
+
+#[test]
+fn an_unfinished_set_up_is_retried_by_any_update_and_a_refused_token_waits_for_a_new_one() {
+    let mut pending = cloud_account();
+    pending.provider_state.setup_state = SetupState::Pending;
+    assert!(setup_needed(&pending, &pending.clone()));
+    let mut failed = cloud_account();
+    failed.provider_state.setup_state = SetupState::Failed;
+    assert!(setup_needed(&failed, &failed.clone()));
+    let mut rejected = failed.clone();
+    rejected.provider_state.reauthorization_required = true;
+    assert!(!setup_needed(&rejected, &rejected.clone()));
+    let mut new_token = rejected.clone();
+    new_token
+        .config
+        .insert(ACCESS_TOKEN.to_owned(), json!("EAAG-new"));
+    assert!(setup_needed(&rejected, &new_token));
+}
+
+#[test]
+fn an_account_that_is_no_cloud_account_needs_no_set_up() {
+    let current = cloud_account();
+    let mut twilio = current.clone();
+    twilio.config.remove(WABA_ID);
+    assert!(!setup_needed(&current, &twilio));
+    assert_eq!(
+        setup_state_after_update(&current, &twilio, false),
+        SetupState::NotNeeded
+    );
+    assert_eq!(
+        setup_state_after_update(&current, &current, true),
+        SetupState::Pending
+    );
+    assert_eq!(
+        setup_state_after_update(&current, &current, false),
+        SetupState::Done
+    );
+    // A number that becomes a Cloud account is set up from the start.
+    let sms = account(Channel::Whatsapp, "wa-1555");
+    assert!(setup_inputs_changed(&sms, &current));
+}
+
+#[test]
+fn a_signup_names_metas_ids_and_needs_a_code() {
+    let mut violations = Violations::new();
+    check_signup("code", "2666", "1555", &mut violations);
+    assert!(violations.is_empty());
+    check_signup(" ", "26a6", &"1".repeat(33), &mut violations);
+    let fields: Vec<_> = violations.into_iter().map(|v| v.field).collect();
+    assert_eq!(fields, ["code", "waba_id", "phone_number_id"]);
+    let config = signup_config("1555", "2666", "EAAG".into());
+    assert!(is_cloud_account(Channel::Whatsapp, &config));
+}
+
+#[test]
+fn a_green_connected_subscribed_number_is_healthy() {
+    let apps = [ours(URL)];
+    assert!(
+        verdict(
+            Some(&green()),
+            Some(&approved()),
+            Some(&apps),
+            Some("app-1"),
+            URL
+        )
+        .is_empty()
+    );
+    assert!(subscribed(&apps, Some("app-1")));
+}
+
+#[test]
+fn every_problem_is_a_reason() {
+    let phone = NumberStatus {
+        quality_rating: "RED".into(),
+        code_verification_status: "EXPIRED".into(),
+        name_status: "DECLINED".into(),
+        status: "FLAGGED".into(),
+        ..NumberStatus::default()
+    };
+    let waba = BusinessAccount {
+        account_review_status: "PENDING".into(),
+        ..BusinessAccount::default()
+    };
+    let reasons = verdict(Some(&phone), Some(&waba), Some(&[]), Some("app-1"), URL);
+    assert_eq!(reasons.len(), 6, "{reasons:?}");
+}
+
+#[test]
+fn webhooks_sent_elsewhere_are_a_reason_naming_where() {
+    let elsewhere = [ours("https://old.example/hook")];
+    let reasons = verdict(None, None, Some(&elsewhere), Some("app-1"), URL);
+    assert_eq!(reasons.len(), 1);
+    assert!(reasons[0].contains("https://old.example/hook"));
+    // No override at all: Meta sends to the app's own callback, which is fine.
+    assert!(verdict(None, None, Some(&[ours("")]), Some("app-1"), URL).is_empty());
+}
+
+#[test]
+fn another_apps_subscription_is_not_ours_unless_no_app_is_configured() {
+    let theirs = [SubscribedApp {
+        app_id: "app-9".into(),
+        ..SubscribedApp::default()
+    }];
+    assert!(!subscribed(&theirs, Some("app-1")));
+    assert!(subscribed(&theirs, None));
+    assert!(!subscribed(&[], None));
+    let reasons = verdict(None, None, Some(&theirs), Some("app-1"), URL);
+    assert_eq!(
+        reasons,
+        ["the app is not subscribed to the WABA's webhooks"]
+    );
+}
+
+#[test]
+fn answers_meta_did_not_give_are_judged_by_nobody() {
+    assert!(verdict(None, None, None, Some("app-1"), URL).is_empty());
+    let unknown = NumberStatus::default();
+    assert!(verdict(Some(&unknown), None, None, None, URL).is_empty());
+}

@@ -1,0 +1,43 @@
+//! Default accounts as rules: the scope a default belongs to, which scopes a write
+//! touches, and which defaults a watch covers. The fast path (`crate::defaults`) and the
+//! change log (`store::default_changes`) act on these.
+
+use std::collections::BTreeSet;
+
+use super::account::Account;
+use super::channel::Channel;
+
+/// The scope of a default: a channel, in one division or workspace-wide (`None`).
+pub type Scope = (Channel, Option<String>);
+
+/// Which defaults a snapshot reads.
+#[derive(Clone, Debug, Default)]
+pub struct DefaultsFilter {
+    /// Empty: every channel.
+    pub channels: Vec<Channel>,
+    /// `Some`: that division's defaults and the workspace-wide ones; `None`: every
+    /// division's.
+    pub division_id: Option<String>,
+}
+
+impl DefaultsFilter {
+    pub fn covers(&self, channel: Channel, division_id: Option<&str>) -> bool {
+        (self.channels.is_empty() || self.channels.contains(&channel))
+            && match (&self.division_id, division_id) {
+                (None, _) | (_, None) => true,
+                (Some(wanted), Some(division)) => wanted == division,
+            }
+    }
+}
+
+/// The scopes whose default a write from `before` to `after` touches: the scope an
+/// account leaves or loses the flag in, and the one it joins or gains it in. Any write to
+/// a default account counts, so that watchers see its new name or config too.
+pub fn touched_scopes(before: Option<&Account>, after: Option<&Account>) -> BTreeSet<Scope> {
+    [before, after]
+        .into_iter()
+        .flatten()
+        .filter(|account| account.is_default)
+        .map(|account| (account.channel, account.division_id.clone()))
+        .collect()
+}

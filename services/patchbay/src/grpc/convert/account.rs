@@ -1,0 +1,144 @@
+//! Accounts between the wire and the domain: requests become domain values (every bad
+//! field reported), accounts become messages as the caller may see them.
+
+use patchbay_sdk::proto;
+use uuid::Uuid;
+
+use super::{
+    channel_to_proto, optional_document, required_channel, struct_from_document, timestamp,
+};
+use crate::app::AccountView;
+use crate::domain::support::parse_id;
+use crate::domain::{Account, AccountPatch, Channel, Error, NewAccount, SetupState, Violations};
+
+impl TryFrom<proto::CreateAccountRequest> for NewAccount {
+    type Error = Error;
+
+    fn try_from(request: proto::CreateAccountRequest) -> Result<Self, Error> {
+        let mut violations = Violations::new();
+        let channel = violations.check(required_channel(request.channel, "channel"));
+        let config = optional_document(request.config, "config", &mut violations);
+        violations.into_result()?;
+        let Some(channel) = channel else {
+            return Err(Error::Internal(
+                "create request incomplete after validation".to_owned(),
+            ));
+        };
+        Ok(NewAccount {
+            channel,
+            account_key: request.account_key,
+            display_name: request.display_name,
+            is_active: request.is_active,
+            is_default: request.is_default,
+            division_id: request.division_id,
+            config: config.unwrap_or_default(),
+        })
+    }
+}
+
+/// The id and the patch of an update.
+pub fn update_from_proto(
+    request: proto::UpdateAccountRequest,
+) -> Result<(Uuid, AccountPatch), Error> {
+    let mut violations = Violations::new();
+    let id = violations.check(parse_id(&request.id, "id"));
+    let config = optional_document(request.config, "config", &mut violations);
+    violations.into_result()?;
+    let id = id.ok_or_else(|| Error::Internal("id missing after validation".to_owned()))?;
+    Ok((
+        id,
+        AccountPatch {
+            account_key: request.account_key,
+            display_name: request.display_name,
+            is_active: request.is_active,
+            is_default: request.is_default,
+            division_id: request.division_id,
+            config,
+            expected_revision: request.expected_revision,
+        },
+    ))
+}
+
+/// How many channels there are: a watch names at most that many distinct ones.
+const MAX_DISTINCT_CHANNELS: usize = Channel::ALL.len();
+
+/// The channels a watch names. Repeats are one channel, and there are eight channels:
+/// more distinct values than that is one violation, not one per entry (no work per
+/// repeated byte).
+pub fn watched_channels(values: &[i32], violations: &mut Violations) -> Vec<Channel> {
+    let mut distinct: Vec<(usize, i32)> = Vec::new();
+    for (i, &value) in values.iter().enumerate() {
+        if distinct.iter().all(|&(_, seen)| seen != value) {
+            distinct.push((i, value));
+            if distinct.len() > MAX_DISTINCT_CHANNELS {
+                break;
+            }
+        }
+    }
+    if distinct.len() > MAX_DISTINCT_CHANNELS {
+        violations.add(
+            "channels",
+            format!("names more than the {MAX_DISTINCT_CHANNELS} channels there are"),
+        );
+        return Vec::new();
+    }
+    distinct
+        .into_iter()
+        .filter_map(|(i, value)| {
+            violations.check(required_channel(value, &format!("channels[{i}]")))
+        })
+        .collect()
+}
+
+/// A division filter: empty means none.
+pub fn division_filter(division_id: String) -> Option<String> {
+    Some(division_id).filter(|d| !d.is_empty())
+}
+
+pub fn account_to_proto(view: AccountView) -> proto::Account {
+    let account = &*view.account;
+    proto::Account {
+        id: account.id.to_string(),
+        channel: channel_to_proto(account.channel).into(),
+        account_key: account.account_key.clone(),
+        display_name: account.display_name.clone(),
+        is_active: account.is_active,
+        is_default: account.is_default,
+        division_id: account.division_id.clone(),
+        config: Some(struct_from_document(&account.config)),
+        verify_token: view.verify_token().to_owned(),
+        created_at: Some(timestamp(account.created_at)),
+        updated_at: Some(timestamp(account.updated_at)),
+        revision: account.revision,
+        webhook_url: view.webhook_url,
+        setup_error: account
+            .provider_state
+            .setup_error
+            .clone()
+            .unwrap_or_default(),
+        reauthorization_required: account.provider_state.reauthorization_required,
+        token_expires_at: account.provider_state.token_expires_at.map(timestamp),
+        setup_state: setup_state_to_proto(account.provider_state.setup_state).into(),
+    }
+}
+
+fn setup_state_to_proto(state: SetupState) -> proto::SetupState {
+    match state {
+        SetupState::NotNeeded => proto::SetupState::NotNeeded,
+        SetupState::Pending => proto::SetupState::Pending,
+        SetupState::Done => proto::SetupState::Done,
+        SetupState::Failed => proto::SetupState::Failed,
+    }
+}
+
+/// The answer of GetAccountCredentials: the one message that carries secrets in clear.
+pub fn credentials_to_proto(account: Account) -> proto::GetAccountCredentialsResponse {
+    proto::GetAccountCredentialsResponse {
+        account_id: account.id.to_string(),
+        channel: channel_to_proto(account.channel).into(),
+        account_key: account.account_key,
+        config: Some(struct_from_document(&account.config)),
+        verify_token: account.verify_token,
+        revision: account.revision,
+    }
+}

@@ -1,0 +1,141 @@
+//! An account as a row: sealed on the way in, opened on the way out.
+
+use sea_orm::ActiveValue::Set;
+use uuid::Uuid;
+
+use super::super::entities::account::{ActiveModel, Column, Entity, Model};
+use super::super::live::LiveTable;
+use super::super::secret_fields::{Owner, open_document, open_text, seal_document, seal_text};
+use super::VERIFY_TOKEN_INDEX;
+use crate::domain::config_document::SecretRule;
+use crate::domain::{Account, Channel, Error, ProviderState, RecordKind, SetupState};
+use crate::sealing::KeyRing;
+
+impl LiveTable for Entity {
+    const KIND: RecordKind = RecordKind::Account;
+    fn id() -> Column {
+        Column::Id
+    }
+    fn workspace() -> Column {
+        Column::WorkspaceId
+    }
+    fn deleted_at() -> Column {
+        Column::DeletedAt
+    }
+    fn deleted_by() -> Column {
+        Column::DeletedBy
+    }
+    fn revision() -> Column {
+        Column::Revision
+    }
+    fn updated_at() -> Column {
+        Column::UpdatedAt
+    }
+    fn flag() -> Column {
+        Column::IsDefault
+    }
+    fn row_id(row: &Model) -> Uuid {
+        row.id
+    }
+    /// An account whose secrets cannot be opened: empty config, no verify token.
+    fn without_secrets(row: Model) -> Model {
+        Model {
+            config: serde_json::json!({}),
+            verify_token: String::new(),
+            ..row
+        }
+    }
+}
+
+fn owner(id: Uuid) -> Owner {
+    Owner {
+        kind: RecordKind::Account,
+        id,
+    }
+}
+
+pub(super) fn to_active(keys: &KeyRing, account: &Account) -> Result<ActiveModel, Error> {
+    let config = seal_document(
+        keys,
+        owner(account.id),
+        "config",
+        &account.config,
+        SecretRule::ByName,
+    )?;
+    let verify_token = seal_text(
+        keys,
+        owner(account.id),
+        "verify_token",
+        &account.verify_token,
+    )?;
+    Ok(ActiveModel {
+        id: Set(account.id),
+        workspace_id: Set(account.workspace_id.clone()),
+        channel: Set(account.channel.as_str().to_owned()),
+        account_key: Set(account.account_key.clone()),
+        display_name: Set(account.display_name.clone()),
+        is_active: Set(account.is_active),
+        is_default: Set(account.is_default),
+        division_id: Set(account.division_id.clone()),
+        config: Set(serde_json::Value::Object(config)),
+        verify_token: Set(verify_token),
+        revision: Set(account.revision),
+        created_at: Set(account.created_at),
+        updated_at: Set(account.updated_at),
+        deleted_at: Set(None),
+        deleted_by: Set(None),
+        setup_state: Set(account.provider_state.setup_state.as_str().to_owned()),
+        setup_registered: Set(account.provider_state.setup_registered),
+        verify_token_index: Set(keys.index_of(VERIFY_TOKEN_INDEX, &account.verify_token)),
+        setup_error: Set(account.provider_state.setup_error.clone()),
+        reauthorization_required: Set(account.provider_state.reauthorization_required),
+        token_expires_at: Set(account.provider_state.token_expires_at),
+    })
+}
+
+pub(crate) fn to_domain(keys: &KeyRing, row: Model) -> Result<Account, Error> {
+    let channel = Channel::parse(&row.channel).ok_or_else(|| {
+        Error::Internal(format!(
+            "account {} has unknown channel {:?}",
+            row.id, row.channel
+        ))
+    })?;
+    let config = match row.config {
+        serde_json::Value::Object(config) => config,
+        _ => {
+            return Err(Error::Internal(format!(
+                "account {} has a config that is not a JSON object",
+                row.id
+            )));
+        }
+    };
+    let config = open_document(keys, owner(row.id), "config", &config)?;
+    let verify_token = open_text(keys, owner(row.id), "verify_token", &row.verify_token)?;
+    Ok(Account {
+        id: row.id,
+        workspace_id: row.workspace_id,
+        channel,
+        account_key: row.account_key,
+        display_name: row.display_name,
+        is_active: row.is_active,
+        is_default: row.is_default,
+        division_id: row.division_id,
+        config,
+        verify_token,
+        revision: row.revision,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+        provider_state: ProviderState {
+            setup_state: SetupState::parse(&row.setup_state).ok_or_else(|| {
+                Error::Internal(format!(
+                    "account {} has an unknown setup state {:?}",
+                    row.id, row.setup_state
+                ))
+            })?,
+            setup_registered: row.setup_registered,
+            setup_error: row.setup_error,
+            reauthorization_required: row.reauthorization_required,
+            token_expires_at: row.token_expires_at,
+        },
+    })
+}

@@ -1,0 +1,196 @@
+//! Account writes: each under the lock of its (workspace, channel) scope, with its audit
+//! event and its default change recorded in the same transaction.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    sea_query::{Expr, ExprTrait},
+};
+use uuid::Uuid;
+
+use super::rows::{to_active, to_domain};
+use super::{Written, division_condition, scope_key};
+use crate::domain::audit::AuditEvent;
+use crate::domain::change::Change;
+use crate::domain::defaults::touched_scopes;
+use crate::domain::{Account, Error, RecordKind};
+use crate::store::entities::account::{Column, Entity};
+use crate::store::{Store, audit, db_error, default_changes, live, lock_scope, unique_violation};
+
+impl Store {
+    /// Inserts a new account; when it is a default, the previous default of its scope is
+    /// cleared in the same transaction.
+    pub async fn insert_account(
+        &self,
+        account: Account,
+        event: &AuditEvent,
+    ) -> Result<Written<Account>, Error> {
+        let txn = self.begin_write().await?;
+        lock_scope(&txn, &scope_key(&account.workspace_id, account.channel)).await?;
+        ensure_key_free(&*txn, &account, None).await?;
+        if account.is_default {
+            clear_defaults(&*txn, &account, account.updated_at).await?;
+        }
+        Entity::insert(to_active(self.keys(), &account)?)
+            .exec_without_returning(&*txn)
+            .await
+            .map_err(|err| conflict_error(err, &account))?;
+        audit::insert(&*txn, event).await?;
+        let scopes = touched_scopes(None, Some(&account));
+        let defaults =
+            default_changes::record(&txn, &account.workspace_id, &scopes, account.updated_at)
+                .await?;
+        txn.commit().await?;
+        Ok(Written {
+            value: account,
+            defaults,
+        })
+    }
+
+    /// Records that the set-up's first step (registering the number) is done. Progress
+    /// of a set-up under way, not a change of the record: no revision, no event.
+    pub async fn mark_setup_registered(&self, workspace_id: &str, id: Uuid) -> Result<(), Error> {
+        Entity::update_many()
+            .col_expr(Column::SetupRegistered, Expr::value(true))
+            .filter(Column::Id.eq(id))
+            .filter(Column::WorkspaceId.eq(workspace_id))
+            .exec(self.conn())
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    /// Reads a live account, lets `change` decide what to do with it, and writes the
+    /// result, all in one transaction under the scope lock. Returns the stored state
+    /// (`None` once deleted).
+    pub async fn modify_account<F>(
+        &self,
+        workspace_id: &str,
+        id: Uuid,
+        change: F,
+    ) -> Result<Written<Option<Account>>, Error>
+    where
+        F: FnOnce(Account) -> Result<Change<Account>, Error>,
+    {
+        let decode = |row| to_domain(self.keys(), row);
+        // The channel of an account never changes, so it is safe to learn the lock's
+        // scope from a read outside the lock.
+        let Some((unlocked, _)) =
+            live::find_for_change::<Entity, _>(self.conn(), workspace_id, id, decode).await?
+        else {
+            return Err(Error::not_found(RecordKind::Account, id));
+        };
+        let txn = self.begin_write().await?;
+        lock_scope(&txn, &scope_key(workspace_id, unlocked.channel)).await?;
+        let Some((current, unreadable)) =
+            live::find_for_change::<Entity, _>(&*txn, workspace_id, id, decode).await?
+        else {
+            return Err(Error::not_found(RecordKind::Account, id));
+        };
+        let decided = change(current.clone())?;
+        live::ensure_changeable(unreadable, &decided)?;
+        let (result, scopes, at) = match decided {
+            Change::Keep => {
+                return Ok(Written {
+                    value: Some(current),
+                    defaults: None,
+                });
+            }
+            Change::Save(next, event) => {
+                let next = *next;
+                debug_assert_eq!(next.id, current.id);
+                if next.account_key != current.account_key {
+                    ensure_key_free(&*txn, &next, Some(next.id)).await?;
+                }
+                let scope_changed = next.division_id != current.division_id;
+                if next.is_default && (!current.is_default || scope_changed) {
+                    clear_defaults(&*txn, &next, next.updated_at).await?;
+                }
+                Entity::update(to_active(self.keys(), &next)?)
+                    .exec(&*txn)
+                    .await
+                    .map_err(|err| conflict_error(err, &next))?;
+                audit::insert(&*txn, &event).await?;
+                let scopes = touched_scopes(Some(&current), Some(&next));
+                let at = next.updated_at;
+                (Some(next), scopes, at)
+            }
+            Change::Delete(deletion) => {
+                live::soft_delete::<Entity>(&*txn, id, current.revision, &deletion).await?;
+                audit::insert(&*txn, &deletion.event).await?;
+                (None, touched_scopes(Some(&current), None), deletion.at)
+            }
+        };
+        let defaults = default_changes::record(&txn, workspace_id, &scopes, at).await?;
+        txn.commit().await?;
+        Ok(Written {
+            value: result,
+            defaults,
+        })
+    }
+}
+
+async fn ensure_key_free(
+    conn: &impl ConnectionTrait,
+    account: &Account,
+    except: Option<Uuid>,
+) -> Result<(), Error> {
+    let mut query = Entity::find()
+        .filter(Column::WorkspaceId.eq(account.workspace_id.as_str()))
+        .filter(Column::Channel.eq(account.channel.as_str()))
+        .filter(Column::AccountKey.eq(account.account_key.as_str()))
+        .filter(Column::DeletedAt.is_null());
+    if let Some(id) = except {
+        query = query.filter(Column::Id.ne(id));
+    }
+    let taken = query.one(conn).await.map_err(db_error)?.is_some();
+    if taken {
+        return Err(key_taken(account));
+    }
+    Ok(())
+}
+
+/// Clears the default flag of every other account in the scope of `account`.
+async fn clear_defaults(
+    conn: &impl ConnectionTrait,
+    account: &Account,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    Entity::update_many()
+        .col_expr(Column::IsDefault, Expr::value(false))
+        .col_expr(Column::Revision, Expr::col(Column::Revision).add(1))
+        .col_expr(Column::UpdatedAt, Expr::value(now))
+        .filter(Column::WorkspaceId.eq(account.workspace_id.as_str()))
+        .filter(Column::Channel.eq(account.channel.as_str()))
+        .filter(division_condition(account.division_id.as_deref()))
+        .filter(Column::IsDefault.eq(true))
+        .filter(Column::DeletedAt.is_null())
+        .filter(Column::Id.ne(account.id))
+        .exec(conn)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+fn key_taken(account: &Account) -> Error {
+    Error::AlreadyExists {
+        kind: RecordKind::Account,
+        field: "account_key",
+        message: format!(
+            "an account with key {:?} already exists on channel {}",
+            account.account_key, account.channel
+        ),
+    }
+}
+
+/// Under the scope lock neither index can be violated by another writer of this
+/// service; a violation means somebody wrote around it.
+fn conflict_error(err: sea_orm::DbErr, account: &Account) -> Error {
+    match unique_violation(&err) {
+        Some(message) if message.contains("one_default") => {
+            Error::Aborted("a concurrent change of the default account won; retry".to_owned())
+        }
+        Some(_) => key_taken(account),
+        None => db_error(err),
+    }
+}
