@@ -10,7 +10,8 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 backend_tests!(
     check_on_create_calls_the_provider_and_refusals_write_nothing,
-    check_integration_reports_each_outcome
+    check_integration_reports_each_outcome,
+    meta_checks_read_one_graph_node_with_the_token
 );
 
 async fn app_with_fake(backend: Backend) -> (TestApp, MockServer) {
@@ -269,4 +270,73 @@ pub async fn check_events(app: &TestApp, record_id: &str) -> Vec<proto::AuditEve
             e.action == i32::from(proto::AuditAction::CheckCredentials) && e.record_id == record_id
         })
         .collect()
+}
+
+/// WhatsApp Cloud, Messenger and Instagram are checked through the Graph client: one
+/// read of one node with the token, the tenant's id kept inside its path segment.
+async fn meta_checks_read_one_graph_node_with_the_token(backend: Backend) {
+    let (app, fake) = app_with_fake(backend).await;
+    Mock::given(method("GET"))
+        .and(path("/v21.0/1555"))
+        .and(header("authorization", "Bearer EAAG-good"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "1555"})))
+        .expect(1)
+        .mount(&fake)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v21.0/me"))
+        .and(header("authorization", "Bearer EAAP-revoked"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {
+            "message": "Error validating access token: EAAP-revoked has been invalidated",
+            "type": "OAuthException", "code": 190}})))
+        .expect(1)
+        .mount(&fake)
+        .await;
+    let mut integrations = app.admin().integrations();
+    let cloud = |phone_number_id: &str| {
+        create(
+            "whatsapp_cloud",
+            json!({"phone_number_id": phone_number_id, "waba_id": "2666", "access_token": "EAAG-good"}),
+            true,
+        )
+    };
+    integrations
+        .create_integration(cloud("1555"))
+        .await
+        .expect("Meta took the token");
+    let refused = integrations
+        .create_integration(create(
+            "messenger",
+            json!({"page_id": "1001", "page_access_token": "EAAP-revoked"}),
+            true,
+        ))
+        .await
+        .expect_err("Meta refused the token");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(
+        refused.message().contains("validating access token"),
+        "{refused:?}"
+    );
+    assert!(!refused.message().contains("EAAP-revoked"), "{refused:?}");
+
+    // A hostile id stays one segment: it cannot turn the read into another node's.
+    integrations
+        .create_integration(cloud("../me/accounts?x=1"))
+        .await
+        .expect_err("no such node");
+    let paths: Vec<String> = fake
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|request| request.url.path().to_owned())
+        .collect();
+    assert!(
+        paths.contains(&"/v21.0/..%2Fme%2Faccounts%3Fx=1".to_owned()),
+        "{paths:?}"
+    );
+    assert!(
+        !paths.iter().any(|path| path.ends_with("/me/accounts")),
+        "{paths:?}"
+    );
 }

@@ -15,7 +15,6 @@
 pub mod app;
 pub mod auth;
 pub mod config;
-pub mod config_file;
 pub mod defaults;
 pub mod domain;
 pub mod grpc;

@@ -12,7 +12,7 @@ use patchbay::telemetry;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = match patchbay::config_file::apply(std::env::args_os().collect()) {
+    let args = match patchbay::config::file::apply(std::env::args_os().collect()) {
         Ok(args) => args,
         Err(err) => {
             eprintln!("patchbay: {err}");
@@ -46,10 +46,13 @@ async fn serve(data_dir: &std::path::Path, args: &config::ServeArgs) -> Result<(
         });
     let _telemetry = telemetry::init(args.log_format, exporter)?;
     let settings = Settings::from_serve_args(data_dir, args).map_err(|e| e.to_string())?;
+    // Listening for signals before the start: one sent while it runs stops the server
+    // cleanly once it serves.
+    let shutdown = startup::shutdown_signal();
     let app = Application::build(settings)
         .await
         .map_err(|e| e.to_string())?;
-    app.run_until_stopped(startup::shutdown_signal())
+    app.run_until_stopped(shutdown)
         .await
         .map_err(|e| e.to_string())
 }

@@ -7,13 +7,14 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use crate::app::checks::{CheckOutcome, CredentialChecker};
 use crate::domain::audit::{AuditAction, AuditEvent};
 use crate::domain::config_document::Document;
 use crate::domain::integration::{self, Integration, IntegrationPatch, NewIntegration};
 use crate::domain::provider::{Catalog, Provider};
 use crate::domain::support::{Page, PageRequest, new_id, now};
 use crate::domain::{Caller, Channel, Error, RecordKind, Violations};
-use crate::outbound::{AddressPolicy, CheckOutcome, CredentialChecker};
+use crate::outbound::AddressPolicy;
 use crate::store::Store;
 use crate::store::integrations::IntegrationFilter;
 

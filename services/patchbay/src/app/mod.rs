@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod channel_settings;
+pub mod checks;
 pub mod idempotency;
 pub mod integrations;
 pub mod webhooks;

@@ -45,12 +45,16 @@ pub struct DefaultsSettings {
     pub listener_heartbeat: Duration,
 }
 
+pub const CACHE_CAPACITY: usize = 100_000;
+pub const CACHE_TTL_SECONDS: u64 = 60;
+pub const WATCH_BUFFER: usize = 256;
+
 impl Default for DefaultsSettings {
     fn default() -> Self {
         Self {
-            cache_capacity: 100_000,
-            cache_ttl: Duration::from_secs(60),
-            watch_buffer: 256,
+            cache_capacity: CACHE_CAPACITY,
+            cache_ttl: Duration::from_secs(CACHE_TTL_SECONDS),
+            watch_buffer: WATCH_BUFFER,
             listener_heartbeat: Duration::from_secs(5),
         }
     }

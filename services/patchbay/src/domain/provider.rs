@@ -339,6 +339,79 @@ pub fn is_email(text: &str) -> bool {
         && !text.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
+/// The providers of the catalog Patchbay knows how to talk to, by slug. Code that
+/// does something per provider (a credential check) matches on this, exhaustively: a
+/// provider added to the catalog is a compile error there until it is decided for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProviderKind {
+    WhatsappCloud,
+    WhatsappTwilio,
+    Instagram,
+    Messenger,
+    Sendgrid,
+    Smtp,
+    TwilioSms,
+    Openai,
+    Chatwoot,
+    Docusign,
+    Clicksign,
+    D4sign,
+    Certisign,
+    AdobeSign,
+}
+
+impl ProviderKind {
+    pub const ALL: [ProviderKind; 14] = [
+        ProviderKind::WhatsappCloud,
+        ProviderKind::WhatsappTwilio,
+        ProviderKind::Instagram,
+        ProviderKind::Messenger,
+        ProviderKind::Sendgrid,
+        ProviderKind::Smtp,
+        ProviderKind::TwilioSms,
+        ProviderKind::Openai,
+        ProviderKind::Chatwoot,
+        ProviderKind::Docusign,
+        ProviderKind::Clicksign,
+        ProviderKind::D4sign,
+        ProviderKind::Certisign,
+        ProviderKind::AdobeSign,
+    ];
+
+    pub fn slug(self) -> &'static str {
+        match self {
+            ProviderKind::WhatsappCloud => "whatsapp_cloud",
+            ProviderKind::WhatsappTwilio => "whatsapp_twilio",
+            ProviderKind::Instagram => "instagram",
+            ProviderKind::Messenger => "messenger",
+            ProviderKind::Sendgrid => "sendgrid",
+            ProviderKind::Smtp => "smtp",
+            ProviderKind::TwilioSms => "twilio_sms",
+            ProviderKind::Openai => "openai",
+            ProviderKind::Chatwoot => "chatwoot",
+            ProviderKind::Docusign => "docusign",
+            ProviderKind::Clicksign => "clicksign",
+            ProviderKind::D4sign => "d4sign",
+            ProviderKind::Certisign => "certisign",
+            ProviderKind::AdobeSign => "adobe_sign",
+        }
+    }
+
+    /// The kind of a catalog slug; `None` for a provider this build does not know.
+    pub fn parse(slug: &str) -> Option<ProviderKind> {
+        ProviderKind::ALL
+            .into_iter()
+            .find(|kind| kind.slug() == slug)
+    }
+}
+
+impl Provider {
+    /// What this build knows the provider as.
+    pub fn kind(&self) -> Option<ProviderKind> {
+        ProviderKind::parse(&self.slug)
+    }
+}
+
 /// The catalog, loaded once at start (it changes only with a migration).
 #[derive(Clone, Debug, Default)]
 pub struct Catalog {
@@ -363,6 +436,22 @@ impl Catalog {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_kind_is_its_slug_and_the_seeded_catalog_has_them_all() {
+        for kind in ProviderKind::ALL {
+            assert_eq!(ProviderKind::parse(kind.slug()), Some(kind));
+        }
+        assert_eq!(ProviderKind::parse("fax"), None);
+        let seeded = include_str!("../../../../migrations/src/providers.json");
+        for kind in ProviderKind::ALL {
+            assert!(
+                seeded.contains(&format!("\"slug\": \"{}\"", kind.slug())),
+                "{} is not seeded",
+                kind.slug()
+            );
+        }
+    }
+
     use serde_json::json;
 
     use super::*;

@@ -13,6 +13,7 @@ use super::convert::channel_settings::{settings_to_proto, upsert_from_proto};
 use super::convert::integration::{integration_to_proto, provider_to_proto, update_from_proto};
 use super::convert::{fit_page, optional_channel, required_channel};
 use super::idempotency::{Idempotency, replayed_id};
+use crate::app::checks::CheckOutcome;
 use crate::app::integrations::IntegrationQuery;
 use crate::app::{ChannelSettingsService, Integrations};
 use crate::domain::idempotency::RecordRef;
@@ -20,7 +21,6 @@ use crate::domain::integration::NewIntegration;
 use crate::domain::provider::Catalog;
 use crate::domain::support::{PageRequest, parse_id};
 use crate::domain::{Action, Caller, Error, RecordKind, Violations};
-use crate::outbound::CheckOutcome;
 
 pub struct IntegrationGrpc {
     channel_settings: ChannelSettingsService,

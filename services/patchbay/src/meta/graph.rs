@@ -13,7 +13,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use super::error::{GraphError, MetaError};
-use crate::outbound::{Destination, OutboundClient, OutboundError, ProviderUrls, settings};
+use crate::outbound::{
+    Answer, Destination, OutboundClient, OutboundError, ProviderUrls, join, settings,
+};
 
 /// Which of Meta's hosts a call goes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -146,9 +148,45 @@ impl GraphClient {
     /// Sends `call`, retrying a safe call on 5xx and 429, and returns Meta's JSON answer.
     pub async fn send(&self, call: Call<'_>) -> Result<Value, MetaError> {
         let url = self.url(call.host, &call.path);
+        let answer = self.exchange(&url, &call).await?;
+        serde_json::from_slice(&answer.body).map_err(|_| {
+            MetaError::Malformed(format!(
+                "{} {} answered with a body that is not JSON",
+                call.method, call.path
+            ))
+        })
+    }
+
+    /// Whether Meta takes `token` for `node` (a phone number id, `me`): the one
+    /// authenticated read a credential check makes, never repeated. The node is a
+    /// tenant's value: it stays one path segment, percent-encoded.
+    pub async fn check_token(
+        &self,
+        host: Host,
+        node: &str,
+        token: &str,
+        version: Option<&str>,
+    ) -> Result<(), MetaError> {
+        let version = version.unwrap_or(&self.version);
+        let url = match host {
+            Host::Graph => join(&self.graph, &[version, node]),
+            Host::InstagramGraph => join(&self.instagram_graph, &[version, node]),
+            Host::InstagramGraphUnversioned => join(&self.instagram_graph, &[node]),
+            Host::InstagramApi => join(&self.instagram_api, &[node]),
+        };
+        let call = Call::get(host, node)
+            .token(token)
+            .query("fields", "id")
+            .never_repeat();
+        self.exchange(&url, &call).await.map(drop)
+    }
+
+    /// Sends `call` to `url`, retrying a safe call on 5xx and 429; the body of a 2xx
+    /// answer, or Meta's error.
+    async fn exchange(&self, url: &str, call: &Call<'_>) -> Result<Answer, MetaError> {
         let mut attempt = 1;
         loop {
-            let result = self.send_once(&url, &call).await;
+            let result = self.send_once(url, call).await;
             let retryable = matches!(&result, Err(MetaError::Graph(err)) if err.is_retryable());
             if !retryable || call.repeat == Repeat::Never || attempt >= self.retry.attempts {
                 return result;
@@ -164,7 +202,7 @@ impl GraphClient {
         }
     }
 
-    async fn send_once(&self, url: &str, call: &Call<'_>) -> Result<Value, MetaError> {
+    async fn send_once(&self, url: &str, call: &Call<'_>) -> Result<Answer, MetaError> {
         let destination = Destination::operator(match call.host {
             Host::Graph => settings::GRAPH,
             Host::InstagramGraph | Host::InstagramGraphUnversioned => settings::INSTAGRAM_GRAPH,
@@ -192,16 +230,13 @@ impl GraphClient {
                 OutboundError::Refused { .. } => MetaError::Refused(err.to_string()),
                 OutboundError::Unreachable(kind) => MetaError::Unreachable(kind.to_owned()),
             })?;
-        let (status, body) = (answer.status, answer.body);
-        if status.is_success() {
-            return serde_json::from_slice(&body).map_err(|_| {
-                MetaError::Malformed(format!(
-                    "{} {} answered with a body that is not JSON",
-                    call.method, call.path
-                ))
-            });
+        if answer.status.is_success() {
+            return Ok(answer);
         }
-        Err(MetaError::Graph(GraphError::decode(status, &body)))
+        Err(MetaError::Graph(GraphError::decode(
+            answer.status,
+            &answer.body,
+        )))
     }
 
     fn url(&self, host: Host, path: &str) -> String {

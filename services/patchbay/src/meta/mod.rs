@@ -43,13 +43,18 @@ pub struct MetaSettings {
     pub refresh_ahead: Duration,
 }
 
+/// How often Instagram tokens due for refresh are looked for, by default.
+pub const REFRESH_INTERVAL_SECONDS: u64 = 3600;
+/// A token is refreshed once it expires within this many days, by default.
+pub const REFRESH_AHEAD_DAYS: u32 = 7;
+
 impl Default for MetaSettings {
     fn default() -> Self {
         Self {
             app: None,
             retry: RetryPolicy::default(),
-            refresh_every: Some(Duration::from_secs(3600)),
-            refresh_ahead: Duration::from_secs(7 * 86_400),
+            refresh_every: Some(Duration::from_secs(REFRESH_INTERVAL_SECONDS)),
+            refresh_ahead: Duration::from_secs(u64::from(REFRESH_AHEAD_DAYS) * 86_400),
         }
     }
 }

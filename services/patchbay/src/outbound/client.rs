@@ -251,3 +251,17 @@ fn classify_error(err: &reqwest::Error, destination: Destination<'_>) -> Outboun
         "request failed"
     })
 }
+/// `base` with `segments` appended, each percent-encoded. A base that is no URL stays as
+/// it is, for the guard to refuse by name.
+pub fn join(base: &str, segments: &[&str]) -> String {
+    let Ok(mut url) = url::Url::parse(base.trim()) else {
+        return base.to_owned();
+    };
+    match url.path_segments_mut() {
+        Ok(mut path) => {
+            path.pop_if_empty().extend(segments);
+        }
+        Err(()) => return base.to_owned(),
+    }
+    url.to_string()
+}

@@ -1,17 +1,16 @@
 //! Calls to the outside world, all through one guarded client (`client.rs`, rules in
-//! `domain::addresses`): credential checks (`checks.rs`) and the Meta Graph client (`meta/`).
+//! `domain::addresses`): the Meta Graph client (`meta/`) and the credential checks
+//! (`app::checks`).
 //! Base URLs are configuration, so tests point them at a local fake server.
 
-pub mod checks;
 pub mod client;
 
 /// The rules the guard applies are pure, and validation applies them too: they live
 /// with the other rules, in `domain::addresses`.
 pub use crate::domain::addresses as guard;
-pub use checks::{CheckFailure, CheckOutcome, CheckReport, CredentialChecker};
 pub use client::{
     Answer, Destination, MAX_BODY_BYTES, NameResolver, OutboundClient, OutboundError,
-    OutboundSettings,
+    OutboundSettings, join,
 };
 pub use guard::{AddressPolicy, Origin, Refusal};
 
@@ -29,16 +28,29 @@ pub struct ProviderUrls {
     pub graph_version: String,
 }
 
+/// The providers' real APIs, and the Graph API version: the defaults of
+/// [`ProviderUrls`].
+pub mod default_urls {
+    pub const SENDGRID: &str = "https://api.sendgrid.com";
+    pub const OPENAI: &str = "https://api.openai.com";
+    pub const TWILIO: &str = "https://api.twilio.com";
+    pub const GRAPH: &str = "https://graph.facebook.com";
+    pub const INSTAGRAM_GRAPH: &str = "https://graph.instagram.com";
+    pub const INSTAGRAM_API: &str = "https://api.instagram.com";
+    pub const GRAPH_VERSION: &str = "v21.0";
+}
+
 impl Default for ProviderUrls {
     fn default() -> Self {
+        use default_urls as d;
         Self {
-            sendgrid: "https://api.sendgrid.com".to_owned(),
-            openai: "https://api.openai.com".to_owned(),
-            twilio: "https://api.twilio.com".to_owned(),
-            graph: "https://graph.facebook.com".to_owned(),
-            instagram_graph: "https://graph.instagram.com".to_owned(),
-            instagram_api: "https://api.instagram.com".to_owned(),
-            graph_version: "v21.0".to_owned(),
+            sendgrid: d::SENDGRID.to_owned(),
+            openai: d::OPENAI.to_owned(),
+            twilio: d::TWILIO.to_owned(),
+            graph: d::GRAPH.to_owned(),
+            instagram_graph: d::INSTAGRAM_GRAPH.to_owned(),
+            instagram_api: d::INSTAGRAM_API.to_owned(),
+            graph_version: d::GRAPH_VERSION.to_owned(),
         }
     }
 }

@@ -1,16 +1,17 @@
 //! Credential checks: the cheapest authenticated call each provider offers (SendGrid
-//! scopes, OpenAI models, Twilio account fetch, Graph API, Chatwoot profile), through the
-//! guarded client. A tenant's own URL (Chatwoot) is a tenant destination: https only and
-//! public addresses only, unless the operator allows private ones.
+//! scopes, OpenAI models, Twilio account fetch, Chatwoot profile) through the guarded
+//! client, and Meta's through the one Graph client. A tenant's own URL (Chatwoot) is a
+//! tenant destination: https only and public addresses only, unless the operator allows
+//! private ones. Which check a provider gets is an exhaustive match on its kind.
 
 use reqwest::Method;
 use serde_json::Value;
 
-use super::client::{Destination, OutboundClient, OutboundError};
-use super::{ProviderUrls, settings};
 use crate::domain::Error;
 use crate::domain::config_document::{Document, value_at};
-use crate::domain::provider::Provider;
+use crate::domain::provider::{Provider, ProviderKind};
+use crate::meta::{GraphClient, Host, MetaError};
+use crate::outbound::{Destination, OutboundClient, OutboundError, ProviderUrls, join, settings};
 
 /// What a check found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,10 +67,30 @@ impl From<CheckFailure> for Error {
 #[derive(Clone, Debug)]
 pub struct CredentialChecker {
     client: OutboundClient,
+    graph: GraphClient,
     urls: ProviderUrls,
 }
 
 const MAX_REASON_CHARS: usize = 300;
+
+/// How a provider's credentials are checked.
+enum Check {
+    /// One request through the guarded client.
+    Http(Probe<'static>),
+    /// One authenticated read of a Graph node through the Graph client.
+    Meta(MetaProbe),
+    /// The provider offers no way to check.
+    None,
+}
+
+/// The Graph node a Meta check reads, with the token it reads it with.
+struct MetaProbe {
+    host: Host,
+    node: String,
+    token: String,
+    version: Option<String>,
+    sends: &'static [&'static str],
+}
 
 /// The one request a check sends.
 struct Probe<'a> {
@@ -95,8 +116,12 @@ enum Auth {
 }
 
 impl CredentialChecker {
-    pub fn new(client: OutboundClient, urls: ProviderUrls) -> Self {
-        Self { client, urls }
+    pub fn new(client: OutboundClient, graph: GraphClient, urls: ProviderUrls) -> Self {
+        Self {
+            client,
+            graph,
+            urls,
+        }
     }
 
     /// Tries the credentials of `config` against `provider`. A refusal is
@@ -104,19 +129,74 @@ impl CredentialChecker {
     /// or fails is UNAVAILABLE; a destination the guard refuses is FAILED_PRECONDITION
     /// naming its field, with no connection attempted.
     pub async fn check(&self, provider: &Provider, config: &Document) -> CheckReport {
-        let Some(probe) = self.probe(&provider.slug, config) else {
-            return CheckReport {
-                result: Ok(CheckOutcome::Unsupported),
-                sent: &[],
-            };
+        let (result, sends) = match self.plan(provider, config) {
+            Check::None => {
+                return CheckReport {
+                    result: Ok(CheckOutcome::Unsupported),
+                    sent: &[],
+                };
+            }
+            Check::Http(probe) => {
+                let sends = probe.sends;
+                (self.send_probe(provider, config, probe).await, sends)
+            }
+            Check::Meta(probe) => {
+                let sends = probe.sends;
+                (self.check_at_meta(provider, config, probe).await, sends)
+            }
         };
-        let sends = probe.sends;
-        let result = self.send_probe(provider, config, probe).await;
         let sent = match &result {
             Err(CheckFailure::DestinationRefused(_)) => &[],
             _ => sends,
         };
         CheckReport { result, sent }
+    }
+
+    async fn check_at_meta(
+        &self,
+        provider: &Provider,
+        config: &Document,
+        probe: MetaProbe,
+    ) -> Result<CheckOutcome, CheckFailure> {
+        let slug = &provider.slug;
+        let outcome = self
+            .graph
+            .check_token(
+                probe.host,
+                &probe.node,
+                &probe.token,
+                probe.version.as_deref(),
+            )
+            .await;
+        let err = match outcome {
+            Ok(()) => return Ok(CheckOutcome::Passed),
+            Err(err) => err,
+        };
+        Err(match err {
+            MetaError::Refused(reason) => {
+                CheckFailure::DestinationRefused(format!("{slug} was not called: {reason}"))
+            }
+            MetaError::Unreachable(kind) => CheckFailure::Unavailable(format!(
+                "{slug} did not answer the credential check: {kind}"
+            )),
+            MetaError::Graph(graph) => {
+                let status = graph.http_status;
+                let reason = scrub(&graph.message, &secrets_of(provider, config));
+                if status.is_redirection() {
+                    CheckFailure::Refused(format!(
+                        "{slug} answered the credential check with a redirect ({status}), which is not followed"
+                    ))
+                } else if status.is_server_error() || status.as_u16() == 429 {
+                    CheckFailure::Unavailable(format!(
+                        "{slug} could not check the credentials ({status}): {reason}"
+                    ))
+                } else {
+                    CheckFailure::Refused(format!("{slug} refused the credentials: {reason}"))
+                }
+            }
+            MetaError::Malformed(reason) => CheckFailure::Unavailable(format!("{slug}: {reason}")),
+            MetaError::NoApp => CheckFailure::Refused(format!("{slug}: {}", MetaError::NoApp)),
+        })
     }
 
     async fn send_probe(
@@ -172,7 +252,8 @@ impl CredentialChecker {
         }
     }
 
-    fn probe(&self, slug: &str, config: &Document) -> Option<Probe<'static>> {
+    /// The check of `provider`, with the values of `config` it sends.
+    fn plan(&self, provider: &Provider, config: &Document) -> Check {
         let text = |key: &str| {
             config
                 .get(key)
@@ -181,24 +262,27 @@ impl CredentialChecker {
                 .to_owned()
         };
         let urls = &self.urls;
+        let Some(kind) = provider.kind() else {
+            return Check::None;
+        };
         // Tenant values become path segments, percent-encoded: an id cannot add a path,
         // a query or a fragment to the request its token goes with.
-        Some(match slug {
-            "sendgrid" => Probe {
+        match kind {
+            ProviderKind::Sendgrid => Check::Http(Probe {
                 destination: Destination::operator(settings::SENDGRID),
                 url: join(&urls.sendgrid, &["v3", "scopes"]),
                 auth: Auth::Bearer(text("api_key")),
                 sends: &["config.api_key"],
-            },
-            "openai" => Probe {
+            }),
+            ProviderKind::Openai => Check::Http(Probe {
                 destination: Destination::operator(settings::OPENAI),
                 url: join(&urls.openai, &["v1", "models"]),
                 auth: Auth::Bearer(text("api_key")),
                 sends: &["config.api_key"],
-            },
-            "whatsapp_twilio" | "twilio_sms" => {
+            }),
+            ProviderKind::WhatsappTwilio | ProviderKind::TwilioSms => {
                 let sid = text("account_sid");
-                Probe {
+                Check::Http(Probe {
                     destination: Destination::operator(settings::TWILIO),
                     url: join(
                         &urls.twilio,
@@ -206,55 +290,43 @@ impl CredentialChecker {
                     ),
                     auth: Auth::Basic(sid, text("auth_token")),
                     sends: &["config.auth_token"],
-                }
+                })
             }
-            "whatsapp_cloud" => {
-                let version = Some(text("api_version"))
-                    .filter(|v| !v.is_empty())
-                    .unwrap_or_else(|| urls.graph_version.clone());
-                Probe {
-                    destination: Destination::operator(settings::GRAPH),
-                    url: join(&urls.graph, &[&version, &text("phone_number_id")]),
-                    auth: Auth::Bearer(text("access_token")),
-                    sends: &["config.access_token"],
-                }
-            }
-            "messenger" => Probe {
-                destination: Destination::operator(settings::GRAPH),
-                url: join(&urls.graph, &["me"]),
-                auth: Auth::Bearer(text("page_access_token")),
-                sends: &["config.page_access_token"],
-            },
-            "instagram" => Probe {
-                destination: Destination::operator(settings::INSTAGRAM_GRAPH),
-                url: format!("{}?fields=id", join(&urls.instagram_graph, &["me"])),
-                auth: Auth::Bearer(text("access_token")),
-                sends: &["config.access_token"],
-            },
-            "chatwoot" => Probe {
+            ProviderKind::Chatwoot => Check::Http(Probe {
                 destination: Destination::tenant("config.chatwootURL"),
                 url: join(&text("chatwootURL"), &["api", "v1", "profile"]),
                 auth: Auth::Header("api_access_token", text("chatwootAccessToken")),
                 sends: &["config.chatwootAccessToken"],
-            },
-            _ => return None,
-        })
-    }
-}
-
-/// `base` with `segments` appended, each percent-encoded. A base that is no URL stays as
-/// it is, for the guard to refuse by name.
-fn join(base: &str, segments: &[&str]) -> String {
-    let Ok(mut url) = url::Url::parse(base.trim()) else {
-        return base.to_owned();
-    };
-    match url.path_segments_mut() {
-        Ok(mut path) => {
-            path.pop_if_empty().extend(segments);
+            }),
+            ProviderKind::WhatsappCloud => Check::Meta(MetaProbe {
+                host: Host::Graph,
+                node: text("phone_number_id"),
+                token: text("access_token"),
+                version: Some(text("api_version")).filter(|v| !v.is_empty()),
+                sends: &["config.access_token"],
+            }),
+            ProviderKind::Messenger => Check::Meta(MetaProbe {
+                host: Host::Graph,
+                node: "me".to_owned(),
+                token: text("page_access_token"),
+                version: None,
+                sends: &["config.page_access_token"],
+            }),
+            ProviderKind::Instagram => Check::Meta(MetaProbe {
+                host: Host::InstagramGraph,
+                node: "me".to_owned(),
+                token: text("access_token"),
+                version: None,
+                sends: &["config.access_token"],
+            }),
+            ProviderKind::Smtp
+            | ProviderKind::Docusign
+            | ProviderKind::Clicksign
+            | ProviderKind::D4sign
+            | ProviderKind::Certisign
+            | ProviderKind::AdobeSign => Check::None,
         }
-        Err(()) => return base.to_owned(),
     }
-    url.to_string()
 }
 
 /// The error message of a provider's JSON error body, in the shapes the supported

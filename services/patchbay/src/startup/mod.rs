@@ -1,0 +1,226 @@
+//! zero2prod's split: [`Application::build`] connects and migrates the database, binds
+//! the listener and wires every service and background task (`wiring`), so that
+//! anything misconfigured fails the start; [`Application::run_until_stopped`] only
+//! serves and drains. Tests build an [`Application`] on port 0 the same way `patchbay
+//! serve` does.
+
+mod health;
+mod wiring;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+use tonic::transport::Server;
+use tonic_health::server::HealthReporter;
+
+use crate::config::Settings;
+use crate::grpc::authorization::AuthorizationLayer;
+use crate::grpc::overload::OverloadLayer;
+use crate::grpc::request_span::RequestSpanLayer;
+use crate::grpc::stream_shutdown::StreamShutdownLayer;
+use crate::listener::{self, ReloadingTls};
+use crate::store::Store;
+use crate::supervisor::Supervisor;
+use health::set_health;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[source] sea_orm::DbErr),
+    #[error("cannot migrate the database: {0}")]
+    Migrate(#[source] sea_orm::DbErr),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot load the TLS configuration: {0}")]
+    Tls(#[from] listener::TlsError),
+    #[error("cannot load the provider catalog: {0}")]
+    Catalog(crate::domain::Error),
+    #[error("cannot build the HTTP client: {0}")]
+    Http(reqwest::Error),
+    #[error("cannot build server reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("server failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// Concurrent streams one HTTP/2 connection may open.
+const MAX_STREAMS_PER_CONNECTION: u32 = 256;
+
+pub struct Application {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    supervisor: Supervisor,
+    tls: Option<Arc<ReloadingTls>>,
+    store: Store,
+    routes: Routes,
+    health: HealthReporter,
+    settings: Settings,
+}
+
+impl Application {
+    /// Everything short of serving: a setting, file, database or catalog that does not
+    /// work stops the start here.
+    pub async fn build(settings: Settings) -> Result<Application, StartupError> {
+        // Files that do not load stop the start, before anything else is touched.
+        let tls = settings.tls.clone().map(ReloadingTls::load).transpose()?;
+        let store = Store::connect(&settings.database, settings.keys.clone())
+            .await
+            .map_err(StartupError::Connect)?;
+        store.migrate().await.map_err(StartupError::Migrate)?;
+        let bind_error = |source| StartupError::Bind {
+            address: settings.listen,
+            source,
+        };
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .map_err(bind_error)?;
+        let local_addr = listener.local_addr().map_err(bind_error)?;
+        let supervisor = Supervisor::new(None);
+        let wired = wiring::wire(&settings, &store, &supervisor).await?;
+        if let Some(tls) = tls.clone() {
+            supervisor.spawn("tls_reload", move || tls.clone().watch(), || {});
+        }
+        Ok(Application {
+            listener,
+            local_addr,
+            supervisor,
+            tls,
+            store,
+            routes: wired.routes,
+            health: wired.health,
+            settings,
+        })
+    }
+
+    /// The supervisor of the background tasks (a test stops one to see it restarted).
+    pub fn supervisor(&self) -> Supervisor {
+        self.supervisor.clone()
+    }
+
+    /// The address actually bound (the port is chosen by the OS when asked for 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` completes; then reports NOT_SERVING, stops accepting,
+    /// gives in-flight calls the drain timeout to finish, and closes the database pool.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), StartupError> {
+        let Application {
+            listener,
+            local_addr,
+            supervisor,
+            tls,
+            store,
+            routes,
+            health,
+            settings,
+        } = self;
+        if let Some(data_dir) = &settings.development_keys {
+            tracing::warn!(
+                data_dir = %data_dir.display(),
+                "using development keys generated in the data directory (embedded default only); \
+                 configure encryption and JWT keys for anything else"
+            );
+        }
+        tracing::info!(
+            address = %local_addr,
+            tls = tls.is_some(),
+            mtls = settings.tls.as_ref().is_some_and(|t| t.client_ca_file.is_some()),
+            "patchbay listening"
+        );
+        let limits = &settings.server;
+        let (close_listener, listener_closed) = tokio::sync::watch::channel(false);
+        let incoming = listener::incoming(listener, tls, listener_closed);
+        let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (shutting_down, shutdown_seen) = tokio::sync::watch::channel(false);
+        let server = Server::builder()
+            // Streams per HTTP/2 connection, health and reflection included.
+            .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
+            .http2_keepalive_interval(Some(limits.http2_keepalive))
+            .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+            .layer(RequestSpanLayer)
+            .layer(AuthorizationLayer)
+            .layer(StreamShutdownLayer::new(shutdown_seen))
+            .layer(OverloadLayer::new(
+                limits.max_concurrent_requests,
+                limits.request_timeout,
+            ))
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = stopped.await;
+            });
+        tokio::pin!(server);
+
+        let result = tokio::select! {
+            result = &mut server => result,
+            () = shutdown => {
+                tracing::info!("shutting down: finishing in-flight calls");
+                // Background tasks stop first: the monitor must not report SERVING again.
+                supervisor.stop_all().await;
+                set_health(&health, false).await;
+                let _ = stop_accepting.send(());
+                let _ = close_listener.send(true);
+                // Watchers have seen NOT_SERVING; now their streams end.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let _ = shutting_down.send(true);
+                match tokio::time::timeout(limits.drain_timeout, &mut server).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        tracing::warn!(
+                            drain_timeout_seconds = limits.drain_timeout.as_secs(),
+                            "calls still in flight after the drain timeout; stopping anyway"
+                        );
+                        Ok(())
+                    }
+                }
+            }
+        };
+        supervisor.stop_all().await;
+        store.close().await;
+        tracing::info!("patchbay stopped");
+        result.map_err(StartupError::from)
+    }
+}
+
+/// Completes on SIGINT or SIGTERM. The handlers are installed when this is called, not
+/// when the future is first polled: a signal that arrives while the server is still
+/// starting is not lost (nor does it kill the process the default way).
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        async move {
+            let (mut interrupt, mut terminate) = match (interrupt, terminate) {
+                (Ok(interrupt), Ok(terminate)) => (interrupt, terminate),
+                (Err(err), _) | (_, Err(err)) => {
+                    tracing::error!(error = %err, "cannot listen for SIGINT and SIGTERM");
+                    return std::future::pending::<()>().await;
+                }
+            };
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    }
+}

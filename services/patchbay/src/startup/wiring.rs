@@ -1,0 +1,196 @@
+//! The object graph: every service and background task, wired from the settings. It
+//! runs inside `Application::build`, so that a catalog that does not load or a client
+//! that cannot be built stops the start before the first call is accepted.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use patchbay_sdk::proto::{
+    account_service_server::AccountServiceServer, audit_service_server::AuditServiceServer,
+    integration_service_server::IntegrationServiceServer,
+    webhook_service_server::WebhookServiceServer,
+};
+use tonic::service::Routes;
+use tonic::service::interceptor::InterceptedService;
+use tonic_health::server::HealthReporter;
+
+use super::StartupError;
+use super::health::{set_health, watch_database};
+use crate::app::accounts::token_refresh::TokenRefresher;
+use crate::app::checks::CredentialChecker;
+use crate::app::{
+    Accounts, AuditLog, ChannelSettingsService, IdempotencyKeys, Integrations, Webhooks,
+};
+use crate::auth::Authenticator;
+use crate::config::Settings;
+use crate::defaults::DefaultAccounts;
+use crate::domain::WebhookUrls;
+use crate::grpc::account_service::AccountGrpc;
+use crate::grpc::audit_service::AuditGrpc;
+use crate::grpc::auth::AuthInterceptor;
+use crate::grpc::idempotency::Idempotency;
+use crate::grpc::integration_service::IntegrationGrpc;
+use crate::grpc::shares::WorkspaceShares;
+use crate::grpc::webhook_service::WebhookGrpc;
+use crate::meta::GraphClient;
+use crate::outbound::OutboundClient;
+use crate::store::Store;
+use crate::supervisor::Supervisor;
+
+/// What the server serves: every gRPC service, and the health reporter that says
+/// whether they serve.
+pub struct Wired {
+    pub routes: Routes,
+    pub health: HealthReporter,
+}
+
+/// Builds every service and starts the background tasks under `supervisor`.
+pub async fn wire(
+    settings: &Settings,
+    store: &Store,
+    supervisor: &Supervisor,
+) -> Result<Wired, StartupError> {
+    let authenticator = Arc::new(Authenticator::with_token_cache(
+        &settings.jwt,
+        settings.server.token_cache_capacity,
+    ));
+    let interceptor = AuthInterceptor::new(
+        authenticator,
+        Arc::new(WorkspaceShares::new(
+            settings.server.max_concurrent_requests_per_workspace,
+        )),
+    );
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    set_health(&health_reporter, true).await;
+    supervisor.set_health(health_reporter.clone());
+    let defaults = DefaultAccounts::new(store.clone(), &settings.defaults);
+    {
+        let (feeds, told) = (defaults.clone(), defaults.clone());
+        supervisor.spawn(
+            "defaults",
+            move || feeds.feeds_task(),
+            move || told.close_feeds(),
+        );
+    }
+    if defaults
+        .listener_task(&settings.database.url, settings.defaults.listener_heartbeat)
+        .is_some()
+    {
+        let (hub, url, heartbeat) = (
+            defaults.clone(),
+            settings.database.url.clone(),
+            settings.defaults.listener_heartbeat,
+        );
+        supervisor.spawn(
+            "replication",
+            move || async_listener(hub.clone(), url.clone(), heartbeat),
+            || {},
+        );
+    }
+    let outbound = OutboundClient::new(&settings.outbound).map_err(StartupError::Http)?;
+    let graph = GraphClient::new(
+        outbound.clone(),
+        &settings.provider_urls,
+        settings.meta.retry,
+    );
+    let accounts = Accounts::new(
+        store.clone(),
+        WebhookUrls::new(&settings.public_base_url),
+        defaults,
+        graph.clone(),
+        settings.meta.app.clone(),
+    );
+    let idempotency = Idempotency::new(IdempotencyKeys::new(store.clone()));
+    let limits = &settings.server;
+    let account_service = InterceptedService::new(
+        AccountServiceServer::new(AccountGrpc::new(
+            accounts.clone(),
+            idempotency.clone(),
+            limits.max_watch_streams,
+            limits.max_watch_streams_per_workspace,
+        ))
+        .max_decoding_message_size(limits.max_message_bytes),
+        interceptor.clone(),
+    );
+    let catalog = Arc::new(store.load_catalog().await.map_err(StartupError::Catalog)?);
+    let checker = CredentialChecker::new(outbound, graph.clone(), settings.provider_urls.clone());
+    let integration_service = InterceptedService::new(
+        IntegrationServiceServer::new(IntegrationGrpc::new(
+            ChannelSettingsService::new(store.clone()),
+            Integrations::new(
+                store.clone(),
+                catalog.clone(),
+                checker,
+                settings.outbound.policy,
+            ),
+            catalog,
+            idempotency,
+        ))
+        .max_decoding_message_size(limits.max_message_bytes),
+        interceptor.clone(),
+    );
+    let audit_service = InterceptedService::new(
+        AuditServiceServer::new(AuditGrpc::new(AuditLog::new(store.clone())))
+            .max_decoding_message_size(limits.max_message_bytes),
+        interceptor.clone(),
+    );
+    let webhook_service = InterceptedService::new(
+        WebhookServiceServer::new(WebhookGrpc::new(Webhooks::new(
+            store.clone(),
+            settings.meta.app.clone(),
+        )))
+        .max_decoding_message_size(limits.max_message_bytes),
+        interceptor,
+    );
+    if let Some(every) = settings.meta.refresh_every {
+        let (accounts, ahead) = (accounts.clone(), settings.meta.refresh_ahead);
+        supervisor.spawn(
+            "token_refresh",
+            move || TokenRefresher::new(accounts.clone(), every, ahead).run(),
+            || {},
+        );
+    }
+
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(patchbay_sdk::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(patchbay_sdk::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    {
+        let (store, health, every) = (
+            store.clone(),
+            health_reporter.clone(),
+            limits.health_check_interval,
+        );
+        supervisor.spawn(
+            "database_monitor",
+            move || watch_database(store.clone(), health.clone(), every),
+            || {},
+        );
+    }
+    let mut routes = Routes::builder();
+    routes
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(account_service)
+        .add_service(integration_service)
+        .add_service(audit_service)
+        .add_service(webhook_service);
+    let routes = routes.routes();
+    Ok(Wired {
+        routes,
+        health: health_reporter,
+    })
+}
+
+/// The PostgreSQL listener's task (a function, so that the supervisor can make it again).
+async fn async_listener(hub: DefaultAccounts, url: String, heartbeat: Duration) {
+    if let Some(task) = hub.listener_task(&url, heartbeat) {
+        task.await;
+    }
+}
