@@ -500,16 +500,7 @@ mod tests {
     #[test]
     fn a_token_past_its_expiry_is_not_served_from_the_cache() {
         let cache = verified_tokens::VerifiedTokens::new(10);
-        let caller = Caller {
-            subject: "s".into(),
-            role: Role::Service,
-            workspace_id: "acme".into(),
-            division_id: None,
-            request_id: String::new(),
-            idempotency: None,
-            token_valid_until: None,
-            held: None,
-        };
+        let caller = crate::domain::testing::caller(Role::Service, None);
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .expect("clock")

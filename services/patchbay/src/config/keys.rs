@@ -278,11 +278,9 @@ fn load_or_create(
 mod tests {
     use super::*;
 
-    #[test]
-    fn dev_secret_is_generated_once_with_owner_only_permissions() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let args = JwtArgs {
-            jwt_secret: None,
+    fn jwt_args(secret: Option<&str>) -> JwtArgs {
+        JwtArgs {
+            jwt_secret: secret.map(str::to_owned),
             jwt_secret_file: None,
             jwt_issuer: "patchbay".into(),
             jwt_audience: "patchbay".into(),
@@ -291,7 +289,13 @@ mod tests {
             jwt_public_key_file: Vec::new(),
             jwt_jwks_file: None,
             jwt_algorithms: Vec::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn dev_secret_is_generated_once_with_owner_only_permissions() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let args = jwt_args(None);
         let first = jwt_settings(dir.path(), &args, DevKeys::Allowed).expect("generated");
         let second = jwt_settings(dir.path(), &args, DevKeys::Allowed).expect("reused");
         use secrecy::ExposeSecret;
@@ -318,17 +322,7 @@ mod tests {
 
     #[test]
     fn short_secret_is_refused_naming_the_variable() {
-        let args = JwtArgs {
-            jwt_secret: Some("short".into()),
-            jwt_secret_file: None,
-            jwt_issuer: "patchbay".into(),
-            jwt_audience: "patchbay".into(),
-            jwt_leeway_seconds: 30,
-            jwt_max_lifetime_seconds: None,
-            jwt_public_key_file: Vec::new(),
-            jwt_jwks_file: None,
-            jwt_algorithms: Vec::new(),
-        };
+        let args = jwt_args(Some("short"));
         let err = jwt_settings(Path::new("/nonexistent"), &args, DevKeys::Allowed)
             .expect_err("too short");
         assert!(err.0.contains("PATCHBAY_JWT_SECRET"), "{}", err.0);

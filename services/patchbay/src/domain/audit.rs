@@ -189,16 +189,7 @@ mod tests {
 
     #[test]
     fn an_event_names_a_bounded_list_of_fields() {
-        let caller = Caller {
-            subject: "u".into(),
-            role: crate::domain::Role::Admin,
-            workspace_id: "acme".into(),
-            division_id: None,
-            request_id: String::new(),
-            idempotency: None,
-            token_valid_until: None,
-            held: None,
-        };
+        let caller = crate::domain::testing::admin();
         let fields = (0..MAX_EVENT_FIELDS + 100)
             .map(|i| format!("config.k{i}"))
             .collect();

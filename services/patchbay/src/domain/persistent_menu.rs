@@ -6,8 +6,6 @@
 //! payload (at most 1000 characters), `web_url` buttons an absolute http(s) URL (https
 //! when messenger_extensions is on); titles at most 30 characters.
 
-use serde_json::{Value, json};
-
 use super::error::Violations;
 use super::provider::is_url;
 
@@ -31,8 +29,9 @@ pub struct Button {
     pub messenger_extensions: bool,
 }
 
-/// Checks `menus` (field `persistent_menu`) and returns Meta's JSON for them.
-pub fn validate(menus: &[Menu], violations: &mut Violations) -> Value {
+/// Checks `menus` (field `persistent_menu`); `meta::messenger` sends them as Meta's
+/// JSON once they pass.
+pub fn validate(menus: &[Menu], violations: &mut Violations) {
     if menus.is_empty() {
         violations.add("persistent_menu", "is required unless delete is true");
     } else if menus.len() > MAX_LOCALES {
@@ -44,47 +43,32 @@ pub fn validate(menus: &[Menu], violations: &mut Violations) -> Value {
         );
     }
     let mut seen = std::collections::BTreeSet::new();
-    let json_menus: Vec<Value> = menus
-        .iter()
-        .enumerate()
-        .map(|(i, menu)| {
-            let at = format!("persistent_menu[{i}]");
-            if !is_locale(&menu.locale) {
-                violations.add(
-                    format!("{at}.locale"),
-                    "must be \"default\" or a locale such as en_US",
-                );
-            } else if !seen.insert(menu.locale.as_str()) {
-                violations.add(format!("{at}.locale"), "appears twice");
-            }
-            if menu.buttons.is_empty() && !menu.composer_input_disabled {
-                violations.add(format!("{at}.call_to_actions"), "needs at least one button");
-            }
-            if menu.buttons.len() > MAX_BUTTONS {
-                violations.add(
-                    format!("{at}.call_to_actions"),
-                    format!("at most {MAX_BUTTONS} buttons"),
-                );
-            }
-            let buttons: Vec<Value> = menu
-                .buttons
-                .iter()
-                .enumerate()
-                .map(|(j, button)| {
-                    check_button(button, &format!("{at}.call_to_actions[{j}]"), violations)
-                })
-                .collect();
-            json!({
-                "locale": menu.locale,
-                "composer_input_disabled": menu.composer_input_disabled,
-                "call_to_actions": buttons,
-            })
-        })
-        .collect();
-    Value::Array(json_menus)
+    for (i, menu) in menus.iter().enumerate() {
+        let at = format!("persistent_menu[{i}]");
+        if !is_locale(&menu.locale) {
+            violations.add(
+                format!("{at}.locale"),
+                "must be \"default\" or a locale such as en_US",
+            );
+        } else if !seen.insert(menu.locale.as_str()) {
+            violations.add(format!("{at}.locale"), "appears twice");
+        }
+        if menu.buttons.is_empty() && !menu.composer_input_disabled {
+            violations.add(format!("{at}.call_to_actions"), "needs at least one button");
+        }
+        if menu.buttons.len() > MAX_BUTTONS {
+            violations.add(
+                format!("{at}.call_to_actions"),
+                format!("at most {MAX_BUTTONS} buttons"),
+            );
+        }
+        for (j, button) in menu.buttons.iter().enumerate() {
+            check_button(button, &format!("{at}.call_to_actions[{j}]"), violations);
+        }
+    }
 }
 
-fn check_button(button: &Button, at: &str, violations: &mut Violations) -> Value {
+fn check_button(button: &Button, at: &str, violations: &mut Violations) {
     let title_chars = button.title.chars().count();
     if button.title.trim().is_empty() {
         violations.add(format!("{at}.title"), "is required");
@@ -109,7 +93,6 @@ fn check_button(button: &Button, at: &str, violations: &mut Violations) -> Value
             if !button.url.is_empty() {
                 violations.add(format!("{at}.url"), "is only for web_url buttons");
             }
-            json!({"type": "postback", "title": button.title, "payload": button.payload})
         }
         "web_url" => {
             if !is_url(&button.url) {
@@ -123,33 +106,21 @@ fn check_button(button: &Button, at: &str, violations: &mut Violations) -> Value
             if !button.payload.is_empty() {
                 violations.add(format!("{at}.payload"), "is only for postback buttons");
             }
-            let mut value = json!({"type": "web_url", "title": button.title, "url": button.url});
-            match button.webview_height_ratio.as_str() {
-                "" => {}
-                "compact" | "tall" | "full" => {
-                    value["webview_height_ratio"] = json!(button.webview_height_ratio);
-                }
-                _ => violations.add(
+            if !matches!(
+                button.webview_height_ratio.as_str(),
+                "" | "compact" | "tall" | "full"
+            ) {
+                violations.add(
                     format!("{at}.webview_height_ratio"),
                     "must be compact, tall or full",
-                ),
+                );
             }
-            if button.messenger_extensions {
-                value["messenger_extensions"] = json!(true);
-            }
-            value
         }
-        "nested" => {
-            violations.add(
-                format!("{at}.type"),
-                "nested menus are no longer supported by Meta",
-            );
-            Value::Null
-        }
-        _ => {
-            violations.add(format!("{at}.type"), "must be postback or web_url");
-            Value::Null
-        }
+        "nested" => violations.add(
+            format!("{at}.type"),
+            "nested menus are no longer supported by Meta",
+        ),
+        _ => violations.add(format!("{at}.type"), "must be postback or web_url"),
     }
 }
 
@@ -190,7 +161,7 @@ mod tests {
     }
 
     #[test]
-    fn a_valid_menu_becomes_metas_json() {
+    fn a_valid_menu_passes() {
         let menus = [Menu {
             locale: "default".into(),
             composer_input_disabled: false,
@@ -200,14 +171,8 @@ mod tests {
             ],
         }];
         let mut violations = Violations::new();
-        let json = validate(&menus, &mut violations);
+        validate(&menus, &mut violations);
         assert!(fields(violations).is_empty());
-        assert_eq!(
-            json,
-            json!([{"locale": "default", "composer_input_disabled": false, "call_to_actions": [
-                {"type": "postback", "title": "Talk to an agent", "payload": "AGENT"},
-                {"type": "web_url", "title": "Shop", "url": "https://shop.example/"}]}])
-        );
     }
 
     #[test]

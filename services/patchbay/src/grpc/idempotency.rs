@@ -101,14 +101,11 @@ impl Idempotency {
                 }
             }
             Ok(response) => {
-                if let Err(err) = self
+                let kept = self
                     .keys
                     .keep_answer(&claim, &response.encode_to_vec())
-                    .await
-                {
-                    // The call itself is done; only its replay protection is at risk.
-                    tracing::warn!(error = %err, method = action.name(), "cannot record the idempotency key's answer");
-                }
+                    .await;
+                warn_unkept(action, kept);
                 Ok(Response::new(response))
             }
         }
@@ -156,14 +153,19 @@ impl Idempotency {
         let mut keyed = caller;
         keyed.idempotency = Some(claim.clone());
         let response = handler(keyed, message).await?;
-        if let Err(err) = self
+        let kept = self
             .keys
             .keep_final_answer(&claim, &response.encode_to_vec())
-            .await
-        {
-            tracing::warn!(error = %err, method = action.name(), "cannot record the idempotency key's answer");
-        }
+            .await;
+        warn_unkept(action, kept);
         Ok(Response::new(response))
+    }
+}
+
+/// The call itself is done; only its replay protection is at risk.
+fn warn_unkept(action: Action, kept: Result<(), Error>) {
+    if let Err(err) = kept {
+        tracing::warn!(error = %err, method = action.name(), "cannot record the idempotency key's answer");
     }
 }
 

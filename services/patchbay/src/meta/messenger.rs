@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use super::graph::{access_token_of, text};
 use super::instagram::{ExpiringToken, expiring_token};
 use super::{Call, GraphClient, Host, MetaApp, MetaError};
+use crate::domain::persistent_menu::{Button, Menu};
 
 /// The webhook fields a Messenger page is subscribed to.
 pub const MESSAGING_FIELDS: &str = "messages,messaging_postbacks,messaging_optins,message_deliveries,message_reads,messaging_referrals";
@@ -101,15 +102,16 @@ impl GraphClient {
         self.send(call).await.map(drop)
     }
 
-    /// `POST /me/messenger_profile` with `{"persistent_menu": […]}`.
+    /// `POST /me/messenger_profile` with `{"persistent_menu": […]}`: menus that passed
+    /// `domain::persistent_menu::validate`.
     pub async fn set_persistent_menu(
         &self,
         page_token: &str,
-        menu: Value,
+        menus: &[Menu],
     ) -> Result<(), MetaError> {
         let call = Call::post(Host::Graph, "me/messenger_profile")
             .token(page_token)
-            .json(json!({ "persistent_menu": menu }));
+            .json(json!({ "persistent_menu": menu_json(menus) }));
         self.send(call).await.map(drop)
     }
 
@@ -119,5 +121,70 @@ impl GraphClient {
             .token(page_token)
             .json(json!({ "fields": ["persistent_menu"] }));
         self.send(call).await.map(drop)
+    }
+}
+
+/// Menus as the Messenger Profile API takes them.
+fn menu_json(menus: &[Menu]) -> Value {
+    Value::Array(
+        menus
+            .iter()
+            .map(|menu| {
+                json!({
+                    "locale": menu.locale,
+                    "composer_input_disabled": menu.composer_input_disabled,
+                    "call_to_actions": menu.buttons.iter().map(button_json).collect::<Vec<_>>(),
+                })
+            })
+            .collect(),
+    )
+}
+
+fn button_json(button: &Button) -> Value {
+    if button.kind == "postback" {
+        return json!({"type": "postback", "title": button.title, "payload": button.payload});
+    }
+    let mut value = json!({"type": button.kind, "title": button.title, "url": button.url});
+    if !button.webview_height_ratio.is_empty() {
+        value["webview_height_ratio"] = json!(button.webview_height_ratio);
+    }
+    if button.messenger_extensions {
+        value["messenger_extensions"] = json!(true);
+    }
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn button(kind: &str, title: &str, payload: &str, url: &str) -> Button {
+        Button {
+            kind: kind.into(),
+            title: title.into(),
+            payload: payload.into(),
+            url: url.into(),
+            webview_height_ratio: String::new(),
+            messenger_extensions: false,
+        }
+    }
+
+    #[test]
+    fn a_menu_becomes_metas_json() {
+        let mut shop = button("web_url", "Shop", "", "https://shop.example/");
+        shop.webview_height_ratio = "tall".into();
+        shop.messenger_extensions = true;
+        let menus = [Menu {
+            locale: "default".into(),
+            composer_input_disabled: false,
+            buttons: vec![button("postback", "Talk to an agent", "AGENT", ""), shop],
+        }];
+        assert_eq!(
+            menu_json(&menus),
+            json!([{"locale": "default", "composer_input_disabled": false, "call_to_actions": [
+                {"type": "postback", "title": "Talk to an agent", "payload": "AGENT"},
+                {"type": "web_url", "title": "Shop", "url": "https://shop.example/",
+                 "webview_height_ratio": "tall", "messenger_extensions": true}]}])
+        );
     }
 }

@@ -152,9 +152,7 @@ impl Store {
             .collect::<Result<Vec<_>, Error>>()
             .map(Some)
     }
-}
 
-impl Store {
     /// A notification nobody acts on, which proves to this replica's listener that it
     /// still hears (PostgreSQL only).
     pub async fn notify_heartbeat(&self) -> Result<(), Error> {

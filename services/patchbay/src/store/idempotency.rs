@@ -173,16 +173,20 @@ impl Store {
         claim: &IdempotencyClaim,
         answer: &[u8],
     ) -> Result<bool, Error> {
-        let sealed = self
-            .keys()
+        let sealed = self.seal_answer(claim, answer)?;
+        let mut row = new_row(claim);
+        row.response = Set(Some(sealed));
+        insert_unless_taken(self.conn(), claim, row).await
+    }
+
+    /// An answer sealed, bound to the workspace, the caller and the key.
+    fn seal_answer(&self, claim: &IdempotencyClaim, answer: &[u8]) -> Result<String, Error> {
+        self.keys()
             .seal(
                 &answer_context(&claim.workspace_id, &claim.caller_scope, &claim.key),
                 answer,
             )
-            .map_err(|err| Error::SecretUnavailable(format!("cannot seal an answer: {err}")))?;
-        let mut row = new_row(claim);
-        row.response = Set(Some(sealed));
-        insert_unless_taken(self.conn(), claim, row).await
+            .map_err(|err| Error::SecretUnavailable(format!("cannot seal an answer: {err}")))
     }
 
     /// Keeps the final answer of a call that wrote several records (a row its first
@@ -195,13 +199,7 @@ impl Store {
         if !self.record_idempotency_answer(claim, answer).await? {
             return Ok(false);
         }
-        let sealed = self
-            .keys()
-            .seal(
-                &answer_context(&claim.workspace_id, &claim.caller_scope, &claim.key),
-                answer,
-            )
-            .map_err(|err| Error::SecretUnavailable(format!("cannot seal an answer: {err}")))?;
+        let sealed = self.seal_answer(claim, answer)?;
         let written = Entity::update_many()
             .col_expr(Column::Response, sea_orm::sea_query::Expr::value(sealed))
             .filter(Column::WorkspaceId.eq(&claim.workspace_id))

@@ -203,15 +203,11 @@ impl Accounts {
         id: Uuid,
         menu: Option<Vec<Menu>>,
     ) -> Result<(), Error> {
-        let menu_json = match &menu {
-            Some(menus) => {
-                let mut violations = Violations::new();
-                let json = persistent_menu::validate(menus, &mut violations);
-                violations.into_result()?;
-                Some(json)
-            }
-            None => None,
-        };
+        if let Some(menus) = &menu {
+            let mut violations = Violations::new();
+            persistent_menu::validate(menus, &mut violations);
+            violations.into_result()?;
+        }
         let account = self.find_visible(caller, id).await?;
         caller.require_write(account.division_id.as_deref())?;
         if account.channel != Channel::Messenger {
@@ -230,8 +226,8 @@ impl Accounts {
                 "account {id} has no page_access_token; connect the page first"
             )));
         }
-        let result = match menu_json {
-            Some(json) => self.graph.set_persistent_menu(token, json).await,
+        let result = match &menu {
+            Some(menus) => self.graph.set_persistent_menu(token, menus).await,
             None => self.graph.delete_persistent_menu(token).await,
         };
         match result {

@@ -5,16 +5,16 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use super::rules::{blank, born, saved_update};
 use super::whatsapp::{ACCESS_TOKEN, initial_setup_state, is_cloud_account, with_pin};
-use super::{Account, ProviderState, SetupState, account_changes, ensure_writable};
-use crate::domain::audit::{AuditAction, AuditEvent};
+use super::{Account, ProviderState, SetupState, ensure_writable};
+use crate::domain::audit::AuditEvent;
 use crate::domain::caller::Caller;
-use crate::domain::change::{Change, event};
+use crate::domain::change::Change;
 use crate::domain::channel::Channel;
 use crate::domain::config_document::Document;
 use crate::domain::error::{Error, Violations};
 use crate::domain::provider::is_url;
-use crate::domain::support::{new_id, random_token};
 
 /// What Meta just said about an account.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,7 +76,7 @@ pub fn record_state(
 ) -> Change<Account> {
     let mut next = current.clone();
     change.apply(&mut next);
-    save_if_changed(caller, current, next, at)
+    saved_update(caller, current, next, at)
 }
 
 /// A connected account as Meta describes it.
@@ -126,7 +126,7 @@ pub fn reconnect(
         reauthorization_required: false,
         token_expires_at: connected.token_expires_at,
     };
-    Ok(save_if_changed(caller, current, next, at))
+    Ok(saved_update(caller, current, next, at))
 }
 
 /// A first connected account, and its event: its scope's default when the scope has
@@ -139,50 +139,24 @@ pub fn connected_account(
 ) -> Result<(Account, AuditEvent), Error> {
     caller.require_write(connected.division_id.as_deref())?;
     let config = with_pin(connected.channel, connected.config, &mut Violations::new())?;
-    let account = Account {
-        id: new_id(),
-        workspace_id: caller.workspace_id.clone(),
-        channel: connected.channel,
-        display_name: connected
-            .display_name
-            .unwrap_or_else(|| connected.account_key.clone()),
-        account_key: connected.account_key,
-        is_active: true,
-        is_default: !scope_has_default,
-        division_id: connected.division_id,
-        provider_state: ProviderState {
-            setup_state: initial_setup_state(connected.channel, &config),
-            token_expires_at: connected.token_expires_at,
-            ..ProviderState::default()
+    born(
+        caller,
+        Account {
+            display_name: connected
+                .display_name
+                .unwrap_or_else(|| connected.account_key.clone()),
+            account_key: connected.account_key,
+            is_active: true,
+            is_default: !scope_has_default,
+            division_id: connected.division_id,
+            provider_state: ProviderState {
+                setup_state: initial_setup_state(connected.channel, &config),
+                token_expires_at: connected.token_expires_at,
+                ..ProviderState::default()
+            },
+            config,
+            ..blank(caller, connected.channel, at)
         },
-        config,
-        verify_token: random_token(24)?,
-        revision: 1,
-        created_at: at,
-        updated_at: at,
-    };
-    let event = event(
-        caller,
-        &account,
-        AuditAction::Create,
-        account_changes(None, &account),
-    );
-    Ok((account, event))
-}
-
-fn save_if_changed(
-    caller: &Caller,
-    current: &Account,
-    next: Account,
-    at: DateTime<Utc>,
-) -> Change<Account> {
-    Change::save_if_changed(
-        caller,
-        current,
-        next,
-        AuditAction::Update,
-        |before, after| account_changes(Some(before), after),
-        at,
     )
 }
 

@@ -117,24 +117,51 @@ pub fn create(
             "account key missing after validation".to_owned(),
         ));
     };
-    let account = Account {
+    let setup_state = whatsapp::initial_setup_state(new.channel, &config);
+    born(
+        caller,
+        Account {
+            display_name: display_name_or_key(&new.display_name, &account_key),
+            account_key,
+            is_active,
+            is_default: new.is_default,
+            division_id,
+            provider_state: ProviderState {
+                setup_state,
+                ..ProviderState::default()
+            },
+            config,
+            ..blank(caller, new.channel, at)
+        },
+    )
+}
+
+/// An account of `channel` made at `at`: a new id, a fresh verify token, revision 1,
+/// inactive and empty until the caller's fields are put in.
+pub(super) fn blank(caller: &Caller, channel: Channel, at: DateTime<Utc>) -> Account {
+    Account {
         id: new_id(),
         workspace_id: caller.workspace_id.clone(),
-        channel: new.channel,
-        display_name: display_name_or_key(&new.display_name, &account_key),
-        account_key,
-        is_active,
-        is_default: new.is_default,
-        division_id,
-        provider_state: ProviderState {
-            setup_state: whatsapp::initial_setup_state(new.channel, &config),
-            ..ProviderState::default()
-        },
-        config,
-        verify_token: random_token(24)?,
+        channel,
+        account_key: String::new(),
+        display_name: String::new(),
+        is_active: false,
+        is_default: false,
+        division_id: None,
+        config: Document::new(),
+        verify_token: String::new(),
         revision: 1,
         created_at: at,
         updated_at: at,
+        provider_state: ProviderState::default(),
+    }
+}
+
+/// A new account with its verify token, and the event that records its creation.
+pub(super) fn born(caller: &Caller, account: Account) -> Result<(Account, AuditEvent), Error> {
+    let account = Account {
+        verify_token: random_token(24)?,
+        ..account
     };
     let event = event(
         caller,
@@ -159,22 +186,14 @@ pub fn update(
     patch: AccountPatch,
     at: DateTime<Utc>,
 ) -> Result<Updated, Error> {
-    ensure_writable(caller, current)?;
-    check_revision(patch.expected_revision, current.revision)?;
+    writable_at(caller, current, patch.expected_revision)?;
     let mut next = apply_patch(caller, current, patch)?;
     let run_setup = whatsapp::setup_needed(current, &next);
     next.provider_state.setup_state = whatsapp::setup_state_after_update(current, &next, run_setup);
     if whatsapp::setup_inputs_changed(current, &next) {
         next.provider_state.setup_registered = false;
     }
-    let change = Change::save_if_changed(
-        caller,
-        current,
-        next,
-        AuditAction::Update,
-        |before, after| account_changes(Some(before), after),
-        at,
-    );
+    let change = saved_update(caller, current, next, at);
     Ok(Updated { change, run_setup })
 }
 
@@ -185,8 +204,7 @@ pub fn delete(
     expected_revision: Option<i64>,
     at: DateTime<Utc>,
 ) -> Result<Change<Account>, Error> {
-    ensure_writable(caller, current)?;
-    check_revision(expected_revision, current.revision)?;
+    writable_at(caller, current, expected_revision)?;
     Ok(Change::delete(caller, current, at))
 }
 
@@ -199,8 +217,7 @@ pub fn set_default(
     expected_revision: Option<i64>,
     at: DateTime<Utc>,
 ) -> Result<Change<Account>, Error> {
-    ensure_writable(caller, current)?;
-    check_revision(expected_revision, current.revision)?;
+    writable_at(caller, current, expected_revision)?;
     if !current.is_active {
         return Err(Error::FailedPrecondition(
             "the account is inactive; activate it before making it the default".to_owned(),
@@ -218,6 +235,29 @@ pub fn set_default(
         |_, _| vec!["is_default".to_owned()],
         at,
     ))
+}
+
+/// The account is the caller's to write, at the revision it expects.
+fn writable_at(caller: &Caller, current: &Account, expected: Option<i64>) -> Result<(), Error> {
+    ensure_writable(caller, current)?;
+    check_revision(expected, current.revision)
+}
+
+/// `next` in place of `current`, recorded as an update of the fields that differ.
+pub(super) fn saved_update(
+    caller: &Caller,
+    current: &Account,
+    next: Account,
+    at: DateTime<Utc>,
+) -> Change<Account> {
+    Change::save_if_changed(
+        caller,
+        current,
+        next,
+        AuditAction::Update,
+        |before, after| account_changes(Some(before), after),
+        at,
+    )
 }
 
 /// The display name asked for, or the key when none was.

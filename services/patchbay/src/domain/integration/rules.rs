@@ -180,8 +180,7 @@ pub fn patched<'a>(
     found: Violations,
     destinations: AddressPolicy,
 ) -> Result<(&'a Provider, Integration), Error> {
-    caller.require_write(None)?;
-    check_revision(patch.expected_revision, current.revision)?;
+    writable_at(caller, current, patch.expected_revision)?;
     let provider = catalog.get(&current.provider).ok_or_else(|| {
         Error::Internal(format!(
             "integration {} has an unknown provider",
@@ -220,8 +219,7 @@ pub fn delete(
     expected_revision: Option<i64>,
     at: DateTime<Utc>,
 ) -> Result<Change<Integration>, Error> {
-    caller.require_write(None)?;
-    check_revision(expected_revision, current.revision)?;
+    writable_at(caller, current, expected_revision)?;
     Ok(Change::delete(caller, current, at))
 }
 
@@ -233,8 +231,7 @@ pub fn set_primary(
     expected_revision: Option<i64>,
     at: DateTime<Utc>,
 ) -> Result<Change<Integration>, Error> {
-    caller.require_write(None)?;
-    check_revision(expected_revision, current.revision)?;
+    writable_at(caller, current, expected_revision)?;
     if !current.active {
         return Err(Error::FailedPrecondition(
             "the integration is inactive; activate it before making it primary".to_owned(),
@@ -252,6 +249,13 @@ pub fn set_primary(
         |_, _| vec!["primary".to_owned()],
         at,
     ))
+}
+
+/// Integrations are workspace-wide: only a workspace-wide caller writes them, at the
+/// revision it expects.
+fn writable_at(caller: &Caller, current: &Integration, expected: Option<i64>) -> Result<(), Error> {
+    caller.require_write(None)?;
+    check_revision(expected, current.revision)
 }
 
 /// What a caller is shown: secrets masked by name and by the provider's schema.
