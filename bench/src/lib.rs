@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
+/// The Meta app secret the benchmark servers verify webhook signatures with.
+pub const BENCH_META_APP_SECRET: &str = "bench-meta-app-secret";
+
 /// A `patchbay serve` process of the tool's own.
 pub struct Server {
     pub child: Child,
@@ -49,6 +52,10 @@ impl Server {
         if let Some(url) = database_url {
             command.env("PATCHBAY_DATABASE_URL", url);
         }
+        // A Meta app, so that RouteWebhook checks the app-level signature.
+        command
+            .env("PATCHBAY_META_APP_ID", "bench-meta-app")
+            .env("PATCHBAY_META_APP_SECRET", BENCH_META_APP_SECRET);
         // The address is logged at INFO; ask for that line only.
         command.env("PATCHBAY_LOG", "warn,patchbay::startup=info");
         let mut child = command
@@ -84,15 +91,13 @@ impl Server {
         let output = Command::new(&self.binary)
             .env("PATCHBAY_DATA_DIR", self.data_dir.path())
             .envs(explicit_keys(&self.binary, self.data_dir.path())?)
-            .args([
-                "token",
-                "--role",
-                role,
-                "--workspace",
-                workspace,
-                "--ttl",
-                "1d",
-            ])
+            .args(["token", "--role", role, "--ttl", "1d"])
+            // The gateway has no workspace.
+            .args(if role == "gateway" {
+                vec![]
+            } else {
+                vec!["--workspace", workspace]
+            })
             .output()
             .map_err(|e| e.to_string())?;
         if !output.status.success() {

@@ -250,9 +250,36 @@ impl Client {
         .await
     }
 
-    /// The generated `WebhookService` client (service role: the webhook gateways).
+    /// The generated `WebhookService` client.
     pub fn webhooks(&self) -> WebhookServiceClient<AuthenticatedChannel> {
         WebhookServiceClient::with_interceptor(self.channel.clone(), self.token.clone())
+    }
+
+    /// Checks and routes one webhook request exactly as the provider sent it (gateway
+    /// role): `method`, the full `url` (query string included), the headers and the
+    /// raw body. The answer is Meta's handshake challenge, or the account each entry
+    /// of the body is for; `Err(PermissionDenied)` for a bad signature or verify token,
+    /// `Err(NotFound)` for a URL that names no route. Retried when UNAVAILABLE (a
+    /// replica catching up): nothing is written.
+    pub async fn route_webhook(
+        &self,
+        method: &str,
+        url: &str,
+        headers: impl IntoIterator<Item = (String, String)>,
+        raw_body: impl Into<Vec<u8>>,
+    ) -> Result<proto::RouteWebhookResponse, Error> {
+        let request = proto::RouteWebhookRequest {
+            method: method.to_owned(),
+            url: url.to_owned(),
+            headers: headers.into_iter().collect(),
+            raw_body: raw_body.into(),
+        };
+        self.retrying(|| {
+            let mut client = self.webhooks();
+            let request = request.clone();
+            async move { client.route_webhook(request).await }
+        })
+        .await
     }
 
     /// The generated `IntegrationService` client.

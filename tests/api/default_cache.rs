@@ -156,14 +156,7 @@ async fn next_change(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_change_on_one_replica_reaches_the_other() {
     let one = TestApp::spawn(Backend::Postgres).await;
-    let other = TestApp::spawn_with(
-        Backend::Postgres,
-        TestOptions {
-            database_url: Some(one.database_url.clone()),
-            ..TestOptions::default()
-        },
-    )
-    .await;
+    let other = one.replica().await;
     let reader = other.service();
     // The other replica has answered (and cached) "no default" before the change.
     let answered = tokio::time::timeout(Duration::from_secs(10), async {

@@ -219,7 +219,7 @@ async fn a_key_belongs_to_one_caller(backend: Backend) {
         &patchbay::auth::TokenRequest {
             subject: "someone-else".into(),
             role: "admin".into(),
-            workspace_id: patchbay_e2e::WORKSPACE.into(),
+            workspace_id: Some(patchbay_e2e::WORKSPACE.into()),
             division_id: None,
             ttl: std::time::Duration::from_secs(600),
         },

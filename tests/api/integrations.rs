@@ -539,9 +539,10 @@ async fn accounts_attach_only_within_the_workspace(backend: Backend) {
     let attached = create_integration(&app.admin(), chatwoot(account.id.clone())).await;
     assert_eq!(attached.account_id.as_deref(), Some(account.id.as_str()));
 
+    // Another number: one number has one owner across workspaces.
     let elsewhere = create(
         &app.client("admin", OTHER_WORKSPACE, None),
-        new_whatsapp("5511", "t"),
+        new_whatsapp("5512", "t"),
     )
     .await;
     for id in [elsewhere.id, uuid::Uuid::new_v4().to_string()] {

@@ -20,6 +20,7 @@ mod outbound;
 mod overload;
 mod providers;
 mod roles;
+mod routing;
 mod secrets;
 mod server;
 mod tls;

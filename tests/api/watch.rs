@@ -568,7 +568,7 @@ fn short_token(role: &str, ttl: Duration) -> String {
         &patchbay::auth::TokenRequest {
             subject: format!("{role}-user"),
             role: role.to_owned(),
-            workspace_id: WORKSPACE.to_owned(),
+            workspace_id: Some(WORKSPACE.to_owned()),
             division_id: None,
             ttl,
         },

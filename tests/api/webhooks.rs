@@ -280,6 +280,7 @@ async fn the_channel_wide_handshake_finds_any_account_through_the_index(backend:
             division_id: None,
             config: serde_json::Map::new(),
             verify_token: format!("seeded-verify-token-{i}"),
+            webhook_route: uuid::Uuid::new_v4(),
             revision: 1,
             created_at: now,
             updated_at: now,

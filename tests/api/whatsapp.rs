@@ -3,9 +3,9 @@
 
 use patchbay_e2e::proto::{self, Channel};
 use patchbay_e2e::{
-    Backend, META_APP_ID, META_APP_SECRET, OTHER_WORKSPACE, PUBLIC_BASE_URL, TestApp,
-    backend_tests, config_of, create, credential, expect_code, get_account, graph_path,
-    new_whatsapp, spawn_with_fake, test_meta, to_struct, update, violated_fields,
+    Backend, META_APP_ID, META_APP_SECRET, OTHER_WORKSPACE, TestApp, backend_tests, config_of,
+    create, credential, expect_code, get_account, graph_path, new_whatsapp, spawn_with_fake,
+    test_meta, to_struct, update, violated_fields,
 };
 use patchbay_sdk::tonic::Code;
 use prost::Message;
@@ -119,7 +119,7 @@ async fn create_registers_the_number_and_subscribes_the_waba(backend: Backend) {
                 "POST".to_owned(),
                 graph("900000001/subscribed_apps"),
                 json!({
-                    "override_callback_uri": format!("{PUBLIC_BASE_URL}/webhooks/whatsapp/wa-555001"),
+                    "override_callback_uri": account.webhook_url,
                     "verify_token": secrets.verify_token,
                 }),
             ),
@@ -467,7 +467,7 @@ async fn health_reports_each_part_and_a_rejected_token_marks_the_account(backend
         .mount(&meta)
         .await;
     let account = create(&app.admin(), new_whatsapp("555001", "EAAG-business-token")).await;
-    let webhook = format!("{PUBLIC_BASE_URL}/webhooks/whatsapp/wa-555001");
+    let webhook = account.webhook_url.clone();
     let our_app = json!({"data": [{"whatsapp_business_api_data": {"id": META_APP_ID, "name": "Patchbay", "link": "https://example.test"}, "override_callback_uri": webhook}]});
     mount_health(
         &meta,

@@ -118,6 +118,9 @@ pub fn unreachable_providers() -> ProviderUrls {
     all_providers_at(UNREACHABLE)
 }
 
+/// The verify token of the test server's app-level Meta webhook callback.
+pub const META_WEBHOOK_VERIFY_TOKEN: &str = "test-meta-webhook-verify-token";
+
 /// A Meta app, quick retries (3 attempts, 10 ms apart) and no background refresh.
 pub fn test_meta() -> MetaSettings {
     MetaSettings {
@@ -125,6 +128,7 @@ pub fn test_meta() -> MetaSettings {
             id: META_APP_ID.to_owned(),
             secret: META_APP_SECRET.to_owned().into(),
         }),
+        webhook_verify_token: Some(META_WEBHOOK_VERIFY_TOKEN.to_owned().into()),
         retry: RetryPolicy {
             attempts: 3,
             first_backoff: Duration::from_millis(10),
@@ -283,6 +287,18 @@ impl TestApp {
         }
     }
 
+    /// A second server on this one's database (a replica, on PostgreSQL).
+    pub async fn replica(&self) -> TestApp {
+        TestApp::spawn_with(
+            self.backend,
+            TestOptions {
+                database_url: Some(self.database_url.clone()),
+                ..TestOptions::default()
+            },
+        )
+        .await
+    }
+
     pub fn channel(&self) -> Channel {
         self.channel.clone()
     }
@@ -290,6 +306,11 @@ impl TestApp {
     /// A client acting as `role` in `workspace`.
     pub fn client(&self, role: &str, workspace: &str, division: Option<&str>) -> Client {
         Client::from_channel(self.channel(), &token(role, workspace, division)).expect("client")
+    }
+
+    /// The installation's webhook gateway: no workspace.
+    pub fn gateway(&self) -> Client {
+        self.client("gateway", "", None)
     }
 
     pub fn admin(&self) -> Client {
@@ -372,7 +393,7 @@ pub fn token(role: &str, workspace: &str, division: Option<&str>) -> String {
         &TokenRequest {
             subject: format!("{role}-user"),
             role: role.to_owned(),
-            workspace_id: workspace.to_owned(),
+            workspace_id: (role != "gateway").then(|| workspace.to_owned()),
             division_id: division.map(str::to_owned),
             ttl: Duration::from_secs(600),
         },

@@ -7,6 +7,8 @@
 //! - the SDK's `DefaultAccounts::get` time per lookup;
 //! - SetDefaultAccount writes per second, and the time from a write to its event at a
 //!   watcher (p50/p99) on one replica and, on PostgreSQL, across two;
+//! - unary RouteWebhook throughput at concurrency 64 (Meta app-level bodies of one
+//!   entry each, signed, over 64 Messenger pages), beside Health/Check, and their ratio;
 //! - the server's peak RSS with the accounts stored;
 //!
 //! then each target of issue #6 with PASS or MISS (exit status 1 on a miss).
@@ -22,9 +24,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use patchbay_bench::{Server, process_cpu_time};
+use patchbay_bench::{BENCH_META_APP_SECRET, Server, process_cpu_time};
 use patchbay_sdk::prost_types::{Struct, Value, value::Kind};
 use patchbay_sdk::proto::account_service_client::AccountServiceClient;
+use patchbay_sdk::proto::webhook_service_client::WebhookServiceClient;
 use patchbay_sdk::proto::{self, Channel, watch_default_accounts_response::Event};
 use patchbay_sdk::tonic::transport::Endpoint;
 use patchbay_sdk::{BearerToken, Client, WatchOptions};
@@ -32,6 +35,8 @@ use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 const WORKSPACE: &str = "bench";
 const DIVISIONS: usize = 1000;
+/// Messenger pages the RouteWebhook measurement's bodies name.
+const PAGES: usize = 64;
 
 #[derive(Parser)]
 struct Args {
@@ -154,7 +159,8 @@ async fn run(
         args.seconds
     );
     for &level in &args.levels {
-        let (health, default) = measure_pair(&server, &service_token, level, args.seconds).await?;
+        let (health, default) =
+            measure_pair(&server, &service_token, level, args.seconds, Call::Default).await?;
         println!(
             "concurrency {level:>2}: Health/Check {:>6.0}/s p50 {:.2} ms p99 {:.2} ms (CPU/call: server {:.0} µs, client {:.0} µs) | GetDefaultAccount {:>6.0}/s p50 {:.2} ms p99 {:.2} ms (server {:.0} µs, client {:.0} µs) | ratio {:.0}%",
             health.per_second,
@@ -171,6 +177,21 @@ async fn run(
         );
         report.unary.push((level, health, default));
     }
+
+    seed_pages(&admin).await?;
+    let gateway_token = server.token("gateway", "")?;
+    let (health, route) =
+        measure_pair(&server, &gateway_token, 64, args.seconds, Call::Route).await?;
+    println!(
+        "RouteWebhook at concurrency 64: Health/Check {:>6.0}/s | RouteWebhook {:>6.0}/s p50 {:.2} ms p99 {:.2} ms (server {:.0} µs, client {:.0} µs) | ratio {:.0}%",
+        health.per_second,
+        route.per_second,
+        route.latency.p50_ms,
+        route.latency.p99_ms,
+        route.server_cpu_us,
+        route.client_cpu_us,
+        100.0 * route.per_second / health.per_second.max(1.0),
+    );
 
     report.lookup_ns = sdk_lookup(&server.endpoint, &service_token).await?;
     println!(
@@ -270,6 +291,60 @@ async fn seed(admin: &Client, count: usize) -> Result<(), BoxError> {
     Ok(())
 }
 
+/// Messenger accounts of pages 900000…, which the RouteWebhook bodies name.
+async fn seed_pages(admin: &Client) -> Result<(), BoxError> {
+    for page in 0..PAGES {
+        admin
+            .create_account(proto::CreateAccountRequest {
+                channel: Channel::Messenger.into(),
+                account_key: format!("page-{page}"),
+                display_name: format!("Page {page}"),
+                config: Some(config(&[
+                    ("page_id", &format!("{}", 900_000 + page)),
+                    ("page_access_token", &format!("EAAP-bench-{page:06}")),
+                ])),
+                ..Default::default()
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+/// One signed app-level Meta body per page, as Meta would post it.
+fn route_requests() -> Vec<proto::RouteWebhookRequest> {
+    use hmac::{KeyInit, Mac};
+    (0..PAGES)
+        .map(|page| {
+            let body = format!(
+                r#"{{"object":"page","entry":[{{"id":"{}","time":1700000000,"messaging":[{{"sender":{{"id":"123"}},"recipient":{{"id":"{}"}},"timestamp":1700000000,"message":{{"mid":"m_{page}","text":"hello"}}}}]}}]}}"#,
+                900_000 + page,
+                900_000 + page
+            );
+            let mut mac =
+                <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(BENCH_META_APP_SECRET.as_bytes())
+                    .expect("any key length");
+            mac.update(body.as_bytes());
+            let signature: String = mac
+                .finalize()
+                .into_bytes()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            proto::RouteWebhookRequest {
+                method: "POST".into(),
+                url: "http://localhost:8080/webhooks/meta".into(),
+                headers: [
+                    ("content-type".to_owned(), "application/json".to_owned()),
+                    ("x-hub-signature-256".to_owned(), format!("sha256={signature}")),
+                ]
+                .into_iter()
+                .collect(),
+                raw_body: body.into_bytes(),
+            }
+        })
+        .collect()
+}
+
 fn config(fields: &[(&str, &str)]) -> Struct {
     Struct {
         fields: fields
@@ -290,10 +365,11 @@ fn config(fields: &[(&str, &str)]) -> Struct {
 enum Call {
     Health,
     Default,
+    Route,
 }
 
 /// `level` callers over `level / 16` connections (at least one), alternating one-second
-/// slices of Health/Check and GetDefaultAccount for `seconds` each (after a warm-up of
+/// slices of Health/Check and `other` (GetDefaultAccount or RouteWebhook) for `seconds` each (after a warm-up of
 /// each), so that both see the same machine: on a shared 2-core box the noise of a
 /// neighbour would otherwise land on one of them only. Every call must succeed.
 async fn measure_pair(
@@ -301,6 +377,7 @@ async fn measure_pair(
     token: &str,
     level: usize,
     seconds: u64,
+    other: Call,
 ) -> Result<(Rate, Rate), BoxError> {
     let mut channels = Vec::new();
     for _ in 0..level.div_ceil(16) {
@@ -314,7 +391,7 @@ async fn measure_pair(
     let slice = Duration::from_secs(1);
     let mut totals = [Slices::default(), Slices::default()];
     for round in 0..=seconds {
-        for (call, total) in [Call::Health, Call::Default].into_iter().zip(&mut totals) {
+        for (call, total) in [Call::Health, other].into_iter().zip(&mut totals) {
             let client_before = process_cpu_time("self").unwrap_or_default();
             let (latencies, cpu) = run_slice(server, &channels, token, level, call, slice).await?;
             let client_cpu = process_cpu_time("self")
@@ -363,6 +440,7 @@ async fn run_slice(
     call: Call,
     duration: Duration,
 ) -> Result<(Vec<u64>, Duration), BoxError> {
+    let routes = Arc::new(route_requests());
     let cpu_before = server.cpu_time().unwrap_or_default();
     let end = Instant::now() + duration;
     let workers: Vec<_> = (0..level)
@@ -370,8 +448,12 @@ async fn run_slice(
             let channel = channels[worker % channels.len()].clone();
             // Both calls through a generated client held by the worker, the same way.
             let bearer = BearerToken::new(token);
+            let routes = routes.clone();
             tokio::spawn(async move {
-                let mut accounts = AccountServiceClient::with_interceptor(channel.clone(), bearer?);
+                let bearer = bearer?;
+                let mut accounts =
+                    AccountServiceClient::with_interceptor(channel.clone(), bearer.clone());
+                let mut webhooks = WebhookServiceClient::with_interceptor(channel.clone(), bearer);
                 let mut health = HealthClient::new(channel);
                 let mut latencies = Vec::new();
                 let mut i = worker;
@@ -395,6 +477,15 @@ async fn run_slice(
                                     division_id: format!("d{}", i % DIVISIONS),
                                 })
                                 .await?;
+                        }
+                        Call::Route => {
+                            let routed = webhooks
+                                .route_webhook(routes[i % routes.len()].clone())
+                                .await?
+                                .into_inner();
+                            if routed.deliveries.len() != 1 {
+                                return Err(format!("a page body did not route: {routed:?}").into());
+                            }
                         }
                     }
                     i += 1;

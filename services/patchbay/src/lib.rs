@@ -22,6 +22,7 @@ pub mod listener;
 mod locks;
 pub mod meta;
 pub mod outbound;
+pub mod routes;
 pub mod sealing;
 pub mod startup;
 pub mod store;

@@ -46,12 +46,17 @@ async fn serve(data_dir: &std::path::Path, args: &config::ServeArgs) -> Result<(
         });
     let _telemetry = telemetry::init(args.log_format, exporter)?;
     let settings = Settings::from_serve_args(data_dir, args).map_err(|e| e.to_string())?;
-    // Listening for signals before the start: one sent while it runs stops the server
-    // cleanly once it serves.
-    let shutdown = startup::shutdown_signal();
-    let app = Application::build(settings)
-        .await
-        .map_err(|e| e.to_string())?;
+    // Listening for signals before the start: one sent while it runs (a migration
+    // waiting on a lock, a database not up yet) stops the start; once serving, the
+    // server drains.
+    let mut shutdown = Box::pin(startup::shutdown_signal());
+    let app = tokio::select! {
+        built = Application::build(settings) => built.map_err(|e| e.to_string())?,
+        () = &mut shutdown => {
+            tracing::info!("stopped by a signal before serving");
+            return Ok(());
+        }
+    };
     app.run_until_stopped(shutdown)
         .await
         .map_err(|e| e.to_string())
@@ -122,21 +127,32 @@ fn token(data_dir: &std::path::Path, args: &config::TokenArgs) -> Result<(), Str
     let jwt = config::jwt_settings(data_dir, &args.jwt, config::DevKeys::Allowed)
         .map_err(|e| e.to_string())?;
     let ttl = auth::parse_ttl(&args.ttl).map_err(|e| format!("--ttl: {e}"))?;
-    if !matches!(args.role.as_str(), "admin" | "supervisor" | "service") {
-        return Err(format!(
-            "--role must be admin, supervisor or service, got {:?}",
-            args.role
-        ));
-    }
-    if args.workspace.is_empty() {
-        return Err("--workspace must not be empty".to_owned());
-    }
+    let workspace_id = match (args.role.as_str(), args.workspace.as_deref()) {
+        ("gateway", None) if args.division.is_none() => None,
+        ("gateway", _) => {
+            return Err(
+                "--role gateway acts for the whole installation: leave out --workspace and --division"
+                    .to_owned(),
+            );
+        }
+        ("admin" | "supervisor" | "service", Some(workspace)) if !workspace.is_empty() => {
+            Some(workspace.to_owned())
+        }
+        ("admin" | "supervisor" | "service", _) => {
+            return Err(format!("--role {} needs a --workspace", args.role));
+        }
+        (other, _) => {
+            return Err(format!(
+                "--role must be admin, supervisor, service or gateway, got {other:?}"
+            ));
+        }
+    };
     let token = auth::mint(
         &jwt,
         &TokenRequest {
             subject: args.sub.clone(),
             role: args.role.clone(),
-            workspace_id: args.workspace.clone(),
+            workspace_id,
             division_id: args.division.clone(),
             ttl,
         },

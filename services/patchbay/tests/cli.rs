@@ -180,6 +180,33 @@ fn bad_settings_are_named_and_refused() {
         .expect("run");
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--role"));
+
+    // The gateway has no workspace: one given is refused, none mints a token.
+    let output = patchbay(data_dir.path())
+        .args(["token", "--role", "gateway", "--workspace", "acme"])
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--workspace"));
+    assert!(output.stdout.is_empty());
+    let output = patchbay(data_dir.path())
+        .args(["token", "--role", "gateway"])
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout)
+            .trim()
+            .split('.')
+            .count(),
+        3
+    );
+    let output = patchbay(data_dir.path())
+        .args(["token", "--role", "service"])
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--workspace"));
 }
 
 /// Keys fail closed: with a database URL and no keys, `serve` and `keys rotate` refuse to

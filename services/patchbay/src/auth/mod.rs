@@ -219,10 +219,22 @@ impl Authenticator {
         let data = jsonwebtoken::decode::<Claims>(token, key, validation)
             .map_err(|err| unauthenticated(reason(err.kind())))?;
         let claims = data.claims;
-        let workspace_id = claims
-            .workspace_id
-            .filter(|w| !w.is_empty())
-            .ok_or_else(|| unauthenticated("token has no workspace_id claim"))?;
+        let role = Role::parse(&claims.role);
+        // The gateway acts for the whole installation: a workspace (or division) on its
+        // token is a minting mistake, never a scope to trust.
+        let workspace_id = if role == Role::Gateway {
+            if claims.workspace_id.is_some() || claims.division_id.is_some() {
+                return Err(unauthenticated(
+                    "a gateway token carries no workspace_id or division_id claim",
+                ));
+            }
+            String::new()
+        } else {
+            claims
+                .workspace_id
+                .filter(|w| !w.is_empty())
+                .ok_or_else(|| unauthenticated("token has no workspace_id claim"))?
+        };
         if workspace_id.len() > MAX_WORKSPACE_ID_LEN {
             return Err(unauthenticated("token's workspace_id claim is too long"));
         }
@@ -279,7 +291,7 @@ impl Authenticator {
         }
         let caller = Caller {
             subject: claims.sub,
-            role: Role::parse(&claims.role),
+            role,
             workspace_id,
             division_id: claims.division_id,
             request_id: String::new(),
@@ -346,7 +358,8 @@ fn reason(kind: &ErrorKind) -> &'static str {
 pub struct TokenRequest {
     pub subject: String,
     pub role: String,
-    pub workspace_id: String,
+    /// `None` for a gateway token.
+    pub workspace_id: Option<String>,
     pub division_id: Option<String>,
     pub ttl: Duration,
 }
@@ -363,7 +376,7 @@ pub fn mint(settings: &JwtSettings, request: &TokenRequest) -> Result<String, Er
     let claims = Claims {
         sub: request.subject.clone(),
         role: request.role.clone(),
-        workspace_id: Some(request.workspace_id.clone()),
+        workspace_id: request.workspace_id.clone(),
         division_id: request.division_id.clone(),
         iss: settings.issuer.clone(),
         aud: Audience::One(settings.audience.clone()),
@@ -422,7 +435,7 @@ mod tests {
         TokenRequest {
             subject: "dev".into(),
             role: role.into(),
-            workspace_id: "acme".into(),
+            workspace_id: Some("acme".into()),
             division_id: Some("d1".into()),
             ttl: Duration::from_secs(60),
         }
@@ -438,6 +451,40 @@ mod tests {
         assert_eq!(caller.role, Role::Admin);
         assert_eq!(caller.workspace_id, "acme");
         assert_eq!(caller.division_id.as_deref(), Some("d1"));
+    }
+
+    #[test]
+    fn a_gateway_token_has_no_workspace_and_one_with_a_workspace_is_refused() {
+        let settings = settings("s3cret-s3cret-s3cret-s3cret-s3cret");
+        let authenticator = Authenticator::new(&settings);
+        let bare = TokenRequest {
+            workspace_id: None,
+            division_id: None,
+            ..request("gateway")
+        };
+        let token = mint(&settings, &bare).expect("mint");
+        let caller = authenticator
+            .authenticate(Some(&format!("Bearer {token}")))
+            .expect("gateway token");
+        assert_eq!(caller.role, Role::Gateway);
+        assert_eq!(caller.workspace_id, "");
+        for request in [
+            request("gateway"),
+            TokenRequest {
+                division_id: None,
+                ..request("gateway")
+            },
+            TokenRequest {
+                workspace_id: None,
+                ..request("gateway")
+            },
+        ] {
+            let token = mint(&settings, &request).expect("mint");
+            let err = authenticator
+                .authenticate(Some(&format!("Bearer {token}")))
+                .expect_err("a gateway with a workspace or division");
+            assert!(matches!(err, Error::Unauthenticated(m) if m.contains("gateway")));
+        }
     }
 
     #[test]

@@ -277,6 +277,14 @@ pub struct ProviderArgs {
     /// (X-Hub-Signature-256).
     #[arg(long, env = "PATCHBAY_META_APP_SECRET", hide_env_values = true)]
     pub meta_app_secret: Option<String>,
+    /// The verify token of Meta's app-level webhook callback (<base>/webhooks/meta),
+    /// checked by RouteWebhook's handshake; unset, that handshake is refused.
+    #[arg(
+        long,
+        env = "PATCHBAY_META_WEBHOOK_VERIFY_TOKEN",
+        hide_env_values = true
+    )]
+    pub meta_webhook_verify_token: Option<String>,
     /// How often the background task looks for Instagram tokens to refresh; 0 turns it
     /// off.
     #[arg(
@@ -365,12 +373,13 @@ pub struct JwtArgs {
 
 #[derive(Debug, Args)]
 pub struct TokenArgs {
-    /// admin, supervisor or service.
+    /// admin, supervisor, service or gateway.
     #[arg(long)]
     pub role: String,
-    /// The workspace (tenant) the token acts in.
+    /// The workspace (tenant) the token acts in; required but for --role gateway,
+    /// which has none.
     #[arg(long)]
-    pub workspace: String,
+    pub workspace: Option<String>,
     /// Restrict the token to one division.
     #[arg(long)]
     pub division: Option<String>,

@@ -92,8 +92,19 @@ pub(super) fn meta_settings(args: &ProviderArgs) -> Result<MetaSettings, ConfigE
             ));
         }
     };
+    let webhook_verify_token = match args.meta_webhook_verify_token.as_deref().map(str::trim) {
+        None => None,
+        Some(token) if token.len() >= 16 => Some(SecretString::from(token.to_owned())),
+        Some(_) => {
+            return Err(ConfigError(
+                "PATCHBAY_META_WEBHOOK_VERIFY_TOKEN must be at least 16 characters: it is all that proves a handshake"
+                    .to_owned(),
+            ));
+        }
+    };
     Ok(MetaSettings {
         app,
+        webhook_verify_token,
         retry: RetryPolicy::default(),
         refresh_every: (args.token_refresh_interval_seconds > 0)
             .then(|| Duration::from_secs(args.token_refresh_interval_seconds)),

@@ -166,6 +166,7 @@ mod tests {
             division_id: None,
             config: Default::default(),
             verify_token: String::new(),
+            webhook_route: uuid::Uuid::now_v7(),
             revision: 1,
             created_at: now,
             updated_at: now,

@@ -1,5 +1,7 @@
 //! PostgreSQL only: hears the default changes other replicas commit (`NOTIFY` sent by
-//! `store::default_changes::record`) and applies them here as a local write would.
+//! `store::default_changes::record`) and applies them here as a local write would; and
+//! the webhook routing changes (`store::accounts::routes`), which reload the account in
+//! the routing index (`routes`), loaded whole each time the listener connects.
 //!
 //! While the listener is not connected this replica could miss changes, so the read
 //! cache is off (every read goes to the database) until it hears again; then every feed
@@ -12,19 +14,41 @@ use std::time::{Duration, Instant};
 use sea_orm::sqlx::postgres::PgListener;
 
 use super::DefaultAccounts;
+use crate::routes::WebhookRoutes;
+use crate::store::accounts::ROUTES_NOTIFY_CHANNEL;
 use crate::store::default_changes::{DefaultsChanged, NOTIFY_CHANNEL};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-pub(super) async fn run(hub: DefaultAccounts, url: String, heartbeat: Duration) {
+pub(super) async fn run(
+    hub: DefaultAccounts,
+    routes: WebhookRoutes,
+    url: String,
+    heartbeat: Duration,
+) {
     let mut backoff = Duration::from_millis(100);
     loop {
         match listen(&url).await {
             Ok(listener) => {
+                // Changes committed from now on are heard: what the load reads is
+                // brought up to date by them.
+                match routes.load().await {
+                    Ok(held) => {
+                        routes.listening(true);
+                        tracing::info!(accounts = held, "webhook routing index loaded");
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "cannot load the webhook routing index; retrying");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        continue;
+                    }
+                }
                 backoff = Duration::from_millis(100);
                 hub.listening(true);
                 tracing::info!("listening for other replicas' default changes");
-                follow(&hub, listener, heartbeat).await;
+                follow(&hub, &routes, listener, heartbeat).await;
+                routes.listening(false);
                 hub.listening(false);
                 tracing::warn!(
                     "lost the default-change listener: reading defaults from the database until it is back"
@@ -41,12 +65,19 @@ pub(super) async fn run(hub: DefaultAccounts, url: String, heartbeat: Duration) 
 
 async fn listen(url: &str) -> Result<PgListener, sea_orm::sqlx::Error> {
     let mut listener = PgListener::connect(url).await?;
-    listener.listen(NOTIFY_CHANNEL).await?;
+    listener
+        .listen_all([NOTIFY_CHANNEL, ROUTES_NOTIFY_CHANNEL])
+        .await?;
     Ok(listener)
 }
 
 /// Applies notifications until the connection is lost or goes quiet.
-async fn follow(hub: &DefaultAccounts, mut listener: PgListener, heartbeat: Duration) {
+async fn follow(
+    hub: &DefaultAccounts,
+    routes: &WebhookRoutes,
+    mut listener: PgListener,
+    heartbeat: Duration,
+) {
     let mut last_heard = Instant::now();
     let mut ticker = tokio::time::interval(heartbeat);
     loop {
@@ -54,8 +85,12 @@ async fn follow(hub: &DefaultAccounts, mut listener: PgListener, heartbeat: Dura
             received = listener.try_recv() => match received {
                 Ok(Some(notification)) => {
                     last_heard = Instant::now();
+                    if notification.channel() == ROUTES_NOTIFY_CHANNEL {
+                        if let Ok(id) = uuid::Uuid::parse_str(notification.payload()) {
+                            routes.refresh(id).await;
+                        }
                     // Heartbeats and anything else unreadable only prove the line is up.
-                    if let Ok(changed) = serde_json::from_str::<DefaultsChanged>(notification.payload()) {
+                    } else if let Ok(changed) = serde_json::from_str::<DefaultsChanged>(notification.payload()) {
                         hub.changed(&changed);
                     }
                 }

@@ -103,13 +103,21 @@ impl DefaultAccounts {
     }
 
     /// PostgreSQL only: the task that hears other replicas' changes.
+    /// It also keeps the webhook routing index current (see `routes`).
     pub fn listener_task(
         &self,
+        routes: &crate::routes::WebhookRoutes,
         database_url: &str,
         heartbeat: std::time::Duration,
     ) -> Option<impl std::future::Future<Output = ()> + Send + use<>> {
-        (self.inner.store.backend() == DbBackend::Postgres)
-            .then(|| listener::run(self.clone(), database_url.to_owned(), heartbeat))
+        (self.inner.store.backend() == DbBackend::Postgres).then(|| {
+            listener::run(
+                self.clone(),
+                routes.clone(),
+                database_url.to_owned(),
+                heartbeat,
+            )
+        })
     }
 
     /// The default of exactly one scope (no fallback), config secrets masked.

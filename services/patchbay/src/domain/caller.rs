@@ -8,6 +8,8 @@ pub enum Role {
     Admin,
     Supervisor,
     Service,
+    /// The installation's webhook gateway: no workspace, only `RouteWebhook`.
+    Gateway,
     /// A role claim Patchbay does not know: authenticated, allowed nothing.
     Unrecognized(String),
 }
@@ -18,6 +20,7 @@ impl Role {
             "admin" => Role::Admin,
             "supervisor" => Role::Supervisor,
             "service" => Role::Service,
+            "gateway" => Role::Gateway,
             other => Role::Unrecognized(other.to_owned()),
         }
     }
@@ -27,6 +30,7 @@ impl Role {
             Role::Admin => "admin",
             Role::Supervisor => "supervisor",
             Role::Service => "service",
+            Role::Gateway => "gateway",
             Role::Unrecognized(name) => name,
         }
     }
@@ -106,13 +110,20 @@ pub enum Action {
     SetMessengerPersistentMenu,
     VerifyWebhookSubscription,
     VerifyWebhookSignature,
+    RouteWebhook,
 }
 
 impl Action {
     /// The spec's role table: admin does everything, supervisor reads, service reads
-    /// accounts and defaults.
+    /// accounts and defaults, the gateway only routes webhooks.
     fn allows(self, role: &Role) -> bool {
+        if *role == Role::Gateway || self == Action::RouteWebhook {
+            // Nothing else for the gateway, and nobody else may route: a tenant's token
+            // must not learn where another tenant's webhooks go.
+            return *role == Role::Gateway && self == Action::RouteWebhook;
+        }
         let (admin, supervisor, service) = match self {
+            Action::RouteWebhook => (false, false, false),
             Action::ListAccounts
             | Action::GetAccount
             | Action::GetDefaultAccount
@@ -151,7 +162,7 @@ impl Action {
             Role::Admin => admin,
             Role::Supervisor => supervisor,
             Role::Service => service,
-            Role::Unrecognized(_) => false,
+            Role::Gateway | Role::Unrecognized(_) => false,
         }
     }
 
@@ -187,6 +198,7 @@ impl Action {
             Action::SetMessengerPersistentMenu => "SetMessengerPersistentMenu",
             Action::VerifyWebhookSubscription => "VerifyWebhookSubscription",
             Action::VerifyWebhookSignature => "VerifyWebhookSignature",
+            Action::RouteWebhook => "RouteWebhook",
         }
     }
 }

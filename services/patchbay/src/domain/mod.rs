@@ -31,6 +31,7 @@ pub mod provider;
 pub mod support;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod webhook_routes;
 pub mod webhook_signatures;
 
 pub use account::{Account, AccountPatch, NewAccount, ProviderState, SetupState, WebhookUrls};

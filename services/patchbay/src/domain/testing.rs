@@ -56,6 +56,7 @@ pub fn account(channel: Channel, key: &str) -> Account {
         division_id: None,
         config: Document::new(),
         verify_token: "verify-token".into(),
+        webhook_route: Uuid::from_u128(0x70),
         revision: 3,
         created_at: at(0),
         updated_at: at(0),

@@ -49,6 +49,7 @@ pub fn action_of(path: &str) -> Option<Action> {
         "AuditService/ListAuditEvents" => Action::ListAuditEvents,
         "WebhookService/VerifyWebhookSubscription" => Action::VerifyWebhookSubscription,
         "WebhookService/VerifyWebhookSignature" => Action::VerifyWebhookSignature,
+        "WebhookService/RouteWebhook" => Action::RouteWebhook,
         _ => return None,
     })
 }
@@ -128,5 +129,47 @@ mod tests {
             None
         );
         assert_eq!(action_of("/grpc.health.v1.Health/Check"), None);
+    }
+
+    /// Every method of the API, read from the compiled protos: each has its action, and
+    /// the gateway may call exactly one of them, which nobody else may call.
+    #[test]
+    fn the_gateway_routes_webhooks_and_nothing_else() {
+        use crate::domain::{Caller, Role};
+        use prost::Message;
+        let set = prost_types::FileDescriptorSet::decode(patchbay_sdk::FILE_DESCRIPTOR_SET)
+            .expect("descriptor set");
+        let caller = |role: &str| Caller {
+            subject: "s".into(),
+            role: Role::parse(role),
+            workspace_id: String::new(),
+            division_id: None,
+            request_id: String::new(),
+            idempotency: None,
+            token_valid_until: None,
+            held: None,
+        };
+        let mut methods = 0;
+        for file in &set.file {
+            for service in &file.service {
+                for method in &service.method {
+                    let path = format!("/{}.{}/{}", file.package(), service.name(), method.name());
+                    let action = action_of(&path).unwrap_or_else(|| panic!("{path} has no action"));
+                    let routes = action == Action::RouteWebhook;
+                    assert_eq!(
+                        caller("gateway").authorize(action).is_ok(),
+                        routes,
+                        "{path}"
+                    );
+                    for role in ["admin", "supervisor", "service"] {
+                        if routes {
+                            assert!(caller(role).authorize(action).is_err(), "{role} routes");
+                        }
+                    }
+                    methods += 1;
+                }
+            }
+        }
+        assert!(methods > 30, "only {methods} methods read");
     }
 }

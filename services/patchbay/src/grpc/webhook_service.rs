@@ -1,11 +1,12 @@
-//! `patchbay.v1.WebhookService`: the webhook gateways' checks (`app::webhooks`).
+//! `patchbay.v1.WebhookService`: the webhook gateways' checks and routing
+//! (`app::webhooks`).
 
 use patchbay_sdk::proto::{self, webhook_service_server::WebhookService};
 use tonic::{Request, Response, Status};
 
 use super::auth::authorize;
-use super::convert::required_channel;
-use crate::app::webhooks::{Scheme, WebhookRequest, Webhooks};
+use super::convert::{channel_to_proto, required_channel};
+use crate::app::webhooks::{RouteRequest, Scheme, WebhookRequest, Webhooks};
 use crate::domain::Action;
 
 pub struct WebhookGrpc {
@@ -20,6 +21,46 @@ impl WebhookGrpc {
 
 #[tonic::async_trait]
 impl WebhookService for WebhookGrpc {
+    async fn route_webhook(
+        &self,
+        mut request: Request<proto::RouteWebhookRequest>,
+    ) -> Result<Response<proto::RouteWebhookResponse>, Status> {
+        authorize(&mut request, Action::RouteWebhook)?;
+        let request = request.into_inner();
+        let routed = self
+            .webhooks
+            .route(RouteRequest {
+                method: &request.method,
+                url: &request.url,
+                headers: &request.headers,
+                raw_body: &request.raw_body,
+            })
+            .await?;
+        Ok(Response::new(proto::RouteWebhookResponse {
+            challenge: routed.challenge,
+            deliveries: routed
+                .deliveries
+                .into_iter()
+                .map(|(entry_index, entry)| proto::WebhookDelivery {
+                    workspace_id: entry.workspace_id.to_string(),
+                    account_id: entry.account_id.to_string(),
+                    division_id: entry.division_id.as_deref().map(str::to_owned),
+                    channel: channel_to_proto(entry.channel).into(),
+                    account_key: entry.account_key.to_string(),
+                    entry_index,
+                })
+                .collect(),
+            unrouted: routed
+                .unrouted
+                .into_iter()
+                .map(|(entry_index, reason)| proto::UnroutedEntry {
+                    entry_index,
+                    reason,
+                })
+                .collect(),
+        }))
+    }
+
     async fn verify_webhook_subscription(
         &self,
         mut request: Request<proto::VerifyWebhookSubscriptionRequest>,

@@ -36,6 +36,9 @@ pub struct MetaSettings {
     /// `None`: the OAuth flows answer FAILED_PRECONDITION, and Meta signatures are
     /// checked only against an account's own `app_secret`.
     pub app: Option<MetaApp>,
+    /// The verify token of the app-level webhook callback; `None` refuses its
+    /// handshake.
+    pub webhook_verify_token: Option<SecretString>,
     pub retry: RetryPolicy,
     /// How often to look for Instagram tokens to refresh; `None` turns it off.
     pub refresh_every: Option<Duration>,
@@ -52,6 +55,7 @@ impl Default for MetaSettings {
     fn default() -> Self {
         Self {
             app: None,
+            webhook_verify_token: None,
             retry: RetryPolicy::default(),
             refresh_every: Some(Duration::from_secs(REFRESH_INTERVAL_SECONDS)),
             refresh_ahead: Duration::from_secs(u64::from(REFRESH_AHEAD_DAYS) * 86_400),

@@ -43,6 +43,8 @@ pub enum StartupError {
     Tls(#[from] listener::TlsError),
     #[error("cannot load the provider catalog: {0}")]
     Catalog(crate::domain::Error),
+    #[error("cannot load the webhook routing index: {0}")]
+    Routes(crate::domain::Error),
     #[error("cannot build the HTTP client: {0}")]
     Http(reqwest::Error),
     #[error("cannot build server reflection: {0}")]

@@ -34,6 +34,7 @@ use crate::grpc::shares::WorkspaceShares;
 use crate::grpc::webhook_service::WebhookGrpc;
 use crate::meta::GraphClient;
 use crate::outbound::OutboundClient;
+use crate::routes::WebhookRoutes;
 use crate::store::Store;
 use crate::supervisor::Supervisor;
 
@@ -43,6 +44,9 @@ pub struct Wired {
     pub routes: Routes,
     pub health: HealthReporter,
 }
+
+/// How long a start on PostgreSQL waits for the webhook routing index.
+const ROUTES_READY_WAIT: Duration = Duration::from_secs(10);
 
 /// Builds every service and starts the background tasks under `supervisor`.
 pub async fn wire(
@@ -64,6 +68,19 @@ pub async fn wire(
     set_health(&health_reporter, true).await;
     supervisor.set_health(health_reporter.clone());
     let defaults = DefaultAccounts::new(store.clone(), &settings.defaults);
+    let webhook_routes = WebhookRoutes::new(store.clone());
+    if defaults
+        .listener_task(&webhook_routes, &settings.database.url, Duration::ZERO)
+        .is_none()
+    {
+        // One replica: the index is loaded now, and followed by this replica's writes.
+        // On PostgreSQL the listener loads it once it hears the others.
+        webhook_routes.load().await.map_err(StartupError::Routes)?;
+    }
+    {
+        let routes = webhook_routes.clone();
+        supervisor.spawn("webhook_routes", move || routes.repair_task(), || {});
+    }
     {
         let (feeds, told) = (defaults.clone(), defaults.clone());
         supervisor.spawn(
@@ -72,20 +89,25 @@ pub async fn wire(
             move || told.close_feeds(),
         );
     }
-    if defaults
-        .listener_task(&settings.database.url, settings.defaults.listener_heartbeat)
-        .is_some()
-    {
-        let (hub, url, heartbeat) = (
+    if store.backend() == sea_orm::DbBackend::Postgres {
+        let (hub, routes, url, heartbeat) = (
             defaults.clone(),
+            webhook_routes.clone(),
             settings.database.url.clone(),
             settings.defaults.listener_heartbeat,
         );
         supervisor.spawn(
             "replication",
-            move || async_listener(hub.clone(), url.clone(), heartbeat),
+            move || async_listener(hub.clone(), routes.clone(), url.clone(), heartbeat),
             || {},
         );
+        // Serve webhooks from the first call: the listener loads the index as soon as
+        // it hears. Should the database be slow, RouteWebhook is UNAVAILABLE until then.
+        if !webhook_routes.wait_ready(ROUTES_READY_WAIT).await {
+            tracing::warn!(
+                "the webhook routing index is not loaded yet: RouteWebhook answers UNAVAILABLE until it is"
+            );
+        }
     }
     let outbound = OutboundClient::new(&settings.outbound).map_err(StartupError::Http)?;
     let graph = GraphClient::new(
@@ -97,6 +119,7 @@ pub async fn wire(
         store.clone(),
         WebhookUrls::new(&settings.public_base_url),
         defaults,
+        webhook_routes.clone(),
         graph.clone(),
         settings.meta.app.clone(),
     );
@@ -137,7 +160,9 @@ pub async fn wire(
     let webhook_service = InterceptedService::new(
         WebhookServiceServer::new(WebhookGrpc::new(Webhooks::new(
             store.clone(),
-            settings.meta.app.clone(),
+            webhook_routes,
+            WebhookUrls::new(&settings.public_base_url),
+            settings.meta.clone(),
         )))
         .max_decoding_message_size(limits.max_message_bytes),
         interceptor,
@@ -189,8 +214,13 @@ pub async fn wire(
 }
 
 /// The PostgreSQL listener's task (a function, so that the supervisor can make it again).
-async fn async_listener(hub: DefaultAccounts, url: String, heartbeat: Duration) {
-    if let Some(task) = hub.listener_task(&url, heartbeat) {
+async fn async_listener(
+    hub: DefaultAccounts,
+    routes: WebhookRoutes,
+    url: String,
+    heartbeat: Duration,
+) {
+    if let Some(task) = hub.listener_task(&routes, &url, heartbeat) {
         task.await;
     }
 }

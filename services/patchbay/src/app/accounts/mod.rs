@@ -27,6 +27,7 @@ use crate::domain::config_document::MASK_PREFIX;
 use crate::domain::support::now;
 use crate::domain::{Account, Caller, Error, RecordKind, WebhookUrls};
 use crate::meta::{GraphClient, MetaApp, MetaError};
+use crate::routes::WebhookRoutes;
 use crate::store::Store;
 use crate::store::accounts::Written;
 
@@ -58,6 +59,7 @@ pub struct Accounts {
     store: Store,
     webhooks: WebhookUrls,
     defaults: DefaultAccounts,
+    routes: WebhookRoutes,
     graph: GraphClient,
     /// The Meta app of the OAuth flows; `None` makes them FAILED_PRECONDITION.
     meta_app: Option<MetaApp>,
@@ -68,6 +70,7 @@ impl Accounts {
         store: Store,
         webhooks: WebhookUrls,
         defaults: DefaultAccounts,
+        routes: WebhookRoutes,
         graph: GraphClient,
         meta_app: Option<MetaApp>,
     ) -> Self {
@@ -75,16 +78,20 @@ impl Accounts {
             store,
             webhooks,
             defaults,
+            routes,
             graph,
             meta_app,
         }
     }
 
-    /// Reports a committed write's default change (see `defaults`), and passes on what
-    /// it stored.
-    fn written<T>(&self, written: Written<T>) -> T {
+    /// Reports a committed write's default change (see `defaults`) and routing change
+    /// (see `routes`), and passes on what it stored.
+    async fn written<T>(&self, written: Written<T>) -> T {
         if let Some(changed) = &written.defaults {
             self.defaults.changed(changed);
+        }
+        if let Some(id) = written.routes {
+            self.routes.refresh(id).await;
         }
         written.value
     }
@@ -112,7 +119,7 @@ impl Accounts {
 
     fn webhook_url(&self, account: &Account) -> String {
         self.webhooks
-            .for_account(account.channel, &account.account_key)
+            .for_account(account.channel, account.webhook_route)
     }
 
     /// The Meta app the OAuth flows act as.
@@ -137,6 +144,7 @@ impl Accounts {
             })
             .await?;
         self.written(written)
+            .await
             .ok_or_else(|| Error::not_found(RecordKind::Account, id))
     }
 
@@ -161,6 +169,7 @@ impl Accounts {
                 .await?;
             return self
                 .written(written)
+                .await
                 .ok_or_else(|| Error::not_found(RecordKind::Account, existing.id));
         }
         caller.require_write(connected.division_id.as_deref())?;
@@ -172,8 +181,13 @@ impl Accounts {
         let (account, event) =
             account::connected_account(caller, connected, scope_has_default, now())?;
         match self.store.insert_account(account, &event).await {
-            Ok(written) => Ok(self.written(written)),
-            Err(Error::AlreadyExists { .. }) => Err(Error::Aborted(
+            Ok(written) => Ok(self.written(written).await),
+            // The key taken since the read: a concurrent connect. (A provider id owned
+            // by another account is ALREADY_EXISTS as it is.)
+            Err(Error::AlreadyExists {
+                field: "account_key",
+                ..
+            }) => Err(Error::Aborted(
                 "the same account was connected concurrently; retry".to_owned(),
             )),
             Err(err) => Err(err),

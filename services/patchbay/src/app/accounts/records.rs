@@ -53,7 +53,7 @@ impl Accounts {
     pub async fn create(&self, caller: &Caller, new: NewAccount) -> Result<AccountView, Error> {
         let (account, event) = account::create(caller, new, now())?;
         let stored = self.store.insert_account(account, &event).await;
-        let account = self.written(stored?);
+        let account = self.written(stored?).await;
         let account = self.set_up_whatsapp(caller, account).await?;
         Ok(self.view(caller, account))
     }
@@ -75,6 +75,7 @@ impl Accounts {
             .await?;
         let account = self
             .written(written)
+            .await
             .ok_or_else(|| Error::Internal("updated account vanished".to_owned()))?;
         let account = if run_setup {
             self.set_up_whatsapp(caller, account).await?
@@ -96,7 +97,7 @@ impl Accounts {
                 account::delete(caller, &current, expected_revision, now())
             })
             .await?;
-        self.written(written);
+        self.written(written).await;
         Ok(())
     }
 
@@ -114,6 +115,7 @@ impl Accounts {
             .await?;
         let account = self
             .written(written)
+            .await
             .ok_or_else(|| Error::Internal("default account vanished".to_owned()))?;
         Ok(self.view(caller, account))
     }

@@ -44,6 +44,8 @@ impl StateChange {
                 state.setup_state = SetupState::Done;
                 state.setup_error = None;
                 state.reauthorization_required = false;
+                // Meta took the token for the number: the number is the account's.
+                state.claim_confirmed = true;
             }
             StateChange::SetupFailed {
                 reason,
@@ -125,6 +127,8 @@ pub fn reconnect(
         setup_error,
         reauthorization_required: false,
         token_expires_at: connected.token_expires_at,
+        // Meta just accepted the token for these ids (the OAuth connect).
+        claim_confirmed: true,
     };
     Ok(saved_update(caller, current, next, at))
 }
@@ -152,6 +156,7 @@ pub fn connected_account(
             provider_state: ProviderState {
                 setup_state: initial_setup_state(connected.channel, &config),
                 token_expires_at: connected.token_expires_at,
+                claim_confirmed: true,
                 ..ProviderState::default()
             },
             config,

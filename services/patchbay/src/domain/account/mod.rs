@@ -40,6 +40,9 @@ pub struct Account {
     pub division_id: Option<String>,
     pub config: Document,
     pub verify_token: String,
+    /// The opaque id of the account's webhook URL: unique across workspaces, fixed for
+    /// the account's life (a new key or name does not change it).
+    pub webhook_route: Uuid,
     pub revision: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -99,6 +102,10 @@ pub struct ProviderState {
     pub reauthorization_required: bool,
     /// When the account's token expires, where the provider says.
     pub token_expires_at: Option<DateTime<Utc>>,
+    /// The provider accepted the account's token for its provider id (see
+    /// `provider_id`): the account owns that id's webhooks across workspaces. Dropped
+    /// when the id changes.
+    pub claim_confirmed: bool,
 }
 
 /// Config and verify token are left out: they hold secrets.
@@ -112,6 +119,7 @@ impl std::fmt::Debug for Account {
             .field("is_active", &self.is_active)
             .field("is_default", &self.is_default)
             .field("division_id", &self.division_id)
+            .field("webhook_route", &self.webhook_route)
             .field("revision", &self.revision)
             .field("provider_state", &self.provider_state)
             .finish_non_exhaustive()
@@ -160,13 +168,52 @@ impl WebhookUrls {
         }
     }
 
-    pub fn for_account(&self, channel: Channel, account_key: &str) -> String {
+    pub fn for_account(&self, channel: Channel, route: Uuid) -> String {
         format!(
             "{}/webhooks/{}/{}",
             self.base,
             channel.as_str(),
-            account_key
+            route.simple()
         )
+    }
+
+    /// Meta's app-level callback, for every Meta product of every workspace.
+    pub fn for_meta_app(&self) -> String {
+        format!("{}/webhooks/meta", self.base)
+    }
+
+    /// The public base URL's path, which a routed URL's path starts with.
+    pub fn base_path(&self) -> &str {
+        let rest = self
+            .base
+            .split_once("://")
+            .map_or(self.base.as_str(), |(_, rest)| rest);
+        rest.find('/').map_or("", |slash| &rest[slash..])
+    }
+}
+
+/// The provider's id that Meta's app-level webhooks name the account by: the WhatsApp
+/// phone number id, the Messenger page id, the Instagram account id.
+pub fn provider_id(channel: Channel, config: &Document) -> Option<&str> {
+    let key = match channel {
+        Channel::Whatsapp => PHONE_NUMBER_ID,
+        Channel::Messenger => "page_id",
+        Channel::Instagram => "instagram_user_id",
+        _ => return None,
+    };
+    config
+        .get(key)
+        .and_then(serde_json::Value::as_str)
+        .filter(|id| !id.is_empty())
+}
+
+/// The config key of `channel`'s provider id, as field violations name it.
+pub fn provider_id_field(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Whatsapp => "config.phone_number_id",
+        Channel::Messenger => "config.page_id",
+        Channel::Instagram => "config.instagram_user_id",
+        _ => "config",
     }
 }
 
@@ -175,11 +222,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn webhook_url_joins_base_channel_and_key() {
+    fn webhook_url_joins_base_channel_and_route() {
         let urls = WebhookUrls::new("https://hooks.example.com/");
         assert_eq!(
-            urls.for_account(Channel::InApp, "k1"),
-            "https://hooks.example.com/webhooks/in_app/k1"
+            urls.for_account(Channel::InApp, Uuid::from_u128(0xabc)),
+            "https://hooks.example.com/webhooks/in_app/00000000000000000000000000000abc"
         );
+        assert_eq!(
+            urls.for_meta_app(),
+            "https://hooks.example.com/webhooks/meta"
+        );
+        assert_eq!(urls.base_path(), "");
+        let urls = WebhookUrls::new("https://example.com/patchbay/");
+        assert_eq!(urls.base_path(), "/patchbay");
+        assert_eq!(WebhookUrls::new("hooks.local").base_path(), "");
     }
 }

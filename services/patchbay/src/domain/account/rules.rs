@@ -150,6 +150,7 @@ pub(super) fn blank(caller: &Caller, channel: Channel, at: DateTime<Utc>) -> Acc
         division_id: None,
         config: Document::new(),
         verify_token: String::new(),
+        webhook_route: new_id(),
         revision: 1,
         created_at: at,
         updated_at: at,
@@ -192,6 +193,12 @@ pub fn update(
     next.provider_state.setup_state = whatsapp::setup_state_after_update(current, &next, run_setup);
     if whatsapp::setup_inputs_changed(current, &next) {
         next.provider_state.setup_registered = false;
+    }
+    // A claim holds for the id the provider confirmed, not for the next one.
+    if super::provider_id(next.channel, &next.config)
+        != super::provider_id(current.channel, &current.config)
+    {
+        next.provider_state.claim_confirmed = false;
     }
     let change = saved_update(caller, current, next, at);
     Ok(Updated { change, run_setup })

@@ -2,8 +2,11 @@
 //! first, so that key uniqueness and the one-default rule hold under any concurrency,
 //! across replicas too; the partial unique indexes of the migration back both up.
 
+mod routes;
 mod rows;
 mod writes;
+
+pub use routes::ROUTES_NOTIFY_CHANNEL;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
@@ -16,11 +19,13 @@ use crate::domain::defaults::DefaultsFilter;
 use crate::domain::{Account, Channel, Error, RecordKind};
 use rows::{to_active, to_domain};
 
-/// A stored write: the state it left and, when it touched a default, the default
-/// revision it recorded (see `default_changes`).
+/// A stored write: the state it left, the default revision it recorded when it
+/// touched a default (see `default_changes`), and the account whose webhook routing it
+/// changed (see `routes`).
 pub struct Written<T> {
     pub value: T,
     pub defaults: Option<DefaultsChanged>,
+    pub routes: Option<Uuid>,
 }
 
 /// Which accounts a list returns.

@@ -7,6 +7,7 @@ use super::super::entities::account::{ActiveModel, Column, Entity, Model};
 use super::super::live::LiveTable;
 use super::super::secret_fields::{Owner, open_document, open_text, seal_document, seal_text};
 use super::VERIFY_TOKEN_INDEX;
+use crate::domain::account::provider_id;
 use crate::domain::config_document::SecretRule;
 use crate::domain::{Account, Channel, Error, ProviderState, RecordKind, SetupState};
 use crate::sealing::KeyRing;
@@ -90,6 +91,11 @@ pub(super) fn to_active(keys: &KeyRing, account: &Account) -> Result<ActiveModel
         setup_error: Set(account.provider_state.setup_error.clone()),
         reauthorization_required: Set(account.provider_state.reauthorization_required),
         token_expires_at: Set(account.provider_state.token_expires_at),
+        webhook_route: Set(account.webhook_route.simple().to_string()),
+        // Derived on every write, never taken from a client: what routing and the
+        // one-owner index read.
+        provider_id: Set(provider_id(account.channel, &account.config).map(str::to_owned)),
+        provider_id_confirmed: Set(account.provider_state.claim_confirmed),
     })
 }
 
@@ -111,6 +117,9 @@ pub(crate) fn to_domain(keys: &KeyRing, row: Model) -> Result<Account, Error> {
     };
     let config = open_document(keys, owner(row.id), "config", &config)?;
     let verify_token = open_text(keys, owner(row.id), "verify_token", &row.verify_token)?;
+    let webhook_route = Uuid::parse_str(&row.webhook_route).map_err(|_| {
+        Error::Internal(format!("account {} has a malformed webhook route", row.id))
+    })?;
     Ok(Account {
         id: row.id,
         workspace_id: row.workspace_id,
@@ -122,6 +131,7 @@ pub(crate) fn to_domain(keys: &KeyRing, row: Model) -> Result<Account, Error> {
         division_id: row.division_id,
         config,
         verify_token,
+        webhook_route,
         revision: row.revision,
         created_at: row.created_at,
         updated_at: row.updated_at,
@@ -136,6 +146,7 @@ pub(crate) fn to_domain(keys: &KeyRing, row: Model) -> Result<Account, Error> {
             setup_error: row.setup_error,
             reauthorization_required: row.reauthorization_required,
             token_expires_at: row.token_expires_at,
+            claim_confirmed: row.provider_id_confirmed,
         },
     })
 }

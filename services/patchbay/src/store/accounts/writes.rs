@@ -1,5 +1,5 @@
 //! Account writes: each under the lock of its (workspace, channel) scope, with its audit
-//! event and its default change recorded in the same transaction.
+//! event, its default change and its routing change recorded in the same transaction.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -8,11 +8,14 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::routes::{claim_taken, ensure_claim_free, notify_route_change};
 use super::rows::{to_active, to_domain};
 use super::{Written, division_condition, scope_key};
+use crate::domain::account::provider_id;
 use crate::domain::audit::AuditEvent;
 use crate::domain::change::Change;
 use crate::domain::defaults::touched_scopes;
+use crate::domain::webhook_routes::routing_changed;
 use crate::domain::{Account, Error, RecordKind};
 use crate::store::entities::account::{Column, Entity};
 use crate::store::{Store, audit, db_error, default_changes, live, lock_scope, unique_violation};
@@ -28,6 +31,7 @@ impl Store {
         let txn = self.begin_write().await?;
         lock_scope(&txn, &scope_key(&account.workspace_id, account.channel)).await?;
         ensure_key_free(&*txn, &account, None).await?;
+        ensure_claim_free(&txn, &account).await?;
         if account.is_default {
             clear_defaults(&*txn, &account, account.updated_at).await?;
         }
@@ -40,10 +44,15 @@ impl Store {
         let defaults =
             default_changes::record(&txn, &account.workspace_id, &scopes, account.updated_at)
                 .await?;
+        let routes = routing_changed(None, Some(&account)).then_some(account.id);
+        if let Some(id) = routes {
+            notify_route_change(&txn, id).await?;
+        }
         txn.commit().await?;
         Ok(Written {
             value: account,
             defaults,
+            routes,
         })
     }
 
@@ -94,6 +103,7 @@ impl Store {
                 return Ok(Written {
                     value: Some(current),
                     defaults: None,
+                    routes: None,
                 });
             }
             Change::Save(next, event) => {
@@ -101,6 +111,13 @@ impl Store {
                 debug_assert_eq!(next.id, current.id);
                 if next.account_key != current.account_key {
                     ensure_key_free(&*txn, &next, Some(next.id)).await?;
+                }
+                let claims_anew =
+                    next.provider_state.claim_confirmed && !current.provider_state.claim_confirmed;
+                let id_changed = provider_id(next.channel, &next.config)
+                    != provider_id(current.channel, &current.config);
+                if claims_anew || id_changed {
+                    ensure_claim_free(&txn, &next).await?;
                 }
                 let scope_changed = next.division_id != current.division_id;
                 if next.is_default && (!current.is_default || scope_changed) {
@@ -122,10 +139,15 @@ impl Store {
             }
         };
         let defaults = default_changes::record(&txn, workspace_id, &scopes, at).await?;
+        let routes = routing_changed(Some(&current), result.as_ref()).then_some(id);
+        if let Some(id) = routes {
+            notify_route_change(&txn, id).await?;
+        }
         txn.commit().await?;
         Ok(Written {
             value: result,
             defaults,
+            routes,
         })
     }
 }
@@ -190,6 +212,8 @@ fn conflict_error(err: sea_orm::DbErr, account: &Account) -> Error {
         Some(message) if message.contains("one_default") => {
             Error::Aborted("a concurrent change of the default account won; retry".to_owned())
         }
+        // PostgreSQL names the index; SQLite names its columns.
+        Some(message) if message.contains("provider_id") => claim_taken(account),
         Some(_) => key_taken(account),
         None => db_error(err),
     }

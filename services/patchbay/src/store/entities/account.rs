@@ -25,6 +25,9 @@ pub struct Model {
     pub setup_error: Option<String>,
     pub reauthorization_required: bool,
     pub token_expires_at: Option<DateTimeUtc>,
+    pub webhook_route: String,
+    pub provider_id: Option<String>,
+    pub provider_id_confirmed: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

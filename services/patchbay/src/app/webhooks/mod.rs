@@ -1,17 +1,24 @@
 //! The webhook gateways' questions: is this Meta verification handshake for one of our
 //! accounts, and is this webhook request really from Meta or Twilio? Answered from the
-//! stored secrets, which never leave this module.
+//! stored secrets, which never leave this module. The service role asks them of its
+//! workspace's accounts (here); the installation's gateway hands over whole requests,
+//! routed across workspaces (`routing`).
+
+mod routing;
 
 use std::collections::HashMap;
 
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::domain::WebhookUrls;
 use crate::domain::account::{Account, validate_account_key};
 use crate::domain::webhook_signatures::{self, META_HEADER, Mismatch, TWILIO_HEADER};
 use crate::domain::{Caller, Channel, Error, FieldViolation, RecordKind, Violations};
-use crate::meta::MetaApp;
+use crate::meta::{MetaApp, MetaSettings};
+use crate::routes::WebhookRoutes;
 use crate::store::Store;
+use secrecy::SecretString;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scheme {
@@ -36,15 +43,27 @@ pub struct WebhookRequest<'a> {
     pub url: &'a str,
 }
 
+pub use routing::{RouteRequest, Routed};
+
 #[derive(Clone)]
 pub struct Webhooks {
     store: Store,
+    routes: WebhookRoutes,
+    urls: WebhookUrls,
     meta_app: Option<MetaApp>,
+    /// The app-level callback's verify token.
+    app_verify_token: Option<SecretString>,
 }
 
 impl Webhooks {
-    pub fn new(store: Store, meta_app: Option<MetaApp>) -> Self {
-        Self { store, meta_app }
+    pub fn new(store: Store, routes: WebhookRoutes, urls: WebhookUrls, meta: MetaSettings) -> Self {
+        Self {
+            store,
+            routes,
+            urls,
+            meta_app: meta.app,
+            app_verify_token: meta.webhook_verify_token,
+        }
     }
 
     /// Meta's `hub.mode=subscribe` handshake: the challenge back when the token is the
@@ -128,13 +147,7 @@ impl Webhooks {
                 kind: RecordKind::Account,
                 id: format!("{} on channel {}", request.account_key, request.channel),
             })?;
-        let header = |name: &str| {
-            request
-                .headers
-                .iter()
-                .find(|(key, _)| key.eq_ignore_ascii_case(name))
-                .map(|(_, value)| value.as_str())
-        };
+        let header = |name: &str| header(request.headers, name);
         let check = |scheme, outcome: Result<(), Mismatch>| SignatureCheck {
             account_id: account.id,
             scheme,
@@ -158,17 +171,12 @@ impl Webhooks {
                     "is required to check a Twilio signature (Twilio signs the URL)",
                 )]));
             }
-            let form = header("content-type").is_none_or(|content_type| {
-                content_type
-                    .to_ascii_lowercase()
-                    .starts_with("application/x-www-form-urlencoded")
-            });
             let outcome = webhook_signatures::verify_twilio(
                 token.as_bytes(),
                 signature,
                 request.url,
                 request.raw_body,
-                form,
+                is_form(request.headers),
             );
             return Ok(check(Scheme::TwilioSha1, outcome));
         }
@@ -193,6 +201,24 @@ impl Webhooks {
             )),
         }
     }
+}
+
+/// The value of header `name`, matched case-insensitively.
+fn header<'a>(headers: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case(name))
+        .map(|(_, value)| value.as_str())
+}
+
+/// Whether the body is a form (Twilio signs its parameters) rather than JSON (signed
+/// through the URL's bodySHA256); a request without a content type is a form.
+fn is_form(headers: &HashMap<String, String>) -> bool {
+    header(headers, "content-type").is_none_or(|content_type| {
+        content_type
+            .to_ascii_lowercase()
+            .starts_with("application/x-www-form-urlencoded")
+    })
 }
 
 fn config_text<'a>(account: &'a Account, key: &str) -> Option<&'a str> {

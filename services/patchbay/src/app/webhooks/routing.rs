@@ -1,0 +1,294 @@
+//! `RouteWebhook`: the installation's gateway hands over a provider's HTTP request as it
+//! arrived; the answer says whether it is genuine and whose it is. Deliveries are
+//! answered from the routing index (`routes`) without a database query; only Meta's
+//! handshake on an account's URL reads the account's verify token from the store.
+//!
+//! Who may speak for whom:
+//! - the installation's Meta app secret verifies any Meta body, whose entries then
+//!   route by their ids to the ids' owners, in whichever workspace;
+//! - an account's own `app_secret` verifies a body sent to that account's URL, and then
+//!   routes only the entries of ids that account owns;
+//! - a Twilio signature is checked with the auth token of the account the URL names.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use secrecy::ExposeSecret;
+
+use super::{Webhooks, header, is_form};
+use crate::domain::webhook_routes::{
+    Deliveries, MetaBody, RouteEntry, SignedBy, Target, Unrouted, is_meta_channel, query_param,
+    route_meta_entries, target,
+};
+use crate::domain::webhook_signatures::{
+    self, META_HEADER, Mismatch, TWILIO_HEADER, secrets_equal,
+};
+use crate::domain::{Error, FieldViolation, RecordKind};
+
+/// Longest URL taken (Twilio signs it; Meta's handshake carries three parameters).
+const MAX_URL_BYTES: usize = 8 * 1024;
+/// Most headers, and the longest name and value, taken.
+const MAX_HEADERS: usize = 128;
+const MAX_HEADER_BYTES: usize = 8 * 1024;
+/// Largest body taken: Meta's and Twilio's are a few kilobytes.
+const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Longest challenge echoed.
+const MAX_CHALLENGE_CHARS: usize = 1024;
+
+/// A provider's request as the gateway received it.
+pub struct RouteRequest<'a> {
+    pub method: &'a str,
+    pub url: &'a str,
+    pub headers: &'a HashMap<String, String>,
+    pub raw_body: &'a [u8],
+}
+
+/// The verdict: the handshake's challenge, or who each entry of a delivery is for.
+#[derive(Debug, Default)]
+pub struct Routed {
+    pub challenge: String,
+    pub deliveries: Deliveries,
+    pub unrouted: Unrouted,
+}
+
+impl Webhooks {
+    /// Checks and routes one webhook request. Writes nothing.
+    pub async fn route(&self, request: RouteRequest<'_>) -> Result<Routed, Error> {
+        check_sizes(&request)?;
+        let target = target(request.url, self.urls.base_path()).ok_or_else(no_route)?;
+        if request.method.eq_ignore_ascii_case("GET") {
+            self.handshake(target, request.url).await
+        } else if request.method.eq_ignore_ascii_case("POST") {
+            self.delivery(target, &request)
+        } else {
+            Err(invalid(
+                "method",
+                "must be GET (Meta's handshake) or POST (a delivery)",
+            ))
+        }
+    }
+
+    /// Meta's `hub.mode=subscribe` handshake on an account's URL (its verify token) or
+    /// the app-level URL (the installation's).
+    async fn handshake(&self, target: Target, url: &str) -> Result<Routed, Error> {
+        let Some(mode) = query_param(url, "hub.mode") else {
+            return Err(invalid(
+                "url",
+                "a GET is Meta's handshake and needs hub.mode, hub.verify_token and hub.challenge",
+            ));
+        };
+        let challenge = query_param(url, "hub.challenge").unwrap_or_default();
+        if challenge.is_empty() || challenge.chars().count() > MAX_CHALLENGE_CHARS {
+            return Err(invalid(
+                "url",
+                "hub.challenge is required, at most 1024 characters",
+            ));
+        }
+        if mode != "subscribe" {
+            return Err(denied("hub.mode is not subscribe"));
+        }
+        let token = query_param(url, "hub.verify_token").unwrap_or_default();
+        let matches = match target {
+            Target::MetaApp => {
+                let expected = self.app_verify_token.as_ref().ok_or_else(|| {
+                    Error::FailedPrecondition(
+                        "the app-level callback has no verify token: configure PATCHBAY_META_WEBHOOK_VERIFY_TOKEN"
+                            .to_owned(),
+                    )
+                })?;
+                secrets_equal(expected.expose_secret(), &token)
+            }
+            Target::Account { .. } => {
+                let entry = self.entry(target)?;
+                let account = self
+                    .store
+                    .find_account(&entry.workspace_id, entry.account_id)
+                    .await?
+                    .ok_or_else(no_route)?;
+                secrets_equal(&account.verify_token, &token)
+            }
+        };
+        if !matches || token.is_empty() {
+            return Err(denied("the verify token does not match"));
+        }
+        Ok(Routed {
+            challenge,
+            ..Routed::default()
+        })
+    }
+
+    /// A signed delivery: the signature header decides the scheme, which must fit the
+    /// URL's account.
+    fn delivery(&self, target: Target, request: &RouteRequest<'_>) -> Result<Routed, Error> {
+        let meta = header(request.headers, META_HEADER);
+        let twilio = header(request.headers, TWILIO_HEADER);
+        match target {
+            Target::MetaApp => match (meta, twilio) {
+                (Some(signature), _) => self.meta_app_delivery(signature, request.raw_body),
+                (None, Some(_)) => Err(denied(
+                    "a Twilio signature on Meta's app-level URL: Twilio webhooks go to the account's URL",
+                )),
+                (None, None) => Err(unsigned()),
+            },
+            Target::Account { .. } => {
+                let entry = self.entry(target)?;
+                match (meta, twilio) {
+                    (Some(signature), _) if is_meta_channel(entry.channel) => {
+                        self.meta_account_delivery(&entry, signature, request.raw_body)
+                    }
+                    (_, Some(signature)) => twilio_delivery(entry, signature, request),
+                    (Some(_), None) => Err(denied(&format!(
+                        "a Meta signature on the URL of a {} account",
+                        entry.channel
+                    ))),
+                    (None, None) => Err(unsigned()),
+                }
+            }
+        }
+    }
+
+    /// Meta's app-level callback: only the installation's app secret verifies it.
+    fn meta_app_delivery(&self, signature: &str, body: &[u8]) -> Result<Routed, Error> {
+        let app = self.meta_app.as_ref().ok_or_else(|| {
+            Error::FailedPrecondition(
+                "no Meta app secret to check X-Hub-Signature-256 with: configure PATCHBAY_META_APP_SECRET"
+                    .to_owned(),
+            )
+        })?;
+        webhook_signatures::verify_meta(app.secret.expose_secret().as_bytes(), signature, body)
+            .map_err(refused)?;
+        self.route_meta(body, SignedBy::App)
+    }
+
+    /// A Meta body on an account's URL: the installation's app secret, else the
+    /// account's own.
+    fn meta_account_delivery(
+        &self,
+        entry: &RouteEntry,
+        signature: &str,
+        body: &[u8],
+    ) -> Result<Routed, Error> {
+        let app_secret = self.meta_app.as_ref().map(|app| &app.secret);
+        if app_secret.is_none() && entry.app_secret.is_none() {
+            return Err(Error::FailedPrecondition(
+                "no Meta app secret to check X-Hub-Signature-256 with: configure PATCHBAY_META_APP_SECRET or the account's app_secret"
+                    .to_owned(),
+            ));
+        }
+        let verifies = |secret: &secrecy::SecretString| {
+            webhook_signatures::verify_meta(secret.expose_secret().as_bytes(), signature, body)
+        };
+        let mut outcome = Err(Mismatch::Wrong);
+        if let Some(secret) = app_secret {
+            outcome = verifies(secret).map(|()| SignedBy::App);
+        }
+        if outcome.is_err() {
+            if let Some(secret) = &entry.app_secret {
+                outcome = verifies(secret).map(|()| SignedBy::Account(entry.account_id));
+            }
+        }
+        self.route_meta(body, outcome.map_err(refused)?)
+    }
+
+    fn route_meta(&self, body: &[u8], signed_by: SignedBy) -> Result<Routed, Error> {
+        let body = MetaBody::parse(body).map_err(|why| invalid("raw_body", &why))?;
+        let (deliveries, unrouted) = self
+            .routes
+            .read(|index| route_meta_entries(index, &body, signed_by))?;
+        Ok(Routed {
+            challenge: String::new(),
+            deliveries,
+            unrouted,
+        })
+    }
+
+    /// The live account a URL's route names, on the URL's channel.
+    fn entry(&self, target: Target) -> Result<Arc<RouteEntry>, Error> {
+        let Target::Account { channel, route } = target else {
+            return Err(no_route());
+        };
+        self.routes
+            .read(|index| index.by_route(route).cloned())?
+            .filter(|entry| entry.channel == channel)
+            .ok_or_else(no_route)
+    }
+}
+
+/// A Twilio webhook: the account the URL names, checked with its auth token.
+fn twilio_delivery(
+    entry: Arc<RouteEntry>,
+    signature: &str,
+    request: &RouteRequest<'_>,
+) -> Result<Routed, Error> {
+    let token = entry.auth_token.as_ref().ok_or_else(|| {
+        denied("a Twilio signature on the URL of an account with no Twilio auth token")
+    })?;
+    webhook_signatures::verify_twilio(
+        token.expose_secret().as_bytes(),
+        signature,
+        request.url,
+        request.raw_body,
+        is_form(request.headers),
+    )
+    .map_err(refused)?;
+    Ok(Routed {
+        deliveries: vec![(0, entry)],
+        ..Routed::default()
+    })
+}
+
+/// Every size the request could grow the work or the answer with, bounded first.
+fn check_sizes(request: &RouteRequest<'_>) -> Result<(), Error> {
+    let mut violations = Vec::new();
+    if request.url.len() > MAX_URL_BYTES {
+        violations.push(FieldViolation::new("url", "must be at most 8 KiB"));
+    } else if !request.url.contains("://") {
+        violations.push(FieldViolation::new(
+            "url",
+            "must be the full URL the provider requested, scheme and host included",
+        ));
+    }
+    let oversized = request
+        .headers
+        .iter()
+        .any(|(name, value)| name.len() > 256 || value.len() > MAX_HEADER_BYTES);
+    if request.headers.len() > MAX_HEADERS || oversized {
+        violations.push(FieldViolation::new(
+            "headers",
+            "must be at most 128 headers, names of at most 256 bytes and values of at most 8 KiB",
+        ));
+    }
+    if request.raw_body.len() > MAX_BODY_BYTES {
+        violations.push(FieldViolation::new("raw_body", "must be at most 1 MiB"));
+    }
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(violations))
+    }
+}
+
+fn invalid(field: &str, message: &str) -> Error {
+    Error::InvalidArgument(vec![FieldViolation::new(field, message)])
+}
+
+fn denied(why: &str) -> Error {
+    Error::PermissionDenied(format!("webhook refused: {why}"))
+}
+
+fn refused(mismatch: Mismatch) -> Error {
+    denied(mismatch.describe())
+}
+
+fn unsigned() -> Error {
+    denied("the request carries neither X-Hub-Signature-256 nor X-Twilio-Signature")
+}
+
+/// The URL names no route: not under the public base URL's path, no account with that
+/// route on that channel, or one deleted since.
+fn no_route() -> Error {
+    Error::NotFound {
+        kind: RecordKind::Account,
+        id: "with the URL's webhook route".to_owned(),
+    }
+}

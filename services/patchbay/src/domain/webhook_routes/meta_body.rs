@@ -1,0 +1,209 @@
+//! What a Meta webhook body's entries name, and whom they route to. Only the fields
+//! routing reads are decoded (the rest is skipped, never kept): `object`, and per
+//! entry its `id` and each change's `value.metadata.phone_number_id`.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::RouteEntry;
+use super::index::{Owner, RouteIndex};
+use crate::domain::channel::Channel;
+
+/// Most entries one body may have: Meta batches at most 1,000 updates.
+pub const MAX_ENTRIES: usize = 1000;
+/// Most phone numbers one WhatsApp entry may name.
+const MAX_NUMBERS_PER_ENTRY: usize = 16;
+
+/// One entry: the ids it names, on the channel they belong to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetaEntry {
+    pub channel: Option<Channel>,
+    /// Numeric ids (Meta's are): the WhatsApp phone number ids of the entry's changes,
+    /// or the page / Instagram account id of the entry.
+    pub ids: Vec<u128>,
+}
+
+/// A Meta webhook body, as far as routing reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetaBody {
+    pub object: String,
+    pub entries: Vec<MetaEntry>,
+}
+
+#[derive(Deserialize)]
+struct Body {
+    object: String,
+    #[serde(default)]
+    entry: Vec<Entry>,
+}
+
+#[derive(Deserialize)]
+struct Entry {
+    #[serde(default)]
+    id: Option<Id>,
+    #[serde(default)]
+    changes: Vec<ChangeItem>,
+}
+
+#[derive(Deserialize)]
+struct ChangeItem {
+    #[serde(default)]
+    value: Option<ChangeValue>,
+}
+
+#[derive(Deserialize)]
+struct ChangeValue {
+    #[serde(default)]
+    metadata: Option<Metadata>,
+}
+
+#[derive(Deserialize)]
+struct Metadata {
+    #[serde(default)]
+    phone_number_id: Option<Id>,
+}
+
+/// Meta sends ids as strings; a number is read too.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Id {
+    Text(String),
+    Number(u64),
+    Other(serde::de::IgnoredAny),
+}
+
+impl Id {
+    fn value(&self) -> Option<u128> {
+        match self {
+            Id::Text(text) => text.parse().ok(),
+            Id::Number(number) => Some(u128::from(*number)),
+            Id::Other(_) => None,
+        }
+    }
+}
+
+impl MetaBody {
+    /// Reads a (verified) body; `Err` says why it is not a Meta webhook body.
+    pub fn parse(raw: &[u8]) -> Result<MetaBody, String> {
+        let body: Body = serde_json::from_slice(raw)
+            .map_err(|_| "is not a Meta webhook body (JSON with object and entry)".to_owned())?;
+        if body.entry.len() > MAX_ENTRIES {
+            return Err(format!("has more than {MAX_ENTRIES} entries"));
+        }
+        let channel = match body.object.as_str() {
+            "whatsapp_business_account" => Some(Channel::Whatsapp),
+            "page" => Some(Channel::Messenger),
+            "instagram" => Some(Channel::Instagram),
+            _ => None,
+        };
+        let entries = body
+            .entry
+            .iter()
+            .map(|entry| {
+                let mut ids = Vec::new();
+                if channel == Some(Channel::Whatsapp) {
+                    let numbers = entry.changes.iter().filter_map(|change| {
+                        change
+                            .value
+                            .as_ref()?
+                            .metadata
+                            .as_ref()?
+                            .phone_number_id
+                            .as_ref()?
+                            .value()
+                    });
+                    for number in numbers {
+                        if !ids.contains(&number) && ids.len() < MAX_NUMBERS_PER_ENTRY {
+                            ids.push(number);
+                        }
+                    }
+                } else if let Some(id) = entry.id.as_ref().and_then(Id::value) {
+                    ids.push(id);
+                }
+                MetaEntry { channel, ids }
+            })
+            .collect();
+        Ok(MetaBody {
+            object: body.object,
+            entries,
+        })
+    }
+}
+
+/// `(entry index, account)`: who each routed entry is for.
+pub type Deliveries = Vec<(i32, Arc<RouteEntry>)>;
+/// `(entry index, why)`: the entries no account takes.
+pub type Unrouted = Vec<(i32, String)>;
+
+/// Whose secret verified a body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignedBy {
+    /// The installation's Meta app: every entry routes by its ids.
+    App,
+    /// This account's own app secret: it speaks only for that account, so an entry
+    /// routes only when that account owns the entry's id.
+    Account(Uuid),
+}
+
+/// Where each entry goes: `(entry index, account)` deliveries, and `(entry index,
+/// why)` for the entries no account takes.
+pub fn route_meta_entries(
+    index: &RouteIndex,
+    body: &MetaBody,
+    signed_by: SignedBy,
+) -> (Deliveries, Unrouted) {
+    let mut deliveries = Vec::new();
+    let mut unrouted = Vec::new();
+    for (position, entry) in body.entries.iter().enumerate() {
+        // At most MAX_ENTRIES: the index fits.
+        let at = i32::try_from(position).unwrap_or(i32::MAX);
+        let Some(channel) = entry.channel else {
+            unrouted.push((at, format!("object {:?} is not routed", cut(&body.object))));
+            continue;
+        };
+        if entry.ids.is_empty() {
+            unrouted.push((at, format!("the entry names no {}", id_name(channel))));
+            continue;
+        }
+        for id in &entry.ids {
+            match index.owner(channel, *id) {
+                Owner::One(owner) => match signed_by {
+                    SignedBy::Account(account) if owner.account_id != account => unrouted.push((
+                        at,
+                        format!(
+                            "{} {id} is not the signing account's: its own app secret speaks only for it",
+                            id_name(channel)
+                        ),
+                    )),
+                    _ => deliveries.push((at, owner)),
+                },
+                Owner::Nobody => {
+                    unrouted.push((at, format!("no account owns {} {id}", id_name(channel))));
+                }
+                Owner::Contested => unrouted.push((
+                    at,
+                    format!(
+                        "{} {id} is claimed by more than one account, none confirmed",
+                        id_name(channel)
+                    ),
+                )),
+            }
+        }
+    }
+    (deliveries, unrouted)
+}
+
+fn id_name(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Whatsapp => "phone number id",
+        Channel::Messenger => "page id",
+        _ => "Instagram account id",
+    }
+}
+
+/// An object name as it may be echoed: short.
+fn cut(object: &str) -> String {
+    object.chars().take(64).collect()
+}

@@ -1,0 +1,128 @@
+//! What routing needs of the accounts table: the one-owner rule of provider ids
+//! (checked in the write's transaction, under the id's lock, backed by the partial
+//! unique index `ux_accounts_confirmed_provider_id`), the notification that tells
+//! other replicas an account's routing changed, and the reads that fill the index.
+
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Statement,
+};
+use uuid::Uuid;
+
+use super::rows::to_domain;
+use crate::domain::account::{provider_id, provider_id_field};
+use crate::domain::webhook_routes::ROUTED_CHANNELS;
+use crate::domain::{Account, Error, RecordKind};
+use crate::store::entities::account::{Column, Entity};
+use crate::store::{Store, WriteTxn, db_error, lock_scope};
+
+/// The PostgreSQL notification channel of routing changes (payload: the account id).
+pub const ROUTES_NOTIFY_CHANNEL: &str = "patchbay_account_routes";
+
+/// How many rows one read of a full index load takes.
+const LOAD_PAGE: u64 = 2000;
+
+/// Refuses `account`'s claim of its provider id when another live account, in any
+/// workspace, holds a confirmed claim of it. Takes the id's lock first (after the
+/// scope lock, always in that order), so two confirmations cannot both pass.
+pub(super) async fn ensure_claim_free(txn: &WriteTxn<'_>, account: &Account) -> Result<(), Error> {
+    let Some(id) = provider_id(account.channel, &account.config) else {
+        return Ok(());
+    };
+    lock_scope(txn, &format!("provider-id/{}/{id}", account.channel)).await?;
+    let taken = Entity::find()
+        .select_only()
+        .column(Column::Id)
+        .filter(Column::Channel.eq(account.channel.as_str()))
+        .filter(Column::ProviderId.eq(id))
+        .filter(Column::ProviderIdConfirmed.eq(true))
+        .filter(Column::DeletedAt.is_null())
+        .filter(Column::Id.ne(account.id))
+        .into_tuple::<Uuid>()
+        .one(&**txn)
+        .await
+        .map_err(db_error)?
+        .is_some();
+    if taken {
+        return Err(claim_taken(account));
+    }
+    Ok(())
+}
+
+/// Names the id, never the workspace or account that holds it.
+pub(super) fn claim_taken(account: &Account) -> Error {
+    Error::AlreadyExists {
+        kind: RecordKind::Account,
+        field: provider_id_field(account.channel),
+        message: format!(
+            "{} {} is already connected to another account",
+            provider_id_field(account.channel).trim_start_matches("config."),
+            provider_id(account.channel, &account.config).unwrap_or_default()
+        ),
+    }
+}
+
+/// Tells the other replicas (PostgreSQL, delivered at commit) that `id`'s routing
+/// changed.
+pub(super) async fn notify_route_change(txn: &WriteTxn<'_>, id: Uuid) -> Result<(), Error> {
+    if txn.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT pg_notify($1, $2)",
+        [ROUTES_NOTIFY_CHANNEL.into(), id.to_string().into()],
+    ))
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+impl Store {
+    /// Account `id` in whichever workspace, live or not (`None` once deleted): what
+    /// the routing index reloads on a change.
+    pub async fn routed_account(&self, id: Uuid) -> Result<Option<Account>, Error> {
+        let row = Entity::find_by_id(id)
+            .filter(Column::DeletedAt.is_null())
+            .one(self.conn())
+            .await
+            .map_err(db_error)?;
+        row.map(|row| to_domain(self.keys(), row)).transpose()
+    }
+
+    /// Every live account of a routed channel, a page at a time (`after` the last id
+    /// of the previous page): what the routing index is built from. A row whose
+    /// secrets do not open is left out, and said so.
+    pub async fn routed_accounts_page(
+        &self,
+        after: Option<Uuid>,
+    ) -> Result<(Vec<Account>, Option<Uuid>), Error> {
+        let channels = ROUTED_CHANNELS.iter().map(|channel| channel.as_str());
+        let mut query = Entity::find()
+            .filter(Column::Channel.is_in(channels))
+            .filter(Column::DeletedAt.is_null())
+            .order_by_asc(Column::Id)
+            .limit(LOAD_PAGE);
+        if let Some(after) = after {
+            query = query.filter(Column::Id.gt(after));
+        }
+        let rows = query.all(self.conn()).await.map_err(db_error)?;
+        let next = (rows.len() as u64 == LOAD_PAGE)
+            .then(|| rows.last().map(|row| row.id))
+            .flatten();
+        let accounts = rows
+            .into_iter()
+            .filter_map(|row| {
+                let id = row.id;
+                match to_domain(self.keys(), row) {
+                    Ok(account) => Some(account),
+                    Err(err) => {
+                        tracing::warn!(account_id = %id, error = %err, "account left out of webhook routing");
+                        None
+                    }
+                }
+            })
+            .collect();
+        Ok((accounts, next))
+    }
+}

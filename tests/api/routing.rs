@@ -1,0 +1,727 @@
+//! RouteWebhook: the installation's gateway hands over a provider's request as it
+//! arrived and learns whose it is. Webhook URLs are unique across workspaces, Meta's
+//! app-level body is split by its ids, a provider id has one owner, and nobody but
+//! the gateway may route. Signatures are computed here as Meta and Twilio compute
+//! them.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use hmac::{Hmac, KeyInit, Mac};
+use patchbay_e2e::proto::{self, Channel};
+use patchbay_e2e::{
+    Backend, META_APP_SECRET, META_WEBHOOK_VERIFY_TOKEN, OTHER_WORKSPACE, PUBLIC_BASE_URL, TestApp,
+    TestOptions, WORKSPACE, backend_tests, create, expect_code, new_account, new_whatsapp,
+    test_meta,
+};
+use patchbay_sdk::Client;
+use patchbay_sdk::tonic::Code;
+use serde_json::json;
+
+backend_tests!(
+    the_same_key_in_two_workspaces_gets_two_urls,
+    a_signed_whatsapp_body_on_an_account_url_routes_to_that_account,
+    one_app_level_body_gives_each_workspace_its_entries,
+    tampered_and_unsigned_bodies_are_refused,
+    the_handshake_on_an_account_url_and_on_the_app_url,
+    a_signed_twilio_form_routes_and_a_tampered_one_is_refused,
+    only_the_gateway_routes_and_it_does_nothing_else,
+    a_confirmed_phone_number_id_keeps_its_webhooks,
+    existing_accounts_get_a_route_in_the_migration
+);
+
+fn meta_signature(secret: &str, body: &[u8]) -> String {
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(body);
+    let digest = mac.finalize().into_bytes();
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}
+
+/// Twilio's scheme: the URL, then every parameter sorted by name, name and value.
+fn twilio_signature(token: &str, url: &str, params: &[(&str, &str)]) -> String {
+    use base64::Engine;
+    let mut sorted = params.to_vec();
+    sorted.sort();
+    let mut signed = url.to_owned();
+    for (name, value) in sorted {
+        signed.push_str(name);
+        signed.push_str(value);
+    }
+    let mut mac = <Hmac<sha1::Sha1> as KeyInit>::new_from_slice(token.as_bytes()).expect("key");
+    mac.update(signed.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+fn form(params: &[(&str, &str)]) -> String {
+    params
+        .iter()
+        .map(|(name, value)| format!("{name}={}", value.replace('+', "%2B")))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// A WhatsApp Cloud body naming the phone number of each entry.
+fn whatsapp_body(numbers: &[&str]) -> Vec<u8> {
+    let entries: Vec<_> = numbers
+        .iter()
+        .map(|number| {
+            json!({"id": "900000001", "changes": [{"field": "messages", "value": {
+                "messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "15550100", "phone_number_id": number},
+                "messages": [{"from": "5511999999999", "type": "text", "text": {"body": "Ol\u{e1}"}}]}}]})
+        })
+        .collect();
+    json!({"object": "whatsapp_business_account", "entry": entries})
+        .to_string()
+        .into_bytes()
+}
+
+fn request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> proto::RouteWebhookRequest {
+    proto::RouteWebhookRequest {
+        method: method.into(),
+        url: url.into(),
+        headers: headers
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect(),
+        raw_body: body.to_vec(),
+    }
+}
+
+fn signed_post(url: &str, secret: &str, body: &[u8]) -> proto::RouteWebhookRequest {
+    let signature = meta_signature(secret, body);
+    request(
+        "POST",
+        url,
+        &[
+            ("Content-Type", "application/json"),
+            ("X-Hub-Signature-256", &signature),
+        ],
+        body,
+    )
+}
+
+async fn route(
+    gateway: &Client,
+    request: proto::RouteWebhookRequest,
+) -> Result<proto::RouteWebhookResponse, patchbay_sdk::tonic::Status> {
+    gateway
+        .webhooks()
+        .route_webhook(request)
+        .await
+        .map(|r| r.into_inner())
+}
+
+fn app_url() -> String {
+    format!("{PUBLIC_BASE_URL}/webhooks/meta")
+}
+
+fn other_admin(app: &TestApp) -> Client {
+    app.client("admin", OTHER_WORKSPACE, None)
+}
+
+async fn the_same_key_in_two_workspaces_gets_two_urls(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let page = |page_id: &str, secret: &str| {
+        new_account(
+            Channel::Messenger,
+            "100200300",
+            json!({"page_id": page_id, "page_access_token": "EAAP", "app_secret": secret}),
+        )
+    };
+    let ours = create(&app.admin(), page("111", "ours-app-secret")).await;
+    let theirs = create(&other_admin(&app), page("222", "theirs-app-secret")).await;
+    assert_eq!(ours.account_key, theirs.account_key);
+    assert_ne!(ours.webhook_url, theirs.webhook_url);
+    for url in [&ours.webhook_url, &theirs.webhook_url] {
+        assert!(url.starts_with(&format!("{PUBLIC_BASE_URL}/webhooks/messenger/")));
+        assert!(!url.contains("100200300"), "{url}");
+    }
+    // A new key and name keep the URL.
+    let renamed = patchbay_e2e::update(
+        &app.admin(),
+        proto::UpdateAccountRequest {
+            id: ours.id.clone(),
+            account_key: Some("renamed".into()),
+            display_name: Some("Renamed".into()),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(renamed.webhook_url, ours.webhook_url);
+
+    // Each URL routes home, with its own account's secret.
+    let body = json!({"object": "page", "entry": [{"id": "111", "time": 1, "messaging": []}]})
+        .to_string()
+        .into_bytes();
+    let gateway = app.gateway();
+    let answer = gateway
+        .route_webhook(
+            "POST",
+            &ours.webhook_url,
+            [(
+                "x-hub-signature-256".to_owned(),
+                meta_signature("ours-app-secret", &body),
+            )],
+            body.clone(),
+        )
+        .await
+        .expect("routed");
+    assert_eq!(answer.deliveries.len(), 1, "{answer:?}");
+    let delivery = &answer.deliveries[0];
+    assert_eq!(delivery.account_id, ours.id);
+    assert_eq!(delivery.workspace_id, WORKSPACE);
+    assert_eq!(delivery.account_key, "renamed");
+    assert_eq!(delivery.channel, i32::from(Channel::Messenger));
+    // The other workspace's secret speaks only for its account: page 111 is not it.
+    let answer = route(
+        &gateway,
+        signed_post(&theirs.webhook_url, "theirs-app-secret", &body),
+    )
+    .await
+    .expect("verified");
+    assert!(answer.deliveries.is_empty(), "{answer:?}");
+    assert_eq!(answer.unrouted.len(), 1);
+    assert_eq!(answer.unrouted[0].entry_index, 0);
+    // And it does not verify on our URL.
+    expect_code(
+        route(
+            &gateway,
+            signed_post(&ours.webhook_url, "theirs-app-secret", &body),
+        )
+        .await,
+        Code::PermissionDenied,
+    );
+}
+
+async fn a_signed_whatsapp_body_on_an_account_url_routes_to_that_account(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let account = create(&app.admin(), new_whatsapp("555001", "EAAG-token")).await;
+    let gateway = app.gateway();
+    let body = whatsapp_body(&["555001"]);
+    let answer = route(
+        &gateway,
+        signed_post(&account.webhook_url, META_APP_SECRET, &body),
+    )
+    .await
+    .expect("routed");
+    assert_eq!(
+        answer.deliveries,
+        vec![proto::WebhookDelivery {
+            workspace_id: WORKSPACE.into(),
+            account_id: account.id.clone(),
+            division_id: None,
+            channel: Channel::Whatsapp.into(),
+            account_key: "wa-555001".into(),
+            entry_index: 0,
+        }]
+    );
+    assert!(answer.unrouted.is_empty() && answer.challenge.is_empty());
+    // The gateway may be reached under another host name: only the path counts.
+    let path = account
+        .webhook_url
+        .strip_prefix(PUBLIC_BASE_URL)
+        .expect("under the base URL");
+    let answer = route(
+        &gateway,
+        signed_post(
+            &format!("http://10.0.0.7:8080{path}"),
+            META_APP_SECRET,
+            &body,
+        ),
+    )
+    .await
+    .expect("routed");
+    assert_eq!(answer.deliveries.len(), 1);
+    // A route nobody has, and a path that is no route, are NOT_FOUND.
+    for url in [
+        format!("{PUBLIC_BASE_URL}/webhooks/whatsapp/0123456789abcdef0123456789abcdef"),
+        format!("{PUBLIC_BASE_URL}/webhooks/whatsapp/wa-555001"),
+        account.webhook_url.replace("/whatsapp/", "/messenger/"),
+    ] {
+        let status = expect_code(
+            route(&gateway, signed_post(&url, META_APP_SECRET, &body)).await,
+            Code::NotFound,
+        );
+        assert!(!status.message().contains(WORKSPACE), "{status:?}");
+    }
+}
+
+async fn one_app_level_body_gives_each_workspace_its_entries(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ours = create(&app.admin(), new_whatsapp("555001", "EAAG-token")).await;
+    let theirs = create(&other_admin(&app), new_whatsapp("555002", "EAAG-token-2")).await;
+    let body = whatsapp_body(&["555002", "555001", "555999"]);
+    let answer = app
+        .gateway()
+        .route_webhook(
+            "POST",
+            &app_url(),
+            [(
+                "X-Hub-Signature-256".to_owned(),
+                meta_signature(META_APP_SECRET, &body),
+            )],
+            body,
+        )
+        .await
+        .expect("routed");
+    let delivered: Vec<_> = answer
+        .deliveries
+        .iter()
+        .map(|d| {
+            (
+                d.entry_index,
+                d.workspace_id.as_str(),
+                d.account_id.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        delivered,
+        vec![
+            (0, OTHER_WORKSPACE, theirs.id.as_str()),
+            (1, WORKSPACE, ours.id.as_str())
+        ]
+    );
+    assert_eq!(answer.unrouted.len(), 1);
+    assert_eq!(answer.unrouted[0].entry_index, 2);
+    assert!(
+        answer.unrouted[0].reason.contains("555999"),
+        "{:?}",
+        answer.unrouted
+    );
+}
+
+async fn tampered_and_unsigned_bodies_are_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let account = create(&app.admin(), new_whatsapp("555001", "EAAG-token")).await;
+    let gateway = app.gateway();
+    let body = whatsapp_body(&["555001"]);
+    for url in [account.webhook_url.clone(), app_url()] {
+        let mut tampered = signed_post(&url, META_APP_SECRET, &body);
+        tampered.raw_body = whatsapp_body(&["555002"]);
+        let unsigned = request("POST", &url, &[("content-type", "application/json")], &body);
+        let malformed = request("POST", &url, &[("X-Hub-Signature-256", "md5=00")], &body);
+        let wrong_key = signed_post(&url, "another-app-secret", &body);
+        for refused in [tampered, unsigned, malformed, wrong_key] {
+            let status = expect_code(route(&gateway, refused).await, Code::PermissionDenied);
+            assert!(status.message().contains("webhook refused"), "{status:?}");
+        }
+    }
+    // Neither GET nor POST; a path instead of the URL; a body too large to be a webhook.
+    expect_code(
+        route(&gateway, request("PUT", &app_url(), &[], &body)).await,
+        Code::InvalidArgument,
+    );
+    let status = expect_code(
+        route(
+            &gateway,
+            signed_post("/webhooks/meta", META_APP_SECRET, &body),
+        )
+        .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(patchbay_e2e::violated_fields(&status), ["url"]);
+    let huge = vec![b' '; 1024 * 1024 + 1];
+    let status = expect_code(
+        route(&gateway, signed_post(&app_url(), META_APP_SECRET, &huge)).await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(patchbay_e2e::violated_fields(&status), ["raw_body"]);
+}
+
+async fn the_handshake_on_an_account_url_and_on_the_app_url(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let account = create(&app.admin(), new_whatsapp("555001", "EAAG-token")).await;
+    let verify_token = app
+        .service()
+        .account_credentials(&account.id)
+        .await
+        .expect("credentials")
+        .verify_token;
+    let gateway = app.gateway();
+    let handshake = |url: &str, token: &str| {
+        request(
+            "GET",
+            &format!("{url}?hub.mode=subscribe&hub.verify_token={token}&hub.challenge=1158201444"),
+            &[],
+            b"",
+        )
+    };
+    for (url, token) in [
+        (account.webhook_url.clone(), verify_token.clone()),
+        (app_url(), META_WEBHOOK_VERIFY_TOKEN.to_owned()),
+    ] {
+        let answer = route(&gateway, handshake(&url, &token))
+            .await
+            .expect("handshake");
+        assert_eq!(answer.challenge, "1158201444");
+        assert!(answer.deliveries.is_empty());
+        for wrong in [format!("{token}x"), String::new()] {
+            expect_code(
+                route(&gateway, handshake(&url, &wrong)).await,
+                Code::PermissionDenied,
+            );
+        }
+    }
+    // One account's token does not open the app-level callback, nor the reverse.
+    expect_code(
+        route(&gateway, handshake(&app_url(), &verify_token)).await,
+        Code::PermissionDenied,
+    );
+    expect_code(
+        route(
+            &gateway,
+            handshake(&account.webhook_url, META_WEBHOOK_VERIFY_TOKEN),
+        )
+        .await,
+        Code::PermissionDenied,
+    );
+    // Without an app-level verify token configured, that handshake cannot succeed.
+    let bare = TestApp::spawn_with(
+        backend,
+        TestOptions {
+            meta: patchbay::meta::MetaSettings {
+                webhook_verify_token: None,
+                ..test_meta()
+            },
+            ..TestOptions::default()
+        },
+    )
+    .await;
+    let status = expect_code(
+        route(
+            &bare.gateway(),
+            handshake(&app_url(), META_WEBHOOK_VERIFY_TOKEN),
+        )
+        .await,
+        Code::FailedPrecondition,
+    );
+    assert!(
+        status
+            .message()
+            .contains("PATCHBAY_META_WEBHOOK_VERIFY_TOKEN")
+    );
+}
+
+async fn a_signed_twilio_form_routes_and_a_tampered_one_is_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let token = "twilio-auth-token-12345";
+    let account = create(
+        &app.admin(),
+        new_account(
+            Channel::Sms,
+            "+18005551212",
+            json!({"account_sid": "AC0123456789abcdef0123456789abcdef", "auth_token": token}),
+        ),
+    )
+    .await;
+    let gateway = app.gateway();
+    let url = format!("{}?tenant=1", account.webhook_url);
+    let params = [
+        ("From", "+12349013030"),
+        ("To", "+18005551212"),
+        ("Body", "hello"),
+        ("MessageSid", "SM1"),
+    ];
+    let signature = twilio_signature(token, &url, &params);
+    let headers = [
+        ("Content-Type", "application/x-www-form-urlencoded"),
+        ("X-Twilio-Signature", signature.as_str()),
+    ];
+    let answer = route(
+        &gateway,
+        request("POST", &url, &headers, form(&params).as_bytes()),
+    )
+    .await
+    .expect("routed");
+    assert_eq!(answer.deliveries.len(), 1);
+    assert_eq!(answer.deliveries[0].account_id, account.id);
+    assert_eq!(answer.deliveries[0].channel, i32::from(Channel::Sms));
+    let mut tampered = params;
+    tampered[2] = ("Body", "pay me");
+    for refused in [
+        request("POST", &url, &headers, form(&tampered).as_bytes()),
+        // Twilio signs the URL: another query string is another request.
+        request(
+            "POST",
+            &account.webhook_url,
+            &headers,
+            form(&params).as_bytes(),
+        ),
+        // A Meta signature does not fit an SMS account.
+        signed_post(&url, META_APP_SECRET, form(&params).as_bytes()),
+    ] {
+        expect_code(route(&gateway, refused).await, Code::PermissionDenied);
+    }
+    // Twilio's signature on Meta's app-level URL names no account to check it with.
+    expect_code(
+        route(
+            &gateway,
+            request("POST", &app_url(), &headers, form(&params).as_bytes()),
+        )
+        .await,
+        Code::PermissionDenied,
+    );
+}
+
+async fn only_the_gateway_routes_and_it_does_nothing_else(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let account = create(&app.admin(), new_whatsapp("555001", "EAAG-token")).await;
+    let body = whatsapp_body(&["555001"]);
+    for client in [app.service(), app.admin(), app.supervisor()] {
+        expect_code(
+            route(&client, signed_post(&app_url(), META_APP_SECRET, &body)).await,
+            Code::PermissionDenied,
+        );
+    }
+    let gateway = app.gateway();
+    let denied = |result: Result<(), patchbay_sdk::tonic::Status>| {
+        expect_code(result, Code::PermissionDenied);
+    };
+    denied(
+        gateway
+            .accounts()
+            .get_default_account(proto::GetDefaultAccountRequest {
+                channel: Channel::Whatsapp.into(),
+                ..Default::default()
+            })
+            .await
+            .map(drop),
+    );
+    denied(
+        gateway
+            .accounts()
+            .get_account_credentials(proto::GetAccountCredentialsRequest {
+                id: account.id.clone(),
+            })
+            .await
+            .map(drop),
+    );
+    denied(
+        gateway
+            .accounts()
+            .list_accounts(proto::ListAccountsRequest::default())
+            .await
+            .map(drop),
+    );
+    denied(
+        gateway
+            .accounts()
+            .create_account(new_whatsapp("555002", "EAAG"))
+            .await
+            .map(drop),
+    );
+    denied(
+        gateway
+            .integrations()
+            .list_providers(proto::ListProvidersRequest::default())
+            .await
+            .map(drop),
+    );
+    denied(
+        gateway
+            .webhooks()
+            .verify_webhook_signature(proto::VerifyWebhookSignatureRequest {
+                channel: Channel::Whatsapp.into(),
+                account_key: "wa-555001".into(),
+                headers: HashMap::new(),
+                raw_body: body.clone(),
+                url: app_url(),
+            })
+            .await
+            .map(drop),
+    );
+}
+
+async fn a_confirmed_phone_number_id_keeps_its_webhooks(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    // Set up at Meta: the number is ours.
+    let ours = create(&app.admin(), new_whatsapp("555001", "EAAG-token")).await;
+    let status = expect_code(
+        other_admin(&app)
+            .accounts()
+            .create_account(new_whatsapp("555001", "EAAG-squatter"))
+            .await,
+        Code::AlreadyExists,
+    );
+    assert!(!status.message().contains(WORKSPACE), "{status:?}");
+    assert!(!status.message().contains(&ours.id), "{status:?}");
+    let body = whatsapp_body(&["555001"]);
+    let owner = |app: &TestApp| {
+        let gateway = app.gateway();
+        let body = body.clone();
+        async move {
+            route(&gateway, signed_post(&app_url(), META_APP_SECRET, &body))
+                .await
+                .expect("routed")
+        }
+    };
+    let answer = owner(&app).await;
+    assert_eq!(answer.deliveries.len(), 1);
+    assert_eq!(answer.deliveries[0].account_id, ours.id);
+
+    // Unconfirmed claims of one page in two workspaces route nowhere.
+    let page = json!({"page_id": "777", "page_access_token": "EAAP"});
+    create(
+        &app.admin(),
+        new_account(Channel::Messenger, "p777", page.clone()),
+    )
+    .await;
+    create(
+        &other_admin(&app),
+        new_account(Channel::Messenger, "p777", page),
+    )
+    .await;
+    let page_body = json!({"object": "page", "entry": [{"id": "777", "messaging": []}]})
+        .to_string()
+        .into_bytes();
+    let answer = route(
+        &app.gateway(),
+        signed_post(&app_url(), META_APP_SECRET, &page_body),
+    )
+    .await
+    .expect("verified");
+    assert!(answer.deliveries.is_empty());
+    assert!(
+        answer.unrouted[0]
+            .reason
+            .contains("claimed by more than one account"),
+        "{:?}",
+        answer.unrouted
+    );
+
+    // Once the owner is gone, the number can be claimed elsewhere, and routes there.
+    app.admin()
+        .accounts()
+        .delete_account(proto::DeleteAccountRequest {
+            id: ours.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("deleted");
+    let theirs = create(&other_admin(&app), new_whatsapp("555001", "EAAG-new")).await;
+    let answer = owner(&app).await;
+    assert_eq!(answer.deliveries.len(), 1);
+    assert_eq!(answer.deliveries[0].account_id, theirs.id);
+    assert_eq!(answer.deliveries[0].workspace_id, OTHER_WORKSPACE);
+}
+
+/// Accounts from before routes get one, distinct, and their provider ids.
+async fn existing_accounts_get_a_route_in_the_migration(backend: Backend) {
+    use sea_orm::ConnectionTrait;
+    use sea_orm_migration::MigratorTrait;
+    let app = TestApp::spawn(backend).await;
+    create(&app.admin(), new_whatsapp("555001", "EAAG-token")).await;
+    create(&other_admin(&app), new_whatsapp("555002", "EAAG-token")).await;
+    create(
+        &app.admin(),
+        new_account(Channel::Email, "support@acme.test", json!({})),
+    )
+    .await;
+    let db = app.database().await;
+    patchbay_migrations::Migrator::down(&db, Some(1))
+        .await
+        .expect("down");
+    patchbay_migrations::Migrator::up(&db, None)
+        .await
+        .expect("up");
+    let rows = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT webhook_route, provider_id, provider_id_confirmed FROM accounts ORDER BY account_key",
+        ))
+        .await
+        .expect("rows");
+    let read: Vec<(String, Option<String>, bool)> = rows
+        .iter()
+        .map(|row| {
+            (
+                row.try_get("", "webhook_route").expect("route"),
+                row.try_get("", "provider_id").expect("provider id"),
+                row.try_get("", "provider_id_confirmed").expect("confirmed"),
+            )
+        })
+        .collect();
+    assert_eq!(read.len(), 3);
+    for (route, _, _) in &read {
+        assert!(
+            route.len() == 32 && route.chars().all(|c| c.is_ascii_hexdigit()),
+            "{route}"
+        );
+    }
+    assert_ne!(read[0].0, read[1].0);
+    assert_ne!(read[1].0, read[2].0);
+    // support@…, wa-555001, wa-555002: the set-up confirmed both numbers.
+    assert_eq!(read[0].1, None);
+    assert_eq!(read[1].1.as_deref(), Some("555001"));
+    assert_eq!(read[2].1.as_deref(), Some("555002"));
+    assert!(!read[0].2 && read[1].2 && read[2].2);
+}
+
+/// Two servers on one PostgreSQL database: an account made, then deleted, on one
+/// routes, then stops routing, on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_change_on_one_replica_routes_the_new_way_on_the_other() {
+    let one = TestApp::spawn(Backend::Postgres).await;
+    let other = one.replica().await;
+    let gateway = other.gateway();
+    let body = whatsapp_body(&["555001"]);
+    let delivered = || {
+        let (gateway, body) = (gateway.clone(), body.clone());
+        async move {
+            gateway
+                .route_webhook(
+                    "POST",
+                    &app_url(),
+                    [(
+                        "x-hub-signature-256".to_owned(),
+                        meta_signature(META_APP_SECRET, &body),
+                    )],
+                    body,
+                )
+                .await
+                .expect("routed")
+                .deliveries
+                .into_iter()
+                .map(|d| d.account_id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert!(delivered().await.is_empty());
+    let account = create(&one.admin(), new_whatsapp("555001", "EAAG-token")).await;
+    let converge = |want: Vec<String>| {
+        let delivered = &delivered;
+        async move {
+            tokio::time::timeout(Duration::from_secs(10), async {
+                while delivered().await != want {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+            .await
+            .is_ok()
+        }
+    };
+    assert!(
+        converge(vec![account.id.clone()]).await,
+        "the other replica routes to the new account"
+    );
+    one.admin()
+        .accounts()
+        .delete_account(proto::DeleteAccountRequest {
+            id: account.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("deleted");
+    assert!(
+        converge(Vec::new()).await,
+        "the other replica stops routing to it"
+    );
+}
