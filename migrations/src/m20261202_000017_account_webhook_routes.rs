@@ -11,8 +11,10 @@
 //!   most one live account confirms an id across all workspaces (a partial unique
 //!   index).
 //!
-//! Existing accounts get a random route; a WhatsApp account whose set-up completed
-//! confirms its number (the oldest, should two have).
+//! Existing accounts get a random route; the oldest live claimant of each provider id
+//! confirms it (on WhatsApp, only one whose set-up completed). Webhook URLs change:
+//! providers pointed at the old `<base>/webhooks/<channel>/<account_key>` must be
+//! pointed at the new ones (README, "Upgrading").
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
@@ -65,14 +67,20 @@ impl MigrationTrait for Migration {
         }
         let db = manager.get_connection();
         let backend = manager.get_database_backend();
-        let (random_route, config_text) = match backend {
+        // Only ids as the application reads them: strings of digits, no leading zero.
+        let (random_route, id_of) = match backend {
             DbBackend::Postgres => (
                 "md5(random()::text || clock_timestamp()::text || id::text)",
-                "config->>'{key}'",
+                "CASE WHEN json_typeof(config->'{key}') = 'string' \
+                 AND config->>'{key}' ~ '^[1-9][0-9]{0,31}$' THEN config->>'{key}' END",
             ),
             _ => (
                 "lower(hex(randomblob(16)))",
-                "json_extract(config, '$.{key}')",
+                "CASE WHEN json_type(config, '$.{key}') = 'text' \
+                 AND json_extract(config, '$.{key}') GLOB '[1-9]*' \
+                 AND NOT json_extract(config, '$.{key}') GLOB '*[^0-9]*' \
+                 AND length(json_extract(config, '$.{key}')) <= 32 \
+                 THEN json_extract(config, '$.{key}') END",
             ),
         };
         db.execute_unprepared(&format!(
@@ -80,19 +88,23 @@ impl MigrationTrait for Migration {
         ))
         .await?;
         for (channel, key) in PROVIDER_IDS {
-            let value = config_text.replace("{key}", key);
+            let value = id_of.replace("{key}", key);
             db.execute_unprepared(&format!(
-                "UPDATE accounts SET provider_id = CAST({value} AS TEXT) WHERE channel = '{channel}'"
+                "UPDATE accounts SET provider_id = {value} WHERE channel = '{channel}'"
             ))
             .await?;
         }
+        // What stands at the upgrade is trusted once: the oldest live claimant of each
+        // id confirms it (on WhatsApp, one whose set-up completed), so that no later
+        // claim can block it.
         db.execute_unprepared(
             "UPDATE accounts SET provider_id_confirmed = TRUE \
-             WHERE channel = 'whatsapp' AND setup_state = 'done' AND provider_id IS NOT NULL \
-             AND deleted_at IS NULL AND NOT EXISTS ( \
+             WHERE provider_id IS NOT NULL AND deleted_at IS NULL \
+             AND (channel <> 'whatsapp' OR setup_state = 'done') AND NOT EXISTS ( \
                SELECT 1 FROM accounts older WHERE older.channel = accounts.channel \
-               AND older.provider_id = accounts.provider_id AND older.setup_state = 'done' \
-               AND older.deleted_at IS NULL AND (older.created_at < accounts.created_at \
+               AND older.provider_id = accounts.provider_id AND older.deleted_at IS NULL \
+               AND (older.channel <> 'whatsapp' OR older.setup_state = 'done') \
+               AND (older.created_at < accounts.created_at \
                OR (older.created_at = accounts.created_at AND older.id < accounts.id)))",
         )
         .await?;

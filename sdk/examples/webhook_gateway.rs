@@ -87,10 +87,17 @@ async fn webhook(
             // Acknowledged, unrouted entries too: Meta retries what is not.
             (StatusCode::OK, String::new())
         }
-        Err(Error::PermissionDenied(why)) => (StatusCode::FORBIDDEN, why),
-        Err(Error::NotFound(why)) => (StatusCode::NOT_FOUND, why),
-        Err(Error::InvalidArgument { message, .. }) => (StatusCode::BAD_REQUEST, message),
-        // UNAVAILABLE and the rest: the provider retries later.
-        Err(err) => (StatusCode::SERVICE_UNAVAILABLE, err.to_string()),
+        // The caller is the internet: it gets a status, the reasons go to the log.
+        Err(err) => {
+            eprintln!("webhook refused: {err}");
+            let status = match err {
+                Error::PermissionDenied(_) => StatusCode::FORBIDDEN,
+                Error::NotFound(_) => StatusCode::NOT_FOUND,
+                Error::InvalidArgument { .. } => StatusCode::BAD_REQUEST,
+                // UNAVAILABLE and the rest: the provider retries later.
+                _ => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            (status, String::new())
+        }
     }
 }

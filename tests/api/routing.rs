@@ -370,6 +370,17 @@ async fn the_handshake_on_an_account_url_and_on_the_app_url(backend: Backend) {
             );
         }
     }
+    // A challenge that is not plain text is not echoed.
+    let markup = request(
+        "GET",
+        &format!(
+            "{}?hub.mode=subscribe&hub.verify_token={verify_token}&hub.challenge=%3Cscript%3E",
+            account.webhook_url
+        ),
+        &[],
+        b"",
+    );
+    expect_code(route(&gateway, markup).await, Code::InvalidArgument);
     // One account's token does not open the app-level callback, nor the reverse.
     expect_code(
         route(&gateway, handshake(&app_url(), &verify_token)).await,
@@ -553,6 +564,18 @@ async fn a_confirmed_phone_number_id_keeps_its_webhooks(backend: Backend) {
     );
     assert!(!status.message().contains(WORKSPACE), "{status:?}");
     assert!(!status.message().contains(&ours.id), "{status:?}");
+    // Another spelling of the same number is no way around it: ids have one spelling.
+    let status = expect_code(
+        other_admin(&app)
+            .accounts()
+            .create_account(new_whatsapp("0555001", "EAAG-squatter"))
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(
+        patchbay_e2e::violated_fields(&status),
+        ["config.phone_number_id"]
+    );
     let body = whatsapp_body(&["555001"]);
     let owner = |app: &TestApp| {
         let gateway = app.gateway();

@@ -85,6 +85,8 @@ async fn follow(
             received = listener.try_recv() => match received {
                 Ok(Some(notification)) => {
                     last_heard = Instant::now();
+                    // Heard again after a quiet spell: nothing was lost, only late.
+                    routes.listening(true);
                     if notification.channel() == ROUTES_NOTIFY_CHANNEL {
                         if let Ok(id) = uuid::Uuid::parse_str(notification.payload()) {
                             routes.refresh(id).await;
@@ -101,6 +103,11 @@ async fn follow(
                 }
             },
             _ = ticker.tick() => {
+                // A heartbeat overdue: other replicas' changes may not be arriving, so
+                // webhooks are not routed by what may be old until they are heard again.
+                if last_heard.elapsed() > heartbeat * 2 {
+                    routes.listening(false);
+                }
                 if last_heard.elapsed() > heartbeat * 3 {
                     tracing::warn!("default-change listener heard nothing, not even its heartbeat");
                     return;

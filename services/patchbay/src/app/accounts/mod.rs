@@ -91,7 +91,12 @@ impl Accounts {
             self.defaults.changed(changed);
         }
         if let Some(id) = written.routes {
-            self.routes.refresh(id).await;
+            // On a task of its own: a caller that goes away (a deadline) must not leave
+            // the index without the write it just committed.
+            let routes = self.routes.clone();
+            if let Err(err) = tokio::spawn(async move { routes.refresh(id).await }).await {
+                tracing::error!(account_id = %id, error = %err, "webhook routing refresh failed");
+            }
         }
         written.value
     }
@@ -196,9 +201,11 @@ impl Accounts {
 }
 
 /// What a Meta set-up outcome records on the account.
-fn setup_outcome(outcome: Result<(), MetaError>) -> StateChange {
+fn setup_outcome(phone_number_id: &str, outcome: Result<(), MetaError>) -> StateChange {
     match outcome {
-        Ok(()) => StateChange::SetupSucceeded,
+        Ok(()) => StateChange::SetupSucceeded {
+            phone_number_id: phone_number_id.to_owned(),
+        },
         Err(err) => StateChange::SetupFailed {
             token_rejected: err.is_invalid_token(),
             reason: err.to_string(),

@@ -55,7 +55,8 @@ impl Accounts {
         if let Err(err) = &outcome {
             tracing::warn!(account_id = %account.id, error = %err, "WhatsApp set-up at Meta failed");
         }
-        self.record_state(caller, account.id, setup_outcome(outcome))
+        let phone_number_id = number(&account).phone_number_id;
+        self.record_state(caller, account.id, setup_outcome(phone_number_id, outcome))
             .await
     }
 
@@ -70,7 +71,7 @@ impl Accounts {
                 .map_err(|err| err.during("registering the phone number"))?;
             if let Err(err) = self
                 .store
-                .mark_setup_registered(&account.workspace_id, account.id)
+                .mark_setup_registered(&account.workspace_id, account.id, number.phone_number_id)
                 .await
             {
                 // Only a repeat of an idempotent step is at stake.

@@ -78,10 +78,14 @@ impl Webhooks {
             ));
         };
         let challenge = query_param(url, "hub.challenge").unwrap_or_default();
-        if challenge.is_empty() || challenge.chars().count() > MAX_CHALLENGE_CHARS {
+        // Meta sends digits; nothing a gateway could echo as markup is taken.
+        let plain = challenge
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if challenge.is_empty() || challenge.len() > MAX_CHALLENGE_CHARS || !plain {
             return Err(invalid(
                 "url",
-                "hub.challenge is required, at most 1024 characters",
+                "hub.challenge is required: at most 1024 letters, digits, '-', '_' or '.'",
             ));
         }
         if mode != "subscribe" {

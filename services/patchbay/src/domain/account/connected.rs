@@ -19,9 +19,10 @@ use crate::domain::provider::is_url;
 /// What Meta just said about an account.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StateChange {
-    /// The set-up ran: success clears `setup_error` (and a rejected token, since the
-    /// token just worked); a failure records why.
-    SetupSucceeded,
+    /// The set-up ran for `phone_number_id`: success clears `setup_error` (and a
+    /// rejected token, since the token just worked) and confirms the account's claim of
+    /// that number, if it is still the account's number; a failure records why.
+    SetupSucceeded { phone_number_id: String },
     SetupFailed {
         reason: String,
         token_rejected: bool,
@@ -40,12 +41,14 @@ impl StateChange {
     fn apply(self, account: &mut Account) {
         let state = &mut account.provider_state;
         match self {
-            StateChange::SetupSucceeded => {
+            StateChange::SetupSucceeded { phone_number_id } => {
                 state.setup_state = SetupState::Done;
                 state.setup_error = None;
                 state.reauthorization_required = false;
-                // Meta took the token for the number: the number is the account's.
-                state.claim_confirmed = true;
+                // Meta took the token for that number: it is the account's, unless the
+                // account was given another number while the set-up ran.
+                state.claim_confirmed = super::provider_id(account.channel, &account.config)
+                    == Some(phone_number_id.as_str());
             }
             StateChange::SetupFailed {
                 reason,
@@ -54,8 +57,14 @@ impl StateChange {
                 state.setup_state = SetupState::Failed;
                 state.setup_error = Some(reason);
                 state.reauthorization_required |= token_rejected;
+                // Meta did not take the token for the number (now): no claim of it.
+                state.claim_confirmed = false;
             }
-            StateChange::TokenRejected => state.reauthorization_required = true,
+            StateChange::TokenRejected => {
+                state.reauthorization_required = true;
+                // A claim holds while the provider accepts the token behind it.
+                state.claim_confirmed = false;
+            }
             StateChange::NewToken {
                 key,
                 token,
@@ -127,8 +136,8 @@ pub fn reconnect(
         setup_error,
         reauthorization_required: false,
         token_expires_at: connected.token_expires_at,
-        // Meta just accepted the token for these ids (the OAuth connect).
-        claim_confirmed: true,
+        claim_confirmed: confirmed_by_connect(next.channel)
+            || current.provider_state.claim_confirmed,
     };
     Ok(saved_update(caller, current, next, at))
 }
@@ -156,13 +165,21 @@ pub fn connected_account(
             provider_state: ProviderState {
                 setup_state: initial_setup_state(connected.channel, &config),
                 token_expires_at: connected.token_expires_at,
-                claim_confirmed: true,
+                claim_confirmed: confirmed_by_connect(connected.channel),
                 ..ProviderState::default()
             },
             config,
             ..blank(caller, connected.channel, at)
         },
     )
+}
+
+/// Whether connecting an account confirms its claim of its provider id: on Messenger and
+/// Instagram Meta itself names the page or account the token acts for; a WhatsApp
+/// signup names a number the client chose, confirmed only once the set-up registered
+/// it with the token.
+fn confirmed_by_connect(channel: Channel) -> bool {
+    matches!(channel, Channel::Messenger | Channel::Instagram)
 }
 
 /// The fields every OAuth connect request has.

@@ -32,13 +32,47 @@ fn a_set_up_that_succeeded_clears_the_error_and_a_rejected_token() {
     let next = saved(record_state(
         &admin(),
         &current,
-        StateChange::SetupSucceeded,
+        StateChange::SetupSucceeded {
+            phone_number_id: "1555".into(),
+        },
         at(5),
     ));
     assert_eq!(next.provider_state.setup_state, SetupState::Done);
     assert_eq!(next.provider_state.setup_error, None);
     assert!(!next.provider_state.reauthorization_required);
+    assert!(
+        next.provider_state.claim_confirmed,
+        "the number is confirmed"
+    );
     assert_eq!(next.revision, current.revision + 1);
+}
+
+/// A set-up that ran for one number confirms nothing once the account has another.
+#[test]
+fn a_set_up_confirms_only_the_number_it_ran_for() {
+    let mut current = cloud_account();
+    current.provider_state.setup_state = SetupState::Pending;
+    let next = saved(record_state(
+        &admin(),
+        &current,
+        StateChange::SetupSucceeded {
+            phone_number_id: "1999".into(),
+        },
+        at(5),
+    ));
+    assert!(!next.provider_state.claim_confirmed);
+    let mut confirmed = current.clone();
+    confirmed.provider_state.claim_confirmed = true;
+    for change in [
+        StateChange::TokenRejected,
+        StateChange::SetupFailed {
+            reason: "refused".into(),
+            token_rejected: false,
+        },
+    ] {
+        let next = saved(record_state(&admin(), &confirmed, change, at(6)));
+        assert!(!next.provider_state.claim_confirmed, "the claim lapses");
+    }
 }
 
 #[test]
@@ -171,6 +205,10 @@ fn a_first_connected_account_is_its_scopes_default_unless_there_is_one() {
     };
     let (first, event) = connected_account(&admin(), page(), false, at(5)).expect("ok");
     assert!(first.is_default && first.is_active);
+    assert!(
+        first.provider_state.claim_confirmed,
+        "Meta named the page the token acts for"
+    );
     assert_eq!(first.revision, 1);
     assert_eq!(first.display_name, "Acme Page");
     assert_eq!(event.record_kind, RecordKind::Account);
@@ -190,6 +228,8 @@ fn a_connected_cloud_number_gets_a_pin_and_a_pending_set_up() {
     let (account, _) = connected_account(&admin(), number, false, at(5)).expect("ok");
     assert_eq!(account.provider_state.setup_state, SetupState::Pending);
     assert!(account.config.contains_key("pin"));
+    // The client chose the number: only a set-up Meta accepted for it confirms it.
+    assert!(!account.provider_state.claim_confirmed);
     let mut scoped = connected(Channel::Messenger, "1001", json!({}));
     scoped.division_id = None;
     assert!(matches!(

@@ -204,7 +204,7 @@ pub fn provider_id(channel: Channel, config: &Document) -> Option<&str> {
     config
         .get(key)
         .and_then(serde_json::Value::as_str)
-        .filter(|id| !id.is_empty())
+        .filter(|id| is_canonical_id(id))
 }
 
 /// The config key of `channel`'s provider id, as field violations name it.

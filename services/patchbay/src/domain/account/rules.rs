@@ -150,7 +150,8 @@ pub(super) fn blank(caller: &Caller, channel: Channel, at: DateTime<Utc>) -> Acc
         division_id: None,
         config: Document::new(),
         verify_token: String::new(),
-        webhook_route: new_id(),
+        // Random (v4), unlike record ids: a route says nothing of when it was made.
+        webhook_route: uuid::Uuid::new_v4(),
         revision: 1,
         created_at: at,
         updated_at: at,

@@ -90,8 +90,11 @@ pub fn whatsapp_account_key(config: &Document) -> Result<String, FieldViolation>
             ));
         }
     };
-    if id.is_empty() || id.len() > 32 || !id.chars().all(|c| c.is_ascii_digit()) {
-        return Err(FieldViolation::new(field, "must be 1 to 32 digits"));
+    if !is_canonical_id(&id) {
+        return Err(FieldViolation::new(
+            field,
+            "must be 1 to 32 digits, not starting with 0",
+        ));
     }
     Ok(format!("wa-{id}"))
 }
@@ -140,7 +143,7 @@ pub fn check_config(channel: Channel, config: &Document, violations: &mut Violat
             if !is_meta_id(value) {
                 violations.add(
                     format!("config.{key}"),
-                    "must be Meta's numeric id: 1 to 32 digits, as a string",
+                    "must be Meta's numeric id: 1 to 32 digits, not starting with 0, as a string",
                 );
             }
         }
@@ -149,8 +152,14 @@ pub fn check_config(channel: Channel, config: &Document, violations: &mut Violat
 
 /// A Meta id as it may go into a Graph path: a string of 1 to 32 ASCII digits.
 pub fn is_meta_id(value: &serde_json::Value) -> bool {
-    matches!(value, serde_json::Value::String(id)
-        if !id.is_empty() && id.len() <= 32 && id.bytes().all(|b| b.is_ascii_digit()))
+    matches!(value, serde_json::Value::String(id) if is_canonical_id(id))
+}
+
+/// Meta's ids as one spelling only: digits, no leading zero. Ownership of an id is
+/// decided by its text (the database) and by its number (the routing index): a "0123"
+/// beside "123" would be two ids to one and the same to the other.
+pub fn is_canonical_id(id: &str) -> bool {
+    (1..=32).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit()) && !id.starts_with('0')
 }
 
 #[cfg(test)]

@@ -1,10 +1,14 @@
 //! What a Meta webhook body's entries name, and whom they route to. Only the fields
 //! routing reads are decoded (the rest is skipped, never kept): `object`, and per
-//! entry its `id` and each change's `value.metadata.phone_number_id`.
+//! entry its `id` and each change's `value.metadata.phone_number_id`. Arrays are read
+//! up to a count and skipped past it, so that the work and memory of a body stay a
+//! few times its size whatever its shape.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use serde::Deserialize;
+use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
 use uuid::Uuid;
 
 use super::RouteEntry;
@@ -13,8 +17,10 @@ use crate::domain::channel::Channel;
 
 /// Most entries one body may have: Meta batches at most 1,000 updates.
 pub const MAX_ENTRIES: usize = 1000;
-/// Most phone numbers one WhatsApp entry may name.
+/// Most phone numbers one WhatsApp entry may name; more are reported unrouted.
 const MAX_NUMBERS_PER_ENTRY: usize = 16;
+/// Most changes of one entry read (Meta sends one or a few).
+const MAX_CHANGES_PER_ENTRY: usize = 64;
 
 /// One entry: the ids it names, on the channel they belong to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,6 +29,8 @@ pub struct MetaEntry {
     /// Numeric ids (Meta's are): the WhatsApp phone number ids of the entry's changes,
     /// or the page / Instagram account id of the entry.
     pub ids: Vec<u128>,
+    /// The entry names more numbers, or has more changes, than are read.
+    pub cut: bool,
 }
 
 /// A Meta webhook body, as far as routing reads it.
@@ -36,7 +44,7 @@ pub struct MetaBody {
 struct Body {
     object: String,
     #[serde(default)]
-    entry: Vec<Entry>,
+    entry: Capped<Entry, { MAX_ENTRIES + 1 }>,
 }
 
 #[derive(Deserialize)]
@@ -44,7 +52,49 @@ struct Entry {
     #[serde(default)]
     id: Option<Id>,
     #[serde(default)]
-    changes: Vec<ChangeItem>,
+    changes: Capped<ChangeItem, MAX_CHANGES_PER_ENTRY>,
+}
+
+/// The first `N` elements of an array; the rest are skipped (parsed, not kept), and
+/// `more` says there were.
+struct Capped<T, const N: usize> {
+    items: Vec<T>,
+    more: bool,
+}
+
+impl<T, const N: usize> Default for Capped<T, N> {
+    fn default() -> Self {
+        Capped {
+            items: Vec::new(),
+            more: false,
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>, const N: usize> Deserialize<'de> for Capped<T, N> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct CappedVisitor<T, const N: usize>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>, const N: usize> Visitor<'de> for CappedVisitor<T, N> {
+            type Value = Capped<T, N>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut capped = Capped::default();
+                while capped.items.len() < N {
+                    match seq.next_element::<T>()? {
+                        Some(item) => capped.items.push(item),
+                        None => return Ok(capped),
+                    }
+                }
+                while seq.next_element::<IgnoredAny>()?.is_some() {
+                    capped.more = true;
+                }
+                Ok(capped)
+            }
+        }
+        deserializer.deserialize_seq(CappedVisitor::<T, N>(PhantomData))
+    }
 }
 
 #[derive(Deserialize)]
@@ -89,7 +139,7 @@ impl MetaBody {
     pub fn parse(raw: &[u8]) -> Result<MetaBody, String> {
         let body: Body = serde_json::from_slice(raw)
             .map_err(|_| "is not a Meta webhook body (JSON with object and entry)".to_owned())?;
-        if body.entry.len() > MAX_ENTRIES {
+        if body.entry.more || body.entry.items.len() > MAX_ENTRIES {
             return Err(format!("has more than {MAX_ENTRIES} entries"));
         }
         let channel = match body.object.as_str() {
@@ -100,11 +150,14 @@ impl MetaBody {
         };
         let entries = body
             .entry
+            .items
             .iter()
             .map(|entry| {
                 let mut ids = Vec::new();
+                let mut cut = false;
                 if channel == Some(Channel::Whatsapp) {
-                    let numbers = entry.changes.iter().filter_map(|change| {
+                    cut = entry.changes.more;
+                    let numbers = entry.changes.items.iter().filter_map(|change| {
                         change
                             .value
                             .as_ref()?
@@ -115,14 +168,19 @@ impl MetaBody {
                             .value()
                     });
                     for number in numbers {
-                        if !ids.contains(&number) && ids.len() < MAX_NUMBERS_PER_ENTRY {
-                            ids.push(number);
+                        if ids.contains(&number) {
+                            continue;
                         }
+                        if ids.len() == MAX_NUMBERS_PER_ENTRY {
+                            cut = true;
+                            break;
+                        }
+                        ids.push(number);
                     }
                 } else if let Some(id) = entry.id.as_ref().and_then(Id::value) {
                     ids.push(id);
                 }
-                MetaEntry { channel, ids }
+                MetaEntry { channel, ids, cut }
             })
             .collect();
         Ok(MetaBody {
@@ -163,22 +221,38 @@ pub fn route_meta_entries(
             unrouted.push((at, format!("object {:?} is not routed", cut(&body.object))));
             continue;
         };
+        if entry.cut {
+            unrouted.push((
+                at,
+                format!(
+                    "the entry has more changes or numbers than are read (at most {MAX_CHANGES_PER_ENTRY} changes, {MAX_NUMBERS_PER_ENTRY} numbers)"
+                ),
+            ));
+        }
         if entry.ids.is_empty() {
-            unrouted.push((at, format!("the entry names no {}", id_name(channel))));
+            if !entry.cut {
+                unrouted.push((at, format!("the entry names no {}", id_name(channel))));
+            }
             continue;
         }
         for id in &entry.ids {
-            match index.owner(channel, *id) {
-                Owner::One(owner) => match signed_by {
-                    SignedBy::Account(account) if owner.account_id != account => unrouted.push((
+            let owner = index.owner(channel, *id);
+            // An account's own secret speaks for that account only, and its answers
+            // say nothing of who else holds an id.
+            if let SignedBy::Account(account) = signed_by {
+                match owner {
+                    Owner::One(owner) if owner.account_id == account => {
+                        deliveries.push((at, owner));
+                    }
+                    _ => unrouted.push((
                         at,
-                        format!(
-                            "{} {id} is not the signing account's: its own app secret speaks only for it",
-                            id_name(channel)
-                        ),
+                        format!("{} {id} is not the signing account's", id_name(channel)),
                     )),
-                    _ => deliveries.push((at, owner)),
-                },
+                }
+                continue;
+            }
+            match owner {
+                Owner::One(owner) => deliveries.push((at, owner)),
                 Owner::Nobody => {
                     unrouted.push((at, format!("no account owns {} {id}", id_name(channel))));
                 }

@@ -197,6 +197,51 @@ fn an_accounts_own_secret_speaks_only_for_that_account() {
     assert_eq!(deliveries[0].1.account_id, mine_id);
     assert_eq!(unrouted.len(), 1);
     assert_eq!(unrouted[0].0, 1);
+    // Owned by another, owned by nobody: the same answer, so that an account's own
+    // secret cannot ask who holds an id.
+    let body = page_body(&["200", "999"]);
+    let (_, unrouted) = route_meta_entries(&index, &body, SignedBy::Account(mine_id));
+    let reasons: Vec<_> = unrouted
+        .iter()
+        .map(|(_, r)| r.replace("200", "N").replace("999", "N"))
+        .collect();
+    assert_eq!(reasons[0], reasons[1]);
+}
+
+#[test]
+fn a_body_is_read_only_so_far_and_the_rest_is_reported() {
+    let changes: Vec<_> = (0..100)
+        .map(|n| json!({"value": {"metadata": {"phone_number_id": format!("{}", 1000 + n)}}}))
+        .collect();
+    let body = json!({"object": "whatsapp_business_account", "entry": [{"changes": changes}]});
+    let body = MetaBody::parse(body.to_string().as_bytes()).expect("parsed");
+    assert_eq!(body.entries[0].ids.len(), 16);
+    assert!(body.entries[0].cut);
+    let (_, unrouted) = route_meta_entries(&RouteIndex::default(), &body, SignedBy::App);
+    assert!(
+        unrouted[0].1.contains("more changes or numbers"),
+        "{unrouted:?}"
+    );
+    // Empty changes past the count are skipped, not kept.
+    let many = format!(
+        r#"{{"object":"whatsapp_business_account","entry":[{{"changes":[{}]}}]}}"#,
+        vec!["{}"; 100_000].join(",")
+    );
+    let body = MetaBody::parse(many.as_bytes()).expect("parsed");
+    assert!(body.entries[0].cut && body.entries[0].ids.is_empty());
+}
+
+#[test]
+fn only_canonical_ids_are_provider_ids() {
+    let mut messenger = account(Channel::Messenger, "p");
+    for (id, canonical) in [("100", true), ("0100", false), ("", false), ("1e3", false)] {
+        messenger.config = doc(json!({ "page_id": id }));
+        assert_eq!(
+            crate::domain::account::provider_id(Channel::Messenger, &messenger.config).is_some(),
+            canonical,
+            "{id}"
+        );
+    }
 }
 
 #[test]

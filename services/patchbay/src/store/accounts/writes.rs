@@ -56,13 +56,20 @@ impl Store {
         })
     }
 
-    /// Records that the set-up's first step (registering the number) is done. Progress
-    /// of a set-up under way, not a change of the record: no revision, no event.
-    pub async fn mark_setup_registered(&self, workspace_id: &str, id: Uuid) -> Result<(), Error> {
+    /// Records that the set-up's first step (registering `phone_number_id`) is done,
+    /// unless the account has another number by now. Progress of a set-up under way,
+    /// not a change of the record: no revision, no event.
+    pub async fn mark_setup_registered(
+        &self,
+        workspace_id: &str,
+        id: Uuid,
+        phone_number_id: &str,
+    ) -> Result<(), Error> {
         Entity::update_many()
             .col_expr(Column::SetupRegistered, Expr::value(true))
             .filter(Column::Id.eq(id))
             .filter(Column::WorkspaceId.eq(workspace_id))
+            .filter(Column::ProviderId.eq(phone_number_id))
             .exec(self.conn())
             .await
             .map_err(db_error)?;
