@@ -254,7 +254,7 @@ fn write(map: &RwLock<Map>) -> std::sync::RwLockWriteGuard<'_, Map> {
 
 /// `backoff` give or take a quarter, so that many clients cut off together do not all
 /// come back in the same instant.
-fn with_jitter(backoff: Duration) -> Duration {
+pub(crate) fn with_jitter(backoff: Duration) -> Duration {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |t| t.subsec_nanos());

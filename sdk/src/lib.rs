@@ -31,12 +31,16 @@ pub mod codec;
 mod redacted;
 
 #[cfg(feature = "client")]
+mod account_events;
+#[cfg(feature = "client")]
 mod client;
 #[cfg(feature = "client")]
 mod connect;
 #[cfg(feature = "client")]
 mod default_accounts;
 
+#[cfg(feature = "client")]
+pub use account_events::AccountEvents;
 #[cfg(feature = "client")]
 pub use client::{
     AuthenticatedChannel, BearerToken, Client, Error, FieldViolation, RetryPolicy, TokenSource,

@@ -1,6 +1,7 @@
 //! End-to-end tests: a real server per test on 127.0.0.1, real SDK clients, and every
 //! test run on both SQLite and PostgreSQL (`backend_tests!`).
 
+mod account_events;
 mod accounts;
 mod audit;
 mod auth;

@@ -649,7 +649,13 @@ async fn existing_accounts_get_a_route_in_the_migration(backend: Backend) {
     )
     .await;
     let db = app.database().await;
-    patchbay_migrations::Migrator::down(&db, Some(1))
+    let from_routes = patchbay_migrations::Migrator::migrations()
+        .iter()
+        .rev()
+        .take_while(|m| m.name() != "m20261202_000017_account_webhook_routes")
+        .count() as u32
+        + 1;
+    patchbay_migrations::Migrator::down(&db, Some(from_routes))
         .await
         .expect("down");
     patchbay_migrations::Migrator::up(&db, None)

@@ -692,6 +692,7 @@ impl TestApp {
                 let mut text = String::new();
                 for table in [
                     "accounts",
+                    "account_events",
                     "channel_settings",
                     "audit_events",
                     "integrations",

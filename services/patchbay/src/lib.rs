@@ -17,6 +17,7 @@ pub mod auth;
 pub mod config;
 pub mod defaults;
 pub mod domain;
+pub mod events;
 pub mod grpc;
 pub mod listener;
 mod locks;

@@ -201,6 +201,13 @@ pub struct ServerArgs {
         default_value_t = server::HEALTH_CHECK_INTERVAL_SECONDS
     )]
     pub health_check_interval_seconds: u64,
+    /// How long account events are kept for WatchAccountEvents to replay, in days.
+    #[arg(
+        long,
+        env = "PATCHBAY_ACCOUNT_EVENTS_RETENTION_DAYS",
+        default_value_t = server::ACCOUNT_EVENTS_RETENTION_DAYS
+    )]
+    pub account_events_retention_days: u32,
 }
 
 /// The default-account fast path: read cache and watch streams.

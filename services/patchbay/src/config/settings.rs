@@ -55,6 +55,8 @@ pub struct ServerSettings {
     pub health_check_interval: Duration,
     /// How many verified bearer tokens are remembered; 0 verifies every call.
     pub token_cache_capacity: usize,
+    /// How long account events are kept.
+    pub account_events_retention: Duration,
 }
 
 /// The defaults of [`ServerSettings`], as `patchbay serve --help` shows them.
@@ -69,6 +71,7 @@ pub mod server_defaults {
     pub const DRAIN_TIMEOUT_SECONDS: u64 = 20;
     pub const HEALTH_CHECK_INTERVAL_SECONDS: u64 = 5;
     pub const TOKEN_CACHE_CAPACITY: usize = 10_000;
+    pub const ACCOUNT_EVENTS_RETENTION_DAYS: u32 = 30;
 }
 
 impl Default for ServerSettings {
@@ -85,6 +88,9 @@ impl Default for ServerSettings {
             drain_timeout: Duration::from_secs(d::DRAIN_TIMEOUT_SECONDS),
             health_check_interval: Duration::from_secs(d::HEALTH_CHECK_INTERVAL_SECONDS),
             token_cache_capacity: d::TOKEN_CACHE_CAPACITY,
+            account_events_retention: Duration::from_secs(
+                u64::from(d::ACCOUNT_EVENTS_RETENTION_DAYS) * 86_400,
+            ),
         }
     }
 }
@@ -155,6 +161,10 @@ fn server_settings(args: &ServerArgs) -> Result<ServerSettings, ConfigError> {
             "PATCHBAY_HEALTH_CHECK_INTERVAL_SECONDS",
         )?,
         token_cache_capacity: args.token_cache_capacity,
+        account_events_retention: positive(
+            u64::from(args.account_events_retention_days) * 86_400,
+            "PATCHBAY_ACCOUNT_EVENTS_RETENTION_DAYS",
+        )?,
     })
 }
 

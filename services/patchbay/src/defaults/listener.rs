@@ -14,18 +14,28 @@ use std::time::{Duration, Instant};
 use sea_orm::sqlx::postgres::PgListener;
 
 use super::DefaultAccounts;
+use crate::events::AccountEventHub;
 use crate::routes::WebhookRoutes;
+use crate::store::account_events::{EVENTS_NOTIFY_CHANNEL, EventsRecorded};
 use crate::store::accounts::ROUTES_NOTIFY_CHANNEL;
 use crate::store::default_changes::{DefaultsChanged, NOTIFY_CHANNEL};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
+/// What the listener keeps current besides the defaults.
+#[derive(Clone)]
+pub struct Followers {
+    pub routes: WebhookRoutes,
+    pub events: AccountEventHub,
+}
+
 pub(super) async fn run(
     hub: DefaultAccounts,
-    routes: WebhookRoutes,
+    followers: Followers,
     url: String,
     heartbeat: Duration,
 ) {
+    let Followers { routes, events } = followers;
     let mut backoff = Duration::from_millis(100);
     loop {
         match listen(&url).await {
@@ -46,8 +56,9 @@ pub(super) async fn run(
                 }
                 backoff = Duration::from_millis(100);
                 hub.listening(true);
+                events.wake_all();
                 tracing::info!("listening for other replicas' default changes");
-                follow(&hub, &routes, listener, heartbeat).await;
+                follow(&hub, &routes, &events, listener, heartbeat).await;
                 routes.listening(false);
                 hub.listening(false);
                 tracing::warn!(
@@ -66,7 +77,7 @@ pub(super) async fn run(
 async fn listen(url: &str) -> Result<PgListener, sea_orm::sqlx::Error> {
     let mut listener = PgListener::connect(url).await?;
     listener
-        .listen_all([NOTIFY_CHANNEL, ROUTES_NOTIFY_CHANNEL])
+        .listen_all([NOTIFY_CHANNEL, ROUTES_NOTIFY_CHANNEL, EVENTS_NOTIFY_CHANNEL])
         .await?;
     Ok(listener)
 }
@@ -75,6 +86,7 @@ async fn listen(url: &str) -> Result<PgListener, sea_orm::sqlx::Error> {
 async fn follow(
     hub: &DefaultAccounts,
     routes: &WebhookRoutes,
+    events: &AccountEventHub,
     mut listener: PgListener,
     heartbeat: Duration,
 ) {
@@ -90,6 +102,10 @@ async fn follow(
                     if notification.channel() == ROUTES_NOTIFY_CHANNEL {
                         if let Ok(id) = uuid::Uuid::parse_str(notification.payload()) {
                             routes.refresh(id).await;
+                        }
+                    } else if notification.channel() == EVENTS_NOTIFY_CHANNEL {
+                        if let Ok(recorded) = serde_json::from_str::<EventsRecorded>(notification.payload()) {
+                            events.recorded(&recorded);
                         }
                     // Heartbeats and anything else unreadable only prove the line is up.
                     } else if let Ok(changed) = serde_json::from_str::<DefaultsChanged>(notification.payload()) {

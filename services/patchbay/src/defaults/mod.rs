@@ -22,6 +22,7 @@ use std::time::Duration;
 use sea_orm::DbBackend;
 
 pub use feeds::{FeedItem, ScopeChanged, Subscription};
+pub use listener::Followers;
 
 use crate::domain::config_document;
 use crate::domain::{Account, Channel, Error};
@@ -103,17 +104,18 @@ impl DefaultAccounts {
     }
 
     /// PostgreSQL only: the task that hears other replicas' changes.
-    /// It also keeps the webhook routing index current (see `routes`).
+    /// It also keeps the webhook routing index current (see `routes`) and wakes the
+    /// account event streams (see `events`).
     pub fn listener_task(
         &self,
-        routes: &crate::routes::WebhookRoutes,
+        followers: &Followers,
         database_url: &str,
         heartbeat: std::time::Duration,
     ) -> Option<impl std::future::Future<Output = ()> + Send + use<>> {
         (self.inner.store.backend() == DbBackend::Postgres).then(|| {
             listener::run(
                 self.clone(),
-                routes.clone(),
+                followers.clone(),
                 database_url.to_owned(),
                 heartbeat,
             )

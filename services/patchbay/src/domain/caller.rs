@@ -88,6 +88,7 @@ pub enum Action {
     SetDefaultAccount,
     GetDefaultAccount,
     WatchDefaultAccounts,
+    WatchAccountEvents,
     GetAccountCredentials,
     ListChannelSettings,
     GetChannelSettings,
@@ -128,6 +129,7 @@ impl Action {
             | Action::GetAccount
             | Action::GetDefaultAccount
             | Action::WatchDefaultAccounts
+            | Action::WatchAccountEvents
             | Action::ListProviders
             | Action::GetProvider => (true, true, true),
             Action::ListChannelSettings
@@ -176,6 +178,7 @@ impl Action {
             Action::SetDefaultAccount => "SetDefaultAccount",
             Action::GetDefaultAccount => "GetDefaultAccount",
             Action::WatchDefaultAccounts => "WatchDefaultAccounts",
+            Action::WatchAccountEvents => "WatchAccountEvents",
             Action::GetAccountCredentials => "GetAccountCredentials",
             Action::ListAuditEvents => "ListAuditEvents",
             Action::ListProviders => "ListProviders",

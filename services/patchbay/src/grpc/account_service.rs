@@ -8,6 +8,7 @@ use patchbay_sdk::proto::{self, account_service_server::AccountService};
 use tokio::sync::Semaphore;
 use tonic::{Code, Request, Response, Status};
 
+use super::account_events::{self, EventsStream};
 use super::auth::authorize;
 use super::convert::account::{
     account_to_proto, credentials_to_proto, division_filter, update_from_proto, watched_channels,
@@ -20,20 +21,19 @@ use super::convert::{fit_page, optional_channel, required_channel};
 use super::default_watch::{self, DefaultsStream};
 use super::idempotency::{Idempotency, replayed_id};
 use super::shares::WorkspaceShares;
-use super::status;
 use crate::app::Accounts;
 use crate::domain::idempotency::RecordRef;
 use crate::domain::support::{PageRequest, parse_id};
 use crate::domain::{Action, Caller, Error, NewAccount, Violations};
 
 pub struct AccountGrpc {
-    accounts: Accounts,
+    pub(super) accounts: Accounts,
     idempotency: Idempotency,
     /// One permit per open WatchDefaultAccounts stream: an open stream holds no call
     /// permit of the overload layer, so this is what bounds them.
-    watch_streams: Arc<Semaphore>,
+    pub(super) watch_streams: Arc<Semaphore>,
     /// Each workspace's share of them.
-    watch_shares: Arc<WorkspaceShares>,
+    pub(super) watch_shares: Arc<WorkspaceShares>,
 }
 
 impl AccountGrpc {
@@ -238,19 +238,7 @@ impl AccountService for AccountGrpc {
         mut request: Request<proto::WatchDefaultAccountsRequest>,
     ) -> Result<Response<DefaultsStream>, Status> {
         let mut caller = authorize(&mut request, Action::WatchDefaultAccounts)?;
-        let Some(share) = self.watch_shares.try_take(&caller.workspace_id) else {
-            return Err(status::resource_exhausted(
-                "this workspace is at its share of open watch streams; retry with backoff",
-            ));
-        };
-        let Ok(permit) = self.watch_streams.clone().try_acquire_owned() else {
-            return Err(status::resource_exhausted(
-                "the server is at its limit of open watch streams; retry with backoff",
-            ));
-        };
-        // An open stream counts against the watch share, not the share of calls in
-        // flight.
-        caller.held = None;
+        let permit = self.watch_permit(&mut caller)?;
         let request = request.into_inner();
         let mut violations = Violations::new();
         let channels = watched_channels(&request.channels, &mut violations);
@@ -264,8 +252,17 @@ impl AccountService for AccountGrpc {
             self.accounts.clone(),
             caller,
             watch,
-            (permit, share),
+            permit,
         )))
+    }
+
+    type WatchAccountEventsStream = EventsStream;
+
+    async fn watch_account_events(
+        &self,
+        request: Request<proto::WatchAccountEventsRequest>,
+    ) -> Result<Response<EventsStream>, Status> {
+        account_events::open(self, request).await
     }
 
     async fn get_whats_app_health(

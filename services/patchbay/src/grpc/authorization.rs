@@ -27,6 +27,7 @@ pub fn action_of(path: &str) -> Option<Action> {
         "AccountService/SetDefaultAccount" => Action::SetDefaultAccount,
         "AccountService/GetDefaultAccount" => Action::GetDefaultAccount,
         "AccountService/WatchDefaultAccounts" => Action::WatchDefaultAccounts,
+        "AccountService/WatchAccountEvents" => Action::WatchAccountEvents,
         "AccountService/GetAccountCredentials" => Action::GetAccountCredentials,
         "AccountService/GetWhatsAppHealth" => Action::GetWhatsAppHealth,
         "AccountService/CompleteWhatsAppSignup" => Action::CompleteWhatsAppSignup,

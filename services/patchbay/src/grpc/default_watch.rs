@@ -58,7 +58,7 @@ fn snapshot_parts(defaults: Vec<proto::Account>) -> Vec<proto::DefaultAccountsSn
 }
 
 /// Completes when the caller's token stops being valid (never for a caller without one).
-async fn token_expiry(caller: &Caller) {
+pub(super) async fn token_expiry(caller: &Caller) {
     let Some(until) = caller.token_valid_until else {
         return std::future::pending().await;
     };

@@ -4,6 +4,7 @@
 //! operation of `app`, and its result or error goes back through `convert` and
 //! `status`. Nothing here reaches the store.
 
+pub mod account_events;
 pub mod account_service;
 pub mod audit_service;
 pub mod auth;

@@ -24,7 +24,9 @@ use crate::app::{
 use crate::auth::Authenticator;
 use crate::config::Settings;
 use crate::defaults::DefaultAccounts;
+use crate::defaults::Followers;
 use crate::domain::WebhookUrls;
+use crate::events::AccountEventHub;
 use crate::grpc::account_service::AccountGrpc;
 use crate::grpc::audit_service::AuditGrpc;
 use crate::grpc::auth::AuthInterceptor;
@@ -69,10 +71,11 @@ pub async fn wire(
     supervisor.set_health(health_reporter.clone());
     let defaults = DefaultAccounts::new(store.clone(), &settings.defaults);
     let webhook_routes = WebhookRoutes::new(store.clone());
-    if defaults
-        .listener_task(&webhook_routes, &settings.database.url, Duration::ZERO)
-        .is_none()
-    {
+    let followers = Followers {
+        routes: webhook_routes.clone(),
+        events: AccountEventHub::new(),
+    };
+    if store.backend() != sea_orm::DbBackend::Postgres {
         // One replica: the index is loaded now, and followed by this replica's writes.
         // On PostgreSQL the listener loads it once it hears the others.
         webhook_routes.load().await.map_err(StartupError::Routes)?;
@@ -90,15 +93,15 @@ pub async fn wire(
         );
     }
     if store.backend() == sea_orm::DbBackend::Postgres {
-        let (hub, routes, url, heartbeat) = (
+        let (hub, also, url, heartbeat) = (
             defaults.clone(),
-            webhook_routes.clone(),
+            followers.clone(),
             settings.database.url.clone(),
             settings.defaults.listener_heartbeat,
         );
         supervisor.spawn(
             "replication",
-            move || async_listener(hub.clone(), routes.clone(), url.clone(), heartbeat),
+            move || async_listener(hub.clone(), also.clone(), url.clone(), heartbeat),
             || {},
         );
         // Serve webhooks from the first call: the listener loads the index as soon as
@@ -119,10 +122,18 @@ pub async fn wire(
         store.clone(),
         WebhookUrls::new(&settings.public_base_url),
         defaults,
-        webhook_routes.clone(),
+        followers.clone(),
         graph.clone(),
         settings.meta.app.clone(),
     );
+    {
+        let (store, keep) = (store.clone(), settings.server.account_events_retention);
+        supervisor.spawn(
+            "account_events_retention",
+            move || crate::app::accounts::events::retention_task(store.clone(), keep),
+            || {},
+        );
+    }
     let idempotency = Idempotency::new(IdempotencyKeys::new(store.clone()));
     let limits = &settings.server;
     let account_service = InterceptedService::new(
@@ -216,11 +227,11 @@ pub async fn wire(
 /// The PostgreSQL listener's task (a function, so that the supervisor can make it again).
 async fn async_listener(
     hub: DefaultAccounts,
-    routes: WebhookRoutes,
+    followers: Followers,
     url: String,
     heartbeat: Duration,
 ) {
-    if let Some(task) = hub.listener_task(&routes, &url, heartbeat) {
+    if let Some(task) = hub.listener_task(&followers, &url, heartbeat) {
         task.await;
     }
 }

@@ -9,6 +9,7 @@
 //! on the way in and opened on the way out (`secret_fields`); a row that does not open
 //! fails only its own read (`readable`).
 
+pub mod account_events;
 pub mod accounts;
 pub mod audit;
 pub mod channel_settings;

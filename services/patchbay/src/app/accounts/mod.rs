@@ -10,6 +10,7 @@
 //! - `token_refresh`: the background task that keeps Instagram tokens alive.
 
 pub mod defaults;
+pub mod events;
 pub mod instagram;
 pub mod messenger;
 pub mod records;
@@ -21,11 +22,13 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use crate::defaults::Followers;
 use crate::defaults::{DefaultAccounts, shareable};
 use crate::domain::account::{self, Connected, StateChange};
 use crate::domain::config_document::MASK_PREFIX;
 use crate::domain::support::now;
 use crate::domain::{Account, Caller, Error, RecordKind, WebhookUrls};
+use crate::events::AccountEventHub;
 use crate::meta::{GraphClient, MetaApp, MetaError};
 use crate::routes::WebhookRoutes;
 use crate::store::Store;
@@ -60,6 +63,7 @@ pub struct Accounts {
     webhooks: WebhookUrls,
     defaults: DefaultAccounts,
     routes: WebhookRoutes,
+    events: AccountEventHub,
     graph: GraphClient,
     /// The Meta app of the OAuth flows; `None` makes them FAILED_PRECONDITION.
     meta_app: Option<MetaApp>,
@@ -70,7 +74,7 @@ impl Accounts {
         store: Store,
         webhooks: WebhookUrls,
         defaults: DefaultAccounts,
-        routes: WebhookRoutes,
+        followers: Followers,
         graph: GraphClient,
         meta_app: Option<MetaApp>,
     ) -> Self {
@@ -78,7 +82,8 @@ impl Accounts {
             store,
             webhooks,
             defaults,
-            routes,
+            routes: followers.routes,
+            events: followers.events,
             graph,
             meta_app,
         }
@@ -89,6 +94,9 @@ impl Accounts {
     async fn written<T>(&self, written: Written<T>) -> T {
         if let Some(changed) = &written.defaults {
             self.defaults.changed(changed);
+        }
+        if let Some(recorded) = &written.events {
+            self.events.recorded(recorded);
         }
         if let Some(id) = written.routes {
             // On a task of its own: a caller that goes away (a deadline) must not leave

@@ -38,7 +38,7 @@ pub enum StateChange {
 }
 
 impl StateChange {
-    fn apply(self, account: &mut Account) {
+    fn apply(self, account: &mut Account, at: DateTime<Utc>) {
         let state = &mut account.provider_state;
         match self {
             StateChange::SetupSucceeded { phone_number_id } => {
@@ -71,8 +71,9 @@ impl StateChange {
                 expires_at,
             } => {
                 account.config.insert(key.to_owned(), Value::String(token));
+                *state = std::mem::take(state).with_new_token();
                 state.token_expires_at = expires_at;
-                state.reauthorization_required = false;
+                state.token_refreshed_at = Some(at);
             }
         }
     }
@@ -86,7 +87,7 @@ pub fn record_state(
     at: DateTime<Utc>,
 ) -> Change<Account> {
     let mut next = current.clone();
-    change.apply(&mut next);
+    change.apply(&mut next, at);
     saved_update(caller, current, next, at)
 }
 
@@ -128,16 +129,17 @@ pub fn reconnect(
         SetupState::Pending => None,
         _ => current.provider_state.setup_error.clone(),
     };
+    // Connected again: a token Meta just gave, trusted, with the old one's record gone.
     next.provider_state = ProviderState {
         setup_state,
         // A new token registers the number again.
         setup_registered: current.provider_state.setup_registered
             && current.config.get(ACCESS_TOKEN) == next.config.get(ACCESS_TOKEN),
         setup_error,
-        reauthorization_required: false,
         token_expires_at: connected.token_expires_at,
         claim_confirmed: confirmed_by_connect(next.channel)
             || current.provider_state.claim_confirmed,
+        ..current.provider_state.clone().with_new_token()
     };
     Ok(saved_update(caller, current, next, at))
 }

@@ -5,6 +5,7 @@
 
 mod changes;
 mod connected;
+pub mod events;
 pub mod messenger;
 mod rules;
 mod validation;
@@ -106,6 +107,35 @@ pub struct ProviderState {
     /// `provider_id`): the account owns that id's webhooks across workspaces. Dropped
     /// when the id changes.
     pub claim_confirmed: bool,
+    /// When the token's access to the user's data expires (Meta's debug_token).
+    pub data_access_expires_at: Option<DateTime<Utc>>,
+    /// Why reauthorization is required: Meta's reason, or the scopes the token misses.
+    pub reauthorization_reason: Option<String>,
+    /// When Meta last told us about the token (debug_token).
+    pub token_checked_at: Option<DateTime<Utc>>,
+    /// Refreshes of the token that failed in a row.
+    pub refresh_failures: i32,
+    /// Refreshing failed too often: left alone until a new token is stored.
+    pub refresh_exhausted: bool,
+    /// The smallest expiry-warning threshold (days) already announced for the token.
+    pub token_warned_days: Option<i32>,
+    /// When the refresher last stored a new token.
+    pub token_refreshed_at: Option<DateTime<Utc>>,
+}
+
+impl ProviderState {
+    /// The state once a new token is stored: trusted again, with none of the old
+    /// token's refresh failures, warnings or reasons.
+    pub fn with_new_token(self) -> ProviderState {
+        ProviderState {
+            reauthorization_required: false,
+            reauthorization_reason: None,
+            refresh_failures: 0,
+            refresh_exhausted: false,
+            token_warned_days: None,
+            ..self
+        }
+    }
 }
 
 /// Config and verify token are left out: they hold secrets.

@@ -297,7 +297,7 @@ fn apply_patch(caller: &Caller, current: &Account, patch: AccountPatch) -> Resul
                 next.config = whatsapp::with_pin(current.channel, config, &mut violations)?;
                 // A new token is the answer to a rejected one.
                 if token_changed(&current.config, &next.config) {
-                    next.provider_state.reauthorization_required = false;
+                    next.provider_state = next.provider_state.with_new_token();
                 }
             }
             Err(config_violations) => violations.extend(config_violations),

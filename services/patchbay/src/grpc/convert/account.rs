@@ -8,6 +8,7 @@ use super::{
     channel_to_proto, optional_document, required_channel, struct_from_document, timestamp,
 };
 use crate::app::AccountView;
+use crate::domain::account::events::{AccountEvent, AccountEventKind};
 use crate::domain::support::parse_id;
 use crate::domain::{Account, AccountPatch, Channel, Error, NewAccount, SetupState, Violations};
 
@@ -119,6 +120,12 @@ pub fn account_to_proto(view: AccountView) -> proto::Account {
         reauthorization_required: account.provider_state.reauthorization_required,
         token_expires_at: account.provider_state.token_expires_at.map(timestamp),
         setup_state: setup_state_to_proto(account.provider_state.setup_state).into(),
+        data_access_expires_at: account.provider_state.data_access_expires_at.map(timestamp),
+        reauthorization_reason: account
+            .provider_state
+            .reauthorization_reason
+            .clone()
+            .unwrap_or_default(),
     }
 }
 
@@ -140,5 +147,30 @@ pub fn credentials_to_proto(account: Account) -> proto::GetAccountCredentialsRes
         config: Some(struct_from_document(&account.config)),
         verify_token: account.verify_token,
         revision: account.revision,
+    }
+}
+
+pub fn event_to_proto(event: AccountEvent, account: AccountView) -> proto::AccountEvent {
+    use AccountEventKind as Kind;
+    use proto::AccountEventKind as Wire;
+    let kind = match event.kind {
+        Kind::Created => Wire::Created,
+        Kind::Updated => Wire::Updated,
+        Kind::Deleted => Wire::Deleted,
+        Kind::DefaultChanged => Wire::DefaultChanged,
+        Kind::SetupFailed => Wire::SetupFailed,
+        Kind::SetupSucceeded => Wire::SetupSucceeded,
+        Kind::ReauthorizationRequired => Wire::ReauthorizationRequired,
+        Kind::Reauthorized => Wire::Reauthorized,
+        Kind::TokenExpiring => Wire::TokenExpiring,
+        Kind::TokenRefreshed => Wire::TokenRefreshed,
+        Kind::RefreshExhausted => Wire::RefreshExhausted,
+    };
+    proto::AccountEvent {
+        revision: event.revision,
+        kind: kind.into(),
+        account: Some(account_to_proto(account)),
+        reason: event.reason.unwrap_or_default(),
+        occurred_at: Some(timestamp(event.occurred_at)),
     }
 }

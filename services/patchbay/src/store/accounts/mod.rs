@@ -3,7 +3,7 @@
 //! across replicas too; the partial unique indexes of the migration back both up.
 
 mod routes;
-mod rows;
+pub(super) mod rows;
 mod writes;
 
 pub use routes::ROUTES_NOTIFY_CHANNEL;
@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
+use super::account_events::EventsRecorded;
 use super::default_changes::DefaultsChanged;
 use super::entities::account::{Column, Entity};
 use super::{Store, db_error, live, readable};
@@ -26,6 +27,8 @@ pub struct Written<T> {
     pub value: T,
     pub defaults: Option<DefaultsChanged>,
     pub routes: Option<Uuid>,
+    /// The account events it recorded (see `account_events`).
+    pub events: Option<EventsRecorded>,
 }
 
 /// Which accounts a list returns.

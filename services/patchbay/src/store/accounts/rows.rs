@@ -96,6 +96,13 @@ pub(super) fn to_active(keys: &KeyRing, account: &Account) -> Result<ActiveModel
         // one-owner index read.
         provider_id: Set(provider_id(account.channel, &account.config).map(str::to_owned)),
         provider_id_confirmed: Set(account.provider_state.claim_confirmed),
+        data_access_expires_at: Set(account.provider_state.data_access_expires_at),
+        reauthorization_reason: Set(account.provider_state.reauthorization_reason.clone()),
+        token_checked_at: Set(account.provider_state.token_checked_at),
+        refresh_failures: Set(account.provider_state.refresh_failures),
+        refresh_exhausted: Set(account.provider_state.refresh_exhausted),
+        token_warned_days: Set(account.provider_state.token_warned_days),
+        token_refreshed_at: Set(account.provider_state.token_refreshed_at),
     })
 }
 
@@ -147,6 +154,13 @@ pub(crate) fn to_domain(keys: &KeyRing, row: Model) -> Result<Account, Error> {
             reauthorization_required: row.reauthorization_required,
             token_expires_at: row.token_expires_at,
             claim_confirmed: row.provider_id_confirmed,
+            data_access_expires_at: row.data_access_expires_at,
+            reauthorization_reason: row.reauthorization_reason,
+            token_checked_at: row.token_checked_at,
+            refresh_failures: row.refresh_failures,
+            refresh_exhausted: row.refresh_exhausted,
+            token_warned_days: row.token_warned_days,
+            token_refreshed_at: row.token_refreshed_at,
         },
     })
 }

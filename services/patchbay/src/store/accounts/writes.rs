@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::routes::{claim_taken, ensure_claim_free, notify_route_change};
 use super::rows::{to_active, to_domain};
 use super::{Written, division_condition, scope_key};
+use crate::domain::account::events::account_events;
 use crate::domain::account::provider_id;
 use crate::domain::audit::AuditEvent;
 use crate::domain::change::Change;
@@ -18,7 +19,10 @@ use crate::domain::defaults::touched_scopes;
 use crate::domain::webhook_routes::routing_changed;
 use crate::domain::{Account, Error, RecordKind};
 use crate::store::entities::account::{Column, Entity};
-use crate::store::{Store, audit, db_error, default_changes, live, lock_scope, unique_violation};
+use crate::store::{
+    Store, account_events as events_log, audit, db_error, default_changes, live, lock_scope,
+    unique_violation,
+};
 
 impl Store {
     /// Inserts a new account; when it is a default, the previous default of its scope is
@@ -48,11 +52,14 @@ impl Store {
         if let Some(id) = routes {
             notify_route_change(&txn, id).await?;
         }
+        let events = account_events(None, Some(&account));
+        let events = events_log::record(&txn, &account, &events, account.updated_at).await?;
         txn.commit().await?;
         Ok(Written {
             value: account,
             defaults,
             routes,
+            events,
         })
     }
 
@@ -111,6 +118,7 @@ impl Store {
                     value: Some(current),
                     defaults: None,
                     routes: None,
+                    events: None,
                 });
             }
             Change::Save(next, event) => {
@@ -150,11 +158,15 @@ impl Store {
         if let Some(id) = routes {
             notify_route_change(&txn, id).await?;
         }
+        let events = account_events(Some(&current), result.as_ref());
+        let events =
+            events_log::record(&txn, result.as_ref().unwrap_or(&current), &events, at).await?;
         txn.commit().await?;
         Ok(Written {
             value: result,
             defaults,
             routes,
+            events,
         })
     }
 }

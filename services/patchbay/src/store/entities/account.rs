@@ -28,6 +28,13 @@ pub struct Model {
     pub webhook_route: String,
     pub provider_id: Option<String>,
     pub provider_id_confirmed: bool,
+    pub data_access_expires_at: Option<DateTimeUtc>,
+    pub reauthorization_reason: Option<String>,
+    pub token_checked_at: Option<DateTimeUtc>,
+    pub refresh_failures: i32,
+    pub refresh_exhausted: bool,
+    pub token_warned_days: Option<i32>,
+    pub token_refreshed_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -2,6 +2,8 @@
 //! `patchbay-migrations` crate only.
 
 pub mod account;
+pub mod account_event;
+pub mod account_event_head;
 pub mod audit_event;
 pub mod channel_settings;
 pub mod default_account_change;

@@ -1,0 +1,115 @@
+//! The body of a `WatchAccountEvents` stream: the kept events after the asked revision,
+//! then each new one, read from the log whenever the workspace's events move (and
+//! every few seconds besides, should a wake-up be lost). One task per stream forwards
+//! through a one-message queue, so a watcher that stops reading holds one message.
+
+use std::time::Duration;
+
+use patchbay_sdk::proto;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use super::account_service::AccountGrpc;
+use super::auth::authorize;
+use super::convert::account::{division_filter, event_to_proto, watched_channels};
+use super::default_watch::token_expiry;
+use super::status;
+use crate::app::Accounts;
+use crate::app::accounts::events::EventsWatch;
+use crate::domain::{Action, Caller, Violations};
+
+pub type EventsStream = ReceiverStream<Result<proto::AccountEvent, Status>>;
+
+/// How often a stream looks at the log without a wake-up.
+const POLL: Duration = Duration::from_secs(5);
+
+impl AccountGrpc {
+    /// A place among the open watch streams, server-wide and in the caller's share; the
+    /// caller's place among the calls in flight is given back (an open stream counts
+    /// against the watch share instead).
+    pub(super) fn watch_permit(&self, caller: &mut Caller) -> Result<impl Send + 'static, Status> {
+        let Some(share) = self.watch_shares.try_take(&caller.workspace_id) else {
+            return Err(status::resource_exhausted(
+                "this workspace is at its share of open watch streams; retry with backoff",
+            ));
+        };
+        let Ok(permit) = self.watch_streams.clone().try_acquire_owned() else {
+            return Err(status::resource_exhausted(
+                "the server is at its limit of open watch streams; retry with backoff",
+            ));
+        };
+        caller.held = None;
+        Ok((permit, share))
+    }
+}
+
+/// Authorises, checks and opens the watch; the stream runs on its own task.
+pub async fn open(
+    grpc: &AccountGrpc,
+    mut request: Request<proto::WatchAccountEventsRequest>,
+) -> Result<Response<EventsStream>, Status> {
+    let mut caller = authorize(&mut request, Action::WatchAccountEvents)?;
+    let permit = grpc.watch_permit(&mut caller)?;
+    let request = request.into_inner();
+    let mut violations = Violations::new();
+    let channels = watched_channels(&request.channels, &mut violations);
+    violations.into_result()?;
+    let watch = grpc
+        .accounts
+        .watch_events(
+            &caller,
+            channels,
+            division_filter(request.division_id),
+            request.after_revision,
+        )
+        .await?;
+    let (sender, receiver) = mpsc::channel(1);
+    let accounts = grpc.accounts.clone();
+    tokio::spawn(async move {
+        forward(accounts, caller, watch, sender).await;
+        drop(permit);
+    });
+    Ok(Response::new(ReceiverStream::new(receiver)))
+}
+
+async fn forward(
+    accounts: Accounts,
+    caller: Caller,
+    mut watch: EventsWatch,
+    sender: mpsc::Sender<Result<proto::AccountEvent, Status>>,
+) {
+    let token_expired = token_expiry(&caller);
+    tokio::pin!(token_expired);
+    loop {
+        let events = match accounts.next_events(&caller, &mut watch).await {
+            Ok(events) => events,
+            Err(err) => {
+                let _ = sender.send(Err(err.into())).await;
+                return;
+            }
+        };
+        let caught_up = events.is_empty();
+        for (event, account) in events {
+            tokio::select! {
+                sent = sender.send(Ok(event_to_proto(event, account))) => if sent.is_err() { return },
+                () = &mut token_expired => return expired(&sender),
+            }
+        }
+        if !caught_up {
+            continue;
+        }
+        tokio::select! {
+            changed = watch.wake.changed() => if changed.is_err() { return },
+            () = tokio::time::sleep(POLL) => {}
+            () = sender.closed() => return,
+            () = &mut token_expired => return expired(&sender),
+        }
+    }
+}
+
+fn expired(sender: &mpsc::Sender<Result<proto::AccountEvent, Status>>) {
+    let _ = sender.try_send(Err(status::unauthenticated(
+        "the token of this watch expired; watch again with a fresh token, after the last revision seen",
+    )));
+}

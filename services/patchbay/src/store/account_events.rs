@@ -1,0 +1,179 @@
+//! The `account_events` log, written in the transaction of the account write it
+//! records: kinds, reasons and ids only, never a secret. Numbered per workspace under
+//! the workspace's lock (`account_event_heads` keeps the latest number, so numbers keep
+//! growing after old events are dropped), and announced to the other replicas with a
+//! `NOTIFY` that is delivered only if the transaction commits.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Statement,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::accounts::rows::to_domain;
+use super::entities::{account, account_event, account_event_head};
+use super::{Store, WriteTxn, db_error, lock_scope};
+use crate::domain::account::events::{AccountEvent, AccountEventKind, NewAccountEvent};
+use crate::domain::{Account, Channel, Error};
+
+/// The PostgreSQL notification channel of account events.
+pub const EVENTS_NOTIFY_CHANNEL: &str = "patchbay_account_events";
+
+/// That a workspace's events reached `revision`: what a write reports and what a
+/// notification carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventsRecorded {
+    pub workspace_id: String,
+    pub revision: i64,
+}
+
+/// Records the events of a write to `account` (its state after, or before a delete).
+pub(crate) async fn record(
+    txn: &WriteTxn<'_>,
+    account: &Account,
+    events: &[NewAccountEvent],
+    at: DateTime<Utc>,
+) -> Result<Option<EventsRecorded>, Error> {
+    if events.is_empty() {
+        return Ok(None);
+    }
+    let workspace = account.workspace_id.as_str();
+    lock_scope(txn, &format!("account-events/{workspace}")).await?;
+    let mut revision = head(&**txn, workspace).await?;
+    for event in events {
+        revision += 1;
+        account_event::Entity::insert(account_event::ActiveModel {
+            workspace_id: Set(workspace.to_owned()),
+            revision: Set(revision),
+            account_id: Set(account.id),
+            channel: Set(account.channel.as_str().to_owned()),
+            division_id: Set(account.division_id.clone()),
+            kind: Set(event.kind.as_str().to_owned()),
+            reason: Set(event.reason.clone()),
+            occurred_at: Set(at),
+        })
+        .exec_without_returning(&**txn)
+        .await
+        .map_err(db_error)?;
+    }
+    account_event_head::Entity::insert(account_event_head::ActiveModel {
+        workspace_id: Set(workspace.to_owned()),
+        revision: Set(revision),
+    })
+    .on_conflict(
+        OnConflict::column(account_event_head::Column::WorkspaceId)
+            .update_column(account_event_head::Column::Revision)
+            .to_owned(),
+    )
+    .exec_without_returning(&**txn)
+    .await
+    .map_err(db_error)?;
+    let recorded = EventsRecorded {
+        workspace_id: workspace.to_owned(),
+        revision,
+    };
+    if txn.get_database_backend() == DbBackend::Postgres {
+        let payload = serde_json::to_string(&recorded)
+            .map_err(|err| Error::Internal(format!("cannot encode a notification: {err}")))?;
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_notify($1, $2)",
+            [EVENTS_NOTIFY_CHANNEL.into(), payload.into()],
+        ))
+        .await
+        .map_err(db_error)?;
+    }
+    Ok(Some(recorded))
+}
+
+async fn head(conn: &impl ConnectionTrait, workspace_id: &str) -> Result<i64, Error> {
+    Ok(
+        account_event_head::Entity::find_by_id(workspace_id.to_owned())
+            .one(conn)
+            .await
+            .map_err(db_error)?
+            .map_or(0, |head| head.revision),
+    )
+}
+
+impl Store {
+    /// The workspace's latest event number (0 before any), and the oldest one kept.
+    pub async fn account_event_window(
+        &self,
+        workspace_id: &str,
+    ) -> Result<(i64, Option<i64>), Error> {
+        let latest = head(self.conn(), workspace_id).await?;
+        let oldest: Option<Option<i64>> = account_event::Entity::find()
+            .select_only()
+            .column_as(account_event::Column::Revision.min(), "oldest")
+            .filter(account_event::Column::WorkspaceId.eq(workspace_id))
+            .into_tuple()
+            .one(self.conn())
+            .await
+            .map_err(db_error)?;
+        Ok((latest, oldest.flatten()))
+    }
+
+    /// The workspace's events after `after`, oldest first, at most `limit`.
+    pub async fn account_events_after(
+        &self,
+        workspace_id: &str,
+        after: i64,
+        limit: u64,
+    ) -> Result<Vec<AccountEvent>, Error> {
+        let rows = account_event::Entity::find()
+            .filter(account_event::Column::WorkspaceId.eq(workspace_id))
+            .filter(account_event::Column::Revision.gt(after))
+            .order_by_asc(account_event::Column::Revision)
+            .limit(limit)
+            .all(self.conn())
+            .await
+            .map_err(db_error)?;
+        rows.into_iter()
+            .map(|row| {
+                let unknown = |what: &str, name: &str| {
+                    Error::Internal(format!("account event of unknown {what} {name:?}"))
+                };
+                Ok(AccountEvent {
+                    revision: row.revision,
+                    account_id: row.account_id,
+                    channel: Channel::parse(&row.channel)
+                        .ok_or_else(|| unknown("channel", &row.channel))?,
+                    division_id: row.division_id,
+                    kind: AccountEventKind::parse(&row.kind)
+                        .ok_or_else(|| unknown("kind", &row.kind))?,
+                    reason: row.reason,
+                    occurred_at: row.occurred_at,
+                })
+            })
+            .collect()
+    }
+
+    /// Drops the events that happened before `before`; returns how many.
+    pub async fn purge_account_events(&self, before: DateTime<Utc>) -> Result<u64, Error> {
+        let deleted = account_event::Entity::delete_many()
+            .filter(account_event::Column::OccurredAt.lt(before))
+            .exec(self.conn())
+            .await
+            .map_err(db_error)?;
+        Ok(deleted.rows_affected)
+    }
+
+    /// Account `id` of the workspace as it is now, or as it was when deleted: what an
+    /// event shows of it.
+    pub async fn account_of_event(
+        &self,
+        workspace_id: &str,
+        id: Uuid,
+    ) -> Result<Option<Account>, Error> {
+        let row = account::Entity::find_by_id(id)
+            .filter(account::Column::WorkspaceId.eq(workspace_id))
+            .one(self.conn())
+            .await
+            .map_err(db_error)?;
+        row.map(|row| to_domain(self.keys(), row)).transpose()
+    }
+}
