@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use patchbay_e2e::proto::{self, Channel};
 use patchbay_e2e::{
-    Backend, JWT_SECRET, TestApp, create, new_account, new_whatsapp, to_struct, token, update,
+    Backend, JWT_SECRET, META_APP_SECRET, TestApp, TestOptions, all_providers_at, create,
+    get_account, graph_path, new_account, new_whatsapp, test_meta, to_struct, token, update,
     upsert_settings,
 };
 use serde_json::json;
@@ -28,13 +29,85 @@ impl Write for Capture {
     }
 }
 
-const SECRETS: [&str; 5] = [
+const SECRETS: [&str; 7] = [
     "EAAG-log-secret-token-0001",
     "smtp-password-log-0002",
     "EAAG-log-rotated-0003",
     "SG.log-sendgrid-0004",
     "masked-refusal-secret-0005",
+    "EAAG-log-checked-dead-0006",
+    "EAAG-log-checked-down-0007",
 ];
+
+/// The token checker's paths: debug_token (both tokens in its query string) calling
+/// one token invalid and failing with a 500 for another, recorded and logged.
+async fn token_checks(backend: Backend) {
+    use std::time::Duration;
+    use wiremock::matchers::{method, path, path_regex, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let meta = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/v[0-9.]+/[0-9]+/(register|subscribed_apps)$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true})))
+        .mount(&meta)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(graph_path("debug_token")))
+        .and(query_param("input_token", SECRETS[5]))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"data": {"is_valid": false, "error": {"code": 190, "message": "Session invalidated"}}}),
+        ))
+        .mount(&meta)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(graph_path("debug_token")))
+        .and(query_param("input_token", SECRETS[6]))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&meta)
+        .await;
+    let options = |check_every| TestOptions {
+        provider_urls: all_providers_at(&meta.uri()),
+        meta: patchbay::meta::MetaSettings {
+            check_every,
+            ..test_meta()
+        },
+        ..TestOptions::default()
+    };
+    let writer = TestApp::spawn_with(backend, options(None)).await;
+    let down = create(&writer.admin(), new_whatsapp("5007", SECRETS[6])).await;
+    let dead = create(&writer.admin(), new_whatsapp("5006", SECRETS[5])).await;
+    let checker = TestApp::spawn_with(
+        backend,
+        TestOptions {
+            database_url: Some(writer.database_url.clone()),
+            ..options(Some(Duration::from_secs(3600)))
+        },
+    )
+    .await;
+    let flagged = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            let account = get_account(&checker.admin(), &dead.id).await;
+            if account.reauthorization_required {
+                return account;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the checker flags the dead token");
+    assert!(
+        flagged
+            .reauthorization_reason
+            .contains("Session invalidated")
+    );
+    assert!(
+        !get_account(&checker.admin(), &down.id)
+            .await
+            .reauthorization_required
+    );
+    let _ = checker.stop().await;
+    let _ = writer.stop().await;
+}
 
 async fn scenario(backend: Backend) -> Vec<String> {
     let app = TestApp::spawn(backend).await;
@@ -130,7 +203,9 @@ async fn no_secret_reaches_the_logs() {
     let mut also_secret = Vec::new();
     for backend in [Backend::Sqlite, Backend::Postgres] {
         also_secret.extend(scenario(backend).await);
+        token_checks(backend).await;
     }
+    also_secret.push(META_APP_SECRET.to_owned());
     also_secret.push(token("admin", "acme", None));
     also_secret.push(JWT_SECRET.to_owned());
 

@@ -25,6 +25,7 @@ mod routing;
 mod secrets;
 mod server;
 mod tls;
+mod token_lifecycle;
 mod tokens;
 mod unreadable;
 mod validation;

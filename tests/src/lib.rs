@@ -135,6 +135,9 @@ pub fn test_meta() -> MetaSettings {
         },
         refresh_every: None,
         refresh_ahead: Duration::from_secs(7 * 86_400),
+        refresh_max_failures: 5,
+        check_every: None,
+        expiry_warning_days: vec![7, 1],
     }
 }
 

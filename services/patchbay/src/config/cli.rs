@@ -303,6 +303,26 @@ pub struct ProviderArgs {
     /// Refresh an Instagram token once it expires within this many days.
     #[arg(long, env = "PATCHBAY_TOKEN_REFRESH_AHEAD_DAYS", default_value_t = crate::meta::REFRESH_AHEAD_DAYS)]
     pub token_refresh_ahead_days: u32,
+    /// Refreshes failing in a row (outages, faults of configuration) before a token is
+    /// left alone until a new one is stored.
+    #[arg(long, env = "PATCHBAY_TOKEN_REFRESH_MAX_FAILURES", default_value_t = crate::meta::REFRESH_MAX_FAILURES)]
+    pub token_refresh_max_failures: u32,
+    /// How often every Meta token is checked with debug_token; 0 turns it off.
+    #[arg(
+        long,
+        env = "PATCHBAY_TOKEN_CHECK_INTERVAL_SECONDS",
+        default_value_t = crate::meta::TOKEN_CHECK_INTERVAL_SECONDS
+    )]
+    pub token_check_interval_seconds: u64,
+    /// Days before a token expires at which TOKEN_EXPIRING is announced, once each
+    /// (comma-separated).
+    #[arg(
+        long,
+        env = "PATCHBAY_TOKEN_EXPIRY_WARNING_DAYS",
+        value_delimiter = ',',
+        default_value = "7,1"
+    )]
+    pub token_expiry_warning_days: Vec<u32>,
     /// Let calls to providers reach loopback, private, CGNAT and unique-local addresses
     /// and tenant URLs use plain http: for tests, local fakes and on-premise providers.
     /// Link-local (cloud metadata) stays refused.

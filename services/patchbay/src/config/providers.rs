@@ -109,5 +109,16 @@ pub(super) fn meta_settings(args: &ProviderArgs) -> Result<MetaSettings, ConfigE
         refresh_every: (args.token_refresh_interval_seconds > 0)
             .then(|| Duration::from_secs(args.token_refresh_interval_seconds)),
         refresh_ahead: Duration::from_secs(u64::from(args.token_refresh_ahead_days) * 86_400),
+        refresh_max_failures: match args.token_refresh_max_failures {
+            0 => {
+                return Err(ConfigError(
+                    "PATCHBAY_TOKEN_REFRESH_MAX_FAILURES must be at least 1".to_owned(),
+                ));
+            }
+            max => max,
+        },
+        check_every: (args.token_check_interval_seconds > 0)
+            .then(|| Duration::from_secs(args.token_check_interval_seconds)),
+        expiry_warning_days: args.token_expiry_warning_days.clone(),
     })
 }

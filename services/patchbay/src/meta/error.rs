@@ -32,6 +32,10 @@ pub struct GraphError {
 
 /// Error code 190: the access token expired, was revoked or is not valid.
 pub const INVALID_TOKEN: i64 = 190;
+/// Meta's answers about the credential itself: 190 (any subcode), 102 (session), and
+/// 463/467 (expired, invalid) where they come as codes. Only these mean the account
+/// must be connected again.
+const CREDENTIAL_CODES: &[i64] = &[INVALID_TOKEN, 102, 463, 467];
 const RATE_LIMIT_CODES: &[i64] = &[4, 17, 32, 613];
 
 impl GraphError {
@@ -56,9 +60,14 @@ impl GraphError {
         }
     }
 
-    /// The token was refused: somebody must connect the account again.
+    /// The token was refused: somebody must connect the account again. Only a 4xx
+    /// (never a 404 of a wrong path, nor a 5xx) with a credential code says so.
     pub fn is_invalid_token(&self) -> bool {
-        self.code == Some(INVALID_TOKEN)
+        self.http_status.is_client_error()
+            && self.http_status != StatusCode::NOT_FOUND
+            && self
+                .code
+                .is_some_and(|code| CREDENTIAL_CODES.contains(&code))
     }
 
     pub fn is_rate_limit(&self) -> bool {
@@ -84,6 +93,20 @@ impl GraphError {
     }
 }
 
+/// What a failed call to Meta means for the account behind it: the one classifier the
+/// set-up, the token checks and the refresher share.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// Meta refused the credential (190, 102, 463, 467): the account needs a new token.
+    Credential,
+    /// Meta is down, limiting or not reached (5xx, 429, rate-limit codes, timeouts):
+    /// try again later; nothing about the account is learnt.
+    Outage,
+    /// A fault of ours or of the configuration (a 404 of a wrong path or base URL, a
+    /// refused address, no Meta app, any other refusal): logged, never the account's.
+    Configuration,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum MetaError {
     /// Meta answered with an error.
@@ -105,7 +128,21 @@ pub enum MetaError {
 
 impl MetaError {
     pub fn is_invalid_token(&self) -> bool {
-        matches!(self, MetaError::Graph(err) if err.is_invalid_token())
+        self.failure() == Failure::Credential
+    }
+
+    /// What the failure means for the account (see [`Failure`]).
+    pub fn failure(&self) -> Failure {
+        match self {
+            MetaError::Graph(err) if err.is_invalid_token() => Failure::Credential,
+            MetaError::Graph(err) if err.is_rate_limit() || err.http_status.is_server_error() => {
+                Failure::Outage
+            }
+            MetaError::Graph(_) | MetaError::Refused(_) | MetaError::NoApp => {
+                Failure::Configuration
+            }
+            MetaError::Unreachable(_) | MetaError::Malformed(_) => Failure::Outage,
+        }
     }
 
     /// Worth asking again later (UNAVAILABLE): Meta is down, limiting, or not reached.
@@ -229,6 +266,45 @@ mod tests {
             MetaError::Unreachable("timed out".into()).into_error("x"),
             Error::Unavailable(_)
         ));
+    }
+
+    #[test]
+    fn only_credential_answers_are_credential_failures() {
+        let graph = |status: u16, body: &[u8]| {
+            MetaError::Graph(GraphError::decode(
+                StatusCode::from_u16(status).expect("status"),
+                body,
+            ))
+        };
+        for code in [190, 102, 463, 467] {
+            let body = format!(r#"{{"error":{{"message":"m","code":{code}}}}}"#);
+            assert_eq!(
+                graph(400, body.as_bytes()).failure(),
+                Failure::Credential,
+                "{code}"
+            );
+        }
+        let expired =
+            br#"{"error":{"message":"Session has expired","code":190,"error_subcode":463}}"#;
+        assert_eq!(graph(401, expired).failure(), Failure::Credential);
+        // The same code behind a 5xx or a 404 (a proxy, a wrong base URL) flags nothing.
+        assert_eq!(graph(500, expired).failure(), Failure::Outage);
+        assert_eq!(graph(404, expired).failure(), Failure::Configuration);
+        assert_eq!(
+            graph(404, b"<html>Not Found</html>").failure(),
+            Failure::Configuration
+        );
+        assert_eq!(graph(429, b"").failure(), Failure::Outage);
+        assert_eq!(graph(503, b"").failure(), Failure::Outage);
+        let limited = br#"{"error":{"message":"(#4) limit","code":4}}"#;
+        assert_eq!(graph(400, limited).failure(), Failure::Outage);
+        let invalid = br#"{"error":{"message":"(#100) Invalid parameter","code":100}}"#;
+        assert_eq!(graph(400, invalid).failure(), Failure::Configuration);
+        assert_eq!(
+            MetaError::Unreachable("timed out".into()).failure(),
+            Failure::Outage
+        );
+        assert_eq!(MetaError::NoApp.failure(), Failure::Configuration);
     }
 
     #[test]

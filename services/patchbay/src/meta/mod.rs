@@ -6,9 +6,10 @@ pub mod error;
 pub mod graph;
 pub mod instagram;
 pub mod messenger;
+pub mod tokens;
 pub mod whatsapp;
 
-pub use error::{GraphError, MetaError};
+pub use error::{Failure, GraphError, MetaError};
 pub use graph::{Call, GraphClient, Host, RetryPolicy};
 
 use std::time::Duration;
@@ -44,12 +45,24 @@ pub struct MetaSettings {
     pub refresh_every: Option<Duration>,
     /// Refresh a token once it expires within this long.
     pub refresh_ahead: Duration,
+    /// Refreshes failing in a row before a token is left alone.
+    pub refresh_max_failures: u32,
+    /// How often every Meta token is checked with debug_token; `None` turns it off.
+    pub check_every: Option<Duration>,
+    /// Days before expiry at which TOKEN_EXPIRING is announced (once each).
+    pub expiry_warning_days: Vec<u32>,
 }
 
 /// How often Instagram tokens due for refresh are looked for, by default.
 pub const REFRESH_INTERVAL_SECONDS: u64 = 3600;
 /// A token is refreshed once it expires within this many days, by default.
 pub const REFRESH_AHEAD_DAYS: u32 = 7;
+/// Refreshes failing in a row before a token is left alone, by default.
+pub const REFRESH_MAX_FAILURES: u32 = 5;
+/// How often every Meta token is checked, by default (a day).
+pub const TOKEN_CHECK_INTERVAL_SECONDS: u64 = 86_400;
+/// Days before expiry at which a token's expiry is announced, by default.
+pub const TOKEN_EXPIRY_WARNING_DAYS: [u32; 2] = [7, 1];
 
 impl Default for MetaSettings {
     fn default() -> Self {
@@ -59,6 +72,9 @@ impl Default for MetaSettings {
             retry: RetryPolicy::default(),
             refresh_every: Some(Duration::from_secs(REFRESH_INTERVAL_SECONDS)),
             refresh_ahead: Duration::from_secs(u64::from(REFRESH_AHEAD_DAYS) * 86_400),
+            refresh_max_failures: REFRESH_MAX_FAILURES,
+            check_every: Some(Duration::from_secs(TOKEN_CHECK_INTERVAL_SECONDS)),
+            expiry_warning_days: TOKEN_EXPIRY_WARNING_DAYS.to_vec(),
         }
     }
 }

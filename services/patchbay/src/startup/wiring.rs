@@ -16,6 +16,7 @@ use tonic_health::server::HealthReporter;
 
 use super::StartupError;
 use super::health::{set_health, watch_database};
+use crate::app::accounts::token_checks::TokenChecker;
 use crate::app::accounts::token_refresh::TokenRefresher;
 use crate::app::checks::CredentialChecker;
 use crate::app::{
@@ -35,6 +36,7 @@ use crate::grpc::integration_service::IntegrationGrpc;
 use crate::grpc::shares::WorkspaceShares;
 use crate::grpc::webhook_service::WebhookGrpc;
 use crate::meta::GraphClient;
+use crate::meta::MetaSettings;
 use crate::outbound::OutboundClient;
 use crate::routes::WebhookRoutes;
 use crate::store::Store;
@@ -178,14 +180,7 @@ pub async fn wire(
         .max_decoding_message_size(limits.max_message_bytes),
         interceptor,
     );
-    if let Some(every) = settings.meta.refresh_every {
-        let (accounts, ahead) = (accounts.clone(), settings.meta.refresh_ahead);
-        supervisor.spawn(
-            "token_refresh",
-            move || TokenRefresher::new(accounts.clone(), every, ahead).run(),
-            || {},
-        );
-    }
+    spawn_token_tasks(&settings.meta, &accounts, supervisor);
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(patchbay_sdk::FILE_DESCRIPTOR_SET)
@@ -222,6 +217,53 @@ pub async fn wire(
         routes,
         health: health_reporter,
     })
+}
+
+/// The token refresher and the token checker, each taking its round's lease in turn
+/// with the other replicas.
+fn spawn_token_tasks(meta: &MetaSettings, accounts: &Accounts, supervisor: &Supervisor) {
+    // This replica, as the leases name it.
+    let holder = format!("replica-{}", uuid::Uuid::new_v4());
+    if let Some(every) = meta.refresh_every {
+        let (accounts, ahead, max) = (
+            accounts.clone(),
+            meta.refresh_ahead,
+            meta.refresh_max_failures,
+        );
+        let holder = holder.clone();
+        supervisor.spawn(
+            "token_refresh",
+            move || TokenRefresher::new(accounts.clone(), every, ahead, max, holder.clone()).run(),
+            || {},
+        );
+    }
+    match (meta.check_every, &meta.app) {
+        (Some(every), Some(app)) => {
+            let (accounts, app, days) = (
+                accounts.clone(),
+                app.clone(),
+                meta.expiry_warning_days.clone(),
+            );
+            supervisor.spawn(
+                "token_checks",
+                move || {
+                    TokenChecker::new(
+                        accounts.clone(),
+                        app.clone(),
+                        every,
+                        days.clone(),
+                        holder.clone(),
+                    )
+                    .run()
+                },
+                || {},
+            );
+        }
+        (Some(_), None) => tracing::warn!(
+            "token checks are off: they need the Meta app (PATCHBAY_META_APP_ID and PATCHBAY_META_APP_SECRET)"
+        ),
+        (None, _) => {}
+    }
 }
 
 /// The PostgreSQL listener's task (a function, so that the supervisor can make it again).

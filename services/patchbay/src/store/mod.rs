@@ -17,6 +17,7 @@ pub mod default_changes;
 mod entities;
 pub mod idempotency;
 pub mod integrations;
+pub mod leases;
 mod live;
 pub mod providers;
 pub mod readable;

@@ -10,6 +10,7 @@ use crate::domain::account::{
 use crate::domain::config_document::Document;
 use crate::domain::support::now;
 use crate::domain::{Account, Caller, Channel, Error, Violations};
+use crate::meta::Failure;
 
 pub const ACCESS_TOKEN: &str = "access_token";
 
@@ -80,9 +81,15 @@ impl Accounts {
         Ok(InstagramConnected { username, account })
     }
 
-    /// Refreshes one Instagram account's token; a refusal marks the account
-    /// `reauthorization_required`, an outage leaves it for the next round.
-    pub(super) async fn refresh_instagram_token(&self, account: Account) -> Result<(), Error> {
+    /// Refreshes one Instagram account's token. Only Meta refusing the credential marks
+    /// the account `reauthorization_required`; an outage or a fault of configuration
+    /// counts as a failure, and after `max_failures` in a row the token is left alone
+    /// (refresh exhausted) until a new one is stored.
+    pub(super) async fn refresh_instagram_token(
+        &self,
+        account: Account,
+        max_failures: u32,
+    ) -> Result<(), Error> {
         let caller = system_caller(&account.workspace_id, "token-refresh");
         let token = account
             .config
@@ -100,12 +107,18 @@ impl Accounts {
                 tracing::info!(account_id = %account.id, "Instagram token refreshed");
                 Ok(())
             }
-            Err(err) if err.is_transient() => Err(err.into_error("refreshing the Instagram token")),
-            Err(err) => {
+            Err(err) if err.failure() == Failure::Credential => {
                 tracing::warn!(account_id = %account.id, error = %err, "Instagram token refresh refused; the account needs a new token");
-                self.record_state(&caller, account.id, StateChange::TokenRejected)
+                let reason = err.to_string();
+                self.record_state(&caller, account.id, StateChange::TokenRejected { reason })
                     .await?;
                 Ok(())
+            }
+            Err(err) => {
+                tracing::warn!(account_id = %account.id, error = %err, failure = ?err.failure(), "Instagram token refresh failed; will retry");
+                let change = StateChange::RefreshFailed { max: max_failures };
+                self.record_state(&caller, account.id, change).await?;
+                Err(err.into_error("refreshing the Instagram token"))
             }
         }
     }

@@ -234,7 +234,8 @@ impl Accounts {
             Ok(()) => Ok(()),
             Err(err) => {
                 if err.is_invalid_token() {
-                    self.record_state(caller, account.id, StateChange::TokenRejected)
+                    let reason = err.to_string();
+                    self.record_state(caller, account.id, StateChange::TokenRejected { reason })
                         .await?;
                 }
                 Err(err.into_error("setting the persistent menu"))

@@ -16,6 +16,7 @@ pub mod messenger;
 pub mod records;
 pub mod setup;
 pub mod signup;
+pub mod token_checks;
 pub mod token_refresh;
 
 use std::sync::Arc;

@@ -116,7 +116,11 @@ impl Accounts {
         if let Some(err) = errors.iter().flatten().find(|err| err.is_transient()) {
             return Err((*err).clone().into_error("fetching WhatsApp health"));
         }
-        let token_rejected = errors.iter().flatten().any(|err| err.is_invalid_token());
+        let token_rejected = errors
+            .iter()
+            .flatten()
+            .find(|err| err.is_invalid_token())
+            .map(|err| err.to_string());
         let mut reasons = Vec::new();
         let phone = answered("phone number", phone, &mut reasons);
         let waba = answered("WABA", waba, &mut reasons);
@@ -132,11 +136,12 @@ impl Accounts {
             app_id,
             &self.webhook_url(&account),
         ));
-        let account = if token_rejected {
-            self.record_state(caller, account.id, StateChange::TokenRejected)
-                .await?
-        } else {
-            account
+        let account = match token_rejected {
+            Some(reason) => {
+                self.record_state(caller, account.id, StateChange::TokenRejected { reason })
+                    .await?
+            }
+            None => account,
         };
         Ok(WhatsAppHealth {
             account,

@@ -1,4 +1,6 @@
-//! The background task that refreshes Instagram tokens before they expire.
+//! The background task that refreshes Instagram tokens before they expire. One replica
+//! runs each round (the `token_refresh` lease); an account whose refreshes keep failing
+//! for reasons that are not its token's is left alone after `max_failures` in a row.
 
 use std::time::Duration;
 
@@ -13,31 +15,52 @@ pub struct TokenRefresher {
     accounts: Accounts,
     every: Duration,
     ahead: Duration,
+    max_failures: u32,
+    /// This replica, as the lease names it.
+    holder: String,
 }
 
 impl TokenRefresher {
-    pub fn new(accounts: Accounts, every: Duration, ahead: Duration) -> Self {
+    pub fn new(
+        accounts: Accounts,
+        every: Duration,
+        ahead: Duration,
+        max_failures: u32,
+        holder: String,
+    ) -> Self {
         Self {
             accounts,
             every,
             ahead,
+            max_failures,
+            holder,
         }
     }
 
-    /// Runs until the process ends: one round now, then one every interval. Several
-    /// replicas may refresh the same token; each refresh gives a valid token, so the
-    /// last one written wins harmlessly.
+    /// Runs until the process ends: one round now, then one every interval, each on
+    /// the replica that takes its lease.
     pub async fn run(self) {
         let mut interval = tokio::time::interval(self.every);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             interval.tick().await;
-            if let Err(err) = self.round().await {
-                tracing::warn!(error = %err, "Instagram token refresh round failed");
+            let store = &self.accounts.store;
+            match store
+                .try_take_round("token_refresh", &self.holder, self.every, now())
+                .await
+            {
+                Ok(true) => {
+                    if let Err(err) = self.round().await {
+                        tracing::warn!(error = %err, "Instagram token refresh round failed");
+                    }
+                }
+                Ok(false) => tracing::debug!("another replica runs this token refresh round"),
+                Err(err) => tracing::warn!(error = %err, "cannot take the token refresh round"),
             }
         }
     }
 
+    /// One round: every token due, each on its own; a failure never stops the others.
     pub async fn round(&self) -> Result<usize, Error> {
         let ahead = chrono::Duration::from_std(self.ahead).unwrap_or(chrono::Duration::days(7));
         let due = self
@@ -47,10 +70,15 @@ impl TokenRefresher {
             .await?;
         let mut refreshed = 0;
         for account in due {
-            match self.accounts.refresh_instagram_token(account).await {
+            let id = account.id;
+            match self
+                .accounts
+                .refresh_instagram_token(account, self.max_failures)
+                .await
+            {
                 Ok(()) => refreshed += 1,
                 Err(err) => {
-                    tracing::warn!(error = %err, "Instagram token refresh failed; will retry")
+                    tracing::warn!(account_id = %id, error = %err, "Instagram token refresh failed; will retry")
                 }
             }
         }

@@ -27,8 +27,21 @@ pub enum StateChange {
         reason: String,
         token_rejected: bool,
     },
-    /// Meta rejected the token (error 190).
-    TokenRejected,
+    /// Meta rejected the token (a credential answer, or debug_token's is_valid false),
+    /// saying why.
+    TokenRejected { reason: String },
+    /// debug_token said the token is valid: when it and its data access expire, and
+    /// the scopes it misses (then the account needs reauthorization all the same);
+    /// `thresholds` are the expiry-warning days.
+    TokenChecked {
+        expires_at: Option<DateTime<Utc>>,
+        data_access_expires_at: Option<DateTime<Utc>>,
+        missing_scopes: Vec<&'static str>,
+        thresholds: Vec<u32>,
+    },
+    /// A refresh failed for a reason that is not the token's (an outage, a fault of
+    /// configuration); after `max` in a row the token is left alone.
+    RefreshFailed { max: u32 },
     /// A new token under `key`, and when it expires.
     NewToken {
         key: &'static str,
@@ -55,15 +68,48 @@ impl StateChange {
                 token_rejected,
             } => {
                 state.setup_state = SetupState::Failed;
+                if token_rejected {
+                    state.reauthorization_required = true;
+                    state.reauthorization_reason = Some(reason.clone());
+                }
                 state.setup_error = Some(reason);
-                state.reauthorization_required |= token_rejected;
                 // Meta did not take the token for the number (now): no claim of it.
                 state.claim_confirmed = false;
             }
-            StateChange::TokenRejected => {
+            StateChange::TokenRejected { reason } => {
                 state.reauthorization_required = true;
+                state.reauthorization_reason = Some(reason);
                 // A claim holds while the provider accepts the token behind it.
                 state.claim_confirmed = false;
+            }
+            StateChange::TokenChecked {
+                expires_at,
+                data_access_expires_at,
+                missing_scopes,
+                thresholds,
+            } => {
+                state.token_checked_at = Some(at);
+                state.token_expires_at = expires_at;
+                state.data_access_expires_at = data_access_expires_at;
+                state.token_warned_days = super::tokens::expiry_warning(
+                    expires_at,
+                    at,
+                    &thresholds,
+                    state.token_warned_days,
+                );
+                if !missing_scopes.is_empty() {
+                    state.reauthorization_required = true;
+                    state.reauthorization_reason = Some(format!(
+                        "the token lacks the scopes {}",
+                        missing_scopes.join(", ")
+                    ));
+                }
+            }
+            StateChange::RefreshFailed { max } => {
+                state.refresh_failures = state.refresh_failures.saturating_add(1);
+                if u32::try_from(state.refresh_failures).is_ok_and(|failures| failures >= max) {
+                    state.refresh_exhausted = true;
+                }
             }
             StateChange::NewToken {
                 key,

@@ -64,7 +64,9 @@ fn a_set_up_confirms_only_the_number_it_ran_for() {
     let mut confirmed = current.clone();
     confirmed.provider_state.claim_confirmed = true;
     for change in [
-        StateChange::TokenRejected,
+        StateChange::TokenRejected {
+            reason: "Meta error 190".into(),
+        },
         StateChange::SetupFailed {
             reason: "refused".into(),
             token_rejected: false,
@@ -123,14 +125,24 @@ fn a_new_token_is_stored_with_its_expiry_and_trusted_again() {
 fn what_changes_nothing_is_kept() {
     let mut current = account(Channel::Messenger, "1");
     current.provider_state.reauthorization_required = true;
+    current.provider_state.reauthorization_reason = Some("Meta error 190".into());
     assert!(matches!(
-        record_state(&admin(), &current, StateChange::TokenRejected, at(5)),
+        record_state(
+            &admin(),
+            &current,
+            StateChange::TokenRejected {
+                reason: "Meta error 190".into(),
+            },
+            at(5)
+        ),
         Change::Keep
     ));
     let next = saved(record_state(
         &admin(),
         &account(Channel::Messenger, "1"),
-        StateChange::TokenRejected,
+        StateChange::TokenRejected {
+            reason: "Meta error 190".into(),
+        },
         at(5),
     ));
     assert!(next.provider_state.reauthorization_required);
@@ -282,4 +294,63 @@ proptest! {
             None => prop_assert!(seconds <= 0 || seconds > 365 * 86_400 * 1_000),
         }
     }
+}
+
+#[test]
+fn refreshes_failing_in_a_row_exhaust_the_token_until_a_new_one_is_stored() {
+    let mut current = account(Channel::Instagram, "ig");
+    for failure in 1..=3 {
+        current = saved(record_state(
+            &admin(),
+            &current,
+            StateChange::RefreshFailed { max: 3 },
+            at(failure),
+        ));
+        assert_eq!(current.provider_state.refresh_failures, failure as i32);
+        assert_eq!(current.provider_state.refresh_exhausted, failure == 3);
+    }
+    let renewed = saved(record_state(
+        &admin(),
+        &current,
+        StateChange::NewToken {
+            key: "access_token",
+            token: "IGQ-new".into(),
+            expires_at: Some(at(100)),
+        },
+        at(9),
+    ));
+    assert_eq!(renewed.provider_state.refresh_failures, 0);
+    assert!(!renewed.provider_state.refresh_exhausted);
+    assert_eq!(renewed.provider_state.token_refreshed_at, Some(at(9)));
+}
+
+#[test]
+fn a_checked_token_records_its_expiries_and_what_it_lacks() {
+    let current = account(Channel::Messenger, "p");
+    let checked = |missing: Vec<&'static str>| {
+        saved(record_state(
+            &admin(),
+            &current,
+            StateChange::TokenChecked {
+                expires_at: Some(at(0) + chrono::Duration::days(3)),
+                data_access_expires_at: Some(at(0) + chrono::Duration::days(90)),
+                missing_scopes: missing,
+                thresholds: vec![7, 1],
+            },
+            at(0),
+        ))
+    };
+    let fine = checked(Vec::new());
+    assert_eq!(fine.provider_state.token_checked_at, Some(at(0)));
+    assert_eq!(fine.provider_state.token_warned_days, Some(7));
+    assert!(!fine.provider_state.reauthorization_required);
+    let lacking = checked(vec!["pages_messaging"]);
+    assert!(lacking.provider_state.reauthorization_required);
+    assert!(
+        lacking
+            .provider_state
+            .reauthorization_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("pages_messaging"))
+    );
 }

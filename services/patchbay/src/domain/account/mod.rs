@@ -8,6 +8,7 @@ mod connected;
 pub mod events;
 pub mod messenger;
 mod rules;
+pub mod tokens;
 mod validation;
 pub mod whatsapp;
 

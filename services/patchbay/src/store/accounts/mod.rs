@@ -168,8 +168,26 @@ impl Store {
             .filter(Column::Channel.eq(channel.as_str()))
             .filter(Column::DeletedAt.is_null())
             .filter(Column::ReauthorizationRequired.eq(false))
+            .filter(Column::RefreshExhausted.eq(false))
             .filter(Column::TokenExpiresAt.lt(before));
         live::page(self.conn(), query, None, limit, |row| {
+            to_domain(self.keys(), row)
+        })
+        .await
+    }
+
+    /// Live accounts of `channels` in every workspace, in id order after `after`, at
+    /// most `limit`: the token checker's pages.
+    pub async fn accounts_of_channels(
+        &self,
+        channels: &[Channel],
+        after: Option<Uuid>,
+        limit: u64,
+    ) -> Result<Vec<Account>, Error> {
+        let query = Entity::find()
+            .filter(Column::Channel.is_in(channels.iter().map(|c| c.as_str())))
+            .filter(Column::DeletedAt.is_null());
+        live::page(self.conn(), query, after, limit, |row| {
             to_domain(self.keys(), row)
         })
         .await

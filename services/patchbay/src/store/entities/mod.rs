@@ -10,3 +10,4 @@ pub mod default_account_change;
 pub mod idempotency_key;
 pub mod integration;
 pub mod provider;
+pub mod task_lease;

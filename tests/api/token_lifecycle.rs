@@ -1,0 +1,344 @@
+//! Token checks against a fake Meta: debug_token's verdict is recorded on each Meta
+//! account; only Meta calling a token invalid flags it (a 500 or a 404 flags nothing);
+//! expiries come from debug_token; TOKEN_EXPIRING once per threshold; a new token is
+//! REAUTHORIZED; one replica checks each token per round; one failing account does not
+//! stop the round.
+
+use std::time::Duration;
+
+use patchbay::meta::MetaSettings;
+use patchbay_e2e::proto::{self, AccountEventKind, Channel};
+use patchbay_e2e::{
+    Backend, TestApp, TestOptions, all_providers_at, backend_tests, create, get_account,
+    graph_path, new_account, new_whatsapp, test_meta, to_struct, update,
+};
+use serde_json::json;
+use wiremock::matchers::{method, path, path_regex, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+backend_tests!(meta_s_verdicts_are_recorded_and_only_invalid_tokens_flag);
+
+const IN_THREE_DAYS: i64 = 3 * 86_400;
+
+/// A Meta that sets WhatsApp numbers up and answers debug_token per token.
+async fn fake_meta() -> MockServer {
+    let meta = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/v[0-9.]+/[0-9]+/(register|subscribed_apps)$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true})))
+        .mount(&meta)
+        .await;
+    let now = chrono::Utc::now().timestamp();
+    let answers = [
+        (
+            "EAAG-dead",
+            ResponseTemplate::new(200).set_body_json(json!({"data": {"app_id": "1",
+                "is_valid": false, "error": {"code": 190, "message": "The user has logged out"}}})),
+        ),
+        (
+            "EAAG-outage",
+            ResponseTemplate::new(500).set_body_json(json!({"error": {"message": "boom",
+                "code": 190}})),
+        ),
+        (
+            "EAAP-misrouted",
+            ResponseTemplate::new(404).set_body_string("<html>Not Found</html>"),
+        ),
+        (
+            "EAAP-page",
+            ResponseTemplate::new(200).set_body_json(json!({"data": {"is_valid": true,
+                "expires_at": now + 60 * 86_400, "scopes": ["pages_messaging"]}})),
+        ),
+        (
+            "EAAG-expiring",
+            ResponseTemplate::new(200).set_body_json(json!({"data": {"is_valid": true,
+                "expires_at": now + IN_THREE_DAYS, "data_access_expires_at": now + 80 * 86_400,
+                "scopes": ["whatsapp_business_messaging", "whatsapp_business_management"]}})),
+        ),
+    ];
+    for (token, answer) in answers {
+        Mock::given(method("GET"))
+            .and(path(graph_path("debug_token")))
+            .and(query_param("input_token", token))
+            .respond_with(answer)
+            .mount(&meta)
+            .await;
+    }
+    meta
+}
+
+fn options(meta: &MockServer, check_every: Option<Duration>) -> TestOptions {
+    TestOptions {
+        provider_urls: all_providers_at(&meta.uri()),
+        meta: MetaSettings {
+            check_every,
+            ..test_meta()
+        },
+        ..TestOptions::default()
+    }
+}
+
+/// The accounts, in the order the checker meets them (ids grow with time): the one
+/// whose check proves the round went past the others comes last.
+async fn accounts(app: &TestApp) -> [proto::Account; 5] {
+    let admin = app.admin();
+    let page = |key: &str, token: &str| {
+        new_account(
+            Channel::Messenger,
+            key,
+            json!({"page_id": key, "page_access_token": token}),
+        )
+    };
+    [
+        create(&admin, new_whatsapp("555001", "EAAG-dead")).await,
+        create(&admin, new_whatsapp("555002", "EAAG-outage")).await,
+        create(&admin, page("700", "EAAP-misrouted")).await,
+        create(&admin, page("701", "EAAP-page")).await,
+        create(&admin, new_whatsapp("555003", "EAAG-expiring")).await,
+    ]
+}
+
+/// Events after `after` until one of `kind` for `account` (at most 15 s).
+async fn events_until(
+    app: &TestApp,
+    after: i64,
+    kind: AccountEventKind,
+    account: &str,
+) -> Vec<proto::AccountEvent> {
+    let mut stream = app
+        .service()
+        .accounts()
+        .watch_account_events(proto::WatchAccountEventsRequest {
+            after_revision: Some(after),
+            ..Default::default()
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let mut seen = Vec::new();
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(15), stream.message())
+            .await
+            .expect("the round's events in time")
+            .expect("healthy stream")
+            .expect("open stream");
+        let done = event.kind == i32::from(kind)
+            && event.account.as_ref().is_some_and(|a| a.id == account);
+        seen.push(event);
+        if done {
+            return seen;
+        }
+    }
+}
+
+fn of(events: &[proto::AccountEvent], account: &proto::Account) -> Vec<AccountEventKind> {
+    events
+        .iter()
+        .filter(|e| e.account.as_ref().is_some_and(|a| a.id == account.id))
+        .map(|e| AccountEventKind::try_from(e.kind).expect("kind"))
+        .collect()
+}
+
+async fn latest_revision(app: &TestApp) -> i64 {
+    app.store()
+        .await
+        .account_event_window(patchbay_e2e::WORKSPACE)
+        .await
+        .expect("window")
+        .0
+}
+
+async fn meta_s_verdicts_are_recorded_and_only_invalid_tokens_flag(backend: Backend) {
+    let meta = fake_meta().await;
+    let writer = TestApp::spawn_with(backend, options(&meta, None)).await;
+    let [dead, outage, misrouted, page, expiring] = accounts(&writer).await;
+    let before = latest_revision(&writer).await;
+    // A server that checks tokens: its first round runs as it starts.
+    let checker = TestApp::spawn_with(
+        backend,
+        TestOptions {
+            database_url: Some(writer.database_url.clone()),
+            ..options(&meta, Some(Duration::from_secs(3600)))
+        },
+    )
+    .await;
+    let events = events_until(
+        &checker,
+        before,
+        AccountEventKind::TokenExpiring,
+        &expiring.id,
+    )
+    .await;
+    assert_eq!(
+        of(&events, &dead),
+        [AccountEventKind::ReauthorizationRequired]
+    );
+    assert!(of(&events, &outage).is_empty(), "a 500 flags nothing");
+    assert!(of(&events, &misrouted).is_empty(), "a 404 flags nothing");
+    assert!(of(&events, &page).is_empty());
+    assert_eq!(of(&events, &expiring), [AccountEventKind::TokenExpiring]);
+    let reason = events
+        .iter()
+        .find(|e| e.kind == i32::from(AccountEventKind::ReauthorizationRequired))
+        .map(|e| e.reason.clone())
+        .unwrap_or_default();
+    assert!(reason.contains("logged out"), "{reason}");
+    assert!(!reason.contains("EAAG"), "no token in a reason: {reason}");
+
+    let admin = checker.admin();
+    let dead_now = get_account(&admin, &dead.id).await;
+    assert!(dead_now.reauthorization_required);
+    assert!(dead_now.reauthorization_reason.contains("logged out"));
+    for unharmed in [&outage, &misrouted] {
+        let account = get_account(&admin, &unharmed.id).await;
+        assert!(!account.reauthorization_required, "{}", account.account_key);
+        assert!(account.token_expires_at.is_none());
+    }
+    // Expiries as debug_token gave them, for WhatsApp and Messenger alike.
+    let expiring_now = get_account(&admin, &expiring.id).await;
+    let expires = expiring_now.token_expires_at.expect("expiry").seconds;
+    let left = expires - chrono::Utc::now().timestamp();
+    assert!(
+        (IN_THREE_DAYS - 60..=IN_THREE_DAYS).contains(&left),
+        "{left}"
+    );
+    assert!(expiring_now.data_access_expires_at.is_some());
+    assert!(
+        get_account(&admin, &page.id)
+            .await
+            .token_expires_at
+            .is_some()
+    );
+
+    // A new token for the flagged account: trusted again.
+    let after_round = latest_revision(&checker).await;
+    update(
+        &admin,
+        proto::UpdateAccountRequest {
+            id: dead.id.clone(),
+            config: Some(to_struct(json!({"access_token": "EAAG-fresh"}))),
+            ..Default::default()
+        },
+    )
+    .await;
+    let events = events_until(
+        &checker,
+        after_round,
+        AccountEventKind::Reauthorized,
+        &dead.id,
+    )
+    .await;
+    assert!(of(&events, &dead).contains(&AccountEventKind::Reauthorized));
+    assert!(!get_account(&admin, &dead.id).await.reauthorization_required);
+
+    // Another round (the lease given back, a checker started): the threshold already
+    // announced is not announced again.
+    let after_reauth = latest_revision(&checker).await;
+    let first_check = checked_at(&writer, &expiring.account_key).await;
+    assert!(first_check.is_some());
+    writer
+        .execute("UPDATE task_leases SET last_round_at = NULL", vec![])
+        .await;
+    let _again = TestApp::spawn_with(
+        backend,
+        TestOptions {
+            database_url: Some(writer.database_url.clone()),
+            ..options(&meta, Some(Duration::from_secs(3600)))
+        },
+    )
+    .await;
+    let rechecked = tokio::time::timeout(Duration::from_secs(15), async {
+        while checked_at(&writer, &expiring.account_key).await == first_check {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(
+        rechecked.is_ok(),
+        "the second round checked the token again"
+    );
+    let later = checker
+        .store()
+        .await
+        .account_events_after(patchbay_e2e::WORKSPACE, after_reauth, 100)
+        .await
+        .expect("events");
+    assert!(
+        later
+            .iter()
+            .all(|e| e.kind != patchbay::domain::account::events::AccountEventKind::TokenExpiring),
+        "{later:?}"
+    );
+}
+
+/// When the checker last asked Meta about the token of the account keyed `key`.
+async fn checked_at(app: &TestApp, key: &str) -> Option<String> {
+    use sea_orm::ConnectionTrait;
+    let db = app.database().await;
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            format!(
+                "SELECT CAST(token_checked_at AS TEXT) AS t FROM accounts WHERE account_key = '{key}'"
+            ),
+        ))
+        .await
+        .expect("query")
+        .expect("row");
+    row.try_get("", "t").expect("text")
+}
+
+/// Two replicas checking tokens on one PostgreSQL database: one round between them,
+/// so each token is asked about once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_ask_meta_once_per_token_per_round() {
+    let meta = fake_meta().await;
+    let writer = TestApp::spawn_with(Backend::Postgres, options(&meta, None)).await;
+    let accounts = accounts(&writer).await;
+    let before = latest_revision(&writer).await;
+    let replica = || {
+        TestApp::spawn_with(
+            Backend::Postgres,
+            TestOptions {
+                database_url: Some(writer.database_url.clone()),
+                ..options(&meta, Some(Duration::from_secs(3600)))
+            },
+        )
+    };
+    let (one, _two) = tokio::join!(replica(), replica());
+    events_until(
+        &one,
+        before,
+        AccountEventKind::TokenExpiring,
+        &accounts[4].id,
+    )
+    .await;
+    // Let a second round, were one running, get as far.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let requests = meta.received_requests().await.expect("recorded");
+    for token in [
+        "EAAG-dead",
+        "EAAG-outage",
+        "EAAP-misrouted",
+        "EAAP-page",
+        "EAAG-expiring",
+    ] {
+        let asked = requests
+            .iter()
+            .filter(|r| r.url.path().ends_with("/debug_token"))
+            .filter(|r| {
+                r.url
+                    .query_pairs()
+                    .any(|(k, v)| k == "input_token" && v == token)
+            })
+            .count();
+        // One check each; the 500 is one check retried as the Graph client retries a
+        // safe call (the policy's attempts), by one replica.
+        let checks = if token == "EAAG-outage" {
+            test_meta().retry.attempts as usize
+        } else {
+            1
+        };
+        assert_eq!(asked, checks, "{token} asked {asked} times");
+    }
+}
