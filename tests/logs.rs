@@ -55,7 +55,9 @@ async fn token_checks(backend: Backend) {
         .and(path(graph_path("debug_token")))
         .and(query_param("input_token", SECRETS[5]))
         .respond_with(ResponseTemplate::new(200).set_body_json(
-            json!({"data": {"is_valid": false, "error": {"code": 190, "message": "Session invalidated"}}}),
+            // Meta quoting the token it refused: it must go no further.
+            json!({"data": {"is_valid": false, "error": {"code": 190,
+                "message": format!("Session invalidated for {}", SECRETS[5])}}}),
         ))
         .mount(&meta)
         .await;
@@ -99,6 +101,10 @@ async fn token_checks(backend: Backend) {
         flagged
             .reauthorization_reason
             .contains("Session invalidated")
+    );
+    assert!(
+        !flagged.reauthorization_reason.contains(SECRETS[5]),
+        "the quoted token is scrubbed from the reason"
     );
     assert!(
         !get_account(&checker.admin(), &down.id)

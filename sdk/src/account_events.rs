@@ -59,6 +59,14 @@ async fn follow(
             .await
         {
             Ok(response) => {
+                // A watch "from now" resumes from where it started, not from a later now.
+                if request.after_revision.is_none() {
+                    request.after_revision = response
+                        .metadata()
+                        .get("patchbay-after-revision")
+                        .and_then(|value| value.to_str().ok())
+                        .and_then(|value| value.parse().ok());
+                }
                 let mut stream = response.into_inner();
                 loop {
                     match stream.message().await {
@@ -77,9 +85,14 @@ async fn follow(
             Err(status) => Some(status),
         };
         if let Some(status) = status {
+            // What no retry mends ends the watch; the rest is retried with backoff.
             let final_error = matches!(
                 status.code(),
-                Code::FailedPrecondition | Code::PermissionDenied | Code::InvalidArgument
+                Code::FailedPrecondition
+                    | Code::PermissionDenied
+                    | Code::InvalidArgument
+                    | Code::Unimplemented
+                    | Code::NotFound
             );
             if final_error {
                 let _ = sender.send(Err(status.into())).await;

@@ -50,6 +50,13 @@ async fn fake_meta() -> MockServer {
                 "expires_at": now + 60 * 86_400, "scopes": ["pages_messaging"]}})),
         ),
         (
+            // The call itself refused (the app's own token): no account's fault.
+            "EAAG-app-refused",
+            ResponseTemplate::new(400).set_body_json(json!({"error": {"message":
+                "Invalid OAuth access token - Cannot parse access token", "type": "OAuthException",
+                "code": 190}})),
+        ),
+        (
             "EAAG-expiring",
             ResponseTemplate::new(200).set_body_json(json!({"data": {"is_valid": true,
                 "expires_at": now + IN_THREE_DAYS, "data_access_expires_at": now + 80 * 86_400,
@@ -80,7 +87,7 @@ fn options(meta: &MockServer, check_every: Option<Duration>) -> TestOptions {
 
 /// The accounts, in the order the checker meets them (ids grow with time): the one
 /// whose check proves the round went past the others comes last.
-async fn accounts(app: &TestApp) -> [proto::Account; 5] {
+async fn accounts(app: &TestApp) -> [proto::Account; 6] {
     let admin = app.admin();
     let page = |key: &str, token: &str| {
         new_account(
@@ -95,6 +102,7 @@ async fn accounts(app: &TestApp) -> [proto::Account; 5] {
         create(&admin, page("700", "EAAP-misrouted")).await,
         create(&admin, page("701", "EAAP-page")).await,
         create(&admin, new_whatsapp("555003", "EAAG-expiring")).await,
+        create(&admin, new_whatsapp("555004", "EAAG-app-refused")).await,
     ]
 }
 
@@ -151,7 +159,7 @@ async fn latest_revision(app: &TestApp) -> i64 {
 async fn meta_s_verdicts_are_recorded_and_only_invalid_tokens_flag(backend: Backend) {
     let meta = fake_meta().await;
     let writer = TestApp::spawn_with(backend, options(&meta, None)).await;
-    let [dead, outage, misrouted, page, expiring] = accounts(&writer).await;
+    let [dead, outage, misrouted, page, expiring, app_refused] = accounts(&writer).await;
     let before = latest_revision(&writer).await;
     // A server that checks tokens: its first round runs as it starts.
     let checker = TestApp::spawn_with(
@@ -209,6 +217,14 @@ async fn meta_s_verdicts_are_recorded_and_only_invalid_tokens_flag(backend: Back
             .token_expires_at
             .is_some()
     );
+    // debug_token refused as a call (the app's token): the round stops, flagging nobody.
+    asked(&meta, "EAAG-app-refused", 1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !get_account(&admin, &app_refused.id)
+            .await
+            .reauthorization_required
+    );
 
     // A new token for the flagged account: trusted again.
     let after_round = latest_revision(&checker).await;
@@ -234,8 +250,6 @@ async fn meta_s_verdicts_are_recorded_and_only_invalid_tokens_flag(backend: Back
     // Another round (the lease given back, a checker started): the threshold already
     // announced is not announced again.
     let after_reauth = latest_revision(&checker).await;
-    let first_check = checked_at(&writer, &expiring.account_key).await;
-    assert!(first_check.is_some());
     writer
         .execute("UPDATE task_leases SET last_round_at = NULL", vec![])
         .await;
@@ -247,16 +261,7 @@ async fn meta_s_verdicts_are_recorded_and_only_invalid_tokens_flag(backend: Back
         },
     )
     .await;
-    let rechecked = tokio::time::timeout(Duration::from_secs(15), async {
-        while checked_at(&writer, &expiring.account_key).await == first_check {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
-    assert!(
-        rechecked.is_ok(),
-        "the second round checked the token again"
-    );
+    asked(&meta, "EAAG-expiring", 2).await;
     let later = checker
         .store()
         .await
@@ -271,21 +276,28 @@ async fn meta_s_verdicts_are_recorded_and_only_invalid_tokens_flag(backend: Back
     );
 }
 
-/// When the checker last asked Meta about the token of the account keyed `key`.
-async fn checked_at(app: &TestApp, key: &str) -> Option<String> {
-    use sea_orm::ConnectionTrait;
-    let db = app.database().await;
-    let row = db
-        .query_one_raw(sea_orm::Statement::from_string(
-            db.get_database_backend(),
-            format!(
-                "SELECT CAST(token_checked_at AS TEXT) AS t FROM accounts WHERE account_key = '{key}'"
-            ),
-        ))
-        .await
-        .expect("query")
-        .expect("row");
-    row.try_get("", "t").expect("text")
+/// Waits until Meta was asked about `token` `times` times (at most 15 s).
+async fn asked(meta: &MockServer, token: &str, times: usize) {
+    let counted = tokio::time::timeout(Duration::from_secs(15), async {
+        while asked_times(meta, token).await < times {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(counted.is_ok(), "{token} was asked about {times} times");
+}
+
+async fn asked_times(meta: &MockServer, token: &str) -> usize {
+    let requests = meta.received_requests().await.expect("recorded");
+    requests
+        .iter()
+        .filter(|r| r.url.path().ends_with("/debug_token"))
+        .filter(|r| {
+            r.url
+                .query_pairs()
+                .any(|(k, v)| k == "input_token" && v == token)
+        })
+        .count()
 }
 
 /// Two replicas checking tokens on one PostgreSQL database: one round between them,
@@ -315,23 +327,17 @@ async fn two_replicas_ask_meta_once_per_token_per_round() {
     .await;
     // Let a second round, were one running, get as far.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let requests = meta.received_requests().await.expect("recorded");
+    asked(&meta, "EAAG-app-refused", 1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     for token in [
         "EAAG-dead",
         "EAAG-outage",
         "EAAP-misrouted",
         "EAAP-page",
         "EAAG-expiring",
+        "EAAG-app-refused",
     ] {
-        let asked = requests
-            .iter()
-            .filter(|r| r.url.path().ends_with("/debug_token"))
-            .filter(|r| {
-                r.url
-                    .query_pairs()
-                    .any(|(k, v)| k == "input_token" && v == token)
-            })
-            .count();
+        let asked = asked_times(&meta, token).await;
         // One check each; the 500 is one check retried as the Graph client retries a
         // safe call (the policy's attempts), by one replica.
         let checks = if token == "EAAG-outage" {

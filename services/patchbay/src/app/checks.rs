@@ -344,16 +344,7 @@ fn reason_of(body: &str) -> Option<String> {
     Some(reason.chars().take(MAX_REASON_CHARS).collect())
 }
 
-/// Providers sometimes quote the credential they refused; never pass it on.
-fn scrub(reason: &str, secrets: &[String]) -> String {
-    let mut scrubbed = reason.to_owned();
-    for secret in secrets {
-        if secret.len() >= 4 {
-            scrubbed = scrubbed.replace(secret.as_str(), "********");
-        }
-    }
-    scrubbed
-}
+use crate::domain::support::scrub;
 
 /// The values of the fields the provider's schema flags secret, at any depth.
 fn secrets_of(provider: &Provider, config: &Document) -> Vec<String> {

@@ -21,6 +21,9 @@ use crate::domain::{Action, Caller, Violations};
 
 pub type EventsStream = ReceiverStream<Result<proto::AccountEvent, Status>>;
 
+/// The response header that says after which revision the watch starts.
+pub const START_REVISION_HEADER: &str = "patchbay-after-revision";
+
 /// How often a stream looks at the log without a wake-up.
 const POLL: Duration = Duration::from_secs(5);
 
@@ -66,11 +69,18 @@ pub async fn open(
         .await?;
     let (sender, receiver) = mpsc::channel(1);
     let accounts = grpc.accounts.clone();
+    let start = watch.last;
     tokio::spawn(async move {
         forward(accounts, caller, watch, sender).await;
         drop(permit);
     });
-    Ok(Response::new(ReceiverStream::new(receiver)))
+    // Where the watch starts, so that a client watching "from now" can resume from
+    // there after a break (the SDK does).
+    let mut response = Response::new(ReceiverStream::new(receiver));
+    if let Ok(value) = start.to_string().parse() {
+        response.metadata_mut().insert(START_REVISION_HEADER, value);
+    }
+    Ok(response)
 }
 
 async fn forward(
@@ -82,21 +92,20 @@ async fn forward(
     let token_expired = token_expiry(&caller);
     tokio::pin!(token_expired);
     loop {
-        let events = match accounts.next_events(&caller, &mut watch).await {
-            Ok(events) => events,
+        let (events, more) = match accounts.next_events(&caller, &mut watch).await {
+            Ok(read) => read,
             Err(err) => {
                 let _ = sender.send(Err(err.into())).await;
                 return;
             }
         };
-        let caught_up = events.is_empty();
         for (event, account) in events {
             tokio::select! {
                 sent = sender.send(Ok(event_to_proto(event, account))) => if sent.is_err() { return },
                 () = &mut token_expired => return expired(&sender),
             }
         }
-        if !caught_up {
+        if more {
             continue;
         }
         tokio::select! {

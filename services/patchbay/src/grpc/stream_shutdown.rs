@@ -21,6 +21,7 @@ const STREAMING: &[&str] = &[
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
     "/patchbay.v1.AccountService/WatchDefaultAccounts",
+    "/patchbay.v1.AccountService/WatchAccountEvents",
 ];
 
 #[derive(Clone, Debug)]

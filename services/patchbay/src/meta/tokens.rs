@@ -16,7 +16,8 @@ pub struct TokenInfo {
     /// `None`: it never expires (Meta says 0), or Meta did not say.
     pub expires_at: Option<DateTime<Utc>>,
     pub data_access_expires_at: Option<DateTime<Utc>>,
-    pub scopes: Vec<String>,
+    /// `None` when Meta did not say (then nothing is missing).
+    pub scopes: Option<Vec<String>>,
     /// Meta's reason when it is not valid (`data.error.message`), cut short.
     pub reason: Option<String>,
 }
@@ -50,18 +51,14 @@ pub fn token_info(answer: &Value) -> Result<TokenInfo, MetaError> {
             .filter(|seconds| *seconds > 0)
             .and_then(|seconds| Utc.timestamp_opt(seconds, 0).single())
     };
-    let scopes = data
-        .get("scopes")
-        .and_then(Value::as_array)
-        .map(|scopes| {
-            scopes
-                .iter()
-                .filter_map(Value::as_str)
-                .take(100)
-                .map(|scope| scope.chars().take(100).collect())
-                .collect()
-        })
-        .unwrap_or_default();
+    let scopes = data.get("scopes").and_then(Value::as_array).map(|scopes| {
+        scopes
+            .iter()
+            .filter_map(Value::as_str)
+            .take(100)
+            .map(|scope| scope.chars().take(100).collect())
+            .collect()
+    });
     let reason = data
         .get("error")
         .and_then(|error| error.get("message"))
@@ -90,7 +87,10 @@ mod tests {
         .expect("read");
         assert!(info.is_valid);
         assert_eq!(info.expires_at.map(|t| t.timestamp()), Some(1_900_000_000));
-        assert_eq!(info.scopes, ["pages_messaging", "pages_show_list"]);
+        assert_eq!(
+            info.scopes.as_deref(),
+            Some(&["pages_messaging".to_owned(), "pages_show_list".to_owned()][..])
+        );
         let never =
             token_info(&json!({"data": {"is_valid": true, "expires_at": 0}})).expect("read");
         assert_eq!(never.expires_at, None, "0 means never");

@@ -132,24 +132,27 @@ impl Store {
             .all(self.conn())
             .await
             .map_err(db_error)?;
-        rows.into_iter()
-            .map(|row| {
-                let unknown = |what: &str, name: &str| {
-                    Error::Internal(format!("account event of unknown {what} {name:?}"))
-                };
-                Ok(AccountEvent {
+        // A kind this version does not know (written by a newer replica) is passed on
+        // as an update of the account, never fatal to the watch.
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| {
+                let channel = Channel::parse(&row.channel)?;
+                let kind = AccountEventKind::parse(&row.kind).unwrap_or_else(|| {
+                    tracing::warn!(revision = row.revision, kind = %row.kind, "account event of an unknown kind shown as an update");
+                    AccountEventKind::Updated
+                });
+                Some(AccountEvent {
                     revision: row.revision,
                     account_id: row.account_id,
-                    channel: Channel::parse(&row.channel)
-                        .ok_or_else(|| unknown("channel", &row.channel))?,
+                    channel,
                     division_id: row.division_id,
-                    kind: AccountEventKind::parse(&row.kind)
-                        .ok_or_else(|| unknown("kind", &row.kind))?,
+                    kind,
                     reason: row.reason,
                     occurred_at: row.occurred_at,
                 })
             })
-            .collect()
+            .collect())
     }
 
     /// Drops the events that happened before `before`; returns how many.

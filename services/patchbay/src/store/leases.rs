@@ -1,20 +1,26 @@
 //! Rounds of background work that one replica runs for all (token checks, token
-//! refreshes): the replica that takes a round's lease runs it, the others skip it. A
-//! round is taken under the lease's lock, in one transaction, so two replicas ticking
-//! together cannot both take it.
+//! refreshes). A replica takes a round when none was begun within the round's interval
+//! and no other replica holds the lease; it holds the lease while the round runs
+//! (renewing it as it goes, for `LEASE` at a time) and gives it back at the end. A
+//! replica that crashes mid-round holds it no longer than `LEASE`. Taken under the
+//! lease's lock in one transaction, so two replicas ticking together cannot both win.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveValue::Set, EntityTrait};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 
-use super::entities::task_lease::{ActiveModel, Entity};
+use super::entities::task_lease::{ActiveModel, Column, Entity};
 use super::{Store, db_error, lock_scope};
 use crate::domain::Error;
 
+/// How long a lease holds without being renewed.
+const LEASE: chrono::Duration = chrono::Duration::minutes(10);
+
 impl Store {
-    /// Takes the round of `name` for `holder` at `now` unless a round was taken less
-    /// than `every` ago (by any replica). The lease runs until `now + every`.
+    /// Takes the round of `name` for `holder` at `now`, unless a round was begun less
+    /// than `every` ago (by any replica) or another replica holds the lease.
     pub async fn try_take_round(
         &self,
         name: &str,
@@ -25,24 +31,26 @@ impl Store {
         let every = chrono::Duration::from_std(every).unwrap_or(chrono::Duration::MAX);
         // A little slack: replicas that tick on the same interval take turns rather than
         // skipping a round because the last one began a moment less than `every` ago.
-        let due_after = now - (every - every / 20);
+        let due_after = now
+            .checked_sub_signed(every - every / 20)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
         let txn = self.begin_write().await?;
         lock_scope(&txn, &format!("lease/{name}")).await?;
         let current = Entity::find_by_id(name.to_owned())
             .one(&*txn)
             .await
             .map_err(db_error)?;
-        if current
-            .as_ref()
-            .and_then(|lease| lease.last_round_at)
-            .is_some_and(|last| last > due_after)
-        {
-            return Ok(false);
+        if let Some(lease) = &current {
+            let recent = lease.last_round_at.is_some_and(|last| last > due_after);
+            let held = lease.holder != holder && lease.expires_at > now;
+            if recent || held {
+                return Ok(false);
+            }
         }
         let lease = ActiveModel {
             name: Set(name.to_owned()),
             holder: Set(holder.to_owned()),
-            expires_at: Set(now.checked_add_signed(every).unwrap_or(now)),
+            expires_at: Set(now.checked_add_signed(LEASE).unwrap_or(now)),
             last_round_at: Set(Some(now)),
         };
         match current {
@@ -58,5 +66,42 @@ impl Store {
         }
         txn.commit().await?;
         Ok(true)
+    }
+
+    /// Keeps `holder`'s lease of `name` for another `LEASE` from `now`.
+    pub async fn renew_round(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        self.set_lease_end(name, holder, now.checked_add_signed(LEASE).unwrap_or(now))
+            .await
+    }
+
+    /// Gives `holder`'s lease of `name` back (the round is done).
+    pub async fn end_round(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        self.set_lease_end(name, holder, now).await
+    }
+
+    async fn set_lease_end(
+        &self,
+        name: &str,
+        holder: &str,
+        until: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        Entity::update_many()
+            .col_expr(Column::ExpiresAt, Expr::value(until))
+            .filter(Column::Name.eq(name))
+            .filter(Column::Holder.eq(holder))
+            .exec(self.conn())
+            .await
+            .map_err(db_error)?;
+        Ok(())
     }
 }

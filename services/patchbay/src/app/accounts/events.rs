@@ -59,39 +59,45 @@ impl Accounts {
         })
     }
 
-    /// The next events of the watch (empty when there are none yet), each with the
-    /// account as the caller may see it; moves the watch past them.
+    /// The next events of the watch, each with the account as the caller may see it,
+    /// and whether the log has more right now; moves the watch past what it read.
     pub async fn next_events(
         &self,
         caller: &Caller,
         watch: &mut EventsWatch,
-    ) -> Result<Vec<(AccountEvent, AccountView)>, Error> {
+    ) -> Result<(Vec<(AccountEvent, AccountView)>, bool), Error> {
         let events = self
             .store
             .account_events_after(&caller.workspace_id, watch.last, EVENTS_PER_READ)
             .await?;
-        if events
-            .first()
-            .is_some_and(|first| first.revision != watch.last + 1)
-        {
-            return Err(Error::FailedPrecondition(format!(
-                "the events after revision {} are no longer kept; watch again from now",
-                watch.last
-            )));
-        }
+        let more = events.len() as u64 == EVENTS_PER_READ;
         let mut shown = Vec::new();
         for event in events {
+            // Numbers have no gaps: one means events were dropped under the watch.
+            if event.revision != watch.last + 1 {
+                return Err(Error::FailedPrecondition(format!(
+                    "the events after revision {} are no longer kept; watch again from now",
+                    watch.last
+                )));
+            }
             watch.last = event.revision;
             let division = event.division_id.as_deref();
             if !caller.can_see(division) || !watch.filter.covers(event.channel, division) {
                 continue;
             }
-            let Some(account) = self
+            // One account that cannot be opened costs its events, not the watch.
+            let account = match self
                 .store
                 .account_of_event(&caller.workspace_id, event.account_id)
-                .await?
-            else {
-                continue;
+                .await
+            {
+                Ok(Some(account)) => account,
+                Ok(None) => continue,
+                Err(err @ Error::Unavailable(_)) => return Err(err),
+                Err(err) => {
+                    tracing::error!(account_id = %event.account_id, revision = event.revision, error = %err, "account event skipped: its account cannot be read");
+                    continue;
+                }
             };
             // The account's division now may be one the caller does not see.
             if !caller.can_see(account.division_id.as_deref()) {
@@ -99,13 +105,18 @@ impl Accounts {
             }
             shown.push((event, self.view(caller, account)));
         }
-        Ok(shown)
+        Ok((shown, more))
     }
 }
 
 /// Whether a watch can resume after `after`: every event after it is still kept.
 fn check_resumable(after: i64, latest: i64, oldest: Option<i64>) -> Result<(), Error> {
-    if after < 0 || after > latest {
+    if after < 0 {
+        return Err(Error::InvalidArgument(vec![
+            crate::domain::FieldViolation::new("after_revision", "must be 0 or more"),
+        ]));
+    }
+    if after > latest {
         return Err(Error::FailedPrecondition(format!(
             "after_revision {after} is not a revision of this workspace's events (the latest is {latest})"
         )));
@@ -125,7 +136,11 @@ pub async fn retention_task(store: Store, keep: Duration) {
     let mut every = tokio::time::interval(Duration::from_secs(3600));
     loop {
         every.tick().await;
-        match store.purge_account_events(now() - keep).await {
+        // A retention longer than dates go back keeps everything.
+        let Some(before) = now().checked_sub_signed(keep) else {
+            continue;
+        };
+        match store.purge_account_events(before).await {
             Ok(0) => {}
             Ok(dropped) => tracing::info!(dropped, "old account events dropped"),
             Err(err) => tracing::warn!(error = %err, "cannot drop old account events"),
@@ -144,7 +159,10 @@ mod tests {
             assert!(check_resumable(after, 10, Some(1)).is_ok(), "{after}");
         }
         assert!(check_resumable(11, 10, Some(1)).is_err(), "from the future");
-        assert!(check_resumable(-1, 10, Some(1)).is_err());
+        assert!(matches!(
+            check_resumable(-1, 10, Some(1)),
+            Err(crate::domain::Error::InvalidArgument(_))
+        ));
         // Events 1..=4 dropped.
         assert!(check_resumable(3, 10, Some(5)).is_err());
         assert!(check_resumable(4, 10, Some(5)).is_ok());

@@ -102,21 +102,29 @@ impl Accounts {
                     key: ACCESS_TOKEN,
                     token: fresh.token,
                     expires_at: token_expiry(fresh.expires_in, now()),
+                    replaces: Some(token.to_owned()),
                 };
                 self.record_state(&caller, account.id, change).await?;
                 tracing::info!(account_id = %account.id, "Instagram token refreshed");
                 Ok(())
             }
             Err(err) if err.failure() == Failure::Credential => {
-                tracing::warn!(account_id = %account.id, error = %err, "Instagram token refresh refused; the account needs a new token");
-                let reason = err.to_string();
-                self.record_state(&caller, account.id, StateChange::TokenRejected { reason })
-                    .await?;
+                let reason = self.meta_words(&account, &err);
+                tracing::warn!(account_id = %account.id, error = %reason, "Instagram token refresh refused; the account needs a new token");
+                let change = StateChange::TokenRejected {
+                    reason,
+                    token: Some(token.to_owned()),
+                };
+                self.record_state(&caller, account.id, change).await?;
                 Ok(())
             }
             Err(err) => {
-                tracing::warn!(account_id = %account.id, error = %err, failure = ?err.failure(), "Instagram token refresh failed; will retry");
-                let change = StateChange::RefreshFailed { max: max_failures };
+                let words = self.meta_words(&account, &err);
+                tracing::warn!(account_id = %account.id, error = %words, failure = ?err.failure(), "Instagram token refresh failed; will retry");
+                let change = StateChange::RefreshFailed {
+                    token: token.to_owned(),
+                    max: max_failures,
+                };
                 self.record_state(&caller, account.id, change).await?;
                 Err(err.into_error("refreshing the Instagram token"))
             }

@@ -234,9 +234,11 @@ impl Accounts {
             Ok(()) => Ok(()),
             Err(err) => {
                 if err.is_invalid_token() {
-                    let reason = err.to_string();
-                    self.record_state(caller, account.id, StateChange::TokenRejected { reason })
-                        .await?;
+                    let change = StateChange::TokenRejected {
+                        reason: self.meta_words(&account, &err),
+                        token: Some(token.to_owned()),
+                    };
+                    self.record_state(caller, account.id, change).await?;
                 }
                 Err(err.into_error("setting the persistent menu"))
             }

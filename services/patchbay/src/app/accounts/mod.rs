@@ -136,6 +136,18 @@ impl Accounts {
             .for_account(account.channel, account.webhook_route)
     }
 
+    /// Meta's words about `account` (an error, a reason) without any secret of the
+    /// account or of the Meta app: what may be logged, stored or shown.
+    fn meta_words(&self, account: &Account, words: &dyn std::fmt::Display) -> String {
+        use secrecy::ExposeSecret;
+        let mut secrets = crate::domain::support::secret_strings(&account.config);
+        secrets.push(account.verify_token.clone());
+        if let Some(app) = &self.meta_app {
+            secrets.push(app.secret.expose_secret().to_owned());
+        }
+        crate::domain::support::scrub(&words.to_string(), &secrets)
+    }
+
     /// The Meta app the OAuth flows act as.
     fn meta_app(&self) -> Result<&MetaApp, Error> {
         self.meta_app
@@ -210,14 +222,15 @@ impl Accounts {
 }
 
 /// What a Meta set-up outcome records on the account.
-fn setup_outcome(phone_number_id: &str, outcome: Result<(), MetaError>) -> StateChange {
+/// `reason` is Meta's words, scrubbed (see `Accounts::meta_words`).
+fn setup_outcome(phone_number_id: &str, outcome: Result<(), (bool, String)>) -> StateChange {
     match outcome {
         Ok(()) => StateChange::SetupSucceeded {
             phone_number_id: phone_number_id.to_owned(),
         },
-        Err(err) => StateChange::SetupFailed {
-            token_rejected: err.is_invalid_token(),
-            reason: err.to_string(),
+        Err((token_rejected, reason)) => StateChange::SetupFailed {
+            token_rejected,
+            reason,
         },
     }
 }

@@ -51,10 +51,11 @@ impl Accounts {
         if !is_cloud_account(account.channel, &account.config) {
             return Ok(account);
         }
-        let outcome = self.run_whatsapp_setup(&account).await;
-        if let Err(err) = &outcome {
-            tracing::warn!(account_id = %account.id, error = %err, "WhatsApp set-up at Meta failed");
-        }
+        let outcome = self.run_whatsapp_setup(&account).await.map_err(|err| {
+            let reason = self.meta_words(&account, &err);
+            tracing::warn!(account_id = %account.id, error = %reason, "WhatsApp set-up at Meta failed");
+            (err.is_invalid_token(), reason)
+        });
         let phone_number_id = number(&account).phone_number_id;
         self.record_state(caller, account.id, setup_outcome(phone_number_id, outcome))
             .await
@@ -120,7 +121,7 @@ impl Accounts {
             .iter()
             .flatten()
             .find(|err| err.is_invalid_token())
-            .map(|err| err.to_string());
+            .map(|err| self.meta_words(&account, err));
         let mut reasons = Vec::new();
         let phone = answered("phone number", phone, &mut reasons);
         let waba = answered("WABA", waba, &mut reasons);
@@ -138,8 +139,11 @@ impl Accounts {
         ));
         let account = match token_rejected {
             Some(reason) => {
-                self.record_state(caller, account.id, StateChange::TokenRejected { reason })
-                    .await?
+                let change = StateChange::TokenRejected {
+                    reason,
+                    token: None,
+                };
+                self.record_state(caller, account.id, change).await?
             }
             None => account,
         };

@@ -16,6 +16,8 @@ use crate::meta::{Failure, MetaApp};
 
 /// Accounts read per page of a round.
 const PAGE: u64 = 200;
+/// Outages in a row that end a round.
+const MAX_OUTAGES_IN_A_ROW: usize = 5;
 
 pub struct TokenChecker {
     accounts: Accounts,
@@ -63,26 +65,40 @@ impl TokenChecker {
                 .try_take_round("token_checks", &self.holder, self.every, now())
                 .await
             {
-                Ok(true) => match self.round().await {
-                    Ok(round) => tracing::info!(
-                        checked = round.checked,
-                        flagged = round.flagged,
-                        failed = round.failed,
-                        "token check round done"
-                    ),
-                    Err(err) => tracing::warn!(error = %err, "token check round stopped"),
-                },
+                Ok(true) => {
+                    match self.round().await {
+                        Ok(round) => tracing::info!(
+                            checked = round.checked,
+                            flagged = round.flagged,
+                            failed = round.failed,
+                            "token check round done"
+                        ),
+                        Err(err) => tracing::warn!(error = %err, "token check round stopped"),
+                    }
+                    if let Err(err) = store.end_round("token_checks", &self.holder, now()).await {
+                        tracing::warn!(error = %err, "cannot give the token check lease back");
+                    }
+                }
                 Ok(false) => tracing::debug!("another replica runs this token check round"),
                 Err(err) => tracing::warn!(error = %err, "cannot take the token check round"),
             }
         }
     }
 
-    /// Every live Meta account with a token, a page at a time.
+    /// Every live Meta account with a token, a page at a time. Meta refusing the call's
+    /// own credential (the app token) is no account's fault: it ends the round at once,
+    /// logged once. Outages and faults of configuration (a 404, a refused address) are
+    /// logged per account, and end the round after a few in a row, to be tried again
+    /// next round.
     pub async fn round(&self) -> Result<Round, Error> {
         let mut round = Round::default();
+        let mut outages_in_a_row = 0;
         let mut after = None;
         loop {
+            self.accounts
+                .store
+                .renew_round("token_checks", &self.holder, now())
+                .await?;
             let page = self
                 .accounts
                 .store
@@ -95,49 +111,102 @@ impl TokenChecker {
             for account in page {
                 let id = account.id;
                 match self.check(account).await {
-                    Ok(Some(true)) => {
+                    Ok(Checked::Flagged) => {
+                        outages_in_a_row = 0;
                         round.checked += 1;
                         round.flagged += 1;
                     }
-                    Ok(Some(false)) => round.checked += 1,
-                    Ok(None) => {}
-                    Err(err) => {
+                    Ok(Checked::Fine) => {
+                        outages_in_a_row = 0;
+                        round.checked += 1;
+                    }
+                    Ok(Checked::NoToken) => {}
+                    Err(Stop::Outage(words)) => {
                         round.failed += 1;
-                        tracing::warn!(account_id = %id, error = %err, "token check failed; asking again next round");
+                        outages_in_a_row += 1;
+                        tracing::warn!(account_id = %id, error = %words, "token check failed (Meta unavailable or misconfigured); asking again next round");
+                        if outages_in_a_row >= MAX_OUTAGES_IN_A_ROW {
+                            return Err(Error::Unavailable(format!(
+                                "{outages_in_a_row} token checks failed in a row; the round stops until the next"
+                            )));
+                        }
+                    }
+                    Err(Stop::Call(words)) => {
+                        return Err(Error::FailedPrecondition(format!(
+                            "debug_token itself was refused ({words}): check PATCHBAY_META_APP_ID, PATCHBAY_META_APP_SECRET and the Graph base URL; no account was flagged"
+                        )));
+                    }
+                    Err(Stop::Store(err)) => {
+                        round.failed += 1;
+                        tracing::warn!(account_id = %id, error = %err, "token check not recorded; asking again next round");
                     }
                 }
             }
         }
     }
 
-    /// Checks one account's token: `Some(flagged)` once Meta answered about it, `None`
-    /// for an account without a token.
-    async fn check(&self, account: Account) -> Result<Option<bool>, Error> {
+    /// Checks one account's token. Only debug_token's answer about the token can flag
+    /// it; an error of the call is the call's.
+    async fn check(&self, account: Account) -> Result<Checked, Stop> {
         let Some(token) = meta_token(&account) else {
-            return Ok(None);
+            return Ok(Checked::NoToken);
         };
         let change = match self.accounts.graph.debug_token(&self.app, token).await {
             Ok(info) if info.is_valid => StateChange::TokenChecked {
+                token: token.to_owned(),
                 expires_at: info.expires_at,
                 data_access_expires_at: info.data_access_expires_at,
-                missing_scopes: missing_scopes(account.channel, &info.scopes),
+                missing_scopes: info
+                    .scopes
+                    .as_deref()
+                    .map(|scopes| missing_scopes(account.channel, scopes))
+                    .unwrap_or_default(),
                 thresholds: self.thresholds.clone(),
             },
             Ok(info) => StateChange::TokenRejected {
-                reason: info
-                    .reason
-                    .unwrap_or_else(|| "Meta says the token is not valid".to_owned()),
+                reason: self.accounts.meta_words(
+                    &account,
+                    &info
+                        .reason
+                        .unwrap_or_else(|| "Meta says the token is not valid".to_owned()),
+                ),
+                token: Some(token.to_owned()),
             },
-            Err(err) if err.failure() == Failure::Credential => StateChange::TokenRejected {
-                reason: err.to_string(),
-            },
-            Err(err) => return Err(err.into_error("checking the token")),
+            Err(err) => {
+                let words = self.accounts.meta_words(&account, &err);
+                return Err(match err.failure() {
+                    Failure::Outage | Failure::Configuration => Stop::Outage(words),
+                    Failure::Credential => Stop::Call(words),
+                });
+            }
         };
         let caller = system_caller(&account.workspace_id, "token-check");
         let stored = self
             .accounts
             .record_state(&caller, account.id, change)
-            .await?;
-        Ok(Some(stored.provider_state.reauthorization_required))
+            .await
+            .map_err(Stop::Store)?;
+        Ok(if stored.provider_state.reauthorization_required {
+            Checked::Flagged
+        } else {
+            Checked::Fine
+        })
     }
+}
+
+/// What one check found.
+enum Checked {
+    Fine,
+    Flagged,
+    NoToken,
+}
+
+/// Why one check did not record anything.
+enum Stop {
+    /// Meta is down or limiting, or the call is misconfigured.
+    Outage(String),
+    /// Meta refused the call's own credential: the app's token.
+    Call(String),
+    /// The answer could not be recorded.
+    Store(Error),
 }

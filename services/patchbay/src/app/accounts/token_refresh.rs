@@ -53,6 +53,9 @@ impl TokenRefresher {
                     if let Err(err) = self.round().await {
                         tracing::warn!(error = %err, "Instagram token refresh round failed");
                     }
+                    if let Err(err) = store.end_round("token_refresh", &self.holder, now()).await {
+                        tracing::warn!(error = %err, "cannot give the token refresh lease back");
+                    }
                 }
                 Ok(false) => tracing::debug!("another replica runs this token refresh round"),
                 Err(err) => tracing::warn!(error = %err, "cannot take the token refresh round"),

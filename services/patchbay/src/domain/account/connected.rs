@@ -28,29 +28,50 @@ pub enum StateChange {
         token_rejected: bool,
     },
     /// Meta rejected the token (a credential answer, or debug_token's is_valid false),
-    /// saying why.
-    TokenRejected { reason: String },
+    /// saying why. With `token`, only while that is still the account's token (a check
+    /// of an old copy must not flag the token stored since).
+    TokenRejected {
+        reason: String,
+        token: Option<String>,
+    },
     /// debug_token said the token is valid: when it and its data access expire, and
     /// the scopes it misses (then the account needs reauthorization all the same);
     /// `thresholds` are the expiry-warning days.
     TokenChecked {
+        /// The token checked: nothing is recorded once the account has another.
+        token: String,
         expires_at: Option<DateTime<Utc>>,
         data_access_expires_at: Option<DateTime<Utc>>,
         missing_scopes: Vec<&'static str>,
         thresholds: Vec<u32>,
     },
-    /// A refresh failed for a reason that is not the token's (an outage, a fault of
-    /// configuration); after `max` in a row the token is left alone.
-    RefreshFailed { max: u32 },
+    /// A refresh of `token` failed for a reason that is not the token's (an outage, a
+    /// fault of configuration); after `max` in a row the token is left alone.
+    RefreshFailed { token: String, max: u32 },
     /// A new token under `key`, and when it expires.
     NewToken {
         key: &'static str,
         token: String,
         expires_at: Option<DateTime<Utc>>,
+        /// The token it replaces (a refresh): nothing is stored once the account has
+        /// another.
+        replaces: Option<String>,
     },
 }
 
 impl StateChange {
+    /// The token the change is about, when it must still be the account's.
+    fn about_token(&self) -> Option<&str> {
+        match self {
+            StateChange::TokenRejected { token, .. } => token.as_deref(),
+            StateChange::TokenChecked { token, .. } | StateChange::RefreshFailed { token, .. } => {
+                Some(token)
+            }
+            StateChange::NewToken { replaces, .. } => replaces.as_deref(),
+            StateChange::SetupSucceeded { .. } | StateChange::SetupFailed { .. } => None,
+        }
+    }
+
     fn apply(self, account: &mut Account, at: DateTime<Utc>) {
         let state = &mut account.provider_state;
         match self {
@@ -76,7 +97,7 @@ impl StateChange {
                 // Meta did not take the token for the number (now): no claim of it.
                 state.claim_confirmed = false;
             }
-            StateChange::TokenRejected { reason } => {
+            StateChange::TokenRejected { reason, .. } => {
                 state.reauthorization_required = true;
                 state.reauthorization_reason = Some(reason);
                 // A claim holds while the provider accepts the token behind it.
@@ -85,6 +106,7 @@ impl StateChange {
             StateChange::TokenChecked {
                 expires_at,
                 data_access_expires_at,
+                token: _,
                 missing_scopes,
                 thresholds,
             } => {
@@ -105,7 +127,7 @@ impl StateChange {
                     ));
                 }
             }
-            StateChange::RefreshFailed { max } => {
+            StateChange::RefreshFailed { max, .. } => {
                 state.refresh_failures = state.refresh_failures.saturating_add(1);
                 if u32::try_from(state.refresh_failures).is_ok_and(|failures| failures >= max) {
                     state.refresh_exhausted = true;
@@ -115,6 +137,7 @@ impl StateChange {
                 key,
                 token,
                 expires_at,
+                replaces: _,
             } => {
                 account.config.insert(key.to_owned(), Value::String(token));
                 *state = std::mem::take(state).with_new_token();
@@ -132,8 +155,22 @@ pub fn record_state(
     change: StateChange,
     at: DateTime<Utc>,
 ) -> Change<Account> {
+    if change
+        .about_token()
+        .is_some_and(|token| super::tokens::meta_token(current) != Some(token))
+    {
+        return Change::Keep;
+    }
     let mut next = current.clone();
     change.apply(&mut next, at);
+    // A check that learnt nothing new is not a change of the record (no revision, no
+    // audit event, no watch message); when the token was last checked is kept only
+    // with what the check changed.
+    let mut unchanged = next.clone();
+    unchanged.provider_state.token_checked_at = current.provider_state.token_checked_at;
+    if unchanged == *current {
+        return Change::Keep;
+    }
     saved_update(caller, current, next, at)
 }
 

@@ -66,6 +66,7 @@ fn a_set_up_confirms_only_the_number_it_ran_for() {
     for change in [
         StateChange::TokenRejected {
             reason: "Meta error 190".into(),
+            token: None,
         },
         StateChange::SetupFailed {
             reason: "refused".into(),
@@ -114,6 +115,7 @@ fn a_new_token_is_stored_with_its_expiry_and_trusted_again() {
         key: "access_token",
         token: "IGQ-new".into(),
         expires_at: Some(at(60)),
+        replaces: None,
     };
     let next = saved(record_state(&admin(), &current, change, at(5)));
     assert_eq!(next.config["access_token"], json!("IGQ-new"));
@@ -132,6 +134,7 @@ fn what_changes_nothing_is_kept() {
             &current,
             StateChange::TokenRejected {
                 reason: "Meta error 190".into(),
+                token: None,
             },
             at(5)
         ),
@@ -142,6 +145,7 @@ fn what_changes_nothing_is_kept() {
         &account(Channel::Messenger, "1"),
         StateChange::TokenRejected {
             reason: "Meta error 190".into(),
+            token: None,
         },
         at(5),
     ));
@@ -299,11 +303,17 @@ proptest! {
 #[test]
 fn refreshes_failing_in_a_row_exhaust_the_token_until_a_new_one_is_stored() {
     let mut current = account(Channel::Instagram, "ig");
+    current
+        .config
+        .insert("access_token".into(), serde_json::json!("IGQ-old"));
     for failure in 1..=3 {
         current = saved(record_state(
             &admin(),
             &current,
-            StateChange::RefreshFailed { max: 3 },
+            StateChange::RefreshFailed {
+                token: "IGQ-old".into(),
+                max: 3,
+            },
             at(failure),
         ));
         assert_eq!(current.provider_state.refresh_failures, failure as i32);
@@ -316,6 +326,7 @@ fn refreshes_failing_in_a_row_exhaust_the_token_until_a_new_one_is_stored() {
             key: "access_token",
             token: "IGQ-new".into(),
             expires_at: Some(at(100)),
+            replaces: None,
         },
         at(9),
     ));
@@ -326,12 +337,17 @@ fn refreshes_failing_in_a_row_exhaust_the_token_until_a_new_one_is_stored() {
 
 #[test]
 fn a_checked_token_records_its_expiries_and_what_it_lacks() {
-    let current = account(Channel::Messenger, "p");
+    let mut current = account(Channel::Messenger, "p");
+    current.config.insert(
+        "page_access_token".into(),
+        serde_json::json!("EAAP-checked"),
+    );
     let checked = |missing: Vec<&'static str>| {
         saved(record_state(
             &admin(),
             &current,
             StateChange::TokenChecked {
+                token: "EAAP-checked".into(),
                 expires_at: Some(at(0) + chrono::Duration::days(3)),
                 data_access_expires_at: Some(at(0) + chrono::Duration::days(90)),
                 missing_scopes: missing,
@@ -353,4 +369,48 @@ fn a_checked_token_records_its_expiries_and_what_it_lacks() {
             .as_deref()
             .is_some_and(|r| r.contains("pages_messaging"))
     );
+}
+
+/// What a check or a refresh learnt of one token lands on that token only: once the
+/// account has another, it changes nothing.
+#[test]
+fn news_of_an_old_token_does_not_touch_the_new_one() {
+    let mut current = account(Channel::Messenger, "p");
+    current
+        .config
+        .insert("page_access_token".into(), serde_json::json!("EAAP-new"));
+    for change in [
+        StateChange::TokenRejected {
+            reason: "invalid".into(),
+            token: Some("EAAP-old".into()),
+        },
+        StateChange::RefreshFailed {
+            token: "EAAP-old".into(),
+            max: 1,
+        },
+        StateChange::TokenChecked {
+            token: "EAAP-old".into(),
+            expires_at: Some(at(5)),
+            data_access_expires_at: None,
+            missing_scopes: Vec::new(),
+            thresholds: vec![7],
+        },
+    ] {
+        assert!(matches!(
+            record_state(&admin(), &current, change, at(6)),
+            Change::Keep
+        ));
+    }
+    // A check that learns nothing new writes nothing.
+    let same = StateChange::TokenChecked {
+        token: "EAAP-new".into(),
+        expires_at: None,
+        data_access_expires_at: None,
+        missing_scopes: Vec::new(),
+        thresholds: vec![7],
+    };
+    assert!(matches!(
+        record_state(&admin(), &current, same, at(7)),
+        Change::Keep
+    ));
 }

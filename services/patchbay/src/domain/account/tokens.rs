@@ -20,8 +20,14 @@ pub fn token_key(channel: Channel) -> Option<&'static str> {
     }
 }
 
-/// The account's Meta token, when it has one.
+/// The account's Meta token, when it has one (a WhatsApp account only when it is a
+/// Cloud account: a Twilio number's token is not Meta's).
 pub fn meta_token(account: &Account) -> Option<&str> {
+    if account.channel == Channel::Whatsapp
+        && !super::whatsapp::is_cloud_account(account.channel, &account.config)
+    {
+        return None;
+    }
     account
         .config
         .get(token_key(account.channel)?)
