@@ -45,6 +45,8 @@ pub enum Backend {
 /// A running server and what a test needs to talk to it.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served, when the options asked for it.
+    pub metrics_addr: Option<SocketAddr>,
     /// The server's background tasks: a test may stop one to see it restarted.
     pub supervisor: patchbay::supervisor::Supervisor,
     pub backend: Backend,
@@ -254,6 +256,7 @@ impl TestApp {
         };
         let app = Application::build(settings).await.expect("server builds");
         let addr = app.local_addr();
+        let metrics_addr = app.metrics_addr();
         let supervisor = app.supervisor();
         let (shutdown, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
@@ -278,6 +281,7 @@ impl TestApp {
         };
         TestApp {
             addr,
+            metrics_addr,
             supervisor,
             backend,
             keys: options.keys,

@@ -22,6 +22,7 @@ pub mod grpc;
 pub mod listener;
 mod locks;
 pub mod meta;
+pub mod metrics;
 pub mod outbound;
 pub mod routes;
 pub mod sealing;

@@ -88,7 +88,7 @@ pub struct ServeArgs {
     pub listen: SocketAddr,
 
     /// Public base URL of the webhook gateway; account webhook URLs are
-    /// <base>/webhooks/<channel>/<account_key>.
+    /// <base>/webhooks/<channel>/<route>.
     #[arg(
         long,
         env = "PATCHBAY_PUBLIC_BASE_URL",
@@ -208,6 +208,10 @@ pub struct ServerArgs {
         default_value_t = server::ACCOUNT_EVENTS_RETENTION_DAYS
     )]
     pub account_events_retention_days: u32,
+    /// Serve Prometheus metrics at http://<address>/metrics (plain HTTP: they carry no
+    /// secret); off when unset.
+    #[arg(long, env = "PATCHBAY_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// The default-account fast path: read cache and watch streams.

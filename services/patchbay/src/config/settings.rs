@@ -57,6 +57,8 @@ pub struct ServerSettings {
     pub token_cache_capacity: usize,
     /// How long account events are kept.
     pub account_events_retention: Duration,
+    /// Where Prometheus metrics are served; `None`: nowhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// The defaults of [`ServerSettings`], as `patchbay serve --help` shows them.
@@ -91,6 +93,7 @@ impl Default for ServerSettings {
             account_events_retention: Duration::from_secs(
                 u64::from(d::ACCOUNT_EVENTS_RETENTION_DAYS) * 86_400,
             ),
+            metrics_listen: None,
         }
     }
 }
@@ -165,6 +168,7 @@ fn server_settings(args: &ServerArgs) -> Result<ServerSettings, ConfigError> {
             u64::from(args.account_events_retention_days) * 86_400,
             "PATCHBAY_ACCOUNT_EVENTS_RETENTION_DAYS",
         )?,
+        metrics_listen: args.metrics_listen,
     })
 }
 

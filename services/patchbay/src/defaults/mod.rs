@@ -131,8 +131,16 @@ impl DefaultAccounts {
     ) -> Result<Option<Arc<Account>>, Error> {
         let inner = &self.inner;
         let ticket = match inner.cache.get(workspace_id, channel, division_id) {
-            Lookup::Hit(account) => return Ok(account),
-            Lookup::Miss(ticket) => ticket,
+            Lookup::Hit(account) => {
+                metrics::counter!("patchbay_default_cache_lookups_total", "outcome" => "hit")
+                    .increment(1);
+                return Ok(account);
+            }
+            Lookup::Miss(ticket) => {
+                metrics::counter!("patchbay_default_cache_lookups_total", "outcome" => "miss")
+                    .increment(1);
+                ticket
+            }
         };
         // Boxed: the database query's future is large, and keeping it out of this one
         // keeps every cache hit from carrying (and moving) it.
@@ -152,6 +160,7 @@ impl DefaultAccounts {
     /// A write committed a default change: forget the workspace's cached defaults now,
     /// and tell its watchers.
     pub fn changed(&self, changed: &DefaultsChanged) {
+        metrics::counter!("patchbay_default_cache_invalidations_total").increment(1);
         self.inner.cache.invalidate(&changed.workspace_id);
         self.inner.feeds.wake(&changed.workspace_id);
     }

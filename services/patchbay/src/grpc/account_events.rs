@@ -71,6 +71,7 @@ pub async fn open(
     let accounts = grpc.accounts.clone();
     let start = watch.last;
     tokio::spawn(async move {
+        let _open = crate::metrics::Open::stream("account_events");
         forward(accounts, caller, watch, sender).await;
         drop(permit);
     });

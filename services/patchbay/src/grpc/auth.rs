@@ -48,6 +48,8 @@ impl Interceptor for AuthInterceptor {
             .ok_or_else(|| status::permission_denied("this method is not open to any role"))?;
         caller.authorize(action)?;
         let Some(place) = self.in_flight.try_take(&caller.workspace_id) else {
+            metrics::counter!("patchbay_grpc_shed_total", "reason" => "workspace_share")
+                .increment(1);
             return Err(status::resource_exhausted(
                 "this workspace is at its share of calls in flight; retry with backoff",
             ));

@@ -79,6 +79,7 @@ pub fn stream(
 ) -> DefaultsStream {
     let (sender, receiver) = mpsc::channel(1);
     tokio::spawn(async move {
+        let _open = crate::metrics::Open::stream("default_accounts");
         forward(accounts, caller, watch, sender).await;
         drop(permit);
     });

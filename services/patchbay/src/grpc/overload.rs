@@ -74,6 +74,8 @@ where
             match self.in_flight.clone().try_acquire_owned() {
                 Ok(permit) => Some(permit),
                 Err(_) => {
+                    metrics::counter!("patchbay_grpc_shed_total", "reason" => "server")
+                        .increment(1);
                     let refused = super::status::resource_exhausted(
                         "the server is at its limit of calls in flight; retry with backoff",
                     );
@@ -90,6 +92,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
             let _permit = permit;
+            let _in_flight = InFlight::new();
             match tokio::time::timeout(deadline, inner.call(request)).await {
                 Ok(result) => result,
                 Err(_) => Ok(super::status::deadline_exceeded(format!(
@@ -103,6 +106,22 @@ where
 }
 
 /// The caller's `grpc-timeout` header (`<up to 8 digits><H|M|S|m|u|n>`).
+/// Counts a call in `patchbay_grpc_in_flight` while it lives.
+struct InFlight;
+
+impl InFlight {
+    fn new() -> Self {
+        metrics::gauge!("patchbay_grpc_in_flight").increment(1.0);
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!("patchbay_grpc_in_flight").decrement(1.0);
+    }
+}
+
 fn caller_timeout(headers: &http::HeaderMap) -> Option<Duration> {
     let value = headers.get("grpc-timeout")?.to_str().ok()?;
     if value.len() < 2 || value.len() > 9 {

@@ -206,11 +206,24 @@ impl OutboundClient {
                 refusal,
             }
         })?;
-        let response = build(self.http.request(method, parsed))
-            .send()
-            .await
-            .map_err(|err| classify_error(&err, destination))?;
+        let outcome = |label: &'static str| {
+            metrics::counter!("patchbay_outbound_calls_total", "provider" => destination.name.to_owned(), "outcome" => label)
+                .increment(1);
+        };
+        let response = match build(self.http.request(method, parsed)).send().await {
+            Ok(response) => response,
+            Err(err) => {
+                outcome("unreachable");
+                return Err(classify_error(&err, destination));
+            }
+        };
         let status = response.status();
+        outcome(match status.as_u16() {
+            200..=399 => "ok",
+            429 => "rate_limited",
+            400..=499 => "refused",
+            _ => "failed",
+        });
         let body = read_capped(response)
             .await
             .map_err(|err| classify_error(&err, destination))?;

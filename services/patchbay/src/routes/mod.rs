@@ -78,6 +78,7 @@ impl WebhookRoutes {
             }
         }
         let held = index.len();
+        metrics::gauge!("patchbay_webhook_routes").set(held as f64);
         *inner.index.write().unwrap_or_else(PoisonError::into_inner) = index;
         inner.loaded.store(true, Ordering::Release);
         Ok(held)
@@ -91,11 +92,9 @@ impl WebhookRoutes {
         match inner.store.routed_account(id).await {
             Ok(account) => {
                 let entry = account.as_ref().and_then(route_entry);
-                inner
-                    .index
-                    .write()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .put(id, entry);
+                let mut index = inner.index.write().unwrap_or_else(PoisonError::into_inner);
+                index.put(id, entry);
+                metrics::gauge!("patchbay_webhook_routes").set(index.len() as f64);
             }
             Err(err) => {
                 // Routing by what may be an old state of the account could hand its

@@ -59,6 +59,9 @@ const MAX_STREAMS_PER_CONNECTION: u32 = 256;
 pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
+    /// Serves `/metrics` until the server stops.
+    metrics_task: Option<tokio::task::JoinHandle<()>>,
     supervisor: Supervisor,
     tls: Option<Arc<ReloadingTls>>,
     store: Store,
@@ -86,6 +89,16 @@ impl Application {
             .map_err(bind_error)?;
         let local_addr = listener.local_addr().map_err(bind_error)?;
         let supervisor = Supervisor::new(None);
+        let (metrics_addr, metrics_task) = match settings.server.metrics_listen {
+            Some(address) => {
+                let bind_error = |source| StartupError::Bind { address, source };
+                let (bound, serve) = crate::metrics::listen(address, store.clone())
+                    .await
+                    .map_err(bind_error)?;
+                (Some(bound), Some(tokio::spawn(serve)))
+            }
+            None => (None, None),
+        };
         let wired = wiring::wire(&settings, &store, &supervisor).await?;
         if let Some(tls) = tls.clone() {
             supervisor.spawn("tls_reload", move || tls.clone().watch(), || {});
@@ -93,6 +106,8 @@ impl Application {
         Ok(Application {
             listener,
             local_addr,
+            metrics_addr,
+            metrics_task,
             supervisor,
             tls,
             store,
@@ -112,6 +127,11 @@ impl Application {
         self.local_addr
     }
 
+    /// Where metrics are served, when they are.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
     /// Serves until `shutdown` completes; then reports NOT_SERVING, stops accepting,
     /// gives in-flight calls the drain timeout to finish, and closes the database pool.
     pub async fn run_until_stopped(
@@ -121,6 +141,8 @@ impl Application {
         let Application {
             listener,
             local_addr,
+            metrics_addr: _,
+            metrics_task,
             supervisor,
             tls,
             store,
@@ -189,6 +211,9 @@ impl Application {
             }
         };
         supervisor.stop_all().await;
+        if let Some(task) = metrics_task {
+            task.abort();
+        }
         store.close().await;
         tracing::info!("patchbay stopped");
         result.map_err(StartupError::from)

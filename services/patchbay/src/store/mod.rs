@@ -143,6 +143,24 @@ impl Store {
         self.db.get_database_backend()
     }
 
+    /// Sets the pool gauges (`patchbay_db_pool_connections{state}`): open and idle.
+    pub fn report_pool(&self) {
+        let (size, idle) = match self.db.get_database_backend() {
+            DbBackend::Postgres => {
+                let pool = self.db.get_postgres_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            _ => {
+                let pool = self.db.get_sqlite_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+        };
+        metrics::gauge!("patchbay_db_pool_connections", "state" => "open").set(f64::from(size));
+        metrics::gauge!("patchbay_db_pool_connections", "state" => "idle").set(idle as f64);
+        metrics::gauge!("patchbay_db_pool_connections", "state" => "in_use")
+            .set(f64::from(size).max(idle as f64) - idle as f64);
+    }
+
     pub(crate) fn keys(&self) -> &KeyRing {
         &self.keys
     }

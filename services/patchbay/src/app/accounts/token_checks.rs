@@ -110,7 +110,17 @@ impl TokenChecker {
             after = Some(last.id);
             for account in page {
                 let id = account.id;
-                match self.check(account).await {
+                let checked = self.check(account).await;
+                let outcome = match &checked {
+                    Ok(Checked::Flagged) => "flagged",
+                    Ok(Checked::Fine) => "valid",
+                    Ok(Checked::NoToken) => "no_token",
+                    Err(Stop::Outage(_)) => "failed",
+                    Err(Stop::Call(_)) => "refused_call",
+                    Err(Stop::Store(_)) => "not_recorded",
+                };
+                metrics::counter!("patchbay_token_checks_total", "outcome" => outcome).increment(1);
+                match checked {
                     Ok(Checked::Flagged) => {
                         outages_in_a_row = 0;
                         round.checked += 1;

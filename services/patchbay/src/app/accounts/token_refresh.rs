@@ -79,8 +79,14 @@ impl TokenRefresher {
                 .refresh_instagram_token(account, self.max_failures)
                 .await
             {
-                Ok(()) => refreshed += 1,
+                Ok(()) => {
+                    metrics::counter!("patchbay_token_refreshes_total", "outcome" => "done")
+                        .increment(1);
+                    refreshed += 1;
+                }
                 Err(err) => {
+                    metrics::counter!("patchbay_token_refreshes_total", "outcome" => "failed")
+                        .increment(1);
                     tracing::warn!(account_id = %id, error = %err, "Instagram token refresh failed; will retry")
                 }
             }

@@ -1,0 +1,133 @@
+//! Prometheus metrics, served as text at `/metrics` on their own plain-HTTP listener
+//! (`--metrics-listen`; off by default). They carry no secret and no value a client
+//! chose beyond the method (an unknown method path counts as `unknown`): no workspace,
+//! no token, no id. Without the listener, the `metrics` macros record nothing.
+//!
+//! Names (README, "Metrics"):
+//! - `patchbay_grpc_requests_total{method, code}`,
+//!   `patchbay_grpc_request_duration_seconds{method}` (histogram);
+//! - `patchbay_grpc_in_flight`, `patchbay_grpc_shed_total{reason}`;
+//! - `patchbay_watch_streams_open{kind}`;
+//! - `patchbay_default_cache_lookups_total{outcome}`,
+//!   `patchbay_default_cache_invalidations_total`, `patchbay_token_cache_hits_total`;
+//! - `patchbay_db_pool_connections{state}`;
+//! - `patchbay_outbound_calls_total{provider, outcome}`;
+//! - `patchbay_token_checks_total{outcome}`, `patchbay_token_refreshes_total{outcome}`;
+//! - `patchbay_webhook_routes` (accounts in the routing index).
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+
+use crate::store::Store;
+
+/// Latency buckets, in seconds: the hot path is well under a millisecond.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// The process's recorder, installed once (several servers in one test process share
+/// it).
+fn recorder() -> Option<&'static PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Suffix("_duration_seconds".into()),
+                    LATENCY_BUCKETS,
+                )
+                .ok()?;
+            match builder.install_recorder() {
+                Ok(handle) => Some(handle),
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot install the metrics recorder");
+                    None
+                }
+            }
+        })
+        .as_ref()
+}
+
+/// Binds the metrics listener; the task it returns serves `/metrics` until dropped.
+pub async fn listen(
+    address: SocketAddr,
+    store: Store,
+) -> std::io::Result<(SocketAddr, impl std::future::Future<Output = ()> + Send)> {
+    let listener = TcpListener::bind(address).await?;
+    let bound = listener.local_addr()?;
+    let handle = recorder().cloned();
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let (handle, store) = (handle.clone(), store.clone());
+            async move {
+                store.report_pool();
+                handle.map(|h| h.render()).unwrap_or_default()
+            }
+        }),
+    );
+    let serve = async move {
+        if let Err(err) = axum::serve(listener, app).await {
+            tracing::warn!(error = %err, "the metrics listener stopped");
+        }
+    };
+    Ok((bound, serve))
+}
+
+/// An open watch stream, counted in `patchbay_watch_streams_open{kind}` while it lives.
+pub struct Open(&'static str);
+
+impl Open {
+    pub fn stream(kind: &'static str) -> Open {
+        metrics::gauge!("patchbay_watch_streams_open", "kind" => kind).increment(1.0);
+        Open(kind)
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        metrics::gauge!("patchbay_watch_streams_open", "kind" => self.0).decrement(1.0);
+    }
+}
+
+/// The method label of a request path: the RPC's name for Patchbay's, health and
+/// reflection by theirs, `unknown` for anything else (a client does not name labels).
+pub fn method_label(path: &str) -> &'static str {
+    if let Some(action) = crate::grpc::authorization::action_of(path) {
+        return action.name();
+    }
+    match path {
+        "/grpc.health.v1.Health/Check" => "Health/Check",
+        "/grpc.health.v1.Health/Watch" => "Health/Watch",
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
+        | "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo" => {
+            "ServerReflectionInfo"
+        }
+        _ => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::method_label;
+
+    #[test]
+    fn a_method_label_is_a_known_name_or_unknown() {
+        assert_eq!(
+            method_label("/patchbay.v1.AccountService/GetDefaultAccount"),
+            "GetDefaultAccount"
+        );
+        assert_eq!(method_label("/grpc.health.v1.Health/Check"), "Health/Check");
+        for made_up in [
+            "/patchbay.v1.AccountService/EveryoneIsAdmin",
+            "/acme-workspace/secret",
+            "",
+        ] {
+            assert_eq!(method_label(made_up), "unknown");
+        }
+    }
+}

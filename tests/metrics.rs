@@ -1,0 +1,79 @@
+//! Prometheus metrics: a scrape after N calls shows that method's counter grown by N
+//! with its code, and no label holds a workspace id or anything else a client chose.
+//!
+//! Its own test binary: the metrics recorder is process-wide, and other tests' calls
+//! would move the counters.
+
+use std::net::SocketAddr;
+
+use patchbay::config::ServerSettings;
+use patchbay_e2e::proto;
+use patchbay_e2e::{Backend, OTHER_WORKSPACE, TestApp, TestOptions, WORKSPACE};
+
+async fn scrape(addr: SocketAddr) -> String {
+    reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text")
+}
+
+/// The value of the sample whose line starts with `name{labels}`, 0 when absent.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find(|line| line.starts_with(series))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scrape_counts_each_call_by_method_and_code_and_names_no_workspace() {
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        TestOptions {
+            server: ServerSettings {
+                metrics_listen: Some("127.0.0.1:0".parse().expect("address")),
+                ..ServerSettings::default()
+            },
+            ..TestOptions::default()
+        },
+    )
+    .await;
+    let addr = app.metrics_addr.expect("metrics listener");
+    let not_found = r#"patchbay_grpc_requests_total{method="GetProvider",code="NOT_FOUND"}"#;
+    let found = r#"patchbay_grpc_requests_total{method="ListProviders",code="OK"}"#;
+    let before = scrape(addr).await;
+    for client in [app.service(), app.client("service", OTHER_WORKSPACE, None)] {
+        for _ in 0..3 {
+            let missing = client
+                .integrations()
+                .get_provider(proto::GetProviderRequest {
+                    slug: "no-such-provider".into(),
+                })
+                .await;
+            assert!(missing.is_err());
+        }
+        client
+            .integrations()
+            .list_providers(proto::ListProvidersRequest::default())
+            .await
+            .expect("providers");
+    }
+    let after = scrape(addr).await;
+    assert_eq!(
+        sample(&after, not_found) - sample(&before, not_found),
+        6.0,
+        "{after}"
+    );
+    assert_eq!(sample(&after, found) - sample(&before, found), 2.0);
+    assert!(after.contains("patchbay_grpc_request_duration_seconds_bucket"));
+    assert!(after.contains("patchbay_db_pool_connections"));
+    for client_value in [WORKSPACE, OTHER_WORKSPACE, "no-such-provider"] {
+        assert!(
+            !after.contains(client_value),
+            "{client_value} is in a label"
+        );
+    }
+}
