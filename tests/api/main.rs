@@ -11,6 +11,7 @@ mod config_semantics;
 mod default_cache;
 mod defaults;
 mod envelopes;
+mod grpc_web;
 mod idempotency;
 mod instagram;
 mod integrations;

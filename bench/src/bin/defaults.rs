@@ -69,6 +69,8 @@ struct Report {
     unary: Vec<(usize, Rate, Rate)>,
     lookup_ns: f64,
     writes_per_second: f64,
+    /// SetDefaultAccount with WRITERS writers, each on a workspace of its own.
+    parallel_writes_per_second: f64,
     propagation_one: Option<Latency>,
     propagation_two: Option<Latency>,
     peak_rss_kib: u64,
@@ -204,6 +206,11 @@ async fn run(
     println!(
         "SetDefaultAccount: {:.0} writes/s (one writer)",
         report.writes_per_second
+    );
+    report.parallel_writes_per_second = parallel_writes(&server, duration).await?;
+    println!(
+        "SetDefaultAccount: {:.0} writes/s ({WRITERS} writers, each on a workspace of its own)",
+        report.parallel_writes_per_second
     );
 
     let one = propagation(
@@ -543,6 +550,52 @@ async fn write_scope(admin: &Client) -> Result<(String, String), BoxError> {
     Ok((ids[0].clone(), ids[1].clone()))
 }
 
+/// Writers of the parallel write measurement.
+const WRITERS: usize = 8;
+
+/// WRITERS writers at once, each flipping the default of a scope in a workspace of its
+/// own (the per-workspace share is not what is measured), for `duration`.
+async fn parallel_writes(server: &Server, duration: Duration) -> Result<f64, BoxError> {
+    let mut writers = Vec::new();
+    for writer in 0..WRITERS {
+        let admin = Client::connect(
+            server.endpoint.clone(),
+            &server.token("admin", &format!("bench-writer-{writer}"))?,
+        )
+        .await?;
+        let (first, second) = write_scope(&admin).await?;
+        writers.push((admin, first, second));
+    }
+    let started = Instant::now();
+    let tasks: Vec<_> = writers
+        .into_iter()
+        .map(|(admin, first, second)| {
+            tokio::spawn(async move { writes_count(&admin, &first, &second, duration).await })
+        })
+        .collect();
+    let mut total = 0u64;
+    for task in tasks {
+        total += task.await??;
+    }
+    Ok(total as f64 / started.elapsed().as_secs_f64())
+}
+
+async fn writes_count(
+    admin: &Client,
+    first: &str,
+    second: &str,
+    duration: Duration,
+) -> Result<u64, BoxError> {
+    let started = Instant::now();
+    let mut count = 0u64;
+    while started.elapsed() < duration {
+        let id = if count % 2 == 0 { first } else { second };
+        admin.set_default_account(id).await?;
+        count += 1;
+    }
+    Ok(count)
+}
+
 async fn writes(
     admin: &Client,
     first: &str,
@@ -622,15 +675,32 @@ fn print_targets(reports: &[Report], accounts: usize) -> usize {
             let ratio = default.per_second / health.per_second.max(1.0);
             check(
                 format!(
-                    "{backend}: GetDefaultAccount ≥ 80% of Health/Check throughput at concurrency 64"
+                    "{backend}: GetDefaultAccount ≥ 95% of Health/Check throughput at concurrency 64"
                 ),
                 format!("{:.0}%", ratio * 100.0),
-                ratio >= 0.8,
+                ratio >= 0.95,
+            );
+            check(
+                format!(
+                    "{backend}: GetDefaultAccount server CPU per call within 3 µs of Health/Check's"
+                ),
+                format!(
+                    "{:.1} µs vs {:.1} µs",
+                    default.server_cpu_us, health.server_cpu_us
+                ),
+                default.server_cpu_us <= health.server_cpu_us + 3.0,
             );
             check(
                 format!("{backend}: GetDefaultAccount p99 ≤ 5 ms at concurrency 64"),
                 format!("{:.2} ms", default.latency.p99_ms),
                 default.latency.p99_ms <= 5.0,
+            );
+        }
+        if backend == "PostgreSQL" {
+            check(
+                format!("{backend}: SetDefaultAccount ≥ 1000 writes/s with {WRITERS} writers"),
+                format!("{:.0} writes/s", report.parallel_writes_per_second),
+                report.parallel_writes_per_second >= 1000.0,
             );
         }
         check(
@@ -656,6 +726,18 @@ fn print_targets(reports: &[Report], accounts: usize) -> usize {
             format!("{backend}: server RSS ≤ 100 MiB with {accounts} accounts"),
             format!("{:.1} MiB peak", report.peak_rss_kib as f64 / 1024.0),
             report.peak_rss_kib <= 100 * 1024,
+        );
+    }
+    // Targets of the hot-path issue this benchmark does not measure yet: said, not
+    // hidden.
+    for target in [
+        "1,000,000 accounts over 10,000 workspaces (seeded in bulk): peak RSS ≤ 250 MiB",
+        "1,000,000 accounts over 10,000 workspaces: cold-cache GetDefaultAccount p99 ≤ 2 ms",
+    ] {
+        check(
+            target.to_owned(),
+            "not measured yet (no bulk seeding in this benchmark)".to_owned(),
+            false,
         );
     }
     missed

@@ -212,6 +212,10 @@ pub struct ServerArgs {
     /// secret); off when unset.
     #[arg(long, env = "PATCHBAY_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Browser origins allowed to call over gRPC-Web (CORS), comma-separated, e.g.
+    /// https://console.example.com; none when unset (gRPC-Web itself is always on).
+    #[arg(long, env = "PATCHBAY_GRPC_WEB_ORIGINS", value_delimiter = ',')]
+    pub grpc_web_origins: Vec<String>,
 }
 
 /// The default-account fast path: read cache and watch streams.

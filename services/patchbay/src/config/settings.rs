@@ -59,6 +59,8 @@ pub struct ServerSettings {
     pub account_events_retention: Duration,
     /// Where Prometheus metrics are served; `None`: nowhere.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Browser origins allowed to call over gRPC-Web (`scheme://host[:port]`).
+    pub grpc_web_origins: Vec<String>,
 }
 
 /// The defaults of [`ServerSettings`], as `patchbay serve --help` shows them.
@@ -94,6 +96,7 @@ impl Default for ServerSettings {
                 u64::from(d::ACCOUNT_EVENTS_RETENTION_DAYS) * 86_400,
             ),
             metrics_listen: None,
+            grpc_web_origins: Vec::new(),
         }
     }
 }
@@ -169,6 +172,7 @@ fn server_settings(args: &ServerArgs) -> Result<ServerSettings, ConfigError> {
             "PATCHBAY_ACCOUNT_EVENTS_RETENTION_DAYS",
         )?,
         metrics_listen: args.metrics_listen,
+        grpc_web_origins: web_origins(&args.grpc_web_origins)?,
     })
 }
 
@@ -284,6 +288,32 @@ pub(crate) fn ensure_data_dir(data_dir: &Path) -> Result<(), ConfigError> {
             data_dir.display()
         ))
     })
+}
+
+/// The gRPC-Web origins as browsers send them: `scheme://host[:port]`, nothing more.
+fn web_origins(origins: &[String]) -> Result<Vec<String>, ConfigError> {
+    origins
+        .iter()
+        .map(|origin| origin.trim())
+        .filter(|origin| !origin.is_empty())
+        .map(|origin| {
+            let valid = url::Url::parse(origin).is_ok_and(|url| {
+                matches!(url.scheme(), "http" | "https")
+                    && url.host_str().is_some()
+                    && url.path() == "/"
+                    && !origin.ends_with('/')
+                    && url.query().is_none()
+                    && url.username().is_empty()
+            });
+            if valid {
+                Ok(origin.to_owned())
+            } else {
+                Err(ConfigError(format!(
+                    "PATCHBAY_GRPC_WEB_ORIGINS (--grpc-web-origins): {origin:?} is not an origin (scheme://host[:port], no path)"
+                )))
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! serve` does.
 
 mod health;
+mod web;
 mod wiring;
 
 use std::future::Future;
@@ -169,10 +170,16 @@ impl Application {
         let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
         let (shutting_down, shutdown_seen) = tokio::sync::watch::channel(false);
         let server = Server::builder()
+            // gRPC-Web over HTTP/1.1 too (browsers), beside gRPC over HTTP/2.
+            .accept_http1(true)
             // Streams per HTTP/2 connection, health and reflection included.
             .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
             .http2_keepalive_interval(Some(limits.http2_keepalive))
             .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+            // A browser's preflight is answered before anything else, for the allowed
+            // origins only; gRPC-Web is turned into gRPC for every layer after it.
+            .layer(web::cors(&limits.grpc_web_origins))
+            .layer(tonic_web::GrpcWebLayer::new())
             .layer(RequestSpanLayer)
             .layer(AuthorizationLayer)
             .layer(StreamShutdownLayer::new(shutdown_seen))
