@@ -33,6 +33,10 @@ impl WorkspaceShares {
         // Taken under the lock, so that tidying cannot drop an entry between lookup and
         // acquisition (and give the workspace a second, fresh share).
         let mut taken = locks::lock(&self.taken);
+        // The hot path: a workspace seen before, found without allocating its name.
+        if let Some(share) = taken.get(workspace) {
+            return share.clone().try_acquire_owned().ok();
+        }
         if taken.len() > TIDY_ABOVE {
             let share = self.share;
             taken.retain(|_, s| s.available_permits() < share);
