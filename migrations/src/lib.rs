@@ -30,6 +30,7 @@ mod m20261202_000017_account_webhook_routes;
 mod m20261202_000018_account_events;
 
 mod catalog;
+mod columns;
 
 pub struct Migrator;
 

@@ -40,31 +40,27 @@ const PROVIDER_IDS: [(&str, &str); 3] = [
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for column in [
-            ColumnDef::new(Accounts::WebhookRoute)
-                .string()
-                .not_null()
-                .default("")
-                .to_owned(),
-            ColumnDef::new(Accounts::ProviderId)
-                .string()
-                .null()
-                .to_owned(),
-            ColumnDef::new(Accounts::ProviderIdConfirmed)
-                .boolean()
-                .not_null()
-                .default(false)
-                .to_owned(),
-        ] {
-            manager
-                .alter_table(
-                    Table::alter()
-                        .table(Accounts::Table)
-                        .add_column(column)
-                        .to_owned(),
-                )
-                .await?;
-        }
+        crate::columns::add_columns(
+            manager,
+            Accounts::Table,
+            vec![
+                ColumnDef::new(Accounts::WebhookRoute)
+                    .string()
+                    .not_null()
+                    .default("")
+                    .to_owned(),
+                ColumnDef::new(Accounts::ProviderId)
+                    .string()
+                    .null()
+                    .to_owned(),
+                ColumnDef::new(Accounts::ProviderIdConfirmed)
+                    .boolean()
+                    .not_null()
+                    .default(false)
+                    .to_owned(),
+            ],
+        )
+        .await?;
         let db = manager.get_connection();
         let backend = manager.get_database_backend();
         // Only ids as the application reads them: strings of digits, no leading zero.
@@ -147,20 +143,16 @@ impl MigrationTrait for Migration {
                 .drop_index(Index::drop().name(index).table(Accounts::Table).to_owned())
                 .await?;
         }
-        for column in [
-            Accounts::WebhookRoute,
-            Accounts::ProviderId,
-            Accounts::ProviderIdConfirmed,
-        ] {
-            manager
-                .alter_table(
-                    Table::alter()
-                        .table(Accounts::Table)
-                        .drop_column(column)
-                        .to_owned(),
-                )
-                .await?;
-        }
+        crate::columns::drop_columns(
+            manager,
+            Accounts::Table,
+            vec![
+                Accounts::WebhookRoute,
+                Accounts::ProviderId,
+                Accounts::ProviderIdConfirmed,
+            ],
+        )
+        .await?;
         Ok(())
     }
 }

@@ -111,69 +111,61 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        for column in [
-            ColumnDef::new(Accounts::DataAccessExpiresAt)
-                .timestamp_with_time_zone()
-                .null()
-                .to_owned(),
-            ColumnDef::new(Accounts::ReauthorizationReason)
-                .string()
-                .null()
-                .to_owned(),
-            ColumnDef::new(Accounts::TokenCheckedAt)
-                .timestamp_with_time_zone()
-                .null()
-                .to_owned(),
-            ColumnDef::new(Accounts::RefreshFailures)
-                .integer()
-                .not_null()
-                .default(0)
-                .to_owned(),
-            ColumnDef::new(Accounts::RefreshExhausted)
-                .boolean()
-                .not_null()
-                .default(false)
-                .to_owned(),
-            ColumnDef::new(Accounts::TokenWarnedDays)
-                .integer()
-                .null()
-                .to_owned(),
-            ColumnDef::new(Accounts::TokenRefreshedAt)
-                .timestamp_with_time_zone()
-                .null()
-                .to_owned(),
-        ] {
-            manager
-                .alter_table(
-                    Table::alter()
-                        .table(Accounts::Table)
-                        .add_column(column)
-                        .to_owned(),
-                )
-                .await?;
-        }
+        crate::columns::add_columns(
+            manager,
+            Accounts::Table,
+            vec![
+                ColumnDef::new(Accounts::DataAccessExpiresAt)
+                    .timestamp_with_time_zone()
+                    .null()
+                    .to_owned(),
+                ColumnDef::new(Accounts::ReauthorizationReason)
+                    .string()
+                    .null()
+                    .to_owned(),
+                ColumnDef::new(Accounts::TokenCheckedAt)
+                    .timestamp_with_time_zone()
+                    .null()
+                    .to_owned(),
+                ColumnDef::new(Accounts::RefreshFailures)
+                    .integer()
+                    .not_null()
+                    .default(0)
+                    .to_owned(),
+                ColumnDef::new(Accounts::RefreshExhausted)
+                    .boolean()
+                    .not_null()
+                    .default(false)
+                    .to_owned(),
+                ColumnDef::new(Accounts::TokenWarnedDays)
+                    .integer()
+                    .null()
+                    .to_owned(),
+                ColumnDef::new(Accounts::TokenRefreshedAt)
+                    .timestamp_with_time_zone()
+                    .null()
+                    .to_owned(),
+            ],
+        )
+        .await?;
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for column in [
-            Accounts::DataAccessExpiresAt,
-            Accounts::ReauthorizationReason,
-            Accounts::TokenCheckedAt,
-            Accounts::RefreshFailures,
-            Accounts::RefreshExhausted,
-            Accounts::TokenWarnedDays,
-            Accounts::TokenRefreshedAt,
-        ] {
-            manager
-                .alter_table(
-                    Table::alter()
-                        .table(Accounts::Table)
-                        .drop_column(column)
-                        .to_owned(),
-                )
-                .await?;
-        }
+        crate::columns::drop_columns(
+            manager,
+            Accounts::Table,
+            vec![
+                Accounts::DataAccessExpiresAt,
+                Accounts::ReauthorizationReason,
+                Accounts::TokenCheckedAt,
+                Accounts::RefreshFailures,
+                Accounts::RefreshExhausted,
+                Accounts::TokenWarnedDays,
+                Accounts::TokenRefreshedAt,
+            ],
+        )
+        .await?;
         for table in [
             TaskLeases::Table.into_iden(),
             AccountEventHeads::Table.into_iden(),

@@ -204,6 +204,8 @@ async fn a_revision_no_longer_kept_is_failed_precondition(backend: Backend) {
     let status = expect_code(watch(&service, Some(1)).await, Code::FailedPrecondition);
     assert!(status.message().contains("no longer kept"), "{status:?}");
     expect_code(watch(&service, Some(99)).await, Code::FailedPrecondition);
+    let status = expect_code(watch(&service, Some(-1)).await, Code::InvalidArgument);
+    assert_eq!(patchbay_e2e::violated_fields(&status), ["after_revision"]);
     // From the latest revision, or from now, a watch goes on: numbers keep growing.
     let mut from_latest = watch(&service, Some(3)).await.expect("latest");
     create(

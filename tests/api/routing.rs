@@ -328,6 +328,29 @@ async fn tampered_and_unsigned_bodies_are_refused(backend: Backend) {
         Code::InvalidArgument,
     );
     assert_eq!(patchbay_e2e::violated_fields(&status), ["url"]);
+    // A URL, headers or a body past their bounds, each named; a signed body that is
+    // no Meta webhook.
+    let long_url = format!("{}?pad={}", app_url(), "a".repeat(9000));
+    let status = expect_code(
+        route(&gateway, signed_post(&long_url, META_APP_SECRET, &body)).await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(patchbay_e2e::violated_fields(&status), ["url"]);
+    let mut crowded = signed_post(&app_url(), META_APP_SECRET, &body);
+    crowded
+        .headers
+        .extend((0..200).map(|i| (format!("x-pad-{i}"), "v".to_owned())));
+    let status = expect_code(route(&gateway, crowded).await, Code::InvalidArgument);
+    assert_eq!(patchbay_e2e::violated_fields(&status), ["headers"]);
+    let status = expect_code(
+        route(
+            &gateway,
+            signed_post(&app_url(), META_APP_SECRET, b"not json"),
+        )
+        .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(patchbay_e2e::violated_fields(&status), ["raw_body"]);
     let huge = vec![b' '; 1024 * 1024 + 1];
     let status = expect_code(
         route(&gateway, signed_post(&app_url(), META_APP_SECRET, &huge)).await,

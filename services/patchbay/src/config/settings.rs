@@ -318,6 +318,32 @@ fn web_origins(origins: &[String]) -> Result<Vec<String>, ConfigError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn grpc_web_origins_are_bare_origins() {
+        let origins = |list: &[&str]| {
+            super::web_origins(&list.iter().map(|o| (*o).to_owned()).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            origins(&["https://console.example.com", " http://localhost:3000 ", ""])
+                .expect("valid"),
+            ["https://console.example.com", "http://localhost:3000"]
+        );
+        for bad in [
+            "console.example.com",
+            "https://console.example.com/",
+            "https://console.example.com/app",
+            "https://user@console.example.com",
+            "javascript:alert(1)",
+            "*",
+        ] {
+            let err = origins(&[bad]).expect_err(bad);
+            assert!(
+                err.to_string().contains("PATCHBAY_GRPC_WEB_ORIGINS"),
+                "{err}"
+            );
+        }
+    }
+
     use clap::{CommandFactory, Parser};
 
     use super::*;

@@ -14,6 +14,7 @@ pub mod events;
 pub mod instagram;
 pub mod messenger;
 pub mod records;
+mod rounds;
 pub mod setup;
 pub mod signup;
 pub mod token_checks;

@@ -56,33 +56,19 @@ impl TokenChecker {
     /// Runs until the process ends: a round now, then one every interval, each on the
     /// replica that takes its lease.
     pub async fn run(self) {
-        let mut interval = tokio::time::interval(self.every);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            interval.tick().await;
-            let store = &self.accounts.store;
-            match store
-                .try_take_round("token_checks", &self.holder, self.every, now())
-                .await
-            {
-                Ok(true) => {
-                    match self.round().await {
-                        Ok(round) => tracing::info!(
-                            checked = round.checked,
-                            flagged = round.flagged,
-                            failed = round.failed,
-                            "token check round done"
-                        ),
-                        Err(err) => tracing::warn!(error = %err, "token check round stopped"),
-                    }
-                    if let Err(err) = store.end_round("token_checks", &self.holder, now()).await {
-                        tracing::warn!(error = %err, "cannot give the token check lease back");
-                    }
-                }
-                Ok(false) => tracing::debug!("another replica runs this token check round"),
-                Err(err) => tracing::warn!(error = %err, "cannot take the token check round"),
+        let store = self.accounts.store.clone();
+        super::rounds::every_round(&store, "token_checks", &self.holder, self.every, || async {
+            match self.round().await {
+                Ok(round) => tracing::info!(
+                    checked = round.checked,
+                    flagged = round.flagged,
+                    failed = round.failed,
+                    "token check round done"
+                ),
+                Err(err) => tracing::warn!(error = %err, "token check round stopped"),
             }
-        }
+        })
+        .await;
     }
 
     /// Every live Meta account with a token, a page at a time. Meta refusing the call's

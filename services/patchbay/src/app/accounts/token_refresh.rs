@@ -40,27 +40,19 @@ impl TokenRefresher {
     /// Runs until the process ends: one round now, then one every interval, each on
     /// the replica that takes its lease.
     pub async fn run(self) {
-        let mut interval = tokio::time::interval(self.every);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            interval.tick().await;
-            let store = &self.accounts.store;
-            match store
-                .try_take_round("token_refresh", &self.holder, self.every, now())
-                .await
-            {
-                Ok(true) => {
-                    if let Err(err) = self.round().await {
-                        tracing::warn!(error = %err, "Instagram token refresh round failed");
-                    }
-                    if let Err(err) = store.end_round("token_refresh", &self.holder, now()).await {
-                        tracing::warn!(error = %err, "cannot give the token refresh lease back");
-                    }
+        let store = self.accounts.store.clone();
+        super::rounds::every_round(
+            &store,
+            "token_refresh",
+            &self.holder,
+            self.every,
+            || async {
+                if let Err(err) = self.round().await {
+                    tracing::warn!(error = %err, "Instagram token refresh round failed");
                 }
-                Ok(false) => tracing::debug!("another replica runs this token refresh round"),
-                Err(err) => tracing::warn!(error = %err, "cannot take the token refresh round"),
-            }
-        }
+            },
+        )
+        .await;
     }
 
     /// One round: every token due, each on its own; a failure never stops the others.

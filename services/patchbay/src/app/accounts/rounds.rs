@@ -1,0 +1,33 @@
+//! The loop every background round shares: a round now, then one every interval, each
+//! run only by the replica that takes its lease (`store::leases`), which it gives back
+//! when the round ends, whatever came of it.
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::domain::support::now;
+use crate::store::Store;
+
+/// Runs `round` every `every` under the lease `name`, as `holder`, until the process
+/// ends.
+pub async fn every_round<F, Fut>(store: &Store, name: &str, holder: &str, every: Duration, round: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        match store.try_take_round(name, holder, every, now()).await {
+            Ok(true) => {
+                round().await;
+                if let Err(err) = store.end_round(name, holder, now()).await {
+                    tracing::warn!(round = name, error = %err, "cannot give the round's lease back");
+                }
+            }
+            Ok(false) => tracing::debug!(round = name, "another replica runs this round"),
+            Err(err) => tracing::warn!(round = name, error = %err, "cannot take the round's lease"),
+        }
+    }
+}
