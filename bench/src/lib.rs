@@ -37,6 +37,16 @@ impl Server {
         )
     }
 
+    /// A server on `database_url` (SQLite or PostgreSQL) with the keys of `data_dir`
+    /// (see [`explicit_keys`]): one whose database was written before it started.
+    pub fn start_on(
+        binary: &Path,
+        database_url: &str,
+        data_dir: Arc<tempfile::TempDir>,
+    ) -> Result<Server, String> {
+        Self::start_in(binary, Some(database_url), data_dir)
+    }
+
     fn start_in(
         binary: &Path,
         database_url: Option<&str>,
@@ -142,7 +152,7 @@ impl Server {
 /// keys), so every server of the tools gets explicit ones: a key ring and an HS256
 /// secret made by `patchbay keys generate`, written once into the data directory that
 /// replicas share. Returns the variables that point `serve` and `token` at them.
-fn explicit_keys(binary: &Path, dir: &Path) -> Result<Vec<(&'static str, PathBuf)>, String> {
+pub fn explicit_keys(binary: &Path, dir: &Path) -> Result<Vec<(&'static str, PathBuf)>, String> {
     let ring = dir.join("explicit-keys.json");
     let secret = dir.join("explicit-jwt.secret");
     if !(ring.exists() && secret.exists()) {

@@ -17,7 +17,7 @@ use super::convert::meta::{
     health_to_proto, instagram_to_proto, menu_from_proto, messenger_to_proto, page_failed,
     page_result_to_proto, signup_to_proto,
 };
-use super::convert::{fit_page, optional_channel, required_channel};
+use super::convert::{fit_page, optional_channel};
 use super::default_watch::{self, DefaultsStream};
 use super::idempotency::{Idempotency, replayed_id};
 use super::shares::WorkspaceShares;
@@ -218,10 +218,7 @@ impl AccountService for AccountGrpc {
         &self,
         mut request: Request<proto::GetDefaultAccountRequest>,
     ) -> Result<Response<proto::GetDefaultAccountResponse>, Status> {
-        let caller = authorize(&mut request, Action::GetDefaultAccount)?;
-        let request = request.into_inner();
-        let channel = required_channel(request.channel, "channel")?;
-        let division = division_filter(request.division_id);
+        let (caller, channel, division) = super::default_answer::asked(&mut request)?;
         let view = self
             .accounts
             .get_default(&caller, channel, division)

@@ -10,6 +10,7 @@ pub mod audit_service;
 pub mod auth;
 pub mod authorization;
 pub mod convert;
+pub mod default_answer;
 pub mod default_watch;
 pub mod idempotency;
 pub mod integration_service;

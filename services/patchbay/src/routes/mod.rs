@@ -24,6 +24,7 @@ use uuid::Uuid;
 use crate::domain::Error;
 use crate::domain::webhook_routes::{RouteIndex, route_entry};
 use crate::store::Store;
+use crate::store::accounts::RoutedCursor;
 
 /// Cheap to clone; shared by the account operations, the webhook service and the
 /// listener.
@@ -65,17 +66,19 @@ impl WebhookRoutes {
     pub async fn load(&self) -> Result<usize, Error> {
         let inner = &self.inner;
         let _updating = inner.updating.lock().await;
+        // The old index goes first: a million accounts' entries are not held twice.
+        // Nothing routes from it meanwhile (a load runs at start, after a listener's
+        // reconnect, or after a failed reload: none is complete then).
+        inner.loaded.store(false, Ordering::Release);
+        *inner.index.write().unwrap_or_else(PoisonError::into_inner) = RouteIndex::default();
         let mut index = RouteIndex::default();
-        let mut after = None;
-        loop {
-            let (accounts, next) = inner.store.routed_accounts_page(after).await?;
+        let mut page = Some(RoutedCursor::default());
+        while let Some(from) = page {
+            let (accounts, next) = inner.store.routed_accounts_page(from).await?;
             for account in &accounts {
                 index.put(account.id, route_entry(account));
             }
-            match next {
-                Some(last) => after = Some(last),
-                None => break,
-            }
+            page = next;
         }
         let held = index.len();
         metrics::gauge!("patchbay_webhook_routes").set(held as f64);

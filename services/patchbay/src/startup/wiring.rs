@@ -12,6 +12,8 @@ use patchbay_sdk::proto::{
 };
 use tonic::service::Routes;
 use tonic::service::interceptor::InterceptedService;
+
+use crate::grpc::default_answer::DefaultAnswerService;
 use tonic_health::server::HealthReporter;
 
 use super::StartupError;
@@ -139,13 +141,17 @@ pub async fn wire(
     let idempotency = Idempotency::new(IdempotencyKeys::new(store.clone()));
     let limits = &settings.server;
     let account_service = InterceptedService::new(
-        AccountServiceServer::new(AccountGrpc::new(
+        DefaultAnswerService::new(
+            AccountServiceServer::new(AccountGrpc::new(
+                accounts.clone(),
+                idempotency.clone(),
+                limits.max_watch_streams,
+                limits.max_watch_streams_per_workspace,
+            ))
+            .max_decoding_message_size(limits.max_message_bytes),
             accounts.clone(),
-            idempotency.clone(),
-            limits.max_watch_streams,
-            limits.max_watch_streams_per_workspace,
-        ))
-        .max_decoding_message_size(limits.max_message_bytes),
+            limits.max_message_bytes,
+        ),
         interceptor.clone(),
     );
     let catalog = Arc::new(store.load_catalog().await.map_err(StartupError::Catalog)?);

@@ -125,9 +125,14 @@ impl Accounts {
 
     /// What `caller` is shown of an account whose config is already masked.
     pub fn present(&self, caller: &Caller, masked: Arc<Account>) -> AccountView {
+        self.present_as(masked, caller.sees_setup_secrets())
+    }
+
+    /// `present` for a caller who does (or does not) see setup secrets.
+    pub fn present_as(&self, masked: Arc<Account>, verify_token_visible: bool) -> AccountView {
         AccountView {
             webhook_url: self.webhook_url(&masked),
-            verify_token_visible: caller.sees_setup_secrets(),
+            verify_token_visible,
             account: masked,
         }
     }

@@ -11,7 +11,6 @@
 //! - a Twilio signature is checked with the auth token of the account the URL names.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use secrecy::ExposeSecret;
 
@@ -207,12 +206,12 @@ impl Webhooks {
     }
 
     /// The live account a URL's route names, on the URL's channel.
-    fn entry(&self, target: Target) -> Result<Arc<RouteEntry>, Error> {
+    fn entry(&self, target: Target) -> Result<RouteEntry, Error> {
         let Target::Account { channel, route } = target else {
             return Err(no_route());
         };
         self.routes
-            .read(|index| index.by_route(route).cloned())?
+            .read(|index| index.by_route(route))?
             .filter(|entry| entry.channel == channel)
             .ok_or_else(no_route)
     }
@@ -220,7 +219,7 @@ impl Webhooks {
 
 /// A Twilio webhook: the account the URL names, checked with its auth token.
 fn twilio_delivery(
-    entry: Arc<RouteEntry>,
+    entry: RouteEntry,
     signature: &str,
     request: &RouteRequest<'_>,
 ) -> Result<Routed, Error> {
@@ -236,7 +235,7 @@ fn twilio_delivery(
     )
     .map_err(refused)?;
     Ok(Routed {
-        deliveries: vec![(0, entry)],
+        deliveries: vec![(0, entry.recipient())],
         ..Routed::default()
     })
 }

@@ -1,32 +1,83 @@
 //! The in-memory routing index: account routes and provider-id claims, for every
 //! account a webhook can be for. Pure data; `routes` keeps it current.
+//!
+//! It holds every routable account of the installation (a million is a size it is
+//! built for), so an entry is kept small: one slot per account in a vector, the three
+//! lookups (by route, by account id, by provider id) are tables of slot numbers, the
+//! workspace and division ids are interned, and an account's key and secrets share one
+//! allocation, zeroed when the slot goes. About 150 bytes an account in all
+//! (`a_slot_stays_small` keeps the slot's part in check).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
+use hashbrown::HashTable;
+use secrecy::{ExposeSecret, SecretBox, SecretString};
 use uuid::Uuid;
 
-use super::RouteEntry;
+use super::{Recipient, RouteEntry};
 use crate::domain::channel::Channel;
 
 /// Who owns a provider id.
 #[derive(Debug)]
 pub enum Owner {
-    One(Arc<RouteEntry>),
+    One(Recipient),
     Nobody,
     /// Two or more claims and none confirmed (or, which the database forbids, more
     /// than one confirmed): routed nowhere until one is.
     Contested,
 }
 
+/// No slot, no name.
+const NONE: u32 = u32::MAX;
+
+struct Slot {
+    account_id: Uuid,
+    route: Uuid,
+    /// The provider id's 128 bits (`has_provider_id` says whether there is one).
+    provider_id: [u8; 16],
+    workspace: u32,
+    division: u32,
+    /// The next claimant of the same provider id, or NONE.
+    next_claim: u32,
+    channel: Channel,
+    has_provider_id: bool,
+    claim_confirmed: bool,
+    /// `texts` is the account key, then the app secret, then the auth token.
+    key_len: u32,
+    app_secret_len: u32,
+    texts: SecretBox<[u8]>,
+}
+
+impl Slot {
+    fn provider_id(&self) -> Option<u128> {
+        self.has_provider_id
+            .then(|| u128::from_le_bytes(self.provider_id))
+    }
+
+    fn texts(&self) -> (&str, &str, &str) {
+        let texts = self.texts.expose_secret();
+        let (key, rest) = texts.split_at(self.key_len as usize);
+        let (app_secret, auth_token) = rest.split_at(self.app_secret_len as usize);
+        // Written from three strings cut at their own lengths: always UTF-8.
+        let text = |bytes| std::str::from_utf8(bytes).unwrap_or_default();
+        (text(key), text(app_secret), text(auth_token))
+    }
+}
+
 #[derive(Default)]
 pub struct RouteIndex {
-    /// By webhook route (its 128 bits).
-    routes: HashMap<u128, Arc<RouteEntry>>,
-    /// Each indexed account's route, to replace its entry.
-    by_account: HashMap<Uuid, u128>,
-    /// Routes of the accounts claiming each provider id.
-    claims: HashMap<(Channel, u128), Vec<u128>>,
+    slots: Vec<Option<Slot>>,
+    free: Vec<u32>,
+    by_route: HashTable<u32>,
+    by_account: HashTable<u32>,
+    /// One entry per claimed (channel, provider id): its first claimant's slot, the
+    /// others chained through `Slot::next_claim`.
+    claims: HashTable<u32>,
+    names: Names,
+    /// Keyed: provider ids are chosen by tenants.
+    hasher: RandomState,
 }
 
 impl RouteIndex {
@@ -41,64 +92,62 @@ impl RouteIndex {
     /// Sets what the index holds for `account_id`: its entry, or nothing (deleted, or
     /// no longer routable).
     pub fn put(&mut self, account_id: Uuid, entry: Option<RouteEntry>) {
-        if let Some(route) = self.by_account.remove(&account_id) {
-            if let Some(old) = self.routes.remove(&route) {
-                self.unclaim(&old);
-            }
+        if let Some(at) = self.find_account(account_id) {
+            self.remove(at);
         }
         let Some(entry) = entry else {
             return;
         };
-        let route = entry.route.as_u128();
         // A route is unique (the database says so); should a stale entry hold it,
         // the newer write wins.
-        if let Some(stale) = self.routes.remove(&route) {
-            self.by_account.remove(&stale.account_id);
-            self.unclaim(&stale);
+        if let Some(stale) = self.find_route(entry.route) {
+            self.remove(stale);
         }
-        if let Some(id) = entry.provider_id {
-            self.claims
-                .entry((entry.channel, id))
-                .or_default()
-                .push(route);
-        }
-        self.by_account.insert(account_id, route);
-        self.routes.insert(route, Arc::new(entry));
-    }
-
-    fn unclaim(&mut self, entry: &RouteEntry) {
-        let Some(id) = entry.provider_id else {
+        let claim = entry.provider_id.map(|id| (entry.channel, id));
+        let at = self.store(entry);
+        let Self {
+            slots,
+            by_route,
+            by_account,
+            hasher,
+            ..
+        } = self;
+        let Some(slot) = slots[at as usize].as_ref() else {
             return;
         };
-        let key = (entry.channel, id);
-        if let Some(claimants) = self.claims.get_mut(&key) {
-            claimants.retain(|route| *route != entry.route.as_u128());
-            if claimants.is_empty() {
-                self.claims.remove(&key);
-            }
+        by_route.insert_unique(hasher.hash_one(slot.route), at, |at| {
+            hash_of(hasher, slots, *at, |slot| slot.route)
+        });
+        by_account.insert_unique(hasher.hash_one(slot.account_id), at, |at| {
+            hash_of(hasher, slots, *at, |slot| slot.account_id)
+        });
+        if let Some(key) = claim {
+            self.claim(at, key);
         }
     }
 
-    /// The account a webhook URL's route names.
-    pub fn by_route(&self, route: Uuid) -> Option<&Arc<RouteEntry>> {
-        self.routes.get(&route.as_u128())
+    /// The account a webhook URL's route names, with its secrets.
+    pub fn by_route(&self, route: Uuid) -> Option<RouteEntry> {
+        let at = self.find_route(route)?;
+        self.slot(at).map(|slot| self.entry(slot))
     }
 
     /// The owner of a provider id: the one confirmed claim, else the sole claim.
     pub fn owner(&self, channel: Channel, id: u128) -> Owner {
-        let Some(claimants) = self.claims.get(&(channel, id)) else {
+        let Some(first) = self.find_claim(channel, id) else {
             return Owner::Nobody;
         };
-        let entries = claimants.iter().filter_map(|route| self.routes.get(route));
-        let mut confirmed = entries.clone().filter(|entry| entry.claim_confirmed);
+        let claimants =
+            || std::iter::successors(self.slot(first), |slot| self.slot(slot.next_claim));
+        let mut confirmed = claimants().filter(|slot| slot.claim_confirmed);
         match (confirmed.next(), confirmed.next()) {
-            (Some(owner), None) => return Owner::One(owner.clone()),
+            (Some(owner), None) => return Owner::One(self.recipient(owner)),
             (Some(_), Some(_)) => return Owner::Contested,
             (None, _) => {}
         }
-        let mut all = entries;
+        let mut all = claimants();
         match (all.next(), all.next()) {
-            (Some(owner), None) => Owner::One(owner.clone()),
+            (Some(owner), None) => Owner::One(self.recipient(owner)),
             (None, _) => Owner::Nobody,
             (Some(_), Some(_)) => Owner::Contested,
         }
@@ -106,10 +155,273 @@ impl RouteIndex {
 
     /// How many accounts the index holds.
     pub fn len(&self) -> usize {
-        self.routes.len()
+        self.by_account.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.routes.is_empty()
+        self.by_account.is_empty()
+    }
+
+    fn slot(&self, at: u32) -> Option<&Slot> {
+        self.slots.get(at as usize)?.as_ref()
+    }
+
+    fn find_route(&self, route: Uuid) -> Option<u32> {
+        let hash = self.hasher.hash_one(route);
+        let found = self.by_route.find(hash, |at| {
+            self.slot(*at).is_some_and(|slot| slot.route == route)
+        });
+        found.copied()
+    }
+
+    fn find_account(&self, account_id: Uuid) -> Option<u32> {
+        let hash = self.hasher.hash_one(account_id);
+        let found = self.by_account.find(hash, |at| {
+            self.slot(*at)
+                .is_some_and(|slot| slot.account_id == account_id)
+        });
+        found.copied()
+    }
+
+    fn find_claim(&self, channel: Channel, id: u128) -> Option<u32> {
+        let hash = self.hasher.hash_one((channel, id));
+        let found = self.claims.find(hash, |at| {
+            self.slot(*at)
+                .is_some_and(|slot| slot.channel == channel && slot.provider_id() == Some(id))
+        });
+        found.copied()
+    }
+
+    /// Puts `entry` in a free slot (or a new one) and returns its number. Its tables
+    /// are the caller's to fill.
+    fn store(&mut self, entry: RouteEntry) -> u32 {
+        let secret = |text: &Option<SecretString>| {
+            text.as_ref()
+                .map(|text| text.expose_secret().as_bytes().to_vec())
+                .unwrap_or_default()
+        };
+        let app_secret = secret(&entry.app_secret);
+        let auth_token = secret(&entry.auth_token);
+        let mut texts =
+            Vec::with_capacity(entry.account_key.len() + app_secret.len() + auth_token.len());
+        texts.extend_from_slice(entry.account_key.as_bytes());
+        texts.extend_from_slice(&app_secret);
+        texts.extend_from_slice(&auth_token);
+        let slot = Slot {
+            account_id: entry.account_id,
+            route: entry.route,
+            provider_id: entry.provider_id.unwrap_or_default().to_le_bytes(),
+            has_provider_id: entry.provider_id.is_some(),
+            workspace: self.names.intern(&entry.workspace_id),
+            division: entry
+                .division_id
+                .as_deref()
+                .map_or(NONE, |division| self.names.intern(division)),
+            next_claim: NONE,
+            channel: entry.channel,
+            claim_confirmed: entry.claim_confirmed,
+            key_len: len_u32(entry.account_key.len()),
+            app_secret_len: len_u32(app_secret.len()),
+            texts: SecretBox::new(texts.into_boxed_slice()),
+        };
+        zero(app_secret);
+        zero(auth_token);
+        if let Some(at) = self.free.pop() {
+            self.slots[at as usize] = Some(slot);
+            return at;
+        }
+        // Grown by a quarter, not doubled: at a million accounts a doubling would
+        // reserve another hundred megabytes it may never use.
+        if self.slots.len() == self.slots.capacity() {
+            self.slots.reserve_exact((self.slots.len() / 4).max(64));
+        }
+        self.slots.push(Some(slot));
+        len_u32(self.slots.len() - 1)
+    }
+
+    /// Adds slot `at` to the claimants of its provider id.
+    fn claim(&mut self, at: u32, (channel, id): (Channel, u128)) {
+        match self.find_claim(channel, id) {
+            Some(first) => {
+                let next = self.slot(first).map_or(NONE, |slot| slot.next_claim);
+                if let Some(Some(slot)) = self.slots.get_mut(at as usize) {
+                    slot.next_claim = next;
+                }
+                if let Some(Some(slot)) = self.slots.get_mut(first as usize) {
+                    slot.next_claim = at;
+                }
+            }
+            None => {
+                let hash = self.hasher.hash_one((channel, id));
+                let Self {
+                    slots,
+                    claims,
+                    hasher,
+                    ..
+                } = self;
+                claims.insert_unique(hash, at, |at| {
+                    hash_of(hasher, slots, *at, |slot| {
+                        (slot.channel, slot.provider_id().unwrap_or_default())
+                    })
+                });
+            }
+        }
+    }
+
+    /// Takes slot `at` out of every table and frees it.
+    fn remove(&mut self, at: u32) {
+        let Some(slot) = self.slots.get_mut(at as usize).and_then(Option::take) else {
+            return;
+        };
+        let is_at = |found: &u32| *found == at;
+        if let Ok(entry) = self
+            .by_route
+            .find_entry(self.hasher.hash_one(slot.route), is_at)
+        {
+            entry.remove();
+        }
+        if let Ok(entry) = self
+            .by_account
+            .find_entry(self.hasher.hash_one(slot.account_id), is_at)
+        {
+            entry.remove();
+        }
+        if let Some(id) = slot.provider_id() {
+            self.unclaim(at, slot.next_claim, (slot.channel, id));
+        }
+        self.names.release(slot.workspace);
+        self.names.release(slot.division);
+        self.free.push(at);
+    }
+
+    /// Takes slot `at` (already out of `slots`) out of its provider id's claimants.
+    fn unclaim(&mut self, at: u32, next: u32, (channel, id): (Channel, u128)) {
+        let hash = self.hasher.hash_one((channel, id));
+        if let Ok(mut first) = self.claims.find_entry(hash, |found| *found == at) {
+            if next == NONE {
+                first.remove();
+            } else {
+                *first.get_mut() = next;
+            }
+            return;
+        }
+        // Not the first: unlink it from the chain that leads to it.
+        let Some(mut before) = self.find_claim(channel, id) else {
+            return;
+        };
+        while let Some(Some(slot)) = self.slots.get_mut(before as usize) {
+            if slot.next_claim == at {
+                slot.next_claim = next;
+                return;
+            }
+            before = slot.next_claim;
+        }
+    }
+
+    fn recipient(&self, slot: &Slot) -> Recipient {
+        Recipient {
+            account_id: slot.account_id,
+            workspace_id: self.names.get(slot.workspace),
+            division_id: (slot.division != NONE).then(|| self.names.get(slot.division)),
+            channel: slot.channel,
+            account_key: slot.texts().0.into(),
+        }
+    }
+
+    fn entry(&self, slot: &Slot) -> RouteEntry {
+        let (account_key, app_secret, auth_token) = slot.texts();
+        let secret = |text: &str| (!text.is_empty()).then(|| SecretString::from(text.to_owned()));
+        RouteEntry {
+            account_id: slot.account_id,
+            route: slot.route,
+            workspace_id: self.names.get(slot.workspace),
+            division_id: (slot.division != NONE).then(|| self.names.get(slot.division)),
+            channel: slot.channel,
+            account_key: account_key.into(),
+            provider_id: slot.provider_id(),
+            claim_confirmed: slot.claim_confirmed,
+            app_secret: secret(app_secret),
+            auth_token: secret(auth_token),
+        }
     }
 }
+
+fn hash_of<K: std::hash::Hash>(
+    hasher: &RandomState,
+    slots: &[Option<Slot>],
+    at: u32,
+    key: impl Fn(&Slot) -> K,
+) -> u64 {
+    slots[at as usize]
+        .as_ref()
+        .map_or(0, |slot| hasher.hash_one(key(slot)))
+}
+
+/// Lengths within the index: a text or a count past 4 GiB cannot be stored anyway.
+fn len_u32(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(u32::MAX)
+}
+
+fn zero(mut bytes: Vec<u8>) {
+    use secrecy::zeroize::Zeroize;
+    bytes.zeroize();
+}
+
+/// Workspace and division ids, each kept once however many accounts name it, and
+/// dropped when the last one goes.
+#[derive(Default)]
+struct Names {
+    numbers: HashMap<Arc<str>, u32>,
+    /// By number: the name and how many slots hold it.
+    names: Vec<Option<(Arc<str>, u32)>>,
+    free: Vec<u32>,
+}
+
+impl Names {
+    fn intern(&mut self, name: &str) -> u32 {
+        if let Some(&number) = self.numbers.get(name) {
+            if let Some(Some((_, count))) = self.names.get_mut(number as usize) {
+                *count += 1;
+            }
+            return number;
+        }
+        let name: Arc<str> = Arc::from(name);
+        let number = match self.free.pop() {
+            Some(number) => {
+                self.names[number as usize] = Some((name.clone(), 1));
+                number
+            }
+            None => {
+                self.names.push(Some((name.clone(), 1)));
+                len_u32(self.names.len() - 1)
+            }
+        };
+        self.numbers.insert(name, number);
+        number
+    }
+
+    fn release(&mut self, number: u32) {
+        let Some(held) = self.names.get_mut(number as usize) else {
+            return;
+        };
+        if let Some((name, count)) = held {
+            *count -= 1;
+            if *count == 0 {
+                self.numbers.remove(&**name);
+                *held = None;
+                self.free.push(number);
+            }
+        }
+    }
+
+    fn get(&self, number: u32) -> Arc<str> {
+        match self.names.get(number as usize) {
+            Some(Some((name, _))) => name.clone(),
+            _ => Arc::from(""),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "index_tests.rs"]
+mod tests;

@@ -5,13 +5,12 @@
 //! few times its size whatever its shape.
 
 use std::marker::PhantomData;
-use std::sync::Arc;
 
 use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
 use uuid::Uuid;
 
-use super::RouteEntry;
+use super::Recipient;
 use super::index::{Owner, RouteIndex};
 use crate::domain::channel::Channel;
 
@@ -191,7 +190,7 @@ impl MetaBody {
 }
 
 /// `(entry index, account)`: who each routed entry is for.
-pub type Deliveries = Vec<(i32, Arc<RouteEntry>)>;
+pub type Deliveries = Vec<(i32, Recipient)>;
 /// `(entry index, why)`: the entries no account takes.
 pub type Unrouted = Vec<(i32, String)>;
 

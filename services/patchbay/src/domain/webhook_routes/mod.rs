@@ -22,6 +22,16 @@ use uuid::Uuid;
 use super::account::{Account, provider_id};
 use super::channel::Channel;
 
+/// Who a delivery is for: what the gateway hands the delivery on with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recipient {
+    pub account_id: Uuid,
+    pub workspace_id: Arc<str>,
+    pub division_id: Option<Arc<str>>,
+    pub channel: Channel,
+    pub account_key: Box<str>,
+}
+
 /// What routing keeps of an account: who it is, the id Meta names it by, and the
 /// secrets that sign its own webhooks. Nothing else of its config.
 pub struct RouteEntry {
@@ -38,6 +48,18 @@ pub struct RouteEntry {
     pub app_secret: Option<SecretString>,
     /// The account's Twilio auth token.
     pub auth_token: Option<SecretString>,
+}
+
+impl RouteEntry {
+    pub fn recipient(&self) -> Recipient {
+        Recipient {
+            account_id: self.account_id,
+            workspace_id: self.workspace_id.clone(),
+            division_id: self.division_id.clone(),
+            channel: self.channel,
+            account_key: self.account_key.clone(),
+        }
+    }
 }
 
 impl std::fmt::Debug for RouteEntry {

@@ -6,7 +6,7 @@ mod routes;
 pub(super) mod rows;
 mod writes;
 
-pub use routes::ROUTES_NOTIFY_CHANNEL;
+pub use routes::{ROUTES_NOTIFY_CHANNEL, RoutedCursor};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};

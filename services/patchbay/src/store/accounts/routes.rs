@@ -16,6 +16,14 @@ use crate::domain::{Account, Error, RecordKind};
 use crate::store::entities::account::{Column, Entity};
 use crate::store::{Store, WriteTxn, db_error, lock_scope};
 
+/// Where a page of [`Store::routed_accounts_page`] starts: the first one by default.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RoutedCursor {
+    /// Of `ROUTED_CHANNELS`.
+    channel: usize,
+    after: Option<Uuid>,
+}
+
 /// The PostgreSQL notification channel of routing changes (payload: the account id).
 pub const ROUTES_NOTIFY_CHANNEL: &str = "patchbay_account_routes";
 
@@ -90,26 +98,36 @@ impl Store {
         row.map(|row| to_domain(self.keys(), row)).transpose()
     }
 
-    /// Every live account of a routed channel, a page at a time (`after` the last id
-    /// of the previous page): what the routing index is built from. A row whose
-    /// secrets do not open is left out, and said so.
+    /// Every live account of a routed channel, a page at a time, a channel after the
+    /// other in id order (`ix_accounts_channel_id` serves each page as one range): what
+    /// the routing index is built from. Returns where the next page starts. A row
+    /// whose secrets do not open is left out, and said so.
     pub async fn routed_accounts_page(
         &self,
-        after: Option<Uuid>,
-    ) -> Result<(Vec<Account>, Option<Uuid>), Error> {
-        let channels = ROUTED_CHANNELS.iter().map(|channel| channel.as_str());
+        from: RoutedCursor,
+    ) -> Result<(Vec<Account>, Option<RoutedCursor>), Error> {
+        let Some(channel) = ROUTED_CHANNELS.get(from.channel) else {
+            return Ok((Vec::new(), None));
+        };
         let mut query = Entity::find()
-            .filter(Column::Channel.is_in(channels))
+            .filter(Column::Channel.eq(channel.as_str()))
             .filter(Column::DeletedAt.is_null())
             .order_by_asc(Column::Id)
             .limit(LOAD_PAGE);
-        if let Some(after) = after {
+        if let Some(after) = from.after {
             query = query.filter(Column::Id.gt(after));
         }
         let rows = query.all(self.conn()).await.map_err(db_error)?;
-        let next = (rows.len() as u64 == LOAD_PAGE)
-            .then(|| rows.last().map(|row| row.id))
-            .flatten();
+        let next = match rows.last() {
+            Some(last) if rows.len() as u64 == LOAD_PAGE => Some(RoutedCursor {
+                channel: from.channel,
+                after: Some(last.id),
+            }),
+            _ => (from.channel + 1 < ROUTED_CHANNELS.len()).then_some(RoutedCursor {
+                channel: from.channel + 1,
+                after: None,
+            }),
+        };
         let accounts = rows
             .into_iter()
             .filter_map(|row| {

@@ -1,0 +1,224 @@
+//! GetDefaultAccount's hot path: the answer of a cached default is encoded once and
+//! sent as those bytes on every call after, instead of converting the account (its
+//! config document becomes a protobuf Struct, a dozen strings are copied) and encoding
+//! it per call.
+//!
+//! [`DefaultAnswerService`] sits between the authentication interceptor and the
+//! generated `AccountServiceServer`, and serves that one method itself through tonic's
+//! own `Grpc::unary`, with a codec that writes the bytes prost encoded for the first
+//! call (`PassThroughEncoder`). Every other method goes on to the generated server;
+//! the generated `get_default_account` (the same operation, converted per call) stays
+//! for whatever calls the trait directly.
+//!
+//! The bytes are kept per record and per view: the default cache hands out the same
+//! `Arc<Account>` until the scope's defaults change, so the record's address names
+//! its content exactly while the entry here holds that `Arc`. Admins see the verify
+//! token and the others do not: two answers per record.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, RwLock, Weak};
+use std::task::{Context, Poll};
+
+use bytes::{BufMut, Bytes};
+use patchbay_sdk::codec::InvalidArgumentDecoder;
+use patchbay_sdk::proto::{self, account_service_server::AccountServiceServer};
+use prost::Message;
+use tonic::codec::{Codec, EncodeBuf, Encoder};
+use tonic::server::{NamedService, UnaryService};
+use tonic::{Request, Response, Status};
+
+use super::account_service::AccountGrpc;
+use super::auth::authorize;
+use super::convert::account::{account_to_proto, division_filter};
+use super::convert::required_channel;
+use crate::app::Accounts;
+use crate::domain::{Account, Action, Caller, Channel};
+use crate::locks::{read, write};
+
+const PATH: &str = "/patchbay.v1.AccountService/GetDefaultAccount";
+/// Answers kept at most: the defaults asked again and again. A full map first lets go
+/// of the answers of records the default cache dropped, then starts over.
+const CAPACITY: usize = 10_000;
+
+type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+/// An answer prost has already encoded.
+pub struct Encoded(Bytes);
+
+/// The encoded answers, by (record address, verify token shown). An entry holds a
+/// `Weak` of its record: the record's memory cannot be reused for another while the
+/// entry lives, so a live record at that address is that very record; the record's
+/// content goes with the default cache's entry.
+#[derive(Default)]
+pub struct DefaultAnswers {
+    answers: RwLock<HashMap<AnswerKey, (Weak<Account>, Bytes)>>,
+}
+
+/// A record's address, and whether the answer shows its verify token.
+type AnswerKey = (usize, bool);
+
+impl DefaultAnswers {
+    /// The encoded GetDefaultAccountResponse of `record` as `accounts` presents it to a
+    /// caller who does (or does not) see verify tokens.
+    pub fn answer(&self, accounts: &Accounts, record: Arc<Account>, admin: bool) -> Bytes {
+        let key = (Arc::as_ptr(&record) as usize, admin);
+        if let Some((_, bytes)) = read(&self.answers).get(&key) {
+            return bytes.clone();
+        }
+        let weak = Arc::downgrade(&record);
+        let bytes = Bytes::from(encode(accounts, record, admin));
+        let mut answers = write(&self.answers);
+        if answers.len() >= CAPACITY {
+            answers.retain(|_, (record, _)| record.strong_count() > 0);
+            if answers.len() >= CAPACITY {
+                answers.clear();
+            }
+        }
+        answers.insert(key, (weak, bytes.clone()));
+        bytes
+    }
+}
+
+/// The answer as the generated handler would encode it.
+fn encode(accounts: &Accounts, record: Arc<Account>, admin: bool) -> Vec<u8> {
+    proto::GetDefaultAccountResponse {
+        account: Some(account_to_proto(accounts.present_as(record, admin))),
+    }
+    .encode_to_vec()
+}
+
+/// The account service, with GetDefaultAccount answered from [`DefaultAnswers`].
+#[derive(Clone)]
+pub struct DefaultAnswerService {
+    inner: AccountServiceServer<AccountGrpc>,
+    handler: Arc<Handler>,
+    max_decoding_message_size: usize,
+}
+
+struct Handler {
+    accounts: Accounts,
+    answers: DefaultAnswers,
+}
+
+impl DefaultAnswerService {
+    pub fn new(
+        inner: AccountServiceServer<AccountGrpc>,
+        accounts: Accounts,
+        max_decoding_message_size: usize,
+    ) -> Self {
+        Self {
+            inner,
+            handler: Arc::new(Handler {
+                accounts,
+                answers: DefaultAnswers::default(),
+            }),
+            max_decoding_message_size,
+        }
+    }
+}
+
+impl NamedService for DefaultAnswerService {
+    const NAME: &'static str = <AccountServiceServer<AccountGrpc> as NamedService>::NAME;
+}
+
+impl<B> tower::Service<http::Request<B>> for DefaultAnswerService
+where
+    B: http_body::Body + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        tower::Service::<http::Request<B>>::poll_ready(&mut self.inner, cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        if request.uri().path() != PATH {
+            return Box::pin(self.inner.call(request));
+        }
+        let handler = Unary(self.handler.clone());
+        let mut grpc = tonic::server::Grpc::new(AnswerCodec)
+            .apply_max_message_size_config(Some(self.max_decoding_message_size), None);
+        Box::pin(async move { Ok(grpc.unary(handler, request).await) })
+    }
+}
+
+struct Unary(Arc<Handler>);
+
+impl UnaryService<proto::GetDefaultAccountRequest> for Unary {
+    type Response = Encoded;
+    type Future = BoxFuture<Result<Response<Encoded>, Status>>;
+
+    fn call(&mut self, request: Request<proto::GetDefaultAccountRequest>) -> Self::Future {
+        let handler = self.0.clone();
+        Box::pin(async move { handler.get_default_account(request).await })
+    }
+}
+
+impl Handler {
+    /// `AccountGrpc::get_default_account`, answered with the kept bytes.
+    async fn get_default_account(
+        &self,
+        mut request: Request<proto::GetDefaultAccountRequest>,
+    ) -> Result<Response<Encoded>, Status> {
+        let (caller, channel, division) = asked(&mut request)?;
+        let record = self
+            .accounts
+            .default_record(&caller, channel, division)
+            .await?;
+        let admin = caller.sees_setup_secrets();
+        Ok(Response::new(Encoded(self.answers.answer(
+            &self.accounts,
+            record,
+            admin,
+        ))))
+    }
+}
+
+/// Who asks GetDefaultAccount, of which channel and division: what both of its
+/// handlers start from.
+pub(super) fn asked(
+    request: &mut Request<proto::GetDefaultAccountRequest>,
+) -> Result<(Caller, Channel, Option<String>), Status> {
+    let caller = authorize(request, Action::GetDefaultAccount)?;
+    let request = request.get_mut();
+    let channel = required_channel(request.channel, "channel")?;
+    let division = division_filter(std::mem::take(&mut request.division_id));
+    Ok((caller, channel, division))
+}
+
+/// Decodes the request as every Patchbay service does; encodes nothing itself.
+#[derive(Default)]
+struct AnswerCodec;
+
+impl Codec for AnswerCodec {
+    type Encode = Encoded;
+    type Decode = proto::GetDefaultAccountRequest;
+    type Encoder = PassThroughEncoder;
+    type Decoder = InvalidArgumentDecoder<proto::GetDefaultAccountRequest>;
+
+    fn encoder(&mut self) -> PassThroughEncoder {
+        PassThroughEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        use patchbay_sdk::codec::PatchbayCodec;
+        PatchbayCodec::<proto::GetDefaultAccountResponse, Self::Decode>::default().decoder()
+    }
+}
+
+/// Writes the bytes prost encoded.
+struct PassThroughEncoder;
+
+impl Encoder for PassThroughEncoder {
+    type Item = Encoded;
+    type Error = Status;
+
+    fn encode(&mut self, item: Encoded, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put(item.0);
+        Ok(())
+    }
+}
