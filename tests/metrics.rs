@@ -8,7 +8,9 @@ use std::net::SocketAddr;
 
 use patchbay::config::ServerSettings;
 use patchbay_e2e::proto;
-use patchbay_e2e::{Backend, OTHER_WORKSPACE, TestApp, TestOptions, WORKSPACE};
+use patchbay_e2e::{
+    Backend, OTHER_WORKSPACE, TestApp, TestOptions, WORKSPACE, create, key_ring, new_whatsapp,
+};
 
 async fn scrape(addr: SocketAddr) -> String {
     reqwest::get(format!("http://{addr}/metrics"))
@@ -75,5 +77,44 @@ async fn a_scrape_counts_each_call_by_method_and_code_and_names_no_workspace() {
             !after.contains(client_value),
             "{client_value} is in a label"
         );
+    }
+
+    // What `keys rotate` has left to do: nothing while every record is under the
+    // active key; one record after the ring's active key changes. (In this test: the
+    // gauge is process-wide.)
+    create(&app.admin(), new_whatsapp("5550001", "EAAG-census")).await;
+    assert_eq!(census(addr, 0.0).await, 0.0);
+    let database_url = app.database_url.clone();
+    let _data_dir = app.stop().await;
+    let rotated = TestApp::spawn_with(
+        Backend::Sqlite,
+        TestOptions {
+            database_url: Some(database_url),
+            keys: key_ring("t2", &["t1", "t2"]),
+            server: ServerSettings {
+                metrics_listen: Some("127.0.0.1:0".parse().expect("address")),
+                ..ServerSettings::default()
+            },
+            ..TestOptions::default()
+        },
+    )
+    .await;
+    let addr = rotated.metrics_addr.expect("metrics listener");
+    assert_eq!(census(addr, 1.0).await, 1.0);
+}
+
+/// `patchbay_sealed_records_off_active_key` once it reads `expected` (the first count
+/// is taken a second after start), or what it reads after 10 s.
+async fn census(addr: SocketAddr, expected: f64) -> f64 {
+    let series = "patchbay_sealed_records_off_active_key";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = scrape(addr).await;
+        let counted = text.lines().any(|line| line.starts_with(series));
+        let value = sample(&text, series);
+        if (counted && value == expected) || std::time::Instant::now() > deadline {
+            return value;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }

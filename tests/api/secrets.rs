@@ -319,6 +319,13 @@ async fn rotation_reseals_everything_under_live_writes(backend: Backend) {
         },
     )
     .await;
+    // What `keys rotate` has to do, as the metrics count it: every account (the
+    // deleted one too) and the channel settings.
+    let census = app.store().await;
+    assert_eq!(
+        census.records_off_active_key().await.expect("census"),
+        (ACCOUNTS + 1) as u64
+    );
     let writer = {
         let admin = app.admin();
         let ids = ids.clone();
@@ -356,6 +363,7 @@ async fn rotation_reseals_everything_under_live_writes(backend: Backend) {
     // A second pass finds nothing left to do.
     let again = store.rotate_keys(5).await.expect("rotation");
     assert_eq!(again.records_rewritten, 0, "{again:?}");
+    assert_eq!(census.records_off_active_key().await.expect("census"), 0);
     let stored = app.secret_columns().await;
     assert!(
         !stored.contains("pbx1.t1."),

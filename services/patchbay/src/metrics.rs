@@ -60,6 +60,7 @@ pub async fn listen(
     let listener = TcpListener::bind(address).await?;
     let bound = listener.local_addr()?;
     let handle = recorder().cloned();
+    let census = sealed_census(store.clone());
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
@@ -71,11 +72,38 @@ pub async fn listen(
         }),
     );
     let serve = async move {
-        if let Err(err) = axum::serve(listener, app).await {
-            tracing::warn!(error = %err, "the metrics listener stopped");
+        let serve = async {
+            if let Err(err) = axum::serve(listener, app).await {
+                tracing::warn!(error = %err, "the metrics listener stopped");
+            }
+        };
+        tokio::select! {
+            () = serve => {}
+            () = census => {}
         }
     };
     Ok((bound, serve))
+}
+
+/// How often the records still sealed under another key are counted: a scan of every
+/// sealed table, too much for every scrape.
+const CENSUS_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Keeps `patchbay_sealed_records_off_active_key` (what `keys rotate` has left to do)
+/// current while metrics are served.
+async fn sealed_census(store: Store) {
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    loop {
+        match store.records_off_active_key().await {
+            Ok(count) => {
+                metrics::gauge!("patchbay_sealed_records_off_active_key").set(count as f64)
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot count the records sealed under other keys")
+            }
+        }
+        tokio::time::sleep(CENSUS_EVERY).await;
+    }
 }
 
 /// An open watch stream, counted in `patchbay_watch_streams_open{kind}` while it lives.

@@ -22,14 +22,16 @@ mod live;
 pub mod providers;
 pub mod readable;
 pub mod rotation;
+mod sealed_census;
 mod secret_fields;
 
 use std::{ops::Deref, sync::Arc, time::Duration};
 
 use patchbay_migrations::MigratorTrait;
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    DbErr, RuntimeErr, SqliteTransactionMode, TransactionOptions, TransactionTrait, sqlx,
+    ConnAcquireErr, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DatabaseTransaction, DbBackend, DbErr, RuntimeErr, SqliteTransactionMode, TransactionOptions,
+    TransactionTrait, sqlx,
 };
 use tokio::sync::{Mutex, MutexGuard};
 
@@ -221,6 +223,14 @@ pub(crate) fn unique_violation(err: &DbErr) -> Option<String> {
 /// Maps a database error to the domain: the database being away is UNAVAILABLE (the
 /// caller may retry), anything else is a logged internal error.
 pub(crate) fn db_error(err: DbErr) -> Error {
+    let timed_out = matches!(err, DbErr::ConnectionAcquire(ConnAcquireErr::Timeout))
+        || matches!(&err, DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))
+            if matches!(e.deref(), sqlx::Error::PoolTimedOut));
+    if timed_out {
+        // A call that waited the whole acquire timeout for a connection: the pool is
+        // too small for the load (sqlx does not tell shorter waits).
+        metrics::counter!("patchbay_db_pool_acquire_timeouts_total").increment(1);
+    }
     if is_unavailable(&err) {
         tracing::warn!(error = %err, "database unavailable");
         Error::Unavailable("database unavailable, retry later".to_owned())
