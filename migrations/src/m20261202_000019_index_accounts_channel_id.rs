@@ -1,7 +1,9 @@
 //! An index for loading the webhook routing index a channel at a time in id order.
 //! Without it SQLite answered each page of the load through the (channel, provider id)
 //! index and sorted the channel's every remaining account for it: a load of 500,000
-//! routable accounts took five minutes, quadratic in their number.
+//! routable accounts took five minutes, quadratic in their number. On PostgreSQL the
+//! index is built inside the migration's transaction, which holds account writes until
+//! it is built: seconds on a million accounts; plan the upgrade for it.
 
 use sea_orm_migration::prelude::*;
 
@@ -25,6 +27,7 @@ impl MigrationTrait for Migration {
                     .table(Accounts::Table)
                     .col(Accounts::Channel)
                     .col(Accounts::Id)
+                    .if_not_exists()
                     .to_owned(),
             )
             .await

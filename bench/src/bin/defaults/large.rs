@@ -25,7 +25,9 @@ use tokio::sync::Mutex;
 
 use super::{BoxError, Latency};
 
-/// Workspaces whose scopes each cold measurement asks (88 scopes each).
+/// Workspaces whose scopes each cold measurement asks (80 scopes each: 8 channels,
+/// workspace-wide and 9 divisions; the divisions but d1 have no default of their own, so
+/// those calls are one read of the database and the fallback from the cache).
 const SAMPLED_WORKSPACES: usize = 256;
 /// Callers at once during the cold run.
 const COLD_CONCURRENCY: usize = 8;

@@ -37,9 +37,14 @@ use crate::domain::{Account, Action, Caller, Channel};
 use crate::locks::{read, write};
 
 const PATH: &str = "/patchbay.v1.AccountService/GetDefaultAccount";
-/// Answers kept at most: the defaults asked again and again. A full map first lets go
-/// of the answers of records the default cache dropped, then starts over.
-const CAPACITY: usize = 10_000;
+/// Answers kept at most, and their bytes at most: the defaults asked again and again,
+/// whatever a tenant writes (a record the default cache replaced leaves its answer
+/// behind until a sweep). A full map first lets go of the answers of records the
+/// default cache dropped, then starts over.
+const CAPACITY: usize = 20_000;
+const CAPACITY_BYTES: usize = 32 * 1024 * 1024;
+/// A larger answer (a config near its 64 KiB limit) is encoded per call, not kept.
+const MAX_KEPT_BYTES: usize = 16 * 1024;
 
 type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 
@@ -52,7 +57,13 @@ pub struct Encoded(Bytes);
 /// content goes with the default cache's entry.
 #[derive(Default)]
 pub struct DefaultAnswers {
-    answers: RwLock<HashMap<AnswerKey, (Weak<Account>, Bytes)>>,
+    answers: RwLock<Kept>,
+}
+
+#[derive(Default)]
+struct Kept {
+    answers: HashMap<AnswerKey, (Weak<Account>, Bytes)>,
+    bytes: usize,
 }
 
 /// A record's address, and whether the answer shows its verify token.
@@ -63,19 +74,27 @@ impl DefaultAnswers {
     /// caller who does (or does not) see verify tokens.
     pub fn answer(&self, accounts: &Accounts, record: Arc<Account>, admin: bool) -> Bytes {
         let key = (Arc::as_ptr(&record) as usize, admin);
-        if let Some((_, bytes)) = read(&self.answers).get(&key) {
+        if let Some((_, bytes)) = read(&self.answers).answers.get(&key) {
             return bytes.clone();
         }
         let weak = Arc::downgrade(&record);
         let bytes = Bytes::from(encode(accounts, record, admin));
-        let mut answers = write(&self.answers);
-        if answers.len() >= CAPACITY {
-            answers.retain(|_, (record, _)| record.strong_count() > 0);
-            if answers.len() >= CAPACITY {
-                answers.clear();
-            }
+        if bytes.len() > MAX_KEPT_BYTES {
+            return bytes;
         }
-        answers.insert(key, (weak, bytes.clone()));
+        let mut kept = write(&self.answers);
+        if kept.answers.len() >= CAPACITY || kept.bytes + bytes.len() > CAPACITY_BYTES {
+            kept.answers
+                .retain(|_, (record, _)| record.strong_count() > 0);
+            if kept.answers.len() >= CAPACITY / 2 {
+                kept.answers.clear();
+            }
+            kept.bytes = kept.answers.values().map(|(_, bytes)| bytes.len()).sum();
+        }
+        kept.bytes += bytes.len();
+        if let Some((_, old)) = kept.answers.insert(key, (weak, bytes.clone())) {
+            kept.bytes -= old.len();
+        }
         bytes
     }
 }

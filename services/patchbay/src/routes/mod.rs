@@ -131,12 +131,14 @@ impl WebhookRoutes {
     /// Answers `read` from the index; UNAVAILABLE while it is not complete.
     pub fn read<R>(&self, read: impl FnOnce(&RouteIndex) -> R) -> Result<R, Error> {
         let inner = &self.inner;
+        // Checked under the lock: a load marks the index incomplete before it empties
+        // it, so a reader never routes from the emptied one.
+        let index = inner.index.read().unwrap_or_else(PoisonError::into_inner);
         if !(inner.loaded.load(Ordering::Acquire) && inner.heard.load(Ordering::Acquire)) {
             return Err(Error::Unavailable(
                 "webhook routing is catching up with other replicas; retry".to_owned(),
             ));
         }
-        let index = inner.index.read().unwrap_or_else(PoisonError::into_inner);
         Ok(read(&index))
     }
 

@@ -103,8 +103,14 @@ impl RouteIndex {
         if let Some(stale) = self.find_route(entry.route) {
             self.remove(stale);
         }
+        debug_assert_eq!(
+            account_id, entry.account_id,
+            "an entry is put for its own account"
+        );
         let claim = entry.provider_id.map(|id| (entry.channel, id));
-        let at = self.store(entry);
+        let Some(at) = self.store(entry) else {
+            return;
+        };
         let Self {
             slots,
             by_route,
@@ -193,8 +199,11 @@ impl RouteIndex {
     }
 
     /// Puts `entry` in a free slot (or a new one) and returns its number. Its tables
-    /// are the caller's to fill.
-    fn store(&mut self, entry: RouteEntry) -> u32 {
+    /// are the caller's to fill. `None` past four billion slots (numbers end at NONE).
+    fn store(&mut self, entry: RouteEntry) -> Option<u32> {
+        if self.free.is_empty() && self.slots.len() >= NONE as usize {
+            return None;
+        }
         let secret = |text: &Option<SecretString>| {
             text.as_ref()
                 .map(|text| text.expose_secret().as_bytes().to_vec())
@@ -228,7 +237,7 @@ impl RouteIndex {
         zero(auth_token);
         if let Some(at) = self.free.pop() {
             self.slots[at as usize] = Some(slot);
-            return at;
+            return Some(at);
         }
         // Grown by a quarter, not doubled: at a million accounts a doubling would
         // reserve another hundred megabytes it may never use.
@@ -236,7 +245,7 @@ impl RouteIndex {
             self.slots.reserve_exact((self.slots.len() / 4).max(64));
         }
         self.slots.push(Some(slot));
-        len_u32(self.slots.len() - 1)
+        Some(len_u32(self.slots.len() - 1))
     }
 
     /// Adds slot `at` to the claimants of its provider id.
