@@ -16,7 +16,6 @@ backend_tests!(
     deleting_or_deactivating_the_default_leaves_no_default,
     inactive_account_cannot_become_default,
     concurrent_set_default_leaves_exactly_one,
-    the_kept_answer_is_the_account_as_each_viewer_sees_it,
 );
 
 async fn set_default_clears_the_previous_default(backend: Backend) {
@@ -292,61 +291,4 @@ async fn concurrent_set_default_leaves_exactly_one(backend: Backend) {
         .expect("row");
     let count: i64 = row.try_get("", "n").expect("count");
     assert_eq!(count, 1);
-}
-
-/// GetDefaultAccount answers with bytes kept per cached default (grpc/default_answer.rs):
-/// they decode to the account as GetAccount shows it to the same caller (the verify
-/// token for an admin only), and a change is answered anew.
-async fn the_kept_answer_is_the_account_as_each_viewer_sees_it(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
-    let admin = app.admin();
-    let service = app.service();
-    let account = create(
-        &admin,
-        proto::CreateAccountRequest {
-            is_default: true,
-            ..new_whatsapp("4242", "EAAG-kept")
-        },
-    )
-    .await;
-    for _ in 0..2 {
-        let as_admin = admin
-            .default_account(Channel::Whatsapp, None)
-            .await
-            .expect("admin's");
-        assert_eq!(as_admin, admin.get_account(&account.id).await.expect("get"));
-        assert!(
-            !as_admin.verify_token.is_empty(),
-            "an admin sees the verify token"
-        );
-        let as_service = service
-            .default_account(Channel::Whatsapp, None)
-            .await
-            .expect("service's");
-        assert_eq!(
-            as_service,
-            service.get_account(&account.id).await.expect("get")
-        );
-        assert_ne!(
-            as_service.verify_token, as_admin.verify_token,
-            "a service sees it masked"
-        );
-        assert!(!as_service.webhook_url.is_empty());
-    }
-    let renamed = update(
-        &admin,
-        proto::UpdateAccountRequest {
-            id: account.id.clone(),
-            display_name: Some("Renamed".into()),
-            expected_revision: Some(account.revision),
-            ..Default::default()
-        },
-    )
-    .await;
-    let after = service
-        .default_account(Channel::Whatsapp, None)
-        .await
-        .expect("after the change");
-    assert_eq!(after.display_name, "Renamed");
-    assert_eq!(after.revision, renamed.revision);
 }

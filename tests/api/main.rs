@@ -8,6 +8,7 @@ mod auth;
 mod channel_settings;
 mod checks;
 mod config_semantics;
+mod default_answer;
 mod default_cache;
 mod defaults;
 mod envelopes;

@@ -13,12 +13,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use patchbay::domain::{Account, Channel as Kind, ProviderState};
+use patchbay::grpc::convert::channel_to_proto;
 use patchbay::sealing::KeyRing;
 use patchbay::store::{DatabaseSettings, Store};
 use patchbay_bench::Server;
 use patchbay_sdk::BearerToken;
+use patchbay_sdk::proto;
 use patchbay_sdk::proto::account_service_client::AccountServiceClient;
-use patchbay_sdk::proto::{self, Channel};
 use patchbay_sdk::tonic::transport::Endpoint;
 use serde_json::{Map, Value, json};
 use tokio::sync::Mutex;
@@ -245,7 +246,7 @@ async fn cold_defaults(
                     let began = Instant::now();
                     let answer = client
                         .get_default_account(proto::GetDefaultAccountRequest {
-                            channel: wire(Kind::ALL[index]).into(),
+                            channel: channel_to_proto(Kind::ALL[index]).into(),
                             division_id: division,
                         })
                         .await?;
@@ -262,17 +263,4 @@ async fn cold_defaults(
         all.extend(worker.await??);
     }
     Ok((Latency::of(all), calls))
-}
-
-fn wire(channel: Kind) -> Channel {
-    match channel {
-        Kind::Whatsapp => Channel::Whatsapp,
-        Kind::Instagram => Channel::Instagram,
-        Kind::Messenger => Channel::Messenger,
-        Kind::Email => Channel::Email,
-        Kind::Sms => Channel::Sms,
-        Kind::Chat => Channel::Chat,
-        Kind::Push => Channel::Push,
-        Kind::InApp => Channel::InApp,
-    }
 }

@@ -204,18 +204,17 @@ impl RouteIndex {
         if self.free.is_empty() && self.slots.len() >= NONE as usize {
             return None;
         }
-        let secret = |text: &Option<SecretString>| {
-            text.as_ref()
-                .map(|text| text.expose_secret().as_bytes().to_vec())
-                .unwrap_or_default()
+        let secret = |text: &Option<SecretString>| -> usize {
+            text.as_ref().map_or(0, |text| text.expose_secret().len())
         };
-        let app_secret = secret(&entry.app_secret);
-        let auth_token = secret(&entry.auth_token);
+        let (app_secret_len, auth_token_len) =
+            (secret(&entry.app_secret), secret(&entry.auth_token));
         let mut texts =
-            Vec::with_capacity(entry.account_key.len() + app_secret.len() + auth_token.len());
+            Vec::with_capacity(entry.account_key.len() + app_secret_len + auth_token_len);
         texts.extend_from_slice(entry.account_key.as_bytes());
-        texts.extend_from_slice(&app_secret);
-        texts.extend_from_slice(&auth_token);
+        for text in [&entry.app_secret, &entry.auth_token].into_iter().flatten() {
+            texts.extend_from_slice(text.expose_secret().as_bytes());
+        }
         let slot = Slot {
             account_id: entry.account_id,
             route: entry.route,
@@ -230,11 +229,9 @@ impl RouteIndex {
             channel: entry.channel,
             claim_confirmed: entry.claim_confirmed,
             key_len: len_u32(entry.account_key.len()),
-            app_secret_len: len_u32(app_secret.len()),
+            app_secret_len: len_u32(app_secret_len),
             texts: SecretBox::new(texts.into_boxed_slice()),
         };
-        zero(app_secret);
-        zero(auth_token);
         if let Some(at) = self.free.pop() {
             self.slots[at as usize] = Some(slot);
             return Some(at);
@@ -369,11 +366,6 @@ fn hash_of<K: std::hash::Hash>(
 /// Lengths within the index: a text or a count past 4 GiB cannot be stored anyway.
 fn len_u32(len: usize) -> u32 {
     u32::try_from(len).unwrap_or(u32::MAX)
-}
-
-fn zero(mut bytes: Vec<u8>) {
-    use secrecy::zeroize::Zeroize;
-    bytes.zeroize();
 }
 
 /// Workspace and division ids, each kept once however many accounts name it, and
