@@ -152,7 +152,10 @@ async fn what_a_careless_client_sends_is_refused_as_on_other_methods(backend: Ba
     for method in ["GetDefaultAccount", "GetAccount"] {
         let (_, trailers) = web_call(&app, method, &oversized).await;
         assert!(trailers.contains("grpc-status:11"), "{method}: {trailers}");
-        assert!(trailers.contains("the limit is: 16384"), "{method}: {trailers}");
+        assert!(
+            trailers.contains("the limit is: 16384"),
+            "{method}: {trailers}"
+        );
     }
     // No channel: the field is named.
     let (_, trailers) = web_call(
