@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 
-use patchbay::config::ServerSettings;
+use patchbay::config::{LogFormat, ServerSettings};
 use patchbay_e2e::proto;
 use patchbay_e2e::{
     Backend, OTHER_WORKSPACE, TestApp, TestOptions, WORKSPACE, create, key_ring, new_whatsapp,
@@ -32,6 +32,14 @@ fn sample(text: &str, series: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scrape_counts_each_call_by_method_and_code_and_names_no_workspace() {
+    // The server's subscriber, with logging off: the pool's acquire waits reach the
+    // metrics whatever the log filter says.
+    patchbay::telemetry::install(
+        LogFormat::Pretty,
+        tracing_subscriber::EnvFilter::new("off"),
+        None,
+    )
+    .expect("telemetry");
     let app = TestApp::spawn_with(
         Backend::Sqlite,
         TestOptions {
@@ -83,6 +91,12 @@ async fn a_scrape_counts_each_call_by_method_and_code_and_names_no_workspace() {
     // active key; one record after the ring's active key changes. (In this test: the
     // gauge is process-wide.)
     create(&app.admin(), new_whatsapp("5550001", "EAAG-census")).await;
+    // That write waited for a pooled connection (several times): each wait is in the
+    // histogram.
+    let waits = "patchbay_db_pool_acquire_duration_seconds_count";
+    let written = scrape(addr).await;
+    assert!(sample(&written, waits) > sample(&after, waits), "{written}");
+    assert!(written.contains("patchbay_db_pool_acquire_duration_seconds_bucket{le=\"0.001\"}"));
     assert_eq!(census(addr, 0.0).await, 0.0);
     let database_url = app.database_url.clone();
     let _data_dir = app.stop().await;

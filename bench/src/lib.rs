@@ -17,6 +17,9 @@ pub struct Server {
     /// Holds the keys (and the SQLite file); replicas share it.
     pub data_dir: Arc<tempfile::TempDir>,
     database_url: Option<String>,
+    /// Its Prometheus listener (every benchmark server serves metrics: the targets are
+    /// measured with them on).
+    metrics_endpoint: Option<String>,
 }
 
 impl Server {
@@ -57,6 +60,7 @@ impl Server {
             .env("PATCHBAY_DATA_DIR", data_dir.path())
             .envs(explicit_keys(binary, data_dir.path())?)
             .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(["--metrics-listen", "127.0.0.1:0"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         if let Some(url) = database_url {
@@ -73,14 +77,21 @@ impl Server {
             .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
         let stderr = child.stderr.take().ok_or("no stderr")?;
         let mut lines = BufReader::new(stderr).lines();
+        let mut metrics_endpoint = None;
         while let Some(Ok(line)) = lines.next() {
-            if line.contains("patchbay listening") {
+            let address = || -> Result<String, String> {
                 let log: serde_json::Value =
                     serde_json::from_str(&line).map_err(|e| e.to_string())?;
-                let address = log["fields"]["address"]
+                Ok(log["fields"]["address"]
                     .as_str()
                     .ok_or("no address")?
-                    .to_owned();
+                    .to_owned())
+            };
+            if line.contains("metrics listening") {
+                metrics_endpoint = Some(format!("http://{}/metrics", address()?));
+            }
+            if line.contains("patchbay listening") {
+                let address = address()?;
                 std::thread::spawn(move || for _ in lines {});
                 return Ok(Server {
                     child,
@@ -88,6 +99,7 @@ impl Server {
                     binary: binary.to_owned(),
                     data_dir,
                     database_url: database_url.map(str::to_owned),
+                    metrics_endpoint,
                 });
             }
         }
@@ -114,6 +126,26 @@ impl Server {
             return Err(String::from_utf8_lossy(&output.stderr).into_owned());
         }
         Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    }
+
+    /// Calls the server has refused RESOURCE_EXHAUSTED so far (its
+    /// `patchbay_grpc_shed_total`, every reason): a measurement must shed none.
+    pub async fn shed_calls(&self) -> Result<f64, String> {
+        let endpoint = self
+            .metrics_endpoint
+            .as_deref()
+            .ok_or("no metrics listener")?;
+        let text = reqwest::get(endpoint)
+            .await
+            .map_err(|e| e.to_string())?
+            .text()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(text
+            .lines()
+            .filter(|line| line.starts_with("patchbay_grpc_shed_total"))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum())
     }
 
     /// The server's resident memory, in KiB (Linux `/proc`).

@@ -10,7 +10,8 @@
 //! - `patchbay_watch_streams_open{kind}`;
 //! - `patchbay_default_cache_lookups_total{outcome}`,
 //!   `patchbay_default_cache_invalidations_total`, `patchbay_token_cache_hits_total`;
-//! - `patchbay_db_pool_connections{state}`;
+//! - `patchbay_db_pool_connections{state}`, `patchbay_db_pool_acquire_duration_seconds`
+//!   (histogram, from `telemetry`), `patchbay_db_pool_acquire_timeouts_total`;
 //! - `patchbay_outbound_calls_total{provider, outcome}`;
 //! - `patchbay_token_checks_total{outcome}`, `patchbay_token_refreshes_total{outcome}`;
 //! - `patchbay_webhook_routes` (accounts in the routing index).

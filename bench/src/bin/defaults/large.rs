@@ -42,6 +42,8 @@ pub struct LargeReport {
     pub peak_rss_kib: u64,
     pub cold: Latency,
     pub cold_calls: usize,
+    /// Calls refused RESOURCE_EXHAUSTED during the cold runs.
+    pub shed: f64,
 }
 
 pub async fn run(
@@ -113,6 +115,7 @@ pub async fn run(
         "cold-cache GetDefaultAccount, {burst_calls} calls at concurrency {COLD_CONCURRENCY}: p50 {:.2} ms p99 {:.2} ms",
         burst.p50_ms, burst.p99_ms
     );
+    let shed = server.shed_calls().await?;
     let peak_rss_kib = server.peak_rss_kib().unwrap_or_default();
     println!(
         "server peak RSS: {:.1} MiB (now {:.1} MiB)",
@@ -126,6 +129,7 @@ pub async fn run(
         peak_rss_kib,
         cold,
         cold_calls,
+        shed,
     })
 }
 

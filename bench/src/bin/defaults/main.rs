@@ -85,6 +85,8 @@ struct Report {
     propagation_one: Option<Latency>,
     propagation_two: Option<Latency>,
     peak_rss_kib: u64,
+    /// Calls refused RESOURCE_EXHAUSTED by its servers during the run.
+    shed: f64,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -273,9 +275,11 @@ async fn run(
             two.p50_ms, two.p99_ms
         );
         report.propagation_two = Some(two);
+        report.shed += replica.shed_calls().await?;
         replica.stop();
     }
 
+    report.shed += server.shed_calls().await?;
     report.peak_rss_kib = server.peak_rss_kib().unwrap_or_default();
     println!(
         "server peak RSS: {:.1} MiB (now {:.1} MiB)",
@@ -734,6 +738,11 @@ fn print_targets(reports: &[Report], larges: &[large::LargeReport], accounts: us
             );
         }
         check(
+            format!("{backend}: no call shed (RESOURCE_EXHAUSTED) during the measurements"),
+            format!("{} shed", report.shed),
+            report.shed == 0.0,
+        );
+        check(
             format!("{backend}: SDK cached lookup ≤ 200 ns"),
             format!("{:.0} ns", report.lookup_ns),
             report.lookup_ns <= 200.0,
@@ -775,6 +784,11 @@ fn print_targets(reports: &[Report], larges: &[large::LargeReport], accounts: us
             ),
             format!("{:.2} ms", large.cold.p99_ms),
             large.cold.p99_ms <= 2.0,
+        );
+        check(
+            format!("{backend}: {} accounts: no call shed", large.accounts),
+            format!("{} shed", large.shed),
+            large.shed == 0.0,
         );
     }
     if larges.is_empty() {

@@ -96,6 +96,7 @@ impl Application {
                 let (bound, serve) = crate::metrics::listen(address, store.clone())
                     .await
                     .map_err(bind_error)?;
+                tracing::info!(address = %bound, "metrics listening");
                 (Some(bound), Some(tokio::spawn(serve)))
             }
             None => (None, None),

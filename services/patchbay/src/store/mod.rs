@@ -106,6 +106,9 @@ impl WriteTxn<'_> {
     }
 }
 
+/// The level of sqlx's per-acquire event (`crate::telemetry::POOL_ACQUIRE_TARGET`).
+const ACQUIRE_EVENTS: log::LevelFilter = log::LevelFilter::Trace;
+
 impl Store {
     pub async fn connect(settings: &DatabaseSettings, keys: KeyRing) -> Result<Store, DbErr> {
         let mut options = ConnectOptions::new(settings.url.clone());
@@ -115,6 +118,12 @@ impl Store {
             .connect_timeout(settings.acquire_timeout)
             .acquire_timeout(settings.acquire_timeout)
             .sqlx_logging(false)
+            // Every connection handed out is reported as a `sqlx::pool::acquire` event
+            // with its wait; `telemetry` turns them into the pool's acquire histogram
+            // (waits shorter than the timeout, which the timeout counter cannot see).
+            // Without a subscriber for that target the event costs one atomic load.
+            .map_sqlx_postgres_pool_opts(|opts| opts.acquire_time_level(ACQUIRE_EVENTS))
+            .map_sqlx_sqlite_pool_opts(|opts| opts.acquire_time_level(ACQUIRE_EVENTS))
             .map_sqlx_sqlite_opts(|opts| {
                 opts.journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
                     .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
