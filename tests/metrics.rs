@@ -90,13 +90,48 @@ async fn a_scrape_counts_each_call_by_method_and_code_and_names_no_workspace() {
     // What `keys rotate` has left to do: nothing while every record is under the
     // active key; one record after the ring's active key changes. (In this test: the
     // gauge is process-wide.)
-    create(&app.admin(), new_whatsapp("5550001", "EAAG-census")).await;
+    let account = create(&app.admin(), new_whatsapp("5550001", "EAAG-census")).await;
     // That write waited for a pooled connection (several times): each wait is in the
     // histogram.
     let waits = "patchbay_db_pool_acquire_duration_seconds_count";
     let written = scrape(addr).await;
     assert!(sample(&written, waits) > sample(&after, waits), "{written}");
     assert!(written.contains("patchbay_db_pool_acquire_duration_seconds_bucket{le=\"0.001\"}"));
+
+    // The hot path's handles, kept per process: the token cache (the service sent one
+    // token four times above) and GetDefaultAccount's read cache.
+    let hits = "patchbay_token_cache_hits_total";
+    assert!(
+        sample(&after, hits) - sample(&before, hits) >= 3.0,
+        "{after}"
+    );
+    app.admin()
+        .accounts()
+        .set_default_account(proto::SetDefaultAccountRequest {
+            id: account.id.clone(),
+            expected_revision: None,
+        })
+        .await
+        .expect("default set");
+    for _ in 0..3 {
+        app.service()
+            .accounts()
+            .get_default_account(proto::GetDefaultAccountRequest {
+                channel: proto::Channel::Whatsapp.into(),
+                division_id: String::new(),
+            })
+            .await
+            .expect("default");
+    }
+    let cached = scrape(addr).await;
+    let hit = r#"patchbay_default_cache_lookups_total{outcome="hit"}"#;
+    assert!(
+        sample(&cached, hit) - sample(&written, hit) >= 2.0,
+        "{cached}"
+    );
+    let default_calls = r#"patchbay_grpc_requests_total{method="GetDefaultAccount",code="OK"}"#;
+    assert_eq!(sample(&cached, default_calls), 3.0);
+    assert_eq!(sample(&cached, "patchbay_grpc_in_flight"), 0.0);
     assert_eq!(census(addr, 0.0).await, 0.0);
     let database_url = app.database_url.clone();
     let _data_dir = app.stop().await;
@@ -118,7 +153,7 @@ async fn a_scrape_counts_each_call_by_method_and_code_and_names_no_workspace() {
 }
 
 /// `patchbay_sealed_records_off_active_key` once it reads `expected` (the first count
-/// is taken a second after start), or what it reads after 10 s.
+/// is taken after the first scrape), or what it reads after 10 s.
 async fn census(addr: SocketAddr, expected: f64) -> f64 {
     let series = "patchbay_sealed_records_off_active_key";
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

@@ -131,6 +131,17 @@ impl Server {
     /// Calls the server has refused RESOURCE_EXHAUSTED so far (its
     /// `patchbay_grpc_shed_total`, every reason): a measurement must shed none.
     pub async fn shed_calls(&self) -> Result<f64, String> {
+        let shed: f64 = self
+            .metric("patchbay_grpc_shed_total")
+            .await?
+            .into_iter()
+            .sum();
+        Ok(shed.max(0.0))
+    }
+
+    /// The values of the server's series named `series` (any labels), from one scrape
+    /// of its `/metrics`.
+    pub async fn metric(&self, series: &str) -> Result<Vec<f64>, String> {
         let endpoint = self
             .metrics_endpoint
             .as_deref()
@@ -143,9 +154,12 @@ impl Server {
             .map_err(|e| e.to_string())?;
         Ok(text
             .lines()
-            .filter(|line| line.starts_with("patchbay_grpc_shed_total"))
+            .filter(|line| {
+                line.strip_prefix(series)
+                    .is_some_and(|rest| rest.starts_with([' ', '{']))
+            })
             .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum())
+            .collect())
     }
 
     /// The server's resident memory, in KiB (Linux `/proc`).

@@ -30,11 +30,12 @@ const LATENCY_BUCKETS: &[f64] = &[
     5.0, 10.0,
 ];
 
-/// The process's recorder, installed once (several servers in one test process share
-/// it).
+/// The process's recorder, installed once by the first metrics listener (several
+/// servers in one test process share it) and never removed.
+static RECORDER: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
 fn recorder() -> Option<&'static PrometheusHandle> {
-    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
-    HANDLE
+    RECORDER
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(
@@ -53,6 +54,80 @@ fn recorder() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
+/// Whether this process records metrics: a metrics listener installed the recorder.
+fn recording() -> bool {
+    RECORDER.get().is_some_and(Option::is_some)
+}
+
+/// The metrics every call moves, as handles looked up once. The `metrics` macros hash
+/// their key, search the recorder's registry under its lock and build their label list
+/// on each use, which a call of a few microseconds feels. A handle is only taken once
+/// the recorder is installed (one taken before would record nothing, for good).
+pub mod hot {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::sync::LazyLock;
+
+    use metrics::{Counter, Gauge, Histogram};
+
+    use super::recording;
+
+    static TOKEN_CACHE_HITS: LazyLock<Counter> =
+        LazyLock::new(|| metrics::counter!("patchbay_token_cache_hits_total"));
+    static DEFAULT_CACHE_HITS: LazyLock<Counter> = LazyLock::new(
+        || metrics::counter!("patchbay_default_cache_lookups_total", "outcome" => "hit"),
+    );
+    static IN_FLIGHT: LazyLock<Gauge> =
+        LazyLock::new(|| metrics::gauge!("patchbay_grpc_in_flight"));
+
+    /// A method's label and a gRPC code's name.
+    type MethodCode = (&'static str, &'static str);
+
+    thread_local! {
+        /// Per worker thread, so that finding a method's handles takes no shared lock.
+        static CALLS: RefCell<HashMap<MethodCode, (Counter, Histogram)>> =
+            RefCell::new(HashMap::new());
+    }
+
+    /// A bearer token answered from the verified-token cache.
+    pub fn token_cache_hit() {
+        if recording() {
+            TOKEN_CACHE_HITS.increment(1);
+        }
+    }
+
+    /// A GetDefaultAccount scope answered from the read cache.
+    pub fn default_cache_hit() {
+        if recording() {
+            DEFAULT_CACHE_HITS.increment(1);
+        }
+    }
+
+    /// A call started (`1.0`) or ended (`-1.0`).
+    pub fn in_flight(change: f64) {
+        if recording() {
+            IN_FLIGHT.increment(change);
+        }
+    }
+
+    /// A call of `method` finished with `code` after `seconds`.
+    pub fn call_finished(method: &'static str, code: &'static str, seconds: f64) {
+        if !recording() {
+            return;
+        }
+        CALLS.with_borrow_mut(|calls| {
+            let (count, latency) = calls.entry((method, code)).or_insert_with(|| {
+                (
+                    metrics::counter!("patchbay_grpc_requests_total", "method" => method, "code" => code),
+                    metrics::histogram!("patchbay_grpc_request_duration_seconds", "method" => method),
+                )
+            });
+            count.increment(1);
+            latency.record(seconds);
+        });
+    }
+}
+
 /// Binds the metrics listener; the task it returns serves `/metrics` until dropped.
 pub async fn listen(
     address: SocketAddr,
@@ -61,11 +136,13 @@ pub async fn listen(
     let listener = TcpListener::bind(address).await?;
     let bound = listener.local_addr()?;
     let handle = recorder().cloned();
-    let census = sealed_census(store.clone());
+    let scraped = std::sync::Arc::new(tokio::sync::Notify::new());
+    let census = sealed_census(store.clone(), scraped.clone());
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
             let (handle, store) = (handle.clone(), store.clone());
+            scraped.notify_one();
             async move {
                 store.report_pool();
                 handle.map(|h| h.render()).unwrap_or_default()
@@ -91,9 +168,11 @@ pub async fn listen(
 const CENSUS_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Keeps `patchbay_sealed_records_off_active_key` (what `keys rotate` has left to do)
-/// current while metrics are served.
-async fn sealed_census(store: Store) {
-    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+/// current while metrics are served: counted once something scrapes them, then every
+/// `CENSUS_EVERY`. Not at start: on a large installation the count scans every sealed
+/// table, which a replica starting with cold caches should not do before anyone asks.
+async fn sealed_census(store: Store, scraped: std::sync::Arc<tokio::sync::Notify>) {
+    scraped.notified().await;
     loop {
         match store.records_off_active_key().await {
             Ok(count) => {

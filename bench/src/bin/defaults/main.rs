@@ -739,7 +739,7 @@ fn print_targets(reports: &[Report], larges: &[large::LargeReport], accounts: us
         }
         check(
             format!("{backend}: no call shed (RESOURCE_EXHAUSTED) during the measurements"),
-            format!("{} shed", report.shed),
+            format!("{} shed", report.shed as u64),
             report.shed == 0.0,
         );
         check(
@@ -787,7 +787,7 @@ fn print_targets(reports: &[Report], larges: &[large::LargeReport], accounts: us
         );
         check(
             format!("{backend}: {} accounts: no call shed", large.accounts),
-            format!("{} shed", large.shed),
+            format!("{} shed", large.shed as u64),
             large.shed == 0.0,
         );
     }

@@ -206,7 +206,7 @@ impl Authenticator {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| unauthenticated("authorization must be Bearer <token>"))?;
         if let Some(caller) = self.verified.get(token) {
-            metrics::counter!("patchbay_token_cache_hits_total").increment(1);
+            crate::metrics::hot::token_cache_hit();
             return Ok(caller);
         }
         // `alg: none` and unknown algorithms do not even parse as a header.

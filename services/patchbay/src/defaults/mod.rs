@@ -132,8 +132,7 @@ impl DefaultAccounts {
         let inner = &self.inner;
         let ticket = match inner.cache.get(workspace_id, channel, division_id) {
             Lookup::Hit(account) => {
-                metrics::counter!("patchbay_default_cache_lookups_total", "outcome" => "hit")
-                    .increment(1);
+                crate::metrics::hot::default_cache_hit();
                 return Ok(account);
             }
             Lookup::Miss(ticket) => {

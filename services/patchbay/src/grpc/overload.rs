@@ -111,14 +111,14 @@ struct InFlight;
 
 impl InFlight {
     fn new() -> Self {
-        metrics::gauge!("patchbay_grpc_in_flight").increment(1.0);
+        crate::metrics::hot::in_flight(1.0);
         InFlight
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        metrics::gauge!("patchbay_grpc_in_flight").decrement(1.0);
+        crate::metrics::hot::in_flight(-1.0);
     }
 }
 

@@ -193,8 +193,7 @@ where
                         let method = crate::metrics::method_label(&method);
                         // A static name: nothing is allocated per call for it.
                         let code_name = super::status::code_name(code);
-                        metrics::counter!("patchbay_grpc_requests_total", "method" => method, "code" => code_name).increment(1);
-                        metrics::histogram!("patchbay_grpc_request_duration_seconds", "method" => method).record(latency_ms / 1000.0);
+                        crate::metrics::hot::call_finished(method, code_name, latency_ms / 1000.0);
                         // Successes are the hot path: DEBUG. A caller's mistake is INFO;
                         // what the server or its database failed at is WARN.
                         match code {

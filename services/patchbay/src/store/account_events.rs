@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Statement,
+    QueryOrder, QuerySelect,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -78,13 +78,7 @@ pub(crate) async fn record(
     if txn.get_database_backend() == DbBackend::Postgres {
         let payload = serde_json::to_string(&recorded)
             .map_err(|err| Error::Internal(format!("cannot encode a notification: {err}")))?;
-        txn.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT pg_notify($1, $2)",
-            [EVENTS_NOTIFY_CHANNEL.into(), payload.into()],
-        ))
-        .await
-        .map_err(db_error)?;
+        txn.notify_at_commit(EVENTS_NOTIFY_CHANNEL, payload);
     }
     Ok(Some(recorded))
 }

@@ -24,6 +24,8 @@ pub const NOTIFY_CHANNEL: &str = "patchbay_default_accounts";
 /// (a replica whose listener was away through that many changes) starts over from a
 /// snapshot instead of replaying.
 const KEPT_CHANGES: i64 = 1000;
+/// How many revisions pass between two prunings of a workspace's change log.
+const PRUNE_EVERY: i64 = 64;
 
 /// One recorded change of one scope's default.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,7 +56,8 @@ pub(crate) async fn record(
         return Ok(None);
     }
     lock_scope(txn, &format!("default-revisions/{workspace_id}")).await?;
-    let mut revision = latest_revision(&**txn, workspace_id).await?;
+    let first = latest_revision(&**txn, workspace_id).await?;
+    let mut revision = first;
     for (channel, division_id) in scopes {
         revision += 1;
         Entity::insert(ActiveModel {
@@ -68,12 +71,17 @@ pub(crate) async fn record(
         .await
         .map_err(db_error)?;
     }
-    Entity::delete_many()
-        .filter(Column::WorkspaceId.eq(workspace_id))
-        .filter(Column::Revision.lte(revision - KEPT_CHANGES))
-        .exec(&**txn)
-        .await
-        .map_err(db_error)?;
+    // The log is pruned once every PRUNE_EVERY revisions, not on every write (one
+    // statement less per write): it keeps at least KEPT_CHANGES changes, and at most
+    // PRUNE_EVERY more.
+    if first / PRUNE_EVERY != revision / PRUNE_EVERY {
+        Entity::delete_many()
+            .filter(Column::WorkspaceId.eq(workspace_id))
+            .filter(Column::Revision.lte(revision - KEPT_CHANGES))
+            .exec(&**txn)
+            .await
+            .map_err(db_error)?;
+    }
     let changed = DefaultsChanged {
         workspace_id: workspace_id.to_owned(),
         revision,
@@ -81,21 +89,9 @@ pub(crate) async fn record(
     if txn.get_database_backend() == DbBackend::Postgres {
         let payload = serde_json::to_string(&changed)
             .map_err(|err| Error::Internal(format!("cannot encode a notification: {err}")))?;
-        notify(&**txn, payload).await?;
+        txn.notify_at_commit(NOTIFY_CHANNEL, payload);
     }
     Ok(Some(changed))
-}
-
-/// Sends `payload` on the replicas' channel (delivered at commit inside a transaction).
-async fn notify(conn: &impl ConnectionTrait, payload: String) -> Result<(), Error> {
-    conn.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "SELECT pg_notify($1, $2)",
-        [NOTIFY_CHANNEL.into(), payload.into()],
-    ))
-    .await
-    .map_err(db_error)?;
-    Ok(())
 }
 
 async fn latest_revision(conn: &impl ConnectionTrait, workspace_id: &str) -> Result<i64, Error> {
@@ -156,6 +152,14 @@ impl Store {
     /// A notification nobody acts on, which proves to this replica's listener that it
     /// still hears (PostgreSQL only).
     pub async fn notify_heartbeat(&self) -> Result<(), Error> {
-        notify(self.conn(), "{\"heartbeat\":true}".to_owned()).await
+        self.conn()
+            .execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_notify($1, $2)",
+                [NOTIFY_CHANNEL.into(), "{\"heartbeat\":true}".into()],
+            ))
+            .await
+            .map_err(db_error)?;
+        Ok(())
     }
 }

@@ -30,8 +30,8 @@ use std::{ops::Deref, sync::Arc, time::Duration};
 use patchbay_migrations::MigratorTrait;
 use sea_orm::{
     ConnAcquireErr, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
-    DatabaseTransaction, DbBackend, DbErr, RuntimeErr, SqliteTransactionMode, TransactionOptions,
-    TransactionTrait, sqlx,
+    DatabaseTransaction, DbBackend, DbErr, RuntimeErr, SqliteTransactionMode, Statement,
+    TransactionOptions, TransactionTrait, sqlx,
 };
 use tokio::sync::{Mutex, MutexGuard};
 
@@ -91,6 +91,10 @@ pub struct Store {
 pub(crate) struct WriteTxn<'a> {
     txn: DatabaseTransaction,
     _writer: Option<MutexGuard<'a, ()>>,
+    /// PostgreSQL notifications (channel, payload) to send with the commit: PostgreSQL
+    /// delivers them at commit anyway, so they go in one statement just before it
+    /// instead of one round trip each.
+    notices: std::sync::Mutex<Vec<(&'static str, String)>>,
 }
 
 impl Deref for WriteTxn<'_> {
@@ -101,7 +105,38 @@ impl Deref for WriteTxn<'_> {
 }
 
 impl WriteTxn<'_> {
+    /// Sends `payload` on `channel` to the replicas when this transaction commits
+    /// (PostgreSQL; nothing on SQLite, which has one replica).
+    pub(crate) fn notify_at_commit(&self, channel: &'static str, payload: String) {
+        if self.txn.get_database_backend() != DbBackend::Postgres {
+            return;
+        }
+        if let Ok(mut notices) = self.notices.lock() {
+            notices.push((channel, payload));
+        }
+    }
+
     pub(crate) async fn commit(self) -> Result<(), Error> {
+        let notices = self
+            .notices
+            .into_inner()
+            .map_err(|_| Error::Internal("a write's notifications were lost".to_owned()))?;
+        if !notices.is_empty() {
+            let calls: Vec<String> = (0..notices.len())
+                .map(|n| format!("pg_notify(${}, ${})", 2 * n + 1, 2 * n + 2))
+                .collect();
+            let values = notices
+                .into_iter()
+                .flat_map(|(channel, payload)| [channel.into(), payload.into()]);
+            self.txn
+                .execute_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    format!("SELECT {}", calls.join(", ")),
+                    values,
+                ))
+                .await
+                .map_err(db_error)?;
+        }
         self.txn.commit().await.map_err(db_error)
     }
 }
@@ -197,6 +232,7 @@ impl Store {
         Ok(WriteTxn {
             txn,
             _writer: writer,
+            notices: std::sync::Mutex::new(Vec::new()),
         })
     }
 

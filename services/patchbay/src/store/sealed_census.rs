@@ -5,7 +5,7 @@
 //! secret still in plaintext from before encryption is not seen here (telling it needs
 //! the record's schema); `keys rotate` reports it.
 
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
 
 use super::{Store, db_error};
 use crate::domain::Error;
@@ -17,6 +17,14 @@ impl Store {
     pub async fn records_off_active_key(&self) -> Result<u64, Error> {
         let active = format!("{SEALED}{}.", self.keys().active_key_id());
         let backend = self.backend();
+        // A full scan of each table: on PostgreSQL, on one core (no parallel workers),
+        // so that the count never takes the whole machine from the calls.
+        let txn = self.conn().begin().await.map_err(db_error)?;
+        if backend == DbBackend::Postgres {
+            txn.execute_unprepared("SET LOCAL max_parallel_workers_per_gather = 0")
+                .await
+                .map_err(db_error)?;
+        }
         let mut total = 0;
         for (table, verify_token) in [
             ("accounts", true),
@@ -24,17 +32,14 @@ impl Store {
             ("integrations", false),
         ] {
             let statement = census(backend, table, verify_token, &active);
-            let row = self
-                .conn()
-                .query_one_raw(statement)
-                .await
-                .map_err(db_error)?;
+            let row = txn.query_one_raw(statement).await.map_err(db_error)?;
             let count: i64 = match row {
                 Some(row) => row.try_get("", "n").map_err(db_error)?,
                 None => 0,
             };
             total += u64::try_from(count).unwrap_or_default();
         }
+        txn.commit().await.map_err(db_error)?;
         Ok(total)
     }
 }

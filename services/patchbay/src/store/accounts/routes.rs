@@ -3,10 +3,7 @@
 //! unique index `ux_accounts_confirmed_provider_id`), the notification that tells
 //! other replicas an account's routing changed, and the reads that fill the index.
 
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    Statement,
-};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 use super::rows::to_domain;
@@ -72,18 +69,8 @@ pub(super) fn claim_taken(account: &Account) -> Error {
 
 /// Tells the other replicas (PostgreSQL, delivered at commit) that `id`'s routing
 /// changed.
-pub(super) async fn notify_route_change(txn: &WriteTxn<'_>, id: Uuid) -> Result<(), Error> {
-    if txn.get_database_backend() != DbBackend::Postgres {
-        return Ok(());
-    }
-    txn.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "SELECT pg_notify($1, $2)",
-        [ROUTES_NOTIFY_CHANNEL.into(), id.to_string().into()],
-    ))
-    .await
-    .map_err(db_error)?;
-    Ok(())
+pub(super) fn notify_route_change(txn: &WriteTxn<'_>, id: Uuid) {
+    txn.notify_at_commit(ROUTES_NOTIFY_CHANNEL, id.to_string());
 }
 
 impl Store {
@@ -128,19 +115,27 @@ impl Store {
                 after: None,
             }),
         };
-        let accounts = rows
-            .into_iter()
-            .filter_map(|row| {
-                let id = row.id;
-                match to_domain(self.keys(), row) {
-                    Ok(account) => Some(account),
-                    Err(err) => {
-                        tracing::warn!(account_id = %id, error = %err, "account left out of webhook routing");
-                        None
+        // Decoding a page (JSON, unsealing) takes tens of milliseconds: on a blocking
+        // thread, not on a runtime worker, where the calls queued behind it would wait
+        // that long while a replica loads a large index.
+        let keys = self.keys.clone();
+        let decode = move || {
+            rows.into_iter()
+                .filter_map(|row| {
+                    let id = row.id;
+                    match to_domain(&keys, row) {
+                        Ok(account) => Some(account),
+                        Err(err) => {
+                            tracing::warn!(account_id = %id, error = %err, "account left out of webhook routing");
+                            None
+                        }
                     }
-                }
-            })
-            .collect();
+                })
+                .collect()
+        };
+        let accounts = tokio::task::spawn_blocking(decode)
+            .await
+            .map_err(|err| Error::Internal(format!("decoding a page of routes failed: {err}")))?;
         Ok((accounts, next))
     }
 }

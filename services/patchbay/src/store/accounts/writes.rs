@@ -50,7 +50,7 @@ impl Store {
                 .await?;
         let routes = routing_changed(None, Some(&account)).then_some(account.id);
         if let Some(id) = routes {
-            notify_route_change(&txn, id).await?;
+            notify_route_change(&txn, id);
         }
         let events = account_events(None, Some(&account));
         let events = events_log::record(&txn, &account, &events, account.updated_at).await?;
@@ -156,7 +156,7 @@ impl Store {
         let defaults = default_changes::record(&txn, workspace_id, &scopes, at).await?;
         let routes = routing_changed(Some(&current), result.as_ref()).then_some(id);
         if let Some(id) = routes {
-            notify_route_change(&txn, id).await?;
+            notify_route_change(&txn, id);
         }
         let events = account_events(Some(&current), result.as_ref());
         let events =
