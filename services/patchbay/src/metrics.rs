@@ -55,7 +55,7 @@ fn recorder() -> Option<&'static PrometheusHandle> {
 }
 
 /// Whether this process records metrics: a metrics listener installed the recorder.
-fn recording() -> bool {
+pub fn recording() -> bool {
     RECORDER.get().is_some_and(Option::is_some)
 }
 
@@ -77,6 +77,8 @@ pub mod hot {
     static DEFAULT_CACHE_HITS: LazyLock<Counter> = LazyLock::new(
         || metrics::counter!("patchbay_default_cache_lookups_total", "outcome" => "hit"),
     );
+    static POOL_ACQUIRE_WAITS: LazyLock<Histogram> =
+        LazyLock::new(|| metrics::histogram!("patchbay_db_pool_acquire_duration_seconds"));
     static IN_FLIGHT: LazyLock<Gauge> =
         LazyLock::new(|| metrics::gauge!("patchbay_grpc_in_flight"));
 
@@ -100,6 +102,13 @@ pub mod hot {
     pub fn default_cache_hit() {
         if recording() {
             DEFAULT_CACHE_HITS.increment(1);
+        }
+    }
+
+    /// A connection taken from the database pool after waiting `seconds`.
+    pub fn pool_acquire_waited(seconds: f64) {
+        if recording() {
+            POOL_ACQUIRE_WAITS.record(seconds);
         }
     }
 

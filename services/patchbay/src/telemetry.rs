@@ -143,10 +143,13 @@ struct PoolAcquireWaits;
 
 impl<S: tracing::Subscriber> Layer<S> for PoolAcquireWaits {
     fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        if !crate::metrics::recording() {
+            return;
+        }
         let mut waited = Waited(None);
         event.record(&mut waited);
         if let Some(seconds) = waited.0 {
-            metrics::histogram!("patchbay_db_pool_acquire_duration_seconds").record(seconds);
+            crate::metrics::hot::pool_acquire_waited(seconds);
         }
     }
 }

@@ -105,13 +105,23 @@ pub async fn run(
         server.rss_kib().unwrap_or_default() as f64 / 1024.0
     );
     // A replica on PostgreSQL listens before its routing index is loaded (it waits
-    // 10 s at most): the cold measurement starts once it is, and measures
-    // GetDefaultAccount, not the load.
-    while server.metric("patchbay_webhook_routes").await?.is_empty() {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    // 10 s at most), and the first scrape starts the sealed-records census (a scan of
+    // every sealed table): the cold measurement starts once both are done, and
+    // measures GetDefaultAccount, not them.
+    for series in [
+        "patchbay_webhook_routes",
+        "patchbay_sealed_records_off_active_key",
+    ] {
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while server.metric(series).await?.is_empty() {
+            if Instant::now() > deadline {
+                return Err(format!("{series} not reported after 10 minutes").into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
     println!(
-        "routing index loaded in {:.1} s, RSS {:.1} MiB",
+        "routing index loaded and census counted in {:.1} s, RSS {:.1} MiB",
         started.elapsed().as_secs_f64(),
         server.rss_kib().unwrap_or_default() as f64 / 1024.0
     );

@@ -20,9 +20,10 @@ use crate::domain::{Channel, Error};
 /// The PostgreSQL notification channel replicas listen on.
 pub const NOTIFY_CHANNEL: &str = "patchbay_default_accounts";
 
-/// How many changes of a workspace the log keeps. A follower further behind than this
-/// (a replica whose listener was away through that many changes) starts over from a
-/// snapshot instead of replaying.
+/// How many changes of a workspace the log keeps at least (up to `PRUNE_EVERY` more
+/// between prunings). A follower further behind than the log reaches (a replica whose
+/// listener was away through that many changes) starts over from a snapshot instead of
+/// replaying.
 const KEPT_CHANGES: i64 = 1000;
 /// How many revisions pass between two prunings of a workspace's change log.
 const PRUNE_EVERY: i64 = 64;

@@ -16,32 +16,38 @@ const SEALED: &str = "pbx1.";
 impl Store {
     pub async fn records_off_active_key(&self) -> Result<u64, Error> {
         let active = format!("{SEALED}{}.", self.keys().active_key_id());
-        let backend = self.backend();
+        if self.backend() != DbBackend::Postgres {
+            return count_off_key(self.conn(), &active).await;
+        }
         // A full scan of each table: on PostgreSQL, on one core (no parallel workers),
         // so that the count never takes the whole machine from the calls.
         let txn = self.conn().begin().await.map_err(db_error)?;
-        if backend == DbBackend::Postgres {
-            txn.execute_unprepared("SET LOCAL max_parallel_workers_per_gather = 0")
-                .await
-                .map_err(db_error)?;
-        }
-        let mut total = 0;
-        for (table, verify_token) in [
-            ("accounts", true),
-            ("channel_settings", false),
-            ("integrations", false),
-        ] {
-            let statement = census(backend, table, verify_token, &active);
-            let row = txn.query_one_raw(statement).await.map_err(db_error)?;
-            let count: i64 = match row {
-                Some(row) => row.try_get("", "n").map_err(db_error)?,
-                None => 0,
-            };
-            total += u64::try_from(count).unwrap_or_default();
-        }
+        txn.execute_unprepared("SET LOCAL max_parallel_workers_per_gather = 0")
+            .await
+            .map_err(db_error)?;
+        let total = count_off_key(&txn, &active).await?;
         txn.commit().await.map_err(db_error)?;
         Ok(total)
     }
+}
+
+/// The census of every sealed table, through `conn`.
+async fn count_off_key(conn: &impl ConnectionTrait, active: &str) -> Result<u64, Error> {
+    let mut total = 0;
+    for (table, verify_token) in [
+        ("accounts", true),
+        ("channel_settings", false),
+        ("integrations", false),
+    ] {
+        let statement = census(conn.get_database_backend(), table, verify_token, active);
+        let row = conn.query_one_raw(statement).await.map_err(db_error)?;
+        let count: i64 = match row {
+            Some(row) => row.try_get("", "n").map_err(db_error)?,
+            None => 0,
+        };
+        total += u64::try_from(count).unwrap_or_default();
+    }
+    Ok(total)
 }
 
 /// Rows of `table` where the sealed values of `config` are not all under the `active`
