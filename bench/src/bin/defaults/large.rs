@@ -52,6 +52,7 @@ pub async fn run(
     database_url: Option<&str>,
     accounts: usize,
     workspaces: usize,
+    earlier_database: Option<&str>,
 ) -> Result<LargeReport, BoxError> {
     println!("\n== {backend}: {accounts} accounts over {workspaces} workspaces ==");
     let data_dir = Arc::new(tempfile::tempdir()?);
@@ -94,7 +95,7 @@ pub async fn run(
         started.elapsed().as_secs_f64()
     );
     if database_url.is_some() {
-        settle_postgres(&url).await?;
+        settle_postgres(&url, earlier_database).await?;
     }
 
     let started = Instant::now();
@@ -235,9 +236,17 @@ fn config(channel: Kind, n: usize) -> Map<String, Value> {
 /// map and hint bits (VACUUM), and the load's dirty pages written out (CHECKPOINT).
 /// Without it the cold run measures autovacuum and the checkpointer working through a
 /// million fresh rows on the same two cores, not GetDefaultAccount.
-async fn settle_postgres(url: &str) -> Result<(), BoxError> {
+/// `earlier`, the database of the runs before on the same server, is vacuumed first:
+/// its dead rows from thousands of writes would have autovacuum working beside the
+/// measurement.
+async fn settle_postgres(url: &str, earlier: Option<&str>) -> Result<(), BoxError> {
     use sea_orm::ConnectionTrait;
     let started = Instant::now();
+    if let Some(earlier) = earlier {
+        let db = sea_orm::Database::connect(earlier).await?;
+        db.execute_unprepared("VACUUM (ANALYZE)").await?;
+        db.close().await?;
+    }
     let db = sea_orm::Database::connect(url).await?;
     db.execute_unprepared("VACUUM (ANALYZE)").await?;
     if let Err(err) = db.execute_unprepared("CHECKPOINT").await {

@@ -152,6 +152,7 @@ async fn main() -> Result<(), BoxError> {
                     url,
                     args.large_accounts,
                     args.large_workspaces,
+                    url.and(args.postgres_url.as_deref()),
                 )
                 .await?,
             );
