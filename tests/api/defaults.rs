@@ -16,6 +16,7 @@ backend_tests!(
     deleting_or_deactivating_the_default_leaves_no_default,
     inactive_account_cannot_become_default,
     concurrent_set_default_leaves_exactly_one,
+    concurrent_writes_of_two_channels_number_their_changes_without_gaps,
 );
 
 async fn set_default_clears_the_previous_default(backend: Backend) {
@@ -291,4 +292,70 @@ async fn concurrent_set_default_leaves_exactly_one(backend: Backend) {
         .expect("row");
     let count: i64 = row.try_get("", "n").expect("count");
     assert_eq!(count, 1);
+}
+
+/// Writers of two channels hold two scope locks at once; the workspace's event and
+/// default-change numbers are still taken one after another: no number twice, none left
+/// out, and the event head at the last one.
+async fn concurrent_writes_of_two_channels_number_their_changes_without_gaps(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = app.admin();
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        ids.push(
+            create(&admin, new_whatsapp(&format!("5600{i:02}"), "t"))
+                .await
+                .id,
+        );
+        let key = format!("desk{i}@acme.test");
+        ids.push(
+            create(&admin, new_account(Channel::Email, &key, json!({})))
+                .await
+                .id,
+        );
+    }
+    let calls = ids.iter().map(|id| {
+        let admin = admin.clone();
+        let id = id.clone();
+        tokio::spawn(async move { admin.set_default_account(&id).await })
+    });
+    for call in calls.collect::<Vec<_>>() {
+        call.await
+            .expect("task")
+            .expect("every SetDefaultAccount succeeds");
+    }
+
+    let db = app.database().await;
+    let revisions = |sql: &'static str| {
+        let db = db.clone();
+        async move {
+            db.query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+                .await
+                .expect("query")
+                .iter()
+                .map(|row| row.try_get::<i64>("", "revision").expect("revision"))
+                .collect::<Vec<_>>()
+        }
+    };
+    let events = revisions("SELECT revision FROM account_events ORDER BY revision").await;
+    assert!(
+        events.len() > ids.len(),
+        "creates and set-defaults: {events:?}"
+    );
+    let expected: Vec<i64> = (1..=events.len() as i64).collect();
+    assert_eq!(events, expected, "event numbers 1..=N, each once");
+    let head = revisions("SELECT revision FROM account_event_heads").await;
+    assert_eq!(
+        head,
+        vec![events.len() as i64],
+        "the head is at the last event"
+    );
+
+    let changes = revisions("SELECT revision FROM default_account_changes ORDER BY revision").await;
+    assert!(
+        changes.len() >= ids.len(),
+        "every set-default recorded: {changes:?}"
+    );
+    let expected: Vec<i64> = (1..=changes.len() as i64).collect();
+    assert_eq!(changes, expected, "default revisions 1..=N, each once");
 }

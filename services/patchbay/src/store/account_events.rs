@@ -1,11 +1,11 @@
 //! The `account_events` log, written in the transaction of the account write it
-//! records: kinds, reasons and ids only, never a secret. Numbered per workspace under
-//! the workspace's lock (`account_event_heads` keeps the latest number, so numbers keep
-//! growing after old events are dropped), and announced to the other replicas with a
+//! records: kinds, reasons and ids only, never a secret. Numbered per workspace from
+//! `account_event_heads` (the latest number, kept so numbers keep growing after old
+//! events are dropped; its row is locked until the write commits), and announced to the other replicas with a
 //! `NOTIFY` that is delivered only if the transaction commits.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect,
@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::accounts::rows::to_domain;
 use super::entities::{account, account_event, account_event_head};
-use super::{Store, WriteTxn, db_error, lock_scope};
+use super::{Store, WriteTxn, db_error};
 use crate::domain::account::events::{AccountEvent, AccountEventKind, NewAccountEvent};
 use crate::domain::{Account, Channel, Error};
 
@@ -41,11 +41,12 @@ pub(crate) async fn record(
         return Ok(None);
     }
     let workspace = account.workspace_id.as_str();
-    lock_scope(txn, &format!("account-events/{workspace}")).await?;
-    let mut revision = head(&**txn, workspace).await?;
-    for event in events {
-        revision += 1;
-        account_event::Entity::insert(account_event::ActiveModel {
+    let revision = advance_head(txn, workspace, events.len()).await?;
+    let first = revision - events.len() as i64;
+    let rows = events
+        .iter()
+        .zip(first + 1..)
+        .map(|(event, revision)| account_event::ActiveModel {
             workspace_id: Set(workspace.to_owned()),
             revision: Set(revision),
             account_id: Set(account.id),
@@ -54,23 +55,11 @@ pub(crate) async fn record(
             kind: Set(event.kind.as_str().to_owned()),
             reason: Set(event.reason.clone()),
             occurred_at: Set(at),
-        })
+        });
+    account_event::Entity::insert_many(rows)
         .exec_without_returning(&**txn)
         .await
         .map_err(db_error)?;
-    }
-    account_event_head::Entity::insert(account_event_head::ActiveModel {
-        workspace_id: Set(workspace.to_owned()),
-        revision: Set(revision),
-    })
-    .on_conflict(
-        OnConflict::column(account_event_head::Column::WorkspaceId)
-            .update_column(account_event_head::Column::Revision)
-            .to_owned(),
-    )
-    .exec_without_returning(&**txn)
-    .await
-    .map_err(db_error)?;
     let recorded = EventsRecorded {
         workspace_id: workspace.to_owned(),
         revision,
@@ -81,6 +70,39 @@ pub(crate) async fn record(
         txn.notify_at_commit(EVENTS_NOTIFY_CHANNEL, payload);
     }
     Ok(Some(recorded))
+}
+
+/// Moves the workspace's head `count` events on and returns its new number, in one
+/// statement. The upsert locks the head row until the transaction ends, so writers of
+/// one workspace take their numbers one after another and commit them in order (on
+/// PostgreSQL the update waits for the row and reads its latest committed number; on
+/// SQLite the writer lock already serialises them).
+async fn advance_head(txn: &WriteTxn<'_>, workspace: &str, count: usize) -> Result<i64, Error> {
+    use account_event_head::{Column, Entity};
+    let count = i64::try_from(count)
+        .map_err(|_| Error::Internal("too many account events in one write".to_owned()))?;
+    let mut upsert = Query::insert();
+    upsert
+        .into_table(Entity)
+        .columns([Column::WorkspaceId, Column::Revision])
+        .values([workspace.into(), count.into()])
+        .map_err(|err| Error::Internal(format!("cannot build the event head upsert: {err}")))?;
+    upsert
+        .on_conflict(
+            OnConflict::column(Column::WorkspaceId)
+                .value(
+                    Column::Revision,
+                    Expr::col((Entity, Column::Revision)).add(count),
+                )
+                .to_owned(),
+        )
+        .returning_col(Column::Revision);
+    let row = txn
+        .query_one(&upsert)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| Error::Internal("the event head upsert returned no row".to_owned()))?;
+    row.try_get::<i64>("", "revision").map_err(db_error)
 }
 
 async fn head(conn: &impl ConnectionTrait, workspace_id: &str) -> Result<i64, Error> {

@@ -6,13 +6,14 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Statement,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Statement,
 };
 use serde::{Deserialize, Serialize};
 
-use super::entities::default_account_change::{ActiveModel, Column, Entity};
+use super::entities::default_account_change::{Column, Entity};
 use super::{Store, WriteTxn, db_error, lock_scope};
 use crate::domain::defaults::Scope;
 use crate::domain::{Channel, Error};
@@ -57,21 +58,13 @@ pub(crate) async fn record(
         return Ok(None);
     }
     lock_scope(txn, &format!("default-revisions/{workspace_id}")).await?;
-    let first = latest_revision(&**txn, workspace_id).await?;
-    let mut revision = first;
+    let mut first = None;
+    let mut revision = 0;
     for (channel, division_id) in scopes {
-        revision += 1;
-        Entity::insert(ActiveModel {
-            workspace_id: Set(workspace_id.to_owned()),
-            revision: Set(revision),
-            channel: Set(channel.as_str().to_owned()),
-            division_id: Set(division_id.clone()),
-            changed_at: Set(at),
-        })
-        .exec_without_returning(&**txn)
-        .await
-        .map_err(db_error)?;
+        revision = append(txn, workspace_id, *channel, division_id.as_deref(), at).await?;
+        first.get_or_insert(revision - 1);
     }
+    let first = first.unwrap_or(revision);
     // The log is pruned once every PRUNE_EVERY revisions, not on every write (one
     // statement less per write): it keeps at least KEPT_CHANGES changes, and at most
     // PRUNE_EVERY more.
@@ -93,6 +86,47 @@ pub(crate) async fn record(
         txn.notify_at_commit(NOTIFY_CHANNEL, payload);
     }
     Ok(Some(changed))
+}
+
+/// Appends one change under the workspace's next revision and returns it: the latest
+/// revision is read in the insert itself (one round trip), under the revision lock the
+/// caller holds, so no other writer can take the same number.
+async fn append(
+    txn: &WriteTxn<'_>,
+    workspace_id: &str,
+    channel: Channel,
+    division_id: Option<&str>,
+    at: DateTime<Utc>,
+) -> Result<i64, Error> {
+    let next = Func::coalesce([Expr::col(Column::Revision).max(), Expr::val(0_i64)]).add(1_i64);
+    let mut latest = Query::select();
+    latest
+        .expr(Expr::val(workspace_id))
+        .expr(next)
+        .expr(Expr::val(channel.as_str()))
+        .expr(Expr::val(division_id.map(str::to_owned)))
+        .expr(Expr::val(at))
+        .from(Entity)
+        .and_where(Expr::col(Column::WorkspaceId).eq(workspace_id));
+    let mut insert = Query::insert();
+    insert
+        .into_table(Entity)
+        .columns([
+            Column::WorkspaceId,
+            Column::Revision,
+            Column::Channel,
+            Column::DivisionId,
+            Column::ChangedAt,
+        ])
+        .select_from(latest)
+        .map_err(|err| Error::Internal(format!("cannot build the default change insert: {err}")))?;
+    insert.returning_col(Column::Revision);
+    let row = txn
+        .query_one(&insert)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| Error::Internal("the default change insert returned no row".to_owned()))?;
+    row.try_get::<i64>("", "revision").map_err(db_error)
 }
 
 async fn latest_revision(conn: &impl ConnectionTrait, workspace_id: &str) -> Result<i64, Error> {

@@ -85,6 +85,8 @@ pub struct Store {
     sqlite_writer: Option<Arc<Mutex<()>>>,
     /// Seals secret fields on write and opens them on read.
     keys: Arc<KeyRing>,
+    /// The channels of accounts writes have looked up (`accounts::KnownChannels`).
+    known_channels: Arc<accounts::KnownChannels>,
 }
 
 /// A write transaction; on SQLite it also holds the process-wide writer lock.
@@ -177,6 +179,7 @@ impl Store {
             db,
             sqlite_writer,
             keys: Arc::new(keys),
+            known_channels: Arc::default(),
         })
     }
 
@@ -209,6 +212,10 @@ impl Store {
 
     pub(crate) fn keys(&self) -> &KeyRing {
         &self.keys
+    }
+
+    pub(crate) fn known_channels(&self) -> &accounts::KnownChannels {
+        &self.known_channels
     }
 
     pub(crate) fn conn(&self) -> &DatabaseConnection {

@@ -2,10 +2,12 @@
 //! first, so that key uniqueness and the one-default rule hold under any concurrency,
 //! across replicas too; the partial unique indexes of the migration back both up.
 
+mod channels;
 mod routes;
 pub(super) mod rows;
 mod writes;
 
+pub(super) use channels::KnownChannels;
 pub use routes::{ROUTES_NOTIFY_CHANNEL, RoutedCursor};
 
 use chrono::{DateTime, Utc};

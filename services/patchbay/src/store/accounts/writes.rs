@@ -97,19 +97,22 @@ impl Store {
     {
         let decode = |row| to_domain(self.keys(), row);
         // The channel of an account never changes, so it is safe to learn the lock's
-        // scope from a read outside the lock.
-        let Some((unlocked, _)) =
-            live::find_for_change::<Entity, _>(self.conn(), workspace_id, id, decode).await?
-        else {
+        // scope outside the lock (remembered after the first write of an account).
+        let Some(channel) = self.account_channel(workspace_id, id).await? else {
             return Err(Error::not_found(RecordKind::Account, id));
         };
         let txn = self.begin_write().await?;
-        lock_scope(&txn, &scope_key(workspace_id, unlocked.channel)).await?;
+        lock_scope(&txn, &scope_key(workspace_id, channel)).await?;
         let Some((current, unreadable)) =
             live::find_for_change::<Entity, _>(&*txn, workspace_id, id, decode).await?
         else {
             return Err(Error::not_found(RecordKind::Account, id));
         };
+        if current.channel != channel {
+            return Err(Error::Internal(format!(
+                "account {id} is of another channel than the scope locked for it"
+            )));
+        }
         let decided = change(current.clone())?;
         live::ensure_changeable(unreadable, &decided)?;
         let (result, scopes, at) = match decided {
