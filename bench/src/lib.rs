@@ -194,6 +194,17 @@ impl Server {
     }
 }
 
+/// A server still running when its handle goes (a measurement failed and returned
+/// early) is killed, so that a failed run leaves no process behind to skew the next.
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// Keys fail closed off the embedded default (a PostgreSQL server has no development
 /// keys), so every server of the tools gets explicit ones: a key ring and an HS256
 /// secret made by `patchbay keys generate`, written once into the data directory that
@@ -227,6 +238,23 @@ pub fn explicit_keys(binary: &Path, dir: &Path) -> Result<Vec<(&'static str, Pat
 
 /// CPU time (user + system) a process has used so far, from `/proc/<pid>/stat`
 /// (`pid` may be `self`).
+/// CPU time the whole machine spent busy (every core: user, nice, system, irq and
+/// softirq; not idle, I/O wait or time stolen by the hypervisor), from `/proc/stat`.
+/// What is left after the server's and the load generator's own is everything else on
+/// the machine: PostgreSQL, and the kernel's work for the loopback connections.
+pub fn machine_cpu_time() -> Option<std::time::Duration> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|line| line.starts_with("cpu "))?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|field| field.parse().unwrap_or(0))
+        .collect();
+    // user nice system idle iowait irq softirq steal …
+    let busy: u64 = [0, 1, 2, 5, 6].iter().filter_map(|&i| ticks.get(i)).sum();
+    Some(std::time::Duration::from_millis(busy * 10))
+}
+
 pub fn process_cpu_time(pid: &str) -> Option<std::time::Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name, which is in parentheses and may hold spaces.
