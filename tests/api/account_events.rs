@@ -11,6 +11,7 @@ use patchbay_e2e::{
 };
 use patchbay_sdk::Client;
 use patchbay_sdk::tonic::{Code, Streaming};
+use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
 use serde_json::json;
 
 backend_tests!(
@@ -262,4 +263,59 @@ async fn a_watch_on_one_replica_sees_the_others_events() {
     let event = next(&mut stream).await;
     assert_eq!(kind(&event), AccountEventKind::Created);
     assert_eq!(event.account.map(|a| a.id), Some(account.id));
+}
+
+/// A replica still on the previous version numbers events under the advisory lock
+/// `account-events/{workspace}`: a write of this version waits for it (and then takes
+/// the next number), so a rolling upgrade never numbers two events alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_waits_for_the_numbering_lock_of_the_previous_version() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let admin = app.admin();
+    create(
+        &admin,
+        new_account(Channel::Email, "first@acme.test", json!({})),
+    )
+    .await;
+
+    // The older replica's transaction, holding the lock it numbered events under.
+    let db = app.database().await;
+    let older = db.begin().await.expect("begin");
+    older
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            [format!("account-events/{WORKSPACE}").into()],
+        ))
+        .await
+        .expect("lock");
+    let write = tokio::spawn({
+        let admin = admin.clone();
+        async move {
+            create(
+                &admin,
+                new_account(Channel::Email, "second@acme.test", json!({})),
+            )
+            .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !write.is_finished(),
+        "the write waits for the older replica's lock"
+    );
+    older.commit().await.expect("commit");
+    let second = tokio::time::timeout(Duration::from_secs(10), write)
+        .await
+        .expect("the write goes on once the lock is given back")
+        .expect("task");
+
+    let mut stream = watch(&app.service(), Some(0)).await.expect("watch");
+    let mut numbers = Vec::new();
+    for _ in 0..2 {
+        let event = next(&mut stream).await;
+        numbers.push((event.revision, event.account.map(|a| a.id)));
+    }
+    assert_eq!(numbers[0].0, 1);
+    assert_eq!(numbers[1], (2, Some(second.id)));
 }

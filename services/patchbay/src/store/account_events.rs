@@ -1,8 +1,8 @@
 //! The `account_events` log, written in the transaction of the account write it
 //! records: kinds, reasons and ids only, never a secret. Numbered per workspace from
 //! `account_event_heads` (the latest number, kept so numbers keep growing after old
-//! events are dropped; its row is locked until the write commits), and announced to the other replicas with a
-//! `NOTIFY` that is delivered only if the transaction commits.
+//! events are dropped; its row stays locked until the write commits), and announced to
+//! the other replicas with a `NOTIFY` that is delivered only if the transaction commits.
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
@@ -30,7 +30,16 @@ pub struct EventsRecorded {
     pub revision: i64,
 }
 
+/// The advisory lock the previous version numbered a workspace's events under. The
+/// head row's lock numbers them now; writers still take this one (in the statement
+/// that takes the revision lock, so for no extra round trip) so that a replica still
+/// on the previous version, during a rolling upgrade, never takes the same number.
+pub(crate) fn numbering_lock(workspace_id: &str) -> String {
+    format!("account-events/{workspace_id}")
+}
+
 /// Records the events of a write to `account` (its state after, or before a delete).
+/// The caller holds the workspace's `numbering_lock`.
 pub(crate) async fn record(
     txn: &WriteTxn<'_>,
     account: &Account,

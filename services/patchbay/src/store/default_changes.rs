@@ -14,7 +14,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 
 use super::entities::default_account_change::{Column, Entity};
-use super::{Store, WriteTxn, db_error, lock_scope};
+use super::{Store, WriteTxn, db_error};
 use crate::domain::defaults::Scope;
 use crate::domain::{Channel, Error};
 
@@ -45,9 +45,15 @@ pub struct DefaultsChanged {
     pub revision: i64,
 }
 
+/// The lock a writer holds while it records a workspace's default changes, until its
+/// transaction ends, after its scope lock (always in that order): revisions are taken
+/// one writer after another and commit in order.
+pub(crate) fn revision_lock(workspace_id: &str) -> String {
+    format!("default-revisions/{workspace_id}")
+}
+
 /// Records the changed scopes under the next revisions of the workspace and announces
-/// them. Takes the workspace's revision lock until the transaction ends, after the
-/// writer's scope lock (always in that order), so revisions commit in order.
+/// them. The caller holds the workspace's `revision_lock`.
 pub(crate) async fn record(
     txn: &WriteTxn<'_>,
     workspace_id: &str,
@@ -57,7 +63,6 @@ pub(crate) async fn record(
     if scopes.is_empty() {
         return Ok(None);
     }
-    lock_scope(txn, &format!("default-revisions/{workspace_id}")).await?;
     let mut first = None;
     let mut revision = 0;
     for (channel, division_id) in scopes {

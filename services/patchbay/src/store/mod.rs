@@ -324,13 +324,33 @@ fn supports_row_locks(conn: &impl ConnectionTrait) -> bool {
 /// so replicas sharing the database serialise too; on SQLite the writer lock already
 /// holds every other writer back.
 pub(crate) async fn lock_scope(txn: &DatabaseTransaction, scope: &str) -> Result<(), Error> {
-    if !supports_row_locks(txn) {
+    lock_scopes(txn, &[scope]).await
+}
+
+/// Takes the locks of several scopes in one round trip, in the order given (writers
+/// that take the same locks must name them in the same order, or two could deadlock).
+/// `ORDER BY` makes PostgreSQL call the volatile lock function row by row after the
+/// sort, so the order holds.
+pub(crate) async fn lock_scopes(txn: &DatabaseTransaction, scopes: &[&str]) -> Result<(), Error> {
+    if scopes.is_empty() || !supports_row_locks(txn) {
         return Ok(());
     }
+    let sql = if let [_] = scopes {
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))".to_owned()
+    } else {
+        let rows: Vec<String> = (1..=scopes.len())
+            .map(|n| format!("({n}, ${n}::text)"))
+            .collect();
+        format!(
+            "SELECT pg_advisory_xact_lock(hashtextextended(scope, 0)) \
+             FROM (VALUES {}) AS scopes(n, scope) ORDER BY n",
+            rows.join(", ")
+        )
+    };
     txn.execute_raw(sea_orm::Statement::from_sql_and_values(
         DbBackend::Postgres,
-        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-        [scope.into()],
+        sql,
+        scopes.iter().map(|scope| (*scope).into()),
     ))
     .await
     .map_err(db_error)?;

@@ -2,9 +2,10 @@
 //! (workspace, channel) scope before it reads the account, so it must learn the channel
 //! first; an account's channel never changes and ids are never reused, so once read it
 //! is remembered, and a replica's steady writes skip that read (one round trip each).
-//! A remembered id says nothing about the account now: the read under the lock decides
-//! whether it is still there, and in the caller's workspace. Only ids a read found in
-//! the caller's workspace are remembered, and the map is bounded: a full map starts over.
+//! An id is remembered with the workspace a read found it in, and answers for that
+//! workspace only (another workspace's caller reads, and finds nothing, as before). A
+//! remembered id says nothing about the account now: the read under the lock decides
+//! whether it is still there. The map is bounded: a full map starts over.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -17,25 +18,34 @@ use super::super::{Store, db_error, live};
 use crate::domain::{Channel, Error};
 use crate::locks::{read, write};
 
-/// How many accounts' channels are remembered at most (about 2 MiB).
+/// How many accounts' channels are remembered at most (a few MiB).
 const CAPACITY: usize = 65_536;
 
 #[derive(Default)]
 pub(crate) struct KnownChannels {
-    entries: RwLock<HashMap<Uuid, Channel>>,
+    /// id → (its workspace, its channel).
+    entries: RwLock<HashMap<Uuid, (Box<str>, Channel)>>,
 }
 
 impl KnownChannels {
-    fn get(&self, id: Uuid) -> Option<Channel> {
-        read(&self.entries).get(&id).copied()
+    fn get(&self, workspace_id: &str, id: Uuid) -> Option<Channel> {
+        match read(&self.entries).get(&id) {
+            Some((workspace, channel)) if **workspace == *workspace_id => Some(*channel),
+            _ => None,
+        }
     }
 
-    fn remember(&self, id: Uuid, channel: Channel) {
+    fn remember(&self, workspace_id: &str, id: Uuid, channel: Channel) {
         let mut entries = write(&self.entries);
         if entries.len() >= CAPACITY {
             entries.clear();
         }
-        entries.insert(id, channel);
+        entries.insert(id, (workspace_id.into(), channel));
+    }
+
+    /// Drops what was remembered of `id` (it proved wrong).
+    pub(super) fn forget(&self, id: Uuid) {
+        write(&self.entries).remove(&id);
     }
 }
 
@@ -47,7 +57,7 @@ impl Store {
         workspace_id: &str,
         id: Uuid,
     ) -> Result<Option<Channel>, Error> {
-        if let Some(channel) = self.known_channels().get(id) {
+        if let Some(channel) = self.known_channels().get(workspace_id, id) {
             return Ok(Some(channel));
         }
         let stored: Option<String> = live::live::<Entity>(workspace_id)
@@ -64,7 +74,7 @@ impl Store {
         let channel = Channel::parse(&stored).ok_or_else(|| {
             Error::Internal(format!("account {id} has an unknown channel {stored:?}"))
         })?;
-        self.known_channels().remember(id, channel);
+        self.known_channels().remember(workspace_id, id, channel);
         Ok(Some(channel))
     }
 }

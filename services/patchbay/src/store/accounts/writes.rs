@@ -1,6 +1,8 @@
 //! Account writes: each under the lock of its (workspace, channel) scope, with its audit
 //! event, its default change and its routing change recorded in the same transaction.
 
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
@@ -11,17 +13,19 @@ use uuid::Uuid;
 use super::routes::{claim_taken, ensure_claim_free, notify_route_change};
 use super::rows::{to_active, to_domain};
 use super::{Written, division_condition, scope_key};
-use crate::domain::account::events::account_events;
+use crate::domain::account::events::{NewAccountEvent, account_events};
 use crate::domain::account::provider_id;
 use crate::domain::audit::AuditEvent;
 use crate::domain::change::Change;
-use crate::domain::defaults::touched_scopes;
+use crate::domain::defaults::{Scope, touched_scopes};
 use crate::domain::webhook_routes::routing_changed;
 use crate::domain::{Account, Error, RecordKind};
+use crate::store::account_events::EventsRecorded;
+use crate::store::default_changes::DefaultsChanged;
 use crate::store::entities::account::{Column, Entity};
 use crate::store::{
-    Store, account_events as events_log, audit, db_error, default_changes, live, lock_scope,
-    unique_violation,
+    Store, WriteTxn, account_events as events_log, audit, db_error, default_changes, live,
+    lock_scope, lock_scopes, unique_violation,
 };
 
 impl Store {
@@ -45,15 +49,13 @@ impl Store {
             .map_err(|err| conflict_error(err, &account))?;
         audit::insert(&*txn, event).await?;
         let scopes = touched_scopes(None, Some(&account));
-        let defaults =
-            default_changes::record(&txn, &account.workspace_id, &scopes, account.updated_at)
-                .await?;
+        let events = account_events(None, Some(&account));
+        let (defaults, events) =
+            record_changes(&txn, &scopes, &account, &events, account.updated_at).await?;
         let routes = routing_changed(None, Some(&account)).then_some(account.id);
         if let Some(id) = routes {
             notify_route_change(&txn, id);
         }
-        let events = account_events(None, Some(&account));
-        let events = events_log::record(&txn, &account, &events, account.updated_at).await?;
         txn.commit().await?;
         Ok(Written {
             value: account,
@@ -109,6 +111,7 @@ impl Store {
             return Err(Error::not_found(RecordKind::Account, id));
         };
         if current.channel != channel {
+            self.known_channels().forget(id);
             return Err(Error::Internal(format!(
                 "account {id} is of another channel than the scope locked for it"
             )));
@@ -156,14 +159,13 @@ impl Store {
                 (None, touched_scopes(Some(&current), None), deletion.at)
             }
         };
-        let defaults = default_changes::record(&txn, workspace_id, &scopes, at).await?;
+        let events = account_events(Some(&current), result.as_ref());
+        let written = result.as_ref().unwrap_or(&current);
+        let (defaults, events) = record_changes(&txn, &scopes, written, &events, at).await?;
         let routes = routing_changed(Some(&current), result.as_ref()).then_some(id);
         if let Some(id) = routes {
             notify_route_change(&txn, id);
         }
-        let events = account_events(Some(&current), result.as_ref());
-        let events =
-            events_log::record(&txn, result.as_ref().unwrap_or(&current), &events, at).await?;
         txn.commit().await?;
         Ok(Written {
             value: result,
@@ -172,6 +174,31 @@ impl Store {
             events,
         })
     }
+}
+
+/// Records a write's default changes and account events. The workspace's locks for
+/// both are taken in one statement, revisions first, as every writer takes them.
+async fn record_changes(
+    txn: &WriteTxn<'_>,
+    scopes: &BTreeSet<Scope>,
+    account: &Account,
+    events: &[NewAccountEvent],
+    at: DateTime<Utc>,
+) -> Result<(Option<DefaultsChanged>, Option<EventsRecorded>), Error> {
+    let workspace_id = account.workspace_id.as_str();
+    let revisions = default_changes::revision_lock(workspace_id);
+    let numbering = events_log::numbering_lock(workspace_id);
+    let mut locks = Vec::new();
+    if !scopes.is_empty() {
+        locks.push(revisions.as_str());
+    }
+    if !events.is_empty() {
+        locks.push(numbering.as_str());
+    }
+    lock_scopes(txn, &locks).await?;
+    let defaults = default_changes::record(txn, workspace_id, scopes, at).await?;
+    let events = events_log::record(txn, account, events, at).await?;
+    Ok((defaults, events))
 }
 
 async fn ensure_key_free(
