@@ -236,12 +236,11 @@ pub fn explicit_keys(binary: &Path, dir: &Path) -> Result<Vec<(&'static str, Pat
     ])
 }
 
-/// CPU time (user + system) a process has used so far, from `/proc/<pid>/stat`
-/// (`pid` may be `self`).
 /// CPU time the whole machine spent busy (every core: user, nice, system, irq and
 /// softirq; not idle, I/O wait or time stolen by the hypervisor), from `/proc/stat`.
 /// What is left after the server's and the load generator's own is everything else on
-/// the machine: PostgreSQL, and the kernel's work for the loopback connections.
+/// the machine: PostgreSQL, and the kernel's work for the loopback connections. (It
+/// counts every core of the host: under a CPU quota it also counts what others run.)
 pub fn machine_cpu_time() -> Option<std::time::Duration> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let line = stat.lines().find(|line| line.starts_with("cpu "))?;
@@ -255,6 +254,8 @@ pub fn machine_cpu_time() -> Option<std::time::Duration> {
     Some(std::time::Duration::from_millis(busy * 10))
 }
 
+/// CPU time (user + system) a process has used so far, from `/proc/<pid>/stat`
+/// (`pid` may be `self`).
 pub fn process_cpu_time(pid: &str) -> Option<std::time::Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name, which is in parentheses and may hold spaces.

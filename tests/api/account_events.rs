@@ -289,21 +289,38 @@ async fn a_write_waits_for_the_numbering_lock_of_the_previous_version() {
         ))
         .await
         .expect("lock");
+    // A default: the write takes the revision lock and the numbering lock together.
     let write = tokio::spawn({
         let admin = admin.clone();
         async move {
-            create(
-                &admin,
-                new_account(Channel::Email, "second@acme.test", json!({})),
-            )
-            .await
+            let request = proto::CreateAccountRequest {
+                is_default: true,
+                ..new_account(Channel::Email, "second@acme.test", json!({}))
+            };
+            create(&admin, request).await
         }
     });
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(
-        !write.is_finished(),
-        "the write waits for the older replica's lock"
+    // Its session shows up waiting for an advisory lock, and stays there.
+    let waiting = Statement::from_string(
+        DbBackend::Postgres,
+        "SELECT COUNT(*) AS n FROM pg_stat_activity \
+         WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'",
     );
+    let mut waited = false;
+    for _ in 0..100 {
+        let row = db
+            .query_one_raw(waiting.clone())
+            .await
+            .expect("query")
+            .expect("row");
+        if row.try_get::<i64>("", "n").expect("count") > 0 {
+            waited = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(waited, "the write waits for the older replica's lock");
+    assert!(!write.is_finished(), "the write has not gone past the lock");
     older.commit().await.expect("commit");
     let second = tokio::time::timeout(Duration::from_secs(10), write)
         .await

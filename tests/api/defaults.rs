@@ -253,16 +253,7 @@ async fn concurrent_set_default_leaves_exactly_one(backend: Backend) {
         );
     }
 
-    let calls = ids.iter().map(|id| {
-        let admin = admin.clone();
-        let id = id.clone();
-        tokio::spawn(async move { admin.set_default_account(&id).await })
-    });
-    for call in calls.collect::<Vec<_>>() {
-        call.await
-            .expect("task")
-            .expect("every SetDefaultAccount succeeds");
-    }
+    set_defaults_at_once(&admin, &ids).await;
 
     let accounts = admin
         .list_all_accounts(Some(Channel::Whatsapp))
@@ -314,16 +305,7 @@ async fn concurrent_writes_of_two_channels_number_their_changes_without_gaps(bac
                 .id,
         );
     }
-    let calls = ids.iter().map(|id| {
-        let admin = admin.clone();
-        let id = id.clone();
-        tokio::spawn(async move { admin.set_default_account(&id).await })
-    });
-    for call in calls.collect::<Vec<_>>() {
-        call.await
-            .expect("task")
-            .expect("every SetDefaultAccount succeeds");
-    }
+    set_defaults_at_once(&admin, &ids).await;
 
     let db = app.database().await;
     let revisions = |sql: &'static str| {
@@ -358,4 +340,18 @@ async fn concurrent_writes_of_two_channels_number_their_changes_without_gaps(bac
     );
     let expected: Vec<i64> = (1..=changes.len() as i64).collect();
     assert_eq!(changes, expected, "default revisions 1..=N, each once");
+}
+
+/// SetDefaultAccount on every one of `ids` at once; each must succeed.
+async fn set_defaults_at_once(admin: &patchbay_sdk::Client, ids: &[String]) {
+    let calls = ids.iter().map(|id| {
+        let admin = admin.clone();
+        let id = id.clone();
+        tokio::spawn(async move { admin.set_default_account(&id).await })
+    });
+    for call in calls.collect::<Vec<_>>() {
+        call.await
+            .expect("task")
+            .expect("every SetDefaultAccount succeeds");
+    }
 }

@@ -85,9 +85,9 @@ struct Report {
     writes_per_second: f64,
     /// SetDefaultAccount with WRITERS writers, each on a workspace of its own.
     parallel_writes_per_second: f64,
-    /// Health/Check, and Health/Check carrying the bearer token, at the last
-    /// concurrency level: what the token on the wire costs before any of our code.
-    token_on_the_wire: Option<(Rate, Rate)>,
+    /// (concurrency, Health/Check carrying the bearer token), measured beside `unary`'s
+    /// Health/Check: what the token on the wire costs before any of our code.
+    token_on_the_wire: Vec<(usize, Rate)>,
     /// The parallel write measurement, with where its CPU went.
     parallel_writes: Option<WriteRate>,
     propagation_one: Option<Latency>,
@@ -237,7 +237,7 @@ async fn run(
             100.0 * default.per_second / carrying.per_second.max(1.0),
         );
         report.unary.push((level, health, default));
-        report.token_on_the_wire = Some((health, carrying));
+        report.token_on_the_wire.push((level, carrying));
     }
 
     seed_pages(&admin).await?;
@@ -279,7 +279,7 @@ async fn run(
     let parallel = parallel_writes(&server, duration).await?;
     report.parallel_writes_per_second = parallel.per_second;
     println!(
-        "SetDefaultAccount: {:.0} writes/s ({WRITERS} writers, each on a workspace of its own); CPU per write: server {:.0} µs, load generator {:.0} µs, the rest of the machine (the database's processes, the kernel) {:.0} µs; machine busy {:.0}%",
+        "SetDefaultAccount: {:.0} writes/s ({WRITERS} writers, each on a workspace of its own); CPU per write: server {:.0} µs, load generator {:.0} µs, the rest of the machine (PostgreSQL's processes if any, the kernel) {:.0} µs; machine busy {:.0}%",
         parallel.per_second,
         parallel.server_us,
         parallel.client_us,
@@ -810,7 +810,11 @@ fn print_targets(reports: &[Report], larges: &[large::LargeReport], accounts: us
             // Beside each, what Health/Check itself reads once it carries the same
             // bearer token (measured in the same slices): the share of the gap that is
             // the token on the wire, before any of Patchbay's code runs.
-            let carrying = report.token_on_the_wire.map(|(_, carrying)| carrying);
+            let carrying = report
+                .token_on_the_wire
+                .iter()
+                .find(|(level, _)| *level == 64)
+                .map(|&(_, carrying)| carrying);
             let beside = |what: String| match carrying {
                 Some(carrying) => format!("{what} ({})", carrying_note(health, carrying)),
                 None => what,

@@ -18,7 +18,8 @@ use super::super::{Store, db_error, live};
 use crate::domain::{Channel, Error};
 use crate::locks::{read, write};
 
-/// How many accounts' channels are remembered at most (a few MiB).
+/// How many accounts' channels are remembered at most (about 3 MiB; 20 MiB at worst,
+/// with workspace ids of the longest kind a token may carry).
 const CAPACITY: usize = 65_536;
 
 #[derive(Default)]
