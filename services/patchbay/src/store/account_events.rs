@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::accounts::rows::to_domain;
 use super::entities::{account, account_event, account_event_head};
-use super::{Store, WriteTxn, db_error};
+use super::{Store, WriteTxn, db_error, returned_revision};
 use crate::domain::account::events::{AccountEvent, AccountEventKind, NewAccountEvent};
 use crate::domain::{Account, Channel, Error};
 
@@ -106,12 +106,7 @@ async fn advance_head(txn: &WriteTxn<'_>, workspace: &str, count: usize) -> Resu
                 .to_owned(),
         )
         .returning_col(Column::Revision);
-    let row = txn
-        .query_one(&upsert)
-        .await
-        .map_err(db_error)?
-        .ok_or_else(|| Error::Internal("the event head upsert returned no row".to_owned()))?;
-    row.try_get::<i64>("", "revision").map_err(db_error)
+    returned_revision(txn, &upsert, "the event head upsert").await
 }
 
 async fn head(conn: &impl ConnectionTrait, workspace_id: &str) -> Result<i64, Error> {

@@ -14,7 +14,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 
 use super::entities::default_account_change::{Column, Entity};
-use super::{Store, WriteTxn, db_error};
+use super::{Store, WriteTxn, db_error, returned_revision};
 use crate::domain::defaults::Scope;
 use crate::domain::{Channel, Error};
 
@@ -126,12 +126,7 @@ async fn append(
         .select_from(latest)
         .map_err(|err| Error::Internal(format!("cannot build the default change insert: {err}")))?;
     insert.returning_col(Column::Revision);
-    let row = txn
-        .query_one(&insert)
-        .await
-        .map_err(db_error)?
-        .ok_or_else(|| Error::Internal("the default change insert returned no row".to_owned()))?;
-    row.try_get::<i64>("", "revision").map_err(db_error)
+    returned_revision(txn, &insert, "the default change insert").await
 }
 
 async fn latest_revision(conn: &impl ConnectionTrait, workspace_id: &str) -> Result<i64, Error> {

@@ -214,10 +214,6 @@ impl Store {
         &self.keys
     }
 
-    pub(crate) fn known_channels(&self) -> &accounts::KnownChannels {
-        &self.known_channels
-    }
-
     pub(crate) fn conn(&self) -> &DatabaseConnection {
         &self.db
     }
@@ -312,6 +308,20 @@ fn is_unavailable(err: &DbErr) -> bool {
         }
         _ => false,
     }
+}
+
+/// Runs a write that returns the `revision` it took (`… RETURNING revision`).
+pub(crate) async fn returned_revision<S: sea_orm::StatementBuilder>(
+    txn: &DatabaseTransaction,
+    statement: &S,
+    what: &str,
+) -> Result<i64, Error> {
+    let row = txn
+        .query_one(statement)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| Error::Internal(format!("{what} returned no row")))?;
+    row.try_get::<i64>("", "revision").map_err(db_error)
 }
 
 /// Advisory locks are a PostgreSQL feature; SQLite serialises writers instead.

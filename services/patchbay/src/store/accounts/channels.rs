@@ -58,7 +58,7 @@ impl Store {
         workspace_id: &str,
         id: Uuid,
     ) -> Result<Option<Channel>, Error> {
-        if let Some(channel) = self.known_channels().get(workspace_id, id) {
+        if let Some(channel) = self.known_channels.get(workspace_id, id) {
             return Ok(Some(channel));
         }
         let stored: Option<String> = live::live::<Entity>(workspace_id)
@@ -75,7 +75,7 @@ impl Store {
         let channel = Channel::parse(&stored).ok_or_else(|| {
             Error::Internal(format!("account {id} has an unknown channel {stored:?}"))
         })?;
-        self.known_channels().remember(workspace_id, id, channel);
+        self.known_channels.remember(workspace_id, id, channel);
         Ok(Some(channel))
     }
 }

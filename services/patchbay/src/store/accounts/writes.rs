@@ -111,7 +111,7 @@ impl Store {
             return Err(Error::not_found(RecordKind::Account, id));
         };
         if current.channel != channel {
-            self.known_channels().forget(id);
+            self.known_channels.forget(id);
             return Err(Error::Internal(format!(
                 "account {id} is of another channel than the scope locked for it"
             )));
