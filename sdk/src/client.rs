@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use tonic::codec::CompressionEncoding;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
@@ -181,6 +182,19 @@ pub struct Client {
     channel: Channel,
     token: BearerToken,
     retry: RetryPolicy,
+    compression: Option<CompressionEncoding>,
+}
+
+/// A generated client that compresses its requests with `encoding`, and takes answers
+/// compressed with it, when one is set.
+macro_rules! compressed {
+    ($client:expr, $encoding:expr) => {{
+        let client = $client;
+        match $encoding {
+            Some(encoding) => client.send_compressed(encoding).accept_compressed(encoding),
+            None => client,
+        }
+    }};
 }
 
 impl Client {
@@ -198,7 +212,7 @@ impl Client {
         options: &crate::ConnectOptions,
     ) -> Result<Self, Error> {
         let channel = options.connect(endpoint).await?;
-        Self::from_channel(channel, token)
+        Ok(Self::from_channel(channel, token)?.with_compression(options.compression_encoding()))
     }
 
     /// Uses an existing channel (shared between clients with different tokens).
@@ -207,6 +221,7 @@ impl Client {
             channel,
             token: BearerToken::new(token)?,
             retry: RetryPolicy::default(),
+            compression: None,
         })
     }
 
@@ -218,6 +233,7 @@ impl Client {
             channel,
             token: BearerToken::from_source(source),
             retry: RetryPolicy::default(),
+            compression: None,
         }
     }
 
@@ -226,14 +242,28 @@ impl Client {
         self
     }
 
+    /// Compresses every request with `encoding` (gzip or zstd) and accepts answers
+    /// compressed with it (the server compresses those over 1 KiB that carry no
+    /// secret); `None` sends everything as it is, the default.
+    pub fn with_compression(mut self, encoding: Option<CompressionEncoding>) -> Self {
+        self.compression = encoding;
+        self
+    }
+
     /// The generated `AccountService` client, for calls this wrapper does not cover.
     pub fn accounts(&self) -> AccountServiceClient<AuthenticatedChannel> {
-        AccountServiceClient::with_interceptor(self.channel.clone(), self.token.clone())
+        compressed!(
+            AccountServiceClient::with_interceptor(self.channel.clone(), self.token.clone()),
+            self.compression
+        )
     }
 
     /// The generated `AuditService` client.
     pub fn audit(&self) -> AuditServiceClient<AuthenticatedChannel> {
-        AuditServiceClient::with_interceptor(self.channel.clone(), self.token.clone())
+        compressed!(
+            AuditServiceClient::with_interceptor(self.channel.clone(), self.token.clone()),
+            self.compression
+        )
     }
 
     /// An account with its secrets in clear (service role; the reveal is audited).
@@ -252,7 +282,10 @@ impl Client {
 
     /// The generated `WebhookService` client.
     pub fn webhooks(&self) -> WebhookServiceClient<AuthenticatedChannel> {
-        WebhookServiceClient::with_interceptor(self.channel.clone(), self.token.clone())
+        compressed!(
+            WebhookServiceClient::with_interceptor(self.channel.clone(), self.token.clone()),
+            self.compression
+        )
     }
 
     /// Checks and routes one webhook request exactly as the provider sent it (gateway
@@ -284,7 +317,10 @@ impl Client {
 
     /// The generated `IntegrationService` client.
     pub fn integrations(&self) -> IntegrationServiceClient<AuthenticatedChannel> {
-        IntegrationServiceClient::with_interceptor(self.channel.clone(), self.token.clone())
+        compressed!(
+            IntegrationServiceClient::with_interceptor(self.channel.clone(), self.token.clone()),
+            self.compression
+        )
     }
 
     /// The account that sends on `channel` for `division` (the division's default,

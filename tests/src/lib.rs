@@ -217,7 +217,17 @@ impl TestApp {
 
     /// A test that brings no Meta of its own (its graph URL is the unreachable one)
     /// gets [`accepting_meta`], so that WhatsApp accounts are created as in production.
-    pub async fn spawn_with(backend: Backend, mut options: TestOptions) -> TestApp {
+    pub async fn spawn_with(backend: Backend, options: TestOptions) -> TestApp {
+        Self::spawn_until(backend, options, std::future::pending()).await
+    }
+
+    /// As [`spawn_with`](Self::spawn_with), and the server also stops when `signal`
+    /// completes (`patchbay::startup::shutdown_signal()`: SIGTERM, as `patchbay serve`).
+    pub async fn spawn_until(
+        backend: Backend,
+        mut options: TestOptions,
+        signal: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> TestApp {
         let data_dir = tempfile::tempdir().expect("temporary data dir");
         let meta = if options.provider_urls.graph == UNREACHABLE {
             let meta = accepting_meta().await;
@@ -261,7 +271,10 @@ impl TestApp {
         let (shutdown, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             app.run_until_stopped(async {
-                let _ = stopped.await;
+                tokio::select! {
+                    _ = stopped => {}
+                    () = signal => {}
+                }
             })
             .await
             .expect("server runs");

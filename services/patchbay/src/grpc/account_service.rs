@@ -8,6 +8,8 @@ use patchbay_sdk::proto::{self, account_service_server::AccountService};
 use tokio::sync::Semaphore;
 use tonic::{Code, Request, Response, Status};
 
+use super::compression::{answer, secret_answer};
+
 use super::account_events::{self, EventsStream};
 use super::auth::authorize;
 use super::convert::account::{
@@ -92,7 +94,7 @@ impl AccountService for AccountGrpc {
             page.next_page_token,
             |account| account.id.as_str(),
         );
-        Ok(Response::new(proto::ListAccountsResponse {
+        Ok(answer(proto::ListAccountsResponse {
             accounts,
             next_page_token,
         }))
@@ -105,7 +107,7 @@ impl AccountService for AccountGrpc {
         let caller = authorize(&mut request, Action::GetAccount)?;
         let id = parse_id(&request.get_ref().id, "id")?;
         let view = self.accounts.get(&caller, id).await?;
-        Ok(Response::new(proto::GetAccountResponse {
+        Ok(answer(proto::GetAccountResponse {
             account: Some(account_to_proto(view)),
         }))
     }
@@ -211,7 +213,7 @@ impl AccountService for AccountGrpc {
         let caller = authorize(&mut request, Action::GetAccountCredentials)?;
         let id = parse_id(&request.get_ref().id, "id")?;
         let account = self.accounts.credentials(&caller, id).await?;
-        Ok(Response::new(credentials_to_proto(account)))
+        Ok(secret_answer(credentials_to_proto(account)))
     }
 
     async fn get_default_account(
@@ -223,7 +225,7 @@ impl AccountService for AccountGrpc {
             .accounts
             .get_default(&caller, channel, division)
             .await?;
-        Ok(Response::new(proto::GetDefaultAccountResponse {
+        Ok(answer(proto::GetDefaultAccountResponse {
             account: Some(account_to_proto(view)),
         }))
     }
@@ -269,7 +271,7 @@ impl AccountService for AccountGrpc {
         let caller = authorize(&mut request, Action::GetWhatsAppHealth)?;
         let id = parse_id(&request.get_ref().id, "id")?;
         let health = self.accounts.whatsapp_health(&caller, id).await?;
-        Ok(Response::new(health_to_proto(health)))
+        Ok(answer(health_to_proto(health)))
     }
 
     async fn complete_whats_app_signup(

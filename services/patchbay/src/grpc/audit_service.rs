@@ -3,6 +3,8 @@
 use patchbay_sdk::proto::{self, audit_service_server::AuditService};
 use tonic::{Request, Response, Status};
 
+use super::compression::answer;
+
 use super::auth::authorize;
 use super::convert::audit::{event_to_proto, query_from_proto};
 use super::convert::fit_page;
@@ -38,7 +40,7 @@ impl AuditService for AuditGrpc {
             page.next_page_token,
             |event| event.id.as_str(),
         );
-        Ok(Response::new(proto::ListAuditEventsResponse {
+        Ok(answer(proto::ListAuditEventsResponse {
             events,
             next_page_token,
         }))

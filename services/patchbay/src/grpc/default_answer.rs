@@ -30,6 +30,7 @@ use tonic::{Request, Response, Status};
 
 use super::account_service::AccountGrpc;
 use super::auth::authorize;
+use super::compression::{for_encoded, with_compression};
 use super::convert::account::{account_to_proto, division_filter};
 use super::convert::required_channel;
 use crate::app::Accounts;
@@ -159,7 +160,7 @@ where
             return Box::pin(self.inner.call(request));
         }
         let handler = Unary(self.handler.clone());
-        let mut grpc = tonic::server::Grpc::new(AnswerCodec)
+        let mut grpc = with_compression!(tonic::server::Grpc::new(AnswerCodec))
             .apply_max_message_size_config(Some(self.max_decoding_message_size), None);
         Box::pin(async move { Ok(grpc.unary(handler, request).await) })
     }
@@ -189,11 +190,11 @@ impl Handler {
             .default_record(&caller, channel, division)
             .await?;
         let admin = caller.sees_setup_secrets();
-        Ok(Response::new(Encoded(self.answers.answer(
-            &self.accounts,
-            record,
-            admin,
-        ))))
+        let bytes = self.answers.answer(&self.accounts, record, admin);
+        let compression = for_encoded(bytes.len());
+        let mut response = Response::new(Encoded(bytes));
+        response.extensions_mut().insert(compression);
+        Ok(response)
     }
 }
 

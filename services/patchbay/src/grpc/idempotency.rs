@@ -32,6 +32,8 @@ use std::sync::Arc;
 use prost::Message;
 use tonic::{Request, Response, Status};
 
+use super::compression;
+
 use super::status;
 use crate::app::IdempotencyKeys;
 use crate::domain::idempotency::{self, IdempotencyClaim, RecordRef, Replay};
@@ -74,7 +76,7 @@ impl Idempotency {
     {
         let (claim, message) = match claim_of(action, &caller, request)? {
             (Some(claim), message) => (Arc::new(claim), message),
-            (None, message) => return handler(caller, message).await.map(Response::new),
+            (None, message) => return handler(caller, message).await.map(compression::answer),
         };
         if let Some(found) = self.keys.find(&claim).await? {
             return answer_again(&claim, found, caller, message, replay).await;
@@ -106,7 +108,7 @@ impl Idempotency {
                     .keep_answer(&claim, &response.encode_to_vec())
                     .await;
                 warn_unkept(action, kept);
-                Ok(Response::new(response))
+                Ok(compression::answer(response))
             }
         }
     }
@@ -133,7 +135,7 @@ impl Idempotency {
     {
         let (claim, message) = match claim_of(action, &caller, request)? {
             (Some(claim), message) => (claim, message),
-            (None, message) => return handler(caller, message).await.map(Response::new),
+            (None, message) => return handler(caller, message).await.map(compression::answer),
         };
         let key = claim.key.clone();
         let claim = match self.keys.find(&claim).await? {
@@ -141,7 +143,7 @@ impl Idempotency {
                 Ok(resumed) => resumed,
                 Err(answer) => {
                     let first = decode(&answer, &key)?;
-                    return refresh(caller, first).await.map(Response::new);
+                    return refresh(caller, first).await.map(compression::answer);
                 }
             },
             None => {
@@ -158,7 +160,7 @@ impl Idempotency {
             .keep_final_answer(&claim, &response.encode_to_vec())
             .await;
         warn_unkept(action, kept);
-        Ok(Response::new(response))
+        Ok(compression::answer(response))
     }
 }
 
@@ -209,9 +211,11 @@ where
             // As the first call: writes of a resumed call hold the same key.
             let mut first = caller;
             first.idempotency = Some(Arc::new(first_claim));
-            replay(first, message, record).await.map(Response::new)
+            replay(first, message, record)
+                .await
+                .map(compression::answer)
         }
-        Replay::Answer(bytes) => Ok(Response::new(decode(&bytes, &claim.key)?)),
+        Replay::Answer(bytes) => Ok(compression::answer(decode(&bytes, &claim.key)?)),
     }
 }
 

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use patchbay_sdk::proto::{self, integration_service_server::IntegrationService};
 use tonic::{Request, Response, Status};
 
+use super::compression::answer;
+
 use super::auth::authorize;
 use super::convert::channel_settings::{settings_to_proto, upsert_from_proto};
 use super::convert::integration::{integration_to_proto, provider_to_proto, update_from_proto};
@@ -52,7 +54,7 @@ impl IntegrationService for IntegrationGrpc {
         mut request: Request<proto::ListProvidersRequest>,
     ) -> Result<Response<proto::ListProvidersResponse>, Status> {
         authorize(&mut request, Action::ListProviders)?;
-        Ok(Response::new(proto::ListProvidersResponse {
+        Ok(answer(proto::ListProvidersResponse {
             providers: self.catalog.all().map(provider_to_proto).collect(),
         }))
     }
@@ -70,7 +72,7 @@ impl IntegrationService for IntegrationGrpc {
             kind: RecordKind::Provider,
             id: slug.clone(),
         })?;
-        Ok(Response::new(proto::GetProviderResponse {
+        Ok(answer(proto::GetProviderResponse {
             provider: Some(provider_to_proto(provider)),
         }))
     }
@@ -122,7 +124,7 @@ impl IntegrationService for IntegrationGrpc {
             page.next_page_token,
             |integration| integration.id.as_str(),
         );
-        Ok(Response::new(proto::ListIntegrationsResponse {
+        Ok(answer(proto::ListIntegrationsResponse {
             integrations,
             next_page_token,
         }))
@@ -135,7 +137,7 @@ impl IntegrationService for IntegrationGrpc {
         let caller = authorize(&mut request, Action::GetIntegration)?;
         let id = parse_id(&request.get_ref().id, "id")?;
         let integration = self.integrations.get(&caller, id).await?;
-        Ok(Response::new(proto::GetIntegrationResponse {
+        Ok(answer(proto::GetIntegrationResponse {
             integration: Some(integration_to_proto(integration)),
         }))
     }
@@ -220,10 +222,7 @@ impl IntegrationService for IntegrationGrpc {
                 (false, "this provider offers no credential check".to_owned())
             }
         };
-        Ok(Response::new(proto::CheckIntegrationResponse {
-            checked,
-            message,
-        }))
+        Ok(answer(proto::CheckIntegrationResponse { checked, message }))
     }
 
     async fn list_channel_settings(
@@ -232,7 +231,7 @@ impl IntegrationService for IntegrationGrpc {
     ) -> Result<Response<proto::ListChannelSettingsResponse>, Status> {
         let caller = authorize(&mut request, Action::ListChannelSettings)?;
         let all = self.channel_settings.list(&caller).await?;
-        Ok(Response::new(proto::ListChannelSettingsResponse {
+        Ok(answer(proto::ListChannelSettingsResponse {
             channel_settings: all.into_iter().map(settings_to_proto).collect(),
         }))
     }
@@ -244,7 +243,7 @@ impl IntegrationService for IntegrationGrpc {
         let caller = authorize(&mut request, Action::GetChannelSettings)?;
         let channel = required_channel(request.get_ref().channel, "channel")?;
         let settings = self.channel_settings.get(&caller, channel).await?;
-        Ok(Response::new(proto::GetChannelSettingsResponse {
+        Ok(answer(proto::GetChannelSettingsResponse {
             channel_settings: Some(settings_to_proto(settings)),
         }))
     }

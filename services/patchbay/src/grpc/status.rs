@@ -39,6 +39,16 @@ pub fn unavailable(message: &'static str) -> Status {
     Status::unavailable(message)
 }
 
+/// A request compressed with an encoding no service accepts (`encoding` is the
+/// caller's header, cut to fit).
+pub fn unimplemented_encoding(encoding: &str) -> Status {
+    let encoding: String = encoding.chars().take(64).collect();
+    Status::unimplemented(format!(
+        "the request is compressed with {encoding:?}, which this server does not accept; \
+         it accepts identity, gzip and zstd"
+    ))
+}
+
 /// A single bad field of a request.
 impl From<FieldViolation> for Status {
     fn from(violation: FieldViolation) -> Status {

@@ -124,7 +124,20 @@ impl http_body::Body for EndOnShutdown {
         Poll::Pending
     }
 
+    /// The inner body's own answer until shutdown fires: an error-only answer (tonic
+    /// gives an empty body that is already at its end) must go out as gRPC's
+    /// Trailers-Only form, one HEADERS frame with END_STREAM, which hyper only sends
+    /// when the body says it is at its end before its first poll. grpc-core and
+    /// grpc-js lose the status otherwise.
     fn is_end_stream(&self) -> bool {
-        self.ended
+        self.ended || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        if self.ended {
+            http_body::SizeHint::with_exact(0)
+        } else {
+            self.inner.size_hint()
+        }
     }
 }

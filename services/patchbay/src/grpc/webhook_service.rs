@@ -4,6 +4,8 @@
 use patchbay_sdk::proto::{self, webhook_service_server::WebhookService};
 use tonic::{Request, Response, Status};
 
+use super::compression::answer;
+
 use super::auth::authorize;
 use super::convert::{channel_to_proto, required_channel};
 use crate::app::webhooks::{RouteRequest, Scheme, WebhookRequest, Webhooks};
@@ -36,7 +38,7 @@ impl WebhookService for WebhookGrpc {
                 raw_body: &request.raw_body,
             })
             .await?;
-        Ok(Response::new(proto::RouteWebhookResponse {
+        Ok(answer(proto::RouteWebhookResponse {
             challenge: routed.challenge,
             deliveries: routed
                 .deliveries
@@ -79,7 +81,7 @@ impl WebhookService for WebhookGrpc {
                 &request.challenge,
             )
             .await?;
-        Ok(Response::new(proto::VerifyWebhookSubscriptionResponse {
+        Ok(answer(proto::VerifyWebhookSubscriptionResponse {
             challenge,
             account_id: account_id.to_string(),
         }))
@@ -110,7 +112,7 @@ impl WebhookService for WebhookGrpc {
             Scheme::MetaSha256 => proto::WebhookSignatureScheme::MetaSha256,
             Scheme::TwilioSha1 => proto::WebhookSignatureScheme::TwilioSha1,
         };
-        Ok(Response::new(proto::VerifyWebhookSignatureResponse {
+        Ok(answer(proto::VerifyWebhookSignatureResponse {
             valid: check.outcome.is_ok(),
             scheme: scheme.into(),
             reason: check.outcome.err().unwrap_or_default(),

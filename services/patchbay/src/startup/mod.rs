@@ -20,6 +20,7 @@ use tonic_health::server::HealthReporter;
 
 use crate::config::Settings;
 use crate::grpc::authorization::AuthorizationLayer;
+use crate::grpc::compression::CompressionPolicyLayer;
 use crate::grpc::overload::OverloadLayer;
 use crate::grpc::request_span::RequestSpanLayer;
 use crate::grpc::stream_shutdown::StreamShutdownLayer;
@@ -182,6 +183,7 @@ impl Application {
             .layer(web::cors(&limits.grpc_web_origins))
             .layer(tonic_web::GrpcWebLayer::new())
             .layer(RequestSpanLayer)
+            .layer(CompressionPolicyLayer)
             .layer(AuthorizationLayer)
             .layer(StreamShutdownLayer::new(shutdown_seen))
             .layer(OverloadLayer::new(

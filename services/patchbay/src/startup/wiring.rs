@@ -33,6 +33,7 @@ use crate::events::AccountEventHub;
 use crate::grpc::account_service::AccountGrpc;
 use crate::grpc::audit_service::AuditGrpc;
 use crate::grpc::auth::AuthInterceptor;
+use crate::grpc::compression::with_compression;
 use crate::grpc::idempotency::Idempotency;
 use crate::grpc::integration_service::IntegrationGrpc;
 use crate::grpc::shares::WorkspaceShares;
@@ -142,12 +143,12 @@ pub async fn wire(
     let limits = &settings.server;
     let account_service = InterceptedService::new(
         DefaultAnswerService::new(
-            AccountServiceServer::new(AccountGrpc::new(
+            with_compression!(AccountServiceServer::new(AccountGrpc::new(
                 accounts.clone(),
                 idempotency.clone(),
                 limits.max_watch_streams,
                 limits.max_watch_streams_per_workspace,
-            ))
+            )))
             .max_decoding_message_size(limits.max_message_bytes),
             accounts.clone(),
             limits.max_message_bytes,
@@ -157,7 +158,7 @@ pub async fn wire(
     let catalog = Arc::new(store.load_catalog().await.map_err(StartupError::Catalog)?);
     let checker = CredentialChecker::new(outbound, graph.clone(), settings.provider_urls.clone());
     let integration_service = InterceptedService::new(
-        IntegrationServiceServer::new(IntegrationGrpc::new(
+        with_compression!(IntegrationServiceServer::new(IntegrationGrpc::new(
             ChannelSettingsService::new(store.clone()),
             Integrations::new(
                 store.clone(),
@@ -167,22 +168,24 @@ pub async fn wire(
             ),
             catalog,
             idempotency,
-        ))
+        )))
         .max_decoding_message_size(limits.max_message_bytes),
         interceptor.clone(),
     );
     let audit_service = InterceptedService::new(
-        AuditServiceServer::new(AuditGrpc::new(AuditLog::new(store.clone())))
-            .max_decoding_message_size(limits.max_message_bytes),
+        with_compression!(AuditServiceServer::new(AuditGrpc::new(AuditLog::new(
+            store.clone()
+        ))))
+        .max_decoding_message_size(limits.max_message_bytes),
         interceptor.clone(),
     );
     let webhook_service = InterceptedService::new(
-        WebhookServiceServer::new(WebhookGrpc::new(Webhooks::new(
+        with_compression!(WebhookServiceServer::new(WebhookGrpc::new(Webhooks::new(
             store.clone(),
             webhook_routes,
             WebhookUrls::new(&settings.public_base_url),
             settings.meta.clone(),
-        )))
+        ))))
         .max_decoding_message_size(limits.max_message_bytes),
         interceptor,
     );
@@ -211,9 +214,9 @@ pub async fn wire(
     }
     let mut routes = Routes::builder();
     routes
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
+        .add_service(with_compression!(health_service))
+        .add_service(with_compression!(reflection_v1))
+        .add_service(with_compression!(reflection_v1alpha))
         .add_service(account_service)
         .add_service(integration_service)
         .add_service(audit_service)
