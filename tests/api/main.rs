@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 mod channel_settings;
 mod checks;
+mod compression;
 mod config_semantics;
 mod default_answer;
 mod default_cache;
