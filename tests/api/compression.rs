@@ -98,6 +98,18 @@ async fn answers_over_a_kilobyte_are_compressed_and_secrets_in_clear_never() {
     .await;
     assert_eq!(compressed_flag(&body), 0, "a small answer is sent plain");
 
+    // An admin sees the verify token in clear: never compressed beside the display
+    // name another admin chose.
+    let (_, body) = raw_call(
+        &app,
+        "/patchbay.v1.AccountService/GetAccount",
+        get(&large.id),
+        "admin",
+        &[],
+    )
+    .await;
+    assert_eq!(compressed_flag(&body), 0, "an admin's answer is sent plain");
+
     // The hand-built GetDefaultAccount path follows the same rule.
     let (_, body) = raw_call(
         &app,
@@ -171,6 +183,35 @@ async fn a_small_request_that_inflates_past_the_message_limit_is_resource_exhaus
         .await
         .expect("still serving");
     assert!(listed.is_empty());
+}
+
+#[tokio::test]
+async fn health_and_reflection_take_small_messages_only() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let large = encoded(&tonic_health::pb::HealthCheckRequest {
+        service: "a".repeat(20 * 1024),
+    });
+    let (headers, _) = raw_call(&app, "/grpc.health.v1.Health/Check", large, "service", &[]).await;
+    let code = headers.get("grpc-status").and_then(|v| v.to_str().ok());
+    assert_eq!(code, Some("11"), "OUT_OF_RANGE past 16 KiB: {headers:?}");
+    let (headers, body) = raw_call(
+        &app,
+        "/grpc.health.v1.Health/Check",
+        encoded(&tonic_health::pb::HealthCheckRequest::default()),
+        "service",
+        &[],
+    )
+    .await;
+    assert_eq!(
+        headers.get("grpc-status").map(|v| v.as_bytes()),
+        None,
+        "answered"
+    );
+    assert_eq!(
+        compressed_flag(&body),
+        0,
+        "health answers are never compressed"
+    );
 }
 
 #[tokio::test]

@@ -583,3 +583,27 @@ pub fn call_raw(method: &str, token: Option<&str>, request: String) -> Call {
         ..call("", method, token, &())
     }
 }
+
+/// A gzip-compressed CreateAccount whose 6 MiB display name inflates past the 4 MiB
+/// message limit: RESOURCE_EXHAUSTED proves the client compressed it (sent plain, it
+/// would be refused by its length before any inflating).
+pub fn gzip_bomb(f: &Fixture) -> Case {
+    Case {
+        call: Call {
+            name: "gzip_bomb:CreateAccount".into(),
+            compress: true,
+            ..call_raw(
+                &format!("{ACCOUNTS}CreateAccount"),
+                Some(&f.admin),
+                encode(&proto::CreateAccountRequest {
+                    channel: Channel::Email.into(),
+                    account_key: "bomb".into(),
+                    display_name: "a".repeat(6 << 20),
+                    ..Default::default()
+                }),
+            )
+        },
+        expect: Expect::Code(Code::ResourceExhausted),
+        request_id: false,
+    }
+}

@@ -8,7 +8,7 @@ use patchbay_sdk::proto::{self, account_service_server::AccountService};
 use tokio::sync::Semaphore;
 use tonic::{Code, Request, Response, Status};
 
-use super::compression::{answer, secret_answer};
+use super::compression::{answer_for, secret_answer};
 
 use super::account_events::{self, EventsStream};
 use super::auth::authorize;
@@ -94,10 +94,13 @@ impl AccountService for AccountGrpc {
             page.next_page_token,
             |account| account.id.as_str(),
         );
-        Ok(answer(proto::ListAccountsResponse {
-            accounts,
-            next_page_token,
-        }))
+        Ok(answer_for(
+            caller.sees_setup_secrets(),
+            proto::ListAccountsResponse {
+                accounts,
+                next_page_token,
+            },
+        ))
     }
 
     async fn get_account(
@@ -107,9 +110,12 @@ impl AccountService for AccountGrpc {
         let caller = authorize(&mut request, Action::GetAccount)?;
         let id = parse_id(&request.get_ref().id, "id")?;
         let view = self.accounts.get(&caller, id).await?;
-        Ok(answer(proto::GetAccountResponse {
-            account: Some(account_to_proto(view)),
-        }))
+        Ok(answer_for(
+            caller.sees_setup_secrets(),
+            proto::GetAccountResponse {
+                account: Some(account_to_proto(view)),
+            },
+        ))
     }
 
     async fn create_account(
@@ -225,9 +231,12 @@ impl AccountService for AccountGrpc {
             .accounts
             .get_default(&caller, channel, division)
             .await?;
-        Ok(answer(proto::GetDefaultAccountResponse {
-            account: Some(account_to_proto(view)),
-        }))
+        Ok(answer_for(
+            caller.sees_setup_secrets(),
+            proto::GetDefaultAccountResponse {
+                account: Some(account_to_proto(view)),
+            },
+        ))
     }
 
     type WatchDefaultAccountsStream = DefaultsStream;
@@ -271,7 +280,10 @@ impl AccountService for AccountGrpc {
         let caller = authorize(&mut request, Action::GetWhatsAppHealth)?;
         let id = parse_id(&request.get_ref().id, "id")?;
         let health = self.accounts.whatsapp_health(&caller, id).await?;
-        Ok(answer(health_to_proto(health)))
+        Ok(answer_for(
+            caller.sees_setup_secrets(),
+            health_to_proto(health),
+        ))
     }
 
     async fn complete_whats_app_signup(

@@ -9,9 +9,14 @@
 //! - Answers: grpcio and grpc-js offer `gzip` on every call, so an answer is only
 //!   compressed when it is over [`COMPRESS_FROM`] bytes ([`answer`]): below that gzip
 //!   costs CPU and saves nothing. An answer that carries secrets in clear is never
-//!   compressed: compressing a secret beside data a caller chose leaks it through the
-//!   answer's size. The watches are not compressed either: their messages are small,
-//!   and tonic can only decide per stream.
+//!   compressed ([`secret_answer`], [`answer_for`]: GetAccountCredentials, and every
+//!   account answer to an admin, who sees verify tokens): compressing a secret beside
+//!   data another caller chose (a display name) leaks it through the answer's size.
+//!   The watches are not compressed either: their messages are small, and tonic can
+//!   only decide per stream.
+//! - Health and reflection need no login: they take gzip only, in messages of at most
+//!   [`UNAUTHENTICATED_MAX_BYTES`] (reflection echoes its request in its answer), and
+//!   health answers, a few bytes, are never compressed.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -25,6 +30,10 @@ use tower::{Layer, Service};
 /// The encodings accepted on requests and offered on answers.
 pub const ENCODINGS: [CompressionEncoding; 2] =
     [CompressionEncoding::Gzip, CompressionEncoding::Zstd];
+
+/// The largest request message health and reflection take (compressed or not): what
+/// anyone may send without a token stays small.
+pub const UNAUTHENTICATED_MAX_BYTES: usize = 16 * 1024;
 
 /// Answers shorter than this are sent as they are.
 pub const COMPRESS_FROM: usize = 1024;
@@ -61,6 +70,16 @@ pub fn answer<M: prost::Message>(message: M) -> Response<M> {
             .insert(SingleMessageCompressionOverride::Disable);
     }
     response
+}
+
+/// A unary answer to a caller who may see secrets in clear in it (an admin sees
+/// accounts' verify tokens): never compressed, else as [`answer`].
+pub fn answer_for<M: prost::Message>(sees_secrets: bool, message: M) -> Response<M> {
+    if sees_secrets {
+        secret_answer(message)
+    } else {
+        answer(message)
+    }
 }
 
 /// An answer with secrets in clear: never compressed, whatever the caller offers.

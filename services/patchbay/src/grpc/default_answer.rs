@@ -24,7 +24,7 @@ use bytes::{BufMut, Bytes};
 use patchbay_sdk::codec::InvalidArgumentDecoder;
 use patchbay_sdk::proto::{self, account_service_server::AccountServiceServer};
 use prost::Message;
-use tonic::codec::{Codec, EncodeBuf, Encoder};
+use tonic::codec::{Codec, EncodeBuf, Encoder, SingleMessageCompressionOverride};
 use tonic::server::{NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 
@@ -191,7 +191,12 @@ impl Handler {
             .await?;
         let admin = caller.sees_setup_secrets();
         let bytes = self.answers.answer(&self.accounts, record, admin);
-        let compression = for_encoded(bytes.len());
+        // An admin's answer shows the verify token in clear: never compressed.
+        let compression = if admin {
+            SingleMessageCompressionOverride::Disable
+        } else {
+            for_encoded(bytes.len())
+        };
         let mut response = Response::new(Encoded(bytes));
         response.extensions_mut().insert(compression);
         Ok(response)

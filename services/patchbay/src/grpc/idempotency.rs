@@ -74,9 +74,11 @@ impl Idempotency {
         R: FnOnce(Caller, Req, RecordRef) -> RFut,
         RFut: Future<Output = Result<Resp, Status>>,
     {
+        let sees_secrets = caller.sees_setup_secrets();
+        let reply = move |message| compression::answer_for(sees_secrets, message);
         let (claim, message) = match claim_of(action, &caller, request)? {
             (Some(claim), message) => (Arc::new(claim), message),
-            (None, message) => return handler(caller, message).await.map(compression::answer),
+            (None, message) => return handler(caller, message).await.map(reply),
         };
         if let Some(found) = self.keys.find(&claim).await? {
             return answer_again(&claim, found, caller, message, replay).await;
@@ -108,7 +110,7 @@ impl Idempotency {
                     .keep_answer(&claim, &response.encode_to_vec())
                     .await;
                 warn_unkept(action, kept);
-                Ok(compression::answer(response))
+                Ok(reply(response))
             }
         }
     }
@@ -133,9 +135,11 @@ impl Idempotency {
         G: FnOnce(Caller, Resp) -> GFut,
         GFut: Future<Output = Result<Resp, Status>>,
     {
+        let sees_secrets = caller.sees_setup_secrets();
+        let reply = move |message| compression::answer_for(sees_secrets, message);
         let (claim, message) = match claim_of(action, &caller, request)? {
             (Some(claim), message) => (claim, message),
-            (None, message) => return handler(caller, message).await.map(compression::answer),
+            (None, message) => return handler(caller, message).await.map(reply),
         };
         let key = claim.key.clone();
         let claim = match self.keys.find(&claim).await? {
@@ -143,7 +147,7 @@ impl Idempotency {
                 Ok(resumed) => resumed,
                 Err(answer) => {
                     let first = decode(&answer, &key)?;
-                    return refresh(caller, first).await.map(compression::answer);
+                    return refresh(caller, first).await.map(reply);
                 }
             },
             None => {
@@ -160,7 +164,7 @@ impl Idempotency {
             .keep_final_answer(&claim, &response.encode_to_vec())
             .await;
         warn_unkept(action, kept);
-        Ok(compression::answer(response))
+        Ok(reply(response))
     }
 }
 
@@ -206,6 +210,7 @@ where
     R: FnOnce(Caller, Req, RecordRef) -> RFut,
     RFut: Future<Output = Result<Resp, Status>>,
 {
+    let sees_secrets = caller.sees_setup_secrets();
     match idempotency::replay(claim, found)? {
         Replay::Record(record, first_claim) => {
             // As the first call: writes of a resumed call hold the same key.
@@ -213,9 +218,12 @@ where
             first.idempotency = Some(Arc::new(first_claim));
             replay(first, message, record)
                 .await
-                .map(compression::answer)
+                .map(|message| compression::answer_for(sees_secrets, message))
         }
-        Replay::Answer(bytes) => Ok(compression::answer(decode(&bytes, &claim.key)?)),
+        Replay::Answer(bytes) => Ok(compression::answer_for(
+            sees_secrets,
+            decode(&bytes, &claim.key)?,
+        )),
     }
 }
 

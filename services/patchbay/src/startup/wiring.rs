@@ -33,7 +33,7 @@ use crate::events::AccountEventHub;
 use crate::grpc::account_service::AccountGrpc;
 use crate::grpc::audit_service::AuditGrpc;
 use crate::grpc::auth::AuthInterceptor;
-use crate::grpc::compression::with_compression;
+use crate::grpc::compression::{UNAUTHENTICATED_MAX_BYTES, with_compression};
 use crate::grpc::idempotency::Idempotency;
 use crate::grpc::integration_service::IntegrationGrpc;
 use crate::grpc::shares::WorkspaceShares;
@@ -44,6 +44,7 @@ use crate::outbound::OutboundClient;
 use crate::routes::WebhookRoutes;
 use crate::store::Store;
 use crate::supervisor::Supervisor;
+use tonic::codec::CompressionEncoding;
 
 /// What the server serves: every gRPC service, and the health reporter that says
 /// whether they serve.
@@ -214,9 +215,24 @@ pub async fn wire(
     }
     let mut routes = Routes::builder();
     routes
-        .add_service(with_compression!(health_service))
-        .add_service(with_compression!(reflection_v1))
-        .add_service(with_compression!(reflection_v1alpha))
+        // No login needed here: gzip only, small messages (grpc/compression.rs).
+        .add_service(
+            health_service
+                .accept_compressed(CompressionEncoding::Gzip)
+                .max_decoding_message_size(UNAUTHENTICATED_MAX_BYTES),
+        )
+        .add_service(
+            reflection_v1
+                .accept_compressed(CompressionEncoding::Gzip)
+                .send_compressed(CompressionEncoding::Gzip)
+                .max_decoding_message_size(UNAUTHENTICATED_MAX_BYTES),
+        )
+        .add_service(
+            reflection_v1alpha
+                .accept_compressed(CompressionEncoding::Gzip)
+                .send_compressed(CompressionEncoding::Gzip)
+                .max_decoding_message_size(UNAUTHENTICATED_MAX_BYTES),
+        )
         .add_service(account_service)
         .add_service(integration_service)
         .add_service(audit_service)
