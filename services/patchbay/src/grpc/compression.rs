@@ -118,20 +118,37 @@ pub struct CompressionPolicy<S> {
     inner: S,
 }
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+/// The inner call's future, or the refusal at once: no allocation on the way through.
+pub enum PolicyFuture<F> {
+    Refused(Option<http::Response<Body>>),
+    Inner(F),
+}
+
+impl<F, E> Future for PolicyFuture<F>
+where
+    F: Future<Output = Result<http::Response<Body>, E>> + Unpin,
+{
+    type Output = Result<http::Response<Body>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            PolicyFuture::Refused(refused) => Poll::Ready(Ok(refused.take().unwrap_or_default())),
+            PolicyFuture::Inner(inner) => Pin::new(inner).poll(cx),
+        }
+    }
+}
 
 const ENCODING: &str = "grpc-encoding";
 const ACCEPT_ENCODING: &str = "grpc-accept-encoding";
 
 impl<S, B> Service<http::Request<B>> for CompressionPolicy<S>
 where
-    S: Service<http::Request<B>, Response = http::Response<Body>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
+    S: Service<http::Request<B>, Response = http::Response<Body>>,
+    S::Future: Unpin,
 {
     type Response = http::Response<Body>;
     type Error = S::Error;
-    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+    type Future = PolicyFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -148,12 +165,12 @@ where
                 ACCEPT_ENCODING,
                 http::HeaderValue::from_static(ACCEPTED_HEADER),
             );
-            return Box::pin(async move { Ok(response) });
+            return PolicyFuture::Refused(Some(response));
         }
         if NEVER_COMPRESSED.contains(&request.uri().path()) {
             request.headers_mut().remove(ACCEPT_ENCODING);
         }
-        Box::pin(self.inner.call(request))
+        PolicyFuture::Inner(self.inner.call(request))
     }
 }
 
