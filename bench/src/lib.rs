@@ -266,3 +266,77 @@ pub fn process_cpu_time(pid: &str) -> Option<std::time::Duration> {
     // Clock ticks; Linux reports them at 100 per second (USER_HZ).
     Some(std::time::Duration::from_millis((utime + stime) * 10))
 }
+
+/// The Facebook Page id of the benchmark's page `n`.
+fn page_id(n: usize) -> String {
+    format!("{}", 900_000 + n)
+}
+
+/// `count` Messenger pages, `page-0`…, with their page tokens: what signed webhook
+/// bodies route to.
+pub async fn seed_pages(
+    admin: &patchbay_sdk::Client,
+    count: usize,
+) -> Result<(), patchbay_sdk::Error> {
+    use patchbay_sdk::prost_types::{Struct, Value, value::Kind};
+    use patchbay_sdk::proto;
+    let text = |s: String| Value {
+        kind: Some(Kind::StringValue(s)),
+    };
+    for page in 0..count {
+        admin
+            .create_account(proto::CreateAccountRequest {
+                channel: proto::Channel::Messenger.into(),
+                account_key: format!("page-{page}"),
+                display_name: format!("Page {page}"),
+                config: Some(Struct {
+                    fields: [
+                        ("page_id".to_owned(), text(page_id(page))),
+                        (
+                            "page_access_token".to_owned(),
+                            text(format!("EAAP-bench-{page:06}")),
+                        ),
+                    ]
+                    .into(),
+                }),
+                ..Default::default()
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+/// One signed app-level Meta body per page of [`seed_pages`], as Meta posts it
+/// (X-Hub-Signature-256: HMAC-SHA256 of the raw body with the app secret).
+pub fn signed_page_bodies(count: usize) -> Vec<patchbay_sdk::proto::RouteWebhookRequest> {
+    use hmac::{KeyInit, Mac};
+    (0..count)
+        .map(|page| {
+            let id = page_id(page);
+            let body = format!(
+                r#"{{"object":"page","entry":[{{"id":"{id}","time":1700000000,"messaging":[{{"sender":{{"id":"123"}},"recipient":{{"id":"{id}"}},"timestamp":1700000000,"message":{{"mid":"m_{page}","text":"hello"}}}}]}}]}}"#,
+            );
+            let mut mac =
+                <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(BENCH_META_APP_SECRET.as_bytes())
+                    .expect("any key length");
+            mac.update(body.as_bytes());
+            let signature: String = mac
+                .finalize()
+                .into_bytes()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            patchbay_sdk::proto::RouteWebhookRequest {
+                method: "POST".into(),
+                url: "http://localhost:8080/webhooks/meta".into(),
+                headers: [
+                    ("content-type".to_owned(), "application/json".to_owned()),
+                    ("x-hub-signature-256".to_owned(), format!("sha256={signature}")),
+                ]
+                .into_iter()
+                .collect(),
+                raw_body: body.into_bytes(),
+            }
+        })
+        .collect()
+}

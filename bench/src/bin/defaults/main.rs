@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use patchbay_bench::{BENCH_META_APP_SECRET, Server, machine_cpu_time, process_cpu_time};
+use patchbay_bench::{Server, machine_cpu_time, process_cpu_time};
 use patchbay_sdk::prost_types::{Struct, Value, value::Kind};
 use patchbay_sdk::proto::account_service_client::AccountServiceClient;
 use patchbay_sdk::proto::webhook_service_client::WebhookServiceClient;
@@ -254,7 +254,7 @@ async fn run(
         report.token_on_the_wire.push((level, carrying));
     }
 
-    seed_pages(&admin).await?;
+    patchbay_bench::seed_pages(&admin, PAGES).await?;
     let gateway_token = server.token("gateway", "")?;
     let rates = measure(
         &server,
@@ -390,59 +390,6 @@ async fn seed(admin: &Client, count: usize) -> Result<(), BoxError> {
 }
 
 /// Messenger accounts of pages 900000…, which the RouteWebhook bodies name.
-async fn seed_pages(admin: &Client) -> Result<(), BoxError> {
-    for page in 0..PAGES {
-        admin
-            .create_account(proto::CreateAccountRequest {
-                channel: Channel::Messenger.into(),
-                account_key: format!("page-{page}"),
-                display_name: format!("Page {page}"),
-                config: Some(config(&[
-                    ("page_id", &format!("{}", 900_000 + page)),
-                    ("page_access_token", &format!("EAAP-bench-{page:06}")),
-                ])),
-                ..Default::default()
-            })
-            .await?;
-    }
-    Ok(())
-}
-
-/// One signed app-level Meta body per page, as Meta would post it.
-fn route_requests() -> Vec<proto::RouteWebhookRequest> {
-    use hmac::{KeyInit, Mac};
-    (0..PAGES)
-        .map(|page| {
-            let body = format!(
-                r#"{{"object":"page","entry":[{{"id":"{}","time":1700000000,"messaging":[{{"sender":{{"id":"123"}},"recipient":{{"id":"{}"}},"timestamp":1700000000,"message":{{"mid":"m_{page}","text":"hello"}}}}]}}]}}"#,
-                900_000 + page,
-                900_000 + page
-            );
-            let mut mac =
-                <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(BENCH_META_APP_SECRET.as_bytes())
-                    .expect("any key length");
-            mac.update(body.as_bytes());
-            let signature: String = mac
-                .finalize()
-                .into_bytes()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
-            proto::RouteWebhookRequest {
-                method: "POST".into(),
-                url: "http://localhost:8080/webhooks/meta".into(),
-                headers: [
-                    ("content-type".to_owned(), "application/json".to_owned()),
-                    ("x-hub-signature-256".to_owned(), format!("sha256={signature}")),
-                ]
-                .into_iter()
-                .collect(),
-                raw_body: body.into_bytes(),
-            }
-        })
-        .collect()
-}
-
 fn config(fields: &[(&str, &str)]) -> Struct {
     Struct {
         fields: fields
@@ -545,7 +492,7 @@ async fn run_slice(
     call: Call,
     duration: Duration,
 ) -> Result<(Vec<u64>, Duration), BoxError> {
-    let routes = Arc::new(route_requests());
+    let routes = Arc::new(patchbay_bench::signed_page_bodies(PAGES));
     let cpu_before = server.cpu_time().unwrap_or_default();
     let end = Instant::now() + duration;
     let workers: Vec<_> = (0..level)
