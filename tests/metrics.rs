@@ -12,6 +12,10 @@ use patchbay_e2e::{
     Backend, OTHER_WORKSPACE, TestApp, TestOptions, WORKSPACE, create, key_ring, new_whatsapp,
 };
 
+/// The recorder is process-wide: one test at a time, so that none moves another's
+/// counters.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn scrape(addr: SocketAddr) -> String {
     reqwest::get(format!("http://{addr}/metrics"))
         .await
@@ -32,6 +36,7 @@ fn sample(text: &str, series: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scrape_counts_each_call_by_method_and_code_and_names_no_workspace() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     // The server's subscriber, with logging off: the pool's acquire waits reach the
     // metrics whatever the log filter says.
     patchbay::telemetry::install(
@@ -130,7 +135,10 @@ async fn a_scrape_counts_each_call_by_method_and_code_and_names_no_workspace() {
         "{cached}"
     );
     let default_calls = r#"patchbay_grpc_requests_total{method="GetDefaultAccount",code="OK"}"#;
-    assert_eq!(sample(&cached, default_calls), 3.0);
+    assert_eq!(
+        sample(&cached, default_calls) - sample(&before, default_calls),
+        3.0
+    );
     assert_eq!(sample(&cached, "patchbay_grpc_in_flight"), 0.0);
     assert_eq!(census(addr, 0.0).await, 0.0);
     let database_url = app.database_url.clone();
@@ -166,4 +174,86 @@ async fn census(addr: SocketAddr, expected: f64) -> f64 {
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+}
+
+/// Every in-memory holder is counted in `patchbay_memory_entries{holder}` (no workspace
+/// label), and the kept GetDefaultAccount answers go with the cache entry they belong to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scrape_counts_what_each_in_memory_holder_keeps() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        TestOptions {
+            server: ServerSettings {
+                metrics_listen: Some("127.0.0.1:0".parse().expect("address")),
+                ..ServerSettings::default()
+            },
+            ..TestOptions::default()
+        },
+    )
+    .await;
+    let addr = app.metrics_addr.expect("metrics listener");
+    let admin = app.admin();
+    let account = create(
+        &admin,
+        proto::CreateAccountRequest {
+            is_default: true,
+            ..patchbay_e2e::new_account(proto::Channel::Sms, "main", serde_json::json!({}))
+        },
+    )
+    .await;
+    let entries = |text: &str, holder: &str| {
+        sample(
+            text,
+            &format!(r#"patchbay_memory_entries{{holder="{holder}"}}"#),
+        )
+    };
+    let before = scrape(addr).await;
+    for _ in 0..5 {
+        app.service()
+            .default_account(proto::Channel::Sms, None)
+            .await
+            .expect("default");
+    }
+    let read = scrape(addr).await;
+    for holder in [
+        "verified_tokens",
+        "default_cache",
+        "kept_answers",
+        "known_channels",
+        "default_feeds",
+        "event_wakeups",
+    ] {
+        assert!(
+            read.contains(&format!(r#"patchbay_memory_entries{{holder="{holder}"}}"#)),
+            "{holder} is not counted:\n{read}"
+        );
+    }
+    assert_eq!(
+        entries(&read, "kept_answers") - entries(&before, "kept_answers"),
+        1.0,
+        "five calls, one kept answer"
+    );
+    assert!(entries(&read, "default_cache") >= 1.0);
+    // A write changes the workspace's defaults: its cache entries and their answers go.
+    admin
+        .set_default_account(&account.id)
+        .await
+        .expect("set default");
+    admin
+        .accounts()
+        .update_account(proto::UpdateAccountRequest {
+            id: account.id.clone(),
+            display_name: Some("Renamed".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("renamed");
+    let written = scrape(addr).await;
+    assert_eq!(
+        entries(&written, "kept_answers"),
+        entries(&before, "kept_answers"),
+        "{written}"
+    );
+    assert!(!written.contains(WORKSPACE), "no workspace in any label");
 }

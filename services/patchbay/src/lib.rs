@@ -21,6 +21,7 @@ pub mod events;
 pub mod grpc;
 pub mod listener;
 mod locks;
+pub mod memory;
 pub mod meta;
 pub mod metrics;
 pub mod outbound;

@@ -3,12 +3,17 @@
 //! entry lives until its workspace's defaults change (on this replica, before the write's
 //! call returns; on another, when its notification arrives), until it is older than the
 //! TTL, or until the cache is full and starts over.
+//!
+//! Bound: `--default-cache-capacity` entries (100,000 by default; an entry is a scope
+//! and its masked default, about 1 KiB with a small config), and each entry's encoded
+//! answers (`answers.rs`, 32 MiB in all).
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
-use crate::domain::{Account, Channel};
+use super::answers::CachedDefault;
+use crate::domain::Channel;
 use crate::locks;
 
 /// A workspace's answers: channel → division ("" for workspace-wide; a division id is
@@ -18,7 +23,7 @@ type Scopes = HashMap<Channel, HashMap<String, Entry>>;
 
 struct Entry {
     /// `None`: the scope has no default (asked often too, and as cheap to answer).
-    account: Option<Arc<Account>>,
+    account: Option<CachedDefault>,
     loaded_at: Instant,
 }
 
@@ -47,7 +52,7 @@ pub struct Ticket {
 }
 
 pub enum Lookup {
-    Hit(Option<Arc<Account>>),
+    Hit(Option<CachedDefault>),
     Miss(Ticket),
 }
 
@@ -86,7 +91,7 @@ impl DefaultCache {
         workspace_id: &str,
         channel: Channel,
         division_id: Option<&str>,
-        account: Option<Arc<Account>>,
+        account: Option<CachedDefault>,
     ) {
         let mut state = self.write();
         if !state.enabled || state.epoch != ticket.epoch || self.capacity == 0 {
@@ -135,7 +140,6 @@ impl DefaultCache {
         state.enabled = enabled;
     }
 
-    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.read().entries
     }
@@ -151,11 +155,14 @@ impl DefaultCache {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::sync::Arc;
 
-    fn account(name: &str) -> Option<Arc<Account>> {
+    use super::*;
+    use crate::domain::Account;
+
+    fn account(name: &str) -> Option<CachedDefault> {
         let now = chrono::Utc::now();
-        Some(Arc::new(Account {
+        Some(CachedDefault::new(Arc::new(Account {
             id: uuid::Uuid::now_v7(),
             workspace_id: "ws".into(),
             channel: Channel::Whatsapp,
@@ -171,12 +178,14 @@ mod tests {
             created_at: now,
             updated_at: now,
             provider_state: Default::default(),
-        }))
+        })))
     }
 
     fn hit(cache: &DefaultCache, division: Option<&str>) -> Option<String> {
         match cache.get("ws", Channel::Whatsapp, division) {
-            Lookup::Hit(account) => Some(account.map_or("none".into(), |a| a.account_key.clone())),
+            Lookup::Hit(account) => {
+                Some(account.map_or("none".into(), |a| a.account.account_key.clone()))
+            }
             Lookup::Miss(_) => None,
         }
     }

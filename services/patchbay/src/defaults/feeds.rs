@@ -67,6 +67,11 @@ struct Shared {
 }
 
 impl Feeds {
+    /// The workspaces with a feed (those watched, and the last ones that were).
+    pub(super) fn len(&self) -> usize {
+        lock(&self.shared.feeds).len()
+    }
+
     pub(super) fn new(store: Store, buffer: usize) -> Self {
         Self {
             shared: Arc::new(Shared {

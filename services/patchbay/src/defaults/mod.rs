@@ -12,6 +12,7 @@
 //! [`DefaultAccounts::changed`] — which drops the workspace's cached defaults before the
 //! write's call returns, so a replica always reads its own writes.
 
+mod answers;
 mod cache;
 mod feeds;
 mod listener;
@@ -21,6 +22,7 @@ use std::time::Duration;
 
 use sea_orm::DbBackend;
 
+pub use answers::{CachedDefault, KeptAnswers};
 pub use feeds::{FeedItem, ScopeChanged, Subscription};
 pub use listener::Followers;
 
@@ -78,19 +80,16 @@ impl DefaultAccounts {
     /// the supervisor.
     pub fn new(store: Store, settings: &DefaultsSettings) -> Self {
         let multi_replica = store.backend() == DbBackend::Postgres;
-        DefaultAccounts {
-            inner: Arc::new(Inner {
-                // On PostgreSQL the cache stays off until the listener hears other
-                // replicas' changes.
-                cache: DefaultCache::new(
-                    settings.cache_capacity,
-                    settings.cache_ttl,
-                    !multi_replica,
-                ),
-                feeds: Feeds::new(store.clone(), settings.watch_buffer),
-                store,
-            }),
-        }
+        let inner = Arc::new(Inner {
+            // On PostgreSQL the cache stays off until the listener hears other
+            // replicas' changes.
+            cache: DefaultCache::new(settings.cache_capacity, settings.cache_ttl, !multi_replica),
+            feeds: Feeds::new(store.clone(), settings.watch_buffer),
+            store,
+        });
+        crate::memory::register("default_cache", &inner, |inner| inner.cache.len());
+        crate::memory::register("default_feeds", &inner, |inner| inner.feeds.len());
+        DefaultAccounts { inner }
     }
 
     /// The task that publishes changes to the watch feeds.
@@ -128,7 +127,7 @@ impl DefaultAccounts {
         workspace_id: &str,
         channel: Channel,
         division_id: Option<&str>,
-    ) -> Result<Option<Arc<Account>>, Error> {
+    ) -> Result<Option<CachedDefault>, Error> {
         let inner = &self.inner;
         let ticket = match inner.cache.get(workspace_id, channel, division_id) {
             Lookup::Hit(account) => {
@@ -149,7 +148,7 @@ impl DefaultAccounts {
                 .find_default_account(workspace_id, channel, division_id),
         )
         .await?
-        .map(shareable);
+        .map(|account| CachedDefault::new(shareable(account)));
         inner
             .cache
             .insert(ticket, workspace_id, channel, division_id, found.clone());

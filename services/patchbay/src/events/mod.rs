@@ -13,7 +13,8 @@ use tokio::sync::watch;
 use crate::locks;
 use crate::store::account_events::EventsRecorded;
 
-/// Above this many workspaces with an entry, those nobody watches are dropped.
+/// Above this many workspaces with an entry, those nobody watches are dropped. Bound:
+/// the workspaces watched now, plus at most this many others (about 100 bytes each).
 const TIDY_ABOVE: usize = 4096;
 
 /// Cheap to clone; shared by the account operations, the watch streams and the
@@ -26,6 +27,13 @@ pub struct AccountEventHub {
 impl AccountEventHub {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Counts the workspaces with wake-ups in `patchbay_memory_entries`.
+    pub fn count_in_memory_gauges(&self) {
+        crate::memory::register("event_wakeups", &self.workspaces, |workspaces| {
+            locks::lock(workspaces).len()
+        });
     }
 
     /// The workspace's events reached `recorded.revision`: wake its streams.

@@ -10,14 +10,12 @@
 //! the generated `get_default_account` (the same operation, converted per call) stays
 //! for whatever calls the trait directly.
 //!
-//! The bytes are kept per record and per view: the default cache hands out the same
-//! `Arc<Account>` until the scope's defaults change, so the record's address names
-//! its content exactly while the entry here holds that `Arc`. Admins see the verify
-//! token and the others do not: two answers per record.
+//! The bytes are kept beside the default cache's entry (`defaults/answers.rs`), one
+//! answer per view (admins see the verify token, the others do not), and go with it
+//! when the scope's defaults change.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::{Arc, RwLock, Weak};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{BufMut, Bytes};
@@ -35,70 +33,12 @@ use super::convert::account::{account_to_proto, division_filter};
 use super::convert::required_channel;
 use crate::app::Accounts;
 use crate::domain::{Account, Action, Caller, Channel};
-use crate::locks::{read, write};
 
 const PATH: &str = "/patchbay.v1.AccountService/GetDefaultAccount";
-/// Answers kept at most, and their bytes at most: the defaults asked again and again,
-/// whatever a tenant writes (a record the default cache replaced leaves its answer
-/// behind until a sweep). A full map first lets go of the answers of records the
-/// default cache dropped, then starts over.
-const CAPACITY: usize = 20_000;
-const CAPACITY_BYTES: usize = 32 * 1024 * 1024;
-/// A larger answer (a config near its 64 KiB limit) is encoded per call, not kept.
-const MAX_KEPT_BYTES: usize = 16 * 1024;
-
 type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 
 /// An answer prost has already encoded.
 pub struct Encoded(Bytes);
-
-/// The encoded answers, by (record address, verify token shown). An entry holds a
-/// `Weak` of its record: the record's memory cannot be reused for another while the
-/// entry lives, so a live record at that address is that very record; the record's
-/// content goes with the default cache's entry.
-#[derive(Default)]
-pub struct DefaultAnswers {
-    answers: RwLock<Kept>,
-}
-
-#[derive(Default)]
-struct Kept {
-    answers: HashMap<AnswerKey, (Weak<Account>, Bytes)>,
-    bytes: usize,
-}
-
-/// A record's address, and whether the answer shows its verify token.
-type AnswerKey = (usize, bool);
-
-impl DefaultAnswers {
-    /// The encoded GetDefaultAccountResponse of `record` as `accounts` presents it to a
-    /// caller who does (or does not) see verify tokens.
-    pub fn answer(&self, accounts: &Accounts, record: Arc<Account>, admin: bool) -> Bytes {
-        let key = (Arc::as_ptr(&record) as usize, admin);
-        if let Some((_, bytes)) = read(&self.answers).answers.get(&key) {
-            return bytes.clone();
-        }
-        let weak = Arc::downgrade(&record);
-        let bytes = Bytes::from(encode(accounts, record, admin));
-        if bytes.len() > MAX_KEPT_BYTES {
-            return bytes;
-        }
-        let mut kept = write(&self.answers);
-        if kept.answers.len() >= CAPACITY || kept.bytes + bytes.len() > CAPACITY_BYTES {
-            kept.answers
-                .retain(|_, (record, _)| record.strong_count() > 0);
-            if kept.answers.len() >= CAPACITY / 2 {
-                kept.answers.clear();
-            }
-            kept.bytes = kept.answers.values().map(|(_, bytes)| bytes.len()).sum();
-        }
-        kept.bytes += bytes.len();
-        if let Some((_, old)) = kept.answers.insert(key, (weak, bytes.clone())) {
-            kept.bytes -= old.len();
-        }
-        bytes
-    }
-}
 
 /// The answer as the generated handler would encode it.
 fn encode(accounts: &Accounts, record: Arc<Account>, admin: bool) -> Vec<u8> {
@@ -108,7 +48,7 @@ fn encode(accounts: &Accounts, record: Arc<Account>, admin: bool) -> Vec<u8> {
     .encode_to_vec()
 }
 
-/// The account service, with GetDefaultAccount answered from [`DefaultAnswers`].
+/// The account service, with GetDefaultAccount answered from the kept answers.
 #[derive(Clone)]
 pub struct DefaultAnswerService {
     inner: AccountServiceServer<AccountGrpc>,
@@ -118,7 +58,6 @@ pub struct DefaultAnswerService {
 
 struct Handler {
     accounts: Accounts,
-    answers: DefaultAnswers,
 }
 
 impl DefaultAnswerService {
@@ -129,10 +68,7 @@ impl DefaultAnswerService {
     ) -> Self {
         Self {
             inner,
-            handler: Arc::new(Handler {
-                accounts,
-                answers: DefaultAnswers::default(),
-            }),
+            handler: Arc::new(Handler { accounts }),
             max_decoding_message_size,
         }
     }
@@ -195,7 +131,9 @@ impl Handler {
             .default_record(&caller, channel, division)
             .await?;
         let admin = caller.sees_setup_secrets();
-        let bytes = self.answers.answer(&self.accounts, record, admin);
+        let bytes = record.answers.get_or_encode(admin, || {
+            encode(&self.accounts, record.account.clone(), admin)
+        });
         // An admin's answer shows the verify token in clear: never compressed.
         let compression = if admin {
             SingleMessageCompressionOverride::Disable

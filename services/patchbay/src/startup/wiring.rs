@@ -66,6 +66,11 @@ pub async fn wire(
         &settings.jwt,
         settings.server.token_cache_capacity,
     ));
+    crate::memory::register(
+        "verified_tokens",
+        &authenticator,
+        Authenticator::remembered_tokens,
+    );
     let interceptor = AuthInterceptor::new(
         authenticator,
         Arc::new(WorkspaceShares::new(
@@ -81,6 +86,7 @@ pub async fn wire(
         routes: webhook_routes.clone(),
         events: AccountEventHub::new(),
     };
+    followers.events.count_in_memory_gauges();
     if store.backend() != sea_orm::DbBackend::Postgres {
         // One replica: the index is loaded now, and followed by this replica's writes.
         // On PostgreSQL the listener loads it once it hears the others.

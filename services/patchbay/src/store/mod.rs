@@ -175,11 +175,13 @@ impl Store {
             DbBackend::Sqlite => Some(Arc::new(Mutex::new(()))),
             _ => None,
         };
+        let known_channels = Arc::<accounts::KnownChannels>::default();
+        crate::memory::register("known_channels", &known_channels, |known| known.len());
         Ok(Store {
             db,
             sqlite_writer,
             keys: Arc::new(keys),
-            known_channels: Arc::default(),
+            known_channels,
         })
     }
 

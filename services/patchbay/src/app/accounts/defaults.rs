@@ -1,13 +1,11 @@
 //! Default accounts: the one that sends for a scope (answered from the fast path in
 //! `crate::defaults`), and watches of a caller's defaults.
 
-use std::sync::Arc;
-
 use super::{AccountView, Accounts};
-use crate::defaults::{Subscription, shareable};
+use crate::defaults::{CachedDefault, Subscription, shareable};
 use crate::domain::account::asked_division;
 use crate::domain::defaults::DefaultsFilter;
-use crate::domain::{Account, Caller, Channel, Error, RecordKind};
+use crate::domain::{Caller, Channel, Error, RecordKind};
 
 /// What a watch starts from: the defaults it covers now, and its place in the feed of
 /// changes that follow.
@@ -25,19 +23,19 @@ impl Accounts {
         channel: Channel,
         division_id: Option<String>,
     ) -> Result<AccountView, Error> {
-        let account = self.default_record(caller, channel, division_id).await?;
-        Ok(self.present(caller, account))
+        let found = self.default_record(caller, channel, division_id).await?;
+        Ok(self.present(caller, found.account))
     }
 
     /// What [`Accounts::get_default`] presents: the cached record itself, masked (its
-    /// secrets are never in the cache) and shared, the same `Arc` until the scope's
-    /// defaults change. The edge keeps its encoded answer per record.
+    /// secrets are never in the cache) and shared, the same until the scope's defaults
+    /// change, with the answers the edge encoded for it kept beside it.
     pub async fn default_record(
         &self,
         caller: &Caller,
         channel: Channel,
         division_id: Option<String>,
-    ) -> Result<Arc<Account>, Error> {
+    ) -> Result<CachedDefault, Error> {
         let division = asked_division(caller, division_id)?;
         let ws = &caller.workspace_id;
         let defaults = &self.defaults;

@@ -29,6 +29,10 @@ pub(crate) struct KnownChannels {
 }
 
 impl KnownChannels {
+    pub(crate) fn len(&self) -> usize {
+        read(&self.entries).len()
+    }
+
     fn get(&self, workspace_id: &str, id: Uuid) -> Option<Channel> {
         match read(&self.entries).get(&id) {
             Some((workspace, channel)) if **workspace == *workspace_id => Some(*channel),
