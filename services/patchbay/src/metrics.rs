@@ -14,7 +14,9 @@
 //!   (histogram, from `telemetry`), `patchbay_db_pool_acquire_timeouts_total`;
 //! - `patchbay_outbound_calls_total{provider, outcome}`;
 //! - `patchbay_token_checks_total{outcome}`, `patchbay_token_refreshes_total{outcome}`;
-//! - `patchbay_webhook_routes` (accounts in the routing index).
+//! - `patchbay_webhook_routes` (accounts in the routing index);
+//! - `patchbay_memory_entries{holder}`, `patchbay_memory_bytes{holder}` (what each
+//!   in-memory holder keeps, counted when scraped: `memory.rs`).
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;

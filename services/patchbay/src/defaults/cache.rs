@@ -38,6 +38,8 @@ struct State {
     /// Off while this replica may be missing other replicas' changes (its listener is
     /// reconnecting): every read then goes to the database.
     enabled: bool,
+    /// When expired entries were last dropped to give their kept answers back.
+    swept_at: Option<Instant>,
 }
 
 pub struct DefaultCache {
@@ -106,6 +108,7 @@ impl DefaultCache {
             state.workspaces.clear();
             state.entries = 0;
         }
+        self.sweep_when_answers_fill(&mut state);
         let entry = Entry {
             account,
             loaded_at: Instant::now(),
@@ -120,6 +123,34 @@ impl DefaultCache {
         if previous.is_none() {
             state.entries += 1;
         }
+    }
+
+    /// An expired entry nobody asks again would keep its kept answers until the cache
+    /// starts over: once those fill three quarters of their budget, expired entries are
+    /// dropped (at most once a second), so that the scopes asked now get theirs.
+    fn sweep_when_answers_fill(&self, state: &mut State) {
+        let near_full = super::answers::kept_bytes() > super::answers::CAPACITY_BYTES / 4 * 3;
+        let recently = state
+            .swept_at
+            .is_some_and(|at| at.elapsed() < Duration::from_secs(1));
+        if !near_full || recently {
+            return;
+        }
+        state.swept_at = Some(Instant::now());
+        let ttl = self.ttl;
+        let mut dropped = 0;
+        for scopes in state.workspaces.values_mut() {
+            for divisions in scopes.values_mut() {
+                let before = divisions.len();
+                divisions.retain(|_, entry| entry.loaded_at.elapsed() < ttl);
+                dropped += before - divisions.len();
+            }
+        }
+        state.workspaces.retain(|_, scopes| {
+            scopes.retain(|_, divisions| !divisions.is_empty());
+            !scopes.is_empty()
+        });
+        state.entries -= dropped;
     }
 
     /// Forgets every default of the workspace.
