@@ -16,6 +16,23 @@ use patchbay_e2e::{
 /// counters.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// A server on SQLite with its metrics listener, and where that listens.
+async fn app_with_metrics() -> (TestApp, SocketAddr) {
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        TestOptions {
+            server: ServerSettings {
+                metrics_listen: Some("127.0.0.1:0".parse().expect("address")),
+                ..ServerSettings::default()
+            },
+            ..TestOptions::default()
+        },
+    )
+    .await;
+    let addr = app.metrics_addr.expect("metrics listener");
+    (app, addr)
+}
+
 async fn scrape(addr: SocketAddr) -> String {
     reqwest::get(format!("http://{addr}/metrics"))
         .await
@@ -45,18 +62,7 @@ async fn a_scrape_counts_each_call_by_method_and_code_and_names_no_workspace() {
         None,
     )
     .expect("telemetry");
-    let app = TestApp::spawn_with(
-        Backend::Sqlite,
-        TestOptions {
-            server: ServerSettings {
-                metrics_listen: Some("127.0.0.1:0".parse().expect("address")),
-                ..ServerSettings::default()
-            },
-            ..TestOptions::default()
-        },
-    )
-    .await;
-    let addr = app.metrics_addr.expect("metrics listener");
+    let (app, addr) = app_with_metrics().await;
     let not_found = r#"patchbay_grpc_requests_total{method="GetProvider",code="NOT_FOUND"}"#;
     let found = r#"patchbay_grpc_requests_total{method="ListProviders",code="OK"}"#;
     let before = scrape(addr).await;
@@ -181,18 +187,7 @@ async fn census(addr: SocketAddr, expected: f64) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scrape_counts_what_each_in_memory_holder_keeps() {
     let _serial = ONE_AT_A_TIME.lock().await;
-    let app = TestApp::spawn_with(
-        Backend::Sqlite,
-        TestOptions {
-            server: ServerSettings {
-                metrics_listen: Some("127.0.0.1:0".parse().expect("address")),
-                ..ServerSettings::default()
-            },
-            ..TestOptions::default()
-        },
-    )
-    .await;
-    let addr = app.metrics_addr.expect("metrics listener");
+    let (app, addr) = app_with_metrics().await;
     let admin = app.admin();
     let account = create(
         &admin,

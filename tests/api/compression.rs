@@ -238,4 +238,25 @@ async fn an_unknown_encoding_is_unimplemented_and_names_those_accepted() {
         assert!(message.contains(named), "{message}");
     }
     assert_eq!(header("grpc-accept-encoding"), "identity,gzip,zstd");
+
+    // A careless or hostile caller's long header is cut, not echoed whole.
+    let long = "x".repeat(4000);
+    let (headers, _) = raw_call(
+        &app,
+        "/patchbay.v1.AccountService/ListAccounts",
+        Vec::new(),
+        "service",
+        &[("grpc-encoding", long.as_str())],
+    )
+    .await;
+    let message = headers
+        .get("grpc-message")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(
+        headers.get("grpc-status").map(|v| v.as_bytes()),
+        Some(b"12".as_slice())
+    );
+    assert!(message.len() < 400, "{} bytes", message.len());
 }
