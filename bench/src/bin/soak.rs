@@ -44,6 +44,10 @@ struct Args {
     /// The largest RSS slope over the last two thirds that passes, in MiB per minute.
     #[arg(long, default_value_t = 0.25)]
     max_slope: f64,
+    /// Seconds of load before the first sample: the pool's connections, SQLite's page
+    /// caches and the allocator's arenas fill up once, and that is not a trend.
+    #[arg(long, default_value_t = 30)]
+    warmup: u64,
     /// Seconds between RSS samples.
     #[arg(long, default_value_t = 5)]
     sample_every: u64,
@@ -129,6 +133,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }));
     }
 
+    tokio::time::sleep(Duration::from_secs(args.warmup)).await;
     let started = Instant::now();
     let mut samples: Vec<(f64, f64)> = Vec::new();
     println!("{:>6}  {:>10}  {:>10}", "second", "calls", "rss_kib");
