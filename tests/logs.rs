@@ -43,14 +43,11 @@ const SECRETS: [&str; 7] = [
 /// one token invalid and failing with a 500 for another, recorded and logged.
 async fn token_checks(backend: Backend) {
     use std::time::Duration;
-    use wiremock::matchers::{method, path, path_regex, query_param};
+    use wiremock::matchers::{method, path, query_param};
     use wiremock::{Mock, MockServer, ResponseTemplate};
     let meta = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path_regex(r"^/v[0-9.]+/[0-9]+/(register|subscribed_apps)$"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true})))
-        .mount(&meta)
-        .await;
+    // WhatsApp numbers are set up as Meta does (the stand-in, under this test's mocks).
+    patchbay_e2e::fake_meta().mount(&meta).await;
     Mock::given(method("GET"))
         .and(path(graph_path("debug_token")))
         .and(query_param("input_token", SECRETS[5]))

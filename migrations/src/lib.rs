@@ -29,6 +29,7 @@ mod m20261201_000016_account_verify_token_index;
 mod m20261202_000017_account_webhook_routes;
 mod m20261202_000018_account_events;
 mod m20261202_000019_index_accounts_channel_id;
+mod m20261206_000020_whatsapp_registrations;
 
 mod catalog;
 mod columns;
@@ -58,6 +59,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000017_account_webhook_routes::Migration),
             Box::new(m20261202_000018_account_events::Migration),
             Box::new(m20261202_000019_index_accounts_channel_id::Migration),
+            Box::new(m20261206_000020_whatsapp_registrations::Migration),
         ]
     }
 }

@@ -277,14 +277,14 @@ pub async fn check_events(app: &TestApp, record_id: &str) -> Vec<proto::AuditEve
 async fn meta_checks_read_one_graph_node_with_the_token(backend: Backend) {
     let (app, fake) = app_with_fake(backend).await;
     Mock::given(method("GET"))
-        .and(path("/v21.0/1555"))
+        .and(path("/v25.0/1555"))
         .and(header("authorization", "Bearer EAAG-good"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "1555"})))
         .expect(1)
         .mount(&fake)
         .await;
     Mock::given(method("GET"))
-        .and(path("/v21.0/me"))
+        .and(path("/v25.0/me"))
         .and(header("authorization", "Bearer EAAP-revoked"))
         .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {
             "message": "Error validating access token: EAAP-revoked has been invalidated",
@@ -332,7 +332,7 @@ async fn meta_checks_read_one_graph_node_with_the_token(backend: Backend) {
         .map(|request| request.url.path().to_owned())
         .collect();
     assert!(
-        paths.contains(&"/v21.0/..%2Fme%2Faccounts%3Fx=1".to_owned()),
+        paths.contains(&"/v25.0/..%2Fme%2Faccounts%3Fx=1".to_owned()),
         "{paths:?}"
     );
     assert!(

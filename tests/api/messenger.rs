@@ -18,6 +18,7 @@ backend_tests!(
     each_page_succeeds_or_fails_on_its_own,
     the_user_token_handle_belongs_to_its_workspace,
     the_persistent_menu_is_checked_then_set_or_deleted,
+    a_page_without_get_started_gets_one_with_its_menu,
     a_subscription_cut_off_by_its_deadline_finishes_and_a_replay_resumes_it
 );
 
@@ -342,6 +343,17 @@ async fn the_persistent_menu_is_checked_then_set_or_deleted(backend: Backend) {
         ),
     )
     .await;
+    // The page has a Get Started button already: the menu goes alone. The answer's
+    // shape is the Messenger Profile API's `{"data": [...]}` of the fields asked.
+    Mock::given(method("GET"))
+        .and(path(graph("me/messenger_profile")))
+        .and(query_param("fields", "get_started"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"data": [{"get_started": {"payload": "HELLO"}}]})),
+        )
+        .mount(&meta)
+        .await;
     Mock::given(method("POST"))
         .and(path(graph("me/messenger_profile")))
         .and(header("authorization", "Bearer EAAP-101"))
@@ -473,6 +485,72 @@ async fn the_persistent_menu_is_checked_then_set_or_deleted(backend: Backend) {
             })
             .await,
         Code::NotFound,
+    );
+}
+
+/// Meta refuses a persistent menu on a page without a Get Started button; the stand-in
+/// Meta enforces it, and the page gets one with its menu. An existing one stays.
+async fn a_page_without_get_started_gets_one_with_its_menu(backend: Backend) {
+    let server = MockServer::start().await;
+    let fake = patchbay_e2e::fake_meta();
+    fake.mount(&server).await;
+    let app = TestApp::spawn_with(
+        backend,
+        patchbay_e2e::TestOptions {
+            provider_urls: patchbay_e2e::all_providers_at(&server.uri()),
+            meta: patchbay_e2e::test_meta(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let admin = app.admin();
+    let menu = |id: &str| proto::SetMessengerPersistentMenuRequest {
+        account_id: id.to_owned(),
+        persistent_menu: vec![proto::PersistentMenu {
+            locale: "default".into(),
+            composer_input_disabled: false,
+            call_to_actions: vec![item("postback", "Talk to an agent", "AGENT", "")],
+        }],
+        delete: false,
+    };
+    let bare = create(
+        &admin,
+        new_account(
+            Channel::Messenger,
+            "201",
+            json!({"page_id": "201", "page_access_token": "EAAP-201"}),
+        ),
+    )
+    .await;
+    let set = admin
+        .accounts()
+        .set_messenger_persistent_menu(menu(&bare.id))
+        .await
+        .expect("a page without Get Started gets its menu")
+        .into_inner();
+    assert!(set.success);
+    assert_eq!(fake.get_started("EAAP-201").as_deref(), Some("GET_STARTED"));
+    assert!(fake.menu("EAAP-201").is_some());
+
+    let greeted = create(
+        &admin,
+        new_account(
+            Channel::Messenger,
+            "202",
+            json!({"page_id": "202", "page_access_token": "EAAP-202"}),
+        ),
+    )
+    .await;
+    fake.set_get_started("EAAP-202", "WELCOME");
+    admin
+        .accounts()
+        .set_messenger_persistent_menu(menu(&greeted.id))
+        .await
+        .expect("menu");
+    assert_eq!(
+        fake.get_started("EAAP-202").as_deref(),
+        Some("WELCOME"),
+        "an existing Get Started button is kept"
     );
 }
 

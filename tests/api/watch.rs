@@ -390,7 +390,7 @@ async fn a_stalled_watcher_is_ended_not_buffered(backend: Backend) {
     // A new watch resynchronises from a snapshot showing the last default.
     let mut fresh = watch(&app.service(), &[], "").await;
     let (_, defaults) = snapshot(&mut fresh).await;
-    let last = if CHANGES % 2 == 0 {
+    let last = if CHANGES.is_multiple_of(2) {
         &second.id
     } else {
         &first.id

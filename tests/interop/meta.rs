@@ -126,7 +126,8 @@ fn phone_number(request: &Request) -> Value {
     let id = request.url.path().rsplit('/').next().unwrap_or_default();
     json!({"id": id, "display_phone_number": "+1 555-0100", "verified_name": "Acme",
         "quality_rating": "GREEN", "code_verification_status": "VERIFIED",
-        "name_status": "APPROVED", "messaging_limit_tier": "TIER_1K", "platform_type": "CLOUD_API",
+        "name_status": "APPROVED", "whatsapp_business_manager_messaging_limit": "TIER_1K",
+        "platform_type": "CLOUD_API",
         "throughput": {"level": "STANDARD"}, "status": "CONNECTED"})
 }
 
@@ -146,12 +147,19 @@ fn waba_apps(_: &Request) -> Value {
 }
 
 /// `{"success": true}`: `POST /{phone-number-id}/register`, `POST /{waba-id}/subscribed_apps`,
-/// `POST /{page-id}/subscribed_apps`.
+/// `POST /{page-id}/subscribed_apps`, `POST /{phone-number-id}` (webhook_configuration).
+/// https://developers.facebook.com/documentation/business-messaging/whatsapp/webhooks/override/
 /// https://developers.facebook.com/docs/whatsapp/cloud-api/reference/registration
 /// https://developers.facebook.com/docs/graph-api/reference/whats-app-business-account/subscribed_apps/#Creating
 /// https://developers.facebook.com/docs/graph-api/reference/page/subscribed_apps/#Creating
 fn success(_: &Request) -> Value {
     json!({"success": true})
+}
+
+/// `GET /me/messenger_profile?fields=get_started`: a page with a Get Started button.
+/// https://developers.facebook.com/docs/messenger-platform/reference/messenger-profile-api/get-started-button
+fn get_started(_: &Request) -> Value {
+    json!({"data": [{"get_started": {"payload": "GET_STARTED"}}]})
 }
 
 /// `POST` and `DELETE /me/messenger_profile`.
@@ -169,7 +177,7 @@ fn sendgrid_scopes(_: &Request) -> Value {
 pub async fn stand_in() -> MockServer {
     let meta = MockServer::start().await;
     let v = r"/v[0-9]+\.[0-9]+";
-    let mounts: [(&str, String, Answerer); 15] = [
+    let mounts: [(&str, String, Answerer); 17] = [
         ("GET", "^/v3/scopes$".to_owned(), sendgrid_scopes),
         ("GET", format!("^{v}/oauth/access_token$"), facebook_token),
         ("GET", format!("^{v}/me/accounts$"), user_pages),
@@ -183,10 +191,12 @@ pub async fn stand_in() -> MockServer {
             format!("^{v}/me/messenger_profile$"),
             profile_result,
         ),
+        ("GET", format!("^{v}/me/messenger_profile$"), get_started),
         ("POST", format!("^{v}/71[0-9]+/subscribed_apps$"), success),
         ("GET", format!("^{v}/71[0-9]+$"), page),
         ("POST", format!("^{v}/8[0-9]+/register$"), success),
         ("GET", format!("^{v}/8[0-9]+$"), phone_number),
+        ("POST", format!("^{v}/8[0-9]+$"), success),
         ("POST", format!("^{v}/9[0-9]+/subscribed_apps$"), success),
         ("GET", format!("^{v}/9[0-9]+/subscribed_apps$"), waba_apps),
         ("GET", format!("^{v}/9[0-9]+$"), waba),

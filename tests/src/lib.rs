@@ -7,6 +7,7 @@
 //! server and sets it. Without it they fail: a skipped PostgreSQL run is not a pass.
 
 pub mod certs;
+pub mod meta_fake;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -34,7 +35,7 @@ pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
 pub const ISSUER: &str = "patchbay";
 pub const AUDIENCE: &str = "patchbay";
 pub const PUBLIC_BASE_URL: &str = "https://hooks.example.test";
-pub const GRAPH_VERSION: &str = "v21.0";
+pub const GRAPH_VERSION: &str = "v25.0";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -140,31 +141,33 @@ pub fn test_meta() -> MetaSettings {
         refresh_max_failures: 5,
         check_every: None,
         expiry_warning_days: vec![7, 1],
+        today: None,
+        messenger_get_started_payload: "GET_STARTED".to_owned(),
     }
 }
 
-/// A Meta that accepts every WhatsApp registration and subscription: what creating a
-/// WhatsApp Cloud account meets in production when all goes well.
+/// A Meta that sets up every WhatsApp number as Meta does when all goes well (see
+/// [`meta_fake::FakeMeta`]): what creating a WhatsApp Cloud account meets in production.
 pub async fn accepting_meta() -> wiremock::MockServer {
-    use wiremock::matchers::{method, path_regex};
-    use wiremock::{Mock, ResponseTemplate};
     let meta = wiremock::MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path_regex(r"^/v[0-9.]+/[0-9]+/(register|subscribed_apps)$"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(serde_json::json!({"success": true})),
-        )
-        .mount(&meta)
-        .await;
+    fake_meta().mount(&meta).await;
     meta
 }
 
-/// A server whose providers all live at one fake (wiremock), with `meta` settings.
+/// The stand-in Meta of this installation's app, its callback at the public base URL.
+pub fn fake_meta() -> meta_fake::FakeMeta {
+    meta_fake::FakeMeta::new(&format!("{PUBLIC_BASE_URL}/webhooks/meta"), META_APP_ID)
+}
+
+/// A server whose providers all live at one fake (wiremock), with `meta` settings;
+/// [`fake_meta`] answers what the test's own mocks do not.
 pub async fn spawn_with_fake(
     backend: Backend,
     meta: MetaSettings,
 ) -> (TestApp, wiremock::MockServer) {
     let fake = wiremock::MockServer::start().await;
+    // Under the test's own mocks: Meta as the stand-in answers whatever they leave out.
+    fake_meta().mount(&fake).await;
     let options = TestOptions {
         provider_urls: all_providers_at(&fake.uri()),
         meta,

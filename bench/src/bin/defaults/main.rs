@@ -361,7 +361,7 @@ async fn seed(admin: &Client, count: usize) -> Result<(), BoxError> {
                     if i >= count {
                         return Ok::<(), BoxError>(());
                     }
-                    let division = (i % 10 != 0).then(|| format!("d{}", i % DIVISIONS));
+                    let division = (!i.is_multiple_of(10)).then(|| format!("d{}", i % DIVISIONS));
                     admin
                         .create_account(proto::CreateAccountRequest {
                             channel: Channel::Sms.into(),
@@ -376,7 +376,7 @@ async fn seed(admin: &Client, count: usize) -> Result<(), BoxError> {
                             ..Default::default()
                         })
                         .await?;
-                    if (i + 1) % 20_000 == 0 {
+                    if (i + 1).is_multiple_of(20_000) {
                         println!("  … {} accounts", i + 1);
                     }
                 }
@@ -690,7 +690,11 @@ async fn writes_count(
     let started = Instant::now();
     let mut count = 0u64;
     while started.elapsed() < duration {
-        let id = if count % 2 == 0 { first } else { second };
+        let id = if count.is_multiple_of(2) {
+            first
+        } else {
+            second
+        };
         admin.set_default_account(id).await?;
         count += 1;
     }
@@ -706,7 +710,11 @@ async fn writes(
     let started = Instant::now();
     let mut count = 0u64;
     while started.elapsed() < duration {
-        let id = if count % 2 == 0 { first } else { second };
+        let id = if count.is_multiple_of(2) {
+            first
+        } else {
+            second
+        };
         admin.set_default_account(id).await?;
         count += 1;
     }
@@ -746,10 +754,10 @@ async fn propagation(
         let heard = async {
             loop {
                 let message = stream.message().await?.ok_or("the watch ended")?;
-                if let Some(Event::Changed(changed)) = message.event {
-                    if changed.account.is_some_and(|a| a.id == target) {
-                        return Ok::<Duration, BoxError>(sent.elapsed());
-                    }
+                if let Some(Event::Changed(changed)) = message.event
+                    && changed.account.is_some_and(|a| a.id == target)
+                {
+                    return Ok::<Duration, BoxError>(sent.elapsed());
                 }
             }
         };

@@ -261,14 +261,13 @@ impl Authenticator {
         }
         // A division claim restricts the caller: an empty or malformed one is a token
         // mistake, never "no restriction".
-        if let Some(division) = &claims.division_id {
-            if division.is_empty()
-                || crate::domain::account::validate_division_id(division, "division_id").is_err()
-            {
-                return Err(unauthenticated(
-                    "token's division_id claim is empty or not a division id",
-                ));
-            }
+        if let Some(division) = &claims.division_id
+            && (division.is_empty()
+                || crate::domain::account::validate_division_id(division, "division_id").is_err())
+        {
+            return Err(unauthenticated(
+                "token's division_id claim is empty or not a division id",
+            ));
         }
         if let Some(max) = self.max_lifetime {
             let iat = claims.iat.ok_or_else(|| {

@@ -281,9 +281,11 @@ pub struct ProviderArgs {
         default_value = urls::INSTAGRAM_API
     )]
     pub instagram_api_base_url: String,
-    /// Graph API version used in every Graph call.
-    #[arg(long, env = "PATCHBAY_GRAPH_API_VERSION", default_value = urls::GRAPH_VERSION)]
-    pub graph_api_version: String,
+    /// Graph API version used in every call to graph.facebook.com and
+    /// graph.instagram.com (default: v25.0). A version Meta no longer serves is refused;
+    /// one ending within 90 days is warned about.
+    #[arg(long, env = "PATCHBAY_GRAPH_API_VERSION")]
+    pub graph_api_version: Option<String>,
     /// Meta app id: OAuth code exchanges (Embedded Signup, Instagram and Messenger
     /// connect) need it.
     #[arg(long, env = "PATCHBAY_META_APP_ID")]
@@ -331,6 +333,14 @@ pub struct ProviderArgs {
         default_value = "7,1"
     )]
     pub token_expiry_warning_days: Vec<u32>,
+    /// The payload of the Get Started button that SetMessengerPersistentMenu adds to a
+    /// page without one (Meta shows no persistent menu without it).
+    #[arg(
+        long,
+        env = "PATCHBAY_MESSENGER_GET_STARTED_PAYLOAD",
+        default_value = crate::meta::GET_STARTED_PAYLOAD
+    )]
+    pub messenger_get_started_payload: String,
     /// Let calls to providers reach loopback, private, CGNAT and unique-local addresses
     /// and tenant URLs use plain http: for tests, local fakes and on-premise providers.
     /// Link-local (cloud metadata) stays refused.

@@ -38,13 +38,14 @@ pub enum DevKeys {
 /// every setting that would configure them; `None` when both are given.
 pub fn missing_keys(jwt: &JwtArgs, encryption: Option<&EncryptionArgs>) -> Option<String> {
     let mut missing = Vec::new();
-    if let Some(encryption) = encryption {
-        if encryption.encryption_keys.is_none() && encryption.encryption_keys_file.is_none() {
-            missing.push(
-                "an encryption key ring (PATCHBAY_ENCRYPTION_KEYS or PATCHBAY_ENCRYPTION_KEYS_FILE, \
+    if let Some(encryption) = encryption
+        && encryption.encryption_keys.is_none()
+        && encryption.encryption_keys_file.is_none()
+    {
+        missing.push(
+            "an encryption key ring (PATCHBAY_ENCRYPTION_KEYS or PATCHBAY_ENCRYPTION_KEYS_FILE, \
                  --encryption-keys or --encryption-keys-file)",
-            );
-        }
+        );
     }
     if jwt.jwt_secret.is_none()
         && jwt.jwt_secret_file.is_none()
@@ -90,12 +91,12 @@ pub fn jwt_settings(
         }
         (None, None) => None,
     };
-    if let Some((secret, source)) = &secret {
-        if secret.len() < MIN_SECRET_BYTES {
-            return Err(ConfigError(format!(
-                "{source} must be at least {MIN_SECRET_BYTES} bytes"
-            )));
-        }
+    if let Some((secret, source)) = &secret
+        && secret.len() < MIN_SECRET_BYTES
+    {
+        return Err(ConfigError(format!(
+            "{source} must be at least {MIN_SECRET_BYTES} bytes"
+        )));
     }
     if args.jwt_issuer.is_empty() || args.jwt_audience.is_empty() {
         return Err(ConfigError(

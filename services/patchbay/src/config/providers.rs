@@ -6,7 +6,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use super::{ConfigError, ProviderArgs};
-use crate::meta::{MetaApp, MetaSettings, RetryPolicy};
+use crate::meta::{MetaApp, MetaSettings, RetryPolicy, versions};
 use crate::outbound::guard::{self, AddressPolicy, Origin};
 use crate::outbound::{OutboundSettings, ProviderUrls, settings};
 
@@ -51,12 +51,37 @@ pub(super) fn provider_urls(args: &ProviderArgs) -> Result<ProviderUrls, ConfigE
         graph: url(&args.graph_base_url, settings::GRAPH)?,
         instagram_graph: url(&args.instagram_graph_base_url, settings::INSTAGRAM_GRAPH)?,
         instagram_api: url(&args.instagram_api_base_url, settings::INSTAGRAM_API)?,
-        graph_version: graph_version(&args.graph_api_version)?,
+        graph_version: graph_version(
+            args.graph_api_version.as_deref(),
+            crate::domain::support::now().date_naive(),
+        )?,
     })
 }
 
-/// `v21.0`: what Meta's URLs carry.
-fn graph_version(version: &str) -> Result<String, ConfigError> {
+/// The Graph API version calls name: the one configured, else the compiled default.
+/// A version configured explicitly that Meta no longer serves on `today` refuses the
+/// start; one that ends soon is only warned about, at start (`startup`) and in
+/// GetWhatsAppHealth. The compiled default never refuses.
+pub(super) fn graph_version(
+    configured: Option<&str>,
+    today: chrono::NaiveDate,
+) -> Result<String, ConfigError> {
+    let Some(version) = configured else {
+        return Ok(versions::DEFAULT_VERSION.to_owned());
+    };
+    let version = valid_graph_version(version)?;
+    if let versions::Standing::Ended { ended } = versions::standing(&version, today) {
+        return Err(ConfigError(format!(
+            "PATCHBAY_GRAPH_API_VERSION {version} is no longer served by Meta since {ended}: \
+             set a newer version, or unset it for the default ({})",
+            versions::DEFAULT_VERSION
+        )));
+    }
+    Ok(version)
+}
+
+/// `v25.0`: what Meta's URLs carry.
+fn valid_graph_version(version: &str) -> Result<String, ConfigError> {
     let valid = version.strip_prefix('v').is_some_and(|rest| {
         rest.split_once('.').is_some_and(|(major, minor)| {
             !major.is_empty()
@@ -71,7 +96,7 @@ fn graph_version(version: &str) -> Result<String, ConfigError> {
         Ok(version.to_owned())
     } else {
         Err(ConfigError(format!(
-            "PATCHBAY_GRAPH_API_VERSION must look like v21.0, got {version:?}"
+            "PATCHBAY_GRAPH_API_VERSION must look like v25.0, got {version:?}"
         )))
     }
 }
@@ -120,5 +145,50 @@ pub(super) fn meta_settings(args: &ProviderArgs) -> Result<MetaSettings, ConfigE
         check_every: (args.token_check_interval_seconds > 0)
             .then(|| Duration::from_secs(args.token_check_interval_seconds)),
         expiry_warning_days: args.token_expiry_warning_days.clone(),
+        today: None,
+        messenger_get_started_payload: get_started_payload(&args.messenger_get_started_payload)?,
     })
+}
+
+/// Meta takes a payload of up to 1,000 characters.
+fn get_started_payload(payload: &str) -> Result<String, ConfigError> {
+    if payload.is_empty() || payload.chars().count() > 1000 {
+        return Err(ConfigError(
+            "PATCHBAY_MESSENGER_GET_STARTED_PAYLOAD must be 1 to 1,000 characters".to_owned(),
+        ));
+    }
+    Ok(payload.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(y: i32, m: u32, d: u32) -> chrono::NaiveDate {
+        chrono::NaiveDate::from_ymd_opt(y, m, d).expect("date")
+    }
+
+    #[test]
+    fn a_graph_version_past_its_end_refuses_only_when_configured() {
+        // The compiled default, whatever the day.
+        assert_eq!(
+            graph_version(None, day(2040, 1, 1)).expect("default"),
+            versions::DEFAULT_VERSION
+        );
+        // v21.0 is served until 2027-01-21 (Meta's Graph API versions page): chosen
+        // before that, it starts (with a warning at start); after, it refuses.
+        assert_eq!(
+            graph_version(Some("v21.0"), day(2027, 1, 20)).expect("served"),
+            "v21.0"
+        );
+        let refused = graph_version(Some("v21.0"), day(2027, 1, 21)).expect_err("ended");
+        assert!(
+            refused.0.contains("PATCHBAY_GRAPH_API_VERSION") && refused.0.contains("2027-01-21"),
+            "{}",
+            refused.0
+        );
+        // A version whose end Meta has not announced never refuses.
+        assert!(graph_version(Some("v26.0"), day(2040, 1, 1)).is_ok());
+        assert!(graph_version(Some("21.0"), day(2026, 1, 1)).is_err());
+    }
 }

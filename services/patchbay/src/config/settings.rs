@@ -189,10 +189,10 @@ impl Settings {
             )));
         }
         let dev_keys = dev_keys_for_serve(args);
-        if dev_keys == DevKeys::Refused {
-            if let Some(missing) = keys::missing_keys(&args.jwt, Some(&args.encryption)) {
-                return Err(keys::not_embedded(&missing));
-            }
+        if dev_keys == DevKeys::Refused
+            && let Some(missing) = keys::missing_keys(&args.jwt, Some(&args.encryption))
+        {
+            return Err(keys::not_embedded(&missing));
         }
         let jwt = jwt_settings(data_dir, &args.jwt, dev_keys)?;
         let encryption = key_ring(data_dir, &args.encryption, dev_keys)?;

@@ -36,10 +36,9 @@ pub fn check(
         if let Some(Value::String(url)) = after
             .filter(|_| url_field.is_url)
             .filter(|v| v.as_str().is_some_and(is_url))
+            && let Err(refusal) = guard::check_url(url, Origin::Tenant, policy)
         {
-            if let Err(refusal) = guard::check_url(url, Origin::Tenant, policy) {
-                violations.push(FieldViolation::new(&url_field.path, refusal.0));
-            }
+            violations.push(FieldViolation::new(&url_field.path, refusal.0));
         }
         for secret in &url_field.carries_secrets {
             let stored_secret = value_at(stored, secret).filter(|v| !v.is_null());

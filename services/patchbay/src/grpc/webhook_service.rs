@@ -111,6 +111,7 @@ impl WebhookService for WebhookGrpc {
             Scheme::None => proto::WebhookSignatureScheme::Unspecified,
             Scheme::MetaSha256 => proto::WebhookSignatureScheme::MetaSha256,
             Scheme::TwilioSha1 => proto::WebhookSignatureScheme::TwilioSha1,
+            Scheme::TwilioSha256 => proto::WebhookSignatureScheme::TwilioSha256,
         };
         Ok(answer(proto::VerifyWebhookSignatureResponse {
             valid: check.outcome.is_ok(),

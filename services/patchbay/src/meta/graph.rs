@@ -130,6 +130,8 @@ pub struct GraphClient {
     instagram_api: String,
     version: String,
     retry: RetryPolicy,
+    /// The day version checks take as today; `None`: the system clock's.
+    today: Option<chrono::NaiveDate>,
 }
 
 impl GraphClient {
@@ -142,7 +144,23 @@ impl GraphClient {
             instagram_api: base(&urls.instagram_api),
             version: urls.graph_version.clone(),
             retry,
+            today: None,
         }
+    }
+
+    /// Takes `today` as the day for version checks (tests); `None`: the system clock.
+    pub fn dated(mut self, today: Option<chrono::NaiveDate>) -> Self {
+        self.today = today;
+        self
+    }
+
+    /// What to tell an operator about the Graph API version in use: it ends within 90
+    /// days, or has ended (`versions`).
+    pub fn version_warning(&self) -> Option<String> {
+        let today = self
+            .today
+            .unwrap_or_else(|| crate::domain::support::now().date_naive());
+        super::versions::warning(&self.version, today)
     }
 
     /// Sends `call`, retrying a safe call on 5xx and 429, and returns Meta's JSON answer.

@@ -102,16 +102,37 @@ impl GraphClient {
         self.send(call).await.map(drop)
     }
 
+    /// `GET /me/messenger_profile?fields=get_started`: whether the page has a Get
+    /// Started button. Meta answers `{"data": [{"get_started": {"payload": …}}]}`, or
+    /// `{"data": []}` for a page without one.
+    pub async fn has_get_started(&self, page_token: &str) -> Result<bool, MetaError> {
+        let call = Call::get(Host::Graph, "me/messenger_profile")
+            .token(page_token)
+            .query("fields", "get_started");
+        let answer = self.send(call).await?;
+        Ok(answer
+            .get("data")
+            .and_then(Value::as_array)
+            .is_some_and(|data| data.iter().any(|item| item.get("get_started").is_some())))
+    }
+
     /// `POST /me/messenger_profile` with `{"persistent_menu": […]}`: menus that passed
-    /// `domain::persistent_menu::validate`.
+    /// `domain::persistent_menu::validate`, with a Get Started button of `payload`
+    /// when given (Meta refuses a persistent menu on a page without one: "(#100) You
+    /// must set a Get Started button if you also wish to use persistent menu").
     pub async fn set_persistent_menu(
         &self,
         page_token: &str,
         menus: &[Menu],
+        get_started: Option<&str>,
     ) -> Result<(), MetaError> {
+        let mut body = json!({ "persistent_menu": menu_json(menus) });
+        if let Some(payload) = get_started {
+            body["get_started"] = json!({ "payload": payload });
+        }
         let call = Call::post(Host::Graph, "me/messenger_profile")
             .token(page_token)
-            .json(json!({ "persistent_menu": menu_json(menus) }));
+            .json(body);
         self.send(call).await.map(drop)
     }
 

@@ -7,6 +7,7 @@ pub mod graph;
 pub mod instagram;
 pub mod messenger;
 pub mod tokens;
+pub mod versions;
 pub mod whatsapp;
 
 pub use error::{Failure, GraphError, MetaError};
@@ -51,7 +52,15 @@ pub struct MetaSettings {
     pub check_every: Option<Duration>,
     /// Days before expiry at which TOKEN_EXPIRING is announced (once each).
     pub expiry_warning_days: Vec<u32>,
+    /// The day the Graph API version is checked against; `None`: the system clock's
+    /// (tests set it).
+    pub today: Option<chrono::NaiveDate>,
+    /// The Get Started payload a persistent menu brings to a page without one.
+    pub messenger_get_started_payload: String,
 }
+
+/// The Get Started button's payload, by default.
+pub const GET_STARTED_PAYLOAD: &str = "GET_STARTED";
 
 /// How often Instagram tokens due for refresh are looked for, by default.
 pub const REFRESH_INTERVAL_SECONDS: u64 = 3600;
@@ -75,6 +84,8 @@ impl Default for MetaSettings {
             refresh_max_failures: REFRESH_MAX_FAILURES,
             check_every: Some(Duration::from_secs(TOKEN_CHECK_INTERVAL_SECONDS)),
             expiry_warning_days: TOKEN_EXPIRY_WARNING_DAYS.to_vec(),
+            today: None,
+            messenger_get_started_payload: GET_STARTED_PAYLOAD.to_owned(),
         }
     }
 }

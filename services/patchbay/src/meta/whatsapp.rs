@@ -1,15 +1,21 @@
-//! WhatsApp Cloud API calls: phone number registration, WABA webhook subscription,
-//! health, and the Embedded Signup code exchange.
+//! WhatsApp Cloud API calls: the number's state, its registration, the app's WABA
+//! subscription and the number's own callback, health, and the Embedded Signup code
+//! exchange.
 
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 use super::graph::{access_token_of, text};
 use super::{Call, GraphClient, Host, MetaApp, MetaError};
-use crate::domain::account::whatsapp::{BusinessAccount, NumberStatus, SubscribedApp};
+use crate::domain::account::whatsapp::{
+    BusinessAccount, NumberStatus, SubscribedApp, WebhookConfiguration,
+};
 
 /// The phone number fields GetWhatsAppHealth asks for.
-pub const PHONE_FIELDS: &str = "display_phone_number,verified_name,quality_rating,code_verification_status,name_status,messaging_limit_tier,throughput,status";
+/// `whatsapp_business_manager_messaging_limit` replaces `messaging_limit_tier` from
+/// v24.0 on (Meta's "Messaging limits"); `webhook_configuration` says where the
+/// number's webhooks go ("Webhook overrides").
+pub const PHONE_FIELDS: &str = "display_phone_number,verified_name,quality_rating,code_verification_status,name_status,whatsapp_business_manager_messaging_limit,throughput,status,platform_type,webhook_configuration";
 pub const WABA_FIELDS: &str = "id,name,account_review_status";
 
 /// A WhatsApp Cloud number and the token that acts for it.
@@ -19,7 +25,20 @@ pub struct Number<'a> {
     pub token: &'a str,
 }
 
-/// Where the WABA's webhooks go, and the token Meta's handshake there must carry.
+/// Pages of a WABA's numbers read (Meta pages them by 25 or so): a WABA has a few.
+const MAX_NUMBER_PAGES: usize = 20;
+
+/// What the set-up reads of a number first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NumberOnCloud {
+    /// `CONNECTED` once the number is registered on the Cloud API.
+    pub status: String,
+    /// `CLOUD_API`, `ON_PREMISE`, `NOT_APPLICABLE`…
+    pub platform_type: String,
+    pub display_phone_number: String,
+}
+
+/// Where a number's webhooks go, and the token Meta's handshake there must carry.
 pub struct Callback<'a> {
     pub url: &'a str,
     pub verify_token: &'a str,
@@ -39,20 +58,66 @@ impl GraphClient {
         self.send(call).await.map(drop)
     }
 
-    /// `POST /{waba-id}/subscribed_apps`: subscribes our app to the WABA's webhooks,
-    /// sent to the account's own callback URL.
-    pub async fn subscribe_waba(
+    /// `POST /{waba-id}/subscribed_apps` with no body: subscribes our app to the WABA's
+    /// webhooks, to the app's callback. Meta's "Webhook overrides": subscribing
+    /// "without any post body parameters" also removes a WABA-level override.
+    pub async fn subscribe_app_to_waba(&self, number: &Number<'_>) -> Result<(), MetaError> {
+        let call = Call::post(Host::Graph, format!("{}/subscribed_apps", number.waba_id))
+            .token(number.token);
+        self.send(call).await.map(drop)
+    }
+
+    /// `POST /{phone-number-id}` with `{"webhook_configuration": {"override_callback_uri",
+    /// "verify_token"}}`: the number's own callback, which Meta resolves before the
+    /// WABA's and the app's (Meta verifies it with a handshake there first).
+    pub async fn set_number_callback(
         &self,
         number: &Number<'_>,
         callback: &Callback<'_>,
     ) -> Result<(), MetaError> {
-        let call = Call::post(Host::Graph, format!("{}/subscribed_apps", number.waba_id))
+        let call = Call::post(Host::Graph, number.phone_number_id)
             .token(number.token)
-            .json(json!({
+            .json(json!({"webhook_configuration": {
                 "override_callback_uri": callback.url,
                 "verify_token": callback.verify_token,
-            }));
+            }}));
         self.send(call).await.map(drop)
+    }
+
+    /// `GET /{phone-number-id}?fields=status,platform_type,display_phone_number`: whether
+    /// the number is on the Cloud API already, and how Meta displays it.
+    pub async fn number_on_cloud(&self, number: &Number<'_>) -> Result<NumberOnCloud, MetaError> {
+        let call = Call::get(Host::Graph, number.phone_number_id)
+            .token(number.token)
+            .query("fields", "status,platform_type,display_phone_number");
+        let answer = self.send(call).await?;
+        Ok(NumberOnCloud {
+            status: text(&answer, "status"),
+            platform_type: text(&answer, "platform_type"),
+            display_phone_number: text(&answer, "display_phone_number"),
+        })
+    }
+
+    /// `GET /{waba-id}/phone_numbers?fields=id,webhook_configuration`: the WABA's numbers,
+    /// each with whether it has a callback of its own (`webhook_configuration.phone_number`).
+    pub async fn waba_number_callbacks(
+        &self,
+        number: &Number<'_>,
+    ) -> Result<Vec<(String, bool)>, MetaError> {
+        let call = Call::get(Host::Graph, format!("{}/phone_numbers", number.waba_id))
+            .token(number.token)
+            .query("fields", "id,webhook_configuration");
+        let numbers = self.list_all(call, MAX_NUMBER_PAGES).await?;
+        Ok(numbers
+            .iter()
+            .map(|number| {
+                let own = number
+                    .pointer("/webhook_configuration/phone_number")
+                    .and_then(Value::as_str)
+                    .is_some_and(|url| !url.is_empty());
+                (text(number, "id"), own)
+            })
+            .collect())
     }
 
     /// `GET /{phone-number-id}`: the number's status, quality and names.
@@ -70,12 +135,21 @@ impl GraphClient {
             quality_rating: text(&answer, "quality_rating"),
             code_verification_status: text(&answer, "code_verification_status"),
             name_status: text(&answer, "name_status"),
-            messaging_limit_tier: text(&answer, "messaging_limit_tier"),
+            messaging_limit_tier: text(&answer, "whatsapp_business_manager_messaging_limit"),
             throughput_level: answer
                 .get("throughput")
                 .map(|throughput| text(throughput, "level"))
                 .unwrap_or_default(),
             status: text(&answer, "status"),
+            platform_type: text(&answer, "platform_type"),
+            webhooks: answer
+                .get("webhook_configuration")
+                .map(|config| WebhookConfiguration {
+                    phone_number: text(config, "phone_number"),
+                    whatsapp_business_account: text(config, "whatsapp_business_account"),
+                    application: text(config, "application"),
+                })
+                .unwrap_or_default(),
         })
     }
 

@@ -24,7 +24,7 @@ pub struct ProviderUrls {
     pub instagram_graph: String,
     /// api.instagram.com: Instagram Login's code exchange.
     pub instagram_api: String,
-    /// The Graph API version every Graph call names (`v21.0`).
+    /// The Graph API version every Graph call names (`v25.0`).
     pub graph_version: String,
 }
 
@@ -37,7 +37,8 @@ pub mod default_urls {
     pub const GRAPH: &str = "https://graph.facebook.com";
     pub const INSTAGRAM_GRAPH: &str = "https://graph.instagram.com";
     pub const INSTAGRAM_API: &str = "https://api.instagram.com";
-    pub const GRAPH_VERSION: &str = "v21.0";
+    /// Served until 2028-07-29 (`meta::versions`).
+    pub const GRAPH_VERSION: &str = "v25.0";
 }
 
 impl Default for ProviderUrls {

@@ -58,6 +58,16 @@ pub enum StartupError {
 /// Concurrent streams one HTTP/2 connection may open.
 const MAX_STREAMS_PER_CONNECTION: u32 = 256;
 
+/// Streams h2 may reset for a client's protocol errors (a DATA frame past its
+/// content-length, for one) over one connection's life before it closes
+/// the connection with GOAWAY ENHANCE_YOUR_CALM. h2 and hyper default to 1,024 (the
+/// guard of RUSTSEC-2024-0003, and of "MadeYouReset", CVE-2025-8671: streams the client
+/// makes the server reset do not count as open, so without it one connection has the
+/// handlers start without end), but tonic's `Server` hands hyper `None` unless told,
+/// which turns the guard off. A client's own cancels (RST_STREAM from the client) never
+/// count here.
+const MAX_LOCAL_ERROR_RESETS_PER_CONNECTION: usize = 1024;
+
 pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
@@ -176,6 +186,7 @@ impl Application {
             .accept_http1(true)
             // Streams per HTTP/2 connection, health and reflection included.
             .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
+            .http2_max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESETS_PER_CONNECTION))
             .http2_keepalive_interval(Some(limits.http2_keepalive))
             .http2_keepalive_timeout(Some(Duration::from_secs(20)))
             // A browser's preflight is answered before anything else, for the allowed

@@ -129,14 +129,18 @@ pub async fn wire(
         outbound.clone(),
         &settings.provider_urls,
         settings.meta.retry,
-    );
+    )
+    .dated(settings.meta.today);
+    if let Some(warning) = graph.version_warning() {
+        tracing::warn!("{warning}");
+    }
     let accounts = Accounts::new(
         store.clone(),
         WebhookUrls::new(&settings.public_base_url),
         defaults,
         followers.clone(),
         graph.clone(),
-        settings.meta.app.clone(),
+        &settings.meta,
     );
     {
         let (store, keep) = (store.clone(), settings.server.account_events_retention);

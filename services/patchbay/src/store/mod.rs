@@ -24,6 +24,7 @@ pub mod readable;
 pub mod rotation;
 mod sealed_census;
 mod secret_fields;
+pub mod whatsapp_registrations;
 
 use std::{ops::Deref, sync::Arc, time::Duration};
 

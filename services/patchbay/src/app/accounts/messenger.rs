@@ -20,6 +20,7 @@ use crate::domain::account::{Connected, StateChange, check_oauth_request, new_ac
 use crate::domain::persistent_menu::{self, Menu};
 use crate::domain::support::now;
 use crate::domain::{Account, Caller, Channel, Error, Violations};
+use crate::meta::MetaError;
 use crate::meta::messenger::FacebookPage;
 
 /// Pages connected at once by one call.
@@ -227,7 +228,7 @@ impl Accounts {
             )));
         }
         let result = match &menu {
-            Some(menus) => self.graph.set_persistent_menu(token, menus).await,
+            Some(menus) => self.set_menu_with_get_started(token, menus).await,
             None => self.graph.delete_persistent_menu(token).await,
         };
         match result {
@@ -243,6 +244,24 @@ impl Accounts {
                 Err(err.into_error("setting the persistent menu"))
             }
         }
+    }
+
+    /// Sets the menu, bringing a Get Started button when the page has none (an
+    /// existing one is never replaced nor removed).
+    async fn set_menu_with_get_started(
+        &self,
+        token: &str,
+        menus: &[Menu],
+    ) -> Result<(), MetaError> {
+        let has_get_started = self
+            .graph
+            .has_get_started(token)
+            .await
+            .map_err(|err| err.during("reading the page's Get Started button"))?;
+        let get_started = (!has_get_started).then_some(self.get_started_payload.as_str());
+        self.graph
+            .set_persistent_menu(token, menus, get_started)
+            .await
     }
 
     fn seal_user_token(&self, caller: &Caller, token: &str) -> Result<String, Error> {

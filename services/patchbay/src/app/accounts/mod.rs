@@ -31,7 +31,7 @@ use crate::domain::config_document::MASK_PREFIX;
 use crate::domain::support::now;
 use crate::domain::{Account, Caller, Error, RecordKind, WebhookUrls};
 use crate::events::AccountEventHub;
-use crate::meta::{GraphClient, MetaApp, MetaError};
+use crate::meta::{GraphClient, MetaApp, MetaError, MetaSettings};
 use crate::routes::WebhookRoutes;
 use crate::store::Store;
 use crate::store::accounts::Written;
@@ -69,6 +69,9 @@ pub struct Accounts {
     graph: GraphClient,
     /// The Meta app of the OAuth flows; `None` makes them FAILED_PRECONDITION.
     meta_app: Option<MetaApp>,
+    /// The payload of the Get Started button a persistent menu brings to a page
+    /// that has none.
+    get_started_payload: String,
 }
 
 impl Accounts {
@@ -78,7 +81,7 @@ impl Accounts {
         defaults: DefaultAccounts,
         followers: Followers,
         graph: GraphClient,
-        meta_app: Option<MetaApp>,
+        meta: &MetaSettings,
     ) -> Self {
         Self {
             store,
@@ -87,7 +90,8 @@ impl Accounts {
             routes: followers.routes,
             events: followers.events,
             graph,
-            meta_app,
+            meta_app: meta.app.clone(),
+            get_started_payload: meta.messenger_get_started_payload.clone(),
         }
     }
 
@@ -229,18 +233,6 @@ impl Accounts {
 
 /// What a Meta set-up outcome records on the account.
 /// `reason` is Meta's words, scrubbed (see `Accounts::meta_words`).
-fn setup_outcome(phone_number_id: &str, outcome: Result<(), (bool, String)>) -> StateChange {
-    match outcome {
-        Ok(()) => StateChange::SetupSucceeded {
-            phone_number_id: phone_number_id.to_owned(),
-        },
-        Err((token_rejected, reason)) => StateChange::SetupFailed {
-            token_rejected,
-            reason,
-        },
-    }
-}
-
 /// Background work acts as Patchbay itself, recorded as such in audit events.
 fn system_caller(workspace_id: &str, task: &str) -> Caller {
     Caller {

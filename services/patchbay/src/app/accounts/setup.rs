@@ -10,15 +10,19 @@
 
 use uuid::Uuid;
 
-use super::{Accounts, setup_outcome};
+use chrono::{DateTime, Utc};
+
+use super::Accounts;
 use crate::domain::account::StateChange;
+use crate::domain::account::registration::{self, RegisterAnswer};
 use crate::domain::account::whatsapp::{
     self, ACCESS_TOKEN, BusinessAccount, NumberStatus, PIN, SubscribedApp, WABA_ID,
     is_cloud_account,
 };
+use crate::domain::support::now;
 use crate::domain::{Account, Caller, Error};
-use crate::meta::MetaError;
 use crate::meta::whatsapp::{Callback, Number};
+use crate::meta::{Failure, MetaError};
 
 /// What GetWhatsAppHealth found: Meta's answers (`None` where Meta did not answer),
 /// and every reason the number is not healthy.
@@ -29,6 +33,9 @@ pub struct WhatsAppHealth {
     pub subscribed_apps: Option<Vec<SubscribedApp>>,
     pub subscribed_ok: bool,
     pub reasons: Vec<String>,
+    /// What needs attention without making the number unhealthy (the Graph API
+    /// version ending soon).
+    pub warnings: Vec<String>,
 }
 
 /// The number of a Cloud account, and the token that acts for it.
@@ -40,9 +47,17 @@ pub(super) fn number(account: &Account) -> Number<'_> {
     }
 }
 
+/// Why a set-up stopped: Meta's words (secrets scrubbed), whether Meta rejected the
+/// token, and until when Meta asked to wait.
+struct SetupStop {
+    reason: String,
+    token_rejected: bool,
+    retry_after: Option<DateTime<Utc>>,
+}
+
 impl Accounts {
-    /// Registers the number and subscribes the WABA, then records how it went on the
-    /// account. Only a failure to record is an error.
+    /// Sets the number up at Meta, then records how it went on the account. Only a
+    /// failure to record is an error.
     pub(super) async fn set_up_whatsapp(
         &self,
         caller: &Caller,
@@ -51,33 +66,63 @@ impl Accounts {
         if !is_cloud_account(account.channel, &account.config) {
             return Ok(account);
         }
-        let outcome = self.run_whatsapp_setup(&account).await.map_err(|err| {
-            let reason = self.meta_words(&account, &err);
-            tracing::warn!(account_id = %account.id, error = %reason, "WhatsApp set-up at Meta failed");
-            (err.is_invalid_token(), reason)
-        });
-        let phone_number_id = number(&account).phone_number_id;
-        self.record_state(caller, account.id, setup_outcome(phone_number_id, outcome))
-            .await
+        let phone_number_id = number(&account).phone_number_id.to_owned();
+        let change = match self.run_whatsapp_setup(&account).await {
+            Ok(display_phone_number) => StateChange::SetupSucceeded {
+                phone_number_id,
+                display_phone_number,
+            },
+            Err(stop) => {
+                tracing::warn!(account_id = %account.id, error = %stop.reason, "WhatsApp set-up at Meta failed");
+                StateChange::SetupFailed {
+                    reason: stop.reason,
+                    token_rejected: stop.token_rejected,
+                    retry_after: stop.retry_after,
+                }
+            }
+        };
+        self.record_state(caller, account.id, change).await
     }
 
-    /// The two steps, each recorded as it completes: a set-up resumed after the number
-    /// was registered goes on with the subscription.
-    async fn run_whatsapp_setup(&self, account: &Account) -> Result<(), MetaError> {
+    /// The set-up as Meta's documentation has it, each step idempotent at Meta:
+    /// 1. read the number (`status`, `platform_type`, `display_phone_number`);
+    /// 2. register it, only when it is not on the Cloud API yet (`status` not
+    ///    CONNECTED: registering a registered number asks for its two-step PIN again),
+    ///    within Meta's allowance of 10 in 72 hours;
+    /// 3. subscribe our app to the WABA, when it is not subscribed yet;
+    /// 4. set the number's own callback to the account's URL: Meta sends a number's
+    ///    webhooks to its own callback before the WABA's, so two numbers of one WABA
+    ///    each reach their own account;
+    /// 5. remove a WABA-level callback an earlier version set, once every number of the
+    ///    WABA has its own.
+    ///
+    /// Returns how Meta displays the number.
+    async fn run_whatsapp_setup(&self, account: &Account) -> Result<Option<String>, SetupStop> {
         let number = number(account);
-        if !account.provider_state.setup_registered {
+        let stop = |err: MetaError| self.setup_stop(account, err);
+        let on_cloud = self
+            .graph
+            .number_on_cloud(&number)
+            .await
+            .map_err(|err| stop(err.during("reading the phone number")))?;
+        if !account.provider_state.setup_registered && on_cloud.status != "CONNECTED" {
+            self.register_within_allowance(account, &number).await?;
+        }
+        let apps = self
+            .graph
+            .waba_subscribed_apps(&number)
+            .await
+            .map_err(|err| stop(err.during("reading the WABA's subscribed apps")))?;
+        let app_id = self.meta_app.as_ref().map(|app| app.id.as_str());
+        let ours = match app_id {
+            Some(id) => apps.iter().find(|app| app.app_id == id),
+            None => apps.first(),
+        };
+        if ours.is_none() {
             self.graph
-                .register_phone_number(&number, whatsapp::text(&account.config, PIN))
+                .subscribe_app_to_waba(&number)
                 .await
-                .map_err(|err| err.during("registering the phone number"))?;
-            if let Err(err) = self
-                .store
-                .mark_setup_registered(&account.workspace_id, account.id, number.phone_number_id)
-                .await
-            {
-                // Only a repeat of an idempotent step is at stake.
-                tracing::warn!(account_id = %account.id, error = %err, "cannot record the registration step");
-            }
+                .map_err(|err| stop(err.during("subscribing the app to the WABA")))?;
         }
         let url = self.webhook_url(account);
         let callback = Callback {
@@ -85,9 +130,100 @@ impl Accounts {
             verify_token: &account.verify_token,
         };
         self.graph
-            .subscribe_waba(&number, &callback)
+            .set_number_callback(&number, &callback)
             .await
-            .map_err(|err| err.during("subscribing the WABA to webhooks"))
+            .map_err(|err| stop(err.during("setting the number's webhook callback")))?;
+        if ours.is_some_and(|app| !app.override_callback_uri.is_empty()) {
+            let numbers = self
+                .graph
+                .waba_number_callbacks(&number)
+                .await
+                .map_err(|err| stop(err.during("reading the WABA's numbers")))?;
+            if numbers.iter().all(|(_, own_callback)| *own_callback) {
+                self.graph
+                    .subscribe_app_to_waba(&number)
+                    .await
+                    .map_err(|err| stop(err.during("removing the WABA's callback")))?;
+            }
+        }
+        Ok(Some(on_cloud.display_phone_number).filter(|shown| !shown.is_empty()))
+    }
+
+    /// Registers the number with the account's PIN, if Meta's allowance for the number
+    /// has room (a place is reserved first, and given back when Meta never judged the
+    /// attempt), and records the step.
+    async fn register_within_allowance(
+        &self,
+        account: &Account,
+        number: &Number<'_>,
+    ) -> Result<(), SetupStop> {
+        let at = now();
+        let reserved = self
+            .store
+            .reserve_register_attempt(number.phone_number_id, at)
+            .await;
+        match reserved {
+            Ok(None) => {}
+            Ok(Some(until)) => return Err(wait_for_allowance(until, None)),
+            Err(err) => {
+                return Err(SetupStop {
+                    reason: format!("the register allowance could not be read: {err}"),
+                    token_rejected: false,
+                    retry_after: None,
+                });
+            }
+        }
+        let result = self
+            .graph
+            .register_phone_number(number, whatsapp::text(&account.config, PIN))
+            .await;
+        let answer = register_answer(&result);
+        let settled = self
+            .store
+            .settle_register_attempt(number.phone_number_id, at, answer)
+            .await;
+        if let Err(err) = result {
+            let code = match &err {
+                MetaError::Graph(graph) => graph.code,
+                _ => None,
+            };
+            if code == Some(registration::PIN_MISMATCH) {
+                return Err(SetupStop {
+                    reason: self.meta_words(
+                        account,
+                        &format!("Meta refused the two-step verification PIN of the number (error 133005): set config.pin to the number's six-digit PIN ({err})"),
+                    ),
+                    token_rejected: false,
+                    retry_after: None,
+                });
+            }
+            let waiting = settled.ok().and_then(|s| s.wait_until(now()));
+            if let Some(until) = waiting {
+                return Err(wait_for_allowance(
+                    until,
+                    Some(self.meta_words(account, &err)),
+                ));
+            }
+            return Err(self.setup_stop(account, err.during("registering the phone number")));
+        }
+        if let Err(err) = self
+            .store
+            .mark_setup_registered(&account.workspace_id, account.id, number.phone_number_id)
+            .await
+        {
+            // Only a repeat of a step Meta takes again (the number is CONNECTED now) is
+            // at stake.
+            tracing::warn!(account_id = %account.id, error = %err, "cannot record the registration step");
+        }
+        Ok(())
+    }
+
+    fn setup_stop(&self, account: &Account, err: MetaError) -> SetupStop {
+        SetupStop {
+            reason: self.meta_words(account, &err),
+            token_rejected: err.is_invalid_token(),
+            retry_after: None,
+        }
     }
 
     /// Asks Meta about the number, the WABA and its subscriptions, all at once.
@@ -130,12 +266,17 @@ impl Accounts {
         let subscribed_ok = apps
             .as_deref()
             .is_some_and(|apps| whatsapp::subscribed(apps, app_id));
+        let account_url = self.webhook_url(&account);
+        let app_level = self.webhooks.for_meta_app();
         reasons.extend(whatsapp::verdict(
             phone.as_ref(),
             waba.as_ref(),
             apps.as_deref(),
             app_id,
-            &self.webhook_url(&account),
+            &whatsapp::WebhookTargets {
+                account: &account_url,
+                app_level: &app_level,
+            },
         ));
         let account = match token_rejected {
             Some(reason) => {
@@ -154,6 +295,7 @@ impl Accounts {
             subscribed_apps: apps,
             subscribed_ok,
             reasons,
+            warnings: self.graph.version_warning().into_iter().collect(),
         })
     }
 }
@@ -166,5 +308,45 @@ fn answered<T>(what: &str, result: Result<T, MetaError>, reasons: &mut Vec<Strin
             reasons.push(format!("{what}: {err}"));
             None
         }
+    }
+}
+
+/// Whether Meta judged a register call for the number, and what it said: only such
+/// calls spend the number's allowance. No answer, a server error or a rate limit, and a
+/// refused token, app or permission never reached the number.
+fn register_answer(result: &Result<(), MetaError>) -> RegisterAnswer {
+    match result {
+        Ok(()) => RegisterAnswer::Accepted,
+        Err(err @ MetaError::Graph(graph))
+            if err.failure() == Failure::Configuration
+                && graph.http_status.is_client_error()
+                && graph.http_status != reqwest::StatusCode::NOT_FOUND
+                && !graph.code.is_some_and(is_permission_code) =>
+        {
+            RegisterAnswer::Refused { code: graph.code }
+        }
+        Err(_) => RegisterAnswer::NotCounted,
+    }
+}
+
+/// Meta's permission errors (10, and 200 to 299): the app or token may not act, so the
+/// number was never asked about.
+fn is_permission_code(code: i64) -> bool {
+    code == 10 || (200..=299).contains(&code)
+}
+
+/// The set-up waits for the number's register allowance (Meta's 133015 or 133016, or
+/// the 10 attempts of 72 hours counted here).
+fn wait_for_allowance(until: DateTime<Utc>, meta_said: Option<String>) -> SetupStop {
+    let said = meta_said
+        .map(|words| format!(" ({words})"))
+        .unwrap_or_default();
+    SetupStop {
+        reason: format!(
+            "Meta allows a number 10 registrations in 72 hours and asks to wait{said}: the set-up runs again with an update after {}",
+            until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ),
+        token_rejected: false,
+        retry_after: Some(until),
     }
 }

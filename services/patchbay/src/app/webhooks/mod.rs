@@ -13,7 +13,10 @@ use uuid::Uuid;
 
 use crate::domain::WebhookUrls;
 use crate::domain::account::{Account, validate_account_key};
-use crate::domain::webhook_signatures::{self, META_HEADER, Mismatch, TWILIO_HEADER};
+use crate::domain::webhook_routes::TWILIO_SHARED_KEY;
+use crate::domain::webhook_signatures::{
+    self, META_HEADER, Mismatch, TWILIO_HEADER, TWILIO_SETTINGS_HEADER, TwilioAlgorithm,
+};
 use crate::domain::{Caller, Channel, Error, FieldViolation, RecordKind, Violations};
 use crate::meta::{MetaApp, MetaSettings};
 use crate::routes::WebhookRoutes;
@@ -25,6 +28,7 @@ pub enum Scheme {
     None,
     MetaSha256,
     TwilioSha1,
+    TwilioSha256,
 }
 
 pub struct SignatureCheck {
@@ -159,26 +163,42 @@ impl Webhooks {
             return Ok(check(Scheme::MetaSha256, outcome));
         }
         if let Some(signature) = header(TWILIO_HEADER) {
-            let token = config_text(&account, "auth_token").ok_or_else(|| {
-                Error::FailedPrecondition(format!(
-                    "account {} has no auth_token to check Twilio signatures with",
-                    account.id
-                ))
-            })?;
             if request.url.is_empty() {
                 return Err(Error::InvalidArgument(vec![FieldViolation::new(
                     "url",
                     "is required to check a Twilio signature (Twilio signs the URL)",
                 )]));
             }
+            let (field, algorithm) = match twilio_key(request.headers) {
+                Ok(TwilioKey::AuthToken) => ("auth_token", TwilioAlgorithm::HmacSha1),
+                Ok(TwilioKey::SharedKey(algorithm)) => (TWILIO_SHARED_KEY, algorithm),
+                Err(why) => {
+                    return Ok(SignatureCheck {
+                        account_id: account.id,
+                        scheme: Scheme::None,
+                        outcome: Err(why),
+                    });
+                }
+            };
+            let key = config_text(&account, field).ok_or_else(|| {
+                Error::FailedPrecondition(format!(
+                    "account {} has no config.{field} to check this Twilio signature with",
+                    account.id
+                ))
+            })?;
             let outcome = webhook_signatures::verify_twilio(
-                token.as_bytes(),
+                key.as_bytes(),
+                algorithm,
                 signature,
                 request.url,
                 request.raw_body,
                 is_form(request.headers),
             );
-            return Ok(check(Scheme::TwilioSha1, outcome));
+            let scheme = match algorithm {
+                TwilioAlgorithm::HmacSha1 => Scheme::TwilioSha1,
+                TwilioAlgorithm::HmacSha256 => Scheme::TwilioSha256,
+            };
+            return Ok(check(scheme, outcome));
         }
         Ok(SignatureCheck {
             account_id: account.id,
@@ -209,6 +229,30 @@ fn header<'a>(headers: &'a HashMap<String, String>, name: &str) -> Option<&'a st
         .iter()
         .find(|(key, _)| key.eq_ignore_ascii_case(name))
         .map(|(_, value)| value.as_str())
+}
+
+/// Which of an account's Twilio secrets signed a request.
+enum TwilioKey {
+    /// The auth token, with HMAC-SHA1.
+    AuthToken,
+    /// The SharedKey (`config.webhook_shared_key`), with the algorithm the request names.
+    SharedKey(TwilioAlgorithm),
+}
+
+/// The secret a Twilio request was signed with: a SharedKey when it carries
+/// X-Twilio-Webhooks-Signature-Settings, else the auth token. `Err` says why the
+/// request cannot be checked (an algorithm Twilio does not sign with).
+fn twilio_key(headers: &HashMap<String, String>) -> Result<TwilioKey, String> {
+    let Some(settings) = header(headers, TWILIO_SETTINGS_HEADER) else {
+        return Ok(TwilioKey::AuthToken);
+    };
+    webhook_signatures::twilio_algorithm(settings)
+        .map(TwilioKey::SharedKey)
+        .map_err(|name| {
+            format!(
+                "the Twilio signature's algorithm {name:?} is none of HMAC_SHA1 and HMAC_SHA256"
+            )
+        })
 }
 
 /// Whether the body is a form (Twilio signs its parameters) rather than JSON (signed

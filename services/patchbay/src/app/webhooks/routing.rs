@@ -8,13 +8,14 @@
 //!   route by their ids to the ids' owners, in whichever workspace;
 //! - an account's own `app_secret` verifies a body sent to that account's URL, and then
 //!   routes only the entries of ids that account owns;
-//! - a Twilio signature is checked with the auth token of the account the URL names.
+//! - a Twilio signature is checked with the auth token of the account the URL names, or
+//!   its SharedKey secret when the request says it was signed with a SharedKey.
 
 use std::collections::HashMap;
 
 use secrecy::ExposeSecret;
 
-use super::{Webhooks, header, is_form};
+use super::{TwilioKey, Webhooks, header, is_form, twilio_key};
 use crate::domain::webhook_routes::{
     Deliveries, MetaBody, RouteEntry, SignedBy, Target, Unrouted, is_meta_channel, query_param,
     route_meta_entries, target,
@@ -185,10 +186,10 @@ impl Webhooks {
         if let Some(secret) = app_secret {
             outcome = verifies(secret).map(|()| SignedBy::App);
         }
-        if outcome.is_err() {
-            if let Some(secret) = &entry.app_secret {
-                outcome = verifies(secret).map(|()| SignedBy::Account(entry.account_id));
-            }
+        if outcome.is_err()
+            && let Some(secret) = &entry.app_secret
+        {
+            outcome = verifies(secret).map(|()| SignedBy::Account(entry.account_id));
         }
         self.route_meta(body, outcome.map_err(refused)?)
     }
@@ -217,17 +218,30 @@ impl Webhooks {
     }
 }
 
-/// A Twilio webhook: the account the URL names, checked with its auth token.
+/// A Twilio webhook: the account the URL names, checked with its auth token, or with
+/// its SharedKey secret when the request names a SharedKey's algorithm.
 fn twilio_delivery(
     entry: RouteEntry,
     signature: &str,
     request: &RouteRequest<'_>,
 ) -> Result<Routed, Error> {
-    let token = entry.auth_token.as_ref().ok_or_else(|| {
-        denied("a Twilio signature on the URL of an account with no Twilio auth token")
-    })?;
+    let (key, algorithm) = match twilio_key(request.headers).map_err(|why| denied(&why))? {
+        TwilioKey::AuthToken => (
+            entry.auth_token.as_ref().ok_or_else(|| {
+                denied("a Twilio signature on the URL of an account with no Twilio auth token")
+            })?,
+            webhook_signatures::TwilioAlgorithm::HmacSha1,
+        ),
+        TwilioKey::SharedKey(algorithm) => (
+            entry.shared_key.as_ref().ok_or_else(|| {
+                denied("a Twilio SharedKey signature on the URL of an account with no webhook_shared_key")
+            })?,
+            algorithm,
+        ),
+    };
     webhook_signatures::verify_twilio(
-        token.expose_secret().as_bytes(),
+        key.expose_secret().as_bytes(),
+        algorithm,
         signature,
         request.url,
         request.raw_body,

@@ -22,10 +22,17 @@ pub enum StateChange {
     /// The set-up ran for `phone_number_id`: success clears `setup_error` (and a
     /// rejected token, since the token just worked) and confirms the account's claim of
     /// that number, if it is still the account's number; a failure records why.
-    SetupSucceeded { phone_number_id: String },
+    /// `display_phone_number`: what Meta said the number is, when it said.
+    SetupSucceeded {
+        phone_number_id: String,
+        display_phone_number: Option<String>,
+    },
+    /// `retry_after`: Meta asked to wait before the next attempt (see
+    /// `ProviderState::setup_retry_after`).
     SetupFailed {
         reason: String,
         token_rejected: bool,
+        retry_after: Option<DateTime<Utc>>,
     },
     /// Meta rejected the token (a credential answer, or debug_token's is_valid false),
     /// saying why. With `token`, only while that is still the account's token (a check
@@ -75,10 +82,17 @@ impl StateChange {
     fn apply(self, account: &mut Account, at: DateTime<Utc>) {
         let state = &mut account.provider_state;
         match self {
-            StateChange::SetupSucceeded { phone_number_id } => {
+            StateChange::SetupSucceeded {
+                phone_number_id,
+                display_phone_number,
+            } => {
                 state.setup_state = SetupState::Done;
                 state.setup_error = None;
+                state.setup_retry_after = None;
                 state.reauthorization_required = false;
+                if display_phone_number.is_some() {
+                    state.display_phone_number = display_phone_number;
+                }
                 // Meta took the token for that number: it is the account's, unless the
                 // account was given another number while the set-up ran.
                 state.claim_confirmed = super::provider_id(account.channel, &account.config)
@@ -87,8 +101,10 @@ impl StateChange {
             StateChange::SetupFailed {
                 reason,
                 token_rejected,
+                retry_after,
             } => {
                 state.setup_state = SetupState::Failed;
+                state.setup_retry_after = retry_after;
                 if token_rejected {
                     state.reauthorization_required = true;
                     state.reauthorization_reason = Some(reason.clone());

@@ -34,11 +34,16 @@ fn a_set_up_that_succeeded_clears_the_error_and_a_rejected_token() {
         &current,
         StateChange::SetupSucceeded {
             phone_number_id: "1555".into(),
+            display_phone_number: Some("+1 555-0100".into()),
         },
         at(5),
     ));
     assert_eq!(next.provider_state.setup_state, SetupState::Done);
     assert_eq!(next.provider_state.setup_error, None);
+    assert_eq!(
+        next.provider_state.display_phone_number.as_deref(),
+        Some("+1 555-0100")
+    );
     assert!(!next.provider_state.reauthorization_required);
     assert!(
         next.provider_state.claim_confirmed,
@@ -57,6 +62,7 @@ fn a_set_up_confirms_only_the_number_it_ran_for() {
         &current,
         StateChange::SetupSucceeded {
             phone_number_id: "1999".into(),
+            display_phone_number: None,
         },
         at(5),
     ));
@@ -71,6 +77,7 @@ fn a_set_up_confirms_only_the_number_it_ran_for() {
         StateChange::SetupFailed {
             reason: "refused".into(),
             token_rejected: false,
+            retry_after: None,
         },
     ] {
         let next = saved(record_state(&admin(), &confirmed, change, at(6)));
@@ -83,6 +90,7 @@ fn a_failed_set_up_records_why_and_whether_the_token_was_rejected() {
     let failed = |token_rejected| StateChange::SetupFailed {
         reason: "Meta refused registering the phone number".into(),
         token_rejected,
+        retry_after: None,
     };
     let next = saved(record_state(
         &admin(),

@@ -135,13 +135,13 @@ pub fn account_events(before: Option<&Account>, after: Option<&Account>) -> Vec<
     if now.token_refreshed_at != was.token_refreshed_at && now.token_refreshed_at.is_some() {
         events.push(event(Kind::TokenRefreshed, None));
     }
-    if let Some(days) = now.token_warned_days {
-        if was.token_warned_days.is_none_or(|warned| days < warned) {
-            events.push(event(
-                Kind::TokenExpiring,
-                Some(format!("the token expires within {days} days")),
-            ));
-        }
+    if let Some(days) = now.token_warned_days
+        && was.token_warned_days.is_none_or(|warned| days < warned)
+    {
+        events.push(event(
+            Kind::TokenExpiring,
+            Some(format!("the token expires within {days} days")),
+        ));
     }
     if now.refresh_exhausted && !was.refresh_exhausted {
         events.push(event(

@@ -7,6 +7,7 @@ mod changes;
 mod connected;
 pub mod events;
 pub mod messenger;
+pub mod registration;
 mod rules;
 pub mod tokens;
 mod validation;
@@ -122,6 +123,12 @@ pub struct ProviderState {
     pub token_warned_days: Option<i32>,
     /// When the refresher last stored a new token.
     pub token_refreshed_at: Option<DateTime<Utc>>,
+    /// Meta asked to wait before registering the number again (133015, 133016, or
+    /// its allowance of 10 in 72 hours used): updates leave the set-up alone until
+    /// then, unless they change the number.
+    pub setup_retry_after: Option<DateTime<Utc>>,
+    /// The number as Meta displays it (`display_phone_number`), read by the set-up.
+    pub display_phone_number: Option<String>,
 }
 
 impl ProviderState {

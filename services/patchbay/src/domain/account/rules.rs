@@ -190,7 +190,7 @@ pub fn update(
 ) -> Result<Updated, Error> {
     writable_at(caller, current, patch.expected_revision)?;
     let mut next = apply_patch(caller, current, patch)?;
-    let run_setup = whatsapp::setup_needed(current, &next);
+    let run_setup = whatsapp::setup_needed(current, &next, at);
     next.provider_state.setup_state = whatsapp::setup_state_after_update(current, &next, run_setup);
     if whatsapp::setup_inputs_changed(current, &next) {
         next.provider_state.setup_registered = false;
@@ -303,13 +303,12 @@ fn apply_patch(caller: &Caller, current: &Account, patch: AccountPatch) -> Resul
             Err(config_violations) => violations.extend(config_violations),
         }
     }
-    if let Some(name) = &patch.display_name {
-        if violations
+    if let Some(name) = &patch.display_name
+        && violations
             .check(validate_display_name(name, "display_name"))
             .is_some()
-        {
-            next.display_name = display_name_or_key(name, &next.account_key);
-        }
+    {
+        next.display_name = display_name_or_key(name, &next.account_key);
     }
     if let Some(division) = &patch.division_id {
         next.division_id = division_from(division, &mut violations);

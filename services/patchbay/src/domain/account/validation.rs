@@ -139,13 +139,13 @@ pub fn check_config(channel: Channel, config: &Document, violations: &mut Violat
         _ => &[],
     };
     for key in graph_ids {
-        if let Some(value) = config.get(*key) {
-            if !is_meta_id(value) {
-                violations.add(
-                    format!("config.{key}"),
-                    "must be Meta's numeric id: 1 to 32 digits, not starting with 0, as a string",
-                );
-            }
+        if let Some(value) = config.get(*key)
+            && !is_meta_id(value)
+        {
+            violations.add(
+                format!("config.{key}"),
+                "must be Meta's numeric id: 1 to 32 digits, not starting with 0, as a string",
+            );
         }
     }
 }

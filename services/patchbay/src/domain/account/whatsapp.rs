@@ -2,6 +2,7 @@
 //! PIN, when the set-up runs again, and the health verdict read from what Meta says of
 //! the number, the WABA and its subscriptions.
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{Account, PHONE_NUMBER_ID, SetupState};
@@ -82,9 +83,20 @@ pub fn setup_inputs_changed(current: &Account, next: &Account) -> bool {
             .any(changed)
 }
 
-/// Whether an update must run the set-up again.
-pub fn setup_needed(current: &Account, next: &Account) -> bool {
+/// Whether an update at `at` must run the set-up again.
+pub fn setup_needed(current: &Account, next: &Account, at: DateTime<Utc>) -> bool {
     if !is_cloud_account(next.channel, &next.config) {
+        return false;
+    }
+    // Meta asked to wait before registering this number again: no update spends its
+    // allowance before then (another number is another allowance).
+    let same_number = current.config.get(PHONE_NUMBER_ID) == next.config.get(PHONE_NUMBER_ID);
+    if same_number
+        && current
+            .provider_state
+            .setup_retry_after
+            .is_some_and(|after| after > at)
+    {
         return false;
     }
     // A set-up that never finished is run again by any update; a failed one too, unless
@@ -133,9 +145,45 @@ pub struct NumberStatus {
     pub quality_rating: String,
     pub code_verification_status: String,
     pub name_status: String,
+    /// From `whatsapp_business_manager_messaging_limit` (Meta deprecated
+    /// `messaging_limit_tier`, and sets the limit per business portfolio).
     pub messaging_limit_tier: String,
     pub throughput_level: String,
     pub status: String,
+    /// `CLOUD_API` for a number on the Cloud API.
+    pub platform_type: String,
+    pub webhooks: WebhookConfiguration,
+}
+
+/// `webhook_configuration` of a number: the callback set on the number, on its WABA
+/// (present only when the WABA has one), and the app's. Empty where absent.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WebhookConfiguration {
+    pub phone_number: String,
+    pub whatsapp_business_account: String,
+    pub application: String,
+}
+
+impl WebhookConfiguration {
+    /// Where Meta sends the number's webhooks, resolved as Meta resolves it: the
+    /// number's callback, else the WABA's, else the app's ("Webhook overrides").
+    pub fn effective(&self) -> Option<&str> {
+        [
+            &self.phone_number,
+            &self.whatsapp_business_account,
+            &self.application,
+        ]
+        .into_iter()
+        .map(String::as_str)
+        .find(|url| !url.is_empty())
+    }
+}
+
+/// The two places a number's webhooks may go to reach its account: the account's own
+/// URL, and Patchbay's app-level callback (which routes by the number's id).
+pub struct WebhookTargets<'a> {
+    pub account: &'a str,
+    pub app_level: &'a str,
 }
 
 /// What Meta says of a WhatsApp Business Account (GET /{waba_id}).
@@ -164,24 +212,23 @@ pub fn subscribed(apps: &[SubscribedApp], app_id: Option<&str>) -> bool {
 
 /// Why a number is not healthy, from Meta's answers; empty when it is. An answer Meta
 /// did not give (`None`) is judged by nobody here: its error is a reason of its own.
+/// Code verification is not judged: Meta answers EXPIRED for numbers verified long ago,
+/// which send all the same.
 pub fn verdict(
     phone: Option<&NumberStatus>,
     waba: Option<&BusinessAccount>,
     apps: Option<&[SubscribedApp]>,
     app_id: Option<&str>,
-    webhook_url: &str,
+    targets: &WebhookTargets<'_>,
 ) -> Vec<String> {
     let mut reasons = Vec::new();
     let unless = |value: &str, fine: &[&str]| !value.is_empty() && !fine.contains(&value);
     if let Some(phone) = phone {
+        if unless(&phone.status, &["CONNECTED"]) {
+            reasons.push(format!("phone number status is {}", phone.status));
+        }
         if phone.quality_rating == "RED" {
             reasons.push("phone number quality rating is RED".to_owned());
-        }
-        if unless(&phone.code_verification_status, &["VERIFIED"]) {
-            reasons.push(format!(
-                "phone number code verification is {}",
-                phone.code_verification_status
-            ));
         }
         if unless(
             &phone.name_status,
@@ -189,34 +236,43 @@ pub fn verdict(
         ) {
             reasons.push(format!("display name status is {}", phone.name_status));
         }
-        if unless(&phone.status, &["CONNECTED"]) {
-            reasons.push(format!("phone number status is {}", phone.status));
-        }
-    }
-    if let Some(waba) = waba {
-        if unless(&waba.account_review_status, &["APPROVED"]) {
+        if unless(&phone.platform_type, &["CLOUD_API"]) {
             reasons.push(format!(
-                "WABA review status is {}",
-                waba.account_review_status
+                "the number is not on the Cloud API (platform_type {})",
+                phone.platform_type
             ));
         }
     }
-    if let Some(apps) = apps {
-        if !subscribed(apps, app_id) {
-            reasons.push("the app is not subscribed to the WABA's webhooks".to_owned());
-        } else {
-            let overrides: Vec<&str> = apps
-                .iter()
+    if let Some(waba) = waba
+        && unless(&waba.account_review_status, &["APPROVED"])
+    {
+        reasons.push(format!(
+            "WABA review status is {}",
+            waba.account_review_status
+        ));
+    }
+    if let Some(apps) = apps
+        && !subscribed(apps, app_id)
+    {
+        reasons.push("the app is not subscribed to the WABA's webhooks".to_owned());
+    }
+    // Where the number's webhooks go: what the number says, else (an answer without
+    // webhook_configuration) the WABA's override when the subscriptions show one.
+    let target = phone
+        .and_then(|phone| phone.webhooks.effective())
+        .or_else(|| {
+            apps.into_iter()
+                .flatten()
                 .map(|app| app.override_callback_uri.as_str())
-                .filter(|uri| !uri.is_empty())
-                .collect();
-            if !overrides.is_empty() && !overrides.contains(&webhook_url) {
-                reasons.push(format!(
-                    "the WABA's webhooks go to {}, not to this account's webhook URL",
-                    overrides.join(", ")
-                ));
-            }
-        }
+                .find(|uri| !uri.is_empty())
+        });
+    if let Some(target) = target
+        && target != targets.account
+        && target != targets.app_level
+    {
+        reasons.push(format!(
+                "the number's webhooks go to {target}, neither this account's webhook URL nor Patchbay's app-level callback"
+            ));
     }
     reasons
 }

@@ -1,9 +1,15 @@
 use serde_json::json;
 
 use super::*;
+use crate::domain::support::now;
 use crate::domain::testing::{account, cloud_account, doc};
 
 const URL: &str = "https://hooks.example.test/webhooks/whatsapp/wa-1";
+const APP_LEVEL: &str = "https://hooks.example.test/webhooks/meta";
+const TARGETS: WebhookTargets<'static> = WebhookTargets {
+    account: URL,
+    app_level: APP_LEVEL,
+};
 
 fn green() -> NumberStatus {
     NumberStatus {
@@ -11,6 +17,7 @@ fn green() -> NumberStatus {
         code_verification_status: "VERIFIED".into(),
         name_status: "APPROVED".into(),
         status: "CONNECTED".into(),
+        platform_type: "CLOUD_API".into(),
         ..NumberStatus::default()
     }
 }
@@ -88,30 +95,51 @@ fn the_set_up_runs_again_when_what_it_registers_changes() {
         let mut next = current.clone();
         next.config.insert(key.to_owned(), json!("999999"));
         assert!(setup_inputs_changed(&current, &next), "{key}");
-        assert!(setup_needed(&current, &next), "{key}");
+        assert!(setup_needed(&current, &next, now()), "{key}");
     }
     let mut renamed = current.clone();
     renamed.display_name = "Main".into();
     assert!(!setup_inputs_changed(&current, &renamed));
-    assert!(!setup_needed(&current, &renamed));
+    assert!(!setup_needed(&current, &renamed, now()));
 }
 
 #[test]
 fn an_unfinished_set_up_is_retried_by_any_update_and_a_refused_token_waits_for_a_new_one() {
     let mut pending = cloud_account();
     pending.provider_state.setup_state = SetupState::Pending;
-    assert!(setup_needed(&pending, &pending.clone()));
+    assert!(setup_needed(&pending, &pending.clone(), now()));
     let mut failed = cloud_account();
     failed.provider_state.setup_state = SetupState::Failed;
-    assert!(setup_needed(&failed, &failed.clone()));
+    assert!(setup_needed(&failed, &failed.clone(), now()));
     let mut rejected = failed.clone();
     rejected.provider_state.reauthorization_required = true;
-    assert!(!setup_needed(&rejected, &rejected.clone()));
+    assert!(!setup_needed(&rejected, &rejected.clone(), now()));
     let mut new_token = rejected.clone();
     new_token
         .config
         .insert(ACCESS_TOKEN.to_owned(), json!("EAAG-new"));
-    assert!(setup_needed(&rejected, &new_token));
+    assert!(setup_needed(&rejected, &new_token, now()));
+}
+
+#[test]
+fn no_update_runs_the_set_up_while_meta_asks_to_wait_unless_the_number_changes() {
+    let mut waiting = cloud_account();
+    waiting.provider_state.setup_state = SetupState::Failed;
+    waiting.provider_state.setup_retry_after = Some(now() + chrono::Duration::hours(72));
+    assert!(!setup_needed(&waiting, &waiting.clone(), now()));
+    let mut new_pin = waiting.clone();
+    new_pin.config.insert(PIN.to_owned(), json!("654321"));
+    assert!(
+        !setup_needed(&waiting, &new_pin, now()),
+        "the same number waits"
+    );
+    let later = now() + chrono::Duration::hours(73);
+    assert!(setup_needed(&waiting, &waiting.clone(), later));
+    let mut other_number = waiting.clone();
+    other_number
+        .config
+        .insert(PHONE_NUMBER_ID.to_owned(), json!("1666"));
+    assert!(setup_needed(&waiting, &other_number, now()));
 }
 
 #[test]
@@ -119,7 +147,7 @@ fn an_account_that_is_no_cloud_account_needs_no_set_up() {
     let current = cloud_account();
     let mut twilio = current.clone();
     twilio.config.remove(WABA_ID);
-    assert!(!setup_needed(&current, &twilio));
+    assert!(!setup_needed(&current, &twilio, now()));
     assert_eq!(
         setup_state_after_update(&current, &twilio, false),
         SetupState::NotNeeded
@@ -158,7 +186,7 @@ fn a_green_connected_subscribed_number_is_healthy() {
             Some(&approved()),
             Some(&apps),
             Some("app-1"),
-            URL
+            &TARGETS
         )
         .is_empty()
     );
@@ -166,30 +194,64 @@ fn a_green_connected_subscribed_number_is_healthy() {
 }
 
 #[test]
-fn every_problem_is_a_reason() {
+fn every_problem_is_a_reason_and_an_expired_code_verification_is_none() {
     let phone = NumberStatus {
         quality_rating: "RED".into(),
+        // Meta answers EXPIRED for numbers verified long ago: not a problem.
         code_verification_status: "EXPIRED".into(),
         name_status: "DECLINED".into(),
         status: "FLAGGED".into(),
+        platform_type: "ON_PREMISE".into(),
         ..NumberStatus::default()
     };
     let waba = BusinessAccount {
         account_review_status: "PENDING".into(),
         ..BusinessAccount::default()
     };
-    let reasons = verdict(Some(&phone), Some(&waba), Some(&[]), Some("app-1"), URL);
+    let reasons = verdict(
+        Some(&phone),
+        Some(&waba),
+        Some(&[]),
+        Some("app-1"),
+        &TARGETS,
+    );
     assert_eq!(reasons.len(), 6, "{reasons:?}");
+    assert!(
+        !reasons.iter().any(|r| r.contains("verification")),
+        "{reasons:?}"
+    );
+    let verified_long_ago = NumberStatus {
+        code_verification_status: "EXPIRED".into(),
+        ..green()
+    };
+    assert!(verdict(Some(&verified_long_ago), None, None, None, &TARGETS).is_empty());
 }
 
 #[test]
-fn webhooks_sent_elsewhere_are_a_reason_naming_where() {
-    let elsewhere = [ours("https://old.example/hook")];
-    let reasons = verdict(None, None, Some(&elsewhere), Some("app-1"), URL);
-    assert_eq!(reasons.len(), 1);
+fn the_webhook_target_is_resolved_number_then_waba_then_app() {
+    let at = |phone_number: &str, waba: &str, application: &str| NumberStatus {
+        webhooks: WebhookConfiguration {
+            phone_number: phone_number.into(),
+            whatsapp_business_account: waba.into(),
+            application: application.into(),
+        },
+        ..green()
+    };
+    let judge = |phone: NumberStatus| verdict(Some(&phone), None, None, None, &TARGETS);
+    // The number's own callback wins over the WABA's and the app's.
+    assert!(judge(at(URL, "https://old.example/hook", "https://x.example/app")).is_empty());
+    // No number callback: the WABA's decides.
+    let reasons = judge(at("", "https://old.example/hook", APP_LEVEL));
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
     assert!(reasons[0].contains("https://old.example/hook"));
-    // No override at all: Meta sends to the app's own callback, which is fine.
-    assert!(verdict(None, None, Some(&[ours("")]), Some("app-1"), URL).is_empty());
+    // Only the app's: fine when it is Patchbay's app-level callback.
+    assert!(judge(at("", "", APP_LEVEL)).is_empty());
+    assert_eq!(judge(at("", "", "https://elsewhere.example/meta")).len(), 1);
+    // Without webhook_configuration, a WABA override in the subscriptions decides.
+    let elsewhere = [ours("https://old.example/hook")];
+    let reasons = verdict(None, None, Some(&elsewhere), Some("app-1"), &TARGETS);
+    assert_eq!(reasons.len(), 1);
+    assert!(verdict(None, None, Some(&[ours("")]), Some("app-1"), &TARGETS).is_empty());
 }
 
 #[test]
@@ -201,7 +263,7 @@ fn another_apps_subscription_is_not_ours_unless_no_app_is_configured() {
     assert!(!subscribed(&theirs, Some("app-1")));
     assert!(subscribed(&theirs, None));
     assert!(!subscribed(&[], None));
-    let reasons = verdict(None, None, Some(&theirs), Some("app-1"), URL);
+    let reasons = verdict(None, None, Some(&theirs), Some("app-1"), &TARGETS);
     assert_eq!(
         reasons,
         ["the app is not subscribed to the WABA's webhooks"]
@@ -210,7 +272,7 @@ fn another_apps_subscription_is_not_ours_unless_no_app_is_configured() {
 
 #[test]
 fn answers_meta_did_not_give_are_judged_by_nobody() {
-    assert!(verdict(None, None, None, Some("app-1"), URL).is_empty());
+    assert!(verdict(None, None, None, Some("app-1"), &TARGETS).is_empty());
     let unknown = NumberStatus::default();
-    assert!(verdict(Some(&unknown), None, None, None, URL).is_empty());
+    assert!(verdict(Some(&unknown), None, None, None, &TARGETS).is_empty());
 }

@@ -83,13 +83,13 @@ pub fn validate_new<'a>(
     if !new.identifier.is_empty() {
         violations.check(validate_identifier(&new.identifier));
     }
-    if let (Some(provider), Some(asked)) = (provider, new.channel) {
-        if provider.channel != Some(asked) {
-            violations.add(
-                "channel",
-                format!("provider {} does not serve channel {asked}", provider.slug),
-            );
-        }
+    if let (Some(provider), Some(asked)) = (provider, new.channel)
+        && provider.channel != Some(asked)
+    {
+        violations.add(
+            "channel",
+            format!("provider {} does not serve channel {asked}", provider.slug),
+        );
     }
     let active = new.active.unwrap_or(true);
     if new.primary && !active {
@@ -354,15 +354,15 @@ fn apply_patch(
     destinations: AddressPolicy,
 ) -> Result<Integration, Error> {
     let mut next = current.clone();
-    if let Some(name) = patch.name {
-        if violations.check(validate_name(&name)).is_some() {
-            next.name = name.trim().to_owned();
-        }
+    if let Some(name) = patch.name
+        && violations.check(validate_name(&name)).is_some()
+    {
+        next.name = name.trim().to_owned();
     }
-    if let Some(identifier) = patch.identifier {
-        if violations.check(validate_identifier(&identifier)).is_some() {
-            next.identifier = identifier;
-        }
+    if let Some(identifier) = patch.identifier
+        && violations.check(validate_identifier(&identifier)).is_some()
+    {
+        next.identifier = identifier;
     }
     if let Some(active) = patch.active {
         next.active = active;

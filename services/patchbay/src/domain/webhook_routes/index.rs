@@ -44,9 +44,11 @@ struct Slot {
     channel: Channel,
     has_provider_id: bool,
     claim_confirmed: bool,
-    /// `texts` is the account key, then the app secret, then the auth token.
+    /// `texts` is the account key, then the app secret, then the auth token, then the
+    /// Twilio SharedKey.
     key_len: u32,
     app_secret_len: u32,
+    auth_token_len: u32,
     texts: SecretBox<[u8]>,
 }
 
@@ -56,13 +58,14 @@ impl Slot {
             .then(|| u128::from_le_bytes(self.provider_id))
     }
 
-    fn texts(&self) -> (&str, &str, &str) {
+    fn texts(&self) -> [&str; 4] {
         let texts = self.texts.expose_secret();
         let (key, rest) = texts.split_at(self.key_len as usize);
-        let (app_secret, auth_token) = rest.split_at(self.app_secret_len as usize);
-        // Written from three strings cut at their own lengths: always UTF-8.
+        let (app_secret, rest) = rest.split_at(self.app_secret_len as usize);
+        let (auth_token, shared_key) = rest.split_at(self.auth_token_len as usize);
+        // Written from four strings cut at their own lengths: always UTF-8.
         let text = |bytes| std::str::from_utf8(bytes).unwrap_or_default();
-        (text(key), text(app_secret), text(auth_token))
+        [key, app_secret, auth_token, shared_key].map(text)
     }
 }
 
@@ -207,12 +210,12 @@ impl RouteIndex {
         let secret = |text: &Option<SecretString>| -> usize {
             text.as_ref().map_or(0, |text| text.expose_secret().len())
         };
-        let (app_secret_len, auth_token_len) =
-            (secret(&entry.app_secret), secret(&entry.auth_token));
-        let mut texts =
-            Vec::with_capacity(entry.account_key.len() + app_secret_len + auth_token_len);
+        let secrets = [&entry.app_secret, &entry.auth_token, &entry.shared_key];
+        let mut texts = Vec::with_capacity(
+            entry.account_key.len() + secrets.iter().map(|s| secret(s)).sum::<usize>(),
+        );
         texts.extend_from_slice(entry.account_key.as_bytes());
-        for text in [&entry.app_secret, &entry.auth_token].into_iter().flatten() {
+        for text in secrets.into_iter().flatten() {
             texts.extend_from_slice(text.expose_secret().as_bytes());
         }
         let slot = Slot {
@@ -229,7 +232,8 @@ impl RouteIndex {
             channel: entry.channel,
             claim_confirmed: entry.claim_confirmed,
             key_len: len_u32(entry.account_key.len()),
-            app_secret_len: len_u32(app_secret_len),
+            app_secret_len: len_u32(secret(&entry.app_secret)),
+            auth_token_len: len_u32(secret(&entry.auth_token)),
             texts: SecretBox::new(texts.into_boxed_slice()),
         };
         if let Some(at) = self.free.pop() {
@@ -330,12 +334,12 @@ impl RouteIndex {
             workspace_id: self.names.get(slot.workspace),
             division_id: (slot.division != NONE).then(|| self.names.get(slot.division)),
             channel: slot.channel,
-            account_key: slot.texts().0.into(),
+            account_key: slot.texts()[0].into(),
         }
     }
 
     fn entry(&self, slot: &Slot) -> RouteEntry {
-        let (account_key, app_secret, auth_token) = slot.texts();
+        let [account_key, app_secret, auth_token, shared_key] = slot.texts();
         let secret = |text: &str| (!text.is_empty()).then(|| SecretString::from(text.to_owned()));
         RouteEntry {
             account_id: slot.account_id,
@@ -348,6 +352,7 @@ impl RouteIndex {
             claim_confirmed: slot.claim_confirmed,
             app_secret: secret(app_secret),
             auth_token: secret(auth_token),
+            shared_key: secret(shared_key),
         }
     }
 }

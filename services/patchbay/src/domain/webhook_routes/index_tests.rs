@@ -20,6 +20,7 @@ fn entry(
         claim_confirmed: confirmed,
         app_secret: Some(SecretString::from("app-secret-1234".to_owned())),
         auth_token: None,
+        shared_key: None,
     }
 }
 
@@ -83,6 +84,7 @@ fn clone(entry: &RouteEntry) -> RouteEntry {
         claim_confirmed: entry.claim_confirmed,
         app_secret: secret(&entry.app_secret),
         auth_token: secret(&entry.auth_token),
+        shared_key: secret(&entry.shared_key),
     }
 }
 

@@ -48,6 +48,9 @@ pub struct RouteEntry {
     pub app_secret: Option<SecretString>,
     /// The account's Twilio auth token.
     pub auth_token: Option<SecretString>,
+    /// The account's Twilio SharedKey secret (`webhook_shared_key`), which signs the
+    /// webhooks that carry X-Twilio-Webhooks-Signature-Settings.
+    pub shared_key: Option<SecretString>,
 }
 
 impl RouteEntry {
@@ -86,6 +89,7 @@ impl PartialEq for RouteEntry {
             && self.claim_confirmed == other.claim_confirmed
             && secret(&self.app_secret) == secret(&other.app_secret)
             && secret(&self.auth_token) == secret(&other.auth_token)
+            && secret(&self.shared_key) == secret(&other.shared_key)
     }
 }
 
@@ -119,7 +123,9 @@ pub fn route_entry(account: &Account) -> Option<RouteEntry> {
     };
     let meta = is_meta_channel(account.channel);
     let auth_token = text("auth_token");
-    if !ROUTED_CHANNELS.contains(&account.channel) || (!meta && auth_token.is_none()) {
+    let shared_key = text(TWILIO_SHARED_KEY);
+    let twilio = auth_token.is_some() || shared_key.is_some();
+    if !ROUTED_CHANNELS.contains(&account.channel) || (!meta && !twilio) {
         return None;
     }
     Some(RouteEntry {
@@ -134,8 +140,12 @@ pub fn route_entry(account: &Account) -> Option<RouteEntry> {
         claim_confirmed: account.provider_state.claim_confirmed,
         app_secret: if meta { text("app_secret") } else { None },
         auth_token,
+        shared_key,
     })
 }
+
+/// The account config field that holds a Twilio SharedKey's secret.
+pub const TWILIO_SHARED_KEY: &str = "webhook_shared_key";
 
 /// Whether a write from `before` to `after` (`None`: absent or deleted) changes how
 /// webhooks route: only then is the index told.

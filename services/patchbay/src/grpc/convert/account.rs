@@ -126,6 +126,12 @@ pub fn account_to_proto(view: AccountView) -> proto::Account {
             .reauthorization_reason
             .clone()
             .unwrap_or_default(),
+        display_phone_number: account
+            .provider_state
+            .display_phone_number
+            .clone()
+            .unwrap_or_default(),
+        setup_retry_after: account.provider_state.setup_retry_after.map(timestamp),
     }
 }
 

@@ -51,6 +51,7 @@ pub fn health_to_proto(health: WhatsAppHealth) -> proto::GetWhatsAppHealthRespon
             })
             .collect(),
         subscribed_ok: health.subscribed_ok,
+        warnings: health.warnings,
     }
 }
 

@@ -103,6 +103,8 @@ pub(super) fn to_active(keys: &KeyRing, account: &Account) -> Result<ActiveModel
         refresh_exhausted: Set(account.provider_state.refresh_exhausted),
         token_warned_days: Set(account.provider_state.token_warned_days),
         token_refreshed_at: Set(account.provider_state.token_refreshed_at),
+        setup_retry_after: Set(account.provider_state.setup_retry_after),
+        display_phone_number: Set(account.provider_state.display_phone_number.clone()),
     })
 }
 
@@ -161,6 +163,8 @@ pub(crate) fn to_domain(keys: &KeyRing, row: Model) -> Result<Account, Error> {
             refresh_exhausted: row.refresh_exhausted,
             token_warned_days: row.token_warned_days,
             token_refreshed_at: row.token_refreshed_at,
+            setup_retry_after: row.setup_retry_after,
+            display_phone_number: row.display_phone_number,
         },
     })
 }

@@ -35,6 +35,8 @@ pub struct Model {
     pub refresh_exhausted: bool,
     pub token_warned_days: Option<i32>,
     pub token_refreshed_at: Option<DateTimeUtc>,
+    pub setup_retry_after: Option<DateTimeUtc>,
+    pub display_phone_number: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

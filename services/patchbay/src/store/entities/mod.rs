@@ -11,3 +11,4 @@ pub mod idempotency_key;
 pub mod integration;
 pub mod provider;
 pub mod task_lease;
+pub mod whatsapp_registration;
