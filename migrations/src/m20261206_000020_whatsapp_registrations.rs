@@ -5,7 +5,9 @@
 //!   makes them. Per number, across accounts and workspaces: the times of the attempts
 //!   Meta counted within the window, and until when Meta said to wait (133015, 133016).
 //! - accounts get `setup_retry_after` (an update skips the set-up until then, saying so
-//!   in `setup_error`) and `display_phone_number` (what Meta says the number is).
+//!   in `setup_error`), `display_phone_number` (what Meta says the number is) and
+//!   `token_source` (how the Meta token was obtained: `instagram_login`,
+//!   `facebook_login`, `system_user`, `pasted`; which check applies to it).
 //! - the provider catalog again: the WhatsApp Cloud integration's `api_version` now
 //!   defaults to v25.0 (Meta stops serving v21.0 on 2027-01-21).
 
@@ -27,6 +29,7 @@ enum Accounts {
     Table,
     SetupRetryAfter,
     DisplayPhoneNumber,
+    TokenSource,
 }
 
 #[async_trait::async_trait]
@@ -57,6 +60,10 @@ impl MigrationTrait for Migration {
                     .string()
                     .null()
                     .to_owned(),
+                ColumnDef::new(Accounts::TokenSource)
+                    .string()
+                    .null()
+                    .to_owned(),
             ],
         )
         .await?;
@@ -67,7 +74,11 @@ impl MigrationTrait for Migration {
         crate::columns::drop_columns(
             manager,
             Accounts::Table,
-            vec![Accounts::SetupRetryAfter, Accounts::DisplayPhoneNumber],
+            vec![
+                Accounts::SetupRetryAfter,
+                Accounts::DisplayPhoneNumber,
+                Accounts::TokenSource,
+            ],
         )
         .await?;
         manager

@@ -1,13 +1,16 @@
-//! Instagram Login against a fake Meta: the code exchange (both answer shapes), the
-//! long-lived exchange, the profile, the saved account, and the background refresh.
+//! Instagram Login against a fake Meta: the code exchange with the Instagram app's own
+//! id and secret (both answer shapes, Meta's `#_` stripped), the long-lived exchange,
+//! the profile's `user_id`, the saved account, its webhook subscription, and the
+//! background refresh. Recorded answers are those of Meta's "Instagram API with
+//! Instagram Login" pages (Business Login, Get started, Webhooks).
 
 use std::time::Duration;
 
 use patchbay_e2e::proto::{self, Channel};
 use patchbay_e2e::{
-    Backend, GRAPH_VERSION, META_APP_ID, META_APP_SECRET, TestApp, TestOptions, all_providers_at,
-    backend_tests, credential, expect_code, get_account, spawn_with_fake, test_meta,
-    violated_fields,
+    Backend, GRAPH_VERSION, INSTAGRAM_APP_ID, INSTAGRAM_APP_SECRET, TestApp, TestOptions,
+    all_providers_at, backend_tests, credential, expect_code, get_account, spawn_with_fake,
+    test_meta, violated_fields,
 };
 use patchbay_sdk::tonic::Code;
 use prost::Message;
@@ -18,6 +21,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 backend_tests!(
     connect_takes_either_answer_shape_and_saves_the_account_once,
     a_refused_code_or_a_missing_app_writes_nothing,
+    instagram_login_tokens_are_checked_at_instagram_never_with_debug_token,
     expiring_tokens_are_refreshed_and_refusals_flag_the_account
 );
 
@@ -40,8 +44,10 @@ fn connect(code: &str) -> proto::ConnectInstagramRequest {
 /// The whole Instagram Login dance for one code, answering the short-lived exchange in
 /// `shape` and giving a long-lived token that expires in `expires_in` seconds.
 async fn mount_login(meta: &MockServer, code: &str, shape: Value, long: &str, expires_in: i64) {
+    // The Instagram app's id and secret: Meta refuses the Facebook app's here ("Invalid
+    // platform app").
     let form = format!(
-        "client_id={META_APP_ID}&client_secret={META_APP_SECRET}&grant_type=authorization_code&redirect_uri={}&code={code}",
+        "client_id={INSTAGRAM_APP_ID}&client_secret={INSTAGRAM_APP_SECRET}&grant_type=authorization_code&redirect_uri={}&code={code}",
         "https%3A%2F%2Fapp.example.test%2Finstagram%2Fcallback"
     );
     Mock::given(method("POST"))
@@ -55,7 +61,7 @@ async fn mount_login(meta: &MockServer, code: &str, shape: Value, long: &str, ex
     Mock::given(method("GET"))
         .and(path("/access_token"))
         .and(query_param("grant_type", "ig_exchange_token"))
-        .and(query_param("client_secret", META_APP_SECRET))
+        .and(query_param("client_secret", INSTAGRAM_APP_SECRET))
         .and(query_param(
             "access_token",
             format!("IGQ-short-{code}").as_str(),
@@ -70,9 +76,25 @@ async fn mount_login(meta: &MockServer, code: &str, shape: Value, long: &str, ex
         .and(path(format!("/{GRAPH_VERSION}/me")))
         .and(query_param("fields", "user_id,username,name,account_type"))
         .and(header("authorization", format!("Bearer {long}").as_str()))
+        // `id` is app-scoped; `user_id` is what webhooks name (Get started page).
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
             "id": "app-scoped-1", "user_id": "17841400000000001", "username": "acme.shop",
             "name": "Acme", "account_type": "BUSINESS"})))
+        .expect(1)
+        .mount(meta)
+        .await;
+    // The subscription of the account's webhooks; `{"success": true}` as Meta answers
+    // the Page edge of the same name.
+    Mock::given(method("POST"))
+        .and(path(format!(
+            "/{GRAPH_VERSION}/17841400000000001/subscribed_apps"
+        )))
+        .and(query_param(
+            "subscribed_fields",
+            "messages,messaging_postbacks,messaging_seen,message_reactions",
+        ))
+        .and(header("authorization", format!("Bearer {long}").as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true})))
         .expect(1)
         .mount(meta)
         .await;
@@ -99,9 +121,10 @@ async fn connect_takes_either_answer_shape_and_saves_the_account_once(backend: B
     .await;
 
     let admin = app.admin();
+    // Meta appends `#_` to the code in the redirect: "not part of the code itself".
     let first = admin
         .accounts()
-        .connect_instagram(connect("code-a"))
+        .connect_instagram(connect("code-a#_"))
         .await
         .expect("connect")
         .into_inner();
@@ -117,6 +140,16 @@ async fn connect_takes_either_answer_shape_and_saves_the_account_once(backend: B
     assert_eq!(account.channel, i32::from(Channel::Instagram));
     assert_eq!(account.account_key, "17841400000000001");
     assert_eq!(account.display_name, "acme.shop");
+    assert_eq!(
+        account.setup_state,
+        i32::from(proto::SetupState::Done),
+        "subscribed: {}",
+        account.setup_error
+    );
+    assert_eq!(
+        account.token_source,
+        i32::from(proto::TokenSource::InstagramLogin)
+    );
     let expires = account.token_expires_at.expect("expiry").seconds;
     let in_60_days = chrono::Utc::now().timestamp() + 5_183_944;
     assert!(
@@ -195,9 +228,9 @@ async fn a_refused_code_or_a_missing_app_writes_nothing(backend: Backend) {
             .is_empty()
     );
 
-    // Without a Meta app the flows cannot start.
+    // Without the Instagram app the flow cannot start, the Meta app notwithstanding.
     let mut settings = test_meta();
-    settings.app = None;
+    settings.instagram_app = None;
     let bare = TestApp::spawn_with(
         backend,
         TestOptions {
@@ -215,7 +248,8 @@ async fn a_refused_code_or_a_missing_app_writes_nothing(backend: Backend) {
         Code::FailedPrecondition,
     );
     assert!(
-        status.message().contains("PATCHBAY_META_APP_ID"),
+        status.message().contains("PATCHBAY_INSTAGRAM_APP_ID")
+            && status.message().contains("PATCHBAY_INSTAGRAM_APP_SECRET"),
         "{}",
         status.message()
     );
@@ -298,4 +332,62 @@ async fn expiring_tokens_are_refreshed_and_refusals_flag_the_account(backend: Ba
     assert!(flagged, "a refused refresh marks the account");
     // Flagged accounts are not tried again (the mock expects exactly one call).
     tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
+async fn instagram_login_tokens_are_checked_at_instagram_never_with_debug_token(backend: Backend) {
+    let mut settings = test_meta();
+    settings.check_every = Some(Duration::from_millis(100));
+    let (app, meta) = spawn_with_fake(backend, settings).await;
+    mount_login(
+        &meta,
+        "checked",
+        json!({"access_token": "IGQ-short-checked"}),
+        "IGQ-revoked",
+        5_183_944,
+    )
+    .await;
+    // debug_token "cannot parse" Instagram Login tokens: it must never see one.
+    Mock::given(method("GET"))
+        .and(path(format!("/{GRAPH_VERSION}/debug_token")))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {
+            "message": "Invalid OAuth access token - Cannot parse access token",
+            "type": "OAuthException", "code": 190, "fbtrace_id": "AbC"}})))
+        .expect(0)
+        .mount(&meta)
+        .await;
+    // Instagram's own answer about the token: revoked (Graph API error 190).
+    Mock::given(method("GET"))
+        .and(path(format!("/{GRAPH_VERSION}/me")))
+        .and(query_param("fields", "user_id"))
+        .and(header("authorization", "Bearer IGQ-revoked"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {
+            "message": "Error validating access token: The session has been invalidated.",
+            "type": "OAuthException", "code": 190, "error_subcode": 460, "fbtrace_id": "AbD"}})))
+        .mount(&meta)
+        .await;
+    let account = app
+        .admin()
+        .accounts()
+        .connect_instagram(connect("checked"))
+        .await
+        .expect("connect")
+        .into_inner()
+        .account
+        .expect("account");
+    let mut flagged = false;
+    for _ in 0..100 {
+        if get_account(&app.admin(), &account.id)
+            .await
+            .reauthorization_required
+        {
+            flagged = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(flagged, "Instagram's refusal flags the account");
+    let reason = get_account(&app.admin(), &account.id)
+        .await
+        .reauthorization_reason;
+    assert!(reason.contains("190"), "{reason}");
 }

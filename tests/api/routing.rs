@@ -22,6 +22,7 @@ backend_tests!(
     the_same_key_in_two_workspaces_gets_two_urls,
     a_signed_whatsapp_body_on_an_account_url_routes_to_that_account,
     one_app_level_body_gives_each_workspace_its_entries,
+    instagram_webhooks_are_verified_with_the_instagram_app_then_the_meta_app,
     tampered_and_unsigned_bodies_are_refused,
     the_handshake_on_an_account_url_and_on_the_app_url,
     a_signed_twilio_form_routes_and_a_tampered_one_is_refused,
@@ -296,6 +297,46 @@ async fn one_app_level_body_gives_each_workspace_its_entries(backend: Backend) {
         "{:?}",
         answer.unrouted
     );
+}
+
+async fn instagram_webhooks_are_verified_with_the_instagram_app_then_the_meta_app(
+    backend: Backend,
+) {
+    let app = TestApp::spawn(backend).await;
+    let account = create(
+        &app.admin(),
+        new_account(
+            Channel::Instagram,
+            "17841400000000001",
+            json!({"instagram_user_id": "17841400000000001", "access_token": "IGAAT-token"}),
+        ),
+    )
+    .await;
+    // A message as Instagram's webhooks send it (Instagram API with Instagram Login,
+    // Webhooks: "messages" field, `entry[].id` the Instagram account's id).
+    let body = json!({"object": "instagram", "entry": [{"id": "17841400000000001",
+        "time": 1_765_000_000, "messaging": [{"sender": {"id": "6310000000000001"},
+        "recipient": {"id": "17841400000000001"}, "timestamp": 1_765_000_000_000_u64,
+        "message": {"mid": "aWdfZAG1faXRlbToxOklHTWVzc2FnZA", "text": "Ol\u{e1}"}}]}]})
+    .to_string()
+    .into_bytes();
+    let gateway = app.gateway();
+    for secret in [patchbay_e2e::INSTAGRAM_APP_SECRET, META_APP_SECRET] {
+        let routed = route(&gateway, signed_post(&app_url(), secret, &body))
+            .await
+            .expect("routed");
+        assert_eq!(routed.deliveries.len(), 1, "{routed:?}");
+        assert_eq!(routed.deliveries[0].account_id, account.id);
+    }
+    let status = expect_code(
+        route(
+            &gateway,
+            signed_post(&app_url(), "another-app-secret", &body),
+        )
+        .await,
+        Code::PermissionDenied,
+    );
+    assert!(status.message().contains("webhook refused"), "{status:?}");
 }
 
 async fn tampered_and_unsigned_bodies_are_refused(backend: Backend) {

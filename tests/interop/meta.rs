@@ -147,7 +147,8 @@ fn waba_apps(_: &Request) -> Value {
 }
 
 /// `{"success": true}`: `POST /{phone-number-id}/register`, `POST /{waba-id}/subscribed_apps`,
-/// `POST /{page-id}/subscribed_apps`, `POST /{phone-number-id}` (webhook_configuration).
+/// `POST /{page-id}/subscribed_apps`, `POST /{phone-number-id}` (webhook_configuration),
+/// `POST graph.instagram.com/{ig-user-id}/subscribed_apps` (as the Page edge answers).
 /// https://developers.facebook.com/documentation/business-messaging/whatsapp/webhooks/override/
 /// https://developers.facebook.com/docs/whatsapp/cloud-api/reference/registration
 /// https://developers.facebook.com/docs/graph-api/reference/whats-app-business-account/subscribed_apps/#Creating
@@ -177,7 +178,7 @@ fn sendgrid_scopes(_: &Request) -> Value {
 pub async fn stand_in() -> MockServer {
     let meta = MockServer::start().await;
     let v = r"/v[0-9]+\.[0-9]+";
-    let mounts: [(&str, String, Answerer); 17] = [
+    let mounts: [(&str, String, Answerer); 18] = [
         ("GET", "^/v3/scopes$".to_owned(), sendgrid_scopes),
         ("GET", format!("^{v}/oauth/access_token$"), facebook_token),
         ("GET", format!("^{v}/me/accounts$"), user_pages),
@@ -203,6 +204,7 @@ pub async fn stand_in() -> MockServer {
         ("POST", "^/oauth/access_token$".to_owned(), instagram_short),
         ("GET", "^/access_token$".to_owned(), instagram_long),
         ("GET", format!("^{v}/me$"), instagram_me),
+        ("POST", format!("^{v}/178[0-9]+/subscribed_apps$"), success),
     ];
     for (verb, route, answer) in mounts {
         Mock::given(method(verb))

@@ -114,6 +114,9 @@ impl Default for TestOptions {
 const UNREACHABLE: &str = "http://127.0.0.1:9";
 pub const META_APP_ID: &str = "1234567890";
 pub const META_APP_SECRET: &str = "test-meta-app-secret";
+/// The Instagram app (Instagram API with Instagram Login): a pair of its own.
+pub const INSTAGRAM_APP_ID: &str = "9876543210";
+pub const INSTAGRAM_APP_SECRET: &str = "test-instagram-app-secret";
 
 /// Provider URLs on a closed local port: a test that forgets its fake fails fast
 /// instead of calling the real provider.
@@ -130,6 +133,10 @@ pub fn test_meta() -> MetaSettings {
         app: Some(MetaApp {
             id: META_APP_ID.to_owned(),
             secret: META_APP_SECRET.to_owned().into(),
+        }),
+        instagram_app: Some(MetaApp {
+            id: INSTAGRAM_APP_ID.to_owned(),
+            secret: INSTAGRAM_APP_SECRET.to_owned().into(),
         }),
         webhook_verify_token: Some(META_WEBHOOK_VERIFY_TOKEN.to_owned().into()),
         retry: RetryPolicy {

@@ -294,6 +294,14 @@ pub struct ProviderArgs {
     /// (X-Hub-Signature-256).
     #[arg(long, env = "PATCHBAY_META_APP_SECRET", hide_env_values = true)]
     pub meta_app_secret: Option<String>,
+    /// Instagram app id (Meta's dashboard: Instagram > API setup with Instagram login),
+    /// a pair of its own beside the Meta app's: ConnectInstagram's code exchange needs it.
+    #[arg(long, env = "PATCHBAY_INSTAGRAM_APP_ID")]
+    pub instagram_app_id: Option<String>,
+    /// Instagram app secret: Instagram Login's code and long-lived exchanges, and the
+    /// first key tried on Instagram webhooks at the app-level callback.
+    #[arg(long, env = "PATCHBAY_INSTAGRAM_APP_SECRET", hide_env_values = true)]
+    pub instagram_app_secret: Option<String>,
     /// The verify token of Meta's app-level webhook callback (<base>/webhooks/meta),
     /// checked by RouteWebhook's handshake; unset, that handshake is refused.
     #[arg(

@@ -101,22 +101,38 @@ fn valid_graph_version(version: &str) -> Result<String, ConfigError> {
     }
 }
 
-pub(super) fn meta_settings(args: &ProviderArgs) -> Result<MetaSettings, ConfigError> {
-    let app = match (&args.meta_app_id, &args.meta_app_secret) {
-        (None, None) => None,
+/// An app's id and secret, set together or not at all.
+fn app_pair(
+    id: Option<&String>,
+    secret: Option<&String>,
+    names: (&str, &str),
+) -> Result<Option<MetaApp>, ConfigError> {
+    match (id, secret) {
+        (None, None) => Ok(None),
         (Some(id), Some(secret)) if !id.trim().is_empty() && !secret.trim().is_empty() => {
-            Some(MetaApp {
+            Ok(Some(MetaApp {
                 id: id.trim().to_owned(),
                 secret: SecretString::from(secret.trim().to_owned()),
-            })
+            }))
         }
-        _ => {
-            return Err(ConfigError(
-                "PATCHBAY_META_APP_ID and PATCHBAY_META_APP_SECRET go together: set both or neither"
-                    .to_owned(),
-            ));
-        }
-    };
+        _ => Err(ConfigError(format!(
+            "{} and {} go together: set both or neither",
+            names.0, names.1
+        ))),
+    }
+}
+
+pub(super) fn meta_settings(args: &ProviderArgs) -> Result<MetaSettings, ConfigError> {
+    let app = app_pair(
+        args.meta_app_id.as_ref(),
+        args.meta_app_secret.as_ref(),
+        ("PATCHBAY_META_APP_ID", "PATCHBAY_META_APP_SECRET"),
+    )?;
+    let instagram_app = app_pair(
+        args.instagram_app_id.as_ref(),
+        args.instagram_app_secret.as_ref(),
+        ("PATCHBAY_INSTAGRAM_APP_ID", "PATCHBAY_INSTAGRAM_APP_SECRET"),
+    )?;
     let webhook_verify_token = match args.meta_webhook_verify_token.as_deref().map(str::trim) {
         None => None,
         Some(token) if token.len() >= 16 => Some(SecretString::from(token.to_owned())),
@@ -129,6 +145,7 @@ pub(super) fn meta_settings(args: &ProviderArgs) -> Result<MetaSettings, ConfigE
     };
     Ok(MetaSettings {
         app,
+        instagram_app,
         webhook_verify_token,
         retry: RetryPolicy::default(),
         refresh_every: (args.token_refresh_interval_seconds > 0)

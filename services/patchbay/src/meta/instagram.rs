@@ -70,12 +70,16 @@ impl GraphClient {
         expiring_token(&self.send(call).await?)
     }
 
-    /// `GET graph.instagram.com/{version}/me`: the professional account's profile.
+    /// `GET graph.instagram.com/{version}/me`: the professional account's profile. Its
+    /// `user_id` is "the Instagram professional account ID… the value of the id field
+    /// received in webhook notifications"; its `id` is app-scoped and never used here.
+    /// Meta's page shows the answer under `data: [...]`; the flat object is taken too.
     pub async fn instagram_profile(&self, token: &str) -> Result<InstagramProfile, MetaError> {
         let call = Call::get(Host::InstagramGraph, "me")
             .token(token)
             .query("fields", PROFILE_FIELDS);
-        let profile = self.send(call).await?;
+        let answer = self.send(call).await?;
+        let profile = answer.pointer("/data/0").unwrap_or(&answer);
         // Ids come as strings or numbers, depending on the API version.
         let field = |key: &str| match profile.get(key) {
             Some(Value::String(text)) => Some(text.clone()),
@@ -83,11 +87,34 @@ impl GraphClient {
             _ => None,
         };
         Ok(InstagramProfile {
-            user_id: field("user_id").or_else(|| field("id")),
+            user_id: field("user_id").filter(|id| !id.is_empty()),
             username: field("username").unwrap_or_default(),
         })
     }
+
+    /// `POST graph.instagram.com/{version}/{ig-user-id}/subscribed_apps?subscribed_fields=…`:
+    /// the account's webhooks, to the app's callback (Instagram API with Instagram
+    /// Login, Webhooks; Chatwoot's `Channel::Instagram#subscribe`).
+    pub async fn subscribe_instagram(&self, user_id: &str, token: &str) -> Result<(), MetaError> {
+        let call = Call::post(Host::InstagramGraph, format!("{user_id}/subscribed_apps"))
+            .token(token)
+            .query("subscribed_fields", SUBSCRIBED_FIELDS);
+        self.send(call).await.map(drop)
+    }
+
+    /// Whether Instagram still takes `token`: `GET graph.instagram.com/{version}/me`.
+    /// Instagram Login tokens are never sent to graph.facebook.com's debug_token, which
+    /// cannot parse them.
+    pub async fn check_instagram_token(&self, token: &str) -> Result<(), MetaError> {
+        let call = Call::get(Host::InstagramGraph, "me")
+            .token(token)
+            .query("fields", "user_id");
+        self.send(call).await.map(drop)
+    }
 }
+
+/// The webhook fields an Instagram account is subscribed to.
+pub const SUBSCRIBED_FIELDS: &str = "messages,messaging_postbacks,messaging_seen,message_reactions";
 
 pub fn expiring_token(answer: &Value) -> Result<ExpiringToken, MetaError> {
     Ok(ExpiringToken {

@@ -38,6 +38,9 @@ pub struct MetaSettings {
     /// `None`: the OAuth flows answer FAILED_PRECONDITION, and Meta signatures are
     /// checked only against an account's own `app_secret`.
     pub app: Option<MetaApp>,
+    /// The Instagram app (Instagram API with Instagram Login): its own id and secret
+    /// in Meta's dashboard. `None`: ConnectInstagram is FAILED_PRECONDITION.
+    pub instagram_app: Option<MetaApp>,
     /// The verify token of the app-level webhook callback; `None` refuses its
     /// handshake.
     pub webhook_verify_token: Option<SecretString>,
@@ -77,6 +80,7 @@ impl Default for MetaSettings {
     fn default() -> Self {
         Self {
             app: None,
+            instagram_app: None,
             webhook_verify_token: None,
             retry: RetryPolicy::default(),
             refresh_every: Some(Duration::from_secs(REFRESH_INTERVAL_SECONDS)),

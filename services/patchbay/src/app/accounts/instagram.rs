@@ -4,8 +4,9 @@
 use serde_json::Value;
 
 use super::{Accounts, system_caller};
+use crate::domain::account::whatsapp::INSTAGRAM_USER_ID;
 use crate::domain::account::{
-    Connected, StateChange, check_oauth_request, new_account_division, token_expiry,
+    Connected, StateChange, TokenSource, check_oauth_request, new_account_division, token_expiry,
 };
 use crate::domain::config_document::Document;
 use crate::domain::support::now;
@@ -35,11 +36,18 @@ impl Accounts {
         let division_id = new_account_division(caller, division_id.as_deref(), &mut violations);
         violations.into_result()?;
         caller.require_write(division_id.as_deref())?;
-        let app = self.meta_app()?;
+        let app = self.instagram_app.as_ref().ok_or_else(|| {
+            Error::FailedPrecondition(
+                "no Instagram app is configured: set PATCHBAY_INSTAGRAM_APP_ID and PATCHBAY_INSTAGRAM_APP_SECRET (Instagram Login takes the Instagram app's own id and secret, not the Meta app's)".to_owned(),
+            )
+        })?;
+        // Meta appends `#_` to the redirect: "not part of the code itself".
+        let code = code.trim();
+        let code = code.strip_suffix("#_").unwrap_or(code);
 
         let short = self
             .graph
-            .instagram_code_for_token(app, code.trim(), redirect_uri)
+            .instagram_code_for_token(app, code, redirect_uri)
             .await
             .map_err(|err| err.into_exchange_error("code", "exchanging the Instagram code"))?;
         let long = self
@@ -59,10 +67,7 @@ impl Accounts {
         };
         let username = profile.username;
         let mut config = Document::new();
-        config.insert(
-            "instagram_user_id".to_owned(),
-            Value::String(user_id.clone()),
-        );
+        config.insert(INSTAGRAM_USER_ID.to_owned(), Value::String(user_id.clone()));
         config.insert("username".to_owned(), Value::String(username.clone()));
         config.insert(ACCESS_TOKEN.to_owned(), Value::String(long.token));
         let account = self
@@ -75,9 +80,11 @@ impl Accounts {
                     division_id,
                     config,
                     token_expires_at: token_expiry(long.expires_in, now()),
+                    token_source: TokenSource::InstagramLogin,
                 },
             )
             .await?;
+        let account = self.set_up(caller, account).await?;
         Ok(InstagramConnected { username, account })
     }
 

@@ -16,7 +16,9 @@ use super::Accounts;
 use crate::domain::account::messenger::{
     PAGE_ACCESS_TOKEN, check_page_ids, handle_context, handle_payload, page_config, token_of_handle,
 };
-use crate::domain::account::{Connected, StateChange, check_oauth_request, new_account_division};
+use crate::domain::account::{
+    Connected, StateChange, TokenSource, check_oauth_request, new_account_division,
+};
 use crate::domain::persistent_menu::{self, Menu};
 use crate::domain::support::now;
 use crate::domain::{Account, Caller, Channel, Error, Violations};
@@ -192,6 +194,7 @@ impl Accounts {
                 config: page_config(page_id, &page.name, &page.access_token),
                 // Page tokens from a long-lived user token do not expire.
                 token_expires_at: None,
+                token_source: TokenSource::FacebookLogin,
             },
         )
         .await

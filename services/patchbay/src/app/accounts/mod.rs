@@ -69,6 +69,9 @@ pub struct Accounts {
     graph: GraphClient,
     /// The Meta app of the OAuth flows; `None` makes them FAILED_PRECONDITION.
     meta_app: Option<MetaApp>,
+    /// The Instagram app of Instagram Login; `None` makes ConnectInstagram
+    /// FAILED_PRECONDITION.
+    instagram_app: Option<MetaApp>,
     /// The payload of the Get Started button a persistent menu brings to a page
     /// that has none.
     get_started_payload: String,
@@ -91,6 +94,7 @@ impl Accounts {
             events: followers.events,
             graph,
             meta_app: meta.app.clone(),
+            instagram_app: meta.instagram_app.clone(),
             get_started_payload: meta.messenger_get_started_payload.clone(),
         }
     }
@@ -152,7 +156,7 @@ impl Accounts {
         use secrecy::ExposeSecret;
         let mut secrets = crate::domain::support::secret_strings(&account.config);
         secrets.push(account.verify_token.clone());
-        if let Some(app) = &self.meta_app {
+        for app in [&self.meta_app, &self.instagram_app].into_iter().flatten() {
             secrets.push(app.secret.expose_secret().to_owned());
         }
         crate::domain::support::scrub(&words.to_string(), &secrets)

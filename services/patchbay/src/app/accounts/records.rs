@@ -43,7 +43,7 @@ impl Accounts {
         let account = self.find_visible(caller, id).await?;
         let account = if account.provider_state.setup_state == SetupState::Pending {
             caller.require_write(account.division_id.as_deref())?;
-            self.set_up_whatsapp(caller, account).await?
+            self.set_up(caller, account).await?
         } else {
             account
         };
@@ -54,7 +54,7 @@ impl Accounts {
         let (account, event) = account::create(caller, new, now())?;
         let stored = self.store.insert_account(account, &event).await;
         let account = self.written(stored?).await;
-        let account = self.set_up_whatsapp(caller, account).await?;
+        let account = self.set_up(caller, account).await?;
         Ok(self.view(caller, account))
     }
 
@@ -78,7 +78,7 @@ impl Accounts {
             .await
             .ok_or_else(|| Error::Internal("updated account vanished".to_owned()))?;
         let account = if run_setup {
-            self.set_up_whatsapp(caller, account).await?
+            self.set_up(caller, account).await?
         } else {
             account
         };

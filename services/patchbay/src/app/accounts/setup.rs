@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use super::Accounts;
 use crate::domain::account::StateChange;
 use crate::domain::account::registration::{self, RegisterAnswer};
+use crate::domain::account::tokens::is_instagram_login;
 use crate::domain::account::whatsapp::{
     self, ACCESS_TOKEN, BusinessAccount, NumberStatus, PIN, SubscribedApp, WABA_ID,
     is_cloud_account,
@@ -56,20 +57,61 @@ struct SetupStop {
 }
 
 impl Accounts {
+    /// Runs the account's set-up at Meta, if it has one (`whatsapp::has_setup`), and
+    /// records how it went. Only a failure to record is an error.
+    pub(super) async fn set_up(&self, caller: &Caller, account: Account) -> Result<Account, Error> {
+        if is_cloud_account(account.channel, &account.config) {
+            self.set_up_whatsapp(caller, account).await
+        } else if is_instagram_login(&account) {
+            self.set_up_instagram(caller, account).await
+        } else {
+            Ok(account)
+        }
+    }
+
+    /// Subscribes an Instagram Login account to its webhooks, then records how it went.
+    async fn set_up_instagram(&self, caller: &Caller, account: Account) -> Result<Account, Error> {
+        let user_id = whatsapp::text(&account.config, whatsapp::INSTAGRAM_USER_ID).to_owned();
+        let token = whatsapp::text(&account.config, ACCESS_TOKEN);
+        let change = if user_id.is_empty() || token.is_empty() {
+            StateChange::SetupFailed {
+                reason: "an Instagram Login account needs config.instagram_user_id and config.access_token to be subscribed to its webhooks".to_owned(),
+                token_rejected: false,
+                retry_after: None,
+            }
+        } else {
+            match self.graph.subscribe_instagram(&user_id, token).await {
+                Ok(()) => StateChange::SetupSucceeded {
+                    provider_id: user_id,
+                    display_phone_number: None,
+                },
+                Err(err) => {
+                    let stop = self.setup_stop(
+                        &account,
+                        err.during("subscribing the Instagram account to webhooks"),
+                    );
+                    tracing::warn!(account_id = %account.id, error = %stop.reason, "Instagram set-up at Meta failed");
+                    StateChange::SetupFailed {
+                        reason: stop.reason,
+                        token_rejected: stop.token_rejected,
+                        retry_after: None,
+                    }
+                }
+            }
+        };
+        self.record_state(caller, account.id, change).await
+    }
+
     /// Sets the number up at Meta, then records how it went on the account. Only a
     /// failure to record is an error.
-    pub(super) async fn set_up_whatsapp(
-        &self,
-        caller: &Caller,
-        account: Account,
-    ) -> Result<Account, Error> {
+    async fn set_up_whatsapp(&self, caller: &Caller, account: Account) -> Result<Account, Error> {
         if !is_cloud_account(account.channel, &account.config) {
             return Ok(account);
         }
         let phone_number_id = number(&account).phone_number_id.to_owned();
         let change = match self.run_whatsapp_setup(&account).await {
             Ok(display_phone_number) => StateChange::SetupSucceeded {
-                phone_number_id,
+                provider_id: phone_number_id,
                 display_phone_number,
             },
             Err(stop) => {

@@ -3,7 +3,7 @@
 
 use super::Accounts;
 use crate::domain::account::whatsapp::{check_signup, signup_config};
-use crate::domain::account::{Connected, new_account_division};
+use crate::domain::account::{Connected, TokenSource, new_account_division};
 use crate::domain::{Account, Caller, Channel, Error, Violations};
 use crate::meta::whatsapp::Number;
 
@@ -60,10 +60,12 @@ impl Accounts {
                     division_id,
                     config: signup_config(phone_number_id, waba_id, token),
                     token_expires_at: None,
+                    // Embedded Signup's business integration system user token.
+                    token_source: TokenSource::SystemUser,
                 },
             )
             .await?;
-        let account = self.set_up_whatsapp(caller, saved).await?;
+        let account = self.set_up(caller, saved).await?;
         Ok(SignupResult {
             account,
             waba_id: waba_id.to_owned(),

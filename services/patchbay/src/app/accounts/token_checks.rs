@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use super::{Accounts, system_caller};
 use crate::domain::account::StateChange;
-use crate::domain::account::tokens::{CHECKED_CHANNELS, meta_token, missing_scopes};
+use crate::domain::account::tokens::{
+    CHECKED_CHANNELS, is_instagram_login, meta_token, missing_scopes,
+};
 use crate::domain::support::now;
 use crate::domain::{Account, Error};
 use crate::meta::{Failure, MetaApp};
@@ -141,12 +143,16 @@ impl TokenChecker {
         }
     }
 
-    /// Checks one account's token. Only debug_token's answer about the token can flag
-    /// it; an error of the call is the call's.
+    /// Checks one account's token. Only Meta's answer about the token can flag it; an
+    /// error of the call is the call's. Instagram Login tokens are asked about at
+    /// graph.instagram.com (`/me`), never sent to debug_token, which cannot parse them.
     async fn check(&self, account: Account) -> Result<Checked, Stop> {
         let Some(token) = meta_token(&account) else {
             return Ok(Checked::NoToken);
         };
+        if is_instagram_login(&account) {
+            return self.check_instagram(&account, token).await;
+        }
         let change = match self.accounts.graph.debug_token(&self.app, token).await {
             Ok(info) if info.is_valid => StateChange::TokenChecked {
                 token: token.to_owned(),
@@ -176,6 +182,32 @@ impl TokenChecker {
                 });
             }
         };
+        self.record(&account, change).await
+    }
+}
+
+impl TokenChecker {
+    /// An Instagram Login token: Instagram either takes it or refuses it; what it
+    /// learnt of the expiry (the exchange's and the refreshes' `expires_in`) stays.
+    async fn check_instagram(&self, account: &Account, token: &str) -> Result<Checked, Stop> {
+        let change = match self.accounts.graph.check_instagram_token(token).await {
+            Ok(()) => StateChange::TokenChecked {
+                token: token.to_owned(),
+                expires_at: account.provider_state.token_expires_at,
+                data_access_expires_at: account.provider_state.data_access_expires_at,
+                missing_scopes: Vec::new(),
+                thresholds: self.thresholds.clone(),
+            },
+            Err(err) if err.failure() == Failure::Credential => StateChange::TokenRejected {
+                reason: self.accounts.meta_words(account, &err),
+                token: Some(token.to_owned()),
+            },
+            Err(err) => return Err(Stop::Outage(self.accounts.meta_words(account, &err))),
+        };
+        self.record(account, change).await
+    }
+
+    async fn record(&self, account: &Account, change: StateChange) -> Result<Checked, Stop> {
         let caller = system_caller(&account.workspace_id, "token-check");
         let stored = self
             .accounts

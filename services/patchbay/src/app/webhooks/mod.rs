@@ -55,6 +55,9 @@ pub struct Webhooks {
     routes: WebhookRoutes,
     urls: WebhookUrls,
     meta_app: Option<MetaApp>,
+    /// The Instagram app: Instagram's webhooks to the app-level callback are signed with
+    /// its secret.
+    instagram_app: Option<MetaApp>,
     /// The app-level callback's verify token.
     app_verify_token: Option<SecretString>,
 }
@@ -66,6 +69,7 @@ impl Webhooks {
             routes,
             urls,
             meta_app: meta.app,
+            instagram_app: meta.instagram_app,
             app_verify_token: meta.webhook_verify_token,
         }
     }

@@ -24,6 +24,7 @@ use crate::domain::webhook_signatures::{
     self, META_HEADER, Mismatch, TWILIO_HEADER, secrets_equal,
 };
 use crate::domain::{Error, FieldViolation, RecordKind};
+use crate::meta::MetaApp;
 
 /// Longest URL taken (Twilio signs it; Meta's handshake carries three parameters).
 const MAX_URL_BYTES: usize = 8 * 1024;
@@ -151,16 +152,32 @@ impl Webhooks {
         }
     }
 
-    /// Meta's app-level callback: only the installation's app secret verifies it.
+    /// Meta's app-level callback: only the installation's apps verify it, the Instagram
+    /// app's secret first (Instagram Login webhooks are signed with it), then the Meta
+    /// app's.
     fn meta_app_delivery(&self, signature: &str, body: &[u8]) -> Result<Routed, Error> {
-        let app = self.meta_app.as_ref().ok_or_else(|| {
-            Error::FailedPrecondition(
-                "no Meta app secret to check X-Hub-Signature-256 with: configure PATCHBAY_META_APP_SECRET"
+        let secrets: Vec<&MetaApp> = [&self.instagram_app, &self.meta_app]
+            .into_iter()
+            .flatten()
+            .collect();
+        if secrets.is_empty() {
+            return Err(Error::FailedPrecondition(
+                "no Meta app secret to check X-Hub-Signature-256 with: configure PATCHBAY_META_APP_SECRET (and PATCHBAY_INSTAGRAM_APP_SECRET for Instagram)"
                     .to_owned(),
-            )
-        })?;
-        webhook_signatures::verify_meta(app.secret.expose_secret().as_bytes(), signature, body)
-            .map_err(refused)?;
+            ));
+        }
+        let mut outcome = Err(Mismatch::Wrong);
+        for app in secrets {
+            outcome = webhook_signatures::verify_meta(
+                app.secret.expose_secret().as_bytes(),
+                signature,
+                body,
+            );
+            if outcome.is_ok() || outcome == Err(Mismatch::Malformed) {
+                break;
+            }
+        }
+        outcome.map_err(refused)?;
         self.route_meta(body, SignedBy::App)
     }
 

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::rules::{blank, born, saved_update};
-use super::whatsapp::{ACCESS_TOKEN, initial_setup_state, is_cloud_account, with_pin};
-use super::{Account, ProviderState, SetupState, ensure_writable};
+use super::whatsapp::{ACCESS_TOKEN, initial_setup_state, with_pin};
+use super::{Account, ProviderState, SetupState, TokenSource, ensure_writable};
 use crate::domain::audit::AuditEvent;
 use crate::domain::caller::Caller;
 use crate::domain::change::Change;
@@ -19,12 +19,13 @@ use crate::domain::provider::is_url;
 /// What Meta just said about an account.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StateChange {
-    /// The set-up ran for `phone_number_id`: success clears `setup_error` (and a
-    /// rejected token, since the token just worked) and confirms the account's claim of
-    /// that number, if it is still the account's number; a failure records why.
+    /// The set-up ran for `provider_id` (the number, or the Instagram account): success
+    /// clears `setup_error` (and a rejected token, since the token just worked) and
+    /// confirms the account's claim of that id, if it is still the account's; a failure
+    /// records why.
     /// `display_phone_number`: what Meta said the number is, when it said.
     SetupSucceeded {
-        phone_number_id: String,
+        provider_id: String,
         display_phone_number: Option<String>,
     },
     /// `retry_after`: Meta asked to wait before the next attempt (see
@@ -83,7 +84,7 @@ impl StateChange {
         let state = &mut account.provider_state;
         match self {
             StateChange::SetupSucceeded {
-                phone_number_id,
+                provider_id,
                 display_phone_number,
             } => {
                 state.setup_state = SetupState::Done;
@@ -96,7 +97,7 @@ impl StateChange {
                 // Meta took the token for that number: it is the account's, unless the
                 // account was given another number while the set-up ran.
                 state.claim_confirmed = super::provider_id(account.channel, &account.config)
-                    == Some(phone_number_id.as_str());
+                    == Some(provider_id.as_str());
             }
             StateChange::SetupFailed {
                 reason,
@@ -201,6 +202,8 @@ pub struct Connected {
     /// Merged into the config (tokens and ids).
     pub config: Document,
     pub token_expires_at: Option<DateTime<Utc>>,
+    /// How Meta gave the token.
+    pub token_source: TokenSource,
 }
 
 /// Connecting an account again: Meta's config merged in, the token trusted again, and a
@@ -218,7 +221,8 @@ pub fn reconnect(
     if let Some(name) = connected.display_name {
         next.display_name = name;
     }
-    let setup_state = if is_cloud_account(next.channel, &next.config) {
+    next.provider_state.token_source = Some(connected.token_source);
+    let setup_state = if super::whatsapp::has_setup(&next) {
         SetupState::Pending
     } else {
         current.provider_state.setup_state
@@ -238,6 +242,7 @@ pub fn reconnect(
         token_expires_at: connected.token_expires_at,
         claim_confirmed: confirmed_by_connect(next.channel)
             || current.provider_state.claim_confirmed,
+        token_source: Some(connected.token_source),
         ..current.provider_state.clone().with_new_token()
     };
     Ok(saved_update(caller, current, next, at))
@@ -253,26 +258,25 @@ pub fn connected_account(
 ) -> Result<(Account, AuditEvent), Error> {
     caller.require_write(connected.division_id.as_deref())?;
     let config = with_pin(connected.channel, connected.config, &mut Violations::new())?;
-    born(
-        caller,
-        Account {
-            display_name: connected
-                .display_name
-                .unwrap_or_else(|| connected.account_key.clone()),
-            account_key: connected.account_key,
-            is_active: true,
-            is_default: !scope_has_default,
-            division_id: connected.division_id,
-            provider_state: ProviderState {
-                setup_state: initial_setup_state(connected.channel, &config),
-                token_expires_at: connected.token_expires_at,
-                claim_confirmed: confirmed_by_connect(connected.channel),
-                ..ProviderState::default()
-            },
-            config,
-            ..blank(caller, connected.channel, at)
+    let mut account = Account {
+        display_name: connected
+            .display_name
+            .unwrap_or_else(|| connected.account_key.clone()),
+        account_key: connected.account_key,
+        is_active: true,
+        is_default: !scope_has_default,
+        division_id: connected.division_id,
+        provider_state: ProviderState {
+            token_expires_at: connected.token_expires_at,
+            claim_confirmed: confirmed_by_connect(connected.channel),
+            token_source: Some(connected.token_source),
+            ..ProviderState::default()
         },
-    )
+        config,
+        ..blank(caller, connected.channel, at)
+    };
+    account.provider_state.setup_state = initial_setup_state(&account);
+    born(caller, account)
 }
 
 /// Whether connecting an account confirms its claim of its provider id: on Messenger and

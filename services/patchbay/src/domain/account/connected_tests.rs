@@ -20,6 +20,7 @@ fn connected(channel: Channel, key: &str, config: serde_json::Value) -> Connecte
         division_id: None,
         config: doc(config),
         token_expires_at: Some(at(100)),
+        token_source: TokenSource::FacebookLogin,
     }
 }
 
@@ -33,7 +34,7 @@ fn a_set_up_that_succeeded_clears_the_error_and_a_rejected_token() {
         &admin(),
         &current,
         StateChange::SetupSucceeded {
-            phone_number_id: "1555".into(),
+            provider_id: "1555".into(),
             display_phone_number: Some("+1 555-0100".into()),
         },
         at(5),
@@ -61,7 +62,7 @@ fn a_set_up_confirms_only_the_number_it_ran_for() {
         &admin(),
         &current,
         StateChange::SetupSucceeded {
-            phone_number_id: "1999".into(),
+            provider_id: "1999".into(),
             display_phone_number: None,
         },
         at(5),

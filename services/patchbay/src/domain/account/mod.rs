@@ -52,6 +52,42 @@ pub struct Account {
     pub provider_state: ProviderState,
 }
 
+/// How an account's Meta token was obtained, which says how it is checked: Instagram
+/// Login tokens at graph.instagram.com, the others with debug_token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenSource {
+    /// ConnectInstagram, or a hand-made Instagram account whose token starts with `IG`.
+    InstagramLogin,
+    /// A page token of Facebook Login (ConnectMessenger, SubscribeMessengerPages).
+    FacebookLogin,
+    /// Embedded Signup's business integration system user token.
+    SystemUser,
+    /// Any other token an admin stored.
+    Pasted,
+}
+
+impl TokenSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenSource::InstagramLogin => "instagram_login",
+            TokenSource::FacebookLogin => "facebook_login",
+            TokenSource::SystemUser => "system_user",
+            TokenSource::Pasted => "pasted",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<TokenSource> {
+        [
+            TokenSource::InstagramLogin,
+            TokenSource::FacebookLogin,
+            TokenSource::SystemUser,
+            TokenSource::Pasted,
+        ]
+        .into_iter()
+        .find(|source| source.as_str() == name)
+    }
+}
+
 /// Where an account's set-up at its provider stands.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SetupState {
@@ -129,6 +165,8 @@ pub struct ProviderState {
     pub setup_retry_after: Option<DateTime<Utc>>,
     /// The number as Meta displays it (`display_phone_number`), read by the set-up.
     pub display_phone_number: Option<String>,
+    /// How the account's Meta token was obtained; `None` without one.
+    pub token_source: Option<TokenSource>,
 }
 
 impl ProviderState {

@@ -117,23 +117,18 @@ pub fn create(
             "account key missing after validation".to_owned(),
         ));
     };
-    let setup_state = whatsapp::initial_setup_state(new.channel, &config);
-    born(
-        caller,
-        Account {
-            display_name: display_name_or_key(&new.display_name, &account_key),
-            account_key,
-            is_active,
-            is_default: new.is_default,
-            division_id,
-            provider_state: ProviderState {
-                setup_state,
-                ..ProviderState::default()
-            },
-            config,
-            ..blank(caller, new.channel, at)
-        },
-    )
+    let mut account = Account {
+        display_name: display_name_or_key(&new.display_name, &account_key),
+        account_key,
+        is_active,
+        is_default: new.is_default,
+        division_id,
+        config,
+        ..blank(caller, new.channel, at)
+    };
+    account.provider_state.token_source = super::tokens::pasted_token_source(&account);
+    account.provider_state.setup_state = whatsapp::initial_setup_state(&account);
+    born(caller, account)
 }
 
 /// An account of `channel` made at `at`: a new id, a fresh verify token, revision 1,
@@ -190,6 +185,10 @@ pub fn update(
 ) -> Result<Updated, Error> {
     writable_at(caller, current, patch.expected_revision)?;
     let mut next = apply_patch(caller, current, patch)?;
+    // A token stored by hand is a pasted one (or Instagram Login's, by its prefix).
+    if super::tokens::meta_token(&next) != super::tokens::meta_token(current) {
+        next.provider_state.token_source = super::tokens::pasted_token_source(&next);
+    }
     let run_setup = whatsapp::setup_needed(current, &next, at);
     next.provider_state.setup_state = whatsapp::setup_state_after_update(current, &next, run_setup);
     if whatsapp::setup_inputs_changed(current, &next) {

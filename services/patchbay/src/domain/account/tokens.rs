@@ -35,6 +35,27 @@ pub fn meta_token(account: &Account) -> Option<&str> {
         .filter(|token| !token.is_empty())
 }
 
+/// How a token an admin stored was obtained, as far as it tells: an Instagram token
+/// starting with `IG` is Instagram Login's (Meta's prefix for them); any other Meta
+/// token is pasted. `None` for an account without a Meta token.
+pub fn pasted_token_source(account: &Account) -> Option<super::TokenSource> {
+    let token = meta_token(account)?;
+    Some(
+        if account.channel == Channel::Instagram && token.starts_with("IG") {
+            super::TokenSource::InstagramLogin
+        } else {
+            super::TokenSource::Pasted
+        },
+    )
+}
+
+/// Whether the account's token is an Instagram Login token, checked and subscribed at
+/// graph.instagram.com.
+pub fn is_instagram_login(account: &Account) -> bool {
+    account.channel == Channel::Instagram
+        && account.provider_state.token_source == Some(super::TokenSource::InstagramLogin)
+}
+
 /// The scopes a token needs to send on `channel`: each inner list is one need, met by
 /// any of its scopes (Instagram's differ between Instagram Login and Facebook Login).
 fn required_scopes(channel: Channel) -> &'static [&'static [&'static str]] {

@@ -51,10 +51,16 @@ pub fn with_pin(
     Ok(config)
 }
 
-/// The set-up state of a new account: a Cloud API account starts PENDING, so that a
+/// Whether the account has a set-up at Meta: a WhatsApp Cloud number (registration,
+/// subscription, callback), or an Instagram Login account (its webhook subscription).
+pub fn has_setup(account: &Account) -> bool {
+    is_cloud_account(account.channel, &account.config) || super::tokens::is_instagram_login(account)
+}
+
+/// The set-up state of a new account: one with a set-up starts PENDING, so that a
 /// set-up that never ran to the end (a crash, a deadline) never reads as done.
-pub fn initial_setup_state(channel: Channel, config: &Document) -> SetupState {
-    if is_cloud_account(channel, config) {
+pub fn initial_setup_state(account: &Account) -> SetupState {
+    if has_setup(account) {
         SetupState::Pending
     } else {
         SetupState::NotNeeded
@@ -62,9 +68,9 @@ pub fn initial_setup_state(channel: Channel, config: &Document) -> SetupState {
 }
 
 /// The set-up state an update stores: PENDING when it must run the set-up again (it
-/// runs after the write), NOT_NEEDED for an account that is no Cloud account any more.
+/// runs after the write), NOT_NEEDED for an account that has no set-up any more.
 pub fn setup_state_after_update(current: &Account, next: &Account, redo: bool) -> SetupState {
-    if !is_cloud_account(next.channel, &next.config) {
+    if !has_setup(next) {
         SetupState::NotNeeded
     } else if redo {
         SetupState::Pending
@@ -77,15 +83,24 @@ pub fn setup_state_after_update(current: &Account, next: &Account, redo: bool) -
 /// it starts over from its first step.
 pub fn setup_inputs_changed(current: &Account, next: &Account) -> bool {
     let changed = |key: &str| current.config.get(key) != next.config.get(key);
-    !is_cloud_account(current.channel, &current.config)
-        || [PHONE_NUMBER_ID, WABA_ID, ACCESS_TOKEN, PIN]
-            .into_iter()
-            .any(changed)
+    !has_setup(current)
+        || [
+            PHONE_NUMBER_ID,
+            WABA_ID,
+            ACCESS_TOKEN,
+            PIN,
+            INSTAGRAM_USER_ID,
+        ]
+        .into_iter()
+        .any(changed)
 }
+
+/// The Instagram account id an Instagram Login account is subscribed for.
+pub const INSTAGRAM_USER_ID: &str = "instagram_user_id";
 
 /// Whether an update at `at` must run the set-up again.
 pub fn setup_needed(current: &Account, next: &Account, at: DateTime<Utc>) -> bool {
-    if !is_cloud_account(next.channel, &next.config) {
+    if !has_setup(next) {
         return false;
     }
     // Meta asked to wait before registering this number again: no update spends its

@@ -78,14 +78,45 @@ fn a_non_cloud_config_gets_no_pin() {
     let twilio = doc(json!({"phone_number_id": "1", "account_sid": "AC1"}));
     let config = with_pin(Channel::Whatsapp, twilio.clone(), &mut violations).expect("ok");
     assert_eq!(config, twilio);
+    let mut number = account(Channel::Whatsapp, "wa-1");
+    number.config = config;
+    assert_eq!(initial_setup_state(&number), SetupState::NotNeeded);
+    assert_eq!(initial_setup_state(&cloud_account()), SetupState::Pending);
+}
+
+#[test]
+fn an_instagram_login_account_has_a_set_up_and_a_pasted_token_none() {
+    let mut instagram = account(Channel::Instagram, "17841400000000001");
+    instagram.config = doc(json!({"instagram_user_id": "17841400000000001",
+        "access_token": "IGAAT-instagram-login"}));
+    instagram.provider_state.token_source =
+        crate::domain::account::tokens::pasted_token_source(&instagram);
     assert_eq!(
-        initial_setup_state(Channel::Whatsapp, &config),
-        SetupState::NotNeeded
+        instagram.provider_state.token_source,
+        Some(crate::domain::account::TokenSource::InstagramLogin),
+        "an IG… token is Instagram Login's"
     );
+    assert_eq!(initial_setup_state(&instagram), SetupState::Pending);
+    let mut pasted = instagram.clone();
+    pasted
+        .config
+        .insert(ACCESS_TOKEN.to_owned(), json!("EAAB-facebook-login"));
+    pasted.provider_state.token_source =
+        crate::domain::account::tokens::pasted_token_source(&pasted);
     assert_eq!(
-        initial_setup_state(Channel::Whatsapp, &cloud_account().config),
-        SetupState::Pending
+        pasted.provider_state.token_source,
+        Some(crate::domain::account::TokenSource::Pasted)
     );
+    assert_eq!(initial_setup_state(&pasted), SetupState::NotNeeded);
+    // A new token or another Instagram account runs the subscription again.
+    let mut failed = instagram.clone();
+    failed.provider_state.setup_state = SetupState::Failed;
+    assert!(setup_needed(&failed, &failed.clone(), now()));
+    let mut other = instagram.clone();
+    other
+        .config
+        .insert(INSTAGRAM_USER_ID.to_owned(), json!("17841400000000002"));
+    assert!(setup_needed(&instagram, &other, now()));
 }
 
 #[test]

@@ -8,6 +8,7 @@ use super::{
     channel_to_proto, optional_document, required_channel, struct_from_document, timestamp,
 };
 use crate::app::AccountView;
+use crate::domain::account::TokenSource;
 use crate::domain::account::events::{AccountEvent, AccountEventKind};
 use crate::domain::support::parse_id;
 use crate::domain::{Account, AccountPatch, Channel, Error, NewAccount, SetupState, Violations};
@@ -132,6 +133,17 @@ pub fn account_to_proto(view: AccountView) -> proto::Account {
             .clone()
             .unwrap_or_default(),
         setup_retry_after: account.provider_state.setup_retry_after.map(timestamp),
+        token_source: token_source_to_proto(account.provider_state.token_source).into(),
+    }
+}
+
+fn token_source_to_proto(source: Option<TokenSource>) -> proto::TokenSource {
+    match source {
+        None => proto::TokenSource::Unspecified,
+        Some(TokenSource::InstagramLogin) => proto::TokenSource::InstagramLogin,
+        Some(TokenSource::FacebookLogin) => proto::TokenSource::FacebookLogin,
+        Some(TokenSource::SystemUser) => proto::TokenSource::SystemUser,
+        Some(TokenSource::Pasted) => proto::TokenSource::Pasted,
     }
 }
 

@@ -7,7 +7,9 @@ use super::super::entities::account::{ActiveModel, Column, Entity, Model};
 use super::super::live::LiveTable;
 use super::super::secret_fields::{Owner, open_document, open_text, seal_document, seal_text};
 use super::VERIFY_TOKEN_INDEX;
+use crate::domain::account::TokenSource;
 use crate::domain::account::provider_id;
+use crate::domain::account::tokens::pasted_token_source;
 use crate::domain::config_document::SecretRule;
 use crate::domain::{Account, Channel, Error, ProviderState, RecordKind, SetupState};
 use crate::sealing::KeyRing;
@@ -105,6 +107,10 @@ pub(super) fn to_active(keys: &KeyRing, account: &Account) -> Result<ActiveModel
         token_refreshed_at: Set(account.provider_state.token_refreshed_at),
         setup_retry_after: Set(account.provider_state.setup_retry_after),
         display_phone_number: Set(account.provider_state.display_phone_number.clone()),
+        token_source: Set(account
+            .provider_state
+            .token_source
+            .map(|source| source.as_str().to_owned())),
     })
 }
 
@@ -129,7 +135,7 @@ pub(crate) fn to_domain(keys: &KeyRing, row: Model) -> Result<Account, Error> {
     let webhook_route = Uuid::parse_str(&row.webhook_route).map_err(|_| {
         Error::Internal(format!("account {} has a malformed webhook route", row.id))
     })?;
-    Ok(Account {
+    let mut account = Account {
         id: row.id,
         workspace_id: row.workspace_id,
         channel,
@@ -165,6 +171,20 @@ pub(crate) fn to_domain(keys: &KeyRing, row: Model) -> Result<Account, Error> {
             token_refreshed_at: row.token_refreshed_at,
             setup_retry_after: row.setup_retry_after,
             display_phone_number: row.display_phone_number,
+            token_source: match row.token_source.as_deref() {
+                Some(name) => Some(TokenSource::parse(name).ok_or_else(|| {
+                    Error::Internal(format!(
+                        "account {} has an unknown token source {name:?}",
+                        row.id
+                    ))
+                })?),
+                None => None,
+            },
         },
-    })
+    };
+    // An account older than the column: its token tells what it can.
+    if account.provider_state.token_source.is_none() {
+        account.provider_state.token_source = pasted_token_source(&account);
+    }
+    Ok(account)
 }

@@ -37,6 +37,7 @@ pub struct Model {
     pub token_refreshed_at: Option<DateTimeUtc>,
     pub setup_retry_after: Option<DateTimeUtc>,
     pub display_phone_number: Option<String>,
+    pub token_source: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
