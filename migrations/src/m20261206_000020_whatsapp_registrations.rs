@@ -7,7 +7,8 @@
 //! - accounts get `setup_retry_after` (an update skips the set-up until then, saying so
 //!   in `setup_error`), `display_phone_number` (what Meta says the number is) and
 //!   `token_source` (how the Meta token was obtained: `instagram_login`,
-//!   `facebook_login`, `system_user`, `pasted`; which check applies to it).
+//!   `facebook_login`, `system_user`, `pasted`; which check applies to it) and
+//!   `coexistence` (JSON: a WhatsApp Business app number's onboarding and syncs).
 //! - the provider catalog again: the WhatsApp Cloud integration's `api_version` now
 //!   defaults to v25.0 (Meta stops serving v21.0 on 2027-01-21).
 
@@ -30,6 +31,7 @@ enum Accounts {
     SetupRetryAfter,
     DisplayPhoneNumber,
     TokenSource,
+    Coexistence,
 }
 
 #[async_trait::async_trait]
@@ -64,6 +66,10 @@ impl MigrationTrait for Migration {
                     .string()
                     .null()
                     .to_owned(),
+                ColumnDef::new(Accounts::Coexistence)
+                    .json()
+                    .null()
+                    .to_owned(),
             ],
         )
         .await?;
@@ -78,6 +84,7 @@ impl MigrationTrait for Migration {
                 Accounts::SetupRetryAfter,
                 Accounts::DisplayPhoneNumber,
                 Accounts::TokenSource,
+                Accounts::Coexistence,
             ],
         )
         .await?;

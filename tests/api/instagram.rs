@@ -22,6 +22,7 @@ backend_tests!(
     connect_takes_either_answer_shape_and_saves_the_account_once,
     a_refused_code_or_a_missing_app_writes_nothing,
     instagram_login_tokens_are_checked_at_instagram_never_with_debug_token,
+    a_hand_made_account_is_subscribed_only_with_its_own_token,
     expiring_tokens_are_refreshed_and_refusals_flag_the_account
 );
 
@@ -80,7 +81,8 @@ async fn mount_login(meta: &MockServer, code: &str, shape: Value, long: &str, ex
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
             "id": "app-scoped-1", "user_id": "17841400000000001", "username": "acme.shop",
             "name": "Acme", "account_type": "BUSINESS"})))
-        .expect(1)
+        // The profile, then the set-up's check that the token is this account's.
+        .expect(2)
         .mount(meta)
         .await;
     // The subscription of the account's webhooks; `{"success": true}` as Meta answers
@@ -390,4 +392,41 @@ async fn instagram_login_tokens_are_checked_at_instagram_never_with_debug_token(
         .await
         .reauthorization_reason;
     assert!(reason.contains("190"), "{reason}");
+}
+
+/// A tenant naming another's Instagram id with its own token: nothing is subscribed or
+/// confirmed, and the account says why.
+async fn a_hand_made_account_is_subscribed_only_with_its_own_token(backend: Backend) {
+    let (app, meta) = app_with_meta(backend, None).await;
+    Mock::given(method("GET"))
+        .and(path(format!("/{GRAPH_VERSION}/me")))
+        .and(header("authorization", "Bearer IGAA-attacker"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "user_id": "17841400000000009", "username": "attacker"})))
+        .mount(&meta)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!(
+            "/{GRAPH_VERSION}/17841400000000002/subscribed_apps"
+        )))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true})))
+        .expect(0)
+        .mount(&meta)
+        .await;
+    let account = patchbay_e2e::create(
+        &app.admin(),
+        patchbay_e2e::new_account(
+            Channel::Instagram,
+            "17841400000000002",
+            json!({"instagram_user_id": "17841400000000002", "access_token": "IGAA-attacker"}),
+        ),
+    )
+    .await;
+    assert_eq!(account.setup_state, i32::from(proto::SetupState::Failed));
+    assert!(
+        account.setup_error.contains("17841400000000009"),
+        "{}",
+        account.setup_error
+    );
+    assert!(!account.setup_error.contains("IGAA-attacker"));
 }

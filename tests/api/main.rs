@@ -37,3 +37,4 @@ mod watch;
 mod webhooks;
 mod whatsapp;
 mod whatsapp_setup;
+mod whatsapp_signup;

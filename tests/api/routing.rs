@@ -26,6 +26,7 @@ backend_tests!(
     tampered_and_unsigned_bodies_are_refused,
     the_handshake_on_an_account_url_and_on_the_app_url,
     a_signed_twilio_form_routes_and_a_tampered_one_is_refused,
+    a_twilio_shared_key_signature_routes_with_its_algorithm,
     only_the_gateway_routes_and_it_does_nothing_else,
     a_confirmed_phone_number_id_keeps_its_webhooks,
     existing_accounts_get_a_route_in_the_migration
@@ -482,6 +483,84 @@ async fn the_handshake_on_an_account_url_and_on_the_app_url(backend: Backend) {
         status
             .message()
             .contains("PATCHBAY_META_WEBHOOK_VERIFY_TOKEN")
+    );
+}
+
+/// A Twilio SharedKey signature (twilio-python 9.13: the header names the algorithm,
+/// the SharedKey secret is the key), through RouteWebhook and VerifyWebhookSignature.
+async fn a_twilio_shared_key_signature_routes_with_its_algorithm(backend: Backend) {
+    use base64::Engine;
+    let app = TestApp::spawn(backend).await;
+    let shared = "sharedkey-secret-for-tests";
+    let account = create(
+        &app.admin(),
+        new_account(
+            Channel::Sms,
+            "+18005551213",
+            json!({"account_sid": "AC0123456789abcdef0123456789abcdef",
+                "auth_token": "twilio-auth-token-12345", "webhook_shared_key": shared}),
+        ),
+    )
+    .await;
+    let url = account.webhook_url.clone();
+    // Duplicates are signed once (twilio-python's sorted(set(values))).
+    let body = "To=%2B18005551213&Body=hi&Body=hi&From=%2B12349013030";
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(shared.as_bytes()).expect("key");
+    mac.update(format!("{url}BodyhiFrom+12349013030To+18005551213").as_bytes());
+    let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let headers = |algorithm: &str| {
+        [
+            (
+                "Content-Type",
+                "application/x-www-form-urlencoded".to_owned(),
+            ),
+            ("X-Twilio-Signature", signature.clone()),
+            (
+                "X-Twilio-Webhooks-Signature-Settings",
+                format!("key=webhooks_sharedkey_1,algorithm={algorithm}"),
+            ),
+        ]
+    };
+    let post = |algorithm: &str| {
+        let headers = headers(algorithm);
+        let pairs: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        request("POST", &url, &pairs, body.as_bytes())
+    };
+    let gateway = app.gateway();
+    let routed = route(&gateway, post("hmac_sha256")).await.expect("routed");
+    assert_eq!(routed.deliveries[0].account_id, account.id);
+    // The same signature under another algorithm, or an unknown one, is refused.
+    expect_code(
+        route(&gateway, post("HMAC_SHA1")).await,
+        Code::PermissionDenied,
+    );
+    let status = expect_code(
+        route(&gateway, post("HMAC_MD5")).await,
+        Code::PermissionDenied,
+    );
+    assert!(status.message().contains("HMAC_MD5"), "{status:?}");
+    // VerifyWebhookSignature names the scheme.
+    let headers: HashMap<String, String> = headers("HMAC_SHA256")
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect();
+    let verdict = app
+        .service()
+        .webhooks()
+        .verify_webhook_signature(proto::VerifyWebhookSignatureRequest {
+            channel: Channel::Sms.into(),
+            account_key: account.account_key.clone(),
+            headers,
+            raw_body: body.as_bytes().to_vec(),
+            url: url.clone(),
+        })
+        .await
+        .expect("verified")
+        .into_inner();
+    assert!(verdict.valid, "{verdict:?}");
+    assert_eq!(
+        verdict.scheme,
+        i32::from(proto::WebhookSignatureScheme::TwilioSha256)
     );
 }
 

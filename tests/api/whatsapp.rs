@@ -227,16 +227,25 @@ async fn a_meta_refusal_leaves_the_account_flagged_until_an_update_fixes_it(back
 
 async fn only_5xx_and_429_are_retried_and_never_a_code_exchange(backend: Backend) {
     let (app, meta) = app_with_meta(backend).await;
-    // 503 on register: three attempts (the policy's), then the account is flagged.
-    Mock::given(method("POST"))
-        .and(path(graph("555001/register")))
+    // 503 on reading the number: three attempts (the policy's), then the account is
+    // flagged.
+    Mock::given(method("GET"))
+        .and(path(graph("555001")))
         .respond_with(ResponseTemplate::new(503).set_body_string("Service Unavailable"))
         .expect(3)
         .mount(&meta)
         .await;
-    // 429 on register of another number, then success: retried into success.
+    // 503 on register: never repeated, since Meta counts every registration request
+    // against the number's 10 in 72 hours.
     Mock::given(method("POST"))
-        .and(path(graph("555002/register")))
+        .and(path(graph("555004/register")))
+        .respond_with(ResponseTemplate::new(503).set_body_string("Service Unavailable"))
+        .expect(1)
+        .mount(&meta)
+        .await;
+    // 429 on reading another number, then Meta answers: retried into success.
+    Mock::given(method("GET"))
+        .and(path(graph("555002")))
         .respond_with(ResponseTemplate::new(429).set_body_json(
             json!({"error": {"message": "(#80007) Rate limit hit", "type": "OAuthException", "code": 80007}}),
         ))
@@ -277,6 +286,12 @@ async fn only_5xx_and_429_are_retried_and_never_a_code_exchange(backend: Backend
     let down = create(&admin, new_whatsapp("555001", "EAAG-token")).await;
     assert!(down.setup_error.contains("503"), "{}", down.setup_error);
     assert!(!down.reauthorization_required);
+    let register_down = create(&admin, new_whatsapp("555004", "EAAG-token")).await;
+    assert!(
+        register_down.setup_error.contains("503"),
+        "{}",
+        register_down.setup_error
+    );
     let recovered = create(&admin, new_whatsapp("555002", "EAAG-token")).await;
     assert_eq!(recovered.setup_error, "");
     let refused = create(&admin, new_whatsapp("555003", "EAAG-token")).await;
@@ -307,6 +322,7 @@ fn signup(code: &str, phone_number_id: &str) -> proto::CompleteWhatsAppSignupReq
         waba_id: "900000001".into(),
         phone_number_id: phone_number_id.into(),
         division_id: None,
+        event: proto::WhatsappSignupEvent::Unspecified.into(),
     }
 }
 

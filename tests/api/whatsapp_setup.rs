@@ -145,15 +145,28 @@ async fn the_register_allowance_is_never_exceeded(backend: Backend) {
     let (app, fake, _meta) = app_with(backend).await;
     fake.add_number("4001", WABA, Some("111111"));
     fake.set_status("4001", "DISCONNECTED");
-    // A wrong PIN, then an update loop: each update retries the failed set-up.
+    // A wrong PIN, then a careless client trying one PIN after another: each update
+    // with another PIN retries the failed set-up.
     let account = create(&app.admin(), number_of(WABA, "4001", Some("999999"))).await;
+    // An update that changes nothing Meta needs does not retry a refused PIN.
+    let renamed = update(
+        &app.admin(),
+        proto::UpdateAccountRequest {
+            id: account.id.clone(),
+            display_name: Some("Renamed".into()),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(state(&renamed), SetupState::Failed);
+    assert_eq!(fake.number("4001").register_calls, 1);
     let mut last = account.clone();
     for i in 0..14 {
         last = update(
             &app.admin(),
             proto::UpdateAccountRequest {
                 id: account.id.clone(),
-                display_name: Some(format!("Loop {i}")),
+                config: Some(to_struct(json!({"pin": format!("{}", 200_000 + i)}))),
                 ..Default::default()
             },
         )

@@ -216,6 +216,7 @@ pub fn cases(f: &Fixture) -> Vec<Case> {
                 waba_id: f.waba_id.clone(),
                 phone_number_id: f.signup_phone.clone(),
                 division_id: None,
+                event: proto::WhatsappSignupEvent::Finish.into(),
             },
         );
         push(

@@ -26,6 +26,13 @@ pub struct Number {
     /// The number's own callback (`webhook_configuration.phone_number`).
     pub callback: Option<String>,
     pub register_calls: usize,
+    /// A WhatsApp Business app number (coexistence): registering it disconnects the app.
+    pub business_app: bool,
+    pub app_disconnected: bool,
+    /// The syncs Meta took, in order (`smb_app_state_sync`, `history`).
+    pub syncs: Vec<String>,
+    /// Sync requests to refuse before taking them (a passing failure at Meta).
+    pub failing_syncs: usize,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -89,6 +96,23 @@ impl FakeMeta {
                 ..Number::default()
             },
         );
+    }
+
+    /// Declares a WhatsApp Business app number of `waba_id` (coexistence).
+    pub fn add_business_app_number(&self, phone_number_id: &str, waba_id: &str) {
+        self.add_number(phone_number_id, waba_id, None);
+        let mut state = self.state.lock().expect("state");
+        if let Some(number) = state.numbers.get_mut(phone_number_id) {
+            number.business_app = true;
+        }
+    }
+
+    /// Refuses the next `count` sync requests of a number (then takes them).
+    pub fn fail_syncs(&self, phone_number_id: &str, count: usize) {
+        let mut state = self.state.lock().expect("state");
+        if let Some(number) = state.numbers.get_mut(phone_number_id) {
+            number.failing_syncs = count;
+        }
     }
 
     /// Sets a number's status (`DISCONNECTED`: registered with a PIN, but not on the
@@ -265,6 +289,8 @@ impl Respond for FakeMeta {
             ("POST", [id, "register"]) => {
                 let number = state.numbers.entry((*id).to_owned()).or_default();
                 number.register_calls += 1;
+                // "registering… disconnects the app" (Onboard WhatsApp Business app users).
+                number.app_disconnected |= number.business_app;
                 if number.register_calls > REGISTER_ALLOWANCE {
                     // Error codes: 133016 "Account register deregister rate limit
                     // exceeded".
@@ -326,7 +352,9 @@ impl Respond for FakeMeta {
                         if let Some(url) = &number.callback {
                             configuration["phone_number"] = json!(url);
                         }
-                        json!({"id": id, "webhook_configuration": configuration})
+                        json!({"id": id, "display_phone_number": "+1 555-000-1111",
+                            "verified_name": "Example Store",
+                            "webhook_configuration": configuration})
                     })
                     .collect();
                 ResponseTemplate::new(200).set_body_json(json!({"data": data}))
@@ -357,6 +385,35 @@ impl Respond for FakeMeta {
                     number.callback = (!url.is_empty()).then(|| url.to_owned());
                 }
                 success()
+            }
+            // POST /{phone-number-id}/smb_app_data {"messaging_product":"whatsapp",
+            // "sync_type"}: answers a request_id; "You can only perform this step once"
+            // (Onboard WhatsApp Business app users).
+            ("POST", [id, "smb_app_data"]) => {
+                let Some(number) = state.numbers.get_mut(*id) else {
+                    return not_found();
+                };
+                let sync_type = body
+                    .get("sync_type")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                if !number.business_app
+                    || !["smb_app_state_sync", "history"].contains(&sync_type)
+                    || number.syncs.iter().any(|done| done == sync_type)
+                {
+                    return error(100, "(#100) Invalid parameter");
+                }
+                if number.failing_syncs > 0 {
+                    number.failing_syncs -= 1;
+                    return ResponseTemplate::new(500).set_body_json(json!({"error": {
+                        "message": "An unexpected error has occurred. Please retry your request later.",
+                        "type": "OAuthException", "code": 2, "is_transient": true,
+                        "fbtrace_id": "AbCdEfGhIjK"}}));
+                }
+                number.syncs.push(sync_type.to_owned());
+                ResponseTemplate::new(200).set_body_json(
+                    json!({"messaging_product": "whatsapp", "request_id": format!("req-{}", number.syncs.len())}),
+                )
             }
             // GET /me/messenger_profile?fields=get_started.
             ("GET", ["me", "messenger_profile"])

@@ -293,6 +293,7 @@ impl AccountService for AccountGrpc {
         let action = Action::CompleteWhatsAppSignup;
         let caller = authorize(&mut request, action)?;
         let run = |caller: Caller, request: proto::CompleteWhatsAppSignupRequest| async move {
+            let event = super::convert::meta::signup_event(request.event)?;
             let result = self
                 .accounts
                 .complete_whatsapp_signup(
@@ -300,6 +301,7 @@ impl AccountService for AccountGrpc {
                     &request.code,
                     &request.waba_id,
                     &request.phone_number_id,
+                    event,
                     request.division_id,
                 )
                 .await?;

@@ -148,6 +148,11 @@ impl GraphClient {
         }
     }
 
+    /// The Graph API version calls name.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
     /// Takes `today` as the day for version checks (tests); `None`: the system clock.
     pub fn dated(mut self, today: Option<chrono::NaiveDate>) -> Self {
         self.today = today;

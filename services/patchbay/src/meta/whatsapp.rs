@@ -25,6 +25,25 @@ pub struct Number<'a> {
     pub token: &'a str,
 }
 
+/// The phone number fields of `version`: Meta's "Messaging limits" asks for
+/// `whatsapp_business_manager_messaging_limit` "for v24.0 and newer" and
+/// `messaging_limit_tier` "for 23.0 and older"; an unknown field fails the whole read.
+pub fn phone_fields(version: &str) -> String {
+    let major: u32 = version
+        .strip_prefix('v')
+        .and_then(|rest| rest.split('.').next())
+        .and_then(|major| major.parse().ok())
+        .unwrap_or(u32::MAX);
+    if major >= 24 {
+        PHONE_FIELDS.to_owned()
+    } else {
+        PHONE_FIELDS.replace(
+            "whatsapp_business_manager_messaging_limit",
+            "messaging_limit_tier",
+        )
+    }
+}
+
 /// Pages of a WABA's numbers read (Meta pages them by 25 or so): a WABA has a few.
 const MAX_NUMBER_PAGES: usize = 20;
 
@@ -52,9 +71,11 @@ impl GraphClient {
         number: &Number<'_>,
         pin: &str,
     ) -> Result<(), MetaError> {
+        // Never repeated: Meta counts every request against the number's 10 in 72 hours.
         let call = Call::post(Host::Graph, format!("{}/register", number.phone_number_id))
             .token(number.token)
-            .json(json!({ "messaging_product": "whatsapp", "pin": pin }));
+            .json(json!({ "messaging_product": "whatsapp", "pin": pin }))
+            .never_repeat();
         self.send(call).await.map(drop)
     }
 
@@ -98,6 +119,42 @@ impl GraphClient {
         })
     }
 
+    /// `POST /{phone-number-id}/smb_app_data` with `{"messaging_product": "whatsapp",
+    /// "sync_type": …}`: asks Meta to sync a WhatsApp Business app number's contacts
+    /// (`smb_app_state_sync`) or history (`history`); Meta answers a `request_id` (Onboard
+    /// WhatsApp Business app users). Each can be asked once: never repeated.
+    pub async fn request_sync(
+        &self,
+        number: &Number<'_>,
+        sync_type: &str,
+    ) -> Result<(), MetaError> {
+        let call = Call::post(
+            Host::Graph,
+            format!("{}/smb_app_data", number.phone_number_id),
+        )
+        .token(number.token)
+        .json(json!({"messaging_product": "whatsapp", "sync_type": sync_type}))
+        .never_repeat();
+        self.send(call).await.map(drop)
+    }
+
+    /// `GET /{waba-id}/phone_numbers?fields=id,display_phone_number,verified_name`: the
+    /// WABA's numbers, as (id, display number).
+    pub async fn waba_numbers(
+        &self,
+        number: &Number<'_>,
+    ) -> Result<Vec<(String, String)>, MetaError> {
+        let call = Call::get(Host::Graph, format!("{}/phone_numbers", number.waba_id))
+            .token(number.token)
+            .query("fields", "id,display_phone_number,verified_name");
+        let numbers = self.list_all(call, MAX_NUMBER_PAGES).await?;
+        Ok(numbers
+            .iter()
+            .map(|number| (text(number, "id"), text(number, "display_phone_number")))
+            .filter(|(id, _)| !id.is_empty())
+            .collect())
+    }
+
     /// `GET /{waba-id}/phone_numbers?fields=id,webhook_configuration`: the WABA's numbers,
     /// each with whether it has a callback of its own (`webhook_configuration.phone_number`).
     pub async fn waba_number_callbacks(
@@ -127,7 +184,7 @@ impl GraphClient {
     ) -> Result<NumberStatus, MetaError> {
         let call = Call::get(Host::Graph, number.phone_number_id)
             .token(number.token)
-            .query("fields", PHONE_FIELDS);
+            .query("fields", phone_fields(self.version()));
         let answer = self.send(call).await?;
         Ok(NumberStatus {
             display_phone_number: text(&answer, "display_phone_number"),
@@ -135,7 +192,9 @@ impl GraphClient {
             quality_rating: text(&answer, "quality_rating"),
             code_verification_status: text(&answer, "code_verification_status"),
             name_status: text(&answer, "name_status"),
-            messaging_limit_tier: text(&answer, "whatsapp_business_manager_messaging_limit"),
+            messaging_limit_tier: Some(text(&answer, "whatsapp_business_manager_messaging_limit"))
+                .filter(|limit| !limit.is_empty())
+                .unwrap_or_else(|| text(&answer, "messaging_limit_tier")),
             throughput_level: answer
                 .get("throughput")
                 .map(|throughput| text(throughput, "level"))
@@ -206,5 +265,18 @@ impl GraphClient {
             .query("code", code)
             .never_repeat();
         access_token_of(&self.send(call).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_messaging_limit_field_follows_the_version() {
+        assert!(phone_fields("v25.0").contains("whatsapp_business_manager_messaging_limit"));
+        assert!(phone_fields("v24.0").contains("whatsapp_business_manager_messaging_limit"));
+        let old = phone_fields("v23.0");
+        assert!(old.contains("messaging_limit_tier") && !old.contains("whatsapp_business_manager"));
     }
 }

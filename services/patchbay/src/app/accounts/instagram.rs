@@ -4,14 +4,14 @@
 use serde_json::Value;
 
 use super::{Accounts, system_caller};
-use crate::domain::account::whatsapp::INSTAGRAM_USER_ID;
+use crate::domain::account::whatsapp::{self, INSTAGRAM_USER_ID};
 use crate::domain::account::{
     Connected, StateChange, TokenSource, check_oauth_request, new_account_division, token_expiry,
 };
 use crate::domain::config_document::Document;
 use crate::domain::support::now;
 use crate::domain::{Account, Caller, Channel, Error, Violations};
-use crate::meta::Failure;
+use crate::meta::{Failure, MetaError};
 
 pub const ACCESS_TOKEN: &str = "access_token";
 
@@ -22,6 +22,67 @@ pub struct InstagramConnected {
 }
 
 impl Accounts {
+    /// Subscribes an Instagram Login account to its webhooks, then records how it went.
+    pub(super) async fn set_up_instagram(
+        &self,
+        caller: &Caller,
+        account: Account,
+    ) -> Result<Account, Error> {
+        let user_id = whatsapp::text(&account.config, whatsapp::INSTAGRAM_USER_ID).to_owned();
+        let token = whatsapp::text(&account.config, ACCESS_TOKEN);
+        let change = if user_id.is_empty() || token.is_empty() {
+            StateChange::SetupFailed {
+                reason: "an Instagram Login account needs config.instagram_user_id and config.access_token to be subscribed to its webhooks".to_owned(),
+                token_rejected: false,
+                retry_after: None,
+            }
+        } else {
+            match self.subscribe_instagram(&account, &user_id, token).await {
+                Ok(()) => StateChange::SetupSucceeded {
+                    provider_id: user_id,
+                    display_phone_number: None,
+                },
+                Err(err) => {
+                    let stop = self.setup_stop(
+                        &account,
+                        err.during("subscribing the Instagram account to webhooks"),
+                    );
+                    tracing::warn!(account_id = %account.id, error = %stop.reason, "Instagram set-up at Meta failed");
+                    StateChange::SetupFailed {
+                        reason: stop.reason,
+                        token_rejected: stop.token_rejected,
+                        retry_after: None,
+                    }
+                }
+            }
+        };
+        self.record_state(caller, account.id, change).await
+    }
+
+    /// The token must be that Instagram account's (`/me`'s `user_id`), so that a
+    /// subscription made with one account's token never confirms another's id; then
+    /// the account is subscribed.
+    async fn subscribe_instagram(
+        &self,
+        account: &Account,
+        user_id: &str,
+        token: &str,
+    ) -> Result<(), MetaError> {
+        let profile = self
+            .graph
+            .instagram_profile(token)
+            .await
+            .map_err(|err| err.during("reading the token's Instagram account"))?;
+        if profile.user_id.as_deref() != Some(user_id) {
+            return Err(MetaError::Malformed(format!(
+                "the token is Instagram account {}'s, not config.instagram_user_id {user_id}'s ({})",
+                profile.user_id.as_deref().unwrap_or("(none)"),
+                account.id
+            )));
+        }
+        self.graph.subscribe_instagram(user_id, token).await
+    }
+
     /// code → short-lived token → long-lived token → profile → the account (key: the
     /// Instagram professional account id, which Instagram's webhooks name).
     pub async fn connect_instagram(
@@ -81,6 +142,7 @@ impl Accounts {
                     config,
                     token_expires_at: token_expiry(long.expires_in, now()),
                     token_source: TokenSource::InstagramLogin,
+                    coexistence: None,
                 },
             )
             .await?;

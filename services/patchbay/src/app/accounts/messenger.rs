@@ -195,6 +195,7 @@ impl Accounts {
                 // Page tokens from a long-lived user token do not expire.
                 token_expires_at: None,
                 token_source: TokenSource::FacebookLogin,
+                coexistence: None,
             },
         )
         .await

@@ -9,6 +9,7 @@
 //! - `signup`, `instagram`, `messenger`: the OAuth flows that connect accounts;
 //! - `token_refresh`: the background task that keeps Instagram tokens alive.
 
+mod coexistence;
 pub mod defaults;
 pub mod events;
 pub mod instagram;

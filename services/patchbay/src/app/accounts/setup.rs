@@ -50,10 +50,10 @@ pub(super) fn number(account: &Account) -> Number<'_> {
 
 /// Why a set-up stopped: Meta's words (secrets scrubbed), whether Meta rejected the
 /// token, and until when Meta asked to wait.
-struct SetupStop {
-    reason: String,
-    token_rejected: bool,
-    retry_after: Option<DateTime<Utc>>,
+pub(super) struct SetupStop {
+    pub(super) reason: String,
+    pub(super) token_rejected: bool,
+    pub(super) retry_after: Option<DateTime<Utc>>,
 }
 
 impl Accounts {
@@ -69,39 +69,6 @@ impl Accounts {
         }
     }
 
-    /// Subscribes an Instagram Login account to its webhooks, then records how it went.
-    async fn set_up_instagram(&self, caller: &Caller, account: Account) -> Result<Account, Error> {
-        let user_id = whatsapp::text(&account.config, whatsapp::INSTAGRAM_USER_ID).to_owned();
-        let token = whatsapp::text(&account.config, ACCESS_TOKEN);
-        let change = if user_id.is_empty() || token.is_empty() {
-            StateChange::SetupFailed {
-                reason: "an Instagram Login account needs config.instagram_user_id and config.access_token to be subscribed to its webhooks".to_owned(),
-                token_rejected: false,
-                retry_after: None,
-            }
-        } else {
-            match self.graph.subscribe_instagram(&user_id, token).await {
-                Ok(()) => StateChange::SetupSucceeded {
-                    provider_id: user_id,
-                    display_phone_number: None,
-                },
-                Err(err) => {
-                    let stop = self.setup_stop(
-                        &account,
-                        err.during("subscribing the Instagram account to webhooks"),
-                    );
-                    tracing::warn!(account_id = %account.id, error = %stop.reason, "Instagram set-up at Meta failed");
-                    StateChange::SetupFailed {
-                        reason: stop.reason,
-                        token_rejected: stop.token_rejected,
-                        retry_after: None,
-                    }
-                }
-            }
-        };
-        self.record_state(caller, account.id, change).await
-    }
-
     /// Sets the number up at Meta, then records how it went on the account. Only a
     /// failure to record is an error.
     async fn set_up_whatsapp(&self, caller: &Caller, account: Account) -> Result<Account, Error> {
@@ -109,7 +76,9 @@ impl Accounts {
             return Ok(account);
         }
         let phone_number_id = number(&account).phone_number_id.to_owned();
-        let change = match self.run_whatsapp_setup(&account).await {
+        let outcome = self.run_whatsapp_setup(&account).await;
+        let succeeded = outcome.is_ok();
+        let change = match outcome {
             Ok(display_phone_number) => StateChange::SetupSucceeded {
                 provider_id: phone_number_id,
                 display_phone_number,
@@ -123,7 +92,12 @@ impl Accounts {
                 }
             }
         };
-        self.record_state(caller, account.id, change).await
+        let account = self.record_state(caller, account.id, change).await?;
+        if succeeded {
+            self.request_coexistence_syncs(caller, account).await
+        } else {
+            Ok(account)
+        }
     }
 
     /// The set-up as Meta's documentation has it, each step idempotent at Meta:
@@ -147,7 +121,14 @@ impl Accounts {
             .number_on_cloud(&number)
             .await
             .map_err(|err| stop(err.during("reading the phone number")))?;
-        if !account.provider_state.setup_registered && on_cloud.status != "CONNECTED" {
+        // A WhatsApp Business app number is never registered: that would disconnect
+        // the app ("Onboard WhatsApp Business app users").
+        let business_app = account.provider_state.coexistence.is_some();
+        // Not on the Cloud API yet: not CONNECTED, or (as Chatwoot reads it) CONNECTED
+        // with no platform (`NOT_APPLICABLE`), which still needs registering.
+        let on_cloud_api =
+            on_cloud.status == "CONNECTED" && on_cloud.platform_type != "NOT_APPLICABLE";
+        if !account.provider_state.setup_registered && !on_cloud_api && !business_app {
             self.register_within_allowance(account, &number).await?;
         }
         let apps = self
@@ -231,10 +212,8 @@ impl Accounts {
             };
             if code == Some(registration::PIN_MISMATCH) {
                 return Err(SetupStop {
-                    reason: self.meta_words(
-                        account,
-                        &format!("Meta refused the two-step verification PIN of the number (error 133005): set config.pin to the number's six-digit PIN ({err})"),
-                    ),
+                    reason: self
+                        .meta_words(account, &format!("{} ({err})", registration::PIN_REFUSED)),
                     token_rejected: false,
                     retry_after: None,
                 });
@@ -260,7 +239,7 @@ impl Accounts {
         Ok(())
     }
 
-    fn setup_stop(&self, account: &Account, err: MetaError) -> SetupStop {
+    pub(super) fn setup_stop(&self, account: &Account, err: MetaError) -> SetupStop {
         SetupStop {
             reason: self.meta_words(account, &err),
             token_rejected: err.is_invalid_token(),

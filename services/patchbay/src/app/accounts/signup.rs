@@ -1,9 +1,12 @@
-//! WhatsApp Embedded Signup: the code for a business token, then the account
-//! `wa-<phone_number_id>` created or re-authorised, registered and subscribed.
+//! WhatsApp Embedded Signup (v4): the code for a business token, then the account
+//! created or re-authorised as the session finished: a number (`wa-<phone_number_id>`,
+//! set up), only a WABA (`waba-<waba_id>`, awaiting its number), or a WhatsApp Business
+//! app number (coexistence: set up without registering, its syncs asked for).
 
 use super::Accounts;
-use crate::domain::account::whatsapp::{check_signup, signup_config};
-use crate::domain::account::{Connected, TokenSource, new_account_division};
+use crate::domain::account::whatsapp::{SignupEvent, check_signup, signup_config, signup_key};
+use crate::domain::account::{Coexistence, Connected, TokenSource, new_account_division};
+use crate::domain::support::now;
 use crate::domain::{Account, Caller, Channel, Error, Violations};
 use crate::meta::whatsapp::Number;
 
@@ -21,10 +24,11 @@ impl Accounts {
         code: &str,
         waba_id: &str,
         phone_number_id: &str,
+        event: SignupEvent,
         division_id: Option<String>,
     ) -> Result<SignupResult, Error> {
         let mut violations = Violations::new();
-        check_signup(code, waba_id, phone_number_id, &mut violations);
+        check_signup(code, waba_id, phone_number_id, event, &mut violations);
         let division_id = new_account_division(caller, division_id.as_deref(), &mut violations);
         violations.into_result()?;
         caller.require_write(division_id.as_deref())?;
@@ -37,17 +41,28 @@ impl Accounts {
             .map_err(|err| {
                 err.into_exchange_error("code", "exchanging the Embedded Signup code")
             })?;
+        let coexistence = event == SignupEvent::FinishBusinessAppOnboarding;
+        let phone_number_id = if coexistence && phone_number_id.is_empty() {
+            self.only_number_of(waba_id, &token).await?
+        } else {
+            phone_number_id.to_owned()
+        };
+        let phone_number_id = phone_number_id.as_str();
         let probe = Number {
             phone_number_id,
             waba_id,
             token: &token,
         };
         // The name Meta verified for the number, when it tells; the key otherwise.
-        let display_name = match self.graph.phone_number_status(&probe).await {
-            Ok(status) => Some(status.verified_name).filter(|name| !name.is_empty()),
-            Err(err) => {
-                tracing::info!(error = %err, "no verified name for the signed-up number");
-                None
+        let display_name = if phone_number_id.is_empty() {
+            None
+        } else {
+            match self.graph.phone_number_status(&probe).await {
+                Ok(status) => Some(status.verified_name).filter(|name| !name.is_empty()),
+                Err(err) => {
+                    tracing::info!(error = %err, "no verified name for the signed-up number");
+                    None
+                }
             }
         };
         let saved = self
@@ -55,13 +70,14 @@ impl Accounts {
                 caller,
                 Connected {
                     channel: Channel::Whatsapp,
-                    account_key: format!("wa-{phone_number_id}"),
+                    account_key: signup_key(phone_number_id, waba_id),
                     display_name,
                     division_id,
                     config: signup_config(phone_number_id, waba_id, token),
                     token_expires_at: None,
                     // Embedded Signup's business integration system user token.
                     token_source: TokenSource::SystemUser,
+                    coexistence: coexistence.then(|| Coexistence::new(now())),
                 },
             )
             .await?;
@@ -71,5 +87,36 @@ impl Accounts {
             waba_id: waba_id.to_owned(),
             phone_number_id: phone_number_id.to_owned(),
         })
+    }
+
+    /// The one number of a WABA whose business-app onboarding named none; several are
+    /// FAILED_PRECONDITION listing them (the caller names one), none likewise.
+    async fn only_number_of(&self, waba_id: &str, token: &str) -> Result<String, Error> {
+        let waba = Number {
+            phone_number_id: "",
+            waba_id,
+            token,
+        };
+        let numbers = self
+            .graph
+            .waba_numbers(&waba)
+            .await
+            .map_err(|err| err.into_error("reading the WABA's numbers"))?;
+        match numbers.as_slice() {
+            [(id, _)] => Ok(id.clone()),
+            [] => Err(Error::FailedPrecondition(format!(
+                "WABA {waba_id} has no phone number yet: name phone_number_id, or finish the signup with FINISH_ONLY_WABA"
+            ))),
+            several => Err(Error::FailedPrecondition(format!(
+                "WABA {waba_id} has {} phone numbers; name one in phone_number_id: {}",
+                several.len(),
+                several
+                    .iter()
+                    .take(20)
+                    .map(|(id, shown)| format!("{id} ({shown})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
     }
 }

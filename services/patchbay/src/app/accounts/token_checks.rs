@@ -147,6 +147,25 @@ impl TokenChecker {
     /// error of the call is the call's. Instagram Login tokens are asked about at
     /// graph.instagram.com (`/me`), never sent to debug_token, which cannot parse them.
     async fn check(&self, account: Account) -> Result<Checked, Stop> {
+        // A WhatsApp Business app number's syncs not yet taken: asked again while Meta's
+        // window lasts (failed for good after it).
+        let syncs_pending = account
+            .provider_state
+            .coexistence
+            .as_ref()
+            .is_some_and(|c| {
+                c.contacts_sync_requested_at.is_none() || c.history_sync_requested_at.is_none()
+            });
+        if syncs_pending {
+            let caller = system_caller(&account.workspace_id, "coexistence-sync");
+            if let Err(err) = self
+                .accounts
+                .request_coexistence_syncs(&caller, account.clone())
+                .await
+            {
+                tracing::warn!(account_id = %account.id, error = %err, "coexistence syncs not recorded; asking again next round");
+            }
+        }
         let Some(token) = meta_token(&account) else {
             return Ok(Checked::NoToken);
         };

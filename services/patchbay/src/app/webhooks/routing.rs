@@ -152,30 +152,29 @@ impl Webhooks {
         }
     }
 
-    /// Meta's app-level callback: only the installation's apps verify it, the Instagram
-    /// app's secret first (Instagram Login webhooks are signed with it), then the Meta
-    /// app's.
+    /// Meta's app-level callback: only the installation's apps verify it. The Meta
+    /// app's secret verifies any body; the Instagram app's (Instagram Login webhooks are
+    /// signed with it) only Instagram's (`"object": "instagram"`), so that it never
+    /// speaks for WhatsApp or Messenger.
     fn meta_app_delivery(&self, signature: &str, body: &[u8]) -> Result<Routed, Error> {
-        let secrets: Vec<&MetaApp> = [&self.instagram_app, &self.meta_app]
-            .into_iter()
-            .flatten()
-            .collect();
-        if secrets.is_empty() {
+        if self.meta_app.is_none() && self.instagram_app.is_none() {
             return Err(Error::FailedPrecondition(
                 "no Meta app secret to check X-Hub-Signature-256 with: configure PATCHBAY_META_APP_SECRET (and PATCHBAY_INSTAGRAM_APP_SECRET for Instagram)"
                     .to_owned(),
             ));
         }
+        let verifies = |app: &MetaApp| {
+            webhook_signatures::verify_meta(app.secret.expose_secret().as_bytes(), signature, body)
+        };
         let mut outcome = Err(Mismatch::Wrong);
-        for app in secrets {
-            outcome = webhook_signatures::verify_meta(
-                app.secret.expose_secret().as_bytes(),
-                signature,
-                body,
-            );
-            if outcome.is_ok() || outcome == Err(Mismatch::Malformed) {
-                break;
-            }
+        if let Some(app) = &self.meta_app {
+            outcome = verifies(app);
+        }
+        if outcome == Err(Mismatch::Wrong)
+            && let Some(app) = &self.instagram_app
+            && is_instagram_body(body)
+        {
+            outcome = verifies(app);
         }
         outcome.map_err(refused)?;
         self.route_meta(body, SignedBy::App)
@@ -325,4 +324,16 @@ fn no_route() -> Error {
         kind: RecordKind::Account,
         id: "with the URL's webhook route".to_owned(),
     }
+}
+
+/// Whether a Meta body is Instagram's (`"object": "instagram"`).
+fn is_instagram_body(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|json| {
+            json.get("object")
+                .and_then(|o| o.as_str())
+                .map(|o| o == "instagram")
+        })
+        .unwrap_or(false)
 }

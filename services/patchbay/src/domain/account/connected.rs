@@ -35,6 +35,13 @@ pub enum StateChange {
         token_rejected: bool,
         retry_after: Option<DateTime<Utc>>,
     },
+    /// Meta was asked to sync a WhatsApp Business app number: when each sync request
+    /// was taken (`None`: not this time), and why one is still missing.
+    SyncsRequested {
+        contacts_at: Option<DateTime<Utc>>,
+        history_at: Option<DateTime<Utc>>,
+        error: Option<String>,
+    },
     /// Meta rejected the token (a credential answer, or debug_token's is_valid false),
     /// saying why. With `token`, only while that is still the account's token (a check
     /// of an old copy must not flag the token stored since).
@@ -76,7 +83,9 @@ impl StateChange {
                 Some(token)
             }
             StateChange::NewToken { replaces, .. } => replaces.as_deref(),
-            StateChange::SetupSucceeded { .. } | StateChange::SetupFailed { .. } => None,
+            StateChange::SetupSucceeded { .. }
+            | StateChange::SetupFailed { .. }
+            | StateChange::SyncsRequested { .. } => None,
         }
     }
 
@@ -113,6 +122,21 @@ impl StateChange {
                 state.setup_error = Some(reason);
                 // Meta did not take the token for the number (now): no claim of it.
                 state.claim_confirmed = false;
+            }
+            StateChange::SyncsRequested {
+                contacts_at,
+                history_at,
+                error,
+            } => {
+                if let Some(coexistence) = &mut state.coexistence {
+                    if contacts_at.is_some() {
+                        coexistence.contacts_sync_requested_at = contacts_at;
+                    }
+                    if history_at.is_some() {
+                        coexistence.history_sync_requested_at = history_at;
+                    }
+                    coexistence.sync_error = error;
+                }
             }
             StateChange::TokenRejected { reason, .. } => {
                 state.reauthorization_required = true;
@@ -204,6 +228,8 @@ pub struct Connected {
     pub token_expires_at: Option<DateTime<Utc>>,
     /// How Meta gave the token.
     pub token_source: TokenSource,
+    /// A WhatsApp Business app number onboarded now (coexistence).
+    pub coexistence: Option<super::Coexistence>,
 }
 
 /// Connecting an account again: Meta's config merged in, the token trusted again, and a
@@ -243,6 +269,9 @@ pub fn reconnect(
         claim_confirmed: confirmed_by_connect(next.channel)
             || current.provider_state.claim_confirmed,
         token_source: Some(connected.token_source),
+        coexistence: connected
+            .coexistence
+            .or_else(|| current.provider_state.coexistence.clone()),
         ..current.provider_state.clone().with_new_token()
     };
     Ok(saved_update(caller, current, next, at))
@@ -270,6 +299,7 @@ pub fn connected_account(
             token_expires_at: connected.token_expires_at,
             claim_confirmed: confirmed_by_connect(connected.channel),
             token_source: Some(connected.token_source),
+            coexistence: connected.coexistence,
             ..ProviderState::default()
         },
         config,

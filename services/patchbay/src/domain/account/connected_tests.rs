@@ -21,6 +21,7 @@ fn connected(channel: Channel, key: &str, config: serde_json::Value) -> Connecte
         config: doc(config),
         token_expires_at: Some(at(100)),
         token_source: TokenSource::FacebookLogin,
+        coexistence: None,
     }
 }
 

@@ -120,7 +120,7 @@ pub fn account_events(before: Option<&Account>, after: Option<&Account>) -> Vec<
         match now.setup_state {
             SetupState::Failed => events.push(event(Kind::SetupFailed, now.setup_error.clone())),
             SetupState::Done => events.push(event(Kind::SetupSucceeded, None)),
-            SetupState::Pending | SetupState::NotNeeded => {}
+            SetupState::Pending | SetupState::NotNeeded | SetupState::AwaitingNumber => {}
         }
     }
     if now.reauthorization_required && !was.reauthorization_required {

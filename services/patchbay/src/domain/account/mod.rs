@@ -100,6 +100,9 @@ pub enum SetupState {
     Done,
     /// The provider refused a step; `setup_error` says why.
     Failed,
+    /// A WhatsApp account with a WABA and a token but no number yet (Embedded Signup's
+    /// FINISH_ONLY_WABA): an update that gives the number runs the set-up.
+    AwaitingNumber,
 }
 
 impl SetupState {
@@ -109,6 +112,7 @@ impl SetupState {
             SetupState::Pending => "pending",
             SetupState::Done => "done",
             SetupState::Failed => "failed",
+            SetupState::AwaitingNumber => "awaiting_number",
         }
     }
 
@@ -118,6 +122,7 @@ impl SetupState {
             SetupState::Pending,
             SetupState::Done,
             SetupState::Failed,
+            SetupState::AwaitingNumber,
         ]
         .into_iter()
         .find(|state| state.as_str() == name)
@@ -167,6 +172,46 @@ pub struct ProviderState {
     pub display_phone_number: Option<String>,
     /// How the account's Meta token was obtained; `None` without one.
     pub token_source: Option<TokenSource>,
+    /// A number onboarded from the WhatsApp Business app: where its syncs stand.
+    pub coexistence: Option<Coexistence>,
+}
+
+/// A WhatsApp Business app number on the Cloud API as well (Embedded Signup's
+/// FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING): never registered (registering disconnects
+/// the app), and Meta asked to sync its contacts and history. Meta's "Onboard WhatsApp
+/// Business app users": "you have 24 hours to synchronize their contacts and messaging
+/// history", and each sync can be asked for once.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Coexistence {
+    pub onboarded_at: DateTime<Utc>,
+    pub contacts_sync_requested_at: Option<DateTime<Utc>>,
+    pub history_sync_requested_at: Option<DateTime<Utc>>,
+    pub sync_error: Option<String>,
+}
+
+impl Coexistence {
+    /// Meta's window for the syncs, from the onboarding.
+    pub const WINDOW_HOURS: i64 = 24;
+
+    pub fn new(onboarded_at: DateTime<Utc>) -> Self {
+        Self {
+            onboarded_at,
+            contacts_sync_requested_at: None,
+            history_sync_requested_at: None,
+            sync_error: None,
+        }
+    }
+
+    pub fn window_ends(&self) -> DateTime<Utc> {
+        self.onboarded_at + chrono::Duration::hours(Self::WINDOW_HOURS)
+    }
+
+    /// A sync is still to be asked for, and Meta's window is open at `now`.
+    pub fn may_request(&self, now: DateTime<Utc>) -> bool {
+        let pending =
+            self.contacts_sync_requested_at.is_none() || self.history_sync_requested_at.is_none();
+        pending && now < self.window_ends()
+    }
 }
 
 impl ProviderState {

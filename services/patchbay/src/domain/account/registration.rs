@@ -18,6 +18,9 @@ const AFTER_DELETION_MINUTES: i64 = 5;
 
 /// 133005: the PIN is not the number's two-step verification PIN.
 pub const PIN_MISMATCH: i64 = 133_005;
+/// How a set-up refused for its PIN begins its `setup_error`: it is not run again
+/// until the PIN changes (each try would spend the number's allowance).
+pub const PIN_REFUSED: &str = "Meta refused the two-step verification PIN of the number (error 133005): set config.pin to the number's six-digit PIN";
 /// 133015: the number was deleted recently; wait a few minutes.
 pub const RECENTLY_DELETED: i64 = 133_015;
 /// 133016: the number's register/deregister allowance is spent.

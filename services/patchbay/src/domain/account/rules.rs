@@ -189,6 +189,15 @@ pub fn update(
     if super::tokens::meta_token(&next) != super::tokens::meta_token(current) {
         next.provider_state.token_source = super::tokens::pasted_token_source(&next);
     }
+    // A WABA-only account given its number takes the number's key (its route stays).
+    if current.account_key.starts_with("waba-")
+        && whatsapp::is_cloud_account(next.channel, &next.config)
+    {
+        next.account_key = format!(
+            "wa-{}",
+            whatsapp::text(&next.config, super::PHONE_NUMBER_ID)
+        );
+    }
     let run_setup = whatsapp::setup_needed(current, &next, at);
     next.provider_state.setup_state = whatsapp::setup_state_after_update(current, &next, run_setup);
     if whatsapp::setup_inputs_changed(current, &next) {

@@ -57,13 +57,29 @@ pub fn has_setup(account: &Account) -> bool {
     is_cloud_account(account.channel, &account.config) || super::tokens::is_instagram_login(account)
 }
 
+/// A WhatsApp account with a WABA and its token but no number yet (Embedded Signup's
+/// FINISH_ONLY_WABA): its set-up waits for the number.
+pub fn is_waba_only(channel: Channel, config: &Document) -> bool {
+    let has = |key: &str| !text(config, key).is_empty();
+    channel == Channel::Whatsapp && has(WABA_ID) && has(ACCESS_TOKEN) && !has(PHONE_NUMBER_ID)
+}
+
+/// The state of an account without a set-up to run now: awaiting its number, or none.
+fn without_setup(account: &Account) -> SetupState {
+    if is_waba_only(account.channel, &account.config) {
+        SetupState::AwaitingNumber
+    } else {
+        SetupState::NotNeeded
+    }
+}
+
 /// The set-up state of a new account: one with a set-up starts PENDING, so that a
 /// set-up that never ran to the end (a crash, a deadline) never reads as done.
 pub fn initial_setup_state(account: &Account) -> SetupState {
     if has_setup(account) {
         SetupState::Pending
     } else {
-        SetupState::NotNeeded
+        without_setup(account)
     }
 }
 
@@ -71,7 +87,7 @@ pub fn initial_setup_state(account: &Account) -> SetupState {
 /// runs after the write), NOT_NEEDED for an account that has no set-up any more.
 pub fn setup_state_after_update(current: &Account, next: &Account, redo: bool) -> SetupState {
     if !has_setup(next) {
-        SetupState::NotNeeded
+        without_setup(next)
     } else if redo {
         SetupState::Pending
     } else {
@@ -104,35 +120,73 @@ pub fn setup_needed(current: &Account, next: &Account, at: DateTime<Utc>) -> boo
         return false;
     }
     // Meta asked to wait before registering this number again: no update spends its
-    // allowance before then (another number is another allowance).
+    // allowance before then (another number is another allowance). A set-up refused
+    // for its PIN waits for another PIN: retrying the same one would only spend it.
     let same_number = current.config.get(PHONE_NUMBER_ID) == next.config.get(PHONE_NUMBER_ID);
-    if same_number
-        && current
-            .provider_state
-            .setup_retry_after
-            .is_some_and(|after| after > at)
-    {
+    let same_pin = current.config.get(PIN) == next.config.get(PIN);
+    let waiting = current
+        .provider_state
+        .setup_retry_after
+        .is_some_and(|after| after > at);
+    let pin_refused = current
+        .provider_state
+        .setup_error
+        .as_deref()
+        .is_some_and(|error| error.starts_with(super::registration::PIN_REFUSED));
+    if same_number && (waiting || pin_refused && same_pin) {
         return false;
     }
     // A set-up that never finished is run again by any update; a failed one too, unless
     // Meta rejected the token: that needs a new token, which is a change below.
     let retry = match current.provider_state.setup_state {
-        SetupState::Pending => true,
+        SetupState::Pending | SetupState::AwaitingNumber => true,
         SetupState::Failed => !next.provider_state.reauthorization_required,
         SetupState::Done | SetupState::NotNeeded => false,
     };
-    retry || setup_inputs_changed(current, next)
+    // A WhatsApp Business app number's syncs not asked for yet, within Meta's window.
+    let syncs = current
+        .provider_state
+        .coexistence
+        .as_ref()
+        .is_some_and(|coexistence| coexistence.may_request(at));
+    retry || syncs || setup_inputs_changed(current, next)
 }
 
-/// The fields of a CompleteWhatsAppSignup request.
-pub fn check_signup(code: &str, waba_id: &str, phone_number_id: &str, violations: &mut Violations) {
+/// How an Embedded Signup session finished.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignupEvent {
+    Finish,
+    FinishOnlyWaba,
+    /// A WhatsApp Business app number (coexistence).
+    FinishBusinessAppOnboarding,
+}
+
+/// The fields of a CompleteWhatsAppSignup request: `phone_number_id` may be empty only
+/// for a session without a number (only a WABA), or a business-app onboarding (the
+/// WABA's one number is taken).
+pub fn check_signup(
+    code: &str,
+    waba_id: &str,
+    phone_number_id: &str,
+    event: SignupEvent,
+    violations: &mut Violations,
+) {
     if code.trim().is_empty() {
         violations.add("code", "is required");
     }
-    for (field, value) in [("waba_id", waba_id), ("phone_number_id", phone_number_id)] {
-        if !is_meta_id(value) {
-            violations.add(field, "must be Meta's numeric id");
-        }
+    if !is_meta_id(waba_id) {
+        violations.add("waba_id", "must be Meta's numeric id");
+    }
+    let may_be_empty = event != SignupEvent::Finish;
+    if !(is_meta_id(phone_number_id) || may_be_empty && phone_number_id.is_empty()) {
+        violations.add(
+            "phone_number_id",
+            if may_be_empty {
+                "must be Meta's numeric id, or empty"
+            } else {
+                "must be Meta's numeric id (empty only for FINISH_ONLY_WABA and FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING)"
+            },
+        );
     }
 }
 
@@ -140,13 +194,24 @@ fn is_meta_id(value: &str) -> bool {
     !value.is_empty() && value.len() <= 32 && value.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// The config of a signed-up number.
+/// The key of a signed-up account: the number's, or the WABA's until it has one.
+pub fn signup_key(phone_number_id: &str, waba_id: &str) -> String {
+    if phone_number_id.is_empty() {
+        format!("waba-{waba_id}")
+    } else {
+        format!("wa-{phone_number_id}")
+    }
+}
+
+/// The config of a signed-up number (or WABA, when `phone_number_id` is empty).
 pub fn signup_config(phone_number_id: &str, waba_id: &str, token: String) -> Document {
     let mut config = Document::new();
-    config.insert(
-        PHONE_NUMBER_ID.to_owned(),
-        Value::String(phone_number_id.to_owned()),
-    );
+    if !phone_number_id.is_empty() {
+        config.insert(
+            PHONE_NUMBER_ID.to_owned(),
+            Value::String(phone_number_id.to_owned()),
+        );
+    }
     config.insert(WABA_ID.to_owned(), Value::String(waba_id.to_owned()));
     config.insert(ACCESS_TOKEN.to_owned(), Value::String(token));
     config

@@ -199,13 +199,52 @@ fn an_account_that_is_no_cloud_account_needs_no_set_up() {
 #[test]
 fn a_signup_names_metas_ids_and_needs_a_code() {
     let mut violations = Violations::new();
-    check_signup("code", "2666", "1555", &mut violations);
+    check_signup("code", "2666", "1555", SignupEvent::Finish, &mut violations);
     assert!(violations.is_empty());
-    check_signup(" ", "26a6", &"1".repeat(33), &mut violations);
+    check_signup(
+        " ",
+        "26a6",
+        &"1".repeat(33),
+        SignupEvent::Finish,
+        &mut violations,
+    );
     let fields: Vec<_> = violations.into_iter().map(|v| v.field).collect();
     assert_eq!(fields, ["code", "waba_id", "phone_number_id"]);
     let config = signup_config("1555", "2666", "EAAG".into());
     assert!(is_cloud_account(Channel::Whatsapp, &config));
+    // No number: only for a WABA-only session or a business-app onboarding.
+    let mut violations = Violations::new();
+    check_signup("code", "2666", "", SignupEvent::Finish, &mut violations);
+    let fields: Vec<_> = violations.into_iter().map(|v| v.field).collect();
+    assert_eq!(fields, ["phone_number_id"]);
+    for event in [
+        SignupEvent::FinishOnlyWaba,
+        SignupEvent::FinishBusinessAppOnboarding,
+    ] {
+        let mut violations = Violations::new();
+        check_signup("code", "2666", "", event, &mut violations);
+        assert!(violations.is_empty(), "{event:?}");
+    }
+    let waba_only = signup_config("", "2666", "EAAG".into());
+    assert!(is_waba_only(Channel::Whatsapp, &waba_only));
+    assert_eq!(signup_key("", "2666"), "waba-2666");
+    let mut account = account(Channel::Whatsapp, "waba-2666");
+    account.config = waba_only;
+    assert_eq!(initial_setup_state(&account), SetupState::AwaitingNumber);
+    // The number given: the set-up runs.
+    let mut numbered = account.clone();
+    numbered
+        .config
+        .insert(PHONE_NUMBER_ID.to_owned(), json!("1555"));
+    assert!(setup_needed(&account, &numbered, now()));
+    assert_eq!(
+        setup_state_after_update(&account, &numbered, true),
+        SetupState::Pending
+    );
+    assert_eq!(
+        setup_state_after_update(&account, &account.clone(), false),
+        SetupState::AwaitingNumber
+    );
 }
 
 #[test]

@@ -134,6 +134,15 @@ pub fn account_to_proto(view: AccountView) -> proto::Account {
             .unwrap_or_default(),
         setup_retry_after: account.provider_state.setup_retry_after.map(timestamp),
         token_source: token_source_to_proto(account.provider_state.token_source).into(),
+        coexistence: account
+            .provider_state
+            .coexistence
+            .as_ref()
+            .map(|coexistence| proto::WhatsappCoexistence {
+                contacts_sync_requested_at: coexistence.contacts_sync_requested_at.map(timestamp),
+                history_sync_requested_at: coexistence.history_sync_requested_at.map(timestamp),
+                sync_error: coexistence.sync_error.clone().unwrap_or_default(),
+            }),
     }
 }
 
@@ -153,6 +162,7 @@ fn setup_state_to_proto(state: SetupState) -> proto::SetupState {
         SetupState::Pending => proto::SetupState::Pending,
         SetupState::Done => proto::SetupState::Done,
         SetupState::Failed => proto::SetupState::Failed,
+        SetupState::AwaitingNumber => proto::SetupState::AwaitingNumber,
     }
 }
 

@@ -9,7 +9,7 @@ use crate::app::AccountView;
 use crate::app::accounts::messenger::{MessengerConnected, PageResult};
 use crate::app::accounts::setup::WhatsAppHealth;
 use crate::domain::account::PHONE_NUMBER_ID;
-use crate::domain::account::whatsapp::{self, WABA_ID};
+use crate::domain::account::whatsapp::{self, SignupEvent, WABA_ID};
 use crate::domain::persistent_menu::{Button, Menu};
 use crate::domain::{Account, Error, FieldViolation};
 use crate::grpc::status::code_name;
@@ -162,4 +162,21 @@ pub fn menu_from_proto(
             })
             .collect(),
     ))
+}
+
+/// How an Embedded Signup session finished: UNSPECIFIED is FINISH; an unknown value is
+/// INVALID_ARGUMENT naming `event`.
+pub fn signup_event(value: i32) -> Result<SignupEvent, Error> {
+    use proto::WhatsappSignupEvent as Wire;
+    match Wire::try_from(value) {
+        Ok(Wire::Unspecified | Wire::Finish) => Ok(SignupEvent::Finish),
+        Ok(Wire::FinishOnlyWaba) => Ok(SignupEvent::FinishOnlyWaba),
+        Ok(Wire::FinishWhatsappBusinessAppOnboarding) => {
+            Ok(SignupEvent::FinishBusinessAppOnboarding)
+        }
+        Err(_) => Err(Error::InvalidArgument(vec![FieldViolation::new(
+            "event",
+            "must be a WhatsappSignupEvent",
+        )])),
+    }
 }

@@ -111,6 +111,11 @@ pub(super) fn to_active(keys: &KeyRing, account: &Account) -> Result<ActiveModel
             .provider_state
             .token_source
             .map(|source| source.as_str().to_owned())),
+        coexistence: Set(account
+            .provider_state
+            .coexistence
+            .as_ref()
+            .and_then(|coexistence| serde_json::to_value(coexistence).ok())),
     })
 }
 
@@ -177,6 +182,12 @@ pub(crate) fn to_domain(keys: &KeyRing, row: Model) -> Result<Account, Error> {
                         "account {} has an unknown token source {name:?}",
                         row.id
                     ))
+                })?),
+                None => None,
+            },
+            coexistence: match row.coexistence {
+                Some(value) => Some(serde_json::from_value(value).map_err(|_| {
+                    Error::Internal(format!("account {} has a malformed coexistence", row.id))
                 })?),
                 None => None,
             },

@@ -38,6 +38,7 @@ pub struct Model {
     pub setup_retry_after: Option<DateTimeUtc>,
     pub display_phone_number: Option<String>,
     pub token_source: Option<String>,
+    pub coexistence: Option<Json>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
