@@ -22,6 +22,7 @@ backend_tests!(
     the_same_key_in_two_workspaces_gets_two_urls,
     a_signed_whatsapp_body_on_an_account_url_routes_to_that_account,
     one_app_level_body_gives_each_workspace_its_entries,
+    business_app_echoes_route_by_their_number_like_messages,
     instagram_webhooks_are_verified_with_the_instagram_app_then_the_meta_app,
     tampered_and_unsigned_bodies_are_refused,
     the_handshake_on_an_account_url_and_on_the_app_url,
@@ -338,6 +339,32 @@ async fn instagram_webhooks_are_verified_with_the_instagram_app_then_the_meta_ap
         Code::PermissionDenied,
     );
     assert!(status.message().contains("webhook refused"), "{status:?}");
+}
+
+/// The coexistence fields (`smb_message_echoes`, `smb_app_state_sync`, `history`) come
+/// with `metadata.phone_number_id` like messages, on the app-level callback and on the
+/// account's URL alike. The body is the shape of Meta's "Onboard WhatsApp Business app
+/// users" webhook examples (`smb_message_echoes`, `message_echoes` under `value`).
+async fn business_app_echoes_route_by_their_number_like_messages(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let account = create(&app.admin(), new_whatsapp("555031", "EAAG-token")).await;
+    let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "900000001",
+        "changes": [{"field": "smb_message_echoes", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550100", "phone_number_id": "555031"},
+            "message_echoes": [{"from": "15550100", "to": "5511999999999",
+                "id": "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI", "timestamp": "1765000000",
+                "type": "text", "text": {"body": "Sent from the app"}}]}}]}]})
+    .to_string()
+    .into_bytes();
+    let gateway = app.gateway();
+    for url in [app_url(), account.webhook_url.clone()] {
+        let routed = route(&gateway, signed_post(&url, META_APP_SECRET, &body))
+            .await
+            .expect("routed");
+        assert_eq!(routed.deliveries.len(), 1, "{url}: {routed:?}");
+        assert_eq!(routed.deliveries[0].account_id, account.id);
+    }
 }
 
 async fn tampered_and_unsigned_bodies_are_refused(backend: Backend) {
