@@ -1,5 +1,12 @@
 //! Credential checks against a local fake of each provider's API (wiremock): the exact
 //! request the provider receives, success, refusal with the provider's reason, outage.
+//!
+//! Recorded answers and where they come from: SendGrid `GET /v3/scopes` (`scopes`; 401
+//! `errors[]`): SendGrid API reference, API Key Permissions. Twilio `GET
+//! /2010-04-01/Accounts/{sid}.json` (`sid`, `status`): Twilio API reference, Accounts.
+//! OpenAI `GET /v1/models` (`object: list`; 401 `invalid_api_key`): OpenAI API reference,
+//! Models and error codes. Chatwoot `GET /api/v1/profile`: Chatwoot's API reference,
+//! Profile. Meta `GET /{node}` (`id`) and 190 errors: Graph API, "Handling errors".
 
 use patchbay_e2e::proto;
 use patchbay_e2e::{Backend, TestApp, backend_tests, spawn_with_fake, test_meta, to_struct};

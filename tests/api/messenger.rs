@@ -1,5 +1,18 @@
 //! Facebook Login and Messenger against a fake Meta: user token and pages (with paging),
 //! per-page subscription, the sealed user token handle, and the persistent menu.
+//!
+//! Recorded answers and where they come from:
+//! - The code and `fb_exchange_token` exchanges (`access_token`, `token_type`,
+//!   `expires_in`): Facebook Login, "Manually Build a Login Flow" and "Long-Lived
+//!   Access Tokens".
+//! - `GET /me/accounts` (`data[]` with `id`, `name`, `category`, `access_token`,
+//!   `tasks`; `paging.cursors.after`, `paging.next`) and `GET /{page-id}`: Graph API
+//!   reference, User/accounts and Page; "Paginated results".
+//! - `{"success": true}` for `POST /{page-id}/subscribed_apps`: Graph API reference,
+//!   Page/subscribed_apps; Chatwoot's `Channel::FacebookPage` subscribes the same way.
+//! - `{"result": "success"}` and `{"data": [{"get_started": …}]}` for the Messenger
+//!   Profile API: Messenger Platform reference, Messenger Profile API and Get Started.
+//! - Error bodies (190, 200 permission): Graph API, "Handling errors".
 
 use patchbay_e2e::proto::{self, Channel};
 use patchbay_e2e::{

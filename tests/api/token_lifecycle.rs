@@ -3,6 +3,11 @@
 //! expiries come from debug_token; TOKEN_EXPIRING once per threshold; a new token is
 //! REAUTHORIZED; one replica checks each token per round; one failing account does not
 //! stop the round.
+//!
+//! Recorded answers: debug_token's `{"data": {"app_id", "is_valid", "expires_at",
+//! "data_access_expires_at", "scopes", "error": {"code", "message"}}}` is Graph API
+//! reference, Debug Token (Chatwoot's spec/services/whatsapp/token_validation_service_spec.rb
+//! stubs the same shape); error bodies are Graph API, "Handling errors".
 
 use std::time::Duration;
 

@@ -1,5 +1,20 @@
 //! WhatsApp Cloud against a fake Meta (wiremock speaking the Graph API's shapes): the
 //! set-up CreateAccount runs, Embedded Signup, health, and how Meta's errors map.
+//!
+//! Recorded answers and where they come from:
+//! - `{"success": true}` (register, subscribed_apps, the number's webhook_configuration):
+//!   Cloud API reference, Registration; "Webhook overrides"; Chatwoot
+//!   spec/services/whatsapp/facebook_api_client_spec.rb.
+//! - Error bodies `{"error": {"message", "type": "OAuthException", "code",
+//!   "error_subcode", "fbtrace_id"}}`, 190 for an expired session, 4 and 80007 for rate
+//!   limits, 2 with `is_transient`: Graph API, "Handling errors".
+//! - The number (`display_phone_number`, `verified_name`, `quality_rating`,
+//!   `code_verification_status`, `name_status`, the messaging limit, `throughput.level`,
+//!   `status`), the WABA (`account_review_status`) and `subscribed_apps`
+//!   (`whatsapp_business_api_data`, `override_callback_uri`): Chatwoot
+//!   spec/services/whatsapp/health_service_spec.rb; "Webhook overrides".
+//! - The Embedded Signup code exchange (`access_token`, `token_type`): Embedded Signup,
+//!   "Exchange the token code for a business token".
 
 use patchbay_e2e::proto::{self, Channel};
 use patchbay_e2e::{
