@@ -95,6 +95,23 @@ async fn calls_beyond_the_limit_are_shed_fast(backend: Backend) {
         "shed at once, not queued: {:?}",
         started.elapsed()
     );
+    // The webhook gateway runs on places of its own: tenants holding every place of
+    // the server leave it its own (Meta's handshake on the app-level callback).
+    let handshake = app
+        .gateway()
+        .route_webhook(
+            "GET",
+            &format!(
+                "{}/webhooks/meta?hub.mode=subscribe&hub.verify_token={}&hub.challenge=42",
+                patchbay_e2e::PUBLIC_BASE_URL,
+                patchbay_e2e::META_WEBHOOK_VERIFY_TOKEN
+            ),
+            std::iter::empty::<(String, String)>(),
+            Vec::new(),
+        )
+        .await
+        .expect("the gateway's own places");
+    assert_eq!(handshake.challenge, "42");
     // Probes still get an answer.
     let mut health = tonic_health::pb::health_client::HealthClient::new(app.channel());
     health

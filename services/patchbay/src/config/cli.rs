@@ -165,6 +165,9 @@ pub struct ServerArgs {
     /// Calls in flight beyond which new calls are refused at once with RESOURCE_EXHAUSTED.
     #[arg(long, env = "PATCHBAY_MAX_CONCURRENT_REQUESTS", default_value_t = server::MAX_CONCURRENT_REQUESTS)]
     pub max_concurrent_requests: usize,
+    /// RouteWebhook calls in flight: the webhook gateway's own places, beside the server's.
+    #[arg(long, env = "PATCHBAY_MAX_CONCURRENT_GATEWAY_REQUESTS", default_value_t = server::MAX_CONCURRENT_GATEWAY_REQUESTS)]
+    pub max_concurrent_gateway_requests: usize,
     /// How many verified bearer tokens are remembered (until they expire); 0 verifies every call.
     #[arg(long, env = "PATCHBAY_TOKEN_CACHE_CAPACITY", default_value_t = server::TOKEN_CACHE_CAPACITY)]
     pub token_cache_capacity: usize,
@@ -341,13 +344,9 @@ pub struct ProviderArgs {
         default_value = "7,1"
     )]
     pub token_expiry_warning_days: Vec<u32>,
-    /// The payload of the Get Started button that SetMessengerPersistentMenu adds to a
-    /// page without one (Meta shows no persistent menu without it).
-    #[arg(
-        long,
-        env = "PATCHBAY_MESSENGER_GET_STARTED_PAYLOAD",
-        default_value = crate::meta::GET_STARTED_PAYLOAD
-    )]
+    /// The payload of the Get Started button SetMessengerPersistentMenu adds to a page
+    /// without one (Meta shows no persistent menu without it).
+    #[arg(long, env = "PATCHBAY_MESSENGER_GET_STARTED_PAYLOAD", default_value = crate::meta::GET_STARTED_PAYLOAD)]
     pub messenger_get_started_payload: String,
     /// Let calls to providers reach loopback, private, CGNAT and unique-local addresses
     /// and tenant URLs use plain http: for tests, local fakes and on-premise providers.

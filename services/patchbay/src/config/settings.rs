@@ -43,6 +43,8 @@ pub struct Settings {
 pub struct ServerSettings {
     pub request_timeout: Duration,
     pub max_concurrent_requests: usize,
+    /// RouteWebhook calls in flight: the gateway's own places.
+    pub max_concurrent_gateway_requests: usize,
     /// Open WatchDefaultAccounts streams; they hold no call permit once open.
     pub max_watch_streams: usize,
     /// One workspace's share of the open watch streams.
@@ -67,6 +69,8 @@ pub struct ServerSettings {
 pub mod server_defaults {
     pub const REQUEST_TIMEOUT_SECONDS: u64 = 30;
     pub const MAX_CONCURRENT_REQUESTS: usize = 256;
+    /// RouteWebhook calls in flight.
+    pub const MAX_CONCURRENT_GATEWAY_REQUESTS: usize = 128;
     pub const MAX_WATCH_STREAMS: usize = 10_000;
     pub const MAX_WATCH_STREAMS_PER_WORKSPACE: usize = 1_000;
     pub const MAX_CONCURRENT_REQUESTS_PER_WORKSPACE: usize = 128;
@@ -84,6 +88,7 @@ impl Default for ServerSettings {
         Self {
             request_timeout: Duration::from_secs(d::REQUEST_TIMEOUT_SECONDS),
             max_concurrent_requests: d::MAX_CONCURRENT_REQUESTS,
+            max_concurrent_gateway_requests: d::MAX_CONCURRENT_GATEWAY_REQUESTS,
             max_watch_streams: d::MAX_WATCH_STREAMS,
             max_watch_streams_per_workspace: d::MAX_WATCH_STREAMS_PER_WORKSPACE,
             max_concurrent_requests_per_workspace: d::MAX_CONCURRENT_REQUESTS_PER_WORKSPACE,
@@ -128,6 +133,11 @@ fn server_settings(args: &ServerArgs) -> Result<ServerSettings, ConfigError> {
             "PATCHBAY_MAX_CONCURRENT_REQUESTS must be at least 1".to_owned(),
         ));
     }
+    if args.max_concurrent_gateway_requests == 0 {
+        return Err(ConfigError(
+            "PATCHBAY_MAX_CONCURRENT_GATEWAY_REQUESTS must be at least 1".to_owned(),
+        ));
+    }
     if args.max_message_bytes < 1024 {
         return Err(ConfigError(
             "PATCHBAY_MAX_MESSAGE_BYTES must be at least 1024".to_owned(),
@@ -153,6 +163,7 @@ fn server_settings(args: &ServerArgs) -> Result<ServerSettings, ConfigError> {
             "PATCHBAY_REQUEST_TIMEOUT_SECONDS",
         )?,
         max_concurrent_requests: args.max_concurrent_requests,
+        max_concurrent_gateway_requests: args.max_concurrent_gateway_requests,
         max_watch_streams: args.max_watch_streams,
         max_watch_streams_per_workspace: args.max_watch_streams_per_workspace,
         max_concurrent_requests_per_workspace: args.max_concurrent_requests_per_workspace,

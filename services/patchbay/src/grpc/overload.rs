@@ -2,7 +2,9 @@
 //! (the server's, or the caller's `grpc-timeout` when shorter) answered with
 //! DEADLINE_EXCEEDED, and a limit on calls in flight beyond which new calls are refused
 //! at once with RESOURCE_EXHAUSTED — never queued. Health and reflection stay exempt
-//! from the limit, so that probes and operators get answers under load.
+//! from the limit, so that probes and operators get answers under load. RouteWebhook,
+//! the webhook gateway's one call, runs on places of its own: tenants' calls cannot take
+//! them, and the gateway cannot take theirs.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,16 +16,21 @@ use tokio::sync::Semaphore;
 use tonic::body::Body;
 use tower::{Layer, Service};
 
+/// The gateway's call.
+const ROUTE_WEBHOOK: &str = "/patchbay.v1.WebhookService/RouteWebhook";
+
 #[derive(Clone, Debug)]
 pub struct OverloadLayer {
     in_flight: Arc<Semaphore>,
+    gateway_in_flight: Arc<Semaphore>,
     timeout: Duration,
 }
 
 impl OverloadLayer {
-    pub fn new(max_in_flight: usize, timeout: Duration) -> Self {
+    pub fn new(max_in_flight: usize, max_gateway_in_flight: usize, timeout: Duration) -> Self {
         Self {
             in_flight: Arc::new(Semaphore::new(max_in_flight)),
+            gateway_in_flight: Arc::new(Semaphore::new(max_gateway_in_flight)),
             timeout,
         }
     }
@@ -36,6 +43,7 @@ impl<S> Layer<S> for OverloadLayer {
         Overload {
             inner,
             in_flight: self.in_flight.clone(),
+            gateway_in_flight: self.gateway_in_flight.clone(),
             timeout: self.timeout,
         }
     }
@@ -45,6 +53,7 @@ impl<S> Layer<S> for OverloadLayer {
 pub struct Overload<S> {
     inner: S,
     in_flight: Arc<Semaphore>,
+    gateway_in_flight: Arc<Semaphore>,
     timeout: Duration,
 }
 
@@ -68,17 +77,27 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let path = request.uri().path();
         let exempt = path.starts_with("/grpc.health.") || path.starts_with("/grpc.reflection.");
+        let (places, reason, refusal) = if path == ROUTE_WEBHOOK {
+            (
+                &self.gateway_in_flight,
+                "gateway",
+                "the webhook gateway is at its limit of calls in flight; retry with backoff",
+            )
+        } else {
+            (
+                &self.in_flight,
+                "server",
+                "the server is at its limit of calls in flight; retry with backoff",
+            )
+        };
         let permit = if exempt {
             None
         } else {
-            match self.in_flight.clone().try_acquire_owned() {
+            match places.clone().try_acquire_owned() {
                 Ok(permit) => Some(permit),
                 Err(_) => {
-                    metrics::counter!("patchbay_grpc_shed_total", "reason" => "server")
-                        .increment(1);
-                    let refused = super::status::resource_exhausted(
-                        "the server is at its limit of calls in flight; retry with backoff",
-                    );
+                    metrics::counter!("patchbay_grpc_shed_total", "reason" => reason).increment(1);
+                    let refused = super::status::resource_exhausted(refusal);
                     return Box::pin(async move { Ok(refused.into_http()) });
                 }
             }

@@ -199,6 +199,7 @@ impl Application {
             .layer(StreamShutdownLayer::new(shutdown_seen))
             .layer(OverloadLayer::new(
                 limits.max_concurrent_requests,
+                limits.max_concurrent_gateway_requests,
                 limits.request_timeout,
             ))
             .add_routes(routes)
