@@ -12,6 +12,7 @@ mod config_semantics;
 mod default_answer;
 mod default_cache;
 mod defaults;
+mod deletes_at_meta;
 mod envelopes;
 mod grpc_web;
 mod http2_resets;

@@ -49,6 +49,8 @@ struct State {
     /// Pages (by page token) with a Get Started button.
     get_started: HashMap<String, String>,
     menus: HashMap<String, Value>,
+    /// Ids whose subscription was deleted (`DELETE /{id}/subscribed_apps`).
+    unsubscribed: Vec<String>,
 }
 
 /// The stand-in; clones share one state.
@@ -180,6 +182,12 @@ impl FakeMeta {
     pub fn get_started(&self, page_token: &str) -> Option<String> {
         let state = self.state.lock().expect("state");
         state.get_started.get(page_token).cloned()
+    }
+
+    /// The ids (pages, Instagram accounts, WABAs) whose subscription was deleted.
+    pub fn unsubscribed(&self) -> Vec<String> {
+        let state = self.state.lock().expect("state");
+        state.unsubscribed.clone()
     }
 
     pub fn menu(&self, page_token: &str) -> Option<Value> {
@@ -339,6 +347,17 @@ impl Respond for FakeMeta {
                     .and_then(Value::as_str)
                     .filter(|url| !url.is_empty())
                     .map(str::to_owned);
+                success()
+            }
+            // DELETE /{id}/subscribed_apps: the page's (Graph API reference,
+            // Page/subscribed_apps, Deleting: `{"success": true}`), or the Instagram
+            // account's, webhooks stop reaching the app.
+            ("DELETE", [id, "subscribed_apps"]) => {
+                if let Some(waba) = state.wabas.get_mut(*id) {
+                    waba.subscribed = false;
+                    waba.callback = None;
+                }
+                state.unsubscribed.push((*id).to_owned());
                 success()
             }
             // GET /{waba-id}/phone_numbers (Hosted Embedded Signup's answer shape).

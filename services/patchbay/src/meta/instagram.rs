@@ -102,6 +102,14 @@ impl GraphClient {
         self.send(call).await.map(drop)
     }
 
+    /// `DELETE graph.instagram.com/{version}/{ig-user-id}/subscribed_apps`: the
+    /// account's webhooks stop reaching our app.
+    pub async fn unsubscribe_instagram(&self, user_id: &str, token: &str) -> Result<(), MetaError> {
+        let call =
+            Call::delete(Host::InstagramGraph, format!("{user_id}/subscribed_apps")).token(token);
+        self.send(call).await.map(drop)
+    }
+
     /// Whether Instagram still takes `token`: `GET graph.instagram.com/{version}/me`.
     /// Instagram Login tokens are never sent to graph.facebook.com's debug_token, which
     /// cannot parse them.

@@ -102,6 +102,14 @@ impl GraphClient {
         self.send(call).await.map(drop)
     }
 
+    /// `DELETE /{page-id}/subscribed_apps`: the page's webhooks stop reaching our app
+    /// (Graph API reference, Page/subscribed_apps, Deleting).
+    pub async fn unsubscribe_page(&self, page_id: &str, page_token: &str) -> Result<(), MetaError> {
+        let call =
+            Call::delete(Host::Graph, format!("{page_id}/subscribed_apps")).token(page_token);
+        self.send(call).await.map(drop)
+    }
+
     /// `GET /me/messenger_profile?fields=get_started`: whether the page has a Get
     /// Started button. Meta answers `{"data": [{"get_started": {"payload": …}}]}`, or
     /// `{"data": []}` for a page without one.

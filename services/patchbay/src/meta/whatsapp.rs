@@ -105,6 +105,16 @@ impl GraphClient {
         self.send(call).await.map(drop)
     }
 
+    /// `POST /{phone-number-id}` with an empty `override_callback_uri`: the number's own
+    /// callback removed ("Webhook overrides": "set override_callback_uri to an empty
+    /// string").
+    pub async fn remove_number_callback(&self, number: &Number<'_>) -> Result<(), MetaError> {
+        let call = Call::post(Host::Graph, number.phone_number_id)
+            .token(number.token)
+            .json(json!({"webhook_configuration": {"override_callback_uri": ""}}));
+        self.send(call).await.map(drop)
+    }
+
     /// `GET /{phone-number-id}?fields=status,platform_type,display_phone_number`: whether
     /// the number is on the Cloud API already, and how Meta displays it.
     pub async fn number_on_cloud(&self, number: &Number<'_>) -> Result<NumberOnCloud, MetaError> {

@@ -15,6 +15,7 @@ pub mod events;
 pub mod instagram;
 pub mod messenger;
 pub mod records;
+mod release;
 mod rounds;
 pub mod setup;
 pub mod signup;

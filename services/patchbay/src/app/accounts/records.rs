@@ -91,10 +91,20 @@ impl Accounts {
         id: Uuid,
         expected_revision: Option<i64>,
     ) -> Result<(), Error> {
+        // Whether the caller may delete it, before anything is asked of Meta. A record
+        // that cannot be read (its secrets sealed with a key no longer held) has no token
+        // to act with: the delete alone decides what it answers.
+        let released = match self.find_visible(caller, id).await {
+            Ok(current) => {
+                account::delete(caller, &current, expected_revision, now(), None)?;
+                self.release_at_provider(&current).await
+            }
+            Err(_) => None,
+        };
         let written = self
             .store
             .modify_account(&caller.workspace_id, id, |current| {
-                account::delete(caller, &current, expected_revision, now())
+                account::delete(caller, &current, expected_revision, now(), released)
             })
             .await?;
         self.written(written).await;

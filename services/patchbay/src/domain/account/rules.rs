@@ -213,15 +213,22 @@ pub fn update(
     Ok(Updated { change, run_setup })
 }
 
-/// DeleteAccount: a soft delete, at the revision the caller expects.
+/// DeleteAccount: a soft delete, at the revision the caller expects. `released` is what
+/// came of removing the account's callback at its provider (`None`: nothing to remove),
+/// recorded as the audit event's outcome and the DELETED event's reason.
 pub fn delete(
     caller: &Caller,
     current: &Account,
     expected_revision: Option<i64>,
     at: DateTime<Utc>,
+    released: Option<String>,
 ) -> Result<Change<Account>, Error> {
     writable_at(caller, current, expected_revision)?;
-    Ok(Change::delete(caller, current, at))
+    let mut change = Change::delete(caller, current, at);
+    if let Change::Delete(deletion) = &mut change {
+        deletion.event.outcome = released;
+    }
+    Ok(change)
 }
 
 /// SetDefaultAccount: the account becomes its scope's default (the store clears the

@@ -320,7 +320,7 @@ fn on_whatsapp_the_key_follows_the_phone_number_id() {
 #[test]
 fn a_delete_is_soft_and_checks_writer_and_revision() {
     let current = account(Channel::Sms, "s1");
-    let change = delete(&admin(), &current, Some(3), at(9)).expect("deleted");
+    let change = delete(&admin(), &current, Some(3), at(9), None).expect("deleted");
     let Change::Delete(deletion) = change else {
         panic!("expected a delete");
     };
@@ -329,15 +329,21 @@ fn a_delete_is_soft_and_checks_writer_and_revision() {
         ("user-1", at(9))
     );
     assert!(matches!(
-        delete(&admin(), &current, Some(1), at(9)),
+        delete(&admin(), &current, Some(1), at(9), None),
         Err(Error::Aborted(_))
     ));
     assert!(matches!(
-        delete(&division_admin("sales"), &current, None, at(9)),
+        delete(&division_admin("sales"), &current, None, at(9), None),
         Err(Error::PermissionDenied(_))
     ));
     assert!(matches!(
-        delete(&caller(Role::Supervisor, Some("x")), &current, None, at(9)),
+        delete(
+            &caller(Role::Supervisor, Some("x")),
+            &current,
+            None,
+            at(9),
+            None
+        ),
         Err(Error::PermissionDenied(_))
     ));
 }

@@ -118,6 +118,11 @@ impl Store {
         }
         let decided = change(current.clone())?;
         live::ensure_changeable(unreadable, &decided)?;
+        // What came of a delete at the provider is also the DELETED event's reason.
+        let deleted_reason = match &decided {
+            Change::Delete(deletion) => deletion.event.outcome.clone(),
+            _ => None,
+        };
         let (result, scopes, at) = match decided {
             Change::Keep => {
                 return Ok(Written {
@@ -159,7 +164,12 @@ impl Store {
                 (None, touched_scopes(Some(&current), None), deletion.at)
             }
         };
-        let events = account_events(Some(&current), result.as_ref());
+        let mut events = account_events(Some(&current), result.as_ref());
+        if deleted_reason.is_some() {
+            for event in &mut events {
+                event.reason = deleted_reason.clone();
+            }
+        }
         let written = result.as_ref().unwrap_or(&current);
         let (defaults, events) = record_changes(&txn, &scopes, written, &events, at).await?;
         let routes = routing_changed(Some(&current), result.as_ref()).then_some(id);
