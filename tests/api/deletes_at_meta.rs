@@ -13,7 +13,8 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 backend_tests!(
     a_deleted_number_and_page_stop_their_webhooks_at_meta,
-    a_refused_release_is_recorded_and_the_delete_goes_through
+    a_refused_release_is_recorded_and_the_delete_goes_through,
+    another_number_releases_the_former_one
 );
 
 async fn app_with_fake(
@@ -153,4 +154,25 @@ async fn a_refused_release_is_recorded_and_the_delete_goes_through(backend: Back
             .is_err(),
         "deleted"
     );
+}
+
+/// An update giving the account another number removes the former number's callback,
+/// as a delete would, and sets the new one's.
+async fn another_number_releases_the_former_one(backend: Backend) {
+    let (app, fake, _meta) = app_with_fake(backend).await;
+    fake.add_number("8101", "900000001", None);
+    fake.add_number("8102", "900000001", None);
+    let account = create(&app.admin(), new_whatsapp("8101", "EAAG-moving")).await;
+    assert_eq!(fake.webhook_target("8101"), account.webhook_url);
+    let moved = patchbay_e2e::update(
+        &app.admin(),
+        proto::UpdateAccountRequest {
+            id: account.id.clone(),
+            config: Some(patchbay_e2e::to_struct(json!({"phone_number_id": "8102"}))),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(fake.webhook_target("8102"), moved.webhook_url);
+    assert_ne!(fake.webhook_target("8101"), account.webhook_url);
 }

@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::{AccountView, Accounts};
 use crate::domain::account::{self, Updated};
 use crate::domain::audit::{self, AuditAction};
-use crate::domain::change::event;
+use crate::domain::change::{Change, event};
 use crate::domain::support::{Page, PageRequest, now};
 use crate::domain::{Account, AccountPatch, Caller, Channel, Error, NewAccount, SetupState};
 use crate::store::accounts::AccountFilter;
@@ -65,11 +65,21 @@ impl Accounts {
         patch: AccountPatch,
     ) -> Result<AccountView, Error> {
         let mut run_setup = false;
+        // The account as it was, when the update gives it another provider id: its old
+        // callback at Meta is removed, as a delete's is.
+        let mut left_behind = None;
         let written = self
             .store
             .modify_account(&caller.workspace_id, id, |current| {
                 let updated: Updated = account::update(caller, &current, patch, now())?;
                 run_setup = updated.run_setup;
+                if let Change::Save(next, _) = &updated.change
+                    && account::provider_id(next.channel, &next.config)
+                        != account::provider_id(current.channel, &current.config)
+                    && account::provider_id(current.channel, &current.config).is_some()
+                {
+                    left_behind = Some(current.clone());
+                }
                 Ok(updated.change)
             })
             .await?;
@@ -77,6 +87,11 @@ impl Accounts {
             .written(written)
             .await
             .ok_or_else(|| Error::Internal("updated account vanished".to_owned()))?;
+        if let Some(old) = left_behind
+            && let Some(outcome) = self.release_at_provider(&old).await
+        {
+            tracing::info!(account_id = %old.id, outcome = %outcome, "the account's former provider id released at Meta");
+        }
         let account = if run_setup {
             self.set_up(caller, account).await?
         } else {
