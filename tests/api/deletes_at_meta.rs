@@ -4,8 +4,8 @@
 
 use patchbay_e2e::proto::{self, AccountEventKind, Channel};
 use patchbay_e2e::{
-    Backend, TestApp, TestOptions, all_providers_at, backend_tests, create, fake_meta, graph_path,
-    new_account, new_whatsapp, test_meta,
+    Backend, TestApp, backend_tests, create, graph_path, new_account, new_whatsapp,
+    spawn_with_fake_meta, test_meta,
 };
 use serde_json::json;
 use wiremock::matchers::{method, path};
@@ -20,19 +20,7 @@ backend_tests!(
 async fn app_with_fake(
     backend: Backend,
 ) -> (TestApp, patchbay_e2e::meta_fake::FakeMeta, MockServer) {
-    let server = MockServer::start().await;
-    let fake = fake_meta();
-    fake.mount(&server).await;
-    let app = TestApp::spawn_with(
-        backend,
-        TestOptions {
-            provider_urls: all_providers_at(&server.uri()),
-            meta: test_meta(),
-            ..TestOptions::default()
-        },
-    )
-    .await;
-    (app, fake, server)
+    spawn_with_fake_meta(backend, test_meta(), None).await
 }
 
 /// The DELETE audit event of `id`, and the DELETED account event's reason.

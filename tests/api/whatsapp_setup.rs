@@ -8,8 +8,8 @@
 use patchbay_e2e::meta_fake::FakeMeta;
 use patchbay_e2e::proto::{self, Channel, SetupState};
 use patchbay_e2e::{
-    Backend, OTHER_WORKSPACE, TestApp, TestOptions, all_providers_at, backend_tests, create,
-    fake_meta, new_whatsapp, test_meta, to_struct, update,
+    Backend, OTHER_WORKSPACE, TestApp, backend_tests, create, new_whatsapp, spawn_with_fake_meta,
+    test_meta, to_struct, update,
 };
 use serde_json::json;
 
@@ -36,24 +36,11 @@ async fn app_calling(
     version: &str,
     today: Option<chrono::NaiveDate>,
 ) -> (TestApp, FakeMeta, wiremock::MockServer) {
-    let server = wiremock::MockServer::start().await;
-    let fake = fake_meta();
-    fake.mount(&server).await;
-    let mut provider_urls = all_providers_at(&server.uri());
-    provider_urls.graph_version = version.to_owned();
-    let app = TestApp::spawn_with(
-        backend,
-        TestOptions {
-            provider_urls,
-            meta: patchbay::meta::MetaSettings {
-                today,
-                ..test_meta()
-            },
-            ..TestOptions::default()
-        },
-    )
-    .await;
-    (app, fake, server)
+    let meta = patchbay::meta::MetaSettings {
+        today,
+        ..test_meta()
+    };
+    spawn_with_fake_meta(backend, meta, Some(version)).await
 }
 
 fn state(account: &proto::Account) -> SetupState {

@@ -5,8 +5,8 @@
 use patchbay_e2e::meta_fake::FakeMeta;
 use patchbay_e2e::proto::{self, SetupState, WhatsappSignupEvent};
 use patchbay_e2e::{
-    Backend, META_APP_ID, META_APP_SECRET, TestApp, TestOptions, all_providers_at, backend_tests,
-    expect_code, fake_meta, graph_path, test_meta, to_struct, update,
+    Backend, META_APP_ID, META_APP_SECRET, TestApp, backend_tests, expect_code, graph_path,
+    spawn_with_fake_meta, test_meta, to_struct, update,
 };
 use patchbay_sdk::tonic::Code;
 use serde_json::json;
@@ -22,19 +22,7 @@ backend_tests!(
 const WABA: &str = "900000007";
 
 async fn app_with(backend: Backend) -> (TestApp, FakeMeta, MockServer) {
-    let server = MockServer::start().await;
-    let fake = fake_meta();
-    fake.mount(&server).await;
-    let app = TestApp::spawn_with(
-        backend,
-        TestOptions {
-            provider_urls: all_providers_at(&server.uri()),
-            meta: test_meta(),
-            ..TestOptions::default()
-        },
-    )
-    .await;
-    (app, fake, server)
+    spawn_with_fake_meta(backend, test_meta(), None).await
 }
 
 /// Embedded Signup's code exchange: `GET /oauth/access_token?client_id&client_secret&code`

@@ -166,6 +166,29 @@ pub fn fake_meta() -> meta_fake::FakeMeta {
     meta_fake::FakeMeta::new(&format!("{PUBLIC_BASE_URL}/webhooks/meta"), META_APP_ID)
 }
 
+/// A server whose providers all live at the stateful stand-in Meta ([`fake_meta`]) on
+/// a wiremock server of its own (returned, to be kept for the test's life; a test may
+/// mount mocks of its own on it, which answer first), with `meta` settings.
+pub async fn spawn_with_fake_meta(
+    backend: Backend,
+    meta: MetaSettings,
+    graph_version: Option<&str>,
+) -> (TestApp, meta_fake::FakeMeta, wiremock::MockServer) {
+    let server = wiremock::MockServer::start().await;
+    let fake = fake_meta();
+    fake.mount(&server).await;
+    let mut provider_urls = all_providers_at(&server.uri());
+    if let Some(version) = graph_version {
+        provider_urls.graph_version = version.to_owned();
+    }
+    let options = TestOptions {
+        provider_urls,
+        meta,
+        ..TestOptions::default()
+    };
+    (TestApp::spawn_with(backend, options).await, fake, server)
+}
+
 /// A server whose providers all live at one fake (wiremock), with `meta` settings;
 /// [`fake_meta`] answers what the test's own mocks do not.
 pub async fn spawn_with_fake(

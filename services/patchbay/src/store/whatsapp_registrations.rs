@@ -40,16 +40,17 @@ impl Store {
         answer: RegisterAnswer,
     ) -> Result<Registrations, Error> {
         let mut settled = Registrations::default();
-        self.change_registrations(phone_number_id, |registrations| {
-            if let Some(place) = registrations.attempts.iter().position(|t| *t == at) {
-                registrations.attempts.remove(place);
-            }
-            registrations.record(at, answer);
-            settled = registrations.clone();
-            Ok::<(), ()>(())
-        })
-        .await?
-        .ok();
+        // Always written: the change never declines.
+        let _always: Result<(), std::convert::Infallible> = self
+            .change_registrations(phone_number_id, |registrations| {
+                if let Some(place) = registrations.attempts.iter().position(|t| *t == at) {
+                    registrations.attempts.remove(place);
+                }
+                registrations.record(at, answer);
+                settled = registrations.clone();
+                Ok(())
+            })
+            .await?;
         Ok(settled)
     }
 
