@@ -360,7 +360,7 @@ async fn instagram_login_tokens_are_checked_at_instagram_never_with_debug_token(
     // Instagram's own answer about the token: revoked (Graph API error 190).
     Mock::given(method("GET"))
         .and(path(format!("/{GRAPH_VERSION}/me")))
-        .and(query_param("fields", "user_id"))
+        .and(query_param("fields", "id"))
         .and(header("authorization", "Bearer IGQ-revoked"))
         .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {
             "message": "Error validating access token: The session has been invalidated.",

@@ -208,4 +208,16 @@ mod tests {
         assert!(graph_version(Some("v26.0"), day(2040, 1, 1)).is_ok());
         assert!(graph_version(Some("21.0"), day(2026, 1, 1)).is_err());
     }
+
+    #[test]
+    fn the_get_started_payload_is_one_to_a_thousand_characters() {
+        assert_eq!(
+            get_started_payload("GET_STARTED").expect("ok"),
+            "GET_STARTED"
+        );
+        assert!(get_started_payload("").is_err());
+        assert!(get_started_payload(&"é".repeat(1000)).is_ok());
+        let refused = get_started_payload(&"x".repeat(1001)).expect_err("too long");
+        assert!(refused.0.contains("PATCHBAY_MESSENGER_GET_STARTED_PAYLOAD"));
+    }
 }

@@ -201,3 +201,26 @@ fn the_settings_header_names_the_algorithm_as_twilio_python_reads_it() {
     let long = format!("algorithm={}\u{7}", "X".repeat(100));
     assert_eq!(read(&long), Err("X".repeat(32)));
 }
+
+#[test]
+fn a_body_of_more_parameters_than_twilio_sends_is_refused_before_any_hmac() {
+    // A careless or hostile caller's 1 MiB of distinct names: refused as malformed,
+    // never sorted into memory beyond the limit.
+    let body: String = (0..1_001)
+        .map(|i| format!("p{i}=v"))
+        .collect::<Vec<_>>()
+        .join("&");
+    assert_eq!(
+        verify_twilio(b"12345", SHA1, EXPECTED, URI, body.as_bytes(), true),
+        Err(Mismatch::Malformed)
+    );
+    let thousand: String = (0..1_000)
+        .map(|i| format!("p{i}=v"))
+        .collect::<Vec<_>>()
+        .join("&");
+    assert_eq!(
+        verify_twilio(b"12345", SHA1, EXPECTED, URI, thousand.as_bytes(), true),
+        Err(Mismatch::Wrong),
+        "a thousand are read (and do not verify this signature)"
+    );
+}

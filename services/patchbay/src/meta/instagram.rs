@@ -109,16 +109,6 @@ impl GraphClient {
             Call::delete(Host::InstagramGraph, format!("{user_id}/subscribed_apps")).token(token);
         self.send(call).await.map(drop)
     }
-
-    /// Whether Instagram still takes `token`: `GET graph.instagram.com/{version}/me`.
-    /// Instagram Login tokens are never sent to graph.facebook.com's debug_token, which
-    /// cannot parse them.
-    pub async fn check_instagram_token(&self, token: &str) -> Result<(), MetaError> {
-        let call = Call::get(Host::InstagramGraph, "me")
-            .token(token)
-            .query("fields", "user_id");
-        self.send(call).await.map(drop)
-    }
 }
 
 /// The webhook fields an Instagram account is subscribed to.

@@ -57,6 +57,15 @@ pub struct NumberOnCloud {
     pub display_phone_number: String,
 }
 
+/// One number of a WABA, as its list answers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WabaNumber {
+    pub id: String,
+    pub display_phone_number: String,
+    /// It has a callback of its own, which Meta resolves before the WABA's.
+    pub own_callback: bool,
+}
+
 /// Where a number's webhooks go, and the token Meta's handshake there must carry.
 pub struct Callback<'a> {
     pub url: &'a str,
@@ -148,42 +157,25 @@ impl GraphClient {
         self.send(call).await.map(drop)
     }
 
-    /// `GET /{waba-id}/phone_numbers?fields=id,display_phone_number,verified_name`: the
-    /// WABA's numbers, as (id, display number).
-    pub async fn waba_numbers(
-        &self,
-        number: &Number<'_>,
-    ) -> Result<Vec<(String, String)>, MetaError> {
+    /// `GET /{waba-id}/phone_numbers?fields=id,display_phone_number,webhook_configuration`:
+    /// the WABA's numbers, each with how Meta displays it and whether it has a callback of
+    /// its own (`webhook_configuration.phone_number`, "Webhook overrides").
+    pub async fn waba_numbers(&self, number: &Number<'_>) -> Result<Vec<WabaNumber>, MetaError> {
         let call = Call::get(Host::Graph, format!("{}/phone_numbers", number.waba_id))
             .token(number.token)
-            .query("fields", "id,display_phone_number,verified_name");
+            .query("fields", "id,display_phone_number,webhook_configuration");
         let numbers = self.list_all(call, MAX_NUMBER_PAGES).await?;
         Ok(numbers
             .iter()
-            .map(|number| (text(number, "id"), text(number, "display_phone_number")))
-            .filter(|(id, _)| !id.is_empty())
-            .collect())
-    }
-
-    /// `GET /{waba-id}/phone_numbers?fields=id,webhook_configuration`: the WABA's numbers,
-    /// each with whether it has a callback of its own (`webhook_configuration.phone_number`).
-    pub async fn waba_number_callbacks(
-        &self,
-        number: &Number<'_>,
-    ) -> Result<Vec<(String, bool)>, MetaError> {
-        let call = Call::get(Host::Graph, format!("{}/phone_numbers", number.waba_id))
-            .token(number.token)
-            .query("fields", "id,webhook_configuration");
-        let numbers = self.list_all(call, MAX_NUMBER_PAGES).await?;
-        Ok(numbers
-            .iter()
-            .map(|number| {
-                let own = number
+            .map(|number| WabaNumber {
+                id: text(number, "id"),
+                display_phone_number: text(number, "display_phone_number"),
+                own_callback: number
                     .pointer("/webhook_configuration/phone_number")
                     .and_then(Value::as_str)
-                    .is_some_and(|url| !url.is_empty());
-                (text(number, "id"), own)
+                    .is_some_and(|url| !url.is_empty()),
             })
+            .filter(|number| !number.id.is_empty())
             .collect())
     }
 

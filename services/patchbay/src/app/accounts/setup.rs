@@ -159,10 +159,10 @@ impl Accounts {
         if ours.is_some_and(|app| !app.override_callback_uri.is_empty()) {
             let numbers = self
                 .graph
-                .waba_number_callbacks(&number)
+                .waba_numbers(&number)
                 .await
                 .map_err(|err| stop(err.during("reading the WABA's numbers")))?;
-            if numbers.iter().all(|(_, own_callback)| *own_callback) {
+            if numbers.iter().all(|number| number.own_callback) {
                 self.graph
                     .subscribe_app_to_waba(&number)
                     .await

@@ -103,7 +103,7 @@ impl Accounts {
             .await
             .map_err(|err| err.into_error("reading the WABA's numbers"))?;
         match numbers.as_slice() {
-            [(id, _)] => Ok(id.clone()),
+            [only] => Ok(only.id.clone()),
             [] => Err(Error::FailedPrecondition(format!(
                 "WABA {waba_id} has no phone number yet: name phone_number_id, or finish the signup with FINISH_ONLY_WABA"
             ))),
@@ -113,7 +113,7 @@ impl Accounts {
                 several
                     .iter()
                     .take(20)
-                    .map(|(id, shown)| format!("{id} ({shown})"))
+                    .map(|number| format!("{} ({})", number.id, number.display_phone_number))
                     .collect::<Vec<_>>()
                     .join(", ")
             ))),

@@ -14,7 +14,7 @@ use crate::domain::account::tokens::{
 };
 use crate::domain::support::now;
 use crate::domain::{Account, Error};
-use crate::meta::{Failure, MetaApp};
+use crate::meta::{Failure, Host, MetaApp};
 
 /// Accounts read per page of a round.
 const PAGE: u64 = 200;
@@ -209,7 +209,13 @@ impl TokenChecker {
     /// An Instagram Login token: Instagram either takes it or refuses it; what it
     /// learnt of the expiry (the exchange's and the refreshes' `expires_in`) stays.
     async fn check_instagram(&self, account: &Account, token: &str) -> Result<Checked, Stop> {
-        let change = match self.accounts.graph.check_instagram_token(token).await {
+        // The credential checks' one read (`GET graph.instagram.com/{v}/me?fields=id`),
+        // never sent to graph.facebook.com's debug_token, which cannot parse the token.
+        let check = self
+            .accounts
+            .graph
+            .check_token(Host::InstagramGraph, "me", token, None);
+        let change = match check.await {
             Ok(()) => StateChange::TokenChecked {
                 token: token.to_owned(),
                 expires_at: account.provider_state.token_expires_at,
