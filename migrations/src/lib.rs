@@ -30,6 +30,7 @@ mod m20261202_000017_account_webhook_routes;
 mod m20261202_000018_account_events;
 mod m20261202_000019_index_accounts_channel_id;
 mod m20261206_000020_whatsapp_registrations;
+mod m20261206_000021_account_ownership;
 
 mod catalog;
 mod columns;
@@ -60,6 +61,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000018_account_events::Migration),
             Box::new(m20261202_000019_index_accounts_channel_id::Migration),
             Box::new(m20261206_000020_whatsapp_registrations::Migration),
+            Box::new(m20261206_000021_account_ownership::Migration),
         ]
     }
 }

@@ -254,8 +254,8 @@ pub async fn wire(
     })
 }
 
-/// The token refresher and the token checker, each taking its round's lease in turn
-/// with the other replicas.
+/// The token refresher, the token checker and the start-up ownership pass, each taking
+/// its round's lease in turn with the other replicas.
 fn spawn_token_tasks(meta: &MetaSettings, accounts: &Accounts, supervisor: &Supervisor) {
     // This replica, as the leases name it.
     let holder = format!("replica-{}", uuid::Uuid::new_v4());
@@ -269,6 +269,15 @@ fn spawn_token_tasks(meta: &MetaSettings, accounts: &Accounts, supervisor: &Supe
         supervisor.spawn(
             "token_refresh",
             move || TokenRefresher::new(accounts.clone(), every, ahead, max, holder.clone()).run(),
+            || {},
+        );
+    }
+    // Ownership confirmations at start-up: Meta's word on every unconfirmed account.
+    if meta.app.is_some() || meta.instagram_app.is_some() {
+        let (accounts, holder) = (accounts.clone(), holder.clone());
+        supervisor.spawn(
+            "ownership_confirmations",
+            move || accounts.clone().run_confirmation_pass(holder.clone()),
             || {},
         );
     }

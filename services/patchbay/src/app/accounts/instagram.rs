@@ -6,6 +6,7 @@ use serde_json::Value;
 use super::{Accounts, system_caller};
 use crate::domain::account::whatsapp::{self, INSTAGRAM_USER_ID};
 use crate::domain::account::{
+    Ownership,
     Connected, StateChange, TokenSource, check_oauth_request, new_account_division, token_expiry,
 };
 use crate::domain::config_document::Document;
@@ -38,9 +39,12 @@ impl Accounts {
             }
         } else {
             match self.subscribe_instagram(&account, &user_id, token).await {
+                // `/me` named the account: Meta's word for an id nobody owns (a
+                // connect took it already), recorded below.
                 Ok(()) => StateChange::SetupSucceeded {
                     provider_id: user_id,
                     display_phone_number: None,
+                    takes_id: false,
                 },
                 Err(err) => {
                     let stop = self.setup_stop(
@@ -56,7 +60,12 @@ impl Accounts {
                 }
             }
         };
-        self.record_state(caller, account.id, change).await
+        let vouched = matches!(change, StateChange::SetupSucceeded { .. });
+        let account = self.record_state(caller, account.id, change).await?;
+        if vouched && account.provider_state.ownership == Ownership::Unconfirmed {
+            return Ok(self.record_vouched(caller, account).await);
+        }
+        Ok(account)
     }
 
     /// The token must be that Instagram account's (`/me`'s `user_id`), so that a

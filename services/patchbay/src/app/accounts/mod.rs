@@ -10,6 +10,7 @@
 //! - `token_refresh`: the background task that keeps Instagram tokens alive.
 
 mod coexistence;
+mod ownership;
 pub mod defaults;
 pub mod events;
 pub mod instagram;
@@ -31,7 +32,7 @@ use crate::defaults::{DefaultAccounts, shareable};
 use crate::domain::account::{self, Connected, StateChange};
 use crate::domain::config_document::MASK_PREFIX;
 use crate::domain::support::now;
-use crate::domain::{Account, Caller, Error, RecordKind, WebhookUrls};
+use crate::domain::{Account, Channel, Caller, Error, RecordKind, WebhookUrls};
 use crate::events::AccountEventHub;
 use crate::meta::{GraphClient, MetaApp, MetaError, MetaSettings};
 use crate::routes::WebhookRoutes;
@@ -191,17 +192,41 @@ impl Accounts {
     }
 
     /// Saves a connected account: updates the live account with the same key (a new
-    /// token re-authorises it), or creates it.
+    /// token re-authorises it), or creates it. A Messenger or Instagram connect takes
+    /// the page or account Meta named (`ownership`): its former owner, if any, is LOST.
     async fn save_connected(
         &self,
         caller: &Caller,
         connected: Connected,
     ) -> Result<Account, Error> {
-        let ws = &caller.workspace_id;
         let existing = self
             .store
-            .find_account_by_key(ws, connected.channel, &connected.account_key)
+            .find_account_by_key(
+                &caller.workspace_id,
+                connected.channel,
+                &connected.account_key,
+            )
             .await?;
+        let taken = match connected.channel {
+            Channel::Messenger | Channel::Instagram => {
+                account::provider_id(connected.channel, &connected.config).map(str::to_owned)
+            }
+            _ => None,
+        };
+        let taker = existing.as_ref().map(|existing| existing.id);
+        self.take_then(connected.channel, taken.as_deref(), taker, || {
+            self.write_connected(caller, existing.as_ref(), connected.clone())
+        })
+        .await
+    }
+
+    async fn write_connected(
+        &self,
+        caller: &Caller,
+        existing: Option<&Account>,
+        connected: Connected,
+    ) -> Result<Account, Error> {
+        let ws = &caller.workspace_id;
         if let Some(existing) = existing {
             let written = self
                 .store

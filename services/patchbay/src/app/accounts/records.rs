@@ -55,6 +55,8 @@ impl Accounts {
         let stored = self.store.insert_account(account, &event).await;
         let account = self.written(stored?).await;
         let account = self.set_up(caller, account).await?;
+        // Right after the write: the call never fails because Meta could not vouch.
+        let account = self.confirm_ownership(caller, account).await;
         Ok(self.view(caller, account))
     }
 
@@ -65,6 +67,7 @@ impl Accounts {
         patch: AccountPatch,
     ) -> Result<AccountView, Error> {
         let mut run_setup = false;
+        let mut config_changed = false;
         // The account as it was, when the update gives it another provider id: its old
         // callback at Meta is removed, as a delete's is.
         let mut left_behind = None;
@@ -73,6 +76,7 @@ impl Accounts {
             .modify_account(&caller.workspace_id, id, |current| {
                 let updated: Updated = account::update(caller, &current, patch, now())?;
                 run_setup = updated.run_setup;
+                config_changed = matches!(&updated.change, Change::Save(next, _) if next.config != current.config);
                 if let Change::Save(next, _) = &updated.change
                     && account::provider_id(next.channel, &next.config)
                         != account::provider_id(current.channel, &current.config)
@@ -94,6 +98,13 @@ impl Accounts {
         }
         let account = if run_setup {
             self.set_up(caller, account).await?
+        } else {
+            account
+        };
+        // A new token or id may be one Meta vouches for; an update of anything else
+        // asks Meta nothing.
+        let account = if config_changed {
+            self.confirm_ownership(caller, account).await
         } else {
             account
         };

@@ -31,3 +31,24 @@ where
         }
     }
 }
+
+/// Runs `round` once, under the lease `name`, unless another replica holds it or began
+/// it less than `guard` ago; then waits until the process ends (a task that ended
+/// would be restarted by its supervisor).
+pub async fn once_then_idle<F, Fut>(store: &Store, name: &str, holder: &str, guard: Duration, round: F)
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    match store.try_take_round(name, holder, guard, now()).await {
+        Ok(true) => {
+            round().await;
+            if let Err(err) = store.end_round(name, holder, now()).await {
+                tracing::warn!(round = name, error = %err, "cannot give the round's lease back");
+            }
+        }
+        Ok(false) => tracing::debug!(round = name, "another replica ran this round"),
+        Err(err) => tracing::warn!(round = name, error = %err, "cannot take the round's lease"),
+    }
+    std::future::pending::<()>().await;
+}

@@ -21,7 +21,7 @@ use crate::domain::account::whatsapp::{
     is_cloud_account,
 };
 use crate::domain::support::now;
-use crate::domain::{Account, Caller, Error};
+use crate::domain::{Account, Caller, Channel, Error};
 use crate::meta::whatsapp::{Callback, Number};
 use crate::meta::{Failure, MetaError};
 
@@ -77,27 +77,42 @@ impl Accounts {
         }
         let phone_number_id = number(&account).phone_number_id.to_owned();
         let outcome = self.run_whatsapp_setup(&account).await;
-        let succeeded = outcome.is_ok();
-        let change = match outcome {
-            Ok(display_phone_number) => StateChange::SetupSucceeded {
-                provider_id: phone_number_id,
-                display_phone_number,
-            },
+        let display_phone_number = match outcome {
+            Ok(display_phone_number) => display_phone_number,
             Err(stop) => {
                 tracing::warn!(account_id = %account.id, error = %stop.reason, "WhatsApp set-up at Meta failed");
-                StateChange::SetupFailed {
+                let change = StateChange::SetupFailed {
                     reason: stop.reason,
                     token_rejected: stop.token_rejected,
                     retry_after: stop.retry_after,
-                }
+                };
+                let account = self.record_state(caller, account.id, change).await?;
+                // A failed set-up may still be Meta's word on the number (debug_token).
+                return Ok(self.confirm_ownership(caller, account).await);
             }
         };
-        let account = self.record_state(caller, account.id, change).await?;
-        if succeeded {
-            self.request_coexistence_syncs(caller, account).await
-        } else {
-            Ok(account)
-        }
+        // Meta accepted the account's token for the number's callback: the number is
+        // the account's, taken from any former owner.
+        let succeeded = |takes_id| StateChange::SetupSucceeded {
+            provider_id: phone_number_id.clone(),
+            display_phone_number: display_phone_number.clone(),
+            takes_id,
+        };
+        let taken = self
+            .take_then(Channel::Whatsapp, Some(&phone_number_id), Some(account.id), || {
+                self.record_state(caller, account.id, succeeded(true))
+            })
+            .await;
+        let account = match taken {
+            Ok(account) => account,
+            // Another taking won twice in a row: the set-up's outcome all the same.
+            Err(Error::AlreadyExists { .. }) => {
+                self.record_state(caller, account.id, succeeded(false))
+                    .await?
+            }
+            Err(err) => return Err(err),
+        };
+        self.request_coexistence_syncs(caller, account).await
     }
 
     /// The set-up as Meta's documentation has it, each step idempotent at Meta:

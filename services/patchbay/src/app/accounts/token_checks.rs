@@ -172,7 +172,8 @@ impl TokenChecker {
         if is_instagram_login(&account) {
             return self.check_instagram(&account, token).await;
         }
-        let change = match self.accounts.graph.debug_token(&self.app, token).await {
+        let answer = self.accounts.graph.debug_token(&self.app, token).await;
+        let change = match &answer {
             Ok(info) if info.is_valid => StateChange::TokenChecked {
                 token: token.to_owned(),
                 expires_at: info.expires_at,
@@ -189,19 +190,35 @@ impl TokenChecker {
                     &account,
                     &info
                         .reason
-                        .unwrap_or_else(|| "Meta says the token is not valid".to_owned()),
+                        .as_deref()
+                        .unwrap_or("Meta says the token is not valid"),
                 ),
                 token: Some(token.to_owned()),
             },
             Err(err) => {
-                let words = self.accounts.meta_words(&account, &err);
+                let words = self.accounts.meta_words(&account, err);
                 return Err(match err.failure() {
                     Failure::Outage | Failure::Configuration => Stop::Outage(words),
                     Failure::Credential => Stop::Call(words),
                 });
             }
         };
-        self.record(&account, change).await
+        let checked = self.record(&account, change).await?;
+        // The same answer is Meta's word on an unconfirmed claim of the account's id.
+        if let Ok(info) = &answer {
+            match self.accounts.vouched_by(&account, info).await {
+                Ok(true) => {
+                    let caller = system_caller(&account.workspace_id, "ownership");
+                    self.accounts.record_vouched(&caller, account).await;
+                }
+                Ok(false) => {}
+                Err(err) => {
+                    let words = self.accounts.meta_words(&account, &err);
+                    tracing::info!(account_id = %account.id, error = %words, "Meta could not vouch for the account's provider id now; asking again next round");
+                }
+            }
+        }
+        Ok(checked)
     }
 }
 
@@ -229,7 +246,12 @@ impl TokenChecker {
             },
             Err(err) => return Err(Stop::Outage(self.accounts.meta_words(account, &err))),
         };
-        self.record(account, change).await
+        let checked = self.record(account, change).await?;
+        let caller = system_caller(&account.workspace_id, "ownership");
+        self.accounts
+            .confirm_ownership(&caller, account.clone())
+            .await;
+        Ok(checked)
     }
 
     async fn record(&self, account: &Account, change: StateChange) -> Result<Checked, Stop> {

@@ -5,9 +5,10 @@
 //!
 //! Who may speak for whom:
 //! - the installation's Meta app secret verifies any Meta body, whose entries then
-//!   route by their ids to the ids' owners, in whichever workspace;
+//!   route by their ids to the ids' owners Meta confirmed, in whichever workspace (and
+//!   on an account's own URL, the account's own id to it, unless another owns it);
 //! - an account's own `app_secret` verifies a body sent to that account's URL, and then
-//!   routes only the entries of ids that account owns;
+//!   routes only the entries of that account's own id (and WABA);
 //! - a Twilio signature is checked with the auth token of the account the URL names, or
 //!   its SharedKey secret when the request says it was signed with a SharedKey.
 
@@ -177,7 +178,7 @@ impl Webhooks {
             outcome = verifies(app);
         }
         outcome.map_err(refused)?;
-        self.route_meta(body, SignedBy::App)
+        self.route_meta(body, SignedBy::App, None)
     }
 
     /// A Meta body on an account's URL: the installation's app secret, else the
@@ -207,14 +208,19 @@ impl Webhooks {
         {
             outcome = verifies(secret).map(|()| SignedBy::Account(entry.account_id));
         }
-        self.route_meta(body, outcome.map_err(refused)?)
+        self.route_meta(body, outcome.map_err(refused)?, Some(entry))
     }
 
-    fn route_meta(&self, body: &[u8], signed_by: SignedBy) -> Result<Routed, Error> {
+    fn route_meta(
+        &self,
+        body: &[u8],
+        signed_by: SignedBy,
+        url_account: Option<&RouteEntry>,
+    ) -> Result<Routed, Error> {
         let body = MetaBody::parse(body).map_err(|why| invalid("raw_body", &why))?;
         let (deliveries, unrouted) = self
             .routes
-            .read(|index| route_meta_entries(index, &body, signed_by))?;
+            .read(|index| route_meta_entries(index, &body, signed_by, url_account))?;
         Ok(Routed {
             challenge: String::new(),
             deliveries,

@@ -20,13 +20,14 @@ use crate::domain::provider::is_url;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StateChange {
     /// The set-up ran for `provider_id` (the number, or the Instagram account): success
-    /// clears `setup_error` (and a rejected token, since the token just worked) and
-    /// confirms the account's claim of that id, if it is still the account's; a failure
-    /// records why.
+    /// clears `setup_error` (and a rejected token, since the token just worked). With
+    /// `takes_id` (Meta accepted the token for the number's callback) it takes the id
+    /// (`ownership::taken`), if it is still the account's. A failure records why.
     /// `display_phone_number`: what Meta said the number is, when it said.
     SetupSucceeded {
         provider_id: String,
         display_phone_number: Option<String>,
+        takes_id: bool,
     },
     /// `retry_after`: Meta asked to wait before the next attempt (see
     /// `ProviderState::setup_retry_after`).
@@ -63,6 +64,14 @@ pub enum StateChange {
     /// A refresh of `token` failed for a reason that is not the token's (an outage, a
     /// fault of configuration); after `max` in a row the token is left alone.
     RefreshFailed { token: String, max: u32 },
+    /// Meta vouched for the account's token for `provider_id` (debug_token's
+    /// `profile_id` or `granular_scopes`, the WABA's numbers, Instagram's `/me`): an
+    /// UNCONFIRMED claim of it becomes CONFIRMED (`ownership::vouched`), unless another
+    /// account owns the id (the store keeps the account as it was).
+    OwnershipVouched { provider_id: String },
+    /// Another account took `provider_id` through a flow Meta vouches for: the
+    /// account, its confirmed owner until now, becomes LOST.
+    OwnershipLost { provider_id: String },
     /// A new token under `key`, and when it expires.
     NewToken {
         key: &'static str,
@@ -85,16 +94,36 @@ impl StateChange {
             StateChange::NewToken { replaces, .. } => replaces.as_deref(),
             StateChange::SetupSucceeded { .. }
             | StateChange::SetupFailed { .. }
-            | StateChange::SyncsRequested { .. } => None,
+            | StateChange::SyncsRequested { .. }
+            | StateChange::OwnershipVouched { .. }
+            | StateChange::OwnershipLost { .. } => None,
         }
     }
 
     fn apply(self, account: &mut Account, at: DateTime<Utc>) {
+        // What Meta's word makes of the ownership, read before the state is changed.
+        let ownership = match &self {
+            StateChange::SetupSucceeded {
+                provider_id,
+                takes_id: true,
+                ..
+            } => Some(super::ownership::taken(account, provider_id)),
+            StateChange::OwnershipVouched { provider_id } => {
+                Some(super::ownership::vouched(account, provider_id))
+            }
+            StateChange::OwnershipLost { provider_id } => {
+                Some(super::ownership::lost(account, provider_id))
+            }
+            _ => None,
+        };
+        if let Some(ownership) = ownership {
+            account.provider_state.ownership = ownership;
+        }
         let state = &mut account.provider_state;
         match self {
             StateChange::SetupSucceeded {
-                provider_id,
                 display_phone_number,
+                ..
             } => {
                 state.setup_state = SetupState::Done;
                 state.setup_error = None;
@@ -103,10 +132,9 @@ impl StateChange {
                 if display_phone_number.is_some() {
                     state.display_phone_number = display_phone_number;
                 }
-                // Meta took the token for that number: it is the account's, unless the
-                // account was given another number while the set-up ran.
-                state.claim_confirmed = super::provider_id(account.channel, &account.config)
-                    == Some(provider_id.as_str());
+                // Meta took the token for that number's callback: the number is the
+                // account's (`ownership` above), unless it was given another while
+                // the set-up ran.
             }
             StateChange::SetupFailed {
                 reason,
@@ -119,9 +147,8 @@ impl StateChange {
                     state.reauthorization_required = true;
                     state.reauthorization_reason = Some(reason.clone());
                 }
+                // A failed set-up gives no number up: ownership stays as it was.
                 state.setup_error = Some(reason);
-                // Meta did not take the token for the number (now): no claim of it.
-                state.claim_confirmed = false;
             }
             StateChange::SyncsRequested {
                 contacts_at,
@@ -141,9 +168,10 @@ impl StateChange {
             StateChange::TokenRejected { reason, .. } => {
                 state.reauthorization_required = true;
                 state.reauthorization_reason = Some(reason);
-                // A claim holds while the provider accepts the token behind it.
-                state.claim_confirmed = false;
+                // Being flagged is not giving the id up: ownership stays.
             }
+            // Decided above.
+            StateChange::OwnershipVouched { .. } | StateChange::OwnershipLost { .. } => {}
             StateChange::TokenChecked {
                 expires_at,
                 data_access_expires_at,
@@ -266,8 +294,7 @@ pub fn reconnect(
             && current.config.get(ACCESS_TOKEN) == next.config.get(ACCESS_TOKEN),
         setup_error,
         token_expires_at: connected.token_expires_at,
-        claim_confirmed: confirmed_by_connect(next.channel)
-            || current.provider_state.claim_confirmed,
+        ownership: ownership_after_connect(&next),
         token_source: Some(connected.token_source),
         coexistence: connected
             .coexistence
@@ -297,7 +324,6 @@ pub fn connected_account(
         division_id: connected.division_id,
         provider_state: ProviderState {
             token_expires_at: connected.token_expires_at,
-            claim_confirmed: confirmed_by_connect(connected.channel),
             token_source: Some(connected.token_source),
             coexistence: connected.coexistence,
             ..ProviderState::default()
@@ -306,15 +332,19 @@ pub fn connected_account(
         ..blank(caller, connected.channel, at)
     };
     account.provider_state.setup_state = initial_setup_state(&account);
+    account.provider_state.ownership = ownership_after_connect(&account);
     born(caller, account)
 }
 
-/// Whether connecting an account confirms its claim of its provider id: on Messenger and
-/// Instagram Meta itself names the page or account the token acts for; a WhatsApp
-/// signup names a number the client chose, confirmed only once the set-up registered
-/// it with the token.
-fn confirmed_by_connect(channel: Channel) -> bool {
-    matches!(channel, Channel::Messenger | Channel::Instagram)
+/// The ownership a connect leaves: on Messenger and Instagram Meta itself named the
+/// page or account the token acts for, so the connect takes the id (the former owner,
+/// if any, was made LOST first); a WhatsApp signup names a number the client chose,
+/// taken only once Meta accepts the token for the number's callback in the set-up.
+fn ownership_after_connect(account: &Account) -> super::Ownership {
+    match (account.channel, super::provider_id(account.channel, &account.config)) {
+        (Channel::Messenger | Channel::Instagram, Some(id)) => super::ownership::taken(account, id),
+        _ => account.provider_state.ownership,
+    }
 }
 
 /// The fields every OAuth connect request has.

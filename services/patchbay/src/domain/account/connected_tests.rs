@@ -2,6 +2,7 @@ use proptest::prelude::*;
 use serde_json::json;
 
 use super::*;
+use crate::domain::account::Ownership;
 use crate::domain::RecordKind;
 use crate::domain::testing::{account, admin, at, cloud_account, division_admin, doc};
 
@@ -37,6 +38,7 @@ fn a_set_up_that_succeeded_clears_the_error_and_a_rejected_token() {
         StateChange::SetupSucceeded {
             provider_id: "1555".into(),
             display_phone_number: Some("+1 555-0100".into()),
+            takes_id: true,
         },
         at(5),
     ));
@@ -47,8 +49,9 @@ fn a_set_up_that_succeeded_clears_the_error_and_a_rejected_token() {
         Some("+1 555-0100")
     );
     assert!(!next.provider_state.reauthorization_required);
-    assert!(
-        next.provider_state.claim_confirmed,
+    assert_eq!(
+        next.provider_state.ownership,
+        Ownership::Confirmed,
         "the number is confirmed"
     );
     assert_eq!(next.revision, current.revision + 1);
@@ -65,12 +68,13 @@ fn a_set_up_confirms_only_the_number_it_ran_for() {
         StateChange::SetupSucceeded {
             provider_id: "1999".into(),
             display_phone_number: None,
+            takes_id: true,
         },
         at(5),
     ));
-    assert!(!next.provider_state.claim_confirmed);
+    assert_eq!(next.provider_state.ownership, Ownership::Unconfirmed);
     let mut confirmed = current.clone();
-    confirmed.provider_state.claim_confirmed = true;
+    confirmed.provider_state.ownership = Ownership::Confirmed;
     for change in [
         StateChange::TokenRejected {
             reason: "Meta error 190".into(),
@@ -83,8 +87,64 @@ fn a_set_up_confirms_only_the_number_it_ran_for() {
         },
     ] {
         let next = saved(record_state(&admin(), &confirmed, change, at(6)));
-        assert!(!next.provider_state.claim_confirmed, "the claim lapses");
+        assert_eq!(
+            next.provider_state.ownership,
+            Ownership::Confirmed,
+            "being flagged or failing a set-up gives no number up"
+        );
     }
+}
+
+/// Meta's word about an id nobody owns confirms an unconfirmed claim, never a lost
+/// one, and never one of another id; a taking makes only the id's confirmed owner LOST.
+#[test]
+fn vouching_confirms_only_unconfirmed_claims_of_the_id_and_losing_needs_a_confirmation() {
+    let account = cloud_account();
+    let id = crate::domain::account::provider_id(account.channel, &account.config)
+        .expect("an id")
+        .to_owned();
+    let vouch = |account: &Account, provider_id: &str| {
+        let change = StateChange::OwnershipVouched {
+            provider_id: provider_id.to_owned(),
+        };
+        match record_state(&admin(), account, change, at(5)) {
+            Change::Save(next, _) => next.provider_state.ownership,
+            _ => account.provider_state.ownership,
+        }
+    };
+    assert_eq!(vouch(&account, &id), Ownership::Confirmed);
+    assert_eq!(vouch(&account, "1999"), Ownership::Unconfirmed);
+    let mut lost = account.clone();
+    lost.provider_state.ownership = Ownership::Lost;
+    assert_eq!(vouch(&lost, &id), Ownership::Lost, "only a taking ends LOST");
+    let lose = |account: &Account, provider_id: &str| {
+        let change = StateChange::OwnershipLost {
+            provider_id: provider_id.to_owned(),
+        };
+        match record_state(&admin(), account, change, at(5)) {
+            Change::Save(next, _) => next.provider_state.ownership,
+            _ => account.provider_state.ownership,
+        }
+    };
+    let mut owner = account.clone();
+    owner.provider_state.ownership = Ownership::Confirmed;
+    assert_eq!(lose(&owner, &id), Ownership::Lost);
+    assert_eq!(lose(&owner, "1999"), Ownership::Confirmed);
+    assert_eq!(lose(&account, &id), Ownership::Unconfirmed);
+    // A set-up that succeeds again ends LOST: Meta took the token for the callback.
+    let mut pending = lost.clone();
+    pending.provider_state.setup_state = SetupState::Pending;
+    let next = saved(record_state(
+        &admin(),
+        &pending,
+        StateChange::SetupSucceeded {
+            provider_id: id.clone(),
+            display_phone_number: None,
+            takes_id: true,
+        },
+        at(6),
+    ));
+    assert_eq!(next.provider_state.ownership, Ownership::Confirmed);
 }
 
 #[test]
@@ -226,13 +286,14 @@ fn a_first_connected_account_is_its_scopes_default_unless_there_is_one() {
         connected(
             Channel::Messenger,
             "1001",
-            json!({"page_access_token": "EAAP"}),
+            json!({"page_id": "1001", "page_access_token": "EAAP"}),
         )
     };
     let (first, event) = connected_account(&admin(), page(), false, at(5)).expect("ok");
     assert!(first.is_default && first.is_active);
-    assert!(
-        first.provider_state.claim_confirmed,
+    assert_eq!(
+        first.provider_state.ownership,
+        Ownership::Confirmed,
         "Meta named the page the token acts for"
     );
     assert_eq!(first.revision, 1);
@@ -255,7 +316,7 @@ fn a_connected_cloud_number_gets_a_pin_and_a_pending_set_up() {
     assert_eq!(account.provider_state.setup_state, SetupState::Pending);
     assert!(account.config.contains_key("pin"));
     // The client chose the number: only a set-up Meta accepted for it confirms it.
-    assert!(!account.provider_state.claim_confirmed);
+    assert_eq!(account.provider_state.ownership, Ownership::Unconfirmed);
     let mut scoped = connected(Channel::Messenger, "1001", json!({}));
     scoped.division_id = None;
     assert!(matches!(

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Account, SetupState};
+use super::{Account, Ownership, SetupState};
 use crate::domain::channel::Channel;
 
 /// One recorded event: which account, what, why and when. Its division and channel
@@ -35,10 +35,11 @@ pub enum AccountEventKind {
     TokenExpiring,
     TokenRefreshed,
     RefreshExhausted,
+    OwnershipLost,
 }
 
 impl AccountEventKind {
-    pub const ALL: [AccountEventKind; 11] = [
+    pub const ALL: [AccountEventKind; 12] = [
         AccountEventKind::Created,
         AccountEventKind::Updated,
         AccountEventKind::Deleted,
@@ -50,6 +51,7 @@ impl AccountEventKind {
         AccountEventKind::TokenExpiring,
         AccountEventKind::TokenRefreshed,
         AccountEventKind::RefreshExhausted,
+        AccountEventKind::OwnershipLost,
     ];
 
     /// The name stored in the database.
@@ -66,6 +68,7 @@ impl AccountEventKind {
             AccountEventKind::TokenExpiring => "token_expiring",
             AccountEventKind::TokenRefreshed => "token_refreshed",
             AccountEventKind::RefreshExhausted => "refresh_exhausted",
+            AccountEventKind::OwnershipLost => "ownership_lost",
         }
     }
 
@@ -150,6 +153,16 @@ pub fn account_events(before: Option<&Account>, after: Option<&Account>) -> Vec<
                 "refreshing the token failed {} times in a row",
                 now.refresh_failures
             )),
+        ));
+    }
+    if now.ownership == Ownership::Lost && was.ownership != Ownership::Lost {
+        // Names no other workspace, nor the account that took the id.
+        events.push(event(
+            Kind::OwnershipLost,
+            Some(
+                "another account took the provider id through a flow Meta vouches for"
+                    .to_owned(),
+            ),
         ));
     }
     events

@@ -7,6 +7,7 @@ mod changes;
 mod connected;
 pub mod events;
 pub mod messenger;
+pub mod ownership;
 pub mod registration;
 mod rules;
 pub mod tokens;
@@ -22,6 +23,7 @@ pub use rules::{
     Updated, asked_division, create, delete, ensure_writable, new_account_division, set_default,
     update,
 };
+pub use ownership::Ownership;
 pub use validation::*;
 
 use chrono::{DateTime, Utc};
@@ -146,10 +148,10 @@ pub struct ProviderState {
     pub reauthorization_required: bool,
     /// When the account's token expires, where the provider says.
     pub token_expires_at: Option<DateTime<Utc>>,
-    /// The provider accepted the account's token for its provider id (see
-    /// `provider_id`): the account owns that id's webhooks across workspaces. Dropped
-    /// when the id changes.
-    pub claim_confirmed: bool,
+    /// The account's standing for its provider id (see `provider_id` and `ownership`):
+    /// CONFIRMED, it owns that id's webhooks across workspaces. UNCONFIRMED again when
+    /// the id changes.
+    pub ownership: Ownership,
     /// When the token's access to the user's data expires (Meta's debug_token).
     pub data_access_expires_at: Option<DateTime<Utc>>,
     /// Why reauthorization is required: Meta's reason, or the scopes the token misses.

@@ -203,11 +203,11 @@ pub fn update(
     if whatsapp::setup_inputs_changed(current, &next) {
         next.provider_state.setup_registered = false;
     }
-    // A claim holds for the id the provider confirmed, not for the next one.
+    // Ownership holds for the id Meta vouched for, not for the next one.
     if super::provider_id(next.channel, &next.config)
         != super::provider_id(current.channel, &current.config)
     {
-        next.provider_state.claim_confirmed = false;
+        next.provider_state.ownership = super::Ownership::Unconfirmed;
     }
     let change = saved_update(caller, current, next, at);
     Ok(Updated { change, run_setup })

@@ -8,7 +8,7 @@
 //! allocation, zeroed when the slot goes. About 150 bytes an account in all
 //! (`a_slot_stays_small` keeps the slot's part in check).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
@@ -22,11 +22,38 @@ use crate::domain::channel::Channel;
 /// Who owns a provider id.
 #[derive(Debug)]
 pub enum Owner {
+    /// The account whose ownership Meta confirmed.
     One(Recipient),
+    /// Nobody claims it.
     Nobody,
-    /// Two or more claims and none confirmed (or, which the database forbids, more
-    /// than one confirmed): routed nowhere until one is.
+    /// Claimed, and no claim confirmed by Meta (or, which the database forbids, more
+    /// than one): routed nowhere on the app-level callback.
+    Unconfirmed,
+}
+
+/// Where a WABA-level entry goes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum WabaRoute {
+    /// The owning workspace's accounts it is for, in account id order.
+    Accounts(Vec<Recipient>),
+    /// No workspace owns a confirmed number of the WABA.
+    NoOwner,
+    /// Confirmed numbers of the WABA are owned by more than one workspace.
     Contested,
+    /// The owning workspace has no account of the WABA with that displayed number.
+    NoSuchNumber,
+}
+
+/// Most accounts one WABA-level entry is delivered to.
+pub const MAX_WABA_DELIVERIES: usize = 256;
+
+/// The WhatsApp accounts that name one WABA, by workspace; and how many of each
+/// workspace's are confirmed owners of their number (the WABA's owner is the workspace
+/// with any).
+#[derive(Default)]
+struct Waba {
+    members: HashMap<u32, HashSet<u32>>,
+    confirmed: HashMap<u32, u32>,
 }
 
 /// No slot, no name.
@@ -78,6 +105,10 @@ pub struct RouteIndex {
     /// One entry per claimed (channel, provider id): its first claimant's slot, the
     /// others chained through `Slot::next_claim`.
     claims: HashTable<u32>,
+    /// WhatsApp accounts by the WABA they name (keyed with the random hasher, as WABA
+    /// ids are chosen by tenants), and each such slot's WABA and displayed number.
+    wabas: HashMap<u128, Waba>,
+    waba_of: HashMap<u32, (u128, Option<u64>)>,
     names: Names,
     /// Keyed: provider ids are chosen by tenants.
     hasher: RandomState,
@@ -111,6 +142,7 @@ impl RouteIndex {
             "an entry is put for its own account"
         );
         let claim = entry.provider_id.map(|id| (entry.channel, id));
+        let waba = entry.waba_id.map(|waba| (waba, entry.display_number));
         let Some(at) = self.store(entry) else {
             return;
         };
@@ -130,36 +162,68 @@ impl RouteIndex {
         by_account.insert_unique(hasher.hash_one(slot.account_id), at, |at| {
             hash_of(hasher, slots, *at, |slot| slot.account_id)
         });
+        let (workspace, confirmed) = (slot.workspace, slot.claim_confirmed);
         if let Some(key) = claim {
             self.claim(at, key);
+        }
+        if let Some((waba, display)) = waba {
+            self.waba_of.insert(at, (waba, display));
+            let members = self.wabas.entry(waba).or_default();
+            members.members.entry(workspace).or_default().insert(at);
+            if confirmed {
+                *members.confirmed.entry(workspace).or_default() += 1;
+            }
         }
     }
 
     /// The account a webhook URL's route names, with its secrets.
     pub fn by_route(&self, route: Uuid) -> Option<RouteEntry> {
         let at = self.find_route(route)?;
-        self.slot(at).map(|slot| self.entry(slot))
+        self.slot(at).map(|slot| self.entry(at, slot))
     }
 
-    /// The owner of a provider id: the one confirmed claim, else the sole claim.
+    /// The owner of a provider id: the one claim Meta confirmed. Claims Meta has not
+    /// confirmed make no owner, however few.
     pub fn owner(&self, channel: Channel, id: u128) -> Owner {
         let Some(first) = self.find_claim(channel, id) else {
             return Owner::Nobody;
         };
-        let claimants =
-            || std::iter::successors(self.slot(first), |slot| self.slot(slot.next_claim));
-        let mut confirmed = claimants().filter(|slot| slot.claim_confirmed);
+        let claimants = std::iter::successors(self.slot(first), |slot| self.slot(slot.next_claim));
+        let mut confirmed = claimants.filter(|slot| slot.claim_confirmed);
         match (confirmed.next(), confirmed.next()) {
-            (Some(owner), None) => return Owner::One(self.recipient(owner)),
-            (Some(_), Some(_)) => return Owner::Contested,
-            (None, _) => {}
-        }
-        let mut all = claimants();
-        match (all.next(), all.next()) {
             (Some(owner), None) => Owner::One(self.recipient(owner)),
-            (None, _) => Owner::Nobody,
-            (Some(_), Some(_)) => Owner::Contested,
+            _ => Owner::Unconfirmed,
         }
+    }
+
+    /// Where an entry of WABA `waba` goes: to the owning workspace's account whose
+    /// displayed number is `display`, when the entry names one; otherwise to each of
+    /// that workspace's accounts of the WABA (at most [`MAX_WABA_DELIVERIES`]). Only
+    /// the owner's accounts are read, however many other workspaces name the WABA.
+    pub fn waba_route(&self, waba: u128, display: Option<u64>) -> WabaRoute {
+        let Some(members) = self.wabas.get(&waba) else {
+            return WabaRoute::NoOwner;
+        };
+        let mut owners = members.confirmed.iter().filter(|(_, count)| **count > 0);
+        let owner = match (owners.next(), owners.next()) {
+            (Some((workspace, _)), None) => *workspace,
+            (None, _) => return WabaRoute::NoOwner,
+            (Some(_), Some(_)) => return WabaRoute::Contested,
+        };
+        let accounts = members.members.get(&owner).into_iter().flatten();
+        let mut recipients: Vec<Recipient> = accounts
+            .filter(|at| {
+                display.is_none()
+                    || self.waba_of.get(at).and_then(|(_, shown)| *shown) == display
+            })
+            .filter_map(|at| self.slot(*at).map(|slot| self.recipient(slot)))
+            .collect();
+        if recipients.is_empty() {
+            return WabaRoute::NoSuchNumber;
+        }
+        recipients.sort_unstable_by_key(|recipient| recipient.account_id);
+        recipients.truncate(MAX_WABA_DELIVERIES);
+        WabaRoute::Accounts(recipients)
     }
 
     /// How many accounts the index holds.
@@ -299,6 +363,27 @@ impl RouteIndex {
         if let Some(id) = slot.provider_id() {
             self.unclaim(at, slot.next_claim, (slot.channel, id));
         }
+        if let Some((waba, _)) = self.waba_of.remove(&at)
+            && let Some(members) = self.wabas.get_mut(&waba)
+        {
+            if let Some(slots) = members.members.get_mut(&slot.workspace) {
+                slots.remove(&at);
+                if slots.is_empty() {
+                    members.members.remove(&slot.workspace);
+                }
+            }
+            if slot.claim_confirmed
+                && let Some(count) = members.confirmed.get_mut(&slot.workspace)
+            {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    members.confirmed.remove(&slot.workspace);
+                }
+            }
+            if members.members.is_empty() {
+                self.wabas.remove(&waba);
+            }
+        }
         self.names.release(slot.workspace);
         self.names.release(slot.division);
         self.free.push(at);
@@ -338,7 +423,7 @@ impl RouteIndex {
         }
     }
 
-    fn entry(&self, slot: &Slot) -> RouteEntry {
+    fn entry(&self, at: u32, slot: &Slot) -> RouteEntry {
         let [account_key, app_secret, auth_token, shared_key] = slot.texts();
         let secret = |text: &str| (!text.is_empty()).then(|| SecretString::from(text.to_owned()));
         RouteEntry {
@@ -350,6 +435,8 @@ impl RouteIndex {
             account_key: account_key.into(),
             provider_id: slot.provider_id(),
             claim_confirmed: slot.claim_confirmed,
+            waba_id: self.waba_of.get(&at).map(|(waba, _)| *waba),
+            display_number: self.waba_of.get(&at).and_then(|(_, shown)| *shown),
             app_secret: secret(app_secret),
             auth_token: secret(auth_token),
             shared_key: secret(shared_key),

@@ -18,6 +18,8 @@ fn entry(
         account_key: format!("page-{}", page.unwrap_or_default()).into(),
         provider_id: page,
         claim_confirmed: confirmed,
+        waba_id: None,
+        display_number: None,
         app_secret: Some(SecretString::from("app-secret-1234".to_owned())),
         auth_token: None,
         shared_key: None,
@@ -82,6 +84,8 @@ fn clone(entry: &RouteEntry) -> RouteEntry {
         account_key: entry.account_key.clone(),
         provider_id: entry.provider_id,
         claim_confirmed: entry.claim_confirmed,
+        waba_id: entry.waba_id,
+        display_number: entry.display_number,
         app_secret: secret(&entry.app_secret),
         auth_token: secret(&entry.auth_token),
         shared_key: secret(&entry.shared_key),
@@ -90,37 +94,35 @@ fn clone(entry: &RouteEntry) -> RouteEntry {
 
 #[test]
 fn any_claimant_can_go_first_middle_or_last_and_the_rest_still_count() {
-    for gone in 0..3 {
-        let claimants: Vec<_> = (0..3)
-            .map(|i| entry(&format!("ws-{i}"), None, Some(7), false))
-            .collect();
-        let ids: Vec<_> = claimants.iter().map(|c| c.account_id).collect();
-        let mut index = RouteIndex::from_entries(claimants);
-        assert!(matches!(
-            index.owner(Channel::Messenger, 7),
-            Owner::Contested
-        ));
-        index.put(ids[gone], None);
-        assert!(
-            matches!(index.owner(Channel::Messenger, 7), Owner::Contested),
-            "{gone}"
-        );
-        let last = (0..3).find(|i| *i != gone).expect("another");
-        index.put(ids[last], None);
-        let remaining = (0..3)
-            .find(|i| *i != gone && *i != last)
-            .expect("the third");
-        match index.owner(Channel::Messenger, 7) {
-            Owner::One(owner) => assert_eq!(owner.account_id, ids[remaining], "{gone}"),
-            other => panic!("{gone}: {other:?}"),
+    // Claimant `owner` is the confirmed one; the others claim unconfirmed.
+    for owner in 0..3 {
+        for gone in (0..3).filter(|gone| *gone != owner) {
+            let claimants: Vec<_> = (0..3)
+                .map(|i| entry(&format!("ws-{i}"), None, Some(7), i == owner))
+                .collect();
+            let ids: Vec<_> = claimants.iter().map(|c| c.account_id).collect();
+            let mut index = RouteIndex::from_entries(claimants);
+            let owned_by = |index: &RouteIndex| match index.owner(Channel::Messenger, 7) {
+                Owner::One(found) => Some(found.account_id),
+                _ => None,
+            };
+            assert_eq!(owned_by(&index), Some(ids[owner]));
+            index.put(ids[gone], None);
+            assert_eq!(owned_by(&index), Some(ids[owner]), "{owner} {gone}");
+            index.put(ids[owner], None);
+            assert!(
+                matches!(index.owner(Channel::Messenger, 7), Owner::Unconfirmed),
+                "{owner} {gone}"
+            );
+            let last = (0..3).find(|i| *i != gone && *i != owner).expect("the third");
+            index.put(ids[last], None);
+            assert!(matches!(index.owner(Channel::Messenger, 7), Owner::Nobody));
+            assert!(index.is_empty());
+            assert!(
+                index.names.numbers.is_empty(),
+                "names are dropped with their last account"
+            );
         }
-        index.put(ids[remaining], None);
-        assert!(matches!(index.owner(Channel::Messenger, 7), Owner::Nobody));
-        assert!(index.is_empty());
-        assert!(
-            index.names.numbers.is_empty(),
-            "names are dropped with their last account"
-        );
     }
 }
 
@@ -153,7 +155,8 @@ fn freed_slots_are_reused_and_tables_follow_them() {
         assert_eq!(index.by_route(*route).map(|e| e.account_id), Some(*id));
         match index.owner(Channel::Messenger, *page) {
             Owner::One(owner) => assert_eq!(owner.account_id, *id),
-            other => panic!("{page}: {other:?}"),
+            Owner::Unconfirmed => assert!(page % 2 == 1, "{page} is confirmed"),
+            Owner::Nobody => panic!("{page}: nobody"),
         }
     }
 }

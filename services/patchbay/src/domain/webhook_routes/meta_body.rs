@@ -1,6 +1,7 @@
 //! What a Meta webhook body's entries name, and whom they route to. Only the fields
 //! routing reads are decoded (the rest is skipped, never kept): `object`, and per
-//! entry its `id` and each change's `value.metadata.phone_number_id`. Arrays are read
+//! entry its `id` and each change's `field`, `value.metadata.phone_number_id`, and
+//! `value.display_phone_number` or `value.phone_number` (WABA-level entries). Arrays are read
 //! up to a count and skipped past it, so that the work and memory of a body stay a
 //! few times its size whatever its shape.
 
@@ -10,8 +11,8 @@ use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
 use uuid::Uuid;
 
-use super::Recipient;
-use super::index::{Owner, RouteIndex};
+use super::index::{Owner, RouteIndex, WabaRoute};
+use super::{Recipient, RouteEntry, digits};
 use crate::domain::channel::Channel;
 
 /// Most entries one body may have: Meta batches at most 1,000 updates.
@@ -30,7 +31,18 @@ pub struct MetaEntry {
     pub ids: Vec<u128>,
     /// The entry names more numbers, or has more changes, than are read.
     pub cut: bool,
+    /// A WhatsApp entry that names no phone number id: its WABA (the entry's `id`, or a
+    /// partner event's `waba_info.waba_id`), to which it routes instead.
+    pub waba: Option<u128>,
+    /// The digits of the number a WABA-level entry is about (`display_phone_number`,
+    /// or `account_update`'s `phone_number`), unless it is for every account of the
+    /// WABA (`message_template_status_update`).
+    pub display: Option<u64>,
 }
+
+/// The WABA-level field whose entries go to every account of the WABA, whatever
+/// number they name.
+const EVERY_ACCOUNT_FIELD: &str = "message_template_status_update";
 
 /// A Meta webhook body, as far as routing reads it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,6 +111,8 @@ impl<'de, T: Deserialize<'de>, const N: usize> Deserialize<'de> for Capped<T, N>
 #[derive(Deserialize)]
 struct ChangeItem {
     #[serde(default)]
+    field: Option<Id>,
+    #[serde(default)]
     value: Option<ChangeValue>,
 }
 
@@ -106,6 +120,20 @@ struct ChangeItem {
 struct ChangeValue {
     #[serde(default)]
     metadata: Option<Metadata>,
+    #[serde(default)]
+    display_phone_number: Option<Id>,
+    #[serde(default)]
+    phone_number: Option<Id>,
+    #[serde(default)]
+    waba_info: Option<WabaInfo>,
+}
+
+/// A partner event's WABA (`account_update` PARTNER_*): its entry's `id` is the
+/// partner's business portfolio, not the WABA (Meta, "Managing Webhooks").
+#[derive(Deserialize)]
+struct WabaInfo {
+    #[serde(default)]
+    waba_id: Option<Id>,
 }
 
 #[derive(Deserialize)]
@@ -130,6 +158,19 @@ impl Id {
             Id::Number(number) => Some(u128::from(*number)),
             Id::Other(_) => None,
         }
+    }
+
+    /// A phone number's digits, however it is written.
+    fn digits(&self) -> Option<u64> {
+        match self {
+            Id::Text(text) => digits(text),
+            Id::Number(number) => Some(*number),
+            Id::Other(_) => None,
+        }
+    }
+
+    fn is(&self, text: &str) -> bool {
+        matches!(self, Id::Text(own) if own == text)
     }
 }
 
@@ -179,7 +220,36 @@ impl MetaBody {
                 } else if let Some(id) = entry.id.as_ref().and_then(Id::value) {
                     ids.push(id);
                 }
-                MetaEntry { channel, ids, cut }
+                let (mut waba, mut display) = (None, None);
+                if channel == Some(Channel::Whatsapp) && ids.is_empty() {
+                    let named = entry.changes.items.iter().find_map(|change| {
+                        change.value.as_ref()?.waba_info.as_ref()?.waba_id.as_ref()
+                    });
+                    waba = named.or(entry.id.as_ref()).and_then(Id::value);
+                    let every_account = entry.changes.items.iter().any(|change| {
+                        change
+                            .field
+                            .as_ref()
+                            .is_some_and(|field| field.is(EVERY_ACCOUNT_FIELD))
+                    });
+                    if !every_account {
+                        display = entry.changes.items.iter().find_map(|change| {
+                            let value = change.value.as_ref()?;
+                            value
+                                .display_phone_number
+                                .as_ref()
+                                .or(value.phone_number.as_ref())?
+                                .digits()
+                        });
+                    }
+                }
+                MetaEntry {
+                    channel,
+                    ids,
+                    cut,
+                    waba,
+                    display,
+                }
             })
             .collect();
         Ok(MetaBody {
@@ -205,11 +275,14 @@ pub enum SignedBy {
 }
 
 /// Where each entry goes: `(entry index, account)` deliveries, and `(entry index,
-/// why)` for the entries no account takes.
+/// why)` for the entries no account takes. `url_account` is the account whose own URL
+/// the body came to (`None`: the app-level callback): its own id routes to it unless
+/// another account owns the id, confirmed by Meta.
 pub fn route_meta_entries(
     index: &RouteIndex,
     body: &MetaBody,
     signed_by: SignedBy,
+    url_account: Option<&RouteEntry>,
 ) -> (Deliveries, Unrouted) {
     let mut deliveries = Vec::new();
     let mut unrouted = Vec::new();
@@ -229,25 +302,46 @@ pub fn route_meta_entries(
             ));
         }
         if entry.ids.is_empty() {
-            if !entry.cut {
-                unrouted.push((at, format!("the entry names no {}", id_name(channel))));
+            match entry.waba {
+                Some(waba) => {
+                    let to = route_waba(index, waba, entry.display, signed_by, url_account);
+                    match to {
+                        Ok(accounts) => {
+                            deliveries.extend(accounts.into_iter().map(|account| (at, account)));
+                        }
+                        Err(why) => unrouted.push((at, why)),
+                    }
+                }
+                None if !entry.cut => {
+                    unrouted.push((at, format!("the entry names no {}", id_name(channel))));
+                }
+                None => {}
             }
             continue;
         }
         for id in &entry.ids {
             let owner = index.owner(channel, *id);
+            // The URL's own account, for its own id: Meta calls that URL only when
+            // someone with access to the id set it there.
+            if let Some(account) = url_account
+                && account.channel == channel
+                && account.provider_id == Some(*id)
+            {
+                match owner {
+                    Owner::One(owner) if owner.account_id != account.account_id => unrouted.push(
+                        (at, format!("{} {id} is owned by another account", id_name(channel))),
+                    ),
+                    _ => deliveries.push((at, account.recipient())),
+                }
+                continue;
+            }
             // An account's own secret speaks for that account only, and its answers
             // say nothing of who else holds an id.
-            if let SignedBy::Account(account) = signed_by {
-                match owner {
-                    Owner::One(owner) if owner.account_id == account => {
-                        deliveries.push((at, owner));
-                    }
-                    _ => unrouted.push((
-                        at,
-                        format!("{} {id} is not the signing account's", id_name(channel)),
-                    )),
-                }
+            if let SignedBy::Account(_) = signed_by {
+                unrouted.push((
+                    at,
+                    format!("{} {id} is not the signing account's", id_name(channel)),
+                ));
                 continue;
             }
             match owner {
@@ -255,10 +349,10 @@ pub fn route_meta_entries(
                 Owner::Nobody => {
                     unrouted.push((at, format!("no account owns {} {id}", id_name(channel))));
                 }
-                Owner::Contested => unrouted.push((
+                Owner::Unconfirmed => unrouted.push((
                     at,
                     format!(
-                        "{} {id} is claimed by more than one account, none confirmed",
+                        "no account's claim of {} {id} is confirmed by Meta",
                         id_name(channel)
                     ),
                 )),
@@ -266,6 +360,35 @@ pub fn route_meta_entries(
         }
     }
     (deliveries, unrouted)
+}
+
+/// Who a WABA-level entry is for. An account's own secret speaks only for that
+/// account, and only for its own WABA.
+fn route_waba(
+    index: &RouteIndex,
+    waba: u128,
+    display: Option<u64>,
+    signed_by: SignedBy,
+    url_account: Option<&RouteEntry>,
+) -> Result<Vec<Recipient>, String> {
+    if let SignedBy::Account(_) = signed_by {
+        return match url_account {
+            Some(account) if account.waba_id == Some(waba) => Ok(vec![account.recipient()]),
+            _ => Err(format!("WABA {waba} is not the signing account's")),
+        };
+    }
+    match index.waba_route(waba, display) {
+        WabaRoute::Accounts(accounts) => Ok(accounts),
+        WabaRoute::NoOwner => Err(format!(
+            "the entry names no phone number id, and no account owns a confirmed number of WABA {waba}"
+        )),
+        WabaRoute::Contested => Err(format!(
+            "WABA {waba} has confirmed numbers in more than one workspace"
+        )),
+        WabaRoute::NoSuchNumber => Err(format!(
+            "no account of WABA {waba} has the displayed number the entry names"
+        )),
+    }
 }
 
 fn id_name(channel: Channel) -> &'static str {

@@ -5,13 +5,19 @@
 //! - An account's URL is `<base>/webhooks/<channel>/<route>`, its route an opaque id
 //!   unique across workspaces; `<base>/webhooks/meta` is Meta's app-level callback.
 //! - A provider id (phone number id, page id, Instagram account id) has at most one
-//!   owner across workspaces: the account whose claim the provider confirmed, else the
-//!   sole claimant (see [`index::RouteIndex::owner`]).
+//!   owner across workspaces: the account whose ownership Meta confirmed
+//!   (`domain::account::ownership`). An unconfirmed claim routes nothing on the
+//!   app-level callback; on the account's own URL, which Meta calls only when someone
+//!   with access to the id set it there, the account's own id routes to it unless
+//!   another account owns it (see [`index::RouteIndex::owner`]).
+//! - A WhatsApp entry that names no phone number (`account_update`, quality, name,
+//!   template and capability updates) routes by its WABA id to the WABA's owning
+//!   workspace: the one that owns a confirmed number of it.
 
 mod index;
 mod meta_body;
 
-pub use index::{Owner, RouteIndex};
+pub use index::{MAX_WABA_DELIVERIES, Owner, RouteIndex, WabaRoute};
 pub use meta_body::{Deliveries, MetaBody, MetaEntry, SignedBy, Unrouted, route_meta_entries};
 
 use std::sync::Arc;
@@ -19,7 +25,8 @@ use std::sync::Arc;
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
-use super::account::{Account, provider_id};
+use super::account::whatsapp::WABA_ID;
+use super::account::{Account, Ownership, provider_id};
 use super::channel::Channel;
 
 /// Who a delivery is for: what the gateway hands the delivery on with.
@@ -44,6 +51,10 @@ pub struct RouteEntry {
     /// The provider id, when it is a number (Meta's ids are).
     pub provider_id: Option<u128>,
     pub claim_confirmed: bool,
+    /// A WhatsApp account's WABA id, when it is a number (Meta's are).
+    pub waba_id: Option<u128>,
+    /// The digits of a WhatsApp number as Meta displays it (read by the set-up).
+    pub display_number: Option<u64>,
     /// The account's own Meta app secret (Meta channels only).
     pub app_secret: Option<SecretString>,
     /// The account's Twilio auth token.
@@ -87,6 +98,8 @@ impl PartialEq for RouteEntry {
             && self.account_key == other.account_key
             && self.provider_id == other.provider_id
             && self.claim_confirmed == other.claim_confirmed
+            && self.waba_id == other.waba_id
+            && self.display_number == other.display_number
             && secret(&self.app_secret) == secret(&other.app_secret)
             && secret(&self.auth_token) == secret(&other.auth_token)
             && secret(&self.shared_key) == secret(&other.shared_key)
@@ -137,11 +150,27 @@ pub fn route_entry(account: &Account) -> Option<RouteEntry> {
         account_key: account.account_key.clone().into_boxed_str(),
         provider_id: provider_id(account.channel, &account.config)
             .and_then(|id| id.parse::<u128>().ok()),
-        claim_confirmed: account.provider_state.claim_confirmed,
+        claim_confirmed: account.provider_state.ownership == Ownership::Confirmed,
+        waba_id: (account.channel == Channel::Whatsapp)
+            .then(|| account.config.get(WABA_ID)?.as_str()?.parse::<u128>().ok())
+            .flatten(),
+        display_number: (account.channel == Channel::Whatsapp)
+            .then(|| digits(account.provider_state.display_phone_number.as_deref()?))
+            .flatten(),
         app_secret: if meta { text("app_secret") } else { None },
         auth_token,
         shared_key,
     })
+}
+
+/// The digits of a phone number as Meta displays it ("+1 555-0100" is 15550100);
+/// `None` without digits or past 19 of them (E.164 numbers have at most 15).
+pub fn digits(number: &str) -> Option<u64> {
+    let digits: String = number.chars().filter(char::is_ascii_digit).collect();
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    digits.parse().ok()
 }
 
 /// The account config field that holds a Twilio SharedKey's secret.

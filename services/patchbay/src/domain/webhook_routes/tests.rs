@@ -98,7 +98,7 @@ fn only_what_routing_reads_makes_a_change_of_routes() {
     other_page.config = doc(json!({"page_id": "200"}));
     assert!(routing_changed(Some(&before), Some(&other_page)));
     let mut confirmed = before.clone();
-    confirmed.provider_state.claim_confirmed = true;
+    confirmed.provider_state.ownership = Ownership::Confirmed;
     assert!(routing_changed(Some(&before), Some(&confirmed)));
     let mut own_secret = before.clone();
     own_secret.config.insert("app_secret".into(), json!("s"));
@@ -138,7 +138,9 @@ fn claim(workspace: &str, page: &str, confirmed: bool) -> RouteEntry {
     claimant.webhook_route = Uuid::new_v4();
     claimant.workspace_id = workspace.into();
     claimant.config = doc(json!({"page_id": page}));
-    claimant.provider_state.claim_confirmed = confirmed;
+    if confirmed {
+        claimant.provider_state.ownership = Ownership::Confirmed;
+    }
     route_entry(&claimant).expect("entry")
 }
 
@@ -153,59 +155,204 @@ fn page_body(pages: &[&str]) -> MetaBody {
 }
 
 #[test]
-fn a_confirmed_claim_wins_and_two_unconfirmed_ones_route_nowhere() {
+fn only_a_confirmed_claim_routes_on_the_app_level_callback() {
     let owner = claim("ws-a", "100", true);
     let owner_id = owner.account_id;
     let squatter = claim("ws-b", "100", false);
     let (first, second) = (claim("ws-a", "200", false), claim("ws-b", "200", false));
     let sole = claim("ws-c", "300", false);
-    let sole_id = sole.account_id;
     let mut index = RouteIndex::from_entries([owner, squatter, first, second, sole]);
     let body = page_body(&["100", "200", "300", "400"]);
-    let (deliveries, unrouted) = route_meta_entries(&index, &body, SignedBy::App);
+    let (deliveries, unrouted) = route_meta_entries(&index, &body, SignedBy::App, None);
     let delivered: Vec<_> = deliveries.iter().map(|(i, e)| (*i, e.account_id)).collect();
-    assert_eq!(delivered, vec![(0, owner_id), (2, sole_id)]);
+    assert_eq!(delivered, vec![(0, owner_id)]);
     let reasons: Vec<_> = unrouted.iter().map(|(i, r)| (*i, r.as_str())).collect();
     assert_eq!(
         reasons,
         vec![
-            (
-                1,
-                "page id 200 is claimed by more than one account, none confirmed"
-            ),
+            (1, "no account's claim of page id 200 is confirmed by Meta"),
+            (2, "no account's claim of page id 300 is confirmed by Meta"),
             (3, "no account owns page id 400"),
         ]
     );
-    // The owner goes: the unconfirmed claim of another workspace takes over.
+    // The owner goes: the unconfirmed claim of another workspace does not take over.
     index.put(owner_id, None);
-    match index.owner(Channel::Messenger, 100) {
-        Owner::One(entry) => assert_eq!(&*entry.workspace_id, "ws-b"),
-        other => panic!("expected the sole claim, got {other:?}"),
-    }
+    assert!(matches!(
+        index.owner(Channel::Messenger, 100),
+        Owner::Unconfirmed
+    ));
     assert_eq!(index.len(), 4);
+}
+
+#[test]
+fn an_accounts_own_url_routes_its_own_id_unless_another_owns_it() {
+    let parked = claim("ws-b", "100", false);
+    let unowned = claim("ws-b", "200", false);
+    let index = RouteIndex::from_entries([claim("ws-a", "100", true), parked, unowned]);
+    assert!(matches!(
+        index.owner(Channel::Messenger, 200),
+        Owner::Unconfirmed
+    ));
+    let mine = claim("ws-b", "200", false);
+    let body = page_body(&["200", "100"]);
+    // The app's signature: the URL account's own id to it, any other to its owner.
+    let (deliveries, unrouted) = route_meta_entries(&index, &body, SignedBy::App, Some(&mine));
+    assert_eq!(deliveries.len(), 2, "{deliveries:?}");
+    assert_eq!(deliveries[0], (0, mine.recipient()));
+    assert_eq!(&*deliveries[1].1.workspace_id, "ws-a");
+    assert!(unrouted.is_empty());
+    // The account's own secret: its own id only.
+    let signed_by = SignedBy::Account(mine.account_id);
+    let (deliveries, unrouted) = route_meta_entries(&index, &body, signed_by, Some(&mine));
+    assert_eq!(deliveries, vec![(0, mine.recipient())]);
+    assert_eq!(unrouted.len(), 1, "{unrouted:?}");
+    assert_eq!(unrouted[0].0, 1);
+    // The parked claim's own URL: the id is owned by another account, confirmed.
+    let parked = claim("ws-b", "100", false);
+    let (deliveries, unrouted) =
+        route_meta_entries(&index, &page_body(&["100"]), SignedBy::App, Some(&parked));
+    assert!(deliveries.is_empty());
+    assert_eq!(unrouted[0].1, "page id 100 is owned by another account");
 }
 
 #[test]
 fn an_accounts_own_secret_speaks_only_for_that_account() {
     let mine = claim("ws-a", "100", true);
-    let mine_id = mine.account_id;
     let theirs = claim("ws-b", "200", true);
     let index = RouteIndex::from_entries([mine, theirs]);
-    let body = page_body(&["100", "200"]);
-    let (deliveries, unrouted) = route_meta_entries(&index, &body, SignedBy::Account(mine_id));
-    assert_eq!(deliveries.len(), 1);
-    assert_eq!(deliveries[0].1.account_id, mine_id);
-    assert_eq!(unrouted.len(), 1);
-    assert_eq!(unrouted[0].0, 1);
+    let mine = claim("ws-a", "100", true);
+    let signed_by = SignedBy::Account(mine.account_id);
+    let body = page_body(&["200", "999"]);
+    let (deliveries, unrouted) = route_meta_entries(&index, &body, signed_by, Some(&mine));
+    assert!(deliveries.is_empty());
     // Owned by another, owned by nobody: the same answer, so that an account's own
     // secret cannot ask who holds an id.
-    let body = page_body(&["200", "999"]);
-    let (_, unrouted) = route_meta_entries(&index, &body, SignedBy::Account(mine_id));
     let reasons: Vec<_> = unrouted
         .iter()
         .map(|(_, r)| r.replace("200", "N").replace("999", "N"))
         .collect();
     assert_eq!(reasons[0], reasons[1]);
+}
+
+/// A WhatsApp number of WABA `waba`, shown as `display`.
+fn number(workspace: &str, id: &str, waba: &str, display: &str, confirmed: bool) -> RouteEntry {
+    let mut number = account(Channel::Whatsapp, id);
+    number.id = Uuid::new_v4();
+    number.webhook_route = Uuid::new_v4();
+    number.workspace_id = workspace.into();
+    number.config = doc(json!({"phone_number_id": id, "waba_id": waba, "access_token": "t"}));
+    number.provider_state.display_phone_number = Some(display.into());
+    if confirmed {
+        number.provider_state.ownership = Ownership::Confirmed;
+    }
+    route_entry(&number).expect("entry")
+}
+
+/// One WABA-level entry of `field`, as Meta's webhook references show them (see
+/// tests/api/waba_routing.rs for the sources).
+fn waba_body(waba: &str, field: &str, value: serde_json::Value) -> MetaBody {
+    let body = json!({"object": "whatsapp_business_account", "entry": [{"id": waba,
+        "time": 1_739_321_024, "changes": [{"value": value, "field": field}]}]});
+    MetaBody::parse(body.to_string().as_bytes()).expect("body")
+}
+
+#[test]
+fn waba_level_entries_go_to_the_owning_workspace_by_displayed_number_or_to_all() {
+    let first = number("ws-a", "1001", "500", "+1 555-078-3881", true);
+    let second = number("ws-a", "1002", "500", "15550783882", false);
+    // Another workspace names the WABA without a confirmed number: it owns nothing.
+    let squatter = number("ws-b", "1003", "500", "15550783881", false);
+    let (first_id, second_id) = (first.account_id, second.account_id);
+    let index = RouteIndex::from_entries([first, second, squatter]);
+    let to = |body: &MetaBody| {
+        let (deliveries, unrouted) = route_meta_entries(&index, body, SignedBy::App, None);
+        let mut ids: Vec<_> = deliveries.iter().map(|(_, r)| r.account_id).collect();
+        ids.sort();
+        (ids, unrouted)
+    };
+    let quality = waba_body(
+        "500",
+        "phone_number_quality_update",
+        json!({"display_phone_number": "15550783881", "event": "FLAGGED", "current_limit": "TIER_10K"}),
+    );
+    assert_eq!(to(&quality).0, vec![first_id]);
+    let name = waba_body(
+        "500",
+        "phone_number_name_update",
+        json!({"display_phone_number": "15550783882", "decision": "APPROVED",
+            "requested_verified_name": "Lucky Shrub", "rejection_reason": null}),
+    );
+    assert_eq!(to(&name).0, vec![second_id]);
+    let mut both = vec![first_id, second_id];
+    both.sort();
+    let template = waba_body(
+        "500",
+        "message_template_status_update",
+        json!({"event": "APPROVED", "message_template_id": 1_689_556_908_129_832_u64,
+            "message_template_name": "order_confirmation", "message_template_language": "en-US",
+            "reason": "NONE", "message_template_category": "UTILITY"}),
+    );
+    assert_eq!(to(&template).0, both);
+    let capability = waba_body(
+        "500",
+        "business_capability_update",
+        json!({"max_daily_conversations_per_business": 2000, "max_phone_numbers_per_waba": 25}),
+    );
+    assert_eq!(to(&capability).0, both);
+    let restriction = waba_body(
+        "500",
+        "account_update",
+        json!({"event": "ACCOUNT_RESTRICTION", "restriction_info": [
+            {"restriction_type": "RESTRICTED_BIZ_INITIATED_MESSAGING", "expiration": 1_641_330_498}]}),
+    );
+    assert_eq!(to(&restriction).0, both);
+    // A partner event names the WABA in waba_info; its entry id is a business portfolio.
+    let partner = MetaBody::parse(
+        json!({"entry": [{"id": "2949482758682047", "time": 1, "changes": [{"value": {
+            "event": "PARTNER_ADDED", "waba_info": {"waba_id": "500", "owner_business_id": "77"}},
+            "field": "account_update"}]}], "object": "whatsapp_business_account"})
+        .to_string()
+        .as_bytes(),
+    )
+    .expect("body");
+    assert_eq!(to(&partner).0, both);
+    // A number the WABA's owner does not have, a WABA nobody owns.
+    let (ids, unrouted) = to(&waba_body(
+        "500",
+        "phone_number_quality_update",
+        json!({"display_phone_number": "15559999999", "event": "FLAGGED"}),
+    ));
+    assert!(ids.is_empty());
+    assert!(unrouted[0].1.contains("displayed number"), "{unrouted:?}");
+    let (ids, unrouted) = to(&waba_body("501", "business_capability_update", json!({})));
+    assert!(ids.is_empty());
+    assert!(unrouted[0].1.contains("no account owns a confirmed number of WABA 501"));
+}
+
+#[test]
+fn a_waba_with_confirmed_numbers_in_two_workspaces_routes_nowhere_and_owners_leave() {
+    let ours = number("ws-a", "1001", "500", "15550000001", true);
+    let theirs = number("ws-b", "1002", "500", "15550000002", true);
+    let (ours_id, theirs_id) = (ours.account_id, theirs.account_id);
+    let mut index = RouteIndex::from_entries([ours, theirs]);
+    assert_eq!(index.waba_route(500, None), WabaRoute::Contested);
+    index.put(theirs_id, None);
+    match index.waba_route(500, None) {
+        WabaRoute::Accounts(accounts) => {
+            assert_eq!(accounts.len(), 1);
+            assert_eq!(accounts[0].account_id, ours_id);
+        }
+        other => panic!("expected ours, got {other:?}"),
+    }
+    // An unconfirmed number again: nobody owns the WABA.
+    index.put(ours_id, Some(number("ws-a", "1001", "500", "15550000001", false)).map(|mut e| {
+        e.account_id = ours_id;
+        e
+    }));
+    assert_eq!(index.waba_route(500, None), WabaRoute::NoOwner);
+    index.put(ours_id, None);
+    assert!(index.is_empty());
+    assert_eq!(index.waba_route(500, None), WabaRoute::NoOwner);
 }
 
 #[test]
@@ -217,7 +364,7 @@ fn a_body_is_read_only_so_far_and_the_rest_is_reported() {
     let body = MetaBody::parse(body.to_string().as_bytes()).expect("parsed");
     assert_eq!(body.entries[0].ids.len(), 16);
     assert!(body.entries[0].cut);
-    let (_, unrouted) = route_meta_entries(&RouteIndex::default(), &body, SignedBy::App);
+    let (_, unrouted) = route_meta_entries(&RouteIndex::default(), &body, SignedBy::App, None);
     assert!(
         unrouted[0].1.contains("more changes or numbers"),
         "{unrouted:?}"
@@ -259,7 +406,7 @@ fn an_entry_moves_with_its_account() {
     ));
     assert!(matches!(
         index.owner(Channel::Messenger, 200),
-        Owner::One(_)
+        Owner::Unconfirmed
     ));
     assert!(index.by_route(route).is_some());
     index.put(id, None);

@@ -8,7 +8,7 @@ use super::{
     channel_to_proto, optional_document, required_channel, struct_from_document, timestamp,
 };
 use crate::app::AccountView;
-use crate::domain::account::TokenSource;
+use crate::domain::account::{Ownership, TokenSource, provider_id};
 use crate::domain::account::events::{AccountEvent, AccountEventKind};
 use crate::domain::support::parse_id;
 use crate::domain::{Account, AccountPatch, Channel, Error, NewAccount, SetupState, Violations};
@@ -134,6 +134,7 @@ pub fn account_to_proto(view: AccountView) -> proto::Account {
             .unwrap_or_default(),
         setup_retry_after: account.provider_state.setup_retry_after.map(timestamp),
         token_source: token_source_to_proto(account.provider_state.token_source).into(),
+        ownership: ownership_to_proto(account).into(),
         coexistence: account
             .provider_state
             .coexistence
@@ -143,6 +144,18 @@ pub fn account_to_proto(view: AccountView) -> proto::Account {
                 history_sync_requested_at: coexistence.history_sync_requested_at.map(timestamp),
                 sync_error: coexistence.sync_error.clone().unwrap_or_default(),
             }),
+    }
+}
+
+/// UNSPECIFIED for an account without a provider id.
+fn ownership_to_proto(account: &Account) -> proto::Ownership {
+    if provider_id(account.channel, &account.config).is_none() {
+        return proto::Ownership::Unspecified;
+    }
+    match account.provider_state.ownership {
+        Ownership::Confirmed => proto::Ownership::Confirmed,
+        Ownership::Unconfirmed => proto::Ownership::Unconfirmed,
+        Ownership::Lost => proto::Ownership::Lost,
     }
 }
 
@@ -193,6 +206,7 @@ pub fn event_to_proto(event: AccountEvent, account: AccountView) -> proto::Accou
         Kind::TokenExpiring => Wire::TokenExpiring,
         Kind::TokenRefreshed => Wire::TokenRefreshed,
         Kind::RefreshExhausted => Wire::RefreshExhausted,
+        Kind::OwnershipLost => Wire::OwnershipLost,
     };
     proto::AccountEvent {
         revision: event.revision,

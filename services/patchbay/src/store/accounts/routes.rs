@@ -1,15 +1,15 @@
 //! What routing needs of the accounts table: the one-owner rule of provider ids
 //! (checked in the write's transaction, under the id's lock, backed by the partial
-//! unique index `ux_accounts_confirmed_provider_id`), the notification that tells
+//! unique index `ux_accounts_owned_provider_id`), the notification that tells
 //! other replicas an account's routing changed, and the reads that fill the index.
 
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 use super::rows::to_domain;
-use crate::domain::account::{provider_id, provider_id_field};
+use crate::domain::account::{Ownership, provider_id, provider_id_field};
 use crate::domain::webhook_routes::ROUTED_CHANNELS;
-use crate::domain::{Account, Error, RecordKind};
+use crate::domain::{Account, Channel, Error, RecordKind};
 use crate::store::entities::account::{Column, Entity};
 use crate::store::{Store, WriteTxn, db_error, lock_scope};
 
@@ -27,10 +27,14 @@ pub const ROUTES_NOTIFY_CHANNEL: &str = "patchbay_account_routes";
 /// How many rows one read of a full index load takes.
 const LOAD_PAGE: u64 = 2000;
 
-/// Refuses `account`'s claim of its provider id when another live account, in any
-/// workspace, holds a confirmed claim of it. Takes the id's lock first (after the
-/// scope lock, always in that order), so two confirmations cannot both pass.
+/// Refuses `account`'s confirmation of its provider id when another live account, in
+/// any workspace, owns it confirmed (a taking makes that owner LOST first). Takes the
+/// id's lock first (after the scope lock, always in that order), so two confirmations
+/// cannot both pass. An account that does not claim the id confirmed needs nothing.
 pub(super) async fn ensure_claim_free(txn: &WriteTxn<'_>, account: &Account) -> Result<(), Error> {
+    if account.provider_state.ownership != Ownership::Confirmed {
+        return Ok(());
+    }
     let Some(id) = provider_id(account.channel, &account.config) else {
         return Ok(());
     };
@@ -40,7 +44,7 @@ pub(super) async fn ensure_claim_free(txn: &WriteTxn<'_>, account: &Account) -> 
         .column(Column::Id)
         .filter(Column::Channel.eq(account.channel.as_str()))
         .filter(Column::ProviderId.eq(id))
-        .filter(Column::ProviderIdConfirmed.eq(true))
+        .filter(Column::Ownership.eq(Ownership::Confirmed.as_str()))
         .filter(Column::DeletedAt.is_null())
         .filter(Column::Id.ne(account.id))
         .into_tuple::<Uuid>()
@@ -74,6 +78,27 @@ pub(super) fn notify_route_change(txn: &WriteTxn<'_>, id: Uuid) {
 }
 
 impl Store {
+    /// The live accounts, in whichever workspace, that own `channel`'s `id` confirmed
+    /// (one, which the partial unique index keeps so): `(workspace, account)`.
+    pub async fn confirmed_owners(
+        &self,
+        channel: Channel,
+        id: &str,
+    ) -> Result<Vec<(String, Uuid)>, Error> {
+        Entity::find()
+            .select_only()
+            .column(Column::WorkspaceId)
+            .column(Column::Id)
+            .filter(Column::Channel.eq(channel.as_str()))
+            .filter(Column::ProviderId.eq(id))
+            .filter(Column::Ownership.eq(Ownership::Confirmed.as_str()))
+            .filter(Column::DeletedAt.is_null())
+            .into_tuple::<(String, Uuid)>()
+            .all(self.conn())
+            .await
+            .map_err(db_error)
+    }
+
     /// Account `id` in whichever workspace, live or not (`None` once deleted): what
     /// the routing index reloads on a change.
     pub async fn routed_account(&self, id: Uuid) -> Result<Option<Account>, Error> {

@@ -7,7 +7,7 @@ use super::super::entities::account::{ActiveModel, Column, Entity, Model};
 use super::super::live::LiveTable;
 use super::super::secret_fields::{Owner, open_document, open_text, seal_document, seal_text};
 use super::VERIFY_TOKEN_INDEX;
-use crate::domain::account::TokenSource;
+use crate::domain::account::{Ownership, TokenSource};
 use crate::domain::account::provider_id;
 use crate::domain::account::tokens::pasted_token_source;
 use crate::domain::config_document::SecretRule;
@@ -97,7 +97,7 @@ pub(super) fn to_active(keys: &KeyRing, account: &Account) -> Result<ActiveModel
         // Derived on every write, never taken from a client: what routing and the
         // one-owner index read.
         provider_id: Set(provider_id(account.channel, &account.config).map(str::to_owned)),
-        provider_id_confirmed: Set(account.provider_state.claim_confirmed),
+        ownership: Set(account.provider_state.ownership.as_str().to_owned()),
         data_access_expires_at: Set(account.provider_state.data_access_expires_at),
         reauthorization_reason: Set(account.provider_state.reauthorization_reason.clone()),
         token_checked_at: Set(account.provider_state.token_checked_at),
@@ -166,7 +166,12 @@ pub(crate) fn to_domain(keys: &KeyRing, row: Model) -> Result<Account, Error> {
             setup_error: row.setup_error,
             reauthorization_required: row.reauthorization_required,
             token_expires_at: row.token_expires_at,
-            claim_confirmed: row.provider_id_confirmed,
+            ownership: Ownership::parse(&row.ownership).ok_or_else(|| {
+                Error::Internal(format!(
+                    "account {} has an unknown ownership {:?}",
+                    row.id, row.ownership
+                ))
+            })?,
             data_access_expires_at: row.data_access_expires_at,
             reauthorization_reason: row.reauthorization_reason,
             token_checked_at: row.token_checked_at,

@@ -14,7 +14,7 @@ use super::routes::{claim_taken, ensure_claim_free, notify_route_change};
 use super::rows::{to_active, to_domain};
 use super::{Written, division_condition, scope_key};
 use crate::domain::account::events::{NewAccountEvent, account_events};
-use crate::domain::account::provider_id;
+use crate::domain::account::{Ownership, provider_id};
 use crate::domain::audit::AuditEvent;
 use crate::domain::change::Change;
 use crate::domain::defaults::{Scope, touched_scopes};
@@ -138,11 +138,11 @@ impl Store {
                 if next.account_key != current.account_key {
                     ensure_key_free(&*txn, &next, Some(next.id)).await?;
                 }
-                let claims_anew =
-                    next.provider_state.claim_confirmed && !current.provider_state.claim_confirmed;
+                // Only a confirmation is checked: claims Meta has not confirmed may be
+                // many, and route nothing.
                 let id_changed = provider_id(next.channel, &next.config)
                     != provider_id(current.channel, &current.config);
-                if claims_anew || id_changed {
+                if current.provider_state.ownership != Ownership::Confirmed || id_changed {
                     ensure_claim_free(&txn, &next).await?;
                 }
                 let scope_changed = next.division_id != current.division_id;

@@ -27,7 +27,7 @@ pub struct Model {
     pub token_expires_at: Option<DateTimeUtc>,
     pub webhook_route: String,
     pub provider_id: Option<String>,
-    pub provider_id_confirmed: bool,
+    pub ownership: String,
     pub data_access_expires_at: Option<DateTimeUtc>,
     pub reauthorization_reason: Option<String>,
     pub token_checked_at: Option<DateTimeUtc>,
