@@ -66,10 +66,13 @@ impl Server {
         if let Some(url) = database_url {
             command.env("PATCHBAY_DATABASE_URL", url);
         }
-        // A Meta app, so that RouteWebhook checks the app-level signature.
+        // A Meta app, so that RouteWebhook checks the app-level signature, and a
+        // stand-in Meta that vouches for the pages' tokens (they own their pages).
         command
             .env("PATCHBAY_META_APP_ID", "bench-meta-app")
-            .env("PATCHBAY_META_APP_SECRET", BENCH_META_APP_SECRET);
+            .env("PATCHBAY_META_APP_SECRET", BENCH_META_APP_SECRET)
+            .env("PATCHBAY_GRAPH_BASE_URL", stand_in_meta()?)
+            .env("PATCHBAY_ALLOW_PRIVATE_OUTBOUND", "true");
         // The address is logged at INFO; ask for that line only.
         command.env("PATCHBAY_LOG", "warn,patchbay::startup=info");
         let mut child = command
@@ -267,6 +270,73 @@ pub fn process_cpu_time(pid: &str) -> Option<std::time::Duration> {
     Some(std::time::Duration::from_millis((utime + stime) * 10))
 }
 
+/// The base URL of a stand-in Meta on loopback, started once per process: its
+/// `debug_token` says a token `EAAP-bench-{n}` of [`seed_pages`] is page `n`'s page
+/// token (`profile_id`, as a recorded page token's answer has it:
+/// bk-rs/facebook-apis-rs, debug_token__page_access_token.json). Everything else is
+/// Graph's "does not exist" error.
+fn stand_in_meta() -> Result<String, String> {
+    static BASE: std::sync::OnceLock<Result<String, String>> = std::sync::OnceLock::new();
+    BASE.get_or_init(|| {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => runtime,
+                Err(err) => {
+                    let _ = sender.send(Err(err.to_string()));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+                    Ok(listener) => listener,
+                    Err(err) => {
+                        let _ = sender.send(Err(err.to_string()));
+                        return;
+                    }
+                };
+                let address = listener.local_addr().map_err(|e| e.to_string());
+                let _ = sender.send(address.map(|a| format!("http://{a}")));
+                let app = axum::Router::new().fallback(stand_in_answer);
+                let _ = axum::serve(listener, app).await;
+            });
+        });
+        receiver.recv().map_err(|e| e.to_string())?
+    })
+    .clone()
+}
+
+async fn stand_in_answer(uri: axum::http::Uri) -> (axum::http::StatusCode, [(axum::http::HeaderName, &'static str); 1], String) {
+    use axum::http::{StatusCode, header::CONTENT_TYPE};
+    let json = [(CONTENT_TYPE, "application/json")];
+    let page = uri
+        .path()
+        .ends_with("/debug_token")
+        .then(|| {
+            uri.query()?
+                .split('&')
+                .find_map(|pair| pair.strip_prefix("input_token=EAAP-bench-"))?
+                .parse::<usize>()
+                .ok()
+        })
+        .flatten();
+    match page {
+        Some(n) => {
+            let id = page_id(n);
+            let body = serde_json::json!({"data": {"app_id": "bench-meta-app", "type": "PAGE",
+                "is_valid": true, "expires_at": 0, "profile_id": id,
+                "scopes": ["pages_messaging"],
+                "granular_scopes": [{"scope": "pages_messaging", "target_ids": [id]}]}});
+            (StatusCode::OK, json, body.to_string())
+        }
+        None => {
+            let body = serde_json::json!({"error": {"message": "Unsupported get request.",
+                "type": "GraphMethodException", "code": 100, "error_subcode": 33}});
+            (StatusCode::BAD_REQUEST, json, body.to_string())
+        }
+    }
+}
+
 /// The Facebook Page id of the benchmark's page `n`.
 fn page_id(n: usize) -> String {
     format!("{}", 900_000 + n)
@@ -283,8 +353,9 @@ pub async fn seed_pages(
     let text = |s: String| Value {
         kind: Some(Kind::StringValue(s)),
     };
+    let mut unconfirmed = 0;
     for page in 0..count {
-        admin
+        let created = admin
             .create_account(proto::CreateAccountRequest {
                 channel: proto::Channel::Messenger.into(),
                 account_key: format!("page-{page}"),
@@ -302,6 +373,13 @@ pub async fn seed_pages(
                 ..Default::default()
             })
             .await?;
+        if created.ownership != i32::from(proto::Ownership::Confirmed) {
+            unconfirmed += 1;
+        }
+    }
+    // An unconfirmed page routes nothing: RouteWebhook would measure refusals.
+    if unconfirmed > 0 {
+        eprintln!("MISS: {unconfirmed} of {count} pages are not confirmed by the stand-in Meta");
     }
     Ok(())
 }

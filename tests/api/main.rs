@@ -24,6 +24,7 @@ mod limits;
 mod messenger;
 mod outbound;
 mod overload;
+mod ownership;
 mod providers;
 mod roles;
 mod routing;

@@ -32,7 +32,8 @@ backend_tests!(
     the_user_token_handle_belongs_to_its_workspace,
     the_persistent_menu_is_checked_then_set_or_deleted,
     a_page_without_get_started_gets_one_with_its_menu,
-    a_subscription_cut_off_by_its_deadline_finishes_and_a_replay_resumes_it
+    a_subscription_cut_off_by_its_deadline_finishes_and_a_replay_resumes_it,
+    a_connect_takes_a_page_another_workspace_owned
 );
 
 const REDIRECT: &str = "https://app.example.test/messenger/callback";
@@ -630,4 +631,95 @@ async fn a_subscription_cut_off_by_its_deadline_finishes_and_a_replay_resumes_it
     assert!(resumed.results.iter().all(|r| r.success), "{resumed:?}");
     drop(app);
     meta.verify().await;
+}
+
+/// Only a flow in which Meta names the page takes it from its owner (#27): the former
+/// owner reads LOST and is told with OWNERSHIP_LOST, naming no other workspace.
+async fn a_connect_takes_a_page_another_workspace_owned(backend: Backend) {
+    let (app, meta) = app_with_meta(backend).await;
+    // debug_token of the other workspace's page token names page 101: the shape of a
+    // recorded page token's answer (bk-rs/facebook-apis-rs,
+    // facebook-access-token-api/tests/response_body_json_files/
+    // debug_token__page_access_token.json).
+    Mock::given(method("GET"))
+        .and(path(graph("debug_token")))
+        .and(query_param("input_token", "EAAP-theirs"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": {
+            "app_id": META_APP_ID, "type": "PAGE", "application": "Patchbay",
+            "data_access_expires_at": 1_900_000_000, "expires_at": 0, "is_valid": true,
+            "profile_id": "101", "scopes": ["pages_messaging"],
+            "granular_scopes": [{"scope": "pages_messaging", "target_ids": ["101"]}],
+            "user_id": "123"}})))
+        .mount(&meta)
+        .await;
+    let other = app.client("admin", OTHER_WORKSPACE, None);
+    let theirs = create(
+        &other,
+        new_account(
+            Channel::Messenger,
+            "p101",
+            json!({"page_id": "101", "page_access_token": "EAAP-theirs"}),
+        ),
+    )
+    .await;
+    assert_eq!(theirs.ownership, i32::from(proto::Ownership::Confirmed));
+    let mut events = app
+        .client("service", OTHER_WORKSPACE, None)
+        .accounts()
+        .watch_account_events(proto::WatchAccountEventsRequest {
+            after_revision: Some(0),
+            ..Default::default()
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+
+    mount_login(&meta).await;
+    let ok = || ResponseTemplate::new(200).set_body_json(json!({"success": true}));
+    mount_page(&meta, "101", ok()).await;
+    let admin = app.admin();
+    let handle = connect(&admin).await.user_token;
+    let response = admin
+        .accounts()
+        .subscribe_messenger_pages(proto::SubscribeMessengerPagesRequest {
+            user_token: handle,
+            page_ids: vec!["101".into()],
+            division_id: None,
+        })
+        .await
+        .expect("subscribe")
+        .into_inner();
+    assert!(response.results[0].success, "{response:?}");
+    let ours = response.results[0].account.clone().expect("the account");
+    assert_eq!(ours.ownership, i32::from(proto::Ownership::Confirmed));
+    let lost = get_account(&other, &theirs.id).await;
+    assert_eq!(lost.ownership, i32::from(proto::Ownership::Lost));
+    let event = loop {
+        let event = events.message().await.expect("stream").expect("open");
+        if event.kind == i32::from(proto::AccountEventKind::OwnershipLost) {
+            break event;
+        }
+    };
+    assert_eq!(event.account.as_ref().expect("account").id, theirs.id);
+    assert!(!event.reason.contains(patchbay_e2e::WORKSPACE), "{event:?}");
+    assert!(!event.reason.contains(&ours.id), "{event:?}");
+    // The page's webhooks are ours now, on the app's callback and on their URL alike.
+    let body = json!({"object": "page", "entry": [{"id": "101", "time": 1, "messaging": []}]});
+    let (to, _) = patchbay_e2e::routed(&app, &patchbay_e2e::app_callback_url(), &body).await;
+    assert_eq!(to, vec![(0, ours.id.clone())]);
+    let (to, unrouted) = patchbay_e2e::routed(&app, &lost.webhook_url, &body).await;
+    assert!(to.is_empty());
+    assert_eq!(unrouted, ["page id 101 is owned by another account"]);
+    // debug_token's word again (an update of their token) does not give it back.
+    let again = patchbay_e2e::update(
+        &other,
+        proto::UpdateAccountRequest {
+            id: theirs.id.clone(),
+            config: Some(patchbay_e2e::to_struct(json!({"page_access_token": "EAAP-theirs"}))),
+            display_name: Some("Still theirs?".into()),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(again.ownership, i32::from(proto::Ownership::Lost));
 }

@@ -342,11 +342,16 @@ impl TestApp {
 
     /// A second server on this one's database (a replica, on PostgreSQL).
     pub async fn replica(&self) -> TestApp {
+        self.replica_with(TestOptions::default()).await
+    }
+
+    /// A second server on this one's database, with `options` otherwise.
+    pub async fn replica_with(&self, options: TestOptions) -> TestApp {
         TestApp::spawn_with(
             self.backend,
             TestOptions {
                 database_url: Some(self.database_url.clone()),
-                ..TestOptions::default()
+                ..options
             },
         )
         .await
@@ -815,4 +820,61 @@ impl TestApp {
             .await
             .expect("statement");
     }
+}
+
+/// A Meta delivery to `url` as Meta posts it: `X-Hub-Signature-256` is the HMAC-SHA256
+/// of the raw body with `secret` (Meta, "Webhooks: Validate payloads").
+pub fn meta_post(url: &str, secret: &str, body: &[u8]) -> proto::RouteWebhookRequest {
+    use hmac::{KeyInit, Mac};
+    let mut mac =
+        <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    proto::RouteWebhookRequest {
+        method: "POST".into(),
+        url: url.into(),
+        headers: [
+            ("content-type".to_owned(), "application/json".to_owned()),
+            ("x-hub-signature-256".to_owned(), format!("sha256={hex}")),
+        ]
+        .into_iter()
+        .collect(),
+        raw_body: body.to_vec(),
+    }
+}
+
+/// The accounts each entry of a Meta body posted to `url` goes to, as `(entry, account
+/// id)`, and the unrouted entries' reasons.
+pub async fn routed(
+    app: &TestApp,
+    url: &str,
+    body: &serde_json::Value,
+) -> (Vec<(i32, String)>, Vec<String>) {
+    let answer = app
+        .gateway()
+        .webhooks()
+        .route_webhook(meta_post(url, META_APP_SECRET, body.to_string().as_bytes()))
+        .await
+        .expect("verified")
+        .into_inner();
+    let mut deliveries: Vec<_> = answer
+        .deliveries
+        .into_iter()
+        .map(|d| (d.entry_index, d.account_id))
+        .collect();
+    deliveries.sort();
+    (
+        deliveries,
+        answer.unrouted.into_iter().map(|u| u.reason).collect(),
+    )
+}
+
+/// The app-level callback's URL.
+pub fn app_callback_url() -> String {
+    format!("{PUBLIC_BASE_URL}/webhooks/meta")
 }

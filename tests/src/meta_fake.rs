@@ -33,6 +33,10 @@ pub struct Number {
     pub syncs: Vec<String>,
     /// Sync requests to refuse before taking them (a passing failure at Meta).
     pub failing_syncs: usize,
+    /// How Meta displays the number (default "+1 555-000-1111").
+    pub display_phone_number: Option<String>,
+    /// The only token that may act on the number, when set (any token otherwise).
+    pub token: Option<String>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -51,6 +55,10 @@ struct State {
     menus: HashMap<String, Value>,
     /// Ids whose subscription was deleted (`DELETE /{id}/subscribed_apps`).
     unsubscribed: Vec<String>,
+    /// What debug_token says of each token it knows (others are invalid).
+    grants: HashMap<String, Value>,
+    /// Tokens Meta invalidated: every call with one is refused (error 190).
+    revoked: Vec<String>,
 }
 
 /// The stand-in; clones share one state.
@@ -98,6 +106,63 @@ impl FakeMeta {
                 ..Number::default()
             },
         );
+    }
+
+    /// Lets only `token` act on the number (as Meta lets only the tokens with access to
+    /// its WABA), and sets how Meta displays it.
+    pub fn restrict_number(&self, phone_number_id: &str, token: &str, display: &str) {
+        let mut state = self.state.lock().expect("state");
+        if let Some(number) = state.numbers.get_mut(phone_number_id) {
+            number.token = Some(token.to_owned());
+            number.display_phone_number = Some(display.to_owned());
+        }
+    }
+
+    /// debug_token says `token` is a page token of `page_id`: the shape of a real
+    /// answer recorded in bk-rs/facebook-apis-rs,
+    /// facebook-access-token-api/tests/response_body_json_files/
+    /// debug_token__page_access_token.json (8be773f), `profile_id` being "the ID of the
+    /// page this token contains" (Graph API reference, debug_token).
+    pub fn grant_page_token(&self, token: &str, page_id: &str) {
+        self.grant(
+            token,
+            json!({"app_id": self.app_id, "type": "PAGE", "application": "Patchbay",
+                "data_access_expires_at": 1_900_000_000, "expires_at": 0, "is_valid": true,
+                "profile_id": page_id,
+                "scopes": ["pages_show_list", "pages_messaging", "pages_manage_metadata"],
+                "granular_scopes": [
+                    {"scope": "pages_show_list", "target_ids": [page_id]},
+                    {"scope": "pages_messaging", "target_ids": [page_id]}],
+                "user_id": "10222270944537964"}),
+        );
+    }
+
+    /// debug_token says `token` is a user token granted `waba_id`: Meta's Embedded
+    /// Signup example ("Manage accounts", solution providers), `target_ids` naming the
+    /// WABAs under both WhatsApp scopes.
+    pub fn grant_waba_token(&self, token: &str, waba_id: &str) {
+        self.grant(
+            token,
+            json!({"app_id": self.app_id, "application": "Patchbay",
+                "data_access_expires_at": 1_900_000_000, "expires_at": 1_900_000_000,
+                "granular_scopes": [
+                    {"scope": "whatsapp_business_management", "target_ids": [waba_id]},
+                    {"scope": "whatsapp_business_messaging", "target_ids": [waba_id]}],
+                "is_valid": true,
+                "scopes": ["whatsapp_business_management", "whatsapp_business_messaging", "public_profile"],
+                "type": "USER", "user_id": "10222270944537964"}),
+        );
+    }
+
+    fn grant(&self, token: &str, data: Value) {
+        let mut state = self.state.lock().expect("state");
+        state.grants.insert(token.to_owned(), data);
+    }
+
+    /// Meta invalidates `token` (its user changed their password, say).
+    pub fn revoke(&self, token: &str) {
+        let mut state = self.state.lock().expect("state");
+        state.revoked.push(token.to_owned());
     }
 
     /// Declares a WhatsApp Business app number of `waba_id` (coexistence).
@@ -226,6 +291,31 @@ impl Respond for FakeMeta {
             .and_then(|value| value.strip_prefix("Bearer "))
             .unwrap_or_default()
             .to_owned();
+        let mut state = self.state.lock().expect("state");
+        if request.url.path().ends_with("/debug_token") {
+            let input = request
+                .url
+                .query_pairs()
+                .find(|(key, _)| key == "input_token")
+                .map(|(_, value)| value.into_owned())
+                .unwrap_or_default();
+            let data = match state.grants.get(&input) {
+                Some(data) if !state.revoked.contains(&input) => data.clone(),
+                // A token Meta does not take: is_valid false with its error, as the
+                // debug_token reference lists the fields (`error`: code, message).
+                _ => json!({"app_id": self.app_id, "is_valid": false, "scopes": [],
+                    "error": {"code": 190, "message": "Invalid OAuth access token."}}),
+            };
+            return ResponseTemplate::new(200).set_body_json(json!({"data": data}));
+        }
+        if state.revoked.contains(&token) {
+            // Graph API, "Access token errors": 190 with subcode 460, the session
+            // invalidated.
+            return ResponseTemplate::new(400).set_body_json(json!({"error": {
+                "message": "Error validating access token: The session has been invalidated because the user changed their password or Facebook has changed the session for security reasons.",
+                "type": "OAuthException", "code": 190, "error_subcode": 460,
+                "fbtrace_id": "AbCdEfGhIjK"}}));
+        }
         if token.is_empty() {
             // Graph API: "An active access token must be used to query information".
             return error(
@@ -243,8 +333,18 @@ impl Respond for FakeMeta {
                 .find(|(key, _)| key == name)
                 .map(|(_, value)| value.into_owned())
         };
-        let mut state = self.state.lock().expect("state");
         let method = request.method.as_str();
+        // A number only the tokens with access to it may act on: Graph's answer for an
+        // object the token cannot load (code 100, subcode 33).
+        if let Some(id) = segments.first()
+            && let Some(Some(owner)) = state.numbers.get(*id).map(|number| number.token.clone())
+            && owner != token
+        {
+            return ResponseTemplate::new(400).set_body_json(json!({"error": {
+                "message": format!("Unsupported {} request. Object with ID '{id}' does not exist, cannot be loaded due to missing permissions, or does not support this operation. Please read the Graph API documentation at https://developers.facebook.com/docs/graph-api", method.to_lowercase()),
+                "type": "GraphMethodException", "code": 100, "error_subcode": 33,
+                "fbtrace_id": "AbCdEfGhIjK"}}));
+        }
         match (method, segments.as_slice()) {
             // GET /{waba-id}?fields=id,name,account_review_status (WhatsApp Business
             // Account reference).
@@ -277,9 +377,13 @@ impl Respond for FakeMeta {
                     configuration["whatsapp_business_account"] = json!(url);
                 }
                 let registered = number.status == "CONNECTED";
+                let shown = number
+                    .display_phone_number
+                    .clone()
+                    .unwrap_or_else(|| "+1 555-000-1111".to_owned());
                 ResponseTemplate::new(200).set_body_json(json!({
                     "id": id,
-                    "display_phone_number": "+1 555-000-1111",
+                    "display_phone_number": shown,
                     "verified_name": "Example Store",
                     "name_status": "APPROVED",
                     "quality_rating": "GREEN",
@@ -371,7 +475,11 @@ impl Respond for FakeMeta {
                         if let Some(url) = &number.callback {
                             configuration["phone_number"] = json!(url);
                         }
-                        json!({"id": id, "display_phone_number": "+1 555-000-1111",
+                        let shown = number
+                            .display_phone_number
+                            .clone()
+                            .unwrap_or_else(|| "+1 555-000-1111".to_owned());
+                        json!({"id": id, "display_phone_number": shown,
                             "verified_name": "Example Store",
                             "webhook_configuration": configuration})
                     })
