@@ -280,7 +280,10 @@ fn stand_in_meta() -> Result<String, String> {
     BASE.get_or_init(|| {
         let (sender, receiver) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(runtime) => runtime,
                 Err(err) => {
                     let _ = sender.send(Err(err.to_string()));
@@ -306,7 +309,13 @@ fn stand_in_meta() -> Result<String, String> {
     .clone()
 }
 
-async fn stand_in_answer(uri: axum::http::Uri) -> (axum::http::StatusCode, [(axum::http::HeaderName, &'static str); 1], String) {
+async fn stand_in_answer(
+    uri: axum::http::Uri,
+) -> (
+    axum::http::StatusCode,
+    [(axum::http::HeaderName, &'static str); 1],
+    String,
+) {
     use axum::http::{StatusCode, header::CONTENT_TYPE};
     let json = [(CONTENT_TYPE, "application/json")];
     let page = uri

@@ -715,7 +715,9 @@ async fn a_connect_takes_a_page_another_workspace_owned(backend: Backend) {
         &other,
         proto::UpdateAccountRequest {
             id: theirs.id.clone(),
-            config: Some(patchbay_e2e::to_struct(json!({"page_access_token": "EAAP-theirs"}))),
+            config: Some(patchbay_e2e::to_struct(
+                json!({"page_access_token": "EAAP-theirs"}),
+            )),
             display_name: Some("Still theirs?".into()),
             ..Default::default()
         },

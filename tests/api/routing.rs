@@ -312,9 +312,10 @@ async fn instagram_webhooks_are_verified_with_the_instagram_app_then_the_meta_ap
     wiremock::Mock::given(method("GET"))
         .and(path(patchbay_e2e::graph_path("me")))
         .and(header("authorization", "Bearer IGAAT-token"))
-        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(
-            json!({"user_id": "17841400000000001", "username": "acme.shop"}),
-        ))
+        .respond_with(
+            wiremock::ResponseTemplate::new(200)
+                .set_body_json(json!({"user_id": "17841400000000001", "username": "acme.shop"})),
+        )
         .mount(&meta)
         .await;
     // `{"success": true}`, as Meta answers the Page edge of the same name.
@@ -322,9 +323,7 @@ async fn instagram_webhooks_are_verified_with_the_instagram_app_then_the_meta_ap
         .and(path(patchbay_e2e::graph_path(
             "17841400000000001/subscribed_apps",
         )))
-        .respond_with(
-            wiremock::ResponseTemplate::new(200).set_body_json(json!({"success": true})),
-        )
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(json!({"success": true})))
         .mount(&meta)
         .await;
     let account = create(

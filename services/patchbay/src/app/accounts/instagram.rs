@@ -6,8 +6,8 @@ use serde_json::Value;
 use super::{Accounts, system_caller};
 use crate::domain::account::whatsapp::{self, INSTAGRAM_USER_ID};
 use crate::domain::account::{
-    Ownership,
-    Connected, StateChange, TokenSource, check_oauth_request, new_account_division, token_expiry,
+    Connected, Ownership, StateChange, TokenSource, check_oauth_request, new_account_division,
+    token_expiry,
 };
 use crate::domain::config_document::Document;
 use crate::domain::support::now;

@@ -10,11 +10,11 @@
 //! - `token_refresh`: the background task that keeps Instagram tokens alive.
 
 mod coexistence;
-mod ownership;
 pub mod defaults;
 pub mod events;
 pub mod instagram;
 pub mod messenger;
+mod ownership;
 pub mod records;
 mod release;
 mod rounds;
@@ -32,7 +32,7 @@ use crate::defaults::{DefaultAccounts, shareable};
 use crate::domain::account::{self, Connected, StateChange};
 use crate::domain::config_document::MASK_PREFIX;
 use crate::domain::support::now;
-use crate::domain::{Account, Channel, Caller, Error, RecordKind, WebhookUrls};
+use crate::domain::{Account, Caller, Channel, Error, RecordKind, WebhookUrls};
 use crate::events::AccountEventHub;
 use crate::meta::{GraphClient, MetaApp, MetaError, MetaSettings};
 use crate::routes::WebhookRoutes;

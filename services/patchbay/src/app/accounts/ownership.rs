@@ -155,18 +155,25 @@ impl Accounts {
         Ok(())
     }
 
-    /// Runs the start-up pass, unless another replica is running it (the
-    /// `ownership_confirmations` lease): each start asks again about the accounts
-    /// still unconfirmed. Then idles.
+    /// Runs the start-up pass, unless another replica runs it or began it within the
+    /// last minute (the `ownership_confirmations` lease): replicas starting together
+    /// ask Meta once; a later start asks again about the accounts still unconfirmed.
+    /// Then idles.
     pub async fn run_confirmation_pass(self, holder: String) {
         let store = self.store.clone();
-        let guard = std::time::Duration::ZERO;
-        super::rounds::once_then_idle(&store, "ownership_confirmations", &holder, guard, || async {
-            match self.confirmation_pass().await {
-                Ok(confirmed) => tracing::info!(confirmed, "ownership confirmation pass done"),
-                Err(err) => tracing::warn!(error = %err, "ownership confirmation pass stopped"),
-            }
-        })
+        let guard = std::time::Duration::from_secs(60);
+        super::rounds::once_then_idle(
+            &store,
+            "ownership_confirmations",
+            &holder,
+            guard,
+            || async {
+                match self.confirmation_pass().await {
+                    Ok(confirmed) => tracing::info!(confirmed, "ownership confirmation pass done"),
+                    Err(err) => tracing::warn!(error = %err, "ownership confirmation pass stopped"),
+                }
+            },
+        )
         .await;
     }
 

@@ -35,8 +35,13 @@ where
 /// Runs `round` once, under the lease `name`, unless another replica holds it or began
 /// it less than `guard` ago; then waits until the process ends (a task that ended
 /// would be restarted by its supervisor).
-pub async fn once_then_idle<F, Fut>(store: &Store, name: &str, holder: &str, guard: Duration, round: F)
-where
+pub async fn once_then_idle<F, Fut>(
+    store: &Store,
+    name: &str,
+    holder: &str,
+    guard: Duration,
+    round: F,
+) where
     F: FnOnce() -> Fut,
     Fut: Future<Output = ()>,
 {

@@ -99,9 +99,12 @@ impl Accounts {
             takes_id,
         };
         let taken = self
-            .take_then(Channel::Whatsapp, Some(&phone_number_id), Some(account.id), || {
-                self.record_state(caller, account.id, succeeded(true))
-            })
+            .take_then(
+                Channel::Whatsapp,
+                Some(&phone_number_id),
+                Some(account.id),
+                || self.record_state(caller, account.id, succeeded(true)),
+            )
             .await;
         let account = match taken {
             Ok(account) => account,

@@ -341,7 +341,10 @@ pub fn connected_account(
 /// if any, was made LOST first); a WhatsApp signup names a number the client chose,
 /// taken only once Meta accepts the token for the number's callback in the set-up.
 fn ownership_after_connect(account: &Account) -> super::Ownership {
-    match (account.channel, super::provider_id(account.channel, &account.config)) {
+    match (
+        account.channel,
+        super::provider_id(account.channel, &account.config),
+    ) {
         (Channel::Messenger | Channel::Instagram, Some(id)) => super::ownership::taken(account, id),
         _ => account.provider_state.ownership,
     }

@@ -2,8 +2,8 @@ use proptest::prelude::*;
 use serde_json::json;
 
 use super::*;
-use crate::domain::account::Ownership;
 use crate::domain::RecordKind;
+use crate::domain::account::Ownership;
 use crate::domain::testing::{account, admin, at, cloud_account, division_admin, doc};
 
 fn saved(change: Change<Account>) -> Account {
@@ -116,7 +116,11 @@ fn vouching_confirms_only_unconfirmed_claims_of_the_id_and_losing_needs_a_confir
     assert_eq!(vouch(&account, "1999"), Ownership::Unconfirmed);
     let mut lost = account.clone();
     lost.provider_state.ownership = Ownership::Lost;
-    assert_eq!(vouch(&lost, &id), Ownership::Lost, "only a taking ends LOST");
+    assert_eq!(
+        vouch(&lost, &id),
+        Ownership::Lost,
+        "only a taking ends LOST"
+    );
     let lose = |account: &Account, provider_id: &str| {
         let change = StateChange::OwnershipLost {
             provider_id: provider_id.to_owned(),

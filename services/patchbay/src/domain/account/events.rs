@@ -159,10 +159,7 @@ pub fn account_events(before: Option<&Account>, after: Option<&Account>) -> Vec<
         // Names no other workspace, nor the account that took the id.
         events.push(event(
             Kind::OwnershipLost,
-            Some(
-                "another account took the provider id through a flow Meta vouches for"
-                    .to_owned(),
-            ),
+            Some("another account took the provider id through a flow Meta vouches for".to_owned()),
         ));
     }
     events

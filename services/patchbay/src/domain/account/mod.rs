@@ -19,11 +19,11 @@ pub use connected::{
     Connected, StateChange, check_oauth_request, connected_account, reconnect, record_state,
     token_expiry,
 };
+pub use ownership::Ownership;
 pub use rules::{
     Updated, asked_division, create, delete, ensure_writable, new_account_division, set_default,
     update,
 };
-pub use ownership::Ownership;
 pub use validation::*;
 
 use chrono::{DateTime, Utc};

@@ -213,8 +213,7 @@ impl RouteIndex {
         let accounts = members.members.get(&owner).into_iter().flatten();
         let mut recipients: Vec<Recipient> = accounts
             .filter(|at| {
-                display.is_none()
-                    || self.waba_of.get(at).and_then(|(_, shown)| *shown) == display
+                display.is_none() || self.waba_of.get(at).and_then(|(_, shown)| *shown) == display
             })
             .filter_map(|at| self.slot(*at).map(|slot| self.recipient(slot)))
             .collect();

@@ -114,7 +114,9 @@ fn any_claimant_can_go_first_middle_or_last_and_the_rest_still_count() {
                 matches!(index.owner(Channel::Messenger, 7), Owner::Unconfirmed),
                 "{owner} {gone}"
             );
-            let last = (0..3).find(|i| *i != gone && *i != owner).expect("the third");
+            let last = (0..3)
+                .find(|i| *i != gone && *i != owner)
+                .expect("the third");
             index.put(ids[last], None);
             assert!(matches!(index.owner(Channel::Messenger, 7), Owner::Nobody));
             assert!(index.is_empty());

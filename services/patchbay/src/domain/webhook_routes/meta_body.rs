@@ -126,6 +126,29 @@ struct ChangeValue {
     phone_number: Option<Id>,
     #[serde(default)]
     waba_info: Option<WabaInfo>,
+    /// `account_settings_update`: the number whose settings changed.
+    #[serde(default)]
+    phone_number_settings: Option<Metadata>,
+    /// `account_alerts`: a PHONE_NUMBER alert's `entity_id` is the number's id.
+    #[serde(default)]
+    entity_type: Option<Id>,
+    #[serde(default)]
+    entity_id: Option<Id>,
+}
+
+impl ChangeValue {
+    /// The phone number id a change names: `metadata.phone_number_id` (messages and
+    /// their kin), `phone_number_settings.phone_number_id` (account_settings_update),
+    /// or a PHONE_NUMBER alert's `entity_id` (account_alerts).
+    fn phone_number_id(&self) -> Option<u128> {
+        let named = [&self.metadata, &self.phone_number_settings]
+            .into_iter()
+            .find_map(|holder| holder.as_ref()?.phone_number_id.as_ref()?.value());
+        named.or_else(|| {
+            let alert = self.entity_type.as_ref()?.is("PHONE_NUMBER");
+            alert.then(|| self.entity_id.as_ref()?.value()).flatten()
+        })
+    }
 }
 
 /// A partner event's WABA (`account_update` PARTNER_*): its entry's `id` is the
@@ -197,16 +220,11 @@ impl MetaBody {
                 let mut cut = false;
                 if channel == Some(Channel::Whatsapp) {
                     cut = entry.changes.more;
-                    let numbers = entry.changes.items.iter().filter_map(|change| {
-                        change
-                            .value
-                            .as_ref()?
-                            .metadata
-                            .as_ref()?
-                            .phone_number_id
-                            .as_ref()?
-                            .value()
-                    });
+                    let numbers = entry
+                        .changes
+                        .items
+                        .iter()
+                        .filter_map(|change| change.value.as_ref()?.phone_number_id());
                     for number in numbers {
                         if ids.contains(&number) {
                             continue;
@@ -328,9 +346,10 @@ pub fn route_meta_entries(
                 && account.provider_id == Some(*id)
             {
                 match owner {
-                    Owner::One(owner) if owner.account_id != account.account_id => unrouted.push(
-                        (at, format!("{} {id} is owned by another account", id_name(channel))),
-                    ),
+                    Owner::One(owner) if owner.account_id != account.account_id => unrouted.push((
+                        at,
+                        format!("{} {id} is owned by another account", id_name(channel)),
+                    )),
                     _ => deliveries.push((at, account.recipient())),
                 }
                 continue;

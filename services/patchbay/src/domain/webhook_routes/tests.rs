@@ -324,9 +324,38 @@ fn waba_level_entries_go_to_the_owning_workspace_by_displayed_number_or_to_all()
     ));
     assert!(ids.is_empty());
     assert!(unrouted[0].1.contains("displayed number"), "{unrouted:?}");
+    // Number-level fields that name the number's id elsewhere than in `metadata`
+    // (Meta's call-settings page: account_settings_update; the account_alerts
+    // reference: a PHONE_NUMBER alert's entity_id) route by it, as messages do.
+    let settings = waba_body(
+        "500",
+        "account_settings_update",
+        json!({"timestamp": 1_745_000_000, "type": "phone_number_settings",
+            "phone_number_settings": {"phone_number_id": "1001", "calling": {"status": "ENABLED"}}}),
+    );
+    assert_eq!(to(&settings).0, vec![first_id]);
+    let alert = waba_body(
+        "500",
+        "account_alerts",
+        json!({"entity_type": "PHONE_NUMBER", "entity_id": "1001",
+            "alert_info": {"alert_severity": "WARNING", "alert_status": "ACTIVE",
+                "alert_type": "OBA_APPROVED", "alert_description": "…"}}),
+    );
+    assert_eq!(to(&alert).0, vec![first_id]);
+    // Routed as a number is: an unconfirmed number's alert goes nowhere.
+    let unconfirmed = waba_body(
+        "500",
+        "account_alerts",
+        json!({"entity_type": "PHONE_NUMBER", "entity_id": "1002"}),
+    );
+    assert!(to(&unconfirmed).0.is_empty());
     let (ids, unrouted) = to(&waba_body("501", "business_capability_update", json!({})));
     assert!(ids.is_empty());
-    assert!(unrouted[0].1.contains("no account owns a confirmed number of WABA 501"));
+    assert!(
+        unrouted[0]
+            .1
+            .contains("no account owns a confirmed number of WABA 501")
+    );
 }
 
 #[test]
@@ -345,10 +374,13 @@ fn a_waba_with_confirmed_numbers_in_two_workspaces_routes_nowhere_and_owners_lea
         other => panic!("expected ours, got {other:?}"),
     }
     // An unconfirmed number again: nobody owns the WABA.
-    index.put(ours_id, Some(number("ws-a", "1001", "500", "15550000001", false)).map(|mut e| {
-        e.account_id = ours_id;
-        e
-    }));
+    index.put(
+        ours_id,
+        Some(number("ws-a", "1001", "500", "15550000001", false)).map(|mut e| {
+            e.account_id = ours_id;
+            e
+        }),
+    );
     assert_eq!(index.waba_route(500, None), WabaRoute::NoOwner);
     index.put(ours_id, None);
     assert!(index.is_empty());

@@ -8,8 +8,8 @@ use super::{
     channel_to_proto, optional_document, required_channel, struct_from_document, timestamp,
 };
 use crate::app::AccountView;
-use crate::domain::account::{Ownership, TokenSource, provider_id};
 use crate::domain::account::events::{AccountEvent, AccountEventKind};
+use crate::domain::account::{Ownership, TokenSource, provider_id};
 use crate::domain::support::parse_id;
 use crate::domain::{Account, AccountPatch, Channel, Error, NewAccount, SetupState, Violations};
 
