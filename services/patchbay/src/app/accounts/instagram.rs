@@ -60,12 +60,18 @@ impl Accounts {
                 }
             }
         };
-        let vouched = matches!(change, StateChange::SetupSucceeded { .. });
+        // The id `/me` named, which the account may no longer name by now.
+        let vouched = match &change {
+            StateChange::SetupSucceeded { provider_id, .. } => Some(provider_id.clone()),
+            _ => None,
+        };
         let account = self.record_state(caller, account.id, change).await?;
-        if vouched && account.provider_state.ownership == Ownership::Unconfirmed {
-            return Ok(self.record_vouched(caller, account).await);
+        match vouched {
+            Some(id) if account.provider_state.ownership == Ownership::Unconfirmed => {
+                Ok(self.record_vouched(caller, account, &id).await)
+            }
+            _ => Ok(account),
         }
-        Ok(account)
     }
 
     /// The token must be that Instagram account's (`/me`'s `user_id`), so that a

@@ -31,8 +31,11 @@ impl Accounts {
     /// nobody owns the id; otherwise returns it as it was. Never an error: Meta's
     /// silence or absence is logged, and asked about again later.
     pub(super) async fn confirm_ownership(&self, caller: &Caller, account: Account) -> Account {
+        let Some(id) = unconfirmed_id(&account).map(str::to_owned) else {
+            return account;
+        };
         match self.meta_vouches(&account).await {
-            Ok(true) => self.record_vouched(caller, account).await,
+            Ok(true) => self.record_vouched(caller, account, &id).await,
             Ok(false) => account,
             Err(err) => {
                 let words = self.meta_words(&account, &err);
@@ -91,13 +94,18 @@ impl Accounts {
         }
     }
 
-    /// Records Meta's vouching: CONFIRMED, unless another account owns the id (then
-    /// the account stays as it was).
-    pub(super) async fn record_vouched(&self, caller: &Caller, account: Account) -> Account {
-        let Some(id) = provider_id(account.channel, &account.config).map(str::to_owned) else {
-            return account;
+    /// Records Meta's vouching for `vouched_id` (the id Meta was asked about, never
+    /// the account's id as it is by now): CONFIRMED, when the account still names it
+    /// and nobody else owns it; otherwise the account stays as it was.
+    pub(super) async fn record_vouched(
+        &self,
+        caller: &Caller,
+        account: Account,
+        vouched_id: &str,
+    ) -> Account {
+        let change = StateChange::OwnershipVouched {
+            provider_id: vouched_id.to_owned(),
         };
-        let change = StateChange::OwnershipVouched { provider_id: id };
         match self.record_state(caller, account.id, change).await {
             Ok(stored) => stored,
             Err(err) if is_owned_elsewhere(&err, account.channel) => account,
@@ -200,9 +208,11 @@ impl Accounts {
                 match self.meta_vouches(&account).await {
                     Ok(vouched) => {
                         outages_in_a_row = 0;
-                        if vouched {
+                        if let (true, Some(id)) =
+                            (vouched, unconfirmed_id(&account).map(str::to_owned))
+                        {
                             let caller = system_caller(&account.workspace_id, "ownership");
-                            let stored = self.record_vouched(&caller, account).await;
+                            let stored = self.record_vouched(&caller, account, &id).await;
                             if stored.provider_state.ownership == Ownership::Confirmed {
                                 confirmed += 1;
                             }

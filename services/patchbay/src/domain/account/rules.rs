@@ -203,9 +203,12 @@ pub fn update(
     if whatsapp::setup_inputs_changed(current, &next) {
         next.provider_state.setup_registered = false;
     }
-    // Ownership holds for the id Meta vouched for, not for the next one.
+    // Ownership holds for the id Meta vouched for, not for the next one; a number's,
+    // for the WABA it was vouched for with (WABA-level entries go by it).
+    let waba = |account: &Account| whatsapp::text(&account.config, whatsapp::WABA_ID).to_owned();
     if super::provider_id(next.channel, &next.config)
         != super::provider_id(current.channel, &current.config)
+        || (next.channel == Channel::Whatsapp && waba(&next) != waba(current))
     {
         next.provider_state.ownership = super::Ownership::Unconfirmed;
     }

@@ -8,14 +8,16 @@
 //! allocation, zeroed when the slot goes. About 150 bytes an account in all
 //! (`a_slot_stays_small` keeps the slot's part in check).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::Arc;
 
 use hashbrown::HashTable;
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 use uuid::Uuid;
 
+use super::names::Names;
+use super::wabas::Waba;
+pub use super::wabas::{MAX_WABA_DELIVERIES, WabaRoute};
 use super::{Recipient, RouteEntry};
 use crate::domain::channel::Channel;
 
@@ -29,31 +31,6 @@ pub enum Owner {
     /// Claimed, and no claim confirmed by Meta (or, which the database forbids, more
     /// than one): routed nowhere on the app-level callback.
     Unconfirmed,
-}
-
-/// Where a WABA-level entry goes.
-#[derive(Debug, PartialEq, Eq)]
-pub enum WabaRoute {
-    /// The owning workspace's accounts it is for, in account id order.
-    Accounts(Vec<Recipient>),
-    /// No workspace owns a confirmed number of the WABA.
-    NoOwner,
-    /// Confirmed numbers of the WABA are owned by more than one workspace.
-    Contested,
-    /// The owning workspace has no account of the WABA with that displayed number.
-    NoSuchNumber,
-}
-
-/// Most accounts one WABA-level entry is delivered to.
-pub const MAX_WABA_DELIVERIES: usize = 256;
-
-/// The WhatsApp accounts that name one WABA, by workspace; and how many of each
-/// workspace's are confirmed owners of their number (the WABA's owner is the workspace
-/// with any).
-#[derive(Default)]
-struct Waba {
-    members: HashMap<u32, HashSet<u32>>,
-    confirmed: HashMap<u32, u32>,
 }
 
 /// No slot, no name.
@@ -455,63 +432,8 @@ fn hash_of<K: std::hash::Hash>(
 }
 
 /// Lengths within the index: a text or a count past 4 GiB cannot be stored anyway.
-fn len_u32(len: usize) -> u32 {
+pub(super) fn len_u32(len: usize) -> u32 {
     u32::try_from(len).unwrap_or(u32::MAX)
-}
-
-/// Workspace and division ids, each kept once however many accounts name it, and
-/// dropped when the last one goes.
-#[derive(Default)]
-struct Names {
-    numbers: HashMap<Arc<str>, u32>,
-    /// By number: the name and how many slots hold it.
-    names: Vec<Option<(Arc<str>, u32)>>,
-    free: Vec<u32>,
-}
-
-impl Names {
-    fn intern(&mut self, name: &str) -> u32 {
-        if let Some(&number) = self.numbers.get(name) {
-            if let Some(Some((_, count))) = self.names.get_mut(number as usize) {
-                *count += 1;
-            }
-            return number;
-        }
-        let name: Arc<str> = Arc::from(name);
-        let number = match self.free.pop() {
-            Some(number) => {
-                self.names[number as usize] = Some((name.clone(), 1));
-                number
-            }
-            None => {
-                self.names.push(Some((name.clone(), 1)));
-                len_u32(self.names.len() - 1)
-            }
-        };
-        self.numbers.insert(name, number);
-        number
-    }
-
-    fn release(&mut self, number: u32) {
-        let Some(held) = self.names.get_mut(number as usize) else {
-            return;
-        };
-        if let Some((name, count)) = held {
-            *count -= 1;
-            if *count == 0 {
-                self.numbers.remove(&**name);
-                *held = None;
-                self.free.push(number);
-            }
-        }
-    }
-
-    fn get(&self, number: u32) -> Arc<str> {
-        match self.names.get(number as usize) {
-            Some(Some((name, _))) => name.clone(),
-            _ => Arc::from(""),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -345,11 +345,17 @@ pub fn route_meta_entries(
                 && account.channel == channel
                 && account.provider_id == Some(*id)
             {
+                // Its own secret speaks to itself: its own id is delivered to it,
+                // whoever owns it, so that the answer tells nothing of who does.
                 match owner {
-                    Owner::One(owner) if owner.account_id != account.account_id => unrouted.push((
-                        at,
-                        format!("{} {id} is owned by another account", id_name(channel)),
-                    )),
+                    Owner::One(owner)
+                        if owner.account_id != account.account_id && signed_by == SignedBy::App =>
+                    {
+                        unrouted.push((
+                            at,
+                            format!("{} {id} is owned by another account", id_name(channel)),
+                        ));
+                    }
                     _ => deliveries.push((at, account.recipient())),
                 }
                 continue;

@@ -16,6 +16,8 @@
 
 mod index;
 mod meta_body;
+mod names;
+mod wabas;
 
 pub use index::{MAX_WABA_DELIVERIES, Owner, RouteIndex, WabaRoute};
 pub use meta_body::{Deliveries, MetaBody, MetaEntry, SignedBy, Unrouted, route_meta_entries};
