@@ -88,22 +88,22 @@ async fn a_page_meta_vouches_for_is_confirmed_and_other_claims_route_nothing(bac
     assert_eq!(ownership(&contester), Ownership::Unconfirmed);
     let (to, _) = routed(&app, &app_callback_url(), &page_body("200")).await;
     assert_eq!(to, vec![(0, owner.id.clone())]);
-    // Not even on its own URL: the page is another account's.
-    let (to, unrouted) = routed(&app, &contester.webhook_url, &page_body("200")).await;
-    assert!(to.is_empty());
-    assert_eq!(unrouted, ["page id 200 is owned by another account"]);
-    // A page nobody confirmed routes nowhere on the app's callback, even when claimed
-    // once; on its account's own URL it routes home.
+    // Not even on its own URL: a page has no callback override, and an app-signed
+    // body there routes as on the app's callback, to the owner.
+    let (to, _) = routed(&app, &contester.webhook_url, &page_body("200")).await;
+    assert_eq!(to, vec![(0, owner.id.clone())]);
+    // A page nobody confirmed routes nowhere, even when claimed once, on the app's
+    // callback and on its account's own URL alike.
     let unvouched = create(&app.admin(), page("202", "EAAP-unknown")).await;
     assert_eq!(ownership(&unvouched), Ownership::Unconfirmed);
-    let (to, unrouted) = routed(&app, &app_callback_url(), &page_body("202")).await;
-    assert!(to.is_empty());
-    assert_eq!(
-        unrouted,
-        ["no account's claim of page id 202 is confirmed by Meta"]
-    );
-    let (to, _) = routed(&app, &unvouched.webhook_url, &page_body("202")).await;
-    assert_eq!(to, vec![(0, unvouched.id.clone())]);
+    for url in [app_callback_url(), unvouched.webhook_url.clone()] {
+        let (to, unrouted) = routed(&app, &url, &page_body("202")).await;
+        assert!(to.is_empty());
+        assert_eq!(
+            unrouted,
+            ["no account's claim of page id 202 is confirmed by Meta"]
+        );
+    }
     // An account without a provider id has no ownership to speak of.
     let email = create(
         &app.admin(),

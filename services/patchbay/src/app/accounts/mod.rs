@@ -213,6 +213,11 @@ impl Accounts {
             }
             _ => None,
         };
+        // Whether the caller may write it, before any former owner is made LOST.
+        match &existing {
+            Some(existing) => account::ensure_writable(caller, existing)?,
+            None => caller.require_write(connected.division_id.as_deref())?,
+        }
         let taker = existing.as_ref().map(|existing| existing.id);
         self.take_then(connected.channel, taken.as_deref(), taker, || {
             self.write_connected(caller, existing.as_ref(), connected.clone())

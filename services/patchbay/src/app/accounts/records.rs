@@ -76,7 +76,14 @@ impl Accounts {
             .modify_account(&caller.workspace_id, id, |current| {
                 let updated: Updated = account::update(caller, &current, patch, now())?;
                 run_setup = updated.run_setup;
-                config_changed = matches!(&updated.change, Change::Save(next, _) if next.config != current.config);
+                // Only a new token, id or WABA is a new question for Meta: an update of
+                // anything else asks nothing (each ask spends the app's rate limit).
+                config_changed = matches!(&updated.change, Change::Save(next, _)
+                    if account::tokens::meta_token(next) != account::tokens::meta_token(&current)
+                        || account::provider_id(next.channel, &next.config)
+                            != account::provider_id(current.channel, &current.config)
+                        || next.config.get(account::whatsapp::WABA_ID)
+                            != current.config.get(account::whatsapp::WABA_ID));
                 if let Change::Save(next, _) = &updated.change
                     && account::provider_id(next.channel, &next.config)
                         != account::provider_id(current.channel, &current.config)
@@ -101,8 +108,6 @@ impl Accounts {
         } else {
             account
         };
-        // A new token or id may be one Meta vouches for; an update of anything else
-        // asks Meta nothing.
         let account = if config_changed {
             self.confirm_ownership(caller, account).await
         } else {

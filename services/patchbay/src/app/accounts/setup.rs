@@ -13,13 +13,13 @@ use uuid::Uuid;
 use chrono::{DateTime, Utc};
 
 use super::Accounts;
-use crate::domain::account::StateChange;
 use crate::domain::account::registration::{self, RegisterAnswer};
 use crate::domain::account::tokens::is_instagram_login;
 use crate::domain::account::whatsapp::{
     self, ACCESS_TOKEN, BusinessAccount, NumberStatus, PIN, SubscribedApp, WABA_ID,
     is_cloud_account,
 };
+use crate::domain::account::{self, StateChange};
 use crate::domain::support::now;
 use crate::domain::{Account, Caller, Channel, Error};
 use crate::meta::whatsapp::{Callback, Number};
@@ -93,6 +93,15 @@ impl Accounts {
         };
         // Meta accepted the account's token for the number's callback: the number is
         // the account's, taken from any former owner.
+        // The account read again: the former owner is made LOST only for a taking
+        // that holds, by an account that still names the number.
+        let still_named = self
+            .store
+            .find_account(&account.workspace_id, account.id)
+            .await?
+            .is_some_and(|now| {
+                account::provider_id(now.channel, &now.config) == Some(phone_number_id.as_str())
+            });
         let succeeded = |takes_id| StateChange::SetupSucceeded {
             provider_id: phone_number_id.clone(),
             display_phone_number: display_phone_number.clone(),
@@ -101,9 +110,9 @@ impl Accounts {
         let taken = self
             .take_then(
                 Channel::Whatsapp,
-                Some(&phone_number_id),
+                still_named.then_some(phone_number_id.as_str()),
                 Some(account.id),
-                || self.record_state(caller, account.id, succeeded(true)),
+                || self.record_state(caller, account.id, succeeded(still_named)),
             )
             .await;
         let account = match taken {
@@ -174,20 +183,32 @@ impl Accounts {
             .set_number_callback(&number, &callback)
             .await
             .map_err(|err| stop(err.during("setting the number's webhook callback")))?;
-        if ours.is_some_and(|app| !app.override_callback_uri.is_empty()) {
-            let numbers = self
-                .graph
-                .waba_numbers(&number)
-                .await
-                .map_err(|err| stop(err.during("reading the WABA's numbers")))?;
-            if numbers.iter().all(|number| number.own_callback) {
-                self.graph
-                    .subscribe_app_to_waba(&number)
-                    .await
-                    .map_err(|err| stop(err.during("removing the WABA's callback")))?;
-            }
+        // Meta took the token for the number's callback: the number's webhooks come to
+        // the account's URL from now on, and the set-up is done. Removing a WABA
+        // callback is tidying up after an earlier version: best effort, logged.
+        if ours.is_some_and(|app| !app.override_callback_uri.is_empty())
+            && let Err(err) = self.remove_waba_callback(&number).await
+        {
+            let words = self.meta_words(account, &err);
+            tracing::warn!(account_id = %account.id, error = %words, "the WABA's callback could not be removed; the next set-up tries again");
         }
         Ok(Some(on_cloud.display_phone_number).filter(|shown| !shown.is_empty()))
+    }
+
+    /// Removes the WABA-level callback once every number of the WABA has its own.
+    async fn remove_waba_callback(&self, number: &Number<'_>) -> Result<(), MetaError> {
+        let numbers = self
+            .graph
+            .waba_numbers(number)
+            .await
+            .map_err(|err| err.during("reading the WABA's numbers"))?;
+        if numbers.iter().all(|number| number.own_callback) {
+            self.graph
+                .subscribe_app_to_waba(number)
+                .await
+                .map_err(|err| err.during("removing the WABA's callback"))?;
+        }
+        Ok(())
     }
 
     /// Registers the number with the account's PIN, if Meta's allowance for the number

@@ -76,3 +76,36 @@ fn an_answer_without_target_ids_never_vouches() {
         DebugTokenWord::Silent
     );
 }
+
+/// Ownership holds for the id and WABA Meta vouched for: another number, or another
+/// WABA (WABA-level entries go by it), starts UNCONFIRMED; a new token keeps it.
+#[test]
+fn another_number_or_waba_unconfirms_and_a_new_token_keeps() {
+    use crate::domain::AccountPatch;
+    use crate::domain::change::Change;
+    use crate::domain::testing::{admin, at};
+    let mut owner = cloud_account();
+    owner.provider_state.ownership = Ownership::Confirmed;
+    let after = |config: serde_json::Value| {
+        let patch = AccountPatch {
+            config: Some(doc(config)),
+            ..AccountPatch::default()
+        };
+        match super::super::update(&admin(), &owner, patch, at(5))
+            .expect("updated")
+            .change
+        {
+            Change::Save(next, _) => next.provider_state.ownership,
+            other => panic!("expected a save, got {other:?}"),
+        }
+    };
+    assert_eq!(after(json!({"waba_id": "2667"})), Ownership::Unconfirmed);
+    assert_eq!(
+        after(json!({"phone_number_id": "1556"})),
+        Ownership::Unconfirmed
+    );
+    assert_eq!(
+        after(json!({"access_token": "EAAG-new"})),
+        Ownership::Confirmed
+    );
+}

@@ -175,7 +175,8 @@ impl RouteIndex {
 
     /// Where an entry of WABA `waba` goes: to the owning workspace's account whose
     /// displayed number is `display`, when the entry names one; otherwise to each of
-    /// that workspace's accounts of the WABA (at most [`MAX_WABA_DELIVERIES`]). Only
+    /// that workspace's accounts of the WABA (at most [`MAX_WABA_DELIVERIES`]; past it,
+    /// none, said so). Only
     /// the owner's accounts are read, however many other workspaces name the WABA.
     pub fn waba_route(&self, waba: u128, display: Option<u64>) -> WabaRoute {
         let Some(members) = self.wabas.get(&waba) else {
@@ -197,8 +198,10 @@ impl RouteIndex {
         if recipients.is_empty() {
             return WabaRoute::NoSuchNumber;
         }
+        if recipients.len() > MAX_WABA_DELIVERIES {
+            return WabaRoute::TooMany;
+        }
         recipients.sort_unstable_by_key(|recipient| recipient.account_id);
-        recipients.truncate(MAX_WABA_DELIVERIES);
         WabaRoute::Accounts(recipients)
     }
 

@@ -19,6 +19,9 @@ use crate::domain::channel::Channel;
 pub const MAX_ENTRIES: usize = 1000;
 /// Most phone numbers one WhatsApp entry may name; more are reported unrouted.
 const MAX_NUMBERS_PER_ENTRY: usize = 16;
+/// Most deliveries one answer holds (WABA-level entries fan out to the WABA's
+/// accounts); each entry of a number, page or Instagram account is one at most.
+const MAX_DELIVERIES: usize = 4 * MAX_ENTRIES;
 /// Most changes of one entry read (Meta sends one or a few).
 const MAX_CHANGES_PER_ENTRY: usize = 64;
 
@@ -302,7 +305,7 @@ pub fn route_meta_entries(
     signed_by: SignedBy,
     url_account: Option<&RouteEntry>,
 ) -> (Deliveries, Unrouted) {
-    let mut deliveries = Vec::new();
+    let mut deliveries: Deliveries = Vec::new();
     let mut unrouted = Vec::new();
     for (position, entry) in body.entries.iter().enumerate() {
         // At most MAX_ENTRIES: the index fits.
@@ -324,6 +327,15 @@ pub fn route_meta_entries(
                 Some(waba) => {
                     let to = route_waba(index, waba, entry.display, signed_by, url_account);
                     match to {
+                        // One answer holds at most MAX_DELIVERIES: the rest is said.
+                        Ok(accounts) if deliveries.len() + accounts.len() > MAX_DELIVERIES => {
+                            unrouted.push((
+                                at,
+                                format!(
+                                    "the body's entries are for more than {MAX_DELIVERIES} accounts"
+                                ),
+                            ));
+                        }
                         Ok(accounts) => {
                             deliveries.extend(accounts.into_iter().map(|account| (at, account)));
                         }
@@ -339,9 +351,16 @@ pub fn route_meta_entries(
         }
         for id in &entry.ids {
             let owner = index.owner(channel, *id);
-            // The URL's own account, for its own id: Meta calls that URL only when
-            // someone with access to the id set it there.
+            // The URL's own account, for its own id: Meta calls a number's URL only
+            // when someone with access to the number set it there (a number's
+            // callback override). Pages and Instagram accounts have no such override:
+            // their app-signed bodies route as on the app's callback.
+            let own_url = match signed_by {
+                SignedBy::App => channel == Channel::Whatsapp,
+                SignedBy::Account(_) => true,
+            };
             if let Some(account) = url_account
+                && own_url
                 && account.channel == channel
                 && account.provider_id == Some(*id)
             {
@@ -412,6 +431,10 @@ fn route_waba(
         )),
         WabaRoute::NoSuchNumber => Err(format!(
             "no account of WABA {waba} has the displayed number the entry names"
+        )),
+        WabaRoute::TooMany => Err(format!(
+            "WABA {waba} has more than {} accounts in its workspace",
+            super::MAX_WABA_DELIVERIES
         )),
     }
 }

@@ -184,35 +184,53 @@ fn only_a_confirmed_claim_routes_on_the_app_level_callback() {
     assert_eq!(index.len(), 4);
 }
 
+/// A WhatsApp body naming `numbers`, one change each.
+fn numbers_body(numbers: &[&str]) -> MetaBody {
+    let changes: Vec<_> = numbers
+        .iter()
+        .map(|n| json!({"field": "messages", "value": {"metadata": {"phone_number_id": n}}}))
+        .collect();
+    let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "500", "changes": changes}]});
+    MetaBody::parse(body.to_string().as_bytes()).expect("body")
+}
+
 #[test]
-fn an_accounts_own_url_routes_its_own_id_unless_another_owns_it() {
-    let parked = claim("ws-b", "100", false);
-    let unowned = claim("ws-b", "200", false);
-    let index = RouteIndex::from_entries([claim("ws-a", "100", true), parked, unowned]);
-    assert!(matches!(
-        index.owner(Channel::Messenger, 200),
-        Owner::Unconfirmed
-    ));
-    let mine = claim("ws-b", "200", false);
-    let body = page_body(&["200", "100"]);
-    // The app's signature: the URL account's own id to it, any other to its owner.
+fn a_numbers_own_url_routes_its_own_id_unless_another_owns_it() {
+    let owner = number("ws-a", "100", "500", "1", true);
+    let owner_id = owner.account_id;
+    let index = RouteIndex::from_entries([
+        owner,
+        number("ws-b", "100", "500", "1", false),
+        number("ws-b", "200", "501", "2", false),
+    ]);
+    let mine = number("ws-b", "200", "501", "2", false);
+    let parked = number("ws-b", "100", "500", "1", false);
+    // The app's signature: the URL account's own number to it, any other to its owner.
+    let body = numbers_body(&["200", "100"]);
     let (deliveries, unrouted) = route_meta_entries(&index, &body, SignedBy::App, Some(&mine));
-    assert_eq!(deliveries.len(), 2, "{deliveries:?}");
-    assert_eq!(deliveries[0], (0, mine.recipient()));
-    assert_eq!(&*deliveries[1].1.workspace_id, "ws-a");
+    let to: Vec<_> = deliveries.iter().map(|(_, r)| r.account_id).collect();
+    assert_eq!(to, vec![mine.account_id, owner_id]);
     assert!(unrouted.is_empty());
-    // The account's own secret: its own id only.
-    let signed_by = SignedBy::Account(mine.account_id);
-    let (deliveries, unrouted) = route_meta_entries(&index, &body, signed_by, Some(&mine));
-    assert_eq!(deliveries, vec![(0, mine.recipient())]);
-    assert_eq!(unrouted.len(), 1, "{unrouted:?}");
-    assert_eq!(unrouted[0].0, 1);
-    // The parked claim's own URL: the id is owned by another account, confirmed.
-    let parked = claim("ws-b", "100", false);
-    let (deliveries, unrouted) =
-        route_meta_entries(&index, &page_body(&["100"]), SignedBy::App, Some(&parked));
+    // The parked claim's own URL: the number is owned by another account, confirmed.
+    let body = numbers_body(&["100"]);
+    let (deliveries, unrouted) = route_meta_entries(&index, &body, SignedBy::App, Some(&parked));
     assert!(deliveries.is_empty());
-    assert_eq!(unrouted[0].1, "page id 100 is owned by another account");
+    assert_eq!(
+        unrouted[0].1,
+        "phone number id 100 is owned by another account"
+    );
+    // Its own secret speaks to itself: its own id is delivered to it, whoever owns it,
+    // so that the answer tells nothing of who does.
+    let signed_by = SignedBy::Account(parked.account_id);
+    let (deliveries, _) = route_meta_entries(&index, &body, signed_by, Some(&parked));
+    assert_eq!(deliveries, vec![(0, parked.recipient())]);
+    // Pages have no callback override: an app-signed page body on a page's URL
+    // routes as on the app's callback.
+    let page = claim("ws-b", "300", false);
+    let (deliveries, unrouted) =
+        route_meta_entries(&index, &page_body(&["300"]), SignedBy::App, Some(&page));
+    assert!(deliveries.is_empty());
+    assert_eq!(unrouted[0].1, "no account owns page id 300");
 }
 
 #[test]

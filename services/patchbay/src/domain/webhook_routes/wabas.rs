@@ -16,6 +16,8 @@ pub enum WabaRoute {
     Contested,
     /// The owning workspace has no account of the WABA with that displayed number.
     NoSuchNumber,
+    /// It would go to more than [`MAX_WABA_DELIVERIES`] accounts.
+    TooMany,
 }
 
 /// Most accounts one WABA-level entry is delivered to.
