@@ -11,7 +11,8 @@ use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
 use uuid::Uuid;
 
-use super::index::{Owner, RouteIndex, WabaRoute};
+use super::index::{Owner, RouteIndex};
+use super::wabas::route_waba;
 use super::{Recipient, RouteEntry, digits};
 use crate::domain::channel::Channel;
 
@@ -404,39 +405,6 @@ pub fn route_meta_entries(
         }
     }
     (deliveries, unrouted)
-}
-
-/// Who a WABA-level entry is for. An account's own secret speaks only for that
-/// account, and only for its own WABA.
-fn route_waba(
-    index: &RouteIndex,
-    waba: u128,
-    display: Option<u64>,
-    signed_by: SignedBy,
-    url_account: Option<&RouteEntry>,
-) -> Result<Vec<Recipient>, String> {
-    if let SignedBy::Account(_) = signed_by {
-        return match url_account {
-            Some(account) if account.waba_id == Some(waba) => Ok(vec![account.recipient()]),
-            _ => Err(format!("WABA {waba} is not the signing account's")),
-        };
-    }
-    match index.waba_route(waba, display) {
-        WabaRoute::Accounts(accounts) => Ok(accounts),
-        WabaRoute::NoOwner => Err(format!(
-            "the entry names no phone number id, and no account owns a confirmed number of WABA {waba}"
-        )),
-        WabaRoute::Contested => Err(format!(
-            "WABA {waba} has confirmed numbers in more than one workspace"
-        )),
-        WabaRoute::NoSuchNumber => Err(format!(
-            "no account of WABA {waba} has the displayed number the entry names"
-        )),
-        WabaRoute::TooMany => Err(format!(
-            "WABA {waba} has more than {} accounts in its workspace",
-            super::MAX_WABA_DELIVERIES
-        )),
-    }
 }
 
 fn id_name(channel: Channel) -> &'static str {

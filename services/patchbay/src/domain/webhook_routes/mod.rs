@@ -226,5 +226,5 @@ pub fn query_param(url: &str, name: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-#[path = "tests.rs"]
+#[path = "routes_tests.rs"]
 mod tests;

@@ -3,7 +3,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::Recipient;
+use super::index::RouteIndex;
+use super::meta_body::SignedBy;
+use super::{Recipient, RouteEntry};
 
 /// Where a WABA-level entry goes.
 #[derive(Debug, PartialEq, Eq)]
@@ -30,4 +32,37 @@ pub const MAX_WABA_DELIVERIES: usize = 256;
 pub(super) struct Waba {
     pub(super) members: HashMap<u32, HashSet<u32>>,
     pub(super) confirmed: HashMap<u32, u32>,
+}
+
+/// Who a WABA-level entry is for. An account's own secret speaks only for that
+/// account, and only for its own WABA.
+pub(super) fn route_waba(
+    index: &RouteIndex,
+    waba: u128,
+    display: Option<u64>,
+    signed_by: SignedBy,
+    url_account: Option<&RouteEntry>,
+) -> Result<Vec<Recipient>, String> {
+    if let SignedBy::Account(_) = signed_by {
+        return match url_account {
+            Some(account) if account.waba_id == Some(waba) => Ok(vec![account.recipient()]),
+            _ => Err(format!("WABA {waba} is not the signing account's")),
+        };
+    }
+    match index.waba_route(waba, display) {
+        WabaRoute::Accounts(accounts) => Ok(accounts),
+        WabaRoute::NoOwner => Err(format!(
+            "the entry names no phone number id, and no account owns a confirmed number of WABA {waba}"
+        )),
+        WabaRoute::Contested => Err(format!(
+            "WABA {waba} has confirmed numbers in more than one workspace"
+        )),
+        WabaRoute::NoSuchNumber => Err(format!(
+            "no account of WABA {waba} has the displayed number the entry names"
+        )),
+        WabaRoute::TooMany => Err(format!(
+            "WABA {waba} has more than {} accounts in its workspace",
+            MAX_WABA_DELIVERIES
+        )),
+    }
 }
