@@ -13,7 +13,7 @@ use std::future::Future;
 use uuid::Uuid;
 
 use super::{Accounts, system_caller};
-use crate::domain::account::ownership::{DebugTokenWord, debug_token_word};
+use crate::domain::account::ownership::{DebugTokenWord, claim_key, debug_token_word};
 use crate::domain::account::tokens::{CHECKED_CHANNELS, is_instagram_login, meta_token};
 use crate::domain::account::{Ownership, StateChange, provider_id, provider_id_field};
 use crate::domain::{Account, Caller, Channel, Error};
@@ -31,11 +31,11 @@ impl Accounts {
     /// nobody owns the id; otherwise returns it as it was. Never an error: Meta's
     /// silence or absence is logged, and asked about again later.
     pub(super) async fn confirm_ownership(&self, caller: &Caller, account: Account) -> Account {
-        let Some(id) = unconfirmed_id(&account).map(str::to_owned) else {
+        let Some(key) = unconfirmed_key(&account) else {
             return account;
         };
         match self.meta_vouches(&account).await {
-            Ok(true) => self.record_vouched(caller, account, &id).await,
+            Ok(true) => self.record_vouched(caller, account, &key).await,
             Ok(false) => account,
             Err(err) => {
                 let words = self.meta_words(&account, &err);
@@ -94,9 +94,9 @@ impl Accounts {
         }
     }
 
-    /// Records Meta's vouching for `vouched_id` (the id Meta was asked about, never
-    /// the account's id as it is by now): CONFIRMED, when the account still names it
-    /// and nobody else owns it; otherwise the account stays as it was.
+    /// Records Meta's vouching for `vouched_id` (the `claim_key` Meta was asked about,
+    /// never the account's as it is by now): CONFIRMED, when the account still names
+    /// it and nobody else owns the id; otherwise the account stays as it was.
     pub(super) async fn record_vouched(
         &self,
         caller: &Caller,
@@ -208,11 +208,9 @@ impl Accounts {
                 match self.meta_vouches(&account).await {
                     Ok(vouched) => {
                         outages_in_a_row = 0;
-                        if let (true, Some(id)) =
-                            (vouched, unconfirmed_id(&account).map(str::to_owned))
-                        {
+                        if let (true, Some(key)) = (vouched, unconfirmed_key(&account)) {
                             let caller = system_caller(&account.workspace_id, "ownership");
-                            let stored = self.record_vouched(&caller, account, &id).await;
+                            let stored = self.record_vouched(&caller, account, &key).await;
                             if stored.provider_state.ownership == Ownership::Confirmed {
                                 confirmed += 1;
                             }
@@ -241,6 +239,12 @@ fn unconfirmed_id(account: &Account) -> Option<&str> {
         return None;
     }
     provider_id(account.channel, &account.config)
+}
+
+/// The `claim_key` of an UNCONFIRMED account: what Meta is asked about.
+pub(super) fn unconfirmed_key(account: &Account) -> Option<String> {
+    unconfirmed_id(account)?;
+    claim_key(account)
 }
 
 /// The store refused a confirmation: another account owns the id.

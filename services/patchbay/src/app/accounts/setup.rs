@@ -92,35 +92,43 @@ impl Accounts {
             }
         };
         // Meta accepted the account's token for the number's callback: the number is
-        // the account's, taken from any former owner.
-        // The account read again: the former owner is made LOST only for a taking
-        // that holds, by an account that still names the number.
+        // the account's, taken from any former owner. The account is read again: the
+        // former owner is made LOST only for a taking that holds, by an account that
+        // still names the number and its WABA (a set-up of what it no longer names
+        // records nothing).
+        let key = account::ownership::claim_key(&account).unwrap_or_default();
         let still_named = self
             .store
             .find_account(&account.workspace_id, account.id)
             .await?
-            .is_some_and(|now| {
-                account::provider_id(now.channel, &now.config) == Some(phone_number_id.as_str())
-            });
-        let succeeded = |takes_id| StateChange::SetupSucceeded {
-            provider_id: phone_number_id.clone(),
-            display_phone_number: display_phone_number.clone(),
-            takes_id,
+            .is_some_and(|now| account::ownership::claim_key(&now).as_deref() == Some(&key));
+        if !still_named {
+            return self.find_visible(caller, account.id).await;
+        }
+        let succeeded = StateChange::SetupSucceeded {
+            provider_id: key,
+            display_phone_number,
+            takes_id: true,
         };
         let taken = self
             .take_then(
                 Channel::Whatsapp,
-                still_named.then_some(phone_number_id.as_str()),
+                Some(phone_number_id.as_str()),
                 Some(account.id),
-                || self.record_state(caller, account.id, succeeded(still_named)),
+                || self.record_state(caller, account.id, succeeded.clone()),
             )
             .await;
         let account = match taken {
             Ok(account) => account,
-            // Another taking won twice in a row: the set-up's outcome all the same.
+            // Another taking won twice in a row: Meta sends the number to this URL, and
+            // routing sends it to the other owner. Said, for an update to settle.
             Err(Error::AlreadyExists { .. }) => {
-                self.record_state(caller, account.id, succeeded(false))
-                    .await?
+                let change = StateChange::SetupFailed {
+                    reason: "Meta took the number's callback, but another account took the number at the same moment; update the account to run the set-up again".to_owned(),
+                    token_rejected: false,
+                    retry_after: None,
+                };
+                return self.record_state(caller, account.id, change).await;
             }
             Err(err) => return Err(err),
         };

@@ -8,10 +8,10 @@
 use std::time::Duration;
 
 use super::{Accounts, system_caller};
+use crate::domain::account::StateChange;
 use crate::domain::account::tokens::{
     CHECKED_CHANNELS, is_instagram_login, meta_token, missing_scopes,
 };
-use crate::domain::account::{StateChange, provider_id};
 use crate::domain::support::now;
 use crate::domain::{Account, Error};
 use crate::meta::{Failure, Host, MetaApp};
@@ -209,9 +209,8 @@ impl TokenChecker {
             match self.accounts.vouched_by(&account, info).await {
                 Ok(true) => {
                     let caller = system_caller(&account.workspace_id, "ownership");
-                    if let Some(id) = provider_id(account.channel, &account.config) {
-                        let id = id.to_owned();
-                        self.accounts.record_vouched(&caller, account, &id).await;
+                    if let Some(key) = super::ownership::unconfirmed_key(&account) {
+                        self.accounts.record_vouched(&caller, account, &key).await;
                     }
                 }
                 Ok(false) => {}

@@ -19,7 +19,9 @@ use crate::domain::provider::is_url;
 /// What Meta just said about an account.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StateChange {
-    /// The set-up ran for `provider_id` (the number, or the Instagram account): success
+    /// The set-up ran for `provider_id` (`ownership::claim_key`: the number and its
+    /// WABA, or the Instagram account); nothing is recorded once the account names
+    /// another. Success
     /// clears `setup_error` (and a rejected token, since the token just worked). With
     /// `takes_id` (Meta accepted the token for the number's callback) it takes the id
     /// (`ownership::taken`), if it is still the account's. A failure records why.
@@ -64,7 +66,7 @@ pub enum StateChange {
     /// A refresh of `token` failed for a reason that is not the token's (an outage, a
     /// fault of configuration); after `max` in a row the token is left alone.
     RefreshFailed { token: String, max: u32 },
-    /// Meta vouched for the account's token for `provider_id` (debug_token's
+    /// Meta vouched for the account's token for `provider_id` (its `claim_key`; debug_token's
     /// `profile_id` or `granular_scopes`, the WABA's numbers, Instagram's `/me`): an
     /// UNCONFIRMED claim of it becomes CONFIRMED (`ownership::vouched`), unless another
     /// account owns the id (the store keeps the account as it was).
@@ -227,6 +229,12 @@ pub fn record_state(
     if change
         .about_token()
         .is_some_and(|token| super::tokens::meta_token(current) != Some(token))
+    {
+        return Change::Keep;
+    }
+    // A set-up that ran for what the account no longer names says nothing of it now.
+    if let StateChange::SetupSucceeded { provider_id, .. } = &change
+        && super::ownership::claim_key(current).as_deref() != Some(provider_id.as_str())
     {
         return Change::Keep;
     }

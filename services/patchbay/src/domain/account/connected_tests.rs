@@ -36,7 +36,7 @@ fn a_set_up_that_succeeded_clears_the_error_and_a_rejected_token() {
         &admin(),
         &current,
         StateChange::SetupSucceeded {
-            provider_id: "1555".into(),
+            provider_id: "1555@2666".into(),
             display_phone_number: Some("+1 555-0100".into()),
             takes_id: true,
         },
@@ -62,17 +62,21 @@ fn a_set_up_that_succeeded_clears_the_error_and_a_rejected_token() {
 fn a_set_up_confirms_only_the_number_it_ran_for() {
     let mut current = cloud_account();
     current.provider_state.setup_state = SetupState::Pending;
-    let next = saved(record_state(
-        &admin(),
-        &current,
-        StateChange::SetupSucceeded {
-            provider_id: "1999".into(),
+    // Another number, or the same number of another WABA: nothing is recorded.
+    for ran_for in ["1999@2666", "1555@2667", "1555"] {
+        let change = StateChange::SetupSucceeded {
+            provider_id: ran_for.into(),
             display_phone_number: None,
             takes_id: true,
-        },
-        at(5),
-    ));
-    assert_eq!(next.provider_state.ownership, Ownership::Unconfirmed);
+        };
+        assert!(
+            matches!(
+                record_state(&admin(), &current, change, at(5)),
+                Change::Keep
+            ),
+            "{ran_for}"
+        );
+    }
     let mut confirmed = current.clone();
     confirmed.provider_state.ownership = Ownership::Confirmed;
     for change in [
@@ -103,6 +107,8 @@ fn vouching_confirms_only_unconfirmed_claims_of_the_id_and_losing_needs_a_confir
     let id = crate::domain::account::provider_id(account.channel, &account.config)
         .expect("an id")
         .to_owned();
+    let key = crate::domain::account::ownership::claim_key(&account).expect("a key");
+    assert_eq!(key, "1555@2666");
     let vouch = |account: &Account, provider_id: &str| {
         let change = StateChange::OwnershipVouched {
             provider_id: provider_id.to_owned(),
@@ -112,8 +118,13 @@ fn vouching_confirms_only_unconfirmed_claims_of_the_id_and_losing_needs_a_confir
             _ => account.provider_state.ownership,
         }
     };
-    assert_eq!(vouch(&account, &id), Ownership::Confirmed);
-    assert_eq!(vouch(&account, "1999"), Ownership::Unconfirmed);
+    assert_eq!(vouch(&account, &key), Ownership::Confirmed);
+    assert_eq!(vouch(&account, "1999@2666"), Ownership::Unconfirmed);
+    assert_eq!(
+        vouch(&account, "1555@2667"),
+        Ownership::Unconfirmed,
+        "vouched for under another WABA"
+    );
     let mut lost = account.clone();
     lost.provider_state.ownership = Ownership::Lost;
     assert_eq!(
@@ -142,7 +153,7 @@ fn vouching_confirms_only_unconfirmed_claims_of_the_id_and_losing_needs_a_confir
         &admin(),
         &pending,
         StateChange::SetupSucceeded {
-            provider_id: id.clone(),
+            provider_id: key.clone(),
             display_phone_number: None,
             takes_id: true,
         },

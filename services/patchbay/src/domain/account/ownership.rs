@@ -48,12 +48,31 @@ impl Ownership {
     }
 }
 
-/// What Meta's word (`provider_id`, the id it vouched for) makes of `account`'s
-/// ownership when it confirms an id nobody owns: CONFIRMED from UNCONFIRMED, when the
-/// account still names that id. A LOST account stays LOST.
+/// What Meta was asked about an account: its provider id, and for a WhatsApp number
+/// its WABA too (`<id>@<waba>`, WABA-level entries go by it). A vouching or a taking
+/// holds only while the account still names both.
+pub fn claim_key(account: &Account) -> Option<String> {
+    let id = provider_id(account.channel, &account.config)?;
+    Some(match account.channel {
+        super::Channel::Whatsapp => format!(
+            "{id}@{}",
+            super::whatsapp::text(&account.config, super::whatsapp::WABA_ID)
+        ),
+        _ => id.to_owned(),
+    })
+}
+
+fn names_claim(account: &Account, key: &str) -> bool {
+    claim_key(account).as_deref() == Some(key)
+}
+
+/// What Meta's word (`vouched_for`, the [`claim_key`] it vouched for) makes of
+/// `account`'s ownership when it confirms an id nobody owns: CONFIRMED from
+/// UNCONFIRMED, when the account still names that id (and WABA). A LOST account stays
+/// LOST.
 pub fn vouched(account: &Account, vouched_for: &str) -> Ownership {
     let current = account.provider_state.ownership;
-    if current == Ownership::Unconfirmed && names(account, vouched_for) {
+    if current == Ownership::Unconfirmed && names_claim(account, vouched_for) {
         Ownership::Confirmed
     } else {
         current
@@ -61,9 +80,9 @@ pub fn vouched(account: &Account, vouched_for: &str) -> Ownership {
 }
 
 /// What a flow that takes an id makes of the taker's ownership: CONFIRMED, when the
-/// account still names that id (it may have been given another meanwhile).
-pub fn taken(account: &Account, taken_id: &str) -> Ownership {
-    if names(account, taken_id) {
+/// account still names that [`claim_key`] (it may have been given another meanwhile).
+pub fn taken(account: &Account, taken: &str) -> Ownership {
+    if names_claim(account, taken) {
         Ownership::Confirmed
     } else {
         account.provider_state.ownership

@@ -208,7 +208,9 @@ pub fn update(
     let waba = |account: &Account| whatsapp::text(&account.config, whatsapp::WABA_ID).to_owned();
     if super::provider_id(next.channel, &next.config)
         != super::provider_id(current.channel, &current.config)
-        || (next.channel == Channel::Whatsapp && waba(&next) != waba(current))
+        || (next.channel == Channel::Whatsapp
+            && waba(&next) != waba(current)
+            && current.provider_state.ownership == super::Ownership::Confirmed)
     {
         next.provider_state.ownership = super::Ownership::Unconfirmed;
     }

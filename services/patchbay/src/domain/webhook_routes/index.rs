@@ -194,6 +194,7 @@ impl RouteIndex {
                 display.is_none() || self.waba_of.get(at).and_then(|(_, shown)| *shown) == display
             })
             .filter_map(|at| self.slot(*at).map(|slot| self.recipient(slot)))
+            .take(MAX_WABA_DELIVERIES + 1)
             .collect();
         if recipients.is_empty() {
             return WabaRoute::NoSuchNumber;

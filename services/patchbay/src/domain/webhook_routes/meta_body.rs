@@ -20,8 +20,8 @@ use crate::domain::channel::Channel;
 pub const MAX_ENTRIES: usize = 1000;
 /// Most phone numbers one WhatsApp entry may name; more are reported unrouted.
 const MAX_NUMBERS_PER_ENTRY: usize = 16;
-/// Most deliveries one answer holds (WABA-level entries fan out to the WABA's
-/// accounts); each entry of a number, page or Instagram account is one at most.
+/// Most deliveries one answer holds: an entry may name 16 numbers, and a WABA-level
+/// one fans out to the WABA's accounts.
 const MAX_DELIVERIES: usize = 4 * MAX_ENTRIES;
 /// Most changes of one entry read (Meta sends one or a few).
 const MAX_CHANGES_PER_ENTRY: usize = 64;
@@ -403,6 +403,20 @@ pub fn route_meta_entries(
                 )),
             }
         }
+    }
+    // Numbers' entries too: the deliveries past MAX_DELIVERIES are said unrouted.
+    if deliveries.len() > MAX_DELIVERIES {
+        let mut cut: Vec<i32> = deliveries
+            .drain(MAX_DELIVERIES..)
+            .map(|(at, _)| at)
+            .collect();
+        cut.dedup();
+        unrouted.extend(cut.into_iter().map(|at| {
+            (
+                at,
+                format!("the body's entries are for more than {MAX_DELIVERIES} accounts"),
+            )
+        }));
     }
     (deliveries, unrouted)
 }

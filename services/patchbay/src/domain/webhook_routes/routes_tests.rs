@@ -462,3 +462,32 @@ fn an_entry_moves_with_its_account() {
     index.put(id, None);
     assert!(index.is_empty());
 }
+
+#[test]
+fn one_answer_holds_at_most_four_thousand_deliveries_and_says_what_is_past_them() {
+    let numbers: Vec<String> = (1..=16).map(|n| format!("{}", 1000 + n)).collect();
+    let index = RouteIndex::from_entries(
+        numbers
+            .iter()
+            .map(|n| number("ws-a", n, "500", n, true))
+            .collect::<Vec<_>>(),
+    );
+    let changes: Vec<_> = numbers
+        .iter()
+        .map(|n| json!({"field": "messages", "value": {"metadata": {"phone_number_id": n}}}))
+        .collect();
+    let entries: Vec<_> = (0..MAX_ENTRIES)
+        .map(|_| json!({"id": "500", "changes": changes}))
+        .collect();
+    let body = json!({"object": "whatsapp_business_account", "entry": entries});
+    let body = MetaBody::parse(body.to_string().as_bytes()).expect("body");
+    let (deliveries, unrouted) = route_meta_entries(&index, &body, SignedBy::App, None);
+    assert_eq!(deliveries.len(), 4 * MAX_ENTRIES);
+    // Entry 250 is the first past the cap (250 entries × 16 numbers = 4,000).
+    assert_eq!(unrouted.len(), MAX_ENTRIES - 250);
+    assert_eq!(unrouted[0].0, 250);
+    assert!(
+        unrouted[0].1.contains("more than 4000 accounts"),
+        "{unrouted:?}"
+    );
+}
