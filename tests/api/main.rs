@@ -13,6 +13,7 @@ mod default_answer;
 mod default_cache;
 mod defaults;
 mod deletes_at_meta;
+mod deletes_erase;
 mod envelopes;
 mod grpc_web;
 mod http2_resets;

@@ -131,6 +131,7 @@ impl Store {
             }
             Change::Delete(deletion) => {
                 live::soft_delete::<Entity>(&*txn, id, current.revision, &deletion).await?;
+                erase_secrets(&*txn, catalog, id).await?;
                 audit::insert(&*txn, &deletion.event).await?;
                 None
             }
@@ -138,6 +139,36 @@ impl Store {
         txn.commit().await?;
         Ok(result)
     }
+}
+
+/// What a deleted integration keeps of its secrets: nothing (the provider's secret
+/// paths, and any sealed value, become null). Read from the stored row, so that a
+/// record whose secrets no longer open is erased too.
+async fn erase_secrets(
+    conn: &impl ConnectionTrait,
+    catalog: &Catalog,
+    id: Uuid,
+) -> Result<(), Error> {
+    let Some(row) = Entity::find_by_id(id).one(conn).await.map_err(db_error)? else {
+        return Ok(());
+    };
+    let unknown = std::collections::BTreeSet::new();
+    let paths = catalog
+        .get(&row.provider)
+        .map_or(&unknown, |provider| provider.secret_paths());
+    let config = match row.config {
+        serde_json::Value::Object(config) => serde_json::Value::Object(
+            super::secret_fields::erase_secrets(&config, "config", SecretRule::Schema(paths)),
+        ),
+        _ => serde_json::Value::Object(serde_json::Map::new()),
+    };
+    Entity::update_many()
+        .col_expr(Column::Config, Expr::value(config))
+        .filter(Column::Id.eq(id))
+        .exec(conn)
+        .await
+        .map_err(db_error)?;
+    Ok(())
 }
 
 fn scope_key(workspace_id: &str) -> String {

@@ -1,5 +1,6 @@
-//! Key rotation: re-seal every stored secret under the active key, live rows and
-//! soft-deleted ones alike, in batches, while the server keeps serving.
+//! Key rotation: re-seal every stored secret under the active key, in batches, while
+//! the server keeps serving. Soft-deleted rows are passed over: their secrets were
+//! erased by the delete (migration 000022 erased the older ones).
 //!
 //! Each row is rewritten by one conditional UPDATE (`WHERE revision = <read revision>`),
 //! never inside a long transaction: a row changed by the server meanwhile is read again
@@ -40,6 +41,10 @@ trait SealedTable: EntityTrait {
     const KIND: RecordKind;
     fn id_column() -> Self::Column;
     fn revision_column() -> Self::Column;
+    /// The column that marks a soft-deleted row, for the tables that have one.
+    fn deleted_column() -> Option<Self::Column> {
+        None
+    }
     fn id(row: &Self::Model) -> Uuid;
     fn revision(row: &Self::Model) -> i64;
     /// The row's secrets re-sealed under the active key, as column updates, and how many
@@ -80,6 +85,9 @@ impl SealedTable for account::Entity {
     }
     fn revision_column() -> account::Column {
         account::Column::Revision
+    }
+    fn deleted_column() -> Option<account::Column> {
+        Some(account::Column::DeletedAt)
     }
     fn id(row: &account::Model) -> Uuid {
         row.id
@@ -152,6 +160,9 @@ impl SealedTable for integration::Entity {
     fn revision_column() -> integration::Column {
         integration::Column::Revision
     }
+    fn deleted_column() -> Option<integration::Column> {
+        Some(integration::Column::DeletedAt)
+    }
     fn id(row: &integration::Model) -> Uuid {
         row.id
     }
@@ -206,8 +217,11 @@ impl Store {
     {
         let mut after = Uuid::nil();
         loop {
-            let rows = E::find()
-                .filter(E::id_column().gt(after))
+            let mut query = E::find().filter(E::id_column().gt(after));
+            if let Some(deleted) = E::deleted_column() {
+                query = query.filter(deleted.is_null());
+            }
+            let rows = query
                 .order_by_asc(E::id_column())
                 .limit(batch_size)
                 .all(self.conn())

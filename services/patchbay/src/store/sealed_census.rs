@@ -1,7 +1,7 @@
 //! How many records still hold a value sealed under a key that is not the active one,
 //! or a verify token not sealed at all: what `keys rotate` has left to do. Counted in
-//! SQL from the sealed values' `pbx1.<key id>.` prefixes, so no secret is opened; rows
-//! of every state, soft-deleted ones too, as rotation rewrites them all. A config
+//! SQL from the sealed values' `pbx1.<key id>.` prefixes, so no secret is opened; live
+//! rows only, as rotation rewrites them (a delete erases a record's secrets). A config
 //! secret still in plaintext from before encryption is not seen here (telling it needs
 //! the record's schema); `keys rotate` reports it.
 
@@ -34,12 +34,18 @@ impl Store {
 /// The census of every sealed table, through `conn`.
 async fn count_off_key(conn: &impl ConnectionTrait, active: &str) -> Result<u64, Error> {
     let mut total = 0;
-    for (table, verify_token) in [
-        ("accounts", true),
-        ("channel_settings", false),
-        ("integrations", false),
+    for (table, verify_token, deletable) in [
+        ("accounts", true, true),
+        ("channel_settings", false, false),
+        ("integrations", false, true),
     ] {
-        let statement = census(conn.get_database_backend(), table, verify_token, active);
+        let statement = census(
+            conn.get_database_backend(),
+            table,
+            verify_token,
+            deletable,
+            active,
+        );
         let row = conn.query_one_raw(statement).await.map_err(db_error)?;
         let count: i64 = match row {
             Some(row) => row.try_get("", "n").map_err(db_error)?,
@@ -53,7 +59,13 @@ async fn count_off_key(conn: &impl ConnectionTrait, active: &str) -> Result<u64,
 /// Rows of `table` where the sealed values of `config` are not all under the `active`
 /// prefix (their count differs from the count of that prefix), or whose verify token
 /// does not start with it.
-fn census(backend: DbBackend, table: &str, verify_token: bool, active: &str) -> Statement {
+fn census(
+    backend: DbBackend,
+    table: &str,
+    verify_token: bool,
+    deletable: bool,
+    active: &str,
+) -> Statement {
     let (config, sealed, current) = match backend {
         DbBackend::Postgres => ("config::text", "$1", "$2"),
         _ => ("config", "?1", "?2"),
@@ -67,9 +79,14 @@ fn census(backend: DbBackend, table: &str, verify_token: bool, active: &str) -> 
             " OR substr(verify_token, 1, length({current})) <> {current}"
         ));
     }
+    let live = if deletable {
+        " AND deleted_at IS NULL"
+    } else {
+        ""
+    };
     Statement::from_sql_and_values(
         backend,
-        format!("SELECT COUNT(*) AS n FROM {table} WHERE {condition}"),
+        format!("SELECT COUNT(*) AS n FROM {table} WHERE ({condition}){live}"),
         [SEALED.into(), active.into()],
     )
 }

@@ -35,6 +35,18 @@ fn envelope(sealed: String) -> Value {
     Value::Object(object)
 }
 
+/// A stored document with nothing secret left: every envelope, and every value `rule`
+/// calls secret (sealed or from before it was), becomes null. What a deleted record
+/// keeps: no key is needed, and nothing can be opened again.
+pub(crate) fn erase_secrets(document: &Document, path: &str, rule: SecretRule<'_>) -> Document {
+    let erased = map_values(document, path, &mut |field, key, value| {
+        let secret = envelope_of(value).is_some() || rule.is_secret(field, key);
+        Ok((secret && !value.is_null()).then_some(Value::Null))
+    });
+    // The mapper never fails.
+    erased.unwrap_or_default()
+}
+
 /// Where a secret lives, as bound into its ciphertext.
 #[derive(Clone, Copy)]
 pub(crate) struct Owner {

@@ -17,6 +17,7 @@ use crate::domain::account::events::{NewAccountEvent, account_events};
 use crate::domain::account::{Ownership, provider_id};
 use crate::domain::audit::AuditEvent;
 use crate::domain::change::Change;
+use crate::domain::config_document::SecretRule;
 use crate::domain::defaults::{Scope, touched_scopes};
 use crate::domain::webhook_routes::routing_changed;
 use crate::domain::{Account, Error, RecordKind};
@@ -25,7 +26,7 @@ use crate::store::default_changes::DefaultsChanged;
 use crate::store::entities::account::{Column, Entity};
 use crate::store::{
     Store, WriteTxn, account_events as events_log, audit, db_error, default_changes, live,
-    lock_scope, lock_scopes, unique_violation,
+    lock_scope, lock_scopes, secret_fields, unique_violation,
 };
 
 impl Store {
@@ -160,6 +161,7 @@ impl Store {
             }
             Change::Delete(deletion) => {
                 live::soft_delete::<Entity>(&*txn, id, current.revision, &deletion).await?;
+                erase_secrets(&*txn, id).await?;
                 audit::insert(&*txn, &deletion.event).await?;
                 (None, touched_scopes(Some(&current), None), deletion.at)
             }
@@ -184,6 +186,34 @@ impl Store {
             events,
         })
     }
+}
+
+/// What a deleted account keeps of its secrets: nothing. Its config's secrets become
+/// null, its verify token `''` and its index entry none (its webhook route stays, so
+/// that a URL never names another account). Read from the stored row, so that a record
+/// whose secrets no longer open is erased too.
+async fn erase_secrets(conn: &impl ConnectionTrait, id: Uuid) -> Result<(), Error> {
+    let Some(row) = Entity::find_by_id(id).one(conn).await.map_err(db_error)? else {
+        return Ok(());
+    };
+    let config = match row.config {
+        serde_json::Value::Object(config) => serde_json::Value::Object(
+            secret_fields::erase_secrets(&config, "config", SecretRule::ByName),
+        ),
+        _ => serde_json::Value::Object(serde_json::Map::new()),
+    };
+    Entity::update_many()
+        .col_expr(Column::Config, Expr::value(config))
+        .col_expr(Column::VerifyToken, Expr::value(""))
+        .col_expr(
+            Column::VerifyTokenIndex,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(Column::Id.eq(id))
+        .exec(conn)
+        .await
+        .map_err(db_error)?;
+    Ok(())
 }
 
 /// Records a write's default changes and account events. The workspace's locks for
