@@ -152,7 +152,14 @@ async fn records_deleted_before_the_upgrade_are_erased_by_the_migration(backend:
     // As a delete of the version before left them: sealed values and the verify token
     // still in the rows (copied from a live record), then the upgrade.
     let db = app.database().await;
-    patchbay_migrations::Migrator::down(&db, Some(1))
+    // Down to before 000022 (the last migration, or with those after it).
+    let from_erasure = patchbay_migrations::Migrator::migrations()
+        .iter()
+        .rev()
+        .take_while(|m| m.name() != "m20261206_000022_erase_deleted_secrets")
+        .count() as u32
+        + 1;
+    patchbay_migrations::Migrator::down(&db, Some(from_erasure))
         .await
         .expect("down");
     let (config, token, index) = stored(&app, "accounts", &kept.id).await;

@@ -299,7 +299,13 @@ async fn the_upgrade_unconfirms_pages_and_the_start_up_pass_confirms_them_again(
 
     // As an upgrade from the version before: down past 000021, then up.
     let db = app.database().await;
-    patchbay_migrations::Migrator::down(&db, Some(1))
+    let from_ownership = patchbay_migrations::Migrator::migrations()
+        .iter()
+        .rev()
+        .take_while(|m| m.name() != "m20261206_000021_account_ownership")
+        .count() as u32
+        + 1;
+    patchbay_migrations::Migrator::down(&db, Some(from_ownership))
         .await
         .expect("down");
     patchbay_migrations::Migrator::up(&db, None)
