@@ -33,7 +33,8 @@ backend_tests!(
     the_persistent_menu_is_checked_then_set_or_deleted,
     a_page_without_get_started_gets_one_with_its_menu,
     a_subscription_cut_off_by_its_deadline_finishes_and_a_replay_resumes_it,
-    a_connect_takes_a_page_another_workspace_owned
+    a_connect_takes_a_page_another_workspace_owned,
+    another_divisions_page_is_answered_without_it_and_costs_no_meta_call
 );
 
 const REDIRECT: &str = "https://app.example.test/messenger/callback";
@@ -723,4 +724,112 @@ async fn a_connect_takes_a_page_another_workspace_owned(backend: Backend) {
     )
     .await;
     assert_eq!(again.ownership, i32::from(proto::Ownership::Lost));
+}
+
+/// Division walls on SubscribeMessengerPages (#28, item 3): a page another division
+/// holds is ALREADY_EXISTS before Meta is asked, and a resumed call whose page another
+/// division connected meanwhile is NOT_FOUND; neither names that division's account.
+async fn another_divisions_page_is_answered_without_it_and_costs_no_meta_call(backend: Backend) {
+    let (app, meta) = app_with_meta(backend).await;
+    mount_login(&meta).await;
+    let ok = || ResponseTemplate::new(200).set_body_json(json!({"success": true}));
+    // Each page's mocks expect one call: the page of another division is never fetched.
+    mount_page(&meta, "101", ok()).await;
+    mount_page(
+        &meta,
+        "102",
+        ok().set_delay(std::time::Duration::from_secs(3)),
+    )
+    .await;
+    let sales = app.client("admin", patchbay_e2e::WORKSPACE, Some("sales"));
+    let support = app.client("admin", patchbay_e2e::WORKSPACE, Some("support"));
+    let handle = connect(&sales).await.user_token;
+    let theirs = create(
+        &support,
+        new_account(
+            Channel::Messenger,
+            "103",
+            json!({"page_id": "103", "page_access_token": "EAAP-support"}),
+        ),
+    )
+    .await;
+    let answer = sales
+        .accounts()
+        .subscribe_messenger_pages(proto::SubscribeMessengerPagesRequest {
+            user_token: handle.clone(),
+            page_ids: vec!["101".into(), "103".into()],
+            division_id: Some("sales".into()),
+        })
+        .await
+        .expect("subscribe")
+        .into_inner();
+    assert!(answer.results[0].success, "{answer:?}");
+    let refused = &answer.results[1];
+    assert!(!refused.success);
+    assert_eq!(refused.error_code, "ALREADY_EXISTS");
+    assert!(
+        refused
+            .error_message
+            .contains("connected in another division"),
+        "{refused:?}"
+    );
+    let bytes = answer.encode_to_vec();
+    assert!(!contains(&bytes, &theirs.id), "{answer:?}");
+
+    // A call cut off by its deadline while page 102 is under way; meanwhile support
+    // connects 102 by hand; the resumed call answers nothing of it.
+    let keyed = |timeout: Option<std::time::Duration>| {
+        let mut request =
+            patchbay_sdk::tonic::Request::new(proto::SubscribeMessengerPagesRequest {
+                user_token: handle.clone(),
+                page_ids: vec!["102".into()],
+                division_id: Some("sales".into()),
+            });
+        request
+            .metadata_mut()
+            .insert("idempotency-key", "pages-walls".parse().expect("header"));
+        if let Some(timeout) = timeout {
+            request.set_timeout(timeout);
+        }
+        request
+    };
+    let cut = sales
+        .accounts()
+        .subscribe_messenger_pages(keyed(Some(std::time::Duration::from_millis(500))))
+        .await
+        .expect_err("the deadline passes while Meta stalls");
+    assert!(
+        matches!(cut.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{cut:?}"
+    );
+    let supports = create(
+        &support,
+        new_account(
+            Channel::Messenger,
+            "102",
+            json!({"page_id": "102", "page_access_token": "EAAP-support-102"}),
+        ),
+    )
+    .await;
+    // The first call's task finishes (and fails: the page is support's now).
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let resumed = sales
+        .accounts()
+        .subscribe_messenger_pages(keyed(None))
+        .await
+        .expect("resumed")
+        .into_inner();
+    let result = &resumed.results[0];
+    assert!(!result.success, "{resumed:?}");
+    // Found connected since the first try, in a division the caller cannot see (NOT_FOUND),
+    // or refused before Meta (ALREADY_EXISTS): either way nothing of it.
+    assert!(
+        ["NOT_FOUND", "ALREADY_EXISTS"].contains(&result.error_code.as_str()),
+        "{resumed:?}"
+    );
+    let bytes = resumed.encode_to_vec();
+    assert!(!contains(&bytes, &supports.id), "{resumed:?}");
+    assert!(!contains(&bytes, "EAAP-support"), "{resumed:?}");
+    drop(app);
+    meta.verify().await;
 }

@@ -16,7 +16,8 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 backend_tests!(
     a_session_with_only_a_waba_awaits_its_number,
     a_business_app_number_is_never_registered_and_its_syncs_are_asked_for,
-    a_business_app_session_without_a_number_takes_the_wabas_only_one
+    a_business_app_session_without_a_number_takes_the_wabas_only_one,
+    a_number_another_division_holds_costs_no_meta_call
 );
 
 const WABA: &str = "900000007";
@@ -212,4 +213,44 @@ async fn a_business_app_session_without_a_number_takes_the_wabas_only_one(backen
         status.message().contains("7201") && status.message().contains("7202"),
         "{status:?}"
     );
+}
+
+/// Division walls (#28, item 3): a division admin signing up a number another division
+/// holds is ALREADY_EXISTS before the code is exchanged, naming no account.
+async fn a_number_another_division_holds_costs_no_meta_call(backend: Backend) {
+    let (app, fake, meta) = app_with(backend).await;
+    fake.add_number("7301", WABA, None);
+    let support = app.client("admin", patchbay_e2e::WORKSPACE, Some("support"));
+    let theirs = patchbay_e2e::create(
+        &support,
+        proto::CreateAccountRequest {
+            division_id: Some("support".into()),
+            ..patchbay_e2e::new_whatsapp("7301", "EAAG-support")
+        },
+    )
+    .await;
+    // The code is never exchanged.
+    Mock::given(method("GET"))
+        .and(path(graph_path("oauth/access_token")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"access_token": "EAAG-sales", "token_type": "bearer"})),
+        )
+        .expect(0)
+        .mount(&meta)
+        .await;
+    let sales = app.client("admin", patchbay_e2e::WORKSPACE, Some("sales"));
+    let mut request = signup("sales-code", "7301", WhatsappSignupEvent::Finish);
+    request.division_id = Some("sales".into());
+    let status = expect_code(
+        sales.accounts().complete_whats_app_signup(request).await,
+        Code::AlreadyExists,
+    );
+    assert!(
+        status.message().contains("connected in another division"),
+        "{status:?}"
+    );
+    assert!(!status.message().contains(&theirs.id), "{status:?}");
+    drop(app);
+    meta.verify().await;
 }

@@ -21,7 +21,7 @@ use crate::domain::account::{
 };
 use crate::domain::persistent_menu::{self, Menu};
 use crate::domain::support::now;
-use crate::domain::{Account, Caller, Channel, Error, Violations};
+use crate::domain::{Account, Caller, Channel, Error, RecordKind, Violations};
 use crate::meta::MetaError;
 use crate::meta::messenger::FacebookPage;
 
@@ -160,7 +160,17 @@ impl Accounts {
             .store
             .find_account_by_key(&caller.workspace_id, Channel::Messenger, page_id)
             .await?;
-        Ok(found.filter(|account| account.updated_at >= since))
+        match found {
+            // Read as GetAccount reads it: another division's page is not found, and
+            // names no account.
+            Some(account) if !caller.can_see(account.division_id.as_deref()) => {
+                Err(Error::NotFound {
+                    kind: RecordKind::Account,
+                    id: format!("of page {page_id}"),
+                })
+            }
+            found => Ok(found.filter(|account| account.updated_at >= since)),
+        }
     }
 
     async fn connect_page(
@@ -170,6 +180,8 @@ impl Accounts {
         page_id: &str,
         division_id: Option<String>,
     ) -> Result<Account, Error> {
+        self.ensure_not_in_another_division(caller, Channel::Messenger, page_id, "page_ids")
+            .await?;
         let page = self
             .graph
             .page_with_token(user_token, page_id)

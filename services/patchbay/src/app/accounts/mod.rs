@@ -130,6 +130,31 @@ impl Accounts {
         }
     }
 
+    /// Refuses, before anything is asked of Meta, a connect of the account `key` names
+    /// when another division holds it: ALREADY_EXISTS on `field`, naming no account.
+    async fn ensure_not_in_another_division(
+        &self,
+        caller: &Caller,
+        channel: Channel,
+        key: &str,
+        field: &'static str,
+    ) -> Result<(), Error> {
+        let held = self
+            .store
+            .find_account_by_key(&caller.workspace_id, channel, key)
+            .await?;
+        match held {
+            Some(account) if !caller.can_see(account.division_id.as_deref()) => {
+                Err(Error::AlreadyExists {
+                    kind: RecordKind::Account,
+                    field,
+                    message: format!("{key} is connected in another division"),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
     pub fn view(&self, caller: &Caller, account: Account) -> AccountView {
         self.present(caller, shareable(account))
     }

@@ -33,6 +33,17 @@ impl Accounts {
         violations.into_result()?;
         caller.require_write(division_id.as_deref())?;
         let app = self.meta_app()?;
+        // Another division's number costs no Meta call (a coexistence signup naming no
+        // number is checked once Meta named it).
+        if !phone_number_id.is_empty() {
+            self.ensure_not_in_another_division(
+                caller,
+                Channel::Whatsapp,
+                &signup_key(phone_number_id, waba_id),
+                "phone_number_id",
+            )
+            .await?;
+        }
 
         let token = self
             .graph
@@ -48,6 +59,13 @@ impl Accounts {
             phone_number_id.to_owned()
         };
         let phone_number_id = phone_number_id.as_str();
+        self.ensure_not_in_another_division(
+            caller,
+            Channel::Whatsapp,
+            &signup_key(phone_number_id, waba_id),
+            "phone_number_id",
+        )
+        .await?;
         let probe = Number {
             phone_number_id,
             waba_id,
