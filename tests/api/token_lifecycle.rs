@@ -21,7 +21,10 @@ use serde_json::json;
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-backend_tests!(meta_s_verdicts_are_recorded_and_only_invalid_tokens_flag);
+backend_tests!(
+    meta_s_verdicts_are_recorded_and_only_invalid_tokens_flag,
+    another_apps_tokens_are_their_accounts_outcome_and_the_round_goes_on
+);
 
 const IN_THREE_DAYS: i64 = 3 * 86_400;
 
@@ -355,5 +358,90 @@ async fn two_replicas_ask_meta_once_per_token_per_round() {
             1
         };
         assert_eq!(asked, checks, "{token} asked {asked} times");
+    }
+}
+
+/// One tenant cannot stop the round (#28, item 2): six accounts holding another Meta
+/// app's tokens come before a victim whose token Meta invalidated; each of the six is
+/// its own outcome (flagged, with the reason), and the round reaches the victim.
+/// Meta's answer to such a token is the one nyaruka/rapidpro #3734 records for
+/// debug_token: `(#100) You must provide an app access token, or a user access token
+/// that is an owner or developer of the app`.
+async fn another_apps_tokens_are_their_accounts_outcome_and_the_round_goes_on(backend: Backend) {
+    let meta = MockServer::start().await;
+    patchbay_e2e::fake_meta().mount(&meta).await;
+    let another_app = ResponseTemplate::new(400).set_body_json(json!({"error": {
+        "message": "(#100) You must provide an app access token, or a user access token that is an owner or developer of the app",
+        "type": "OAuthException", "code": 100, "fbtrace_id": "FOO"}}));
+    for i in 0..6 {
+        Mock::given(method("GET"))
+            .and(path(graph_path("debug_token")))
+            .and(query_param("input_token", format!("EAAP-other-app-{i}")))
+            .respond_with(another_app.clone())
+            .mount(&meta)
+            .await;
+    }
+    Mock::given(method("GET"))
+        .and(path(graph_path("debug_token")))
+        .and(query_param("input_token", "EAAP-victim"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": {"app_id": "1",
+            "is_valid": false, "error": {"code": 190,
+                "message": "The session has been invalidated because the user changed their password"}}})))
+        .mount(&meta)
+        .await;
+    let writer = TestApp::spawn_with(backend, options(&meta, None)).await;
+    let admin = writer.admin();
+    let mut others = Vec::new();
+    for i in 0..6 {
+        others.push(
+            create(
+                &admin,
+                new_account(
+                    Channel::Messenger,
+                    &format!("80{i}"),
+                    json!({"page_id": format!("80{i}"), "page_access_token": format!("EAAP-other-app-{i}")}),
+                ),
+            )
+            .await,
+        );
+    }
+    let victim = create(
+        &admin,
+        new_account(
+            Channel::Messenger,
+            "809",
+            json!({"page_id": "809", "page_access_token": "EAAP-victim"}),
+        ),
+    )
+    .await;
+    let before = latest_revision(&writer).await;
+    let checker = TestApp::spawn_with(
+        backend,
+        TestOptions {
+            database_url: Some(writer.database_url.clone()),
+            ..options(&meta, Some(Duration::from_secs(3600)))
+        },
+    )
+    .await;
+    events_until(
+        &checker,
+        before,
+        AccountEventKind::ReauthorizationRequired,
+        &victim.id,
+    )
+    .await;
+    let admin = checker.admin();
+    assert!(
+        get_account(&admin, &victim.id)
+            .await
+            .reauthorization_required
+    );
+    for other in &others {
+        let flagged = get_account(&admin, &other.id).await;
+        assert!(flagged.reauthorization_required, "{}", flagged.account_key);
+        assert_eq!(
+            flagged.reauthorization_reason,
+            "the token belongs to another Meta app"
+        );
     }
 }

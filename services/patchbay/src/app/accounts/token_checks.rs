@@ -1,9 +1,10 @@
 //! The background task that asks Meta about every Meta token (debug_token): validity,
-//! expiry, data-access expiry and scopes, recorded on the account. Only Meta calling
-//! the token invalid (or a credential answer) flags `reauthorization_required`; an
-//! outage or a fault of configuration is logged and the token is asked about again
-//! next round. One replica runs each round (the `token_checks` lease), and one
-//! failing account never stops it.
+//! expiry, data-access expiry and scopes, recorded on the account. Meta calling the
+//! token invalid, or refusing it with a 4xx about it (another app's token, a malformed
+//! or unknown one), flags `reauthorization_required`: one account's outcome, never an
+//! outage. An outage or a fault of configuration is logged and the token is asked about
+//! again next round. One replica runs each round (the `token_checks` lease), and no
+//! tenant's tokens can stop it: only outages count toward ending it.
 
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use crate::domain::account::tokens::{
 };
 use crate::domain::support::now;
 use crate::domain::{Account, Error};
-use crate::meta::{Failure, Host, MetaApp};
+use crate::meta::{Failure, Host, MetaApp, MetaError};
 
 /// Accounts read per page of a round.
 const PAGE: u64 = 200;
@@ -75,9 +76,9 @@ impl TokenChecker {
 
     /// Every live Meta account with a token, a page at a time. Meta refusing the call's
     /// own credential (the app token) is no account's fault: it ends the round at once,
-    /// logged once. Outages and faults of configuration (a 404, a refused address) are
-    /// logged per account, and end the round after a few in a row, to be tried again
-    /// next round.
+    /// logged once. Outages (5xx, 429, rate-limit codes, no answer) are logged per
+    /// account, and end the round after a few in a row, to be tried again next round;
+    /// faults of configuration (a 404, a refused address) are logged and never end it.
     pub async fn round(&self) -> Result<Round, Error> {
         let mut round = Round::default();
         let mut outages_in_a_row = 0;
@@ -103,7 +104,7 @@ impl TokenChecker {
                     Ok(Checked::Flagged) => "flagged",
                     Ok(Checked::Fine) => "valid",
                     Ok(Checked::NoToken) => "no_token",
-                    Err(Stop::Outage(_)) => "failed",
+                    Err(Stop::Outage(_) | Stop::Config(_)) => "failed",
                     Err(Stop::Call(_)) => "refused_call",
                     Err(Stop::Store(_)) => "not_recorded",
                 };
@@ -128,6 +129,10 @@ impl TokenChecker {
                                 "{outages_in_a_row} token checks failed in a row; the round stops until the next"
                             )));
                         }
+                    }
+                    Err(Stop::Config(words)) => {
+                        round.failed += 1;
+                        tracing::warn!(account_id = %id, error = %words, "token check failed (the call's configuration); asking again next round");
                     }
                     Err(Stop::Call(words)) => {
                         return Err(Error::FailedPrecondition(format!(
@@ -197,10 +202,16 @@ impl TokenChecker {
             },
             Err(err) => {
                 let words = self.accounts.meta_words(&account, err);
-                return Err(match err.failure() {
-                    Failure::Outage | Failure::Configuration => Stop::Outage(words),
-                    Failure::Credential => Stop::Call(words),
-                });
+                match (err.failure(), refusal_of_the_token(err)) {
+                    (Failure::Credential, _) => return Err(Stop::Call(words)),
+                    (Failure::Outage, _) => return Err(Stop::Outage(words)),
+                    // A 4xx about this one token is this account's outcome.
+                    (Failure::Configuration, Some(reason)) => StateChange::TokenRejected {
+                        reason: reason.unwrap_or(words),
+                        token: Some(token.to_owned()),
+                    },
+                    (Failure::Configuration, None) => return Err(Stop::Config(words)),
+                }
             }
         };
         let checked = self.record(&account, change).await?;
@@ -246,7 +257,13 @@ impl TokenChecker {
                 reason: self.accounts.meta_words(account, &err),
                 token: Some(token.to_owned()),
             },
-            Err(err) => return Err(Stop::Outage(self.accounts.meta_words(account, &err))),
+            Err(err) => {
+                let words = self.accounts.meta_words(account, &err);
+                return Err(match err.failure() {
+                    Failure::Outage => Stop::Outage(words),
+                    _ => Stop::Config(words),
+                });
+            }
         };
         let checked = self.record(account, change).await?;
         let caller = system_caller(&account.workspace_id, "ownership");
@@ -271,6 +288,24 @@ impl TokenChecker {
     }
 }
 
+/// Whether debug_token's refusal is about the token asked about (a 4xx carrying
+/// Graph's error, other than a 404 of a wrong path): `Some`, with the reason to record
+/// when it is not Meta's own words. Another Meta app's token (code 100, "…owner or
+/// developer of the app") cannot serve this app.
+fn refusal_of_the_token(err: &MetaError) -> Option<Option<String>> {
+    let MetaError::Graph(graph) = err else {
+        return None;
+    };
+    let about_the_token = graph.http_status.is_client_error()
+        && graph.http_status != reqwest::StatusCode::NOT_FOUND
+        && graph.code.is_some();
+    if !about_the_token {
+        return None;
+    }
+    let another_app = graph.code == Some(100) && graph.message.contains("owner or developer");
+    Some(another_app.then(|| "the token belongs to another Meta app".to_owned()))
+}
+
 /// What one check found.
 enum Checked {
     Fine,
@@ -280,8 +315,12 @@ enum Checked {
 
 /// Why one check did not record anything.
 enum Stop {
-    /// Meta is down or limiting, or the call is misconfigured.
+    /// Meta is down or limiting (5xx, 429, rate-limit codes, no answer): these alone
+    /// count toward ending a round.
     Outage(String),
+    /// A fault of the call's configuration (a 404 of a wrong path, a refused address):
+    /// logged, the account asked about again next round.
+    Config(String),
     /// Meta refused the call's own credential: the app's token.
     Call(String),
     /// The answer could not be recorded.
