@@ -1,6 +1,7 @@
 //! TLS on the listener, with certificates made in the test: the SDK over TLS with a
 //! given CA (both backends), health and reflection over TLS, mTLS that accepts only
-//! clients of its CA, and a certificate replaced while serving.
+//! clients of its CA, a certificate replaced while serving, and handshake places per
+//! client network.
 
 use std::time::{Duration, Instant};
 
@@ -233,4 +234,69 @@ async fn a_replaced_certificate_serves_new_connections_while_open_ones_keep_work
         .list_accounts(request)
         .await
         .expect("calls on the open connection go on");
+}
+
+/// TLS handshake caps by network (#28, item 4): idle sockets from eight loopback
+/// addresses of one /24 fill that network's 32 places only; a ninth address of it is
+/// closed at once, while a client of another /24 is still taken in, and a real TLS
+/// client of another network still connects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshakes_from_one_network_fill_only_its_places() {
+    use tokio::io::AsyncReadExt;
+    let ca = TestCa::new("patchbay test CA");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tls = write_listener_files(dir.path(), &ca.server(), None, Duration::from_secs(30));
+    let trusted = ConnectOptions::new().ca_certificate_pem(ca.pem());
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        TestOptions {
+            tls: Some(tls),
+            client_tls: Some(trusted.clone()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let port = app.addr.port();
+    let from = |source: [u8; 4]| async move {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind((std::net::Ipv4Addr::from(source), 0).into())
+            .expect("bind a loopback source");
+        socket
+            .connect((std::net::Ipv4Addr::LOCALHOST, port).into())
+            .await
+            .expect("connect")
+    };
+    // Closed at once (the server refused it), or held waiting for a ClientHello.
+    let refused = |mut stream: tokio::net::TcpStream| async move {
+        let mut byte = [0u8; 1];
+        matches!(
+            tokio::time::timeout(Duration::from_millis(700), stream.read(&mut byte)).await,
+            Ok(Ok(0) | Err(_))
+        )
+    };
+    let mut idle = Vec::new();
+    for n in 1..=8u8 {
+        for _ in 0..4 {
+            idle.push(from([127, 0, 0, n]).await);
+        }
+    }
+    // Let the accept loop take all 32.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        refused(from([127, 0, 0, 9]).await).await,
+        "the /24 holds its 32 handshakes"
+    );
+    assert!(
+        !refused(from([127, 0, 1, 1]).await).await,
+        "another /24 is taken in"
+    );
+    // The places come back with the idle sockets: a real TLS client from 127.0.0.1
+    // (of the full /24 until then) is served.
+    drop(idle);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        reaches(&format!("https://127.0.0.1:{port}"), &trusted).await,
+        "places are given back when the idle sockets go"
+    );
 }

@@ -100,6 +100,7 @@ pub fn write_listener_files(
         key_file,
         client_ca_file,
         reload_interval,
+        handshakes_per_network: patchbay::listener::HANDSHAKES_PER_NETWORK,
     }
 }
 

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub use super::listener::TlsArgs;
 use super::settings::server_defaults as server;
 use crate::outbound::default_urls as urls;
 
@@ -129,31 +130,6 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub defaults: DefaultsArgs,
-}
-
-/// TLS on the listener.
-#[derive(Debug, Args)]
-pub struct TlsArgs {
-    /// PEM certificate chain of the listener (with --tls-key-file): the server speaks TLS.
-    #[arg(long, env = "PATCHBAY_TLS_CERT_FILE")]
-    pub tls_cert_file: Option<PathBuf>,
-    /// PEM private key of the certificate.
-    #[arg(long, env = "PATCHBAY_TLS_KEY_FILE")]
-    pub tls_key_file: Option<PathBuf>,
-    /// PEM CA certificates: clients must present a certificate signed by one (mTLS).
-    #[arg(long, env = "PATCHBAY_TLS_CLIENT_CA_FILE")]
-    pub tls_client_ca_file: Option<PathBuf>,
-    /// How often the TLS files are checked for a change (new handshakes use new files).
-    #[arg(
-        long,
-        env = "PATCHBAY_TLS_RELOAD_INTERVAL_SECONDS",
-        default_value_t = 30
-    )]
-    pub tls_reload_interval_seconds: u64,
-    /// Serve plaintext on a non-loopback address: only where a service mesh (or another
-    /// proxy) terminates TLS in front of the server.
-    #[arg(long, env = "PATCHBAY_ALLOW_PLAINTEXT")]
-    pub allow_plaintext: bool,
 }
 
 /// How the server protects itself and shuts down.

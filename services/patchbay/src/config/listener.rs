@@ -4,8 +4,44 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::{ConfigError, TlsArgs};
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::ConfigError;
 use crate::listener::TlsSettings;
+
+/// TLS on the listener.
+#[derive(Debug, Args)]
+pub struct TlsArgs {
+    /// PEM certificate chain of the listener (with --tls-key-file): the server speaks TLS.
+    #[arg(long, env = "PATCHBAY_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of the certificate.
+    #[arg(long, env = "PATCHBAY_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// PEM CA certificates: clients must present a certificate signed by one (mTLS).
+    #[arg(long, env = "PATCHBAY_TLS_CLIENT_CA_FILE")]
+    pub tls_client_ca_file: Option<PathBuf>,
+    /// How often the TLS files are checked for a change (new handshakes use new files).
+    #[arg(
+        long,
+        env = "PATCHBAY_TLS_RELOAD_INTERVAL_SECONDS",
+        default_value_t = 30
+    )]
+    pub tls_reload_interval_seconds: u64,
+    /// TLS handshakes in progress at once from one IPv4 /24 or IPv6 /48 (512 in all).
+    #[arg(
+        long,
+        env = "PATCHBAY_TLS_HANDSHAKES_PER_NETWORK",
+        default_value_t = 32
+    )]
+    pub tls_handshakes_per_network: usize,
+    /// Serve plaintext on a non-loopback address: only where a service mesh (or another
+    /// proxy) terminates TLS in front of the server.
+    #[arg(long, env = "PATCHBAY_ALLOW_PLAINTEXT")]
+    pub allow_plaintext: bool,
+}
 
 pub(super) fn tls_settings(
     listen: SocketAddr,
@@ -17,12 +53,19 @@ pub(super) fn tls_settings(
                 .to_owned(),
         ));
     }
+    if args.tls_handshakes_per_network == 0 {
+        return Err(ConfigError(
+            "PATCHBAY_TLS_HANDSHAKES_PER_NETWORK (--tls-handshakes-per-network) must be at least 1"
+                .to_owned(),
+        ));
+    }
     let tls = match (&args.tls_cert_file, &args.tls_key_file) {
         (Some(cert_file), Some(key_file)) => Some(TlsSettings {
             cert_file: cert_file.clone(),
             key_file: key_file.clone(),
             client_ca_file: args.tls_client_ca_file.clone(),
             reload_interval: Duration::from_secs(args.tls_reload_interval_seconds),
+            handshakes_per_network: args.tls_handshakes_per_network,
         }),
         (None, None) => None,
         _ => {

@@ -3,7 +3,7 @@
 //! handshake never holds up the others: each runs on its own task, bounded in time (the
 //! ClientHello within a few seconds, the whole handshake within ten) and in number, in
 //! all and per client address, so that one host holding idle sockets cannot take every
-//! handshake slot.
+//! handshake slot (per client network, an IPv4 /24 or IPv6 /48).
 
 pub mod tls;
 
@@ -31,8 +31,9 @@ const CLIENT_HELLO_TIMEOUT: Duration = Duration::from_secs(3);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// TLS handshakes in progress at once; connections beyond are closed at once.
 const MAX_HANDSHAKES: usize = 512;
-/// TLS handshakes in progress at once from one client address.
-const MAX_HANDSHAKES_PER_ADDRESS: usize = 64;
+/// TLS handshakes in progress at once from one network, unless configured
+/// (`--tls-handshakes-per-network`).
+pub const HANDSHAKES_PER_NETWORK: usize = 32;
 /// Refused connections are logged at most this often.
 const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -117,20 +118,22 @@ impl AsyncWrite for Connection {
 pub fn incoming(
     listener: TcpListener,
     tls: Option<Arc<ReloadingTls>>,
+    per_network: usize,
     stop: watch::Receiver<bool>,
 ) -> ReceiverStream<Result<Connection, io::Error>> {
     let (sender, receiver) = mpsc::channel(64);
-    tokio::spawn(accept_loop(listener, tls, sender, stop));
+    let slots = HandshakeSlots::new(per_network);
+    tokio::spawn(accept_loop(listener, tls, slots, sender, stop));
     ReceiverStream::new(receiver)
 }
 
 async fn accept_loop(
     listener: TcpListener,
     tls: Option<Arc<ReloadingTls>>,
+    slots: HandshakeSlots,
     sender: mpsc::Sender<Result<Connection, io::Error>>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let slots = HandshakeSlots::default();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -196,20 +199,52 @@ async fn handshake(stream: TcpStream, tls: &ReloadingTls) -> Result<TlsStream<Tc
         .map_err(|err| err.to_string())
 }
 
-/// Handshake slots: [`MAX_HANDSHAKES`] in all, [`MAX_HANDSHAKES_PER_ADDRESS`] per
-/// client address.
+/// Handshake slots: [`MAX_HANDSHAKES`] in all, `per_network` per client network (an
+/// IPv4 /24, an IPv6 /48: a client holding many addresses of one network counts once),
+/// so that idle sockets from a few networks cannot lock every new TLS client out.
+/// A refusal costs no task and no allocation beyond the socket, closed at once.
 #[derive(Clone)]
 struct HandshakeSlots {
     all: Arc<Semaphore>,
-    per_address: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    per_network: usize,
+    counts: Arc<Mutex<HashMap<Network, usize>>>,
     last_refusal_log: Arc<Mutex<Option<Instant>>>,
 }
 
-impl Default for HandshakeSlots {
-    fn default() -> Self {
+/// A client's network: the /24 of an IPv4 address (IPv4-mapped IPv6 ones included),
+/// the /48 of an IPv6 one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Network {
+    V4([u8; 3]),
+    V6([u16; 3]),
+}
+
+impl Network {
+    fn of(address: IpAddr) -> Network {
+        match address {
+            IpAddr::V4(v4) => Self::v4(v4),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Self::v4(v4),
+                None => {
+                    let [a, b, c, ..] = v6.segments();
+                    Network::V6([a, b, c])
+                }
+            },
+        }
+    }
+
+    fn v4(address: std::net::Ipv4Addr) -> Network {
+        let [a, b, c, _] = address.octets();
+        Network::V4([a, b, c])
+    }
+}
+
+impl HandshakeSlots {
+    fn new(per_network: usize) -> Self {
         Self {
             all: Arc::new(Semaphore::new(MAX_HANDSHAKES)),
-            per_address: Arc::default(),
+            per_network: per_network.max(1),
+            counts: Arc::default(),
             last_refusal_log: Arc::default(),
         }
     }
@@ -218,17 +253,17 @@ impl Default for HandshakeSlots {
 /// A taken slot, given back when the handshake ends.
 struct Slot {
     _all: tokio::sync::OwnedSemaphorePermit,
-    address: IpAddr,
-    per_address: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    network: Network,
+    counts: Arc<Mutex<HashMap<Network, usize>>>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut counts = crate::locks::lock(&self.per_address);
-        if let Some(count) = counts.get_mut(&self.address) {
+        let mut counts = crate::locks::lock(&self.counts);
+        if let Some(count) = counts.get_mut(&self.network) {
             *count = count.saturating_sub(1);
             if *count == 0 {
-                counts.remove(&self.address);
+                counts.remove(&self.network);
             }
         }
     }
@@ -236,17 +271,18 @@ impl Drop for Slot {
 
 impl HandshakeSlots {
     fn take(&self, address: IpAddr) -> Option<Slot> {
-        let all = self.all.clone().try_acquire_owned().ok()?;
-        let mut counts = crate::locks::lock(&self.per_address);
-        let count = counts.entry(address).or_insert(0);
-        if *count >= MAX_HANDSHAKES_PER_ADDRESS {
+        let network = Network::of(address);
+        let mut counts = crate::locks::lock(&self.counts);
+        let held = counts.get(&network).copied().unwrap_or(0);
+        if held >= self.per_network {
             return None;
         }
-        *count += 1;
+        let all = self.all.clone().try_acquire_owned().ok()?;
+        counts.insert(network, held + 1);
         Some(Slot {
             _all: all,
-            address,
-            per_address: self.per_address.clone(),
+            network,
+            counts: self.counts.clone(),
         })
     }
 
@@ -260,5 +296,37 @@ impl HandshakeSlots {
                  (logged at most every 10 seconds)"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_of_one_network_share_its_slots_and_mapped_ipv4_is_ipv4() {
+        let ip = |text: &str| text.parse::<IpAddr>().expect("an address");
+        assert_eq!(Network::of(ip("10.1.2.3")), Network::of(ip("10.1.2.200")));
+        assert_ne!(Network::of(ip("10.1.2.3")), Network::of(ip("10.1.3.3")));
+        assert_eq!(
+            Network::of(ip("::ffff:10.1.2.3")),
+            Network::of(ip("10.1.2.9"))
+        );
+        assert_eq!(
+            Network::of(ip("2001:db8:1:2::1")),
+            Network::of(ip("2001:db8:1:ffff::9"))
+        );
+        assert_ne!(
+            Network::of(ip("2001:db8:1::1")),
+            Network::of(ip("2001:db8:2::1"))
+        );
+        let slots = HandshakeSlots::new(2);
+        let first = slots.take(ip("10.1.2.3")).expect("a slot");
+        let _second = slots.take(ip("10.1.2.4")).expect("a slot");
+        assert!(slots.take(ip("10.1.2.5")).is_none(), "the /24 is full");
+        assert!(slots.take(ip("10.1.3.5")).is_some(), "another /24 is not");
+        drop(first);
+        assert!(slots.take(ip("10.1.2.5")).is_some(), "a slot given back");
+        assert!(crate::locks::lock(&slots.counts).len() <= 2);
     }
 }

@@ -31,6 +31,8 @@ pub struct TlsSettings {
     pub client_ca_file: Option<PathBuf>,
     /// How often the files' modification times are compared.
     pub reload_interval: Duration,
+    /// TLS handshakes in progress at once from one network (IPv4 /24, IPv6 /48).
+    pub handshakes_per_network: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -233,6 +235,7 @@ mod tests {
             key_file: dir.path().join("tls.key"),
             client_ca_file: None,
             reload_interval: Duration::from_secs(1),
+            handshakes_per_network: crate::listener::HANDSHAKES_PER_NETWORK,
         };
         let (cert, key) = pair();
         write(&settings.cert_file, &cert);

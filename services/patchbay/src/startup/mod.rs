@@ -178,7 +178,13 @@ impl Application {
         );
         let limits = &settings.server;
         let (close_listener, listener_closed) = tokio::sync::watch::channel(false);
-        let incoming = listener::incoming(listener, tls, listener_closed);
+        let per_network = settings
+            .tls
+            .as_ref()
+            .map_or(listener::HANDSHAKES_PER_NETWORK, |t| {
+                t.handshakes_per_network
+            });
+        let incoming = listener::incoming(listener, tls, per_network, listener_closed);
         let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
         let (shutting_down, shutdown_seen) = tokio::sync::watch::channel(false);
         let server = Server::builder()
