@@ -32,6 +32,7 @@ mod m20261202_000019_index_accounts_channel_id;
 mod m20261206_000020_whatsapp_registrations;
 mod m20261206_000021_account_ownership;
 mod m20261206_000022_erase_deleted_secrets;
+mod m20261206_000023_round_cursor;
 
 mod catalog;
 mod columns;
@@ -64,6 +65,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000020_whatsapp_registrations::Migration),
             Box::new(m20261206_000021_account_ownership::Migration),
             Box::new(m20261206_000022_erase_deleted_secrets::Migration),
+            Box::new(m20261206_000023_round_cursor::Migration),
         ]
     }
 }

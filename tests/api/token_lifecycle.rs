@@ -252,20 +252,48 @@ async fn meta_s_verdicts_are_recorded_and_only_invalid_tokens_flag(backend: Back
     assert!(of(&events, &dead).contains(&AccountEventKind::Reauthorized));
     assert!(!get_account(&admin, &dead.id).await.reauthorization_required);
 
-    // Another round (the lease given back, a checker started): the threshold already
-    // announced is not announced again.
+    // The round was cut short at the refused app token: the next resumes after the
+    // last account it checked, asking nothing again of those before. Meta takes the
+    // app token again meanwhile (a mock over the refusal).
     let after_reauth = latest_revision(&checker).await;
-    writer
-        .execute("UPDATE task_leases SET last_round_at = NULL", vec![])
+    Mock::given(method("GET"))
+        .and(path(graph_path("debug_token")))
+        .and(query_param("input_token", "EAAG-app-refused"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": {
+            "is_valid": true, "expires_at": 0, "scopes": ["whatsapp_business_messaging",
+            "whatsapp_business_management"]}})))
+        .with_priority(1)
+        .mount(&meta)
         .await;
-    let _again = TestApp::spawn_with(
-        backend,
-        TestOptions {
-            database_url: Some(writer.database_url.clone()),
-            ..options(&meta, Some(Duration::from_secs(3600)))
-        },
-    )
-    .await;
+    let another_round = || async {
+        writer
+            .execute(
+                "UPDATE task_leases SET last_round_at = NULL WHERE name = 'token_checks'",
+                vec![],
+            )
+            .await;
+        TestApp::spawn_with(
+            backend,
+            TestOptions {
+                database_url: Some(writer.database_url.clone()),
+                ..options(&meta, Some(Duration::from_secs(3600)))
+            },
+        )
+        .await
+    };
+    let page_asked = asked_times(&meta, "EAAP-page").await;
+    let resumed = another_round().await;
+    asked(&meta, "EAAG-app-refused", 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        asked_times(&meta, "EAAP-page").await,
+        page_asked,
+        "a resumed round starts after the last account checked"
+    );
+    drop(resumed);
+    // The round after a whole one starts at the beginning: the threshold already
+    // announced is not announced again.
+    let _again = another_round().await;
     asked(&meta, "EAAG-expiring", 2).await;
     let later = checker
         .store()

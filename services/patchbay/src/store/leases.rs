@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, EntityTrait, QueryFilter,
+};
 
 use super::entities::task_lease::{ActiveModel, Column, Entity};
 use super::{Store, db_error, lock_scope};
@@ -52,6 +55,8 @@ impl Store {
             holder: Set(holder.to_owned()),
             expires_at: Set(now.checked_add_signed(LEASE).unwrap_or(now)),
             last_round_at: Set(Some(now)),
+            // Kept: a round resumes where the last one was cut short.
+            cursor: NotSet,
         };
         match current {
             Some(_) => {
@@ -77,6 +82,34 @@ impl Store {
     ) -> Result<(), Error> {
         self.set_lease_end(name, holder, now.checked_add_signed(LEASE).unwrap_or(now))
             .await
+    }
+
+    /// Where the round `name` was cut short: the last record it dealt with (`None`:
+    /// it begins at the start).
+    pub async fn round_cursor(&self, name: &str) -> Result<Option<String>, Error> {
+        let lease = Entity::find_by_id(name.to_owned())
+            .one(self.conn())
+            .await
+            .map_err(db_error)?;
+        Ok(lease.and_then(|lease| lease.cursor))
+    }
+
+    /// Keeps the round's place with `holder`'s lease (`None`: the round reached its
+    /// end, and the next begins at the start).
+    pub async fn keep_round_cursor(
+        &self,
+        name: &str,
+        holder: &str,
+        cursor: Option<&str>,
+    ) -> Result<(), Error> {
+        Entity::update_many()
+            .col_expr(Column::Cursor, Expr::value(cursor.map(str::to_owned)))
+            .filter(Column::Name.eq(name))
+            .filter(Column::Holder.eq(holder))
+            .exec(self.conn())
+            .await
+            .map_err(db_error)?;
+        Ok(())
     }
 
     /// Gives `holder`'s lease of `name` back (the round is done).

@@ -8,6 +8,8 @@
 
 use std::time::Duration;
 
+use uuid::Uuid;
+
 use super::{Accounts, system_caller};
 use crate::domain::account::StateChange;
 use crate::domain::account::tokens::{
@@ -17,6 +19,8 @@ use crate::domain::support::now;
 use crate::domain::{Account, Error};
 use crate::meta::{Failure, Host, MetaApp, MetaError};
 
+/// The round's lease, which keeps where a round was cut short.
+const LEASE_NAME: &str = "token_checks";
 /// Accounts read per page of a round.
 const PAGE: u64 = 200;
 /// Outages in a row that end a round.
@@ -60,7 +64,7 @@ impl TokenChecker {
     /// replica that takes its lease.
     pub async fn run(self) {
         let store = self.accounts.store.clone();
-        super::rounds::every_round(&store, "token_checks", &self.holder, self.every, || async {
+        super::rounds::every_round(&store, LEASE_NAME, &self.holder, self.every, || async {
             match self.round().await {
                 Ok(round) => tracing::info!(
                     checked = round.checked,
@@ -80,23 +84,46 @@ impl TokenChecker {
     /// account, and end the round after a few in a row, to be tried again next round;
     /// faults of configuration (a 404, a refused address) are logged and never end it.
     pub async fn round(&self) -> Result<Round, Error> {
+        let store = &self.accounts.store;
+        // Where the last round was cut short: this one resumes after it.
+        let resumed = store
+            .round_cursor(LEASE_NAME)
+            .await?
+            .and_then(|cursor| Uuid::parse_str(&cursor).ok());
         let mut round = Round::default();
+        let mut last = resumed;
+        let scanned = self.scan(&mut round, &mut last).await;
+        let cursor = match &scanned {
+            Ok(()) => None,
+            Err(_) => last.map(|id| id.to_string()),
+        };
+        if let Err(err) = store
+            .keep_round_cursor(LEASE_NAME, &self.holder, cursor.as_deref())
+            .await
+        {
+            tracing::warn!(error = %err, "cannot keep where the token check round stopped");
+        }
+        scanned.map(|()| round)
+    }
+
+    /// The accounts after `last`, a page at a time; `last` follows the accounts dealt
+    /// with (the one a stop happens at is not: it comes first next time).
+    async fn scan(&self, round: &mut Round, last: &mut Option<Uuid>) -> Result<(), Error> {
         let mut outages_in_a_row = 0;
-        let mut after = None;
         loop {
-            self.accounts
-                .store
-                .renew_round("token_checks", &self.holder, now())
+            let store = &self.accounts.store;
+            store.renew_round(LEASE_NAME, &self.holder, now()).await?;
+            // Kept at each page too: a replica that stops mid-round is resumed after.
+            let kept = last.map(|id| id.to_string());
+            store
+                .keep_round_cursor(LEASE_NAME, &self.holder, kept.as_deref())
                 .await?;
-            let page = self
-                .accounts
-                .store
-                .accounts_of_channels(&CHECKED_CHANNELS, after, PAGE)
+            let page = store
+                .accounts_of_channels(&CHECKED_CHANNELS, *last, PAGE)
                 .await?;
-            let Some(last) = page.last() else {
-                return Ok(round);
-            };
-            after = Some(last.id);
+            if page.is_empty() {
+                return Ok(());
+            }
             for account in page {
                 let id = account.id;
                 let checked = self.check(account).await;
@@ -144,6 +171,7 @@ impl TokenChecker {
                         tracing::warn!(account_id = %id, error = %err, "token check not recorded; asking again next round");
                     }
                 }
+                *last = Some(id);
             }
         }
     }

@@ -8,6 +8,8 @@ pub struct Model {
     pub holder: String,
     pub expires_at: DateTimeUtc,
     pub last_round_at: Option<DateTimeUtc>,
+    /// The last record the round dealt with, while it is cut short.
+    pub cursor: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
