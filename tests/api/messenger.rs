@@ -744,11 +744,12 @@ async fn another_divisions_page_is_answered_without_it_and_costs_no_meta_call(ba
     let sales = app.client("admin", patchbay_e2e::WORKSPACE, Some("sales"));
     let support = app.client("admin", patchbay_e2e::WORKSPACE, Some("support"));
     let handle = connect(&sales).await.user_token;
+    // Keyed by a name of its own: the page id is what names the page.
     let theirs = create(
         &support,
         new_account(
             Channel::Messenger,
-            "103",
+            "support-page",
             json!({"page_id": "103", "page_access_token": "EAAP-support"}),
         ),
     )

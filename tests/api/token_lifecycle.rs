@@ -390,8 +390,9 @@ async fn two_replicas_ask_meta_once_per_token_per_round() {
 }
 
 /// One tenant cannot stop the round (#28, item 2): six accounts holding another Meta
-/// app's tokens come before a victim whose token Meta invalidated; each of the six is
-/// its own outcome (flagged, with the reason), and the round reaches the victim.
+/// app's tokens, and one whose token Meta cannot parse, come before a victim whose
+/// token Meta invalidated; each is its own outcome (flagged, with the reason), and the
+/// round reaches the victim.
 /// Meta's answer to such a token is the one nyaruka/rapidpro #3734 records for
 /// debug_token: `(#100) You must provide an app access token, or a user access token
 /// that is an owner or developer of the app`.
@@ -409,6 +410,34 @@ async fn another_apps_tokens_are_their_accounts_outcome_and_the_round_goes_on(ba
             .mount(&meta)
             .await;
     }
+    // A token Meta cannot parse: a credential error of the call, which a round tells
+    // from a refusal of our app token by asking about the app token itself (Meta's
+    // debug_token answers an app token with its `type: "APP"` data).
+    Mock::given(method("GET"))
+        .and(path(graph_path("debug_token")))
+        .and(query_param("input_token", "EAAP-garbage"))
+        .respond_with(
+            ResponseTemplate::new(400).set_body_json(json!({"error": {"message":
+            "Invalid OAuth access token - Cannot parse access token", "type": "OAuthException",
+            "code": 190}})),
+        )
+        .mount(&meta)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(graph_path("debug_token")))
+        .and(query_param(
+            "input_token",
+            format!(
+                "{}|{}",
+                patchbay_e2e::META_APP_ID,
+                patchbay_e2e::META_APP_SECRET
+            ),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": {
+            "app_id": patchbay_e2e::META_APP_ID, "type": "APP", "application": "Patchbay",
+            "is_valid": true, "scopes": []}})))
+        .mount(&meta)
+        .await;
     Mock::given(method("GET"))
         .and(path(graph_path("debug_token")))
         .and(query_param("input_token", "EAAP-victim"))
@@ -433,6 +462,15 @@ async fn another_apps_tokens_are_their_accounts_outcome_and_the_round_goes_on(ba
             .await,
         );
     }
+    let garbage = create(
+        &admin,
+        new_account(
+            Channel::Messenger,
+            "808",
+            json!({"page_id": "808", "page_access_token": "EAAP-garbage"}),
+        ),
+    )
+    .await;
     let victim = create(
         &admin,
         new_account(
@@ -463,6 +501,13 @@ async fn another_apps_tokens_are_their_accounts_outcome_and_the_round_goes_on(ba
         get_account(&admin, &victim.id)
             .await
             .reauthorization_required
+    );
+    let unparsed = get_account(&admin, &garbage.id).await;
+    assert!(unparsed.reauthorization_required);
+    assert!(
+        unparsed.reauthorization_reason.contains("Cannot parse"),
+        "{}",
+        unparsed.reauthorization_reason
     );
     for other in &others {
         let flagged = get_account(&admin, &other.id).await;

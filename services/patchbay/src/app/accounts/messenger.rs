@@ -180,8 +180,14 @@ impl Accounts {
         page_id: &str,
         division_id: Option<String>,
     ) -> Result<Account, Error> {
-        self.ensure_not_in_another_division(caller, Channel::Messenger, page_id, "page_ids")
-            .await?;
+        self.ensure_not_in_another_division(
+            caller,
+            Channel::Messenger,
+            page_id,
+            Some(page_id),
+            "page_ids",
+        )
+        .await?;
         let page = self
             .graph
             .page_with_token(user_token, page_id)

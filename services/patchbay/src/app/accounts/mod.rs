@@ -130,29 +130,36 @@ impl Accounts {
         }
     }
 
-    /// Refuses, before anything is asked of Meta, a connect of the account `key` names
-    /// when another division holds it: ALREADY_EXISTS on `field`, naming no account.
+    /// Refuses, before anything is asked of Meta, a connect of an account (keyed `key`,
+    /// or naming `provider_id`) that an account the caller may not write holds: another
+    /// division's, or a workspace-wide one for a division caller. ALREADY_EXISTS on
+    /// `field`, naming no account; nothing of the holder is opened.
     async fn ensure_not_in_another_division(
         &self,
         caller: &Caller,
         channel: Channel,
         key: &str,
+        provider_id: Option<&str>,
         field: &'static str,
     ) -> Result<(), Error> {
-        let held = self
+        let holders = self
             .store
-            .find_account_by_key(&caller.workspace_id, channel, key)
+            .divisions_holding(&caller.workspace_id, channel, key, provider_id)
             .await?;
-        match held {
-            Some(account) if !caller.can_see(account.division_id.as_deref()) => {
-                Err(Error::AlreadyExists {
-                    kind: RecordKind::Account,
-                    field,
-                    message: format!("{key} is connected in another division"),
-                })
-            }
-            _ => Ok(()),
+        if holders
+            .iter()
+            .any(|division| !caller.can_write(division.as_deref()))
+        {
+            return Err(Error::AlreadyExists {
+                kind: RecordKind::Account,
+                field,
+                message: format!(
+                    "{} is connected in another division (or workspace-wide)",
+                    provider_id.unwrap_or(key)
+                ),
+            });
         }
+        Ok(())
     }
 
     pub fn view(&self, caller: &Caller, account: Account) -> AccountView {

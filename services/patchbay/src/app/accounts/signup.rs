@@ -33,13 +33,15 @@ impl Accounts {
         violations.into_result()?;
         caller.require_write(division_id.as_deref())?;
         let app = self.meta_app()?;
-        // Another division's number costs no Meta call (a coexistence signup naming no
-        // number is checked once Meta named it).
-        if !phone_number_id.is_empty() {
+        // Another division's number (or WABA) costs no Meta call; a coexistence signup
+        // naming no number is checked once Meta named it.
+        let coexistence = event == SignupEvent::FinishBusinessAppOnboarding;
+        if !(coexistence && phone_number_id.is_empty()) {
             self.ensure_not_in_another_division(
                 caller,
                 Channel::Whatsapp,
                 &signup_key(phone_number_id, waba_id),
+                Some(phone_number_id).filter(|id| !id.is_empty()),
                 "phone_number_id",
             )
             .await?;
@@ -52,7 +54,6 @@ impl Accounts {
             .map_err(|err| {
                 err.into_exchange_error("code", "exchanging the Embedded Signup code")
             })?;
-        let coexistence = event == SignupEvent::FinishBusinessAppOnboarding;
         let phone_number_id = if coexistence && phone_number_id.is_empty() {
             self.only_number_of(waba_id, &token).await?
         } else {
@@ -63,6 +64,7 @@ impl Accounts {
             caller,
             Channel::Whatsapp,
             &signup_key(phone_number_id, waba_id),
+            Some(phone_number_id).filter(|id| !id.is_empty()),
             "phone_number_id",
         )
         .await?;

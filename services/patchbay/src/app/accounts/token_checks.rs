@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use secrecy::ExposeSecret;
 use uuid::Uuid;
 
 use super::{Accounts, system_caller};
@@ -33,6 +34,9 @@ pub struct TokenChecker {
     /// The expiry-warning thresholds, in days.
     thresholds: Vec<u32>,
     holder: String,
+    /// Whether Meta takes our app token, asked once a round when debug_token answers a
+    /// credential error (`None`: not asked this round).
+    app_token_taken: std::sync::Mutex<Option<bool>>,
 }
 
 /// What one round did.
@@ -57,6 +61,7 @@ impl TokenChecker {
             every,
             thresholds,
             holder,
+            app_token_taken: std::sync::Mutex::new(None),
         }
     }
 
@@ -91,6 +96,7 @@ impl TokenChecker {
             .await?
             .and_then(|cursor| Uuid::parse_str(&cursor).ok());
         let mut round = Round::default();
+        *crate::locks::lock(&self.app_token_taken) = None;
         let mut last = resumed;
         let scanned = self.scan(&mut round, &mut last).await;
         let cursor = match &scanned {
@@ -231,6 +237,15 @@ impl TokenChecker {
             Err(err) => {
                 let words = self.accounts.meta_words(&account, err);
                 match (err.failure(), refusal_of_the_token(err)) {
+                    // A credential error of debug_token is about our app token or about
+                    // the one asked about: Meta is asked about our app token, once a
+                    // round, to tell which (a tenant's garbage token must not stop it).
+                    (Failure::Credential, _) if self.app_token_taken().await => {
+                        StateChange::TokenRejected {
+                            reason: words,
+                            token: Some(token.to_owned()),
+                        }
+                    }
                     (Failure::Credential, _) => return Err(Stop::Call(words)),
                     (Failure::Outage, _) => return Err(Stop::Outage(words)),
                     // A 4xx about this one token is this account's outcome.
@@ -316,17 +331,35 @@ impl TokenChecker {
     }
 }
 
-/// Whether debug_token's refusal is about the token asked about (a 4xx carrying
-/// Graph's error, other than a 404 of a wrong path): `Some`, with the reason to record
-/// when it is not Meta's own words. Another Meta app's token (code 100, "…owner or
-/// developer of the app") cannot serve this app.
+impl TokenChecker {
+    /// Whether Meta takes our app token (debug_token of the app token itself), asked
+    /// once a round.
+    async fn app_token_taken(&self) -> bool {
+        if let Some(known) = *crate::locks::lock(&self.app_token_taken) {
+            return known;
+        }
+        let app_token = format!("{}|{}", self.app.id, self.app.secret.expose_secret());
+        let taken = matches!(
+            self.accounts.graph.debug_token(&self.app, &app_token).await,
+            Ok(info) if info.is_valid
+        );
+        *crate::locks::lock(&self.app_token_taken) = Some(taken);
+        taken
+    }
+}
+
+/// Whether debug_token's refusal is about the token asked about: a 4xx with Graph's
+/// code 100 (a parameter, the input token, refused). `Some`, with the reason to record
+/// when it is not Meta's own words: another Meta app's token ("…owner or developer of
+/// the app") cannot serve this app. Other refusals (permissions, versions) are the
+/// call's, never an account's.
 fn refusal_of_the_token(err: &MetaError) -> Option<Option<String>> {
     let MetaError::Graph(graph) = err else {
         return None;
     };
     let about_the_token = graph.http_status.is_client_error()
         && graph.http_status != reqwest::StatusCode::NOT_FOUND
-        && graph.code.is_some();
+        && graph.code == Some(100);
     if !about_the_token {
         return None;
     }

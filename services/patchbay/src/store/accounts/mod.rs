@@ -156,6 +156,33 @@ impl Store {
         row.map(|row| to_domain(self.keys(), row)).transpose()
     }
 
+    /// The divisions (`None`: workspace-wide) of the workspace's live accounts of
+    /// `channel` keyed `account_key` or naming `provider_id`: who holds an id, read
+    /// without opening any record.
+    pub async fn divisions_holding(
+        &self,
+        workspace_id: &str,
+        channel: Channel,
+        account_key: &str,
+        provider_id: Option<&str>,
+    ) -> Result<Vec<Option<String>>, Error> {
+        let mut named = sea_orm::Condition::any().add(Column::AccountKey.eq(account_key));
+        if let Some(id) = provider_id {
+            named = named.add(Column::ProviderId.eq(id));
+        }
+        Entity::find()
+            .select_only()
+            .column(Column::DivisionId)
+            .filter(Column::WorkspaceId.eq(workspace_id))
+            .filter(Column::Channel.eq(channel.as_str()))
+            .filter(named)
+            .filter(Column::DeletedAt.is_null())
+            .into_tuple::<Option<String>>()
+            .all(self.conn())
+            .await
+            .map_err(db_error)
+    }
+
     /// Live accounts of `channel`, in every workspace, whose token expires before
     /// `before` and was not rejected: the token refresher's work.
     pub async fn tokens_expiring(
