@@ -11,8 +11,8 @@ use hmac::{Hmac, KeyInit, Mac};
 use patchbay_e2e::proto::{self, Channel};
 use patchbay_e2e::{
     Backend, META_APP_SECRET, META_WEBHOOK_VERIFY_TOKEN, OTHER_WORKSPACE, PUBLIC_BASE_URL, TestApp,
-    TestOptions, WORKSPACE, backend_tests, create, expect_code, new_account, new_whatsapp,
-    test_meta,
+    TestOptions, WORKSPACE, backend_tests, create, expect_code, meta_signature, new_account,
+    new_whatsapp, test_meta,
 };
 use patchbay_sdk::Client;
 use patchbay_sdk::tonic::Code;
@@ -32,14 +32,6 @@ backend_tests!(
     a_confirmed_phone_number_id_keeps_its_webhooks,
     existing_accounts_get_a_route_in_the_migration
 );
-
-fn meta_signature(secret: &str, body: &[u8]) -> String {
-    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).expect("key");
-    mac.update(body);
-    let digest = mac.finalize().into_bytes();
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256={hex}")
-}
 
 /// Twilio's scheme: the URL, then every parameter sorted by name, name and value.
 fn twilio_signature(token: &str, url: &str, params: &[(&str, &str)]) -> String {

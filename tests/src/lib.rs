@@ -822,9 +822,9 @@ impl TestApp {
     }
 }
 
-/// A Meta delivery to `url` as Meta posts it: `X-Hub-Signature-256` is the HMAC-SHA256
-/// of the raw body with `secret` (Meta, "Webhooks: Validate payloads").
-pub fn meta_post(url: &str, secret: &str, body: &[u8]) -> proto::RouteWebhookRequest {
+/// Meta's `X-Hub-Signature-256` value for `body`: `sha256=` and the hex HMAC-SHA256 of
+/// the raw bytes with the app secret (Meta, "Webhooks: Validate payloads").
+pub fn meta_signature(secret: &str, body: &[u8]) -> String {
     use hmac::{KeyInit, Mac};
     let mut mac =
         <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).expect("key");
@@ -835,12 +835,21 @@ pub fn meta_post(url: &str, secret: &str, body: &[u8]) -> proto::RouteWebhookReq
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
+    format!("sha256={hex}")
+}
+
+/// A Meta delivery to `url` as Meta posts it: `X-Hub-Signature-256` is the HMAC-SHA256
+/// of the raw body with `secret` (Meta, "Webhooks: Validate payloads").
+pub fn meta_post(url: &str, secret: &str, body: &[u8]) -> proto::RouteWebhookRequest {
     proto::RouteWebhookRequest {
         method: "POST".into(),
         url: url.into(),
         headers: [
             ("content-type".to_owned(), "application/json".to_owned()),
-            ("x-hub-signature-256".to_owned(), format!("sha256={hex}")),
+            (
+                "x-hub-signature-256".to_owned(),
+                meta_signature(secret, body),
+            ),
         ]
         .into_iter()
         .collect(),

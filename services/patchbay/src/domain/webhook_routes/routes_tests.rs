@@ -491,3 +491,37 @@ fn one_answer_holds_at_most_four_thousand_deliveries_and_says_what_is_past_them(
         "{unrouted:?}"
     );
 }
+
+/// What a careless or hostile body may put where the WABA-level fields are read: odd
+/// types, digits past any phone number, a partner WABA that is no id, a PHONE_NUMBER
+/// alert naming no number. Nothing panics; each entry is routed by what it validly
+/// names, or said unrouted.
+#[test]
+fn odd_waba_level_shapes_route_by_what_they_validly_name() {
+    let index = RouteIndex::from_entries([number("ws-a", "1001", "500", "15550000001", true)]);
+    let odd_values = [
+        json!({"display_phone_number": {"x": 1}, "phone_number": [1, 2]}),
+        json!({"display_phone_number": "9".repeat(40)}),
+        json!({"display_phone_number": "no digits"}),
+        json!({"waba_info": "500"}),
+        json!({"waba_info": {"waba_id": {"nested": true}}}),
+        json!({"entity_type": "PHONE_NUMBER", "entity_id": [1001]}),
+        json!({"phone_number_settings": {"phone_number_id": -5}}),
+        json!(null),
+        json!("a string"),
+    ];
+    for value in odd_values {
+        let body = json!({"object": "whatsapp_business_account",
+            "entry": [{"id": "500", "changes": [{"field": {"odd": 1}, "value": value}]}]});
+        let Ok(body) = MetaBody::parse(body.to_string().as_bytes()) else {
+            // A change whose value is not an object is no Meta body: refused whole.
+            continue;
+        };
+        let (deliveries, unrouted) = route_meta_entries(&index, &body, SignedBy::App, None);
+        assert_eq!(
+            deliveries.len() + unrouted.len(),
+            1,
+            "one outcome per entry: {deliveries:?} {unrouted:?}"
+        );
+    }
+}
