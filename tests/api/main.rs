@@ -15,6 +15,7 @@ mod defaults;
 mod deletes_at_meta;
 mod deletes_erase;
 mod envelopes;
+mod fair_places;
 mod grpc_web;
 mod http2_resets;
 mod idempotency;

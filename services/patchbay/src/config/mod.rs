@@ -18,6 +18,7 @@ pub mod file;
 mod keys;
 mod listener;
 mod providers;
+mod server_args;
 mod settings;
 
 pub use cli::*;

@@ -49,8 +49,10 @@ pub struct ServerSettings {
     pub max_watch_streams: usize,
     /// One workspace's share of the open watch streams.
     pub max_watch_streams_per_workspace: usize,
-    /// One workspace's share of the calls in flight.
+    /// One workspace's cap on the calls in flight (the server's places unless set).
     pub max_concurrent_requests_per_workspace: usize,
+    /// Longest a request message may take to arrive after its headers.
+    pub request_read_timeout: Duration,
     pub max_message_bytes: usize,
     pub http2_keepalive: Duration,
     pub drain_timeout: Duration,
@@ -73,7 +75,7 @@ pub mod server_defaults {
     pub const MAX_CONCURRENT_GATEWAY_REQUESTS: usize = 128;
     pub const MAX_WATCH_STREAMS: usize = 10_000;
     pub const MAX_WATCH_STREAMS_PER_WORKSPACE: usize = 1_000;
-    pub const MAX_CONCURRENT_REQUESTS_PER_WORKSPACE: usize = 128;
+    pub const REQUEST_READ_TIMEOUT_SECONDS: u64 = 10;
     pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
     pub const HTTP2_KEEPALIVE_SECONDS: u64 = 30;
     pub const DRAIN_TIMEOUT_SECONDS: u64 = 20;
@@ -91,7 +93,8 @@ impl Default for ServerSettings {
             max_concurrent_gateway_requests: d::MAX_CONCURRENT_GATEWAY_REQUESTS,
             max_watch_streams: d::MAX_WATCH_STREAMS,
             max_watch_streams_per_workspace: d::MAX_WATCH_STREAMS_PER_WORKSPACE,
-            max_concurrent_requests_per_workspace: d::MAX_CONCURRENT_REQUESTS_PER_WORKSPACE,
+            max_concurrent_requests_per_workspace: d::MAX_CONCURRENT_REQUESTS,
+            request_read_timeout: Duration::from_secs(d::REQUEST_READ_TIMEOUT_SECONDS),
             max_message_bytes: d::MAX_MESSAGE_BYTES,
             http2_keepalive: Duration::from_secs(d::HTTP2_KEEPALIVE_SECONDS),
             drain_timeout: Duration::from_secs(d::DRAIN_TIMEOUT_SECONDS),
@@ -150,9 +153,10 @@ fn server_settings(args: &ServerArgs) -> Result<ServerSettings, ConfigError> {
             "PATCHBAY_MAX_WATCH_STREAMS_PER_WORKSPACE (--max-watch-streams-per-workspace) must be 1 to PATCHBAY_MAX_WATCH_STREAMS".to_owned(),
         ));
     }
-    if args.max_concurrent_requests_per_workspace == 0
-        || args.max_concurrent_requests_per_workspace > args.max_concurrent_requests
-    {
+    let per_workspace = args
+        .max_concurrent_requests_per_workspace
+        .unwrap_or(args.max_concurrent_requests);
+    if per_workspace == 0 || per_workspace > args.max_concurrent_requests {
         return Err(ConfigError(
             "PATCHBAY_MAX_CONCURRENT_REQUESTS_PER_WORKSPACE (--max-concurrent-requests-per-workspace) must be 1 to PATCHBAY_MAX_CONCURRENT_REQUESTS".to_owned(),
         ));
@@ -166,7 +170,11 @@ fn server_settings(args: &ServerArgs) -> Result<ServerSettings, ConfigError> {
         max_concurrent_gateway_requests: args.max_concurrent_gateway_requests,
         max_watch_streams: args.max_watch_streams,
         max_watch_streams_per_workspace: args.max_watch_streams_per_workspace,
-        max_concurrent_requests_per_workspace: args.max_concurrent_requests_per_workspace,
+        max_concurrent_requests_per_workspace: per_workspace,
+        request_read_timeout: positive(
+            args.request_read_timeout_seconds,
+            "PATCHBAY_REQUEST_READ_TIMEOUT_SECONDS",
+        )?,
         max_message_bytes: args.max_message_bytes,
         http2_keepalive: positive(
             args.http2_keepalive_seconds,

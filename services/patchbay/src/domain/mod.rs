@@ -5,7 +5,7 @@
 //!
 //! - records and their rules: `account` (with the WhatsApp Cloud rules), `integration`,
 //!   `channel_settings`, `provider` (the catalog's schemas), `config_document`;
-//! - who may do what: `caller`;
+//! - who may do what: `caller`; who gets a place for a call: `fair_share`;
 //! - what a write does: `change` (one form for every record), `audit` (its event),
 //!   `defaults` (which default scopes it touches);
 //! - where Patchbay may send a tenant's secrets: `addresses`, `destinations`;
@@ -22,6 +22,7 @@ pub mod config_document;
 pub mod defaults;
 pub mod destinations;
 pub mod error;
+pub mod fair_share;
 pub mod idempotency;
 pub mod integration;
 #[cfg(test)]

@@ -1,28 +1,30 @@
-//! Authentication as a tonic interceptor: it verifies the bearer token and puts the
-//! [`Caller`] into the request extensions; each handler then authorises its action.
+//! Authentication as a tonic interceptor: it verifies the bearer token, takes the call's
+//! place (the request message has arrived by now: the overload layer waits for it), and
+//! puts the [`Caller`] into the request extensions; each handler then authorises its action.
 
 use std::sync::Arc;
 
 use tonic::{Request, Status, service::Interceptor};
 
-use super::shares::WorkspaceShares;
+use super::places::CallPlaces;
 use super::status;
 use crate::auth::Authenticator;
 use crate::domain::caller::HeldPlace;
-use crate::domain::{Action, Caller};
+use crate::domain::fair_share::Shed;
+use crate::domain::{Action, Caller, Role};
 
 #[derive(Clone, Debug)]
 pub struct AuthInterceptor {
     authenticator: Arc<Authenticator>,
-    /// Each workspace's share of the calls in flight.
-    in_flight: Arc<WorkspaceShares>,
+    /// The server's places for calls in flight, and the gateway's.
+    places: Arc<CallPlaces>,
 }
 
 impl AuthInterceptor {
-    pub fn new(authenticator: Arc<Authenticator>, in_flight: Arc<WorkspaceShares>) -> Self {
+    pub fn new(authenticator: Arc<Authenticator>, places: Arc<CallPlaces>) -> Self {
         Self {
             authenticator,
-            in_flight,
+            places,
         }
     }
 }
@@ -47,26 +49,43 @@ impl Interceptor for AuthInterceptor {
             .copied()
             .ok_or_else(|| status::permission_denied("this method is not open to any role"))?;
         caller.authorize(action)?;
-        // The gateway has no workspace and its own places (the overload layer's): it
-        // takes no workspace's share.
-        if caller.role == crate::domain::Role::Gateway {
-            let span = tracing::Span::current();
-            span.record("workspace", "");
-            request.extensions_mut().insert(caller);
-            return Ok(request);
-        }
-        let Some(place) = self.in_flight.try_take(&caller.workspace_id) else {
-            metrics::counter!("patchbay_grpc_shed_total", "reason" => "workspace_share")
-                .increment(1);
-            return Err(status::resource_exhausted(
-                "this workspace is at its share of calls in flight; retry with backoff",
-            ));
+        // The gateway has no workspace and places of its own.
+        let held: Arc<dyn std::any::Any + Send + Sync> = if caller.role == Role::Gateway {
+            let Some(place) = self.places.take_gateway() else {
+                metrics::counter!("patchbay_grpc_shed_total", "reason" => "gateway").increment(1);
+                return Err(status::resource_exhausted(
+                    "the webhook gateway is at its limit of calls in flight; retry with backoff",
+                ));
+            };
+            Arc::new(place)
+        } else {
+            match self.places.take(&caller.workspace_id) {
+                Ok(place) => Arc::new(place),
+                Err(shed) => {
+                    metrics::counter!("patchbay_grpc_shed_total", "reason" => shed.reason())
+                        .increment(1);
+                    return Err(status::resource_exhausted(refusal(shed)));
+                }
+            }
         };
-        caller.held = Some(HeldPlace(Arc::new(place)));
+        caller.held = Some(HeldPlace(held));
         let span = tracing::Span::current();
         span.record("workspace", caller.workspace_id.as_str());
         request.extensions_mut().insert(caller);
         Ok(request)
+    }
+}
+
+fn refusal(shed: Shed) -> &'static str {
+    match shed {
+        Shed::Server => "the server is at its limit of calls in flight; retry with backoff",
+        Shed::WorkspaceShare => {
+            "this workspace is at its share of calls in flight; retry with backoff"
+        }
+        Shed::FairShare => {
+            "the server is nearly full and this workspace holds more than its fair part \
+             of the calls in flight; retry with backoff"
+        }
     }
 }
 

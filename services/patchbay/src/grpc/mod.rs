@@ -16,6 +16,8 @@ pub mod default_watch;
 pub mod idempotency;
 pub mod integration_service;
 pub mod overload;
+pub mod places;
+pub mod request_read;
 pub mod request_span;
 pub mod shares;
 pub mod status;

@@ -1,10 +1,14 @@
-//! Overload protection as a tower layer in front of every service: a deadline per call
-//! (the server's, or the caller's `grpc-timeout` when shorter) answered with
-//! DEADLINE_EXCEEDED, and a limit on calls in flight beyond which new calls are refused
-//! at once with RESOURCE_EXHAUSTED — never queued. Health and reflection stay exempt
-//! from the limit, so that probes and operators get answers under load. RouteWebhook,
-//! the webhook gateway's one call, runs on places of its own: tenants' calls cannot take
-//! them, and the gateway cannot take theirs.
+//! Overload protection as a tower layer in front of every service.
+//!
+//! - A call's request message must arrive within the read timeout of its headers, or
+//!   the call is DEADLINE_EXCEEDED; while it arrives it holds no place (`request_read`).
+//!   Only then does the call go on, to the interceptor that takes its place
+//!   (`places`): a caller sending headers and stalling its body costs the others nothing.
+//! - A deadline per call (the server's, or the caller's `grpc-timeout` when shorter)
+//!   answered with DEADLINE_EXCEEDED.
+//!
+//! Health and reflection take no place, so that probes and operators get answers under
+//! load; their messages are waited for in the same way.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,26 +16,38 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use bytes::Bytes;
 use tonic::body::Body;
 use tower::{Layer, Service};
 
-/// The gateway's call.
-const ROUTE_WEBHOOK: &str = "/patchbay.v1.WebhookService/RouteWebhook";
+use super::request_read::{self, NotArrived, ReadBudget};
+
+/// Bytes of incomplete request messages held at once, at least: twice the message limit
+/// when that is larger.
+const READ_BUDGET_BYTES: usize = 64 * 1024 * 1024;
 
 #[derive(Clone, Debug)]
 pub struct OverloadLayer {
-    in_flight: Arc<Semaphore>,
-    gateway_in_flight: Arc<Semaphore>,
+    limits: Limits,
+}
+
+#[derive(Clone, Debug)]
+struct Limits {
     timeout: Duration,
+    read_timeout: Duration,
+    max_message: usize,
+    budget: Arc<ReadBudget>,
 }
 
 impl OverloadLayer {
-    pub fn new(max_in_flight: usize, max_gateway_in_flight: usize, timeout: Duration) -> Self {
+    pub fn new(timeout: Duration, read_timeout: Duration, max_message: usize) -> Self {
         Self {
-            in_flight: Arc::new(Semaphore::new(max_in_flight)),
-            gateway_in_flight: Arc::new(Semaphore::new(max_gateway_in_flight)),
-            timeout,
+            limits: Limits {
+                timeout,
+                read_timeout,
+                max_message,
+                budget: ReadBudget::new(READ_BUDGET_BYTES.max(max_message.saturating_mul(2))),
+            },
         }
     }
 }
@@ -42,9 +58,7 @@ impl<S> Layer<S> for OverloadLayer {
     fn layer(&self, inner: S) -> Overload<S> {
         Overload {
             inner,
-            in_flight: self.in_flight.clone(),
-            gateway_in_flight: self.gateway_in_flight.clone(),
-            timeout: self.timeout,
+            limits: self.limits.clone(),
         }
     }
 }
@@ -52,19 +66,18 @@ impl<S> Layer<S> for OverloadLayer {
 #[derive(Clone, Debug)]
 pub struct Overload<S> {
     inner: S,
-    in_flight: Arc<Semaphore>,
-    gateway_in_flight: Arc<Semaphore>,
-    timeout: Duration,
+    limits: Limits,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 impl<S, B> Service<http::Request<B>> for Overload<S>
 where
-    S: Service<http::Request<B>, Response = http::Response<Body>> + Clone + Send + 'static,
+    S: Service<http::Request<Body>, Response = http::Response<Body>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
-    B: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError> + Send,
 {
     type Response = http::Response<Body>;
     type Error = S::Error;
@@ -75,56 +88,62 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let path = request.uri().path();
-        let exempt = path.starts_with("/grpc.health.") || path.starts_with("/grpc.reflection.");
-        let (places, reason, refusal) = if path == ROUTE_WEBHOOK {
-            (
-                &self.gateway_in_flight,
-                "gateway",
-                "the webhook gateway is at its limit of calls in flight; retry with backoff",
-            )
-        } else {
-            (
-                &self.in_flight,
-                "server",
-                "the server is at its limit of calls in flight; retry with backoff",
-            )
-        };
-        let permit = if exempt {
-            None
-        } else {
-            match places.clone().try_acquire_owned() {
-                Ok(permit) => Some(permit),
-                Err(_) => {
-                    metrics::counter!("patchbay_grpc_shed_total", "reason" => reason).increment(1);
-                    let refused = super::status::resource_exhausted(refusal);
-                    return Box::pin(async move { Ok(refused.into_http()) });
-                }
-            }
-        };
+        let started = tokio::time::Instant::now();
         let deadline = match caller_timeout(request.headers()) {
-            Some(asked) => asked.min(self.timeout),
-            None => self.timeout,
+            Some(asked) => asked.min(self.limits.timeout),
+            None => self.limits.timeout,
         };
+        let limits = self.limits.clone();
         // The service that was polled ready handles this call; a clone takes its place.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
-            let _permit = permit;
+            let (parts, body) = request.into_parts();
+            let reading = request_read::first_message(body, limits.max_message, &limits.budget);
+            let body = match tokio::time::timeout(limits.read_timeout.min(deadline), reading).await
+            {
+                Ok(Ok(arrived)) => Body::new(arrived),
+                Ok(Err(NotArrived::OverBudget)) => {
+                    shed("request_read_budget");
+                    return Ok(super::status::resource_exhausted(
+                        "the server is reading too many large request messages at once; \
+                         retry with backoff",
+                    )
+                    .into_http());
+                }
+                Err(_) if limits.read_timeout < deadline => {
+                    shed("request_read_timeout");
+                    return Ok(super::status::deadline_exceeded(format!(
+                        "the request message did not arrive within {} ms of its headers",
+                        limits.read_timeout.as_millis()
+                    ))
+                    .into_http());
+                }
+                Err(_) => return Ok(past_deadline(deadline)),
+            };
             let _in_flight = InFlight::new();
-            match tokio::time::timeout(deadline, inner.call(request)).await {
+            let left = deadline.saturating_sub(started.elapsed());
+            let request = http::Request::from_parts(parts, body);
+            match tokio::time::timeout(left, inner.call(request)).await {
                 Ok(result) => result,
-                Err(_) => Ok(super::status::deadline_exceeded(format!(
-                    "the call did not finish within {} ms",
-                    deadline.as_millis()
-                ))
-                .into_http()),
+                Err(_) => Ok(past_deadline(deadline)),
             }
         })
     }
 }
 
-/// The caller's `grpc-timeout` header (`<up to 8 digits><H|M|S|m|u|n>`).
+fn shed(reason: &'static str) {
+    metrics::counter!("patchbay_grpc_shed_total", "reason" => reason).increment(1);
+}
+
+fn past_deadline(deadline: Duration) -> http::Response<Body> {
+    super::status::deadline_exceeded(format!(
+        "the call did not finish within {} ms",
+        deadline.as_millis()
+    ))
+    .into_http()
+}
+
 /// Counts a call in `patchbay_grpc_in_flight` while it lives.
 struct InFlight;
 
@@ -141,6 +160,7 @@ impl Drop for InFlight {
     }
 }
 
+/// The caller's `grpc-timeout` header (`<up to 8 digits><H|M|S|m|u|n>`).
 fn caller_timeout(headers: &http::HeaderMap) -> Option<Duration> {
     let value = headers.get("grpc-timeout")?.to_str().ok()?;
     if value.len() < 2 || value.len() > 9 {

@@ -1,8 +1,7 @@
-//! Fair shares: each workspace may hold at most its share of the server's calls in
-//! flight and of its open watch streams, so that one tenant's slow calls (credential
-//! checks against a stalling provider) or thousands of watches never shed another's.
-//! Beyond its share a workspace gets RESOURCE_EXHAUSTED at once, never a queue. A caller
-//! without a workspace (a gateway) has a share of its own, under the empty name.
+//! Watch-stream shares: each workspace may hold at most its share of the server's open
+//! watch streams, so that one tenant's thousands of watches never shed another's.
+//! Beyond its share a workspace gets RESOURCE_EXHAUSTED at once, never a queue. (Calls
+//! in flight are shared by the fair rule instead: `places`.)
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

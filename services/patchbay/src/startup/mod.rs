@@ -204,9 +204,9 @@ impl Application {
             .layer(AuthorizationLayer)
             .layer(StreamShutdownLayer::new(shutdown_seen))
             .layer(OverloadLayer::new(
-                limits.max_concurrent_requests,
-                limits.max_concurrent_gateway_requests,
                 limits.request_timeout,
+                limits.request_read_timeout,
+                limits.max_message_bytes,
             ))
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, async {

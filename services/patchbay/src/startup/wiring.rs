@@ -36,7 +36,7 @@ use crate::grpc::auth::AuthInterceptor;
 use crate::grpc::compression::{UNAUTHENTICATED_MAX_BYTES, with_compression};
 use crate::grpc::idempotency::Idempotency;
 use crate::grpc::integration_service::IntegrationGrpc;
-use crate::grpc::shares::WorkspaceShares;
+use crate::grpc::places::CallPlaces;
 use crate::grpc::webhook_service::WebhookGrpc;
 use crate::meta::GraphClient;
 use crate::meta::MetaSettings;
@@ -73,9 +73,11 @@ pub async fn wire(
     );
     let interceptor = AuthInterceptor::new(
         authenticator,
-        Arc::new(WorkspaceShares::new(
+        CallPlaces::new(
+            settings.server.max_concurrent_requests,
             settings.server.max_concurrent_requests_per_workspace,
-        )),
+            settings.server.max_concurrent_gateway_requests,
+        ),
     );
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     set_health(&health_reporter, true).await;

@@ -1,0 +1,255 @@
+//! Waiting for a call's request message before anything else is spent on it.
+//!
+//! Every call of Patchbay sends one request message (unary and server-streaming calls
+//! alike), so a call has "arrived" once its first gRPC frame — the 5-byte prefix and the
+//! length it declares — is in, or its body has ended. Until then the call holds no place
+//! and no task beyond its connection's; the overload layer bounds the wait by the read
+//! timeout. The frames read so far are handed on untouched ([`Arrived`]), so tonic
+//! decodes, decompresses and size-checks them as it would have.
+//!
+//! A message whose prefix declares more than the message limit is handed on at once:
+//! tonic refuses it (OUT_OF_RANGE) without reading it. While a message is incomplete its
+//! bytes count against one server-wide budget, so that calls trickling in large messages
+//! cannot hold unbounded memory; a message that arrives whole in one read never waits on it.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+
+/// The gRPC length-prefixed message header: a compression flag and a big-endian length.
+const PREFIX: usize = 5;
+
+/// Bytes of incomplete request messages held server-wide.
+#[derive(Debug)]
+pub struct ReadBudget {
+    limit: usize,
+    held: AtomicUsize,
+}
+
+impl ReadBudget {
+    pub fn new(limit: usize) -> Arc<Self> {
+        Arc::new(Self {
+            limit,
+            held: AtomicUsize::new(0),
+        })
+    }
+}
+
+/// What is held of the budget by one read, given back when it ends.
+struct Held<'a> {
+    budget: &'a ReadBudget,
+    bytes: usize,
+}
+
+impl Held<'_> {
+    fn add(&mut self, bytes: usize) -> bool {
+        let before = self.budget.held.fetch_add(bytes, Ordering::AcqRel);
+        self.bytes += bytes;
+        before.saturating_add(bytes) <= self.budget.limit
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.budget.held.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
+/// Why no message was handed on.
+#[derive(Debug)]
+pub enum NotArrived {
+    /// Incomplete messages already hold the server's budget.
+    OverBudget,
+}
+
+/// Reads `body` until its first message has arrived (or it ended, failed or declared
+/// more than `max_message` bytes), and gives back a body replaying what was read.
+pub async fn first_message<B>(
+    body: B,
+    max_message: usize,
+    budget: &ReadBudget,
+) -> Result<Arrived<B>, NotArrived>
+where
+    B: Body<Data = Bytes>,
+{
+    let mut rest = Box::pin(body);
+    let mut read = VecDeque::new();
+    let mut prefix = Vec::with_capacity(PREFIX);
+    let mut data = 0usize;
+    let mut held = Held { budget, bytes: 0 };
+    let mut failed = None;
+    let mut ended = rest.is_end_stream();
+    while !ended && !complete(&prefix, data, max_message) {
+        match std::future::poll_fn(|cx| rest.as_mut().poll_frame(cx)).await {
+            None => ended = true,
+            Some(Err(err)) => {
+                failed = Some(err);
+                ended = true;
+            }
+            Some(Ok(frame)) => {
+                let Some(chunk) = frame.data_ref() else {
+                    // Trailers before the message: nothing more to wait for.
+                    read.push_back(frame);
+                    break;
+                };
+                let missing = PREFIX - prefix.len();
+                prefix.extend_from_slice(&chunk[..chunk.len().min(missing)]);
+                data += chunk.len();
+                read.push_back(frame);
+                if !complete(&prefix, data, max_message) && !held.add(data - held.bytes) {
+                    return Err(NotArrived::OverBudget);
+                }
+            }
+        }
+    }
+    Ok(Arrived {
+        read,
+        failed,
+        rest: (!ended).then_some(rest),
+    })
+}
+
+/// Whether the first message is in, or declares more than the limit.
+fn complete(prefix: &[u8], data: usize, max_message: usize) -> bool {
+    let Ok(header) = <[u8; PREFIX]>::try_from(prefix) else {
+        return false;
+    };
+    let declared = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+    declared > max_message || data >= PREFIX + declared
+}
+
+/// The request body as the client sent it: the frames read while waiting, then the rest.
+pub struct Arrived<B: Body> {
+    read: VecDeque<Frame<Bytes>>,
+    failed: Option<B::Error>,
+    rest: Option<Pin<Box<B>>>,
+}
+
+impl<B: Body<Data = Bytes>> Body for Arrived<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let this = self.get_mut();
+        if let Some(frame) = this.read.pop_front() {
+            return Poll::Ready(Some(Ok(frame)));
+        }
+        if let Some(err) = this.failed.take() {
+            return Poll::Ready(Some(Err(err)));
+        }
+        match this.rest.as_mut() {
+            Some(rest) => rest.as_mut().poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.read.is_empty()
+            && self.failed.is_none()
+            && self.rest.as_ref().is_none_or(|rest| rest.is_end_stream())
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+/// Nothing of `Arrived` is pinned structurally (the rest of the body is boxed, and an
+/// error is only ever moved out), so it is `Unpin` whatever `B` is.
+impl<B: Body> Unpin for Arrived<B> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A body of the given chunks, as a client would send them.
+    struct Chunks(VecDeque<Bytes>);
+
+    impl Body for Chunks {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            Poll::Ready(self.get_mut().0.pop_front().map(|c| Ok(Frame::data(c))))
+        }
+
+        fn is_end_stream(&self) -> bool {
+            self.0.is_empty()
+        }
+    }
+
+    fn body(chunks: &[&[u8]]) -> Chunks {
+        Chunks(chunks.iter().map(|c| Bytes::copy_from_slice(c)).collect())
+    }
+
+    async fn replayed<B: Body<Data = Bytes>>(mut arrived: Arrived<B>) -> Vec<u8>
+    where
+        B::Error: std::fmt::Debug,
+    {
+        let mut all = Vec::new();
+        while let Some(frame) =
+            std::future::poll_fn(|cx| Pin::new(&mut arrived).poll_frame(cx)).await
+        {
+            if let Ok(data) = frame.expect("frame").into_data() {
+                all.extend_from_slice(&data);
+            }
+        }
+        all
+    }
+
+    #[tokio::test]
+    async fn a_message_in_pieces_is_replayed_whole() {
+        let budget = ReadBudget::new(1024);
+        let pieces: [&[u8]; 4] = [&[0, 0], &[0, 0, 3], b"ab", b"c"];
+        let arrived = first_message(body(&pieces), 1024, &budget)
+            .await
+            .expect("arrived");
+        assert_eq!(replayed(arrived).await, b"\0\0\0\0\x03abc");
+        assert_eq!(budget.held.load(Ordering::Acquire), 0, "given back");
+    }
+
+    #[tokio::test]
+    async fn an_oversized_declaration_is_handed_on_unread() {
+        let budget = ReadBudget::new(1024);
+        let pieces: [&[u8]; 2] = [&[0, 0, 1, 0, 0], b"never read"];
+        let mut arrived = first_message(body(&pieces), 1024, &budget)
+            .await
+            .expect("handed on");
+        assert_eq!(arrived.read.len(), 1, "only the prefix was read");
+        assert!(arrived.rest.take().is_some());
+    }
+
+    #[tokio::test]
+    async fn incomplete_messages_over_the_budget_are_refused() {
+        let budget = ReadBudget::new(8);
+        let pieces: [&[u8]; 3] = [&[0, 0, 0, 0, 20], b"0123456789", b"0123456789"];
+        assert!(matches!(
+            first_message(body(&pieces), 1024, &budget).await,
+            Err(NotArrived::OverBudget)
+        ));
+        assert_eq!(budget.held.load(Ordering::Acquire), 0, "given back");
+        // The same message arriving in one piece never waits, so never counts.
+        let whole = [&b"\0\0\0\0\x140123456789012345678\x39"[..]];
+        assert!(first_message(body(&whole), 1024, &budget).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_empty_body_has_arrived() {
+        let budget = ReadBudget::new(8);
+        let arrived = first_message(body(&[]), 1024, &budget)
+            .await
+            .expect("ended");
+        assert!(replayed(arrived).await.is_empty());
+    }
+}

@@ -1,0 +1,275 @@
+//! Places for calls in flight are taken once the request message has arrived, and shared
+//! fairly (#28). A caller that sends headers and stalls its body holds no place and is
+//! answered DEADLINE_EXCEEDED after the read timeout; a tenant alone may use every
+//! place; a nearly full server refuses the workspace over its fair part first.
+//!
+//! The stalled callers are what a hostile tenant runs, not a fake of anything: raw
+//! HTTP/1.1 requests in gRPC-Web's framing (headers, a `content-length`, then nothing),
+//! and h2 streams opened without END_STREAM whose DATA never comes.
+
+use std::time::{Duration, Instant};
+
+use patchbay::config::ServerSettings;
+use patchbay_e2e::proto;
+use patchbay_e2e::{Backend, OTHER_WORKSPACE, TestApp, TestOptions, WORKSPACE, token};
+use patchbay_sdk::tonic::Code;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const STALLED_PER_WORKSPACE: usize = 128;
+const THIRD_WORKSPACE: &str = "initech";
+
+async fn app_with_read_timeout(server: ServerSettings, slow_provider: Option<&str>) -> TestApp {
+    TestApp::spawn_with(
+        Backend::Sqlite,
+        TestOptions {
+            server: ServerSettings {
+                request_read_timeout: Duration::from_secs(1),
+                ..server
+            },
+            provider_urls: slow_provider
+                .map(patchbay_e2e::all_providers_at)
+                .unwrap_or_default(),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// A gRPC-Web call over HTTP/1.1 whose headers promise a body that never comes. Answers
+/// with the `grpc-status` of the response's head (a trailers-only answer) and how long it
+/// took, once the server answers.
+async fn stalled_grpc_web(
+    app: &TestApp,
+    workspace: &str,
+) -> tokio::task::JoinHandle<(String, Duration)> {
+    let mut tcp = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /patchbay.v1.AccountService/ListAccounts HTTP/1.1\r\nhost: {}\r\n\
+         content-type: application/grpc-web+proto\r\nx-grpc-web: 1\r\n\
+         authorization: Bearer {}\r\ncontent-length: 5\r\n\r\n",
+        app.addr,
+        token("service", workspace, None)
+    );
+    tcp.write_all(head.as_bytes()).await.expect("headers sent");
+    let sent = Instant::now();
+    tokio::spawn(async move {
+        let mut answer = Vec::new();
+        let mut buffer = [0u8; 1024];
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            match tcp.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buffer[..n]),
+            }
+        }
+        let answer = String::from_utf8_lossy(&answer).to_lowercase();
+        let status = answer
+            .lines()
+            .find_map(|line| line.strip_prefix("grpc-status:"))
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_else(|| format!("no grpc-status in {answer:?}"));
+        (status, sent.elapsed())
+    })
+}
+
+/// `count` HTTP/2 streams on one connection whose DATA never comes (the request body's
+/// sender is kept, unused, until the answer). Each answers its `grpc-status` and wait.
+async fn stalled_http2(
+    app: &TestApp,
+    workspace: &str,
+    count: usize,
+) -> Vec<tokio::task::JoinHandle<(String, Duration)>> {
+    let tcp = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    let (mut client, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
+    tokio::spawn(connection);
+    let authorization = format!("Bearer {}", token("service", workspace, None));
+    let mut calls = Vec::new();
+    for _ in 0..count {
+        let request = http::Request::post(format!(
+            "http://{}/patchbay.v1.AccountService/ListAccounts",
+            app.addr
+        ))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("authorization", authorization.as_str())
+        .body(())
+        .expect("request");
+        client = client.ready().await.expect("a stream may be opened");
+        let (response, body) = client.send_request(request, false).expect("headers sent");
+        let sent = Instant::now();
+        calls.push(tokio::spawn(async move {
+            let _never_sent = body;
+            let response = response.await.expect("answered");
+            let head = response
+                .headers()
+                .get("grpc-status")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let status = match head {
+                Some(status) => status,
+                None => {
+                    let mut body = response.into_body();
+                    while body.data().await.is_some() {}
+                    body.trailers()
+                        .await
+                        .ok()
+                        .flatten()
+                        .and_then(|t| t.get("grpc-status")?.to_str().ok().map(str::to_owned))
+                        .unwrap_or_else(|| "no grpc-status".to_owned())
+                }
+            };
+            (status, sent.elapsed())
+        }));
+    }
+    calls
+}
+
+/// What a third workspace and the gateway see while two workspaces stall 128 calls each.
+async fn others_are_served(app: &TestApp) {
+    app.client("service", THIRD_WORKSPACE, None)
+        .list_all_accounts(None)
+        .await
+        .expect("a third workspace is served");
+    let handshake = app
+        .gateway()
+        .route_webhook(
+            "GET",
+            &format!(
+                "{}/webhooks/meta?hub.mode=subscribe&hub.verify_token={}&hub.challenge=7",
+                patchbay_e2e::PUBLIC_BASE_URL,
+                patchbay_e2e::META_WEBHOOK_VERIFY_TOKEN
+            ),
+            std::iter::empty::<(String, String)>(),
+            Vec::new(),
+        )
+        .await
+        .expect("the gateway is served");
+    assert_eq!(handshake.challenge, "7");
+}
+
+async fn all_deadline_exceeded(calls: Vec<tokio::task::JoinHandle<(String, Duration)>>) {
+    for call in calls {
+        let (status, waited) = call.await.expect("task");
+        // 4 is DEADLINE_EXCEEDED.
+        assert_eq!(status, "4", "a stalled call ends DEADLINE_EXCEEDED");
+        assert!(
+            waited >= Duration::from_millis(900),
+            "answered after the read timeout, not refused at once: {waited:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stalled_grpc_web_calls_hold_no_place() {
+    let app = app_with_read_timeout(ServerSettings::default(), None).await;
+    let mut stalled = Vec::new();
+    for workspace in [WORKSPACE, OTHER_WORKSPACE] {
+        for _ in 0..STALLED_PER_WORKSPACE {
+            stalled.push(stalled_grpc_web(&app, workspace).await);
+        }
+    }
+    let last_sent = Instant::now();
+    others_are_served(&app).await;
+    let served_after = last_sent.elapsed();
+    all_deadline_exceeded(stalled).await;
+    assert!(
+        served_after < Duration::from_secs(1),
+        "served while the last stalled call still waited: {served_after:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stalled_http2_calls_hold_no_place() {
+    let app = app_with_read_timeout(ServerSettings::default(), None).await;
+    let mut stalled = stalled_http2(&app, WORKSPACE, STALLED_PER_WORKSPACE).await;
+    stalled.extend(stalled_http2(&app, OTHER_WORKSPACE, STALLED_PER_WORKSPACE).await);
+    let last_sent = Instant::now();
+    others_are_served(&app).await;
+    let served_after = last_sent.elapsed();
+    all_deadline_exceeded(stalled).await;
+    assert!(
+        served_after < Duration::from_secs(1),
+        "served while the last stalled call still waited: {served_after:?}"
+    );
+}
+
+/// A credential check against a provider that answers after `SLOW`: a call holding its
+/// place that long.
+const SLOW: Duration = Duration::from_secs(4);
+
+fn slow_check(client: patchbay_sdk::Client, n: usize) -> tokio::task::JoinHandle<Result<(), Code>> {
+    tokio::spawn(async move {
+        client
+            .integrations()
+            .create_integration(proto::CreateIntegrationRequest {
+                provider: "openai".into(),
+                name: format!("AI {n}"),
+                config: Some(patchbay_e2e::to_struct(json!({"api_key": "sk-slow"}))),
+                check: true,
+                ..Default::default()
+            })
+            .await
+            .map(|_| ())
+            .map_err(|s| s.code())
+    })
+}
+
+async fn refused(client: &patchbay_sdk::Client) -> String {
+    let status = client
+        .accounts()
+        .list_accounts(proto::ListAccountsRequest::default())
+        .await
+        .expect_err("refused");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    status.message().to_owned()
+}
+
+/// Twenty places. A alone takes all twenty; then, with A at 18 and B at 1 (19 of 20, over
+/// 90%), A is refused for holding over its fair part (10) while B is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tenant_alone_uses_every_place_and_a_full_server_is_shared_fairly() {
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let slow = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_delay(SLOW))
+        .mount(&slow)
+        .await;
+    let server = ServerSettings {
+        max_concurrent_requests: 20,
+        max_concurrent_requests_per_workspace: 20,
+        ..ServerSettings::default()
+    };
+    let app = app_with_read_timeout(server, Some(&slow.uri())).await;
+    let a = app.client("admin", WORKSPACE, None);
+    let b = app.client("admin", OTHER_WORKSPACE, None);
+
+    let every: Vec<_> = (0..20).map(|n| slow_check(a.clone(), n)).collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let message = refused(&a).await;
+    assert!(message.contains("the server is at its limit"), "{message}");
+    for call in every {
+        assert_eq!(
+            call.await.expect("task"),
+            Ok(()),
+            "each of A's twenty calls ran"
+        );
+    }
+
+    let mine: Vec<_> = (20..38).map(|n| slow_check(a.clone(), n)).collect();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let theirs = slow_check(b.clone(), 100);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let message = refused(&a).await;
+    assert!(message.contains("fair part"), "{message}");
+    b.list_all_accounts(None)
+        .await
+        .expect("B, under its fair part, takes the last place");
+    for call in mine.into_iter().chain([theirs]) {
+        assert_eq!(call.await.expect("task"), Ok(()));
+    }
+}
