@@ -33,6 +33,7 @@ mod m20261206_000020_whatsapp_registrations;
 mod m20261206_000021_account_ownership;
 mod m20261206_000022_erase_deleted_secrets;
 mod m20261206_000023_round_cursor;
+mod m20261206_000024_index_accounts_token_expiry;
 
 mod catalog;
 mod columns;
@@ -66,6 +67,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000021_account_ownership::Migration),
             Box::new(m20261206_000022_erase_deleted_secrets::Migration),
             Box::new(m20261206_000023_round_cursor::Migration),
+            Box::new(m20261206_000024_index_accounts_token_expiry::Migration),
         ]
     }
 }

@@ -34,6 +34,7 @@ mod secrets;
 mod server;
 mod tls;
 mod token_lifecycle;
+mod token_rounds;
 mod tokens;
 mod unreadable;
 mod validation;

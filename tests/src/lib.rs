@@ -148,6 +148,7 @@ pub fn test_meta() -> MetaSettings {
         refresh_max_failures: 5,
         check_every: None,
         expiry_warning_days: vec![7, 1],
+        checks_per_workspace: 1_000,
         today: None,
         messenger_get_started_payload: "GET_STARTED".to_owned(),
     }

@@ -235,8 +235,8 @@ pub struct ProviderArgs {
     /// Refresh an Instagram token once it expires within this many days.
     #[arg(long, env = "PATCHBAY_TOKEN_REFRESH_AHEAD_DAYS", default_value_t = crate::meta::REFRESH_AHEAD_DAYS)]
     pub token_refresh_ahead_days: u32,
-    /// Refreshes failing in a row (outages, faults of configuration) before a token is
-    /// left alone until a new one is stored.
+    /// Refreshes refused in a row (not as a credential, which flags at once; outages do
+    /// not count) before a token is left alone until a new one is stored.
     #[arg(long, env = "PATCHBAY_TOKEN_REFRESH_MAX_FAILURES", default_value_t = crate::meta::REFRESH_MAX_FAILURES)]
     pub token_refresh_max_failures: u32,
     /// How often every Meta token is checked with debug_token; 0 turns it off.
@@ -246,6 +246,14 @@ pub struct ProviderArgs {
         default_value_t = crate::meta::TOKEN_CHECK_INTERVAL_SECONDS
     )]
     pub token_check_interval_seconds: u64,
+    /// Tokens of one workspace checked, and refreshed, per round at most: one large
+    /// tenant cannot spend a round; its other tokens come in the next rounds.
+    #[arg(
+        long,
+        env = "PATCHBAY_TOKEN_CHECKS_PER_WORKSPACE_PER_ROUND",
+        default_value_t = crate::meta::TOKEN_CHECKS_PER_WORKSPACE_PER_ROUND
+    )]
+    pub token_checks_per_workspace_per_round: usize,
     /// Days before a token expires at which TOKEN_EXPIRING is announced, once each
     /// (comma-separated).
     #[arg(

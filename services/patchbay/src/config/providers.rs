@@ -162,6 +162,14 @@ pub(super) fn meta_settings(args: &ProviderArgs) -> Result<MetaSettings, ConfigE
         check_every: (args.token_check_interval_seconds > 0)
             .then(|| Duration::from_secs(args.token_check_interval_seconds)),
         expiry_warning_days: args.token_expiry_warning_days.clone(),
+        checks_per_workspace: match args.token_checks_per_workspace_per_round {
+            0 => {
+                return Err(ConfigError(
+                    "PATCHBAY_TOKEN_CHECKS_PER_WORKSPACE_PER_ROUND must be at least 1".to_owned(),
+                ));
+            }
+            cap => cap,
+        },
         today: None,
         messenger_get_started_payload: get_started_payload(&args.messenger_get_started_payload)?,
     })

@@ -55,6 +55,8 @@ pub struct MetaSettings {
     pub check_every: Option<Duration>,
     /// Days before expiry at which TOKEN_EXPIRING is announced (once each).
     pub expiry_warning_days: Vec<u32>,
+    /// Tokens of one workspace checked (or refreshed) per round at most.
+    pub checks_per_workspace: usize,
     /// The day the Graph API version is checked against; `None`: the system clock's
     /// (tests set it).
     pub today: Option<chrono::NaiveDate>,
@@ -73,6 +75,8 @@ pub const REFRESH_AHEAD_DAYS: u32 = 7;
 pub const REFRESH_MAX_FAILURES: u32 = 5;
 /// How often every Meta token is checked, by default (a day).
 pub const TOKEN_CHECK_INTERVAL_SECONDS: u64 = 86_400;
+/// Tokens of one workspace checked or refreshed per round at most, by default.
+pub const TOKEN_CHECKS_PER_WORKSPACE_PER_ROUND: usize = 1_000;
 /// Days before expiry at which a token's expiry is announced, by default.
 pub const TOKEN_EXPIRY_WARNING_DAYS: [u32; 2] = [7, 1];
 
@@ -88,6 +92,7 @@ impl Default for MetaSettings {
             refresh_max_failures: REFRESH_MAX_FAILURES,
             check_every: Some(Duration::from_secs(TOKEN_CHECK_INTERVAL_SECONDS)),
             expiry_warning_days: TOKEN_EXPIRY_WARNING_DAYS.to_vec(),
+            checks_per_workspace: TOKEN_CHECKS_PER_WORKSPACE_PER_ROUND,
             today: None,
             messenger_get_started_payload: GET_STARTED_PAYLOAD.to_owned(),
         }

@@ -262,15 +262,20 @@ fn spawn_token_tasks(meta: &MetaSettings, accounts: &Accounts, supervisor: &Supe
     // This replica, as the leases name it.
     let holder = format!("replica-{}", uuid::Uuid::new_v4());
     if let Some(every) = meta.refresh_every {
-        let (accounts, ahead, max) = (
+        let (accounts, ahead, max, cap) = (
             accounts.clone(),
             meta.refresh_ahead,
             meta.refresh_max_failures,
+            meta.checks_per_workspace,
         );
         let holder = holder.clone();
         supervisor.spawn(
             "token_refresh",
-            move || TokenRefresher::new(accounts.clone(), every, ahead, max, holder.clone()).run(),
+            move || {
+                let refresher =
+                    TokenRefresher::new(accounts.clone(), every, ahead, max, holder.clone());
+                refresher.per_workspace(cap).run()
+            },
             || {},
         );
     }
@@ -285,10 +290,11 @@ fn spawn_token_tasks(meta: &MetaSettings, accounts: &Accounts, supervisor: &Supe
     }
     match (meta.check_every, &meta.app) {
         (Some(every), Some(app)) => {
-            let (accounts, app, days) = (
+            let (accounts, app, days, cap) = (
                 accounts.clone(),
                 app.clone(),
                 meta.expiry_warning_days.clone(),
+                meta.checks_per_workspace,
             );
             supervisor.spawn(
                 "token_checks",
@@ -300,6 +306,7 @@ fn spawn_token_tasks(meta: &MetaSettings, accounts: &Accounts, supervisor: &Supe
                         days.clone(),
                         holder.clone(),
                     )
+                    .per_workspace(cap)
                     .run()
                 },
                 || {},

@@ -133,7 +133,7 @@ pub(crate) async fn page<E: LiveTable, T>(
             }
             async move { page.limit(limit).all(conn).await.map_err(db_error) }
         },
-        E::row_id,
+        (E::row_id, E::row_id),
         decode,
     )
     .await

@@ -57,20 +57,20 @@ pub(crate) fn keep_readable<M, T>(
         .collect()
 }
 
-/// Up to `limit` readable rows in id order after `after`: `fetch(after, n)` reads the
-/// next `n` rows, and a batch that lost rows to skipping is topped up from where it
-/// ended, so that a page is as full as the rows allow (callers fetch one more than a
-/// page to tell whether another follows).
-pub(crate) async fn read_page<M, T, F, Fut>(
+/// Up to `limit` readable rows in the order of `key_of` after `after` (ids, for lists):
+/// `fetch(after, n)` reads the next `n` rows, and a batch that lost rows to skipping is
+/// topped up from where it ended, so that a page is as full as the rows allow (callers
+/// fetch one more than a page to tell whether another follows).
+pub(crate) async fn read_page<M, T, K, F, Fut>(
     limit: u64,
-    mut after: Option<Uuid>,
+    mut after: Option<K>,
     kind: RecordKind,
     mut fetch: F,
-    id_of: impl Fn(&M) -> Uuid,
+    (key_of, id_of): (impl Fn(&M) -> K, impl Fn(&M) -> Uuid),
     decode: impl Fn(M) -> Result<T, Error>,
 ) -> Result<Vec<T>, Error>
 where
-    F: FnMut(Option<Uuid>, u64) -> Fut,
+    F: FnMut(Option<K>, u64) -> Fut,
     Fut: Future<Output = Result<Vec<M>, Error>>,
 {
     let mut items = Vec::new();
@@ -79,9 +79,9 @@ where
         if want == 0 {
             return Ok(items);
         }
-        let rows = fetch(after, want).await?;
+        let rows = fetch(after.take(), want).await?;
         let full = rows.len() as u64 == want;
-        after = rows.last().map(&id_of).or(after);
+        after = rows.last().map(&key_of);
         items.extend(keep_readable(rows, kind, &id_of, &decode));
         if !full {
             return Ok(items);

@@ -165,15 +165,16 @@ impl Accounts {
         Ok(InstagramConnected { username, account })
     }
 
-    /// Refreshes one Instagram account's token. Only Meta refusing the credential marks
-    /// the account `reauthorization_required`; an outage or a fault of configuration
-    /// counts as a failure, and after `max_failures` in a row the token is left alone
-    /// (refresh exhausted) until a new one is stored.
+    /// Refreshes one Instagram account's token. Meta refusing the credential marks the
+    /// account `reauthorization_required`; another refusal of this token (a 4xx) counts
+    /// as one of its failures, and after `max_failures` in a row the token is left alone
+    /// (refresh exhausted) until a new one is stored. An outage (5xx, 429, rate limits,
+    /// no answer) is no account's outcome: it is the round's to count.
     pub(super) async fn refresh_instagram_token(
         &self,
         account: Account,
         max_failures: u32,
-    ) -> Result<(), Error> {
+    ) -> Result<Refreshed, Error> {
         let caller = system_caller(&account.workspace_id, "token-refresh");
         let token = account
             .config
@@ -190,7 +191,7 @@ impl Accounts {
                 };
                 self.record_state(&caller, account.id, change).await?;
                 tracing::info!(account_id = %account.id, "Instagram token refreshed");
-                Ok(())
+                Ok(Refreshed::Done)
             }
             Err(err) if err.failure() == Failure::Credential => {
                 let reason = self.meta_words(&account, &err);
@@ -200,18 +201,33 @@ impl Accounts {
                     token: Some(token.to_owned()),
                 };
                 self.record_state(&caller, account.id, change).await?;
-                Ok(())
+                Ok(Refreshed::Flagged)
+            }
+            Err(err) if err.failure() == Failure::Outage => {
+                Ok(Refreshed::Outage(self.meta_words(&account, &err)))
             }
             Err(err) => {
                 let words = self.meta_words(&account, &err);
-                tracing::warn!(account_id = %account.id, error = %words, failure = ?err.failure(), "Instagram token refresh failed; will retry");
                 let change = StateChange::RefreshFailed {
                     token: token.to_owned(),
                     max: max_failures,
                 };
                 self.record_state(&caller, account.id, change).await?;
-                Err(err.into_error("refreshing the Instagram token"))
+                Ok(Refreshed::Failed(words))
             }
         }
     }
+}
+
+/// What one refresh came to.
+pub enum Refreshed {
+    Done,
+    /// Meta refused the token: the account is flagged.
+    Flagged,
+    /// Another refusal of the token, counted on the account.
+    Failed(String),
+    /// Meta down or limiting: nothing recorded on the account.
+    Outage(String),
+    /// Not asked this round: its workspace had its refreshes.
+    Deferred,
 }

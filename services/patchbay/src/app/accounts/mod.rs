@@ -17,6 +17,7 @@ pub mod messenger;
 mod ownership;
 pub mod records;
 mod release;
+mod round_place;
 mod rounds;
 pub mod setup;
 pub mod signup;

@@ -4,13 +4,15 @@
 //! or unknown one), flags `reauthorization_required`: one account's outcome, never an
 //! outage. An outage or a fault of configuration is logged and the token is asked about
 //! again next round. One replica runs each round (the `token_checks` lease), and no
-//! tenant's tokens can stop it: only outages count toward ending it.
+//! tenant's tokens can stop it: only outages count toward ending it. Tokens nearest
+//! their expiry come first, at most `per_workspace` of a workspace a round, and a round
+//! cut short resumes where it stopped (`round_place`).
 
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
-use uuid::Uuid;
 
+use super::round_place::{RoundPlace, Turn, WorkspaceTurns};
 use super::{Accounts, system_caller};
 use crate::domain::account::StateChange;
 use crate::domain::account::tokens::{
@@ -19,6 +21,7 @@ use crate::domain::account::tokens::{
 use crate::domain::support::now;
 use crate::domain::{Account, Error};
 use crate::meta::{Failure, Host, MetaApp, MetaError};
+use crate::store::accounts::ExpiryKey;
 
 /// The round's lease, which keeps where a round was cut short.
 const LEASE_NAME: &str = "token_checks";
@@ -34,6 +37,8 @@ pub struct TokenChecker {
     /// The expiry-warning thresholds, in days.
     thresholds: Vec<u32>,
     holder: String,
+    /// Tokens of one workspace checked per round at most.
+    per_workspace: usize,
     /// Whether Meta takes our app token, asked once a round when debug_token answers a
     /// credential error (`None`: not asked this round).
     app_token_taken: std::sync::Mutex<Option<bool>>,
@@ -45,6 +50,8 @@ pub struct Round {
     pub checked: usize,
     pub flagged: usize,
     pub failed: usize,
+    /// Left for a later round: their workspace had its checks this round.
+    pub deferred: usize,
 }
 
 impl TokenChecker {
@@ -61,8 +68,15 @@ impl TokenChecker {
             every,
             thresholds,
             holder,
+            per_workspace: crate::meta::TOKEN_CHECKS_PER_WORKSPACE_PER_ROUND,
             app_token_taken: std::sync::Mutex::new(None),
         }
+    }
+
+    /// At most `cap` tokens of one workspace per round.
+    pub fn per_workspace(mut self, cap: usize) -> Self {
+        self.per_workspace = cap;
+        self
     }
 
     /// Runs until the process ends: a round now, then one every interval, each on the
@@ -91,20 +105,18 @@ impl TokenChecker {
     pub async fn round(&self) -> Result<Round, Error> {
         let store = &self.accounts.store;
         // Where the last round was cut short: this one resumes after it.
-        let resumed = store
-            .round_cursor(LEASE_NAME)
-            .await?
-            .and_then(|cursor| Uuid::parse_str(&cursor).ok());
+        let kept = store.round_cursor(LEASE_NAME).await?;
+        let mut place = RoundPlace::read(kept.as_deref());
+        let mut turns = WorkspaceTurns::new(self.per_workspace, std::mem::take(&mut place.capped));
         let mut round = Round::default();
         *crate::locks::lock(&self.app_token_taken) = None;
-        let mut last = resumed;
-        let scanned = self.scan(&mut round, &mut last).await;
-        let cursor = match &scanned {
-            Ok(()) => None,
-            Err(_) => last.map(|id| id.to_string()),
+        let scanned = self.scan(&mut round, &mut place, &mut turns).await;
+        let place = RoundPlace {
+            after: if scanned.is_ok() { None } else { place.after },
+            capped: turns.carried_over(scanned.is_ok()),
         };
         if let Err(err) = store
-            .keep_round_cursor(LEASE_NAME, &self.holder, cursor.as_deref())
+            .keep_round_cursor(LEASE_NAME, &self.holder, place.text().as_deref())
             .await
         {
             tracing::warn!(error = %err, "cannot keep where the token check round stopped");
@@ -112,26 +124,45 @@ impl TokenChecker {
         scanned.map(|()| round)
     }
 
-    /// The accounts after `last`, a page at a time; `last` follows the accounts dealt
-    /// with (the one a stop happens at is not: it comes first next time).
-    async fn scan(&self, round: &mut Round, last: &mut Option<Uuid>) -> Result<(), Error> {
+    /// The accounts after `place`, a page at a time; `place.after` follows the accounts
+    /// dealt with (the one a stop happens at is not: it comes first next time).
+    async fn scan(
+        &self,
+        round: &mut Round,
+        place: &mut RoundPlace,
+        turns: &mut WorkspaceTurns,
+    ) -> Result<(), Error> {
         let mut outages_in_a_row = 0;
         loop {
             let store = &self.accounts.store;
             store.renew_round(LEASE_NAME, &self.holder, now()).await?;
             // Kept at each page too: a replica that stops mid-round is resumed after.
-            let kept = last.map(|id| id.to_string());
             store
-                .keep_round_cursor(LEASE_NAME, &self.holder, kept.as_deref())
+                .keep_round_cursor(LEASE_NAME, &self.holder, place.text().as_deref())
                 .await?;
             let page = store
-                .accounts_of_channels(&CHECKED_CHANNELS, *last, PAGE)
+                .accounts_by_token_expiry(&CHECKED_CHANNELS, place.after.clone(), PAGE)
                 .await?;
             if page.is_empty() {
                 return Ok(());
             }
             for account in page {
                 let id = account.id;
+                let key = ExpiryKey::of(&account);
+                match turns.turn(&account) {
+                    Turn::Check => {}
+                    Turn::Deferred => {
+                        round.deferred += 1;
+                        metrics::counter!("patchbay_token_checks_total", "outcome" => "deferred")
+                            .increment(1);
+                        place.after = Some(key);
+                        continue;
+                    }
+                    Turn::CheckedBefore => {
+                        place.after = Some(key);
+                        continue;
+                    }
+                }
                 let checked = self.check(account).await;
                 let outcome = match &checked {
                     Ok(Checked::Flagged) => "flagged",
@@ -177,7 +208,7 @@ impl TokenChecker {
                         tracing::warn!(account_id = %id, error = %err, "token check not recorded; asking again next round");
                     }
                 }
-                *last = Some(id);
+                place.after = Some(key);
             }
         }
     }

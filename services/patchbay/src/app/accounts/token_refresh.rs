@@ -1,15 +1,26 @@
 //! The background task that refreshes Instagram tokens before they expire. One replica
-//! runs each round (the `token_refresh` lease); an account whose refreshes keep failing
-//! for reasons that are not its token's is left alone after `max_failures` in a row.
+//! runs each round (the `token_refresh` lease), by the token checks' rules: tokens
+//! nearest their expiry first, at most `per_workspace` of a workspace a round, a round
+//! cut short resumed where it stopped (`round_place`), and only outages counting toward
+//! ending a round. A refusal of one token is that account's outcome: refused as a
+//! credential, it is flagged; refused otherwise `max_failures` times in a row, it is
+//! left alone until a new token is stored.
 
 use std::time::Duration;
 
 use super::Accounts;
+use super::instagram::Refreshed;
+use super::round_place::{RoundPlace, Turn, WorkspaceTurns};
 use crate::domain::support::now;
 use crate::domain::{Channel, Error};
+use crate::store::accounts::ExpiryKey;
 
-/// Accounts refreshed per round at most; the rest wait for the next.
-const REFRESH_BATCH: u64 = 200;
+/// The round's lease, which keeps where a round was cut short.
+const LEASE_NAME: &str = "token_refresh";
+/// Accounts read per page of a round.
+const PAGE: u64 = 200;
+/// Outages in a row that end a round.
+const MAX_OUTAGES_IN_A_ROW: usize = 5;
 
 pub struct TokenRefresher {
     accounts: Accounts,
@@ -18,6 +29,8 @@ pub struct TokenRefresher {
     max_failures: u32,
     /// This replica, as the lease names it.
     holder: String,
+    /// Tokens of one workspace refreshed per round at most.
+    per_workspace: usize,
 }
 
 impl TokenRefresher {
@@ -34,55 +47,120 @@ impl TokenRefresher {
             ahead,
             max_failures,
             holder,
+            per_workspace: crate::meta::TOKEN_CHECKS_PER_WORKSPACE_PER_ROUND,
         }
+    }
+
+    /// At most `cap` tokens of one workspace per round.
+    pub fn per_workspace(mut self, cap: usize) -> Self {
+        self.per_workspace = cap;
+        self
     }
 
     /// Runs until the process ends: one round now, then one every interval, each on
     /// the replica that takes its lease.
     pub async fn run(self) {
         let store = self.accounts.store.clone();
-        super::rounds::every_round(
-            &store,
-            "token_refresh",
-            &self.holder,
-            self.every,
-            || async {
-                if let Err(err) = self.round().await {
-                    tracing::warn!(error = %err, "Instagram token refresh round failed");
-                }
-            },
-        )
+        super::rounds::every_round(&store, LEASE_NAME, &self.holder, self.every, || async {
+            match self.round().await {
+                Ok(refreshed) => tracing::debug!(refreshed, "Instagram token refresh round done"),
+                Err(err) => tracing::warn!(error = %err, "Instagram token refresh round stopped"),
+            }
+        })
         .await;
     }
 
-    /// One round: every token due, each on its own; a failure never stops the others.
+    /// One round: every token due, each on its own; a refusal never stops the others.
     pub async fn round(&self) -> Result<usize, Error> {
-        let ahead = chrono::Duration::from_std(self.ahead).unwrap_or(chrono::Duration::days(7));
-        let due = self
-            .accounts
-            .store
-            .tokens_expiring(Channel::Instagram, now() + ahead, REFRESH_BATCH)
-            .await?;
+        let store = &self.accounts.store;
+        let kept = store.round_cursor(LEASE_NAME).await?;
+        let mut place = RoundPlace::read(kept.as_deref());
+        let mut turns = WorkspaceTurns::new(self.per_workspace, std::mem::take(&mut place.capped));
         let mut refreshed = 0;
-        for account in due {
-            let id = account.id;
-            match self
-                .accounts
-                .refresh_instagram_token(account, self.max_failures)
-                .await
-            {
-                Ok(()) => {
-                    metrics::counter!("patchbay_token_refreshes_total", "outcome" => "done")
-                        .increment(1);
-                    refreshed += 1;
+        let scanned = self.scan(&mut refreshed, &mut place, &mut turns).await;
+        let place = RoundPlace {
+            after: if scanned.is_ok() { None } else { place.after },
+            capped: turns.carried_over(scanned.is_ok()),
+        };
+        if let Err(err) = store
+            .keep_round_cursor(LEASE_NAME, &self.holder, place.text().as_deref())
+            .await
+        {
+            tracing::warn!(error = %err, "cannot keep where the token refresh round stopped");
+        }
+        scanned.map(|()| refreshed)
+    }
+
+    async fn scan(
+        &self,
+        refreshed: &mut usize,
+        place: &mut RoundPlace,
+        turns: &mut WorkspaceTurns,
+    ) -> Result<(), Error> {
+        let ahead = chrono::Duration::from_std(self.ahead).unwrap_or(chrono::Duration::days(7));
+        // Tokens falling due during the round wait for the next.
+        let due_before = now() + ahead;
+        let mut outages_in_a_row = 0;
+        loop {
+            let store = &self.accounts.store;
+            store.renew_round(LEASE_NAME, &self.holder, now()).await?;
+            store
+                .keep_round_cursor(LEASE_NAME, &self.holder, place.text().as_deref())
+                .await?;
+            let page = store
+                .tokens_expiring(Channel::Instagram, due_before, place.after.clone(), PAGE)
+                .await?;
+            if page.is_empty() {
+                return Ok(());
+            }
+            for account in page {
+                let (id, key) = (account.id, ExpiryKey::of(&account));
+                let outcome = match turns.turn(&account) {
+                    Turn::Check => {
+                        self.accounts
+                            .refresh_instagram_token(account, self.max_failures)
+                            .await
+                    }
+                    Turn::Deferred => Ok(Refreshed::Deferred),
+                    Turn::CheckedBefore => {
+                        place.after = Some(key);
+                        continue;
+                    }
+                };
+                let label = match &outcome {
+                    Ok(Refreshed::Done) => "done",
+                    Ok(Refreshed::Flagged) => "flagged",
+                    Ok(Refreshed::Deferred) => "deferred",
+                    Ok(Refreshed::Outage(_)) => "outage",
+                    Ok(Refreshed::Failed(_)) | Err(_) => "failed",
+                };
+                metrics::counter!("patchbay_token_refreshes_total", "outcome" => label)
+                    .increment(1);
+                match outcome {
+                    Ok(Refreshed::Done) => {
+                        outages_in_a_row = 0;
+                        *refreshed += 1;
+                    }
+                    Ok(Refreshed::Flagged | Refreshed::Deferred) => outages_in_a_row = 0,
+                    Ok(Refreshed::Failed(words)) => {
+                        outages_in_a_row = 0;
+                        tracing::warn!(account_id = %id, error = %words, "Instagram token refresh refused; counted on the account");
+                    }
+                    Ok(Refreshed::Outage(words)) => {
+                        outages_in_a_row += 1;
+                        tracing::warn!(account_id = %id, error = %words, "Instagram token refresh failed (Meta unavailable); trying again next round");
+                        if outages_in_a_row >= MAX_OUTAGES_IN_A_ROW {
+                            return Err(Error::Unavailable(format!(
+                                "{outages_in_a_row} token refreshes failed in a row; the round stops until the next"
+                            )));
+                        }
+                    }
+                    Err(err) => {
+                        tracing::warn!(account_id = %id, error = %err, "Instagram token refresh not recorded; trying again next round");
+                    }
                 }
-                Err(err) => {
-                    metrics::counter!("patchbay_token_refreshes_total", "outcome" => "failed")
-                        .increment(1);
-                    tracing::warn!(account_id = %id, error = %err, "Instagram token refresh failed; will retry")
-                }
+                place.after = Some(key);
             }
         }
-        Ok(refreshed)
     }
 }

@@ -5,12 +5,13 @@
 mod channels;
 mod routes;
 pub(super) mod rows;
+mod token_rounds;
 mod writes;
 
 pub(super) use channels::KnownChannels;
 pub use routes::{ROUTES_NOTIFY_CHANNEL, RoutedCursor};
+pub use token_rounds::ExpiryKey;
 
-use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
@@ -183,30 +184,8 @@ impl Store {
             .map_err(db_error)
     }
 
-    /// Live accounts of `channel`, in every workspace, whose token expires before
-    /// `before` and was not rejected: the token refresher's work.
-    pub async fn tokens_expiring(
-        &self,
-        channel: Channel,
-        before: DateTime<Utc>,
-        limit: u64,
-    ) -> Result<Vec<Account>, Error> {
-        // In id order, topped up past unreadable rows: rows that cannot be opened stay
-        // due, and ordered first they would take every place of every round.
-        let query = Entity::find()
-            .filter(Column::Channel.eq(channel.as_str()))
-            .filter(Column::DeletedAt.is_null())
-            .filter(Column::ReauthorizationRequired.eq(false))
-            .filter(Column::RefreshExhausted.eq(false))
-            .filter(Column::TokenExpiresAt.lt(before));
-        live::page(self.conn(), query, None, limit, |row| {
-            to_domain(self.keys(), row)
-        })
-        .await
-    }
-
     /// Live accounts of `channels` in every workspace, in id order after `after`, at
-    /// most `limit`: the token checker's pages.
+    /// most `limit`: the ownership confirmations' pages.
     pub async fn accounts_of_channels(
         &self,
         channels: &[Channel],
