@@ -2,7 +2,8 @@
 //! checked first, then tokens without a known expiry; each round checks at most
 //! `checks_per_workspace` tokens of one workspace, and a larger workspace's other tokens
 //! are checked in the next rounds, in turn, while a small workspace is checked every
-//! round. The order is read from the requests the stand-in Meta received.
+//! round. The order is read from the requests the stand-in Meta received. The
+//! refresher goes by the same rules.
 //!
 //! Recorded answers: debug_token's `{"data": {"app_id", "type", "is_valid", "expires_at",
 //! "scopes", "profile_id"}}` is Graph API reference, Debug Token (a page token's answer
@@ -20,7 +21,10 @@ use serde_json::json;
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-backend_tests!(rounds_go_nearest_expiry_first_and_take_turns_between_workspaces);
+backend_tests!(
+    rounds_go_nearest_expiry_first_and_take_turns_between_workspaces,
+    the_refresher_s_outages_end_its_round_and_count_on_no_account,
+);
 
 /// Tokens of one workspace a round checks, here.
 const CAP: usize = 2;
@@ -153,4 +157,166 @@ async fn rounds_go_nearest_expiry_first_and_take_turns_between_workspaces(backen
         assert_eq!(&asked_since(&meta, from).await, expected, "round {n}");
         drop(checker);
     }
+}
+
+/// The refresher by the same rules: five outages in a row end its round, counting on no
+/// account, and the next round resumes where it stopped, past the accounts it dealt
+/// with. Meta's outage answer is Graph API, "Handling errors": code 2, "Service
+/// temporarily unavailable", `is_transient`, on a 500.
+async fn the_refresher_s_outages_end_its_round_and_count_on_no_account(backend: Backend) {
+    let meta = MockServer::start().await;
+    let outage = ResponseTemplate::new(500).set_body_json(json!({"error": {
+        "message": "An unexpected error has occurred. Please retry your request later.",
+        "type": "OAuthException", "is_transient": true, "code": 2, "fbtrace_id": "A1"}}));
+    for i in 0..5 {
+        Mock::given(method("GET"))
+            .and(path("/refresh_access_token"))
+            .and(query_param("access_token", format!("IGQ-down-{i}")))
+            .respond_with(outage.clone())
+            .mount(&meta)
+            .await;
+    }
+    // Instagram's refresh answer: Instagram API with Instagram Login, "Refresh a
+    // long-lived token".
+    Mock::given(method("GET"))
+        .and(path("/refresh_access_token"))
+        .and(query_param("access_token", "IGQ-late"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"access_token": "IGQ-late-refreshed", "token_type": "bearer", "expires_in": 5_183_944}),
+        ))
+        .mount(&meta)
+        .await;
+    let refresher_options = |refresh_every| TestOptions {
+        provider_urls: all_providers_at(&meta.uri()),
+        meta: MetaSettings {
+            refresh_every,
+            ..test_meta()
+        },
+        ..TestOptions::default()
+    };
+    let writer = TestApp::spawn_with(backend, refresher_options(None)).await;
+    let admin = writer.admin();
+    let soon = chrono::Utc::now() + chrono::Duration::days(1);
+    let mut down = Vec::new();
+    for i in 0..6 {
+        let (key, token, expires_at) = match i {
+            5 => (
+                "late".to_owned(),
+                "IGQ-late".to_owned(),
+                soon + chrono::Duration::days(1),
+            ),
+            i => (
+                format!("down-{i}"),
+                format!("IGQ-down-{i}"),
+                soon + chrono::Duration::minutes(i),
+            ),
+        };
+        let account = create(
+            &admin,
+            new_account(Channel::Instagram, &key, json!({"access_token": token})),
+        )
+        .await;
+        let id = uuid::Uuid::parse_str(&account.id).expect("uuid");
+        writer
+            .execute(
+                "UPDATE accounts SET token_expires_at = $1 WHERE id = $2",
+                vec![expires_at.into(), id.into()],
+            )
+            .await;
+        down.push(id);
+    }
+    let late = down.pop().expect("late");
+    let refreshes_of = |token: &'static str| {
+        let meta = &meta;
+        async move {
+            let requests = meta.received_requests().await.expect("recorded");
+            requests
+                .iter()
+                .filter(|r| r.url.path().ends_with("/refresh_access_token"))
+                .filter(|r| {
+                    r.url
+                        .query_pairs()
+                        .any(|(k, v)| k == "access_token" && v == token)
+                })
+                .count()
+        }
+    };
+    let round = || async {
+        writer
+            .execute(
+                "UPDATE task_leases SET last_round_at = NULL WHERE name = 'token_refresh'",
+                vec![],
+            )
+            .await;
+        TestApp::spawn_with(
+            backend,
+            TestOptions {
+                database_url: Some(writer.database_url.clone()),
+                ..refresher_options(Some(Duration::from_secs(3600)))
+            },
+        )
+        .await
+    };
+    let first = round().await;
+    let waited = tokio::time::timeout(Duration::from_secs(15), async {
+        while refreshes_of("IGQ-down-4").await == 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "the round reached the fifth outage");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        refreshes_of("IGQ-late").await,
+        0,
+        "five outages in a row end the round"
+    );
+    let store = writer.store().await;
+    for id in &down {
+        let account = store
+            .find_account(patchbay_e2e::WORKSPACE, *id)
+            .await
+            .expect("read")
+            .expect("account");
+        assert_eq!(
+            account.provider_state.refresh_failures, 0,
+            "an outage counts on no account"
+        );
+    }
+    drop(first);
+
+    let first_asked = refreshes_of("IGQ-down-0").await;
+    let _second = round().await;
+    let waited = tokio::time::timeout(Duration::from_secs(15), async {
+        while refreshes_of("IGQ-late").await == 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(
+        waited.is_ok(),
+        "the next round reached the account after the outages"
+    );
+    assert_eq!(
+        refreshes_of("IGQ-down-0").await,
+        first_asked,
+        "it resumed after the accounts the cut round dealt with"
+    );
+    let refreshed = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            let account = store
+                .find_account(patchbay_e2e::WORKSPACE, late)
+                .await
+                .expect("read")
+                .expect("account");
+            if account.config.get("access_token").and_then(|v| v.as_str())
+                == Some("IGQ-late-refreshed")
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(refreshed.is_ok(), "the late token was refreshed");
 }
