@@ -24,6 +24,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 backend_tests!(
     rounds_go_nearest_expiry_first_and_take_turns_between_workspaces,
     the_refresher_s_outages_end_its_round_and_count_on_no_account,
+    a_round_whose_lease_another_replica_took_stops,
 );
 
 /// Tokens of one workspace a round checks, here.
@@ -319,4 +320,40 @@ async fn the_refresher_s_outages_end_its_round_and_count_on_no_account(backend: 
     })
     .await;
     assert!(refreshed.is_ok(), "the late token was refreshed");
+}
+
+/// A replica whose lease lapsed (a stalled round) and was taken by another stops at its
+/// next renewal instead of running beside the other's round.
+async fn a_round_whose_lease_another_replica_took_stops(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let store = app.store().await;
+    let now = chrono::Utc::now();
+    let every = Duration::from_secs(1);
+    assert!(
+        store
+            .try_take_round("test_round", "replica-a", every, now)
+            .await
+            .expect("take")
+    );
+    store
+        .renew_round("test_round", "replica-a", now)
+        .await
+        .expect("still a's");
+    // Eleven minutes without a renewal: the ten-minute lease lapsed, and b takes it.
+    let later = now + chrono::Duration::minutes(11);
+    assert!(
+        store
+            .try_take_round("test_round", "replica-b", every, later)
+            .await
+            .expect("take")
+    );
+    let lost = store
+        .renew_round("test_round", "replica-a", later)
+        .await
+        .expect_err("a's lease is b's now");
+    assert!(lost.to_string().contains("another replica"), "{lost}");
+    store
+        .renew_round("test_round", "replica-b", later)
+        .await
+        .expect("b's round goes on");
 }

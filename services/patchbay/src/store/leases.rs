@@ -73,15 +73,24 @@ impl Store {
         Ok(true)
     }
 
-    /// Keeps `holder`'s lease of `name` for another `LEASE` from `now`.
+    /// Keeps `holder`'s lease of `name` for another `LEASE` from `now`; ABORTED when
+    /// the lease is no longer `holder`'s (it lapsed and another replica took it): the
+    /// round stops rather than run beside the other's.
     pub async fn renew_round(
         &self,
         name: &str,
         holder: &str,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
-        self.set_lease_end(name, holder, now.checked_add_signed(LEASE).unwrap_or(now))
-            .await
+        let renewed = self
+            .set_lease_end(name, holder, now.checked_add_signed(LEASE).unwrap_or(now))
+            .await?;
+        if !renewed {
+            return Err(Error::Aborted(format!(
+                "the lease of the {name} round was taken by another replica; this one stops"
+            )));
+        }
+        Ok(())
     }
 
     /// Where the round `name` was cut short: the last record it dealt with (`None`:
@@ -119,22 +128,23 @@ impl Store {
         holder: &str,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
-        self.set_lease_end(name, holder, now).await
+        self.set_lease_end(name, holder, now).await.map(|_| ())
     }
 
+    /// Whether `holder` still held the lease.
     async fn set_lease_end(
         &self,
         name: &str,
         holder: &str,
         until: DateTime<Utc>,
-    ) -> Result<(), Error> {
-        Entity::update_many()
+    ) -> Result<bool, Error> {
+        let updated = Entity::update_many()
             .col_expr(Column::ExpiresAt, Expr::value(until))
             .filter(Column::Name.eq(name))
             .filter(Column::Holder.eq(holder))
             .exec(self.conn())
             .await
             .map_err(db_error)?;
-        Ok(())
+        Ok(updated.rows_affected > 0)
     }
 }

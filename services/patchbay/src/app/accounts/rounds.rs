@@ -57,3 +57,37 @@ pub async fn once_then_idle<F, Fut>(
     }
     std::future::pending::<()>().await;
 }
+
+/// Keeps a round's lease while it runs: renewed at most once a minute (a lease holds for
+/// ten), so that a page of slow provider calls cannot outlast it; a round whose lease
+/// another replica took stops (ABORTED).
+pub struct LeaseKeeper<'a> {
+    store: &'a Store,
+    name: &'a str,
+    holder: &'a str,
+    renewed: Option<tokio::time::Instant>,
+}
+
+impl<'a> LeaseKeeper<'a> {
+    pub fn new(store: &'a Store, name: &'a str, holder: &'a str) -> Self {
+        Self {
+            store,
+            name,
+            holder,
+            renewed: None,
+        }
+    }
+
+    pub async fn keep(&mut self) -> Result<(), crate::domain::Error> {
+        let due = self
+            .renewed
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(60));
+        if due {
+            self.store
+                .renew_round(self.name, self.holder, now())
+                .await?;
+            self.renewed = Some(tokio::time::Instant::now());
+        }
+        Ok(())
+    }
+}

@@ -18,7 +18,6 @@ use crate::domain::account::StateChange;
 use crate::domain::account::tokens::{
     CHECKED_CHANNELS, is_instagram_login, meta_token, missing_scopes,
 };
-use crate::domain::support::now;
 use crate::domain::{Account, Error};
 use crate::meta::{Failure, Host, MetaApp, MetaError};
 use crate::store::accounts::ExpiryKey;
@@ -133,9 +132,11 @@ impl TokenChecker {
         turns: &mut WorkspaceTurns,
     ) -> Result<(), Error> {
         let mut outages_in_a_row = 0;
+        let mut lease =
+            super::rounds::LeaseKeeper::new(&self.accounts.store, LEASE_NAME, &self.holder);
         loop {
             let store = &self.accounts.store;
-            store.renew_round(LEASE_NAME, &self.holder, now()).await?;
+            lease.keep().await?;
             // Kept at each page too: a replica that stops mid-round is resumed after.
             store
                 .keep_round_cursor(LEASE_NAME, &self.holder, place.text().as_deref())
@@ -163,6 +164,7 @@ impl TokenChecker {
                         continue;
                     }
                 }
+                lease.keep().await?;
                 let checked = self.check(account).await;
                 let outcome = match &checked {
                     Ok(Checked::Flagged) => "flagged",

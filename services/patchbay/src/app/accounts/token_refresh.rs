@@ -101,9 +101,11 @@ impl TokenRefresher {
         // Tokens falling due during the round wait for the next.
         let due_before = now() + ahead;
         let mut outages_in_a_row = 0;
+        let mut lease =
+            super::rounds::LeaseKeeper::new(&self.accounts.store, LEASE_NAME, &self.holder);
         loop {
             let store = &self.accounts.store;
-            store.renew_round(LEASE_NAME, &self.holder, now()).await?;
+            lease.keep().await?;
             store
                 .keep_round_cursor(LEASE_NAME, &self.holder, place.text().as_deref())
                 .await?;
@@ -117,6 +119,7 @@ impl TokenRefresher {
                 let (id, key) = (account.id, ExpiryKey::of(&account));
                 let outcome = match turns.turn(&account) {
                     Turn::Check => {
+                        lease.keep().await?;
                         self.accounts
                             .refresh_instagram_token(account, self.max_failures)
                             .await
