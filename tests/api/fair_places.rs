@@ -74,12 +74,23 @@ async fn stalled_grpc_web(
     })
 }
 
-/// `count` HTTP/2 streams on one connection whose DATA never comes (the request body's
-/// sender is kept, unused, until the answer). Each answers its `grpc-status` and wait.
+/// How a stalled HTTP/2 call stalls.
+#[derive(Clone, Copy)]
+enum Stall {
+    /// Headers, then nothing.
+    Headers,
+    /// Headers and the whole message, but never the end of the stream (tonic waits for
+    /// it before a unary handler runs).
+    NoEndOfStream,
+}
+
+/// `count` HTTP/2 streams on one connection that stall as `stall` says (the request
+/// body's sender is kept until the answer). Each answers its `grpc-status` and wait.
 async fn stalled_http2(
     app: &TestApp,
     workspace: &str,
     count: usize,
+    stall: Stall,
 ) -> Vec<tokio::task::JoinHandle<(String, Duration)>> {
     let tcp = tokio::net::TcpStream::connect(app.addr)
         .await
@@ -99,10 +110,15 @@ async fn stalled_http2(
         .body(())
         .expect("request");
         client = client.ready().await.expect("a stream may be opened");
-        let (response, body) = client.send_request(request, false).expect("headers sent");
+        let (response, mut body) = client.send_request(request, false).expect("headers sent");
+        if let Stall::NoEndOfStream = stall {
+            // An empty ListAccountsRequest: the 5-byte prefix of a zero-length message.
+            body.send_data(bytes::Bytes::from_static(&[0, 0, 0, 0, 0]), false)
+                .expect("message sent");
+        }
         let sent = Instant::now();
         calls.push(tokio::spawn(async move {
-            let _never_sent = body;
+            let _never_ended = body;
             let response = response.await.expect("answered");
             let head = response
                 .headers()
@@ -185,8 +201,14 @@ async fn stalled_grpc_web_calls_hold_no_place() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn stalled_http2_calls_hold_no_place() {
     let app = app_with_read_timeout(ServerSettings::default(), None).await;
-    let mut stalled = stalled_http2(&app, WORKSPACE, STALLED_PER_WORKSPACE).await;
-    stalled.extend(stalled_http2(&app, OTHER_WORKSPACE, STALLED_PER_WORKSPACE).await);
+    // Half of each workspace's calls send nothing after their headers, half send their
+    // message but never end the stream.
+    let half = STALLED_PER_WORKSPACE / 2;
+    let mut stalled = Vec::new();
+    for workspace in [WORKSPACE, OTHER_WORKSPACE] {
+        stalled.extend(stalled_http2(&app, workspace, half, Stall::Headers).await);
+        stalled.extend(stalled_http2(&app, workspace, half, Stall::NoEndOfStream).await);
+    }
     let last_sent = Instant::now();
     others_are_served(&app).await;
     let served_after = last_sent.elapsed();
@@ -194,6 +216,43 @@ async fn stalled_http2_calls_hold_no_place() {
     assert!(
         served_after < Duration::from_secs(1),
         "served while the last stalled call still waited: {served_after:?}"
+    );
+}
+
+/// A caller without a valid token is not waited for: refused UNAUTHENTICATED at once,
+/// its body unread (an internet caller cannot hold the read budget or a stream).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_caller_without_a_valid_token_is_refused_without_waiting() {
+    let app = app_with_read_timeout(ServerSettings::default(), None).await;
+    let tcp = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    let (mut client, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
+    tokio::spawn(connection);
+    let request = http::Request::post(format!(
+        "http://{}/patchbay.v1.AccountService/ListAccounts",
+        app.addr
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .header("authorization", "Bearer not-a-token")
+    .body(())
+    .expect("request");
+    let (response, _body) = client.send_request(request, false).expect("headers sent");
+    let started = Instant::now();
+    let response = response.await.expect("answered");
+    assert_eq!(
+        response
+            .headers()
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok()),
+        Some("16"),
+        "UNAUTHENTICATED"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "at once, not after the read timeout: {:?}",
+        started.elapsed()
     );
 }
 
@@ -216,6 +275,18 @@ fn slow_check(client: patchbay_sdk::Client, n: usize) -> tokio::task::JoinHandle
             .map(|_| ())
             .map_err(|s| s.code())
     })
+}
+
+/// Waits until the slow provider has been asked `count` times in all: that many calls
+/// hold their places.
+async fn checks_reached(slow: &wiremock::MockServer, count: usize) {
+    let reached = tokio::time::timeout(Duration::from_secs(10), async {
+        while slow.received_requests().await.map_or(0, |r| r.len()) < count {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(reached.is_ok(), "{count} slow checks under way");
 }
 
 async fn refused(client: &patchbay_sdk::Client) -> String {
@@ -249,7 +320,7 @@ async fn a_tenant_alone_uses_every_place_and_a_full_server_is_shared_fairly() {
     let b = app.client("admin", OTHER_WORKSPACE, None);
 
     let every: Vec<_> = (0..20).map(|n| slow_check(a.clone(), n)).collect();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    checks_reached(&slow, 20).await;
     let message = refused(&a).await;
     assert!(message.contains("the server is at its limit"), "{message}");
     for call in every {
@@ -261,9 +332,9 @@ async fn a_tenant_alone_uses_every_place_and_a_full_server_is_shared_fairly() {
     }
 
     let mine: Vec<_> = (20..38).map(|n| slow_check(a.clone(), n)).collect();
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    checks_reached(&slow, 38).await;
     let theirs = slow_check(b.clone(), 100);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    checks_reached(&slow, 39).await;
     let message = refused(&a).await;
     assert!(message.contains("fair part"), "{message}");
     b.list_all_accounts(None)

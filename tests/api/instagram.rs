@@ -315,9 +315,13 @@ async fn expiring_tokens_are_refreshed_and_refusals_flag_the_account(backend: Ba
         .expect(1)
         .mount(&meta)
         .await;
+    // (The refresh was two days ago: Meta refreshes only tokens at least a day old.)
     app.execute(
-        "UPDATE accounts SET token_expires_at = $1 WHERE channel = 'instagram'",
-        vec![(chrono::Utc::now() + chrono::Duration::days(1)).into()],
+        "UPDATE accounts SET token_expires_at = $1, token_refreshed_at = $2 WHERE channel = 'instagram'",
+        vec![
+            (chrono::Utc::now() + chrono::Duration::days(1)).into(),
+            (chrono::Utc::now() - chrono::Duration::days(2)).into(),
+        ],
     )
     .await;
     let mut flagged = false;

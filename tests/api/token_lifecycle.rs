@@ -393,20 +393,31 @@ async fn two_replicas_ask_meta_once_per_token_per_round() {
 /// app's tokens, and one whose token Meta cannot parse, come before a victim whose
 /// token Meta invalidated; each is its own outcome (flagged, with the reason), and the
 /// round reaches the victim.
-/// Meta's answer to such a token is the one nyaruka/rapidpro #3734 records for
-/// debug_token: `(#100) You must provide an app access token, or a user access token
-/// that is an owner or developer of the app`.
+/// Meta's answers to such a token: `(#100) The App_id in the input_token did not match
+/// the Viewing App` (Meta's "Access Tokens: Debugging" page: the tokens must be from the
+/// same app; the answer as firebase/quickstart-unity #1040 and public Graph clients'
+/// tests record it), and the one nyaruka/rapidpro #3734 records, `(#100) You must
+/// provide an app access token, or a user access token that is an owner or developer of
+/// the app`. Either is the token's only because Meta takes our app token (asked once).
 async fn another_apps_tokens_are_their_accounts_outcome_and_the_round_goes_on(backend: Backend) {
     let meta = MockServer::start().await;
     patchbay_e2e::fake_meta().mount(&meta).await;
-    let another_app = ResponseTemplate::new(400).set_body_json(json!({"error": {
-        "message": "(#100) You must provide an app access token, or a user access token that is an owner or developer of the app",
-        "type": "OAuthException", "code": 100, "fbtrace_id": "FOO"}}));
+    let another_app = |message: &str| {
+        ResponseTemplate::new(400).set_body_json(json!({"error": {
+            "message": message, "type": "OAuthException", "code": 100, "fbtrace_id": "FOO"}}))
+    };
     for i in 0..6 {
+        let answer = if i % 2 == 0 {
+            another_app("(#100) The App_id in the input_token did not match the Viewing App")
+        } else {
+            another_app(
+                "(#100) You must provide an app access token, or a user access token that is an owner or developer of the app",
+            )
+        };
         Mock::given(method("GET"))
             .and(path(graph_path("debug_token")))
             .and(query_param("input_token", format!("EAAP-other-app-{i}")))
-            .respond_with(another_app.clone())
+            .respond_with(answer)
             .mount(&meta)
             .await;
     }

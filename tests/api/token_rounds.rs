@@ -162,8 +162,10 @@ async fn rounds_go_nearest_expiry_first_and_take_turns_between_workspaces(backen
 
 /// The refresher by the same rules: five outages in a row end its round, counting on no
 /// account, and the next round resumes where it stopped, past the accounts it dealt
-/// with. Meta's outage answer is Graph API, "Handling errors": code 2, "Service
-/// temporarily unavailable", `is_transient`, on a 500.
+/// with. Meta's outage answer: code 2 is "API Service … temporary issue due to downtime,
+/// wait and retry" (Graph API, "Handling Errors", which gives the code only); the body and
+/// its 500 are as observed and recorded by public Graph clients (e.g.
+/// facebookarchive/php-graph-sdk #794 for code 1 on a 500).
 async fn the_refresher_s_outages_end_its_round_and_count_on_no_account(backend: Backend) {
     let meta = MockServer::start().await;
     let outage = ResponseTemplate::new(500).set_body_json(json!({"error": {

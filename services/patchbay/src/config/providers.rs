@@ -150,7 +150,17 @@ pub(super) fn meta_settings(args: &ProviderArgs) -> Result<MetaSettings, ConfigE
         retry: RetryPolicy::default(),
         refresh_every: (args.token_refresh_interval_seconds > 0)
             .then(|| Duration::from_secs(args.token_refresh_interval_seconds)),
-        refresh_ahead: Duration::from_secs(u64::from(args.token_refresh_ahead_days) * 86_400),
+        // A long-lived Instagram token lives 60 days, and Meta refreshes only tokens at
+        // least 24 hours old: a window near 60 days would ask for every new token.
+        refresh_ahead: match args.token_refresh_ahead_days {
+            days @ 1..=50 => Duration::from_secs(u64::from(days) * 86_400),
+            _ => {
+                return Err(ConfigError(
+                    "PATCHBAY_TOKEN_REFRESH_AHEAD_DAYS must be 1 to 50 (a long-lived Instagram token lives 60 days)"
+                        .to_owned(),
+                ));
+            }
+        },
         refresh_max_failures: match args.token_refresh_max_failures {
             0 => {
                 return Err(ConfigError(

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Status, service::Interceptor};
 
+use super::overload::Verified;
 use super::places::CallPlaces;
 use super::status;
 use crate::auth::Authenticator;
@@ -31,15 +32,19 @@ impl AuthInterceptor {
 
 impl Interceptor for AuthInterceptor {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let header = match request.metadata().get("authorization") {
-            Some(value) => Some(
-                value
-                    .to_str()
-                    .map_err(|_| status::unauthenticated("authorization header is not ASCII"))?,
-            ),
-            None => None,
+        let mut caller = match request.extensions_mut().remove::<Verified>() {
+            // Verified by the overload layer before it waited for the request.
+            Some(Verified(caller)) => caller,
+            None => {
+                let header = match request.metadata().get("authorization") {
+                    Some(value) => Some(value.to_str().map_err(|_| {
+                        status::unauthenticated("authorization header is not ASCII")
+                    })?),
+                    None => None,
+                };
+                self.authenticator.authenticate(header)?
+            }
         };
-        let mut caller = self.authenticator.authenticate(header)?;
         caller.request_id = request_id(&request);
         // The action the authorization layer found for this method: the role is checked
         // before any handler runs (deny by default: no action, no call).

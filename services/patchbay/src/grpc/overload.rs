@@ -1,9 +1,12 @@
 //! Overload protection as a tower layer in front of every service.
 //!
-//! - A call's request message must arrive within the read timeout of its headers, or
-//!   the call is DEADLINE_EXCEEDED; while it arrives it holds no place (`request_read`).
-//!   Only then does the call go on, to the interceptor that takes its place
-//!   (`places`): a caller sending headers and stalling its body costs the others nothing.
+//! - A call's request must arrive within the read timeout of its headers, or the call
+//!   is DEADLINE_EXCEEDED; while it arrives it holds no place (`request_read`). Only
+//!   then does the call go on, to the interceptor that takes its place (`places`): a
+//!   caller sending headers and stalling its body costs the others nothing. Only a
+//!   caller whose bearer token verifies is waited for (any other is refused by the
+//!   interceptor at once, its body unread), and health and reflection, open to all,
+//!   are waited for only up to their own message limit.
 //! - A deadline per call (the server's, or the caller's `grpc-timeout` when shorter)
 //!   answered with DEADLINE_EXCEEDED.
 //!
@@ -20,7 +23,9 @@ use bytes::Bytes;
 use tonic::body::Body;
 use tower::{Layer, Service};
 
-use super::request_read::{self, NotArrived, ReadBudget};
+use super::compression::UNAUTHENTICATED_MAX_BYTES;
+use super::request_read::{self, NotArrived, ReadBudget, Until};
+use crate::auth::Authenticator;
 
 /// Bytes of incomplete request messages held at once, at least: twice the message limit
 /// when that is larger.
@@ -37,20 +42,51 @@ struct Limits {
     read_timeout: Duration,
     max_message: usize,
     budget: Arc<ReadBudget>,
+    authenticator: Arc<Authenticator>,
 }
 
 impl OverloadLayer {
-    pub fn new(timeout: Duration, read_timeout: Duration, max_message: usize) -> Self {
+    pub fn new(
+        timeout: Duration,
+        read_timeout: Duration,
+        max_message: usize,
+        authenticator: Arc<Authenticator>,
+    ) -> Self {
         Self {
             limits: Limits {
                 timeout,
                 read_timeout,
                 max_message,
                 budget: ReadBudget::new(READ_BUDGET_BYTES.max(max_message.saturating_mul(2))),
+                authenticator,
             },
         }
     }
 }
+
+/// What is waited for of a call before it goes on; `None`: nothing (a caller without a
+/// valid token, refused by the interceptor without reading its body). A verified caller
+/// is handed to the interceptor ([`Verified`]), which does not verify it again.
+fn wait_for<B>(limits: &Limits, request: &mut http::Request<B>) -> Option<(Until, usize)> {
+    let path = request.uri().path();
+    if path.starts_with("/grpc.reflection.") {
+        return Some((Until::FirstMessage, UNAUTHENTICATED_MAX_BYTES));
+    }
+    if path.starts_with("/grpc.health.") {
+        return Some((Until::End, UNAUTHENTICATED_MAX_BYTES));
+    }
+    let header = request.headers().get(http::header::AUTHORIZATION)?;
+    let caller = limits
+        .authenticator
+        .authenticate(header.to_str().ok())
+        .ok()?;
+    request.extensions_mut().insert(Verified(caller));
+    Some((Until::End, limits.max_message))
+}
+
+/// The caller whose bearer token the overload layer verified.
+#[derive(Clone)]
+pub struct Verified(pub crate::domain::Caller);
 
 impl<S> Layer<S> for OverloadLayer {
     type Service = Overload<S>;
@@ -87,7 +123,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let started = tokio::time::Instant::now();
         let deadline = match caller_timeout(request.headers()) {
             Some(asked) => asked.min(self.limits.timeout),
@@ -97,29 +133,37 @@ where
         // The service that was polled ready handles this call; a clone takes its place.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
+        let wait = wait_for(&limits, &mut request);
         Box::pin(async move {
             let (parts, body) = request.into_parts();
-            let reading = request_read::first_message(body, limits.max_message, &limits.budget);
-            let body = match tokio::time::timeout(limits.read_timeout.min(deadline), reading).await
-            {
-                Ok(Ok(arrived)) => Body::new(arrived),
-                Ok(Err(NotArrived::OverBudget)) => {
-                    shed("request_read_budget");
-                    return Ok(super::status::resource_exhausted(
-                        "the server is reading too many large request messages at once; \
-                         retry with backoff",
-                    )
-                    .into_http());
+            let body = match wait {
+                None => Body::new(body),
+                Some((until, max_message)) => {
+                    let reading = request_read::request(body, until, max_message, &limits.budget);
+                    match tokio::time::timeout(limits.read_timeout.min(deadline), reading).await {
+                        Ok(Ok(arrived)) => Body::new(arrived),
+                        Ok(Err(NotArrived::OverBudget)) => {
+                            shed("request_read_budget");
+                            return Ok(super::status::resource_exhausted(
+                                "the server is reading too many large requests at once; \
+                                 retry with backoff",
+                            )
+                            .into_http());
+                        }
+                        Ok(Err(NotArrived::MoreThanOneMessage)) => {
+                            return Ok(super::status::more_than_one_message().into_http());
+                        }
+                        Err(_) if limits.read_timeout < deadline => {
+                            shed("request_read_timeout");
+                            return Ok(super::status::deadline_exceeded(format!(
+                                "the request did not arrive within {} ms of its headers",
+                                limits.read_timeout.as_millis()
+                            ))
+                            .into_http());
+                        }
+                        Err(_) => return Ok(past_deadline(deadline)),
+                    }
                 }
-                Err(_) if limits.read_timeout < deadline => {
-                    shed("request_read_timeout");
-                    return Ok(super::status::deadline_exceeded(format!(
-                        "the request message did not arrive within {} ms of its headers",
-                        limits.read_timeout.as_millis()
-                    ))
-                    .into_http());
-                }
-                Err(_) => return Ok(past_deadline(deadline)),
             };
             let _in_flight = InFlight::new();
             let left = deadline.saturating_sub(started.elapsed());

@@ -1,16 +1,19 @@
-//! Waiting for a call's request message before anything else is spent on it.
+//! Waiting for a call's request before anything else is spent on it.
 //!
-//! Every call of Patchbay sends one request message (unary and server-streaming calls
-//! alike), so a call has "arrived" once its first gRPC frame — the 5-byte prefix and the
-//! length it declares — is in, or its body has ended. Until then the call holds no place
-//! and no task beyond its connection's; the overload layer bounds the wait by the read
-//! timeout. The frames read so far are handed on untouched ([`Arrived`]), so tonic
-//! decodes, decompresses and size-checks them as it would have.
+//! Every method of Patchbay, and health's, takes one request message (unary and
+//! server-streaming calls alike), and tonic waits for the end of the request stream
+//! before it runs the handler. So a call has "arrived" once its body has ended (or sent
+//! its trailers) after one message: only then does it take a place. A second message
+//! is refused here (a call of these methods carries one). Reflection's stream is the one
+//! bidirectional call: it has arrived with its first message. The frames read are
+//! handed on untouched ([`Arrived`]), so tonic decodes, decompresses and size-checks
+//! them as it would have.
 //!
 //! A message whose prefix declares more than the message limit is handed on at once:
-//! tonic refuses it (OUT_OF_RANGE) without reading it. While a message is incomplete its
-//! bytes count against one server-wide budget, so that calls trickling in large messages
-//! cannot hold unbounded memory; a message that arrives whole in one read never waits on it.
+//! tonic refuses it (OUT_OF_RANGE) without reading it. While a request is still
+//! arriving, its bytes count against one server-wide budget, so that calls trickling in
+//! large messages cannot hold unbounded memory; a request that arrives whole in one
+//! read never counts.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -60,17 +63,30 @@ impl Drop for Held<'_> {
     }
 }
 
-/// Why no message was handed on.
+/// Why no request was handed on.
 #[derive(Debug)]
 pub enum NotArrived {
-    /// Incomplete messages already hold the server's budget.
+    /// Requests still arriving already hold the server's budget.
     OverBudget,
+    /// A second message followed the first, on a method that takes one.
+    MoreThanOneMessage,
 }
 
-/// Reads `body` until its first message has arrived (or it ended, failed or declared
-/// more than `max_message` bytes), and gives back a body replaying what was read.
-pub async fn first_message<B>(
+/// What a call must send before it has arrived.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Until {
+    /// Its one message and the end of its body (unary and server-streaming calls).
+    End,
+    /// Its first message (a bidirectional stream).
+    FirstMessage,
+}
+
+/// Reads `body` until the request has arrived (see [`Until`]; or its body failed, or
+/// its prefix declared more than `max_message` bytes), and gives back a body replaying
+/// what was read.
+pub async fn request<B>(
     body: B,
+    until: Until,
     max_message: usize,
     budget: &ReadBudget,
 ) -> Result<Arrived<B>, NotArrived>
@@ -84,7 +100,13 @@ where
     let mut held = Held { budget, bytes: 0 };
     let mut failed = None;
     let mut ended = rest.is_end_stream();
-    while !ended && !complete(&prefix, data, max_message) {
+    while !ended {
+        match message_in(&prefix, data, max_message) {
+            Message::Oversized => break,
+            Message::In if until == Until::FirstMessage => break,
+            Message::Beyond => return Err(NotArrived::MoreThanOneMessage),
+            Message::In | Message::Incomplete => {}
+        }
         match std::future::poll_fn(|cx| rest.as_mut().poll_frame(cx)).await {
             None => ended = true,
             Some(Err(err)) => {
@@ -93,19 +115,23 @@ where
             }
             Some(Ok(frame)) => {
                 let Some(chunk) = frame.data_ref() else {
-                    // Trailers before the message: nothing more to wait for.
+                    // Trailers end the request.
                     read.push_back(frame);
                     break;
                 };
                 let missing = PREFIX - prefix.len();
                 prefix.extend_from_slice(&chunk[..chunk.len().min(missing)]);
-                data += chunk.len();
+                data = data.saturating_add(chunk.len());
                 read.push_back(frame);
-                if !complete(&prefix, data, max_message) && !held.add(data - held.bytes) {
+                // Waiting on: bytes held until the body ends count against the budget.
+                if !rest.is_end_stream() && !held.add(data - held.bytes) {
                     return Err(NotArrived::OverBudget);
                 }
             }
         }
+    }
+    if !ended && message_in(&prefix, data, max_message) == Message::Beyond {
+        return Err(NotArrived::MoreThanOneMessage);
     }
     Ok(Arrived {
         read,
@@ -114,13 +140,31 @@ where
     })
 }
 
-/// Whether the first message is in, or declares more than the limit.
-fn complete(prefix: &[u8], data: usize, max_message: usize) -> bool {
+/// How far the first message is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Message {
+    Incomplete,
+    /// It declares more than the limit.
+    Oversized,
+    /// All of it, and nothing after.
+    In,
+    /// All of it, and bytes of another after it.
+    Beyond,
+}
+
+fn message_in(prefix: &[u8], data: usize, max_message: usize) -> Message {
     let Ok(header) = <[u8; PREFIX]>::try_from(prefix) else {
-        return false;
+        return Message::Incomplete;
     };
     let declared = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
-    declared > max_message || data >= PREFIX + declared
+    if declared > max_message {
+        return Message::Oversized;
+    }
+    match data.cmp(&(PREFIX + declared)) {
+        std::cmp::Ordering::Less => Message::Incomplete,
+        std::cmp::Ordering::Equal => Message::In,
+        std::cmp::Ordering::Greater => Message::Beyond,
+    }
 }
 
 /// The request body as the client sent it: the frames read while waiting, then the rest.
@@ -212,7 +256,7 @@ mod tests {
     async fn a_message_in_pieces_is_replayed_whole() {
         let budget = ReadBudget::new(1024);
         let pieces: [&[u8]; 4] = [&[0, 0], &[0, 0, 3], b"ab", b"c"];
-        let arrived = first_message(body(&pieces), 1024, &budget)
+        let arrived = request(body(&pieces), Until::End, 1024, &budget)
             .await
             .expect("arrived");
         assert_eq!(replayed(arrived).await, b"\0\0\0\0\x03abc");
@@ -223,7 +267,7 @@ mod tests {
     async fn an_oversized_declaration_is_handed_on_unread() {
         let budget = ReadBudget::new(1024);
         let pieces: [&[u8]; 2] = [&[0, 0, 1, 0, 0], b"never read"];
-        let mut arrived = first_message(body(&pieces), 1024, &budget)
+        let mut arrived = request(body(&pieces), Until::End, 1024, &budget)
             .await
             .expect("handed on");
         assert_eq!(arrived.read.len(), 1, "only the prefix was read");
@@ -235,19 +279,41 @@ mod tests {
         let budget = ReadBudget::new(8);
         let pieces: [&[u8]; 3] = [&[0, 0, 0, 0, 20], b"0123456789", b"0123456789"];
         assert!(matches!(
-            first_message(body(&pieces), 1024, &budget).await,
+            request(body(&pieces), Until::End, 1024, &budget).await,
             Err(NotArrived::OverBudget)
         ));
         assert_eq!(budget.held.load(Ordering::Acquire), 0, "given back");
         // The same message arriving in one piece never waits, so never counts.
         let whole = [&b"\0\0\0\0\x140123456789012345678\x39"[..]];
-        assert!(first_message(body(&whole), 1024, &budget).await.is_ok());
+        assert!(
+            request(body(&whole), Until::End, 1024, &budget)
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_second_message_is_refused_and_a_stream_needs_only_its_first() {
+        let budget = ReadBudget::new(1024);
+        let two: [&[u8]; 2] = [b"\0\0\0\0\x01a", b"\0\0\0\0\x01b"];
+        assert!(matches!(
+            request(body(&two), Until::End, 1024, &budget).await,
+            Err(NotArrived::MoreThanOneMessage)
+        ));
+        let mut arrived = request(body(&two), Until::FirstMessage, 1024, &budget)
+            .await
+            .expect("a bidirectional stream has arrived with its first message");
+        assert_eq!(arrived.read.len(), 1);
+        assert!(
+            arrived.rest.take().is_some(),
+            "the rest is left to the service"
+        );
     }
 
     #[tokio::test]
     async fn an_empty_body_has_arrived() {
         let budget = ReadBudget::new(8);
-        let arrived = first_message(body(&[]), 1024, &budget)
+        let arrived = request(body(&[]), Until::End, 1024, &budget)
             .await
             .expect("ended");
         assert!(replayed(arrived).await.is_empty());

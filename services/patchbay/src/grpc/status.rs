@@ -34,6 +34,15 @@ pub fn aborted(message: impl Into<String>) -> Status {
     Status::aborted(within(message.into(), MAX_MESSAGE_BYTES))
 }
 
+/// A call of a method that takes one request message sent more (INVALID_ARGUMENT).
+pub fn more_than_one_message() -> Status {
+    FieldViolation::new(
+        "request",
+        "this method takes one request message; more were sent",
+    )
+    .into()
+}
+
 /// The server cannot serve the call now (shutting down, a feed gone): reconnect.
 pub fn unavailable(message: &'static str) -> Status {
     Status::unavailable(message)

@@ -3,8 +3,8 @@
 //! | Meta says                                   | Status              |
 //! |---------------------------------------------|---------------------|
 //! | error code 190 (token expired or invalid)   | FAILED_PRECONDITION; the account is marked `reauthorization_required` |
-//! | HTTP 429, or codes 4, 17, 32, 613, 80001-80014 (rate limits) | UNAVAILABLE |
-//! | HTTP 5xx, or no answer / timeout            | UNAVAILABLE         |
+//! | HTTP 429, or codes 4, 17, 32, 341, 613, 80001-80014 (rate limits) | UNAVAILABLE |
+//! | HTTP 5xx, codes 1 and 2, `is_transient`, or no answer / timeout | UNAVAILABLE |
 //! | any other refusal (4xx)                     | FAILED_PRECONDITION with Meta's message |
 //! | a code exchange refused (4xx)               | INVALID_ARGUMENT naming `code` |
 //! | no Meta app configured                      | FAILED_PRECONDITION |
@@ -28,6 +28,8 @@ pub struct GraphError {
     pub kind: Option<String>,
     pub message: String,
     pub fbtrace_id: Option<String>,
+    /// Meta's own `is_transient`: the call may succeed if retried.
+    pub transient: bool,
 }
 
 /// Error code 190: the access token expired, was revoked or is not valid.
@@ -36,7 +38,12 @@ pub const INVALID_TOKEN: i64 = 190;
 /// 463/467 (expired, invalid) where they come as codes. Only these mean the account
 /// must be connected again.
 const CREDENTIAL_CODES: &[i64] = &[INVALID_TOKEN, 102, 463, 467];
-const RATE_LIMIT_CODES: &[i64] = &[4, 17, 32, 613];
+/// Rate limits (Graph API, "Rate Limiting"), and 341, "Application limit reached"
+/// (temporary downtime or throttling, per "Handling Errors").
+const RATE_LIMIT_CODES: &[i64] = &[4, 17, 32, 341, 613];
+/// 1 "API Unknown" and 2 "API Service": Meta's temporary faults ("wait and retry"), on
+/// whatever HTTP status they come.
+const TEMPORARY_CODES: &[i64] = &[1, 2];
 
 impl GraphError {
     pub fn decode(http_status: StatusCode, body: &[u8]) -> Self {
@@ -57,6 +64,7 @@ impl GraphError {
             kind: text(field("type")).or_else(|| text(json.get("error_type"))),
             message: message.chars().take(MAX_MESSAGE_CHARS).collect(),
             fbtrace_id: text(field("fbtrace_id")),
+            transient: field("is_transient").and_then(Value::as_bool) == Some(true),
         }
     }
 
@@ -75,6 +83,17 @@ impl GraphError {
             || self.code.is_some_and(|code| {
                 RATE_LIMIT_CODES.contains(&code) || (80001..=80014).contains(&code)
             })
+    }
+
+    /// Meta down, limiting, or saying the fault is temporary: a 5xx, a rate limit, codes
+    /// 1 and 2, or `is_transient`.
+    pub fn is_outage(&self) -> bool {
+        self.http_status.is_server_error()
+            || self.is_rate_limit()
+            || self.transient
+            || self
+                .code
+                .is_some_and(|code| TEMPORARY_CODES.contains(&code))
     }
 
     fn describe(&self) -> String {
@@ -99,8 +118,8 @@ impl GraphError {
 pub enum Failure {
     /// Meta refused the credential (190, 102, 463, 467): the account needs a new token.
     Credential,
-    /// Meta is down, limiting or not reached (5xx, 429, rate-limit codes, timeouts):
-    /// try again later; nothing about the account is learnt.
+    /// Meta is down, limiting or not reached (5xx, 429, rate-limit codes, codes 1 and 2,
+    /// `is_transient`, timeouts): try again later; nothing about the account is learnt.
     Outage,
     /// A fault of ours or of the configuration (a 404 of a wrong path or base URL, a
     /// refused address, no Meta app, any other refusal): logged, never the account's.
@@ -135,9 +154,7 @@ impl MetaError {
     pub fn failure(&self) -> Failure {
         match self {
             MetaError::Graph(err) if err.is_invalid_token() => Failure::Credential,
-            MetaError::Graph(err) if err.is_rate_limit() || err.http_status.is_server_error() => {
-                Failure::Outage
-            }
+            MetaError::Graph(err) if err.is_outage() => Failure::Outage,
             MetaError::Graph(_) | MetaError::Refused(_) | MetaError::NoApp => {
                 Failure::Configuration
             }
@@ -148,10 +165,7 @@ impl MetaError {
     /// Worth asking again later (UNAVAILABLE): Meta is down, limiting, or not reached.
     pub fn is_transient(&self) -> bool {
         match self {
-            MetaError::Graph(err) => {
-                !err.is_invalid_token()
-                    && (err.is_rate_limit() || err.http_status.is_server_error())
-            }
+            MetaError::Graph(err) => !err.is_invalid_token() && err.is_outage(),
             MetaError::Unreachable(_) | MetaError::Malformed(_) => true,
             MetaError::NoApp | MetaError::Refused(_) => false,
         }
@@ -229,6 +243,29 @@ mod tests {
             MetaError::Graph(err).into_error("checking"),
             Error::FailedPrecondition(message) if message.contains("190") && message.contains("Session has expired")
         ));
+    }
+
+    /// Meta's temporary faults are outages on any status ("Handling Errors": codes 1 and
+    /// 2 "wait and retry", 341 throttling; `is_transient` as Meta sends it).
+    #[test]
+    fn temporary_faults_are_outages_whatever_the_status() {
+        for body in [
+            &br#"{"error":{"message":"An unknown error occurred","type":"OAuthException","code":1}}"#[..],
+            br#"{"error":{"message":"Service temporarily unavailable","type":"OAuthException","code":2}}"#,
+            br#"{"error":{"message":"Application limit reached","code":341}}"#,
+            br#"{"error":{"message":"Please retry","code":100,"is_transient":true}}"#,
+        ] {
+            let err = MetaError::Graph(GraphError::decode(StatusCode::BAD_REQUEST, body));
+            assert_eq!(err.failure(), Failure::Outage, "{err}");
+            assert!(err.is_transient());
+        }
+        // A credential refusal stays one, even marked transient.
+        let body = br#"{"error":{"message":"expired","code":190,"is_transient":true}}"#;
+        let err = MetaError::Graph(GraphError::decode(StatusCode::BAD_REQUEST, body));
+        assert_eq!(err.failure(), Failure::Credential);
+        let body = br#"{"error":{"message":"Invalid parameter","code":100}}"#;
+        let err = MetaError::Graph(GraphError::decode(StatusCode::BAD_REQUEST, body));
+        assert_eq!(err.failure(), Failure::Configuration);
     }
 
     #[test]

@@ -79,6 +79,7 @@ pub struct Application {
     store: Store,
     routes: Routes,
     health: HealthReporter,
+    overload: OverloadLayer,
     settings: Settings,
 }
 
@@ -126,6 +127,7 @@ impl Application {
             store,
             routes: wired.routes,
             health: wired.health,
+            overload: wired.overload,
             settings,
         })
     }
@@ -161,6 +163,7 @@ impl Application {
             store,
             routes,
             health,
+            overload,
             settings,
         } = self;
         if let Some(data_dir) = &settings.development_keys {
@@ -203,11 +206,7 @@ impl Application {
             .layer(CompressionPolicyLayer)
             .layer(AuthorizationLayer)
             .layer(StreamShutdownLayer::new(shutdown_seen))
-            .layer(OverloadLayer::new(
-                limits.request_timeout,
-                limits.request_read_timeout,
-                limits.max_message_bytes,
-            ))
+            .layer(overload)
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, async {
                 let _ = stopped.await;

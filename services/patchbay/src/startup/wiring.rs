@@ -36,6 +36,7 @@ use crate::grpc::auth::AuthInterceptor;
 use crate::grpc::compression::{UNAUTHENTICATED_MAX_BYTES, with_compression};
 use crate::grpc::idempotency::Idempotency;
 use crate::grpc::integration_service::IntegrationGrpc;
+use crate::grpc::overload::OverloadLayer;
 use crate::grpc::places::CallPlaces;
 use crate::grpc::webhook_service::WebhookGrpc;
 use crate::meta::GraphClient;
@@ -51,6 +52,8 @@ use tonic::codec::CompressionEncoding;
 pub struct Wired {
     pub routes: Routes,
     pub health: HealthReporter,
+    /// Deadlines and the wait for each request (it verifies bearer tokens first).
+    pub overload: OverloadLayer,
 }
 
 /// How long a start on PostgreSQL waits for the webhook routing index.
@@ -70,6 +73,12 @@ pub async fn wire(
         "verified_tokens",
         &authenticator,
         Authenticator::remembered_tokens,
+    );
+    let overload = OverloadLayer::new(
+        settings.server.request_timeout,
+        settings.server.request_read_timeout,
+        settings.server.max_message_bytes,
+        authenticator.clone(),
     );
     let interceptor = AuthInterceptor::new(
         authenticator,
@@ -253,6 +262,7 @@ pub async fn wire(
     Ok(Wired {
         routes,
         health: health_reporter,
+        overload,
     })
 }
 

@@ -169,7 +169,8 @@ impl Accounts {
     /// account `reauthorization_required`; another refusal of this token (a 4xx) counts
     /// as one of its failures, and after `max_failures` in a row the token is left alone
     /// (refresh exhausted) until a new one is stored. An outage (5xx, 429, rate limits,
-    /// no answer) is no account's outcome: it is the round's to count.
+    /// no answer) is no account's outcome: it is the round's to count; nor is a fault of
+    /// the call's configuration (a 404 of a wrong base URL, a refused address).
     pub(super) async fn refresh_instagram_token(
         &self,
         account: Account,
@@ -206,6 +207,11 @@ impl Accounts {
             Err(err) if err.failure() == Failure::Outage => {
                 Ok(Refreshed::Outage(self.meta_words(&account, &err)))
             }
+            // A fault of ours (a 404 of a wrong base URL, a refused address): nothing
+            // about this token is learnt.
+            Err(err) if !refusal_of_the_token(&err) => {
+                Ok(Refreshed::NotAsked(self.meta_words(&account, &err)))
+            }
             Err(err) => {
                 let words = self.meta_words(&account, &err);
                 let change = StateChange::RefreshFailed {
@@ -219,6 +225,13 @@ impl Accounts {
     }
 }
 
+/// Whether Meta's refusal is about the token: an answer of Meta's (4xx, not a 404 of a
+/// wrong path) rather than a fault of the call.
+fn refusal_of_the_token(err: &crate::meta::MetaError) -> bool {
+    matches!(err, crate::meta::MetaError::Graph(graph)
+        if graph.http_status.is_client_error() && graph.http_status != reqwest::StatusCode::NOT_FOUND)
+}
+
 /// What one refresh came to.
 pub enum Refreshed {
     Done,
@@ -228,6 +241,8 @@ pub enum Refreshed {
     Failed(String),
     /// Meta down or limiting: nothing recorded on the account.
     Outage(String),
+    /// A fault of the call's configuration: nothing recorded on the account.
+    NotAsked(String),
     /// Not asked this round: its workspace had its refreshes.
     Deferred,
 }

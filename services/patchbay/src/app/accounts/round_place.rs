@@ -95,14 +95,23 @@ impl WorkspaceTurns {
     }
 
     /// The workspaces to carry over: after a whole round, those that reached their cap
-    /// in it; after a round cut short, those carried into it as well.
-    pub fn carried_over(self, whole: bool) -> BTreeMap<String, ExpiryKey> {
+    /// in it; while a round runs, or after it was cut short, those carried into it as
+    /// well (kept at each page, so that a stop loses no workspace's turn).
+    pub fn carried_over(&self, whole: bool) -> BTreeMap<String, ExpiryKey> {
         if whole {
-            return self.reached;
+            return self.reached.clone();
         }
-        let mut carried = self.carried;
-        carried.extend(self.reached);
+        let mut carried = self.carried.clone();
+        carried.extend(self.reached.iter().map(|(w, k)| (w.clone(), k.clone())));
         carried
+    }
+
+    /// The place to keep now, after `after`.
+    pub fn place(&self, after: Option<ExpiryKey>, whole: bool) -> RoundPlace {
+        RoundPlace {
+            after: if whole { None } else { after },
+            capped: self.carried_over(whole),
+        }
     }
 }
 

@@ -110,10 +110,7 @@ impl TokenChecker {
         let mut round = Round::default();
         *crate::locks::lock(&self.app_token_taken) = None;
         let scanned = self.scan(&mut round, &mut place, &mut turns).await;
-        let place = RoundPlace {
-            after: if scanned.is_ok() { None } else { place.after },
-            capped: turns.carried_over(scanned.is_ok()),
-        };
+        let place = turns.place(place.after, scanned.is_ok());
         if let Err(err) = store
             .keep_round_cursor(LEASE_NAME, &self.holder, place.text().as_deref())
             .await
@@ -138,8 +135,9 @@ impl TokenChecker {
             let store = &self.accounts.store;
             lease.keep().await?;
             // Kept at each page too: a replica that stops mid-round is resumed after.
+            let kept = turns.place(place.after.clone(), false);
             store
-                .keep_round_cursor(LEASE_NAME, &self.holder, place.text().as_deref())
+                .keep_round_cursor(LEASE_NAME, &self.holder, kept.text().as_deref())
                 .await?;
             let page = store
                 .accounts_by_token_expiry(&CHECKED_CHANNELS, place.after.clone(), PAGE)
@@ -270,23 +268,24 @@ impl TokenChecker {
             Err(err) => {
                 let words = self.accounts.meta_words(&account, err);
                 match (err.failure(), refusal_of_the_token(err)) {
-                    // A credential error of debug_token is about our app token or about
-                    // the one asked about: Meta is asked about our app token, once a
-                    // round, to tell which (a tenant's garbage token must not stop it).
-                    (Failure::Credential, _) if self.app_token_taken().await => {
+                    (Failure::Outage, _) => return Err(Stop::Outage(words)),
+                    (Failure::Configuration, None) => return Err(Stop::Config(words)),
+                    // A credential error, or a refusal of the input token (code 100), is
+                    // about our app token or about the one asked about: Meta is asked
+                    // about our app token, once a round, to tell which (a tenant's
+                    // garbage token must not stop the round, nor our own refused app
+                    // token flag every account).
+                    (Failure::Credential | Failure::Configuration, reason) => {
+                        match self.app_token_taken().await {
+                            Ok(true) => {}
+                            Ok(false) => return Err(Stop::Call(words)),
+                            Err(outage) => return Err(Stop::Outage(outage)),
+                        }
                         StateChange::TokenRejected {
-                            reason: words,
+                            reason: reason.flatten().unwrap_or(words),
                             token: Some(token.to_owned()),
                         }
                     }
-                    (Failure::Credential, _) => return Err(Stop::Call(words)),
-                    (Failure::Outage, _) => return Err(Stop::Outage(words)),
-                    // A 4xx about this one token is this account's outcome.
-                    (Failure::Configuration, Some(reason)) => StateChange::TokenRejected {
-                        reason: reason.unwrap_or(words),
-                        token: Some(token.to_owned()),
-                    },
-                    (Failure::Configuration, None) => return Err(Stop::Config(words)),
                 }
             }
         };
@@ -366,26 +365,32 @@ impl TokenChecker {
 
 impl TokenChecker {
     /// Whether Meta takes our app token (debug_token of the app token itself), asked
-    /// once a round.
-    async fn app_token_taken(&self) -> bool {
+    /// once a round; an outage is not an answer (it is asked again, and the round
+    /// counts it as one).
+    async fn app_token_taken(&self) -> Result<bool, String> {
         if let Some(known) = *crate::locks::lock(&self.app_token_taken) {
-            return known;
+            return Ok(known);
         }
         let app_token = format!("{}|{}", self.app.id, self.app.secret.expose_secret());
-        let taken = matches!(
-            self.accounts.graph.debug_token(&self.app, &app_token).await,
-            Ok(info) if info.is_valid
-        );
+        let taken = match self.accounts.graph.debug_token(&self.app, &app_token).await {
+            Ok(info) => info.is_valid,
+            Err(err) if err.failure() == Failure::Outage => {
+                return Err(format!("asking Meta about the app token: {err}"));
+            }
+            Err(_) => false,
+        };
         *crate::locks::lock(&self.app_token_taken) = Some(taken);
-        taken
+        Ok(taken)
     }
 }
 
 /// Whether debug_token's refusal is about the token asked about: a 4xx with Graph's
 /// code 100 (a parameter, the input token, refused). `Some`, with the reason to record
-/// when it is not Meta's own words: another Meta app's token ("…owner or developer of
-/// the app") cannot serve this app. Other refusals (permissions, versions) are the
-/// call's, never an account's.
+/// when it is not Meta's own words: another Meta app's token cannot serve this app
+/// (Meta says "The App_id in the input_token did not match the Viewing App", or asks for
+/// "a user access token that is an owner or developer of the app"). Either is taken as
+/// the token's only once Meta has said it takes our app token. Other refusals
+/// (permissions, versions) are the call's, never an account's.
 fn refusal_of_the_token(err: &MetaError) -> Option<Option<String>> {
     let MetaError::Graph(graph) = err else {
         return None;
@@ -396,7 +401,8 @@ fn refusal_of_the_token(err: &MetaError) -> Option<Option<String>> {
     if !about_the_token {
         return None;
     }
-    let another_app = graph.code == Some(100) && graph.message.contains("owner or developer");
+    let another_app = graph.message.contains("did not match the Viewing App")
+        || graph.message.contains("owner or developer");
     Some(another_app.then(|| "the token belongs to another Meta app".to_owned()))
 }
 

@@ -11,8 +11,9 @@ use std::time::Duration;
 use super::Accounts;
 use super::instagram::Refreshed;
 use super::round_place::{RoundPlace, Turn, WorkspaceTurns};
+use crate::domain::Error;
+use crate::domain::account::tokens::is_instagram_login;
 use crate::domain::support::now;
-use crate::domain::{Channel, Error};
 use crate::store::accounts::ExpiryKey;
 
 /// The round's lease, which keeps where a round was cut short.
@@ -75,12 +76,15 @@ impl TokenRefresher {
         let store = &self.accounts.store;
         let kept = store.round_cursor(LEASE_NAME).await?;
         let mut place = RoundPlace::read(kept.as_deref());
-        let mut turns = WorkspaceTurns::new(self.per_workspace, std::mem::take(&mut place.capped));
+        // No workspace is carried over: a refreshed token leaves the due set, so the
+        // next round begins with the ones a workspace's cap left, nearest expiry first.
+        place.capped.clear();
+        let mut turns = WorkspaceTurns::new(self.per_workspace, Default::default());
         let mut refreshed = 0;
         let scanned = self.scan(&mut refreshed, &mut place, &mut turns).await;
         let place = RoundPlace {
-            after: if scanned.is_ok() { None } else { place.after },
-            capped: turns.carried_over(scanned.is_ok()),
+            capped: Default::default(),
+            ..turns.place(place.after, scanned.is_ok())
         };
         if let Err(err) = store
             .keep_round_cursor(LEASE_NAME, &self.holder, place.text().as_deref())
@@ -100,17 +104,23 @@ impl TokenRefresher {
         let ahead = chrono::Duration::from_std(self.ahead).unwrap_or(chrono::Duration::days(7));
         // Tokens falling due during the round wait for the next.
         let due_before = now() + ahead;
+        // Meta refreshes only tokens at least 24 hours old.
+        let young_until = now() - chrono::Duration::hours(24);
         let mut outages_in_a_row = 0;
         let mut lease =
             super::rounds::LeaseKeeper::new(&self.accounts.store, LEASE_NAME, &self.holder);
         loop {
             let store = &self.accounts.store;
             lease.keep().await?;
+            let kept = RoundPlace {
+                after: place.after.clone(),
+                capped: Default::default(),
+            };
             store
-                .keep_round_cursor(LEASE_NAME, &self.holder, place.text().as_deref())
+                .keep_round_cursor(LEASE_NAME, &self.holder, kept.text().as_deref())
                 .await?;
             let page = store
-                .tokens_expiring(Channel::Instagram, due_before, place.after.clone(), PAGE)
+                .tokens_expiring(due_before, young_until, place.after.clone(), PAGE)
                 .await?;
             if page.is_empty() {
                 return Ok(());
@@ -118,6 +128,13 @@ impl TokenRefresher {
             for account in page {
                 let (id, key) = (account.id, ExpiryKey::of(&account));
                 let outcome = match turns.turn(&account) {
+                    // Only Instagram Login tokens are refreshed at Instagram: another
+                    // token on an Instagram account (a pasted Facebook one) would be
+                    // refused there, and flagged for nothing.
+                    Turn::Check if !is_instagram_login(&account) => {
+                        place.after = Some(key);
+                        continue;
+                    }
                     Turn::Check => {
                         lease.keep().await?;
                         self.accounts
@@ -135,6 +152,7 @@ impl TokenRefresher {
                     Ok(Refreshed::Flagged) => "flagged",
                     Ok(Refreshed::Deferred) => "deferred",
                     Ok(Refreshed::Outage(_)) => "outage",
+                    Ok(Refreshed::NotAsked(_)) => "not_asked",
                     Ok(Refreshed::Failed(_)) | Err(_) => "failed",
                 };
                 metrics::counter!("patchbay_token_refreshes_total", "outcome" => label)
@@ -144,10 +162,15 @@ impl TokenRefresher {
                         outages_in_a_row = 0;
                         *refreshed += 1;
                     }
-                    Ok(Refreshed::Flagged | Refreshed::Deferred) => outages_in_a_row = 0,
+                    Ok(Refreshed::Flagged) => outages_in_a_row = 0,
+                    // Meta was not asked: the streak of outages goes on.
+                    Ok(Refreshed::Deferred) => {}
                     Ok(Refreshed::Failed(words)) => {
                         outages_in_a_row = 0;
                         tracing::warn!(account_id = %id, error = %words, "Instagram token refresh refused; counted on the account");
+                    }
+                    Ok(Refreshed::NotAsked(words)) => {
+                        tracing::warn!(account_id = %id, error = %words, "Instagram token refresh failed (the call's configuration); trying again next round");
                     }
                     Ok(Refreshed::Outage(words)) => {
                         outages_in_a_row += 1;

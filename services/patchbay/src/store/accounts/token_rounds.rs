@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::super::entities::account::{Column, Entity, Model};
 use super::super::{Store, db_error, readable};
 use super::rows::to_domain;
+use crate::domain::account::TokenSource;
 use crate::domain::{Account, Channel, Error, RecordKind};
 
 /// Where an account stands in a round's order. Ordered as the round goes: tokens with
@@ -57,7 +58,8 @@ impl Ord for ExpiryKey {
 
 impl Store {
     /// The token checker's page: live accounts of `channels` after `after`, in round
-    /// order, at most `limit`.
+    /// order, at most `limit`. A flagged token is not asked about again: Meta does not
+    /// revive a token it refused, and the next one stored clears the flag.
     pub async fn accounts_by_token_expiry(
         &self,
         channels: &[Channel],
@@ -66,21 +68,35 @@ impl Store {
     ) -> Result<Vec<Account>, Error> {
         let query = Entity::find()
             .filter(Column::Channel.is_in(channels.iter().map(|c| c.as_str())))
-            .filter(Column::DeletedAt.is_null());
+            .filter(Column::DeletedAt.is_null())
+            .filter(Column::ReauthorizationRequired.eq(false));
         self.in_round_order(query, after, limit, true).await
     }
 
-    /// The refresher's page: live accounts of `channel` whose token expires before
-    /// `before` and was neither rejected nor given up on, after `after`, soonest first.
+    /// The refresher's page: live Instagram Login accounts whose token expires before
+    /// `before`, was neither rejected nor given up on, and was not refreshed since
+    /// `refreshed_before` (Meta refreshes only tokens at least 24 hours old), after
+    /// `after`, soonest first. Rows from before token sources were recorded come too:
+    /// their source is told when they are read.
     pub async fn tokens_expiring(
         &self,
-        channel: Channel,
         before: DateTime<Utc>,
+        refreshed_before: DateTime<Utc>,
         after: Option<ExpiryKey>,
         limit: u64,
     ) -> Result<Vec<Account>, Error> {
         let query = Entity::find()
-            .filter(Column::Channel.eq(channel.as_str()))
+            .filter(Column::Channel.eq(Channel::Instagram.as_str()))
+            .filter(
+                Condition::any()
+                    .add(Column::TokenSource.eq(TokenSource::InstagramLogin.as_str()))
+                    .add(Column::TokenSource.is_null()),
+            )
+            .filter(
+                Condition::any()
+                    .add(Column::TokenRefreshedAt.is_null())
+                    .add(Column::TokenRefreshedAt.lt(refreshed_before)),
+            )
             .filter(Column::DeletedAt.is_null())
             .filter(Column::ReauthorizationRequired.eq(false))
             .filter(Column::RefreshExhausted.eq(false))
