@@ -156,6 +156,28 @@ mod tests {
         }
     }
 
+    /// A round cut short (or a replica stopping mid-round) keeps every workspace's turn:
+    /// those carried into the round and those that reached their cap in it.
+    #[test]
+    fn a_place_kept_mid_round_keeps_every_turn() {
+        let mut big: Vec<_> = (0..2).map(|_| account_in("big")).collect();
+        big.sort_by_key(ExpiryKey::of);
+        let carried_key = ExpiryKey::of(&account_in("carried"));
+        let carried = BTreeMap::from([("carried".to_owned(), carried_key.clone())]);
+        let mut turns = WorkspaceTurns::new(1, carried);
+        assert_eq!(turns.turn(&big[0]), Turn::Check);
+        assert_eq!(turns.turn(&big[1]), Turn::Deferred);
+        let after = Some(ExpiryKey::of(&big[1]));
+        let kept = turns.place(after.clone(), false);
+        assert_eq!(kept.after, after);
+        assert_eq!(kept.capped.get("carried"), Some(&carried_key));
+        assert_eq!(kept.capped.get("big"), Some(&ExpiryKey::of(&big[0])));
+        // A whole round carries only those that reached their cap in it.
+        let whole = turns.place(after, true);
+        assert_eq!(whole.after, None);
+        assert_eq!(whole.capped.keys().collect::<Vec<_>>(), ["big"]);
+    }
+
     #[test]
     fn a_place_reads_back_and_an_old_cursor_is_the_start() {
         let mut place = RoundPlace::default();
