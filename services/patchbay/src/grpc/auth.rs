@@ -33,8 +33,18 @@ impl AuthInterceptor {
 impl Interceptor for AuthInterceptor {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
         let mut caller = match request.extensions_mut().remove::<Verified>() {
-            // Verified by the overload layer before it waited for the request.
-            Some(Verified(caller)) => caller,
+            // Verified by the overload layer before it waited for the request: still
+            // valid now that the request has arrived?
+            Some(Verified::Caller(caller)) => {
+                if caller
+                    .token_valid_until
+                    .is_some_and(|until| until < now_seconds())
+                {
+                    return Err(status::unauthenticated("token has expired"));
+                }
+                caller
+            }
+            Some(Verified::Refused(refused)) => return Err(refused),
             None => {
                 let header = match request.metadata().get("authorization") {
                     Some(value) => Some(value.to_str().map_err(|_| {
@@ -79,6 +89,12 @@ impl Interceptor for AuthInterceptor {
         request.extensions_mut().insert(caller);
         Ok(request)
     }
+}
+
+fn now_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn refusal(shed: Shed) -> &'static str {

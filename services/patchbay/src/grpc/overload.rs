@@ -24,12 +24,15 @@ use tonic::body::Body;
 use tower::{Layer, Service};
 
 use super::compression::UNAUTHENTICATED_MAX_BYTES;
-use super::request_read::{self, NotArrived, ReadBudget, Until};
+use super::request_read::{self, NotArrived, ReadBudget, ReadBudgets, Until};
 use crate::auth::Authenticator;
 
-/// Bytes of incomplete request messages held at once, at least: twice the message limit
-/// when that is larger.
-const READ_BUDGET_BYTES: usize = 64 * 1024 * 1024;
+/// Bytes of requests still arriving one workspace (or the gateway) may hold at once:
+/// this, or twice the message limit when that is larger.
+const READ_BUDGET_BYTES: usize = 32 * 1024 * 1024;
+/// The same for health's and reflection's callers, all together (their messages are
+/// 16 KiB at most).
+const OPEN_READ_BUDGET_BYTES: usize = 1024 * 1024;
 
 #[derive(Clone, Debug)]
 pub struct OverloadLayer {
@@ -41,7 +44,8 @@ struct Limits {
     timeout: Duration,
     read_timeout: Duration,
     max_message: usize,
-    budget: Arc<ReadBudget>,
+    budgets: Arc<ReadBudgets>,
+    open_budget: Arc<ReadBudget>,
     authenticator: Arc<Authenticator>,
 }
 
@@ -57,36 +61,63 @@ impl OverloadLayer {
                 timeout,
                 read_timeout,
                 max_message,
-                budget: ReadBudget::new(READ_BUDGET_BYTES.max(max_message.saturating_mul(2))),
+                budgets: Arc::new(ReadBudgets::new(
+                    READ_BUDGET_BYTES.max(max_message.saturating_mul(2)),
+                )),
+                open_budget: ReadBudget::new(OPEN_READ_BUDGET_BYTES),
                 authenticator,
             },
         }
     }
 }
 
-/// What is waited for of a call before it goes on; `None`: nothing (a caller without a
-/// valid token, refused by the interceptor without reading its body). A verified caller
-/// is handed to the interceptor ([`Verified`]), which does not verify it again.
-fn wait_for<B>(limits: &Limits, request: &mut http::Request<B>) -> Option<(Until, usize)> {
+/// What is waited for of a call before it goes on, and whose budget its bytes count
+/// in; `None`: nothing (a caller without a valid token, refused by the interceptor
+/// without reading its body). The token is verified once, here: the interceptor gets
+/// the caller, or the refusal ([`Verified`]).
+fn wait_for<B>(
+    limits: &Limits,
+    request: &mut http::Request<B>,
+) -> Option<(Until, usize, Arc<ReadBudget>)> {
     let path = request.uri().path();
     if path.starts_with("/grpc.reflection.") {
-        return Some((Until::FirstMessage, UNAUTHENTICATED_MAX_BYTES));
+        return Some((
+            Until::FirstMessage,
+            UNAUTHENTICATED_MAX_BYTES,
+            limits.open_budget.clone(),
+        ));
     }
     if path.starts_with("/grpc.health.") {
-        return Some((Until::End, UNAUTHENTICATED_MAX_BYTES));
+        return Some((
+            Until::End,
+            UNAUTHENTICATED_MAX_BYTES,
+            limits.open_budget.clone(),
+        ));
     }
     let header = request.headers().get(http::header::AUTHORIZATION)?;
-    let caller = limits
-        .authenticator
-        .authenticate(header.to_str().ok())
-        .ok()?;
-    request.extensions_mut().insert(Verified(caller));
-    Some((Until::End, limits.max_message))
+    // A header that is not ASCII is the interceptor's to refuse, with its own words.
+    let header = header.to_str().ok()?;
+    match limits.authenticator.authenticate(Some(header)) {
+        Ok(caller) => {
+            let budget = limits.budgets.of(&caller.workspace_id);
+            request.extensions_mut().insert(Verified::Caller(caller));
+            Some((Until::End, limits.max_message, budget))
+        }
+        Err(err) => {
+            request
+                .extensions_mut()
+                .insert(Verified::Refused(err.into()));
+            None
+        }
+    }
 }
 
-/// The caller whose bearer token the overload layer verified.
+/// What the overload layer made of the call's bearer token.
 #[derive(Clone)]
-pub struct Verified(pub crate::domain::Caller);
+pub enum Verified {
+    Caller(crate::domain::Caller),
+    Refused(tonic::Status),
+}
 
 impl<S> Layer<S> for OverloadLayer {
     type Service = Overload<S>;
@@ -138,8 +169,8 @@ where
             let (parts, body) = request.into_parts();
             let body = match wait {
                 None => Body::new(body),
-                Some((until, max_message)) => {
-                    let reading = request_read::request(body, until, max_message, &limits.budget);
+                Some((until, max_message, budget)) => {
+                    let reading = request_read::request(body, until, max_message, &budget);
                     match tokio::time::timeout(limits.read_timeout.min(deadline), reading).await {
                         Ok(Ok(arrived)) => Body::new(arrived),
                         Ok(Err(NotArrived::OverBudget)) => {

@@ -11,9 +11,10 @@
 //!
 //! A message whose prefix declares more than the message limit is handed on at once:
 //! tonic refuses it (OUT_OF_RANGE) without reading it. While a request is still
-//! arriving, its bytes count against one server-wide budget, so that calls trickling in
-//! large messages cannot hold unbounded memory; a request that arrives whole in one
-//! read never counts.
+//! arriving, its bytes count against its party's budget ([`ReadBudgets`]: a workspace's,
+//! the gateway's, or the one health and reflection share), so that calls trickling in
+//! large messages cannot hold unbounded memory, nor one party's starve another's; a
+//! request that arrives whole in one read never counts.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -27,7 +28,8 @@ use http_body::{Body, Frame, SizeHint};
 /// The gRPC length-prefixed message header: a compression flag and a big-endian length.
 const PREFIX: usize = 5;
 
-/// Bytes of incomplete request messages held server-wide.
+/// Bytes of requests still arriving that one party may hold: a workspace, the gateway,
+/// or all of health's and reflection's callers together.
 #[derive(Debug)]
 pub struct ReadBudget {
     limit: usize,
@@ -40,6 +42,40 @@ impl ReadBudget {
             limit,
             held: AtomicUsize::new(0),
         })
+    }
+}
+
+/// Above this many parties with a budget, those holding nothing are dropped.
+const TIDY_ABOVE: usize = 4096;
+
+/// A budget per verified party (its workspace; the gateway under the empty name), so
+/// that one tenant trickling large requests in holds only its own.
+#[derive(Debug)]
+pub struct ReadBudgets {
+    each: usize,
+    parties: std::sync::Mutex<std::collections::HashMap<String, Arc<ReadBudget>>>,
+}
+
+impl ReadBudgets {
+    pub fn new(each: usize) -> Self {
+        Self {
+            each,
+            parties: Default::default(),
+        }
+    }
+
+    pub fn of(&self, party: &str) -> Arc<ReadBudget> {
+        let mut parties = crate::locks::lock(&self.parties);
+        if let Some(budget) = parties.get(party) {
+            return budget.clone();
+        }
+        if parties.len() > TIDY_ABOVE {
+            parties.retain(|_, b| Arc::strong_count(b) > 1 || b.held.load(Ordering::Acquire) > 0);
+        }
+        parties
+            .entry(party.to_owned())
+            .or_insert_with(|| ReadBudget::new(self.each))
+            .clone()
     }
 }
 
@@ -101,11 +137,12 @@ where
     let mut failed = None;
     let mut ended = rest.is_end_stream();
     while !ended {
-        match message_in(&prefix, data, max_message) {
-            Message::Oversized => break,
-            Message::In if until == Until::FirstMessage => break,
-            Message::Beyond => return Err(NotArrived::MoreThanOneMessage),
-            Message::In | Message::Incomplete => {}
+        match (message_in(&prefix, data, max_message), until) {
+            (Message::Oversized, _) | (Message::In | Message::Beyond, Until::FirstMessage) => {
+                break;
+            }
+            (Message::Beyond, Until::End) => return Err(NotArrived::MoreThanOneMessage),
+            (Message::In | Message::Incomplete, _) => {}
         }
         match std::future::poll_fn(|cx| rest.as_mut().poll_frame(cx)).await {
             None => ended = true,
@@ -130,7 +167,7 @@ where
             }
         }
     }
-    if !ended && message_in(&prefix, data, max_message) == Message::Beyond {
+    if until == Until::End && message_in(&prefix, data, max_message) == Message::Beyond {
         return Err(NotArrived::MoreThanOneMessage);
     }
     Ok(Arrived {
@@ -304,6 +341,13 @@ mod tests {
             .await
             .expect("a bidirectional stream has arrived with its first message");
         assert_eq!(arrived.read.len(), 1);
+        // Two messages of a stream in one frame are the stream's, not a refusal.
+        let together = [&b"\0\0\0\0\x01a\0\0\0\0\x01b"[..]];
+        assert!(
+            request(body(&together), Until::FirstMessage, 1024, &budget)
+                .await
+                .is_ok()
+        );
         assert!(
             arrived.rest.take().is_some(),
             "the rest is left to the service"

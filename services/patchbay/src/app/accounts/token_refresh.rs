@@ -127,14 +127,14 @@ impl TokenRefresher {
             }
             for account in page {
                 let (id, key) = (account.id, ExpiryKey::of(&account));
+                // Only Instagram Login tokens are refreshed at Instagram: another token
+                // on an Instagram account (a pasted Facebook one) would be refused
+                // there, and flagged for nothing. It takes no turn of its workspace.
+                if !is_instagram_login(&account) {
+                    place.after = Some(key);
+                    continue;
+                }
                 let outcome = match turns.turn(&account) {
-                    // Only Instagram Login tokens are refreshed at Instagram: another
-                    // token on an Instagram account (a pasted Facebook one) would be
-                    // refused there, and flagged for nothing.
-                    Turn::Check if !is_instagram_login(&account) => {
-                        place.after = Some(key);
-                        continue;
-                    }
                     Turn::Check => {
                         lease.keep().await?;
                         self.accounts
