@@ -16,6 +16,20 @@ use patchbay_e2e::{
 /// counters.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// The server's subscriber, with logging off: the pool's acquire waits reach the
+/// metrics whatever the log filter says. Installed once per process.
+fn telemetry() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        patchbay::telemetry::install(
+            LogFormat::Pretty,
+            tracing_subscriber::EnvFilter::new("off"),
+            None,
+        )
+        .expect("telemetry");
+    });
+}
+
 /// A server on SQLite with its metrics listener, and where that listens.
 async fn app_with_metrics() -> (TestApp, SocketAddr) {
     let app = TestApp::spawn_with(
@@ -54,14 +68,7 @@ fn sample(text: &str, series: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scrape_counts_each_call_by_method_and_code_and_names_no_workspace() {
     let _serial = ONE_AT_A_TIME.lock().await;
-    // The server's subscriber, with logging off: the pool's acquire waits reach the
-    // metrics whatever the log filter says.
-    patchbay::telemetry::install(
-        LogFormat::Pretty,
-        tracing_subscriber::EnvFilter::new("off"),
-        None,
-    )
-    .expect("telemetry");
+    telemetry();
     let (app, addr) = app_with_metrics().await;
     let not_found = r#"patchbay_grpc_requests_total{method="GetProvider",code="NOT_FOUND"}"#;
     let found = r#"patchbay_grpc_requests_total{method="ListProviders",code="OK"}"#;
@@ -251,4 +258,113 @@ async fn a_scrape_counts_what_each_in_memory_holder_keeps() {
         "{written}"
     );
     assert!(!written.contains(WORKSPACE), "no workspace in any label");
+}
+
+/// Pool acquires so far (`patchbay_db_pool_acquire_duration_seconds`, no labels).
+fn acquires(text: &str) -> f64 {
+    sample(text, "patchbay_db_pool_acquire_duration_seconds_count")
+}
+
+/// 200 WatchAccountEvents streams of one workspace share one reader of its events
+/// (#29): a write's pool acquires stay within twice those with no watcher, plus two;
+/// the idle streams make no queries (the whole server at most 20 acquires in 10 s); and
+/// every stream receives every event, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watchers_of_a_workspace_share_one_reader_of_its_events() {
+    const STREAMS: usize = 200;
+    const WRITES: usize = 20;
+    let _serial = ONE_AT_A_TIME.lock().await;
+    telemetry();
+    let (app, addr) = app_with_metrics().await;
+    let admin = app.admin();
+    let account = create(
+        &admin,
+        patchbay_e2e::new_account(proto::Channel::Sms, "watched", serde_json::json!({})),
+    )
+    .await;
+    let write = |n: usize| {
+        let (admin, id) = (admin.clone(), account.id.clone());
+        async move {
+            patchbay_e2e::update(
+                &admin,
+                proto::UpdateAccountRequest {
+                    id,
+                    display_name: Some(format!("name {n}")),
+                    ..Default::default()
+                },
+            )
+            .await;
+        }
+    };
+    // Warm: the first writes open what later ones reuse.
+    for n in 0..3 {
+        write(n).await;
+    }
+    let before = scrape(addr).await;
+    for n in 0..WRITES {
+        write(100 + n).await;
+    }
+    let unwatched = (acquires(&scrape(addr).await) - acquires(&before)) / WRITES as f64;
+
+    let service = app.service();
+    let mut streams = Vec::new();
+    for _ in 0..STREAMS {
+        let stream = service
+            .accounts()
+            .watch_account_events(proto::WatchAccountEventsRequest::default())
+            .await
+            .expect("watch")
+            .into_inner();
+        streams.push(stream);
+    }
+    let readers: Vec<_> = streams
+        .into_iter()
+        .map(|mut stream| {
+            tokio::spawn(async move {
+                let mut revisions = Vec::new();
+                while revisions.len() < WRITES {
+                    let event =
+                        tokio::time::timeout(std::time::Duration::from_secs(20), stream.message())
+                            .await
+                            .expect("an event within 20 s")
+                            .expect("healthy stream")
+                            .expect("open stream");
+                    revisions.push(event.revision);
+                }
+                (revisions, stream)
+            })
+        })
+        .collect();
+    let before = scrape(addr).await;
+    for n in 0..WRITES {
+        write(200 + n).await;
+    }
+    let mut seen = Vec::new();
+    for reader in readers {
+        seen.push(reader.await.expect("reader"));
+    }
+    let watched = (acquires(&scrape(addr).await) - acquires(&before)) / WRITES as f64;
+    assert!(
+        watched <= 2.0 * unwatched + 2.0,
+        "{watched} pool acquires per write with {STREAMS} watchers, {unwatched} without"
+    );
+    let first = seen[0].0.clone();
+    assert_eq!(first.len(), WRITES);
+    assert!(
+        first.windows(2).all(|w| w[1] == w[0] + 1),
+        "in order: {first:?}"
+    );
+    for (revisions, _) in &seen {
+        assert_eq!(revisions, &first, "every stream, every event");
+    }
+
+    // The streams stay open and idle: the whole server's queries in 10 s.
+    let idle_from = scrape(addr).await;
+    tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+    let idle = acquires(&scrape(addr).await) - acquires(&idle_from);
+    assert!(
+        idle <= 20.0,
+        "{idle} pool acquires in 10 s of {STREAMS} idle streams"
+    );
+    drop(seen);
 }

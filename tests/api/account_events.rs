@@ -18,6 +18,7 @@ backend_tests!(
     each_change_is_an_event_and_a_resumed_watch_gets_exactly_the_later_ones,
     a_division_watcher_sees_its_division_and_workspace_wide_accounts,
     a_revision_no_longer_kept_is_failed_precondition,
+    a_watcher_that_falls_behind_is_aborted_with_where_to_resume,
     the_sdk_watch_resumes_after_the_last_event_it_gave
 );
 
@@ -335,4 +336,82 @@ async fn a_write_waits_for_the_numbering_lock_of_the_previous_version() {
     }
     assert_eq!(numbers[0].0, 1);
     assert_eq!(numbers[1], (2, Some(second.id)));
+}
+
+/// A watcher that stops reading falls behind its workspace's tail: once its queue of 256
+/// events is full it is ended ABORTED, saying the revision to resume from, and never
+/// holds the tail (nor the writes) back; a watch resumed from there gets the rest.
+async fn a_watcher_that_falls_behind_is_aborted_with_where_to_resume(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    // A client whose HTTP/2 window holds about one event: what it does not read stays
+    // with the server.
+    let narrow =
+        patchbay_sdk::tonic::transport::Endpoint::from_shared(format!("http://{}", app.addr))
+            .expect("endpoint")
+            .initial_stream_window_size(Some(1024))
+            .initial_connection_window_size(Some(1024))
+            .connect()
+            .await
+            .expect("connect");
+    let slow = Client::from_channel(narrow, &patchbay_e2e::token("service", WORKSPACE, None))
+        .expect("client");
+    let mut behind = watch(&slow, None).await.expect("watch");
+    let mut keeping_up = watch(&app.service(), None).await.expect("watch");
+    let account = create(&app.admin(), new_account(Channel::Sms, "busy", json!({}))).await;
+    // 1 creation and 299 updates: more than the queue, the one-message hand-over and
+    // what the window holds.
+    const EVENTS: i64 = 300;
+    for n in 1..EVENTS {
+        update(
+            &app.admin(),
+            proto::UpdateAccountRequest {
+                id: account.id.clone(),
+                display_name: Some(format!("busy {n}")),
+                ..Default::default()
+            },
+        )
+        .await;
+    }
+    // The watcher that keeps up got every event, while the other stalled.
+    let mut last = 0;
+    for _ in 0..EVENTS {
+        let event = next(&mut keeping_up).await;
+        assert!(event.revision > last, "in order");
+        last = event.revision;
+    }
+    // The stalled one: what it was given, then ABORTED naming where to resume.
+    let mut received = Vec::new();
+    let aborted = loop {
+        match tokio::time::timeout(Duration::from_secs(10), behind.message())
+            .await
+            .expect("an answer within 10 s")
+        {
+            Ok(Some(event)) => received.push(event.revision),
+            Ok(None) => panic!("the stream ended without saying why"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(aborted.code(), Code::Aborted, "{aborted:?}");
+    let resume_from = *received.last().expect("some events first");
+    assert!(
+        (received.len() as i64) < EVENTS,
+        "it fell behind: {} events",
+        received.len()
+    );
+    assert!(
+        aborted
+            .message()
+            .contains(&format!("after revision {resume_from}")),
+        "{aborted:?}"
+    );
+    // Resumed from there: exactly the rest.
+    let mut resumed = watch(&app.service(), Some(resume_from))
+        .await
+        .expect("resume");
+    let mut expected = resume_from;
+    while expected < last {
+        let event = next(&mut resumed).await;
+        expected += 1;
+        assert_eq!(event.revision, expected);
+    }
 }

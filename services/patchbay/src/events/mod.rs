@@ -1,9 +1,12 @@
 //! Who is told that a workspace has new account events. The events themselves are in
-//! the database (`store::account_events`); this only wakes the workspace's watch
-//! streams, which then read what came after the last event they sent. A write wakes
-//! them when it commits; on PostgreSQL the replicas' listener (`defaults::listener`)
-//! wakes them for the other replicas' writes. A wake-up lost (a listener reconnecting)
-//! costs at most the streams' poll interval, never an event.
+//! the database (`store::account_events`); this only wakes the workspace's tail
+//! (`tail`), which then reads what came after the last event it read and hands it to
+//! the workspace's watch streams. A write wakes it when it commits; on PostgreSQL the
+//! replicas' listener (`defaults::listener`) wakes it for the other replicas' writes. A
+//! wake-up lost (a listener reconnecting) costs at most the tail's poll interval, never
+//! an event.
+
+pub mod tail;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -1,9 +1,8 @@
-//! The body of a `WatchAccountEvents` stream: the kept events after the asked revision,
-//! then each new one, read from the log whenever the workspace's events move (and
-//! every few seconds besides, should a wake-up be lost). One task per stream forwards
-//! through a one-message queue, so a watcher that stops reading holds one message.
-
-use std::time::Duration;
+//! The body of a `WatchAccountEvents` stream: the kept events after the asked revision
+//! (read from the log up to where the workspace's tail stood), then each new one as the
+//! tail hands it on. One task per stream forwards through a one-message queue; a
+//! watcher that stops reading falls behind the tail and is ended ABORTED, saying the
+//! revision to resume from.
 
 use patchbay_sdk::proto;
 use tokio::sync::mpsc;
@@ -18,14 +17,12 @@ use super::status;
 use crate::app::Accounts;
 use crate::app::accounts::events::EventsWatch;
 use crate::domain::{Action, Caller, Violations};
+use crate::events::tail::{QUEUE, TailItem};
 
 pub type EventsStream = ReceiverStream<Result<proto::AccountEvent, Status>>;
 
 /// The response header that says after which revision the watch starts.
 pub const START_REVISION_HEADER: &str = "patchbay-after-revision";
-
-/// How often a stream looks at the log without a wake-up.
-const POLL: Duration = Duration::from_secs(5);
 
 impl AccountGrpc {
     /// A place among the open watch streams, server-wide and in the caller's share; the
@@ -92,9 +89,10 @@ async fn forward(
 ) {
     let token_expired = token_expiry(&caller);
     tokio::pin!(token_expired);
-    loop {
-        let (events, more) = match accounts.next_events(&caller, &mut watch).await {
-            Ok(read) => read,
+    // A resumed watch: the log up to where the tail stood.
+    while watch.last < watch.tail.start {
+        let events = match accounts.next_events(&caller, &mut watch).await {
+            Ok(events) => events,
             Err(err) => {
                 let _ = sender.send(Err(err.into())).await;
                 return;
@@ -106,14 +104,36 @@ async fn forward(
                 () = &mut token_expired => return expired(&sender),
             }
         }
-        if more {
-            continue;
-        }
-        tokio::select! {
-            changed = watch.wake.changed() => if changed.is_err() { return },
-            () = tokio::time::sleep(POLL) => {}
+    }
+    loop {
+        let item = tokio::select! {
+            item = watch.tail.queue.recv() => item,
             () = sender.closed() => return,
             () = &mut token_expired => return expired(&sender),
+        };
+        let shown = match item {
+            Some(TailItem::Event(tailed)) => accounts.shown(&caller, &mut watch, &tailed),
+            Some(TailItem::Failed(err)) => Err(err),
+            None => {
+                let _ = sender
+                    .send(Err(status::aborted(format!(
+                        "this watch fell more than {QUEUE} events behind; watch again after revision {}",
+                        watch.last
+                    ))))
+                    .await;
+                return;
+            }
+        };
+        match shown {
+            Ok(None) => {}
+            Ok(Some((event, account))) => tokio::select! {
+                sent = sender.send(Ok(event_to_proto(event, account))) => if sent.is_err() { return },
+                () = &mut token_expired => return expired(&sender),
+            },
+            Err(err) => {
+                let _ = sender.send(Err(err.into())).await;
+                return;
+            }
         }
     }
 }

@@ -1,27 +1,29 @@
 //! WatchAccountEvents: what happened to the caller's accounts, from the `account_events`
-//! log. A watch resumed from a revision replays the kept events after it, then follows
-//! new ones as they are recorded (woken by `events::AccountEventHub`, on every replica).
-//! Each event shows the account as it is now, as the caller may see it.
+//! log. A watch follows its workspace's tail (`events::tail`: one reader of the log per
+//! workspace and replica, shared by every stream); one resumed from an older revision
+//! first replays the kept events after it from the log itself. Each event shows the
+//! account as it is now, as the caller may see it.
 
 use std::time::Duration;
-
-use tokio::sync::watch;
 
 use super::{AccountView, Accounts};
 use crate::domain::account::asked_division;
 use crate::domain::account::events::AccountEvent;
 use crate::domain::defaults::DefaultsFilter;
 use crate::domain::support::now;
-use crate::domain::{Caller, Channel, Error};
+use crate::domain::{Account, Caller, Channel, Error};
+use crate::events::tail::{Subscription, TailEvent};
 use crate::store::Store;
 
 /// Events read from the log at a time.
 const EVENTS_PER_READ: u64 = 100;
 
-/// An open watch: the last event it passed on, and its wake-ups.
+/// An open watch: the last event it passed on, and its place at the tail.
 pub struct EventsWatch {
     pub last: i64,
-    pub wake: watch::Receiver<i64>,
+    /// Events after `tail.start` arrive in its queue; those up to it are read from the
+    /// log ([`Accounts::next_events`]).
+    pub tail: Subscription,
     filter: DefaultsFilter,
 }
 
@@ -36,22 +38,22 @@ impl Accounts {
         after_revision: Option<i64>,
     ) -> Result<EventsWatch, Error> {
         let division_id = asked_division(caller, division_id)?;
-        // Wake-ups first, then the window: an event recorded in between is read.
-        let wake = self.events.subscribe(&caller.workspace_id);
-        let (latest, oldest) = self
-            .store
-            .account_event_window(&caller.workspace_id)
-            .await?;
+        // The tail first, then the window: an event recorded in between is in both.
+        let tail = self.tails.subscribe(&caller.workspace_id).await?;
         let last = match after_revision {
-            None => latest,
+            None => tail.start,
             Some(after) => {
-                check_resumable(after, latest, oldest)?;
+                let (latest, oldest) = self
+                    .store
+                    .account_event_window(&caller.workspace_id)
+                    .await?;
+                check_resumable(after, latest.max(tail.start), oldest)?;
                 after
             }
         };
         Ok(EventsWatch {
             last,
-            wake,
+            tail,
             filter: DefaultsFilter {
                 channels,
                 division_id,
@@ -59,53 +61,81 @@ impl Accounts {
         })
     }
 
-    /// The next events of the watch, each with the account as the caller may see it,
-    /// and whether the log has more right now; moves the watch past what it read.
+    /// The next events of a watch resumed from before its tail's start, read from the
+    /// log, each with the account as the caller may see it; moves the watch past what it
+    /// read. Empty once the watch has caught up with the tail.
     pub async fn next_events(
         &self,
         caller: &Caller,
         watch: &mut EventsWatch,
-    ) -> Result<(Vec<(AccountEvent, AccountView)>, bool), Error> {
+    ) -> Result<Vec<(AccountEvent, AccountView)>, Error> {
+        if watch.last >= watch.tail.start {
+            return Ok(Vec::new());
+        }
         let events = self
             .store
             .account_events_after(&caller.workspace_id, watch.last, EVENTS_PER_READ)
             .await?;
-        let more = events.len() as u64 == EVENTS_PER_READ;
+        if events.is_empty() {
+            // Nothing between: the tail carries on from here.
+            watch.last = watch.tail.start;
+        }
         let mut shown = Vec::new();
         for event in events {
-            // Numbers have no gaps: one means events were dropped under the watch.
-            if event.revision != watch.last + 1 {
-                return Err(Error::FailedPrecondition(format!(
-                    "the events after revision {} are no longer kept; watch again from now",
-                    watch.last
-                )));
-            }
-            watch.last = event.revision;
-            let division = event.division_id.as_deref();
-            if !caller.can_see(division) || !watch.filter.covers(event.channel, division) {
-                continue;
-            }
-            // One account that cannot be opened costs its events, not the watch.
             let account = match self
                 .store
                 .account_of_event(&caller.workspace_id, event.account_id)
                 .await
             {
-                Ok(Some(account)) => account,
-                Ok(None) => continue,
+                Ok(account) => account.map(std::sync::Arc::new),
                 Err(err @ Error::Unavailable(_)) => return Err(err),
                 Err(err) => {
                     tracing::error!(account_id = %event.account_id, revision = event.revision, error = %err, "account event skipped: its account cannot be read");
-                    continue;
+                    None
                 }
             };
-            // The account's division now may be one the caller does not see.
-            if !caller.can_see(account.division_id.as_deref()) {
-                continue;
+            if let Some(seen) = self.shown(caller, watch, &TailEvent { event, account })? {
+                shown.push(seen);
             }
-            shown.push((event, self.view(caller, account)));
         }
-        Ok((shown, more))
+        Ok(shown)
+    }
+
+    /// One event of the log as the watch's caller may see it (`None`: not theirs to
+    /// see, or already passed on); moves the watch past it.
+    pub fn shown(
+        &self,
+        caller: &Caller,
+        watch: &mut EventsWatch,
+        tailed: &TailEvent,
+    ) -> Result<Option<(AccountEvent, AccountView)>, Error> {
+        let event = &tailed.event;
+        if event.revision <= watch.last {
+            return Ok(None);
+        }
+        // Numbers have no gaps: one means events were dropped under the watch.
+        if event.revision != watch.last + 1 {
+            return Err(Error::FailedPrecondition(format!(
+                "the events after revision {} are no longer kept; watch again from now",
+                watch.last
+            )));
+        }
+        watch.last = event.revision;
+        let division = event.division_id.as_deref();
+        if !caller.can_see(division) || !watch.filter.covers(event.channel, division) {
+            return Ok(None);
+        }
+        let Some(account) = &tailed.account else {
+            return Ok(None);
+        };
+        // The account's division now may be one the caller does not see.
+        if !caller.can_see(account.division_id.as_deref()) {
+            return Ok(None);
+        }
+        Ok(Some((
+            event.clone(),
+            self.view(caller, Account::clone(account)),
+        )))
     }
 }
 

@@ -35,6 +35,7 @@ use crate::domain::config_document::MASK_PREFIX;
 use crate::domain::support::now;
 use crate::domain::{Account, Caller, Channel, Error, RecordKind, WebhookUrls};
 use crate::events::AccountEventHub;
+use crate::events::tail::EventTails;
 use crate::meta::{GraphClient, MetaApp, MetaError, MetaSettings};
 use crate::routes::WebhookRoutes;
 use crate::store::Store;
@@ -70,6 +71,8 @@ pub struct Accounts {
     defaults: DefaultAccounts,
     routes: WebhookRoutes,
     events: AccountEventHub,
+    /// Each watched workspace's one reader of the event log.
+    tails: EventTails,
     graph: GraphClient,
     /// The Meta app of the OAuth flows; `None` makes them FAILED_PRECONDITION.
     meta_app: Option<MetaApp>,
@@ -91,6 +94,7 @@ impl Accounts {
         meta: &MetaSettings,
     ) -> Self {
         Self {
+            tails: EventTails::new(store.clone(), followers.events.clone()),
             store,
             webhooks,
             defaults,
