@@ -14,7 +14,7 @@
 //! Existing accounts get a random route; the oldest live claimant of each provider id
 //! confirms it (on WhatsApp, only one whose set-up completed). Webhook URLs change:
 //! providers pointed at the old `<base>/webhooks/<channel>/<account_key>` must be
-//! pointed at the new ones (README, "Upgrading").
+//! pointed at the new ones (docs/operations.md).
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};

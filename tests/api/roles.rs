@@ -1,6 +1,6 @@
 //! The role table, walked: every method of the descriptor set (so RPCs added later are
 //! covered), called with an empty request by every role, is refused by role exactly
-//! where the README's table says "no" — and a method the table does not list fails the
+//! where the role table of docs/api.md says "no" — and a method the table does not list fails the
 //! walk.
 
 use std::collections::BTreeMap;
@@ -11,7 +11,7 @@ use patchbay_sdk::tonic::codegen::http::uri::PathAndQuery;
 use patchbay_sdk::tonic::{Code, Request, Status};
 use prost::Message;
 
-backend_tests!(every_method_is_open_to_exactly_the_roles_the_readme_lists);
+backend_tests!(every_method_is_open_to_exactly_the_roles_the_api_doc_lists);
 
 /// (service, method, server streaming) of every Patchbay RPC.
 fn methods() -> Vec<(String, String, bool)> {
@@ -36,14 +36,14 @@ fn methods() -> Vec<(String, String, bool)> {
     methods
 }
 
-/// "Service.Method" → (admin, supervisor, service), from the README's table.
-fn readme_table() -> BTreeMap<String, [bool; 3]> {
-    let readme = include_str!("../../README.md");
+/// "Service.Method" → (admin, supervisor, service), from the role table of docs/api.md.
+fn role_table() -> BTreeMap<String, [bool; 3]> {
+    let api_doc = include_str!("../../docs/api.md");
     let mut table = BTreeMap::new();
-    let start = readme
+    let start = api_doc
         .find("| RPC | admin | supervisor | service |")
         .expect("the table");
-    for line in readme[start..].lines().skip(2) {
+    for line in api_doc[start..].lines().skip(2) {
         if !line.starts_with("| `") {
             break;
         }
@@ -91,16 +91,16 @@ async fn call(
     }
 }
 
-async fn every_method_is_open_to_exactly_the_roles_the_readme_lists(backend: Backend) {
+async fn every_method_is_open_to_exactly_the_roles_the_api_doc_lists(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let table = readme_table();
+    let table = role_table();
     let methods = methods();
     assert!(methods.len() >= 30, "the descriptor set lists every RPC");
     for (service, method, streaming) in methods {
         let name = format!("{service}.{method}");
         let allowed = table
             .get(&name)
-            .unwrap_or_else(|| panic!("{name} is missing from the README's role table"));
+            .unwrap_or_else(|| panic!("{name} is missing from the role table of docs/api.md"));
         for (index, role) in ["admin", "supervisor", "service"].into_iter().enumerate() {
             let token = patchbay_e2e::token(role, WORKSPACE, None);
             let result = call(&app, &token, &service, &method, streaming).await;

@@ -3,7 +3,7 @@
 //! chose beyond the method (an unknown method path counts as `unknown`): no workspace,
 //! no token, no id. Without the listener, the `metrics` macros record nothing.
 //!
-//! Names (README, "Metrics"):
+//! Names (docs/operations.md, "Metrics"):
 //! - `patchbay_grpc_requests_total{method, code}`,
 //!   `patchbay_grpc_request_duration_seconds{method}` (histogram);
 //! - `patchbay_grpc_in_flight`, `patchbay_grpc_shed_total{reason}`;

@@ -9,7 +9,7 @@
 // and reports how that watch ended once the server is stopped.
 //
 // Requests and answers travel as the bytes the harness encoded; the typed case loads
-// the repository's .proto files with @grpc/proto-loader, as the README's Node example
+// the repository's .proto files with @grpc/proto-loader, as the Node example of docs/api.md
 // does.
 'use strict';
 
@@ -162,7 +162,7 @@ async function watchShare(client, plan) {
     : outcome('watch_after_cancel', grpc.status.OK, '', []);
 }
 
-// The README's example: the service from the repository's .proto files.
+// The example of docs/api.md: the service from the repository's .proto files.
 function typed(plan) {
   const definition = protoLoader.loadSync('patchbay/v1/account_service.proto', {
     includeDirs: [plan.proto_root], enums: String, longs: String, defaults: true,

@@ -371,7 +371,7 @@ mod tests {
 
     use super::*;
 
-    /// One row of the README's configuration table: flag, variable, default.
+    /// One row of the configuration table of docs/configuration.md: flag, variable, default.
     struct Row {
         flag: String,
         env: String,
@@ -379,7 +379,7 @@ mod tests {
     }
 
     fn readme_rows() -> Vec<Row> {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/configuration.md");
         let readme = std::fs::read_to_string(path).unwrap_or_default();
         readme
             .lines()
@@ -400,7 +400,7 @@ mod tests {
     }
 
     #[test]
-    fn the_readme_table_is_patchbay_serve_help() {
+    fn the_configuration_table_is_patchbay_serve_help() {
         let cli = Cli::command();
         let serve = cli
             .find_subcommand("serve")
@@ -418,7 +418,7 @@ mod tests {
             let row = rows
                 .iter()
                 .find(|row| &row.flag == long)
-                .unwrap_or_else(|| panic!("--{long} has no row in the README's table"));
+                .unwrap_or_else(|| panic!("--{long} has no row in docs/configuration.md's table"));
             let env = arg.get_env().map(|env| env.to_string_lossy().into_owned());
             assert_eq!(Some(&row.env), env.as_ref(), "the variable of --{long}");
             let mut defaults: Vec<_> = arg
@@ -434,7 +434,7 @@ mod tests {
                 [value] => assert_eq!(row.default, format!("`{value}`"), "the default of --{long}"),
                 _ => assert!(
                     !row.default.starts_with('`'),
-                    "--{long} has no default, the README says {}",
+                    "--{long} has no default, docs/configuration.md says {}",
                     row.default
                 ),
             }
@@ -442,7 +442,7 @@ mod tests {
         for row in &rows {
             assert!(
                 flags.iter().any(|(long, _)| long == &row.flag),
-                "the README names --{}, which patchbay serve does not have",
+                "docs/configuration.md names --{}, which patchbay serve does not have",
                 row.flag
             );
         }

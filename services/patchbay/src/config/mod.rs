@@ -11,7 +11,7 @@
 //!
 //! Each default is defined once, beside the settings it belongs to (`ServerSettings`,
 //! `DefaultsSettings`, `MetaSettings`, `ProviderUrls`, …), and used by clap and by
-//! `Default`; a test checks the README's table against `patchbay serve --help`.
+//! `Default`; a test checks the table of `docs/configuration.md` against `patchbay serve --help`.
 
 mod cli;
 pub mod file;
