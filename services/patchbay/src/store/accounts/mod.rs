@@ -5,6 +5,8 @@
 mod channels;
 mod routes;
 pub(super) mod rows;
+#[cfg(feature = "seeding")]
+mod seeding;
 mod token_rounds;
 mod writes;
 
@@ -21,7 +23,7 @@ use super::entities::account::{Column, Entity};
 use super::{Store, db_error, live, readable};
 use crate::domain::defaults::DefaultsFilter;
 use crate::domain::{Account, Channel, Error, RecordKind};
-use rows::{to_active, to_domain};
+use rows::to_domain;
 
 /// A stored write: the state it left, the default revision it recorded when it
 /// touched a default (see `default_changes`), and the account whose webhook routing it
@@ -95,22 +97,6 @@ impl Store {
             |row| row.id,
             |row| to_domain(self.keys(), row),
         ))
-    }
-
-    /// Writes accounts as they are, with no audit event and no default rules: for
-    /// seeding (tests, benchmarks), never for a caller's request.
-    pub async fn seed_accounts(&self, accounts: &[Account]) -> Result<(), Error> {
-        for chunk in accounts.chunks(200) {
-            let rows = chunk
-                .iter()
-                .map(|account| to_active(self.keys(), account))
-                .collect::<Result<Vec<_>, _>>()?;
-            Entity::insert_many(rows)
-                .exec_without_returning(self.conn())
-                .await
-                .map_err(db_error)?;
-        }
-        Ok(())
     }
 
     pub async fn list_accounts(&self, filter: &AccountFilter<'_>) -> Result<Vec<Account>, Error> {
