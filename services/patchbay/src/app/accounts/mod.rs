@@ -18,6 +18,7 @@ mod ownership;
 pub mod records;
 mod release;
 mod round_place;
+mod round_walk;
 mod rounds;
 pub mod setup;
 pub mod signup;

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use secrecy::ExposeSecret;
 
-use super::round_place::{RoundPlace, Turn, WorkspaceTurns};
+use super::round_place::Turn;
+use super::round_walk::RoundWalk;
 use super::{Accounts, system_caller};
 use crate::domain::account::StateChange;
 use crate::domain::account::tokens::{
@@ -103,66 +104,43 @@ impl TokenChecker {
     /// faults of configuration (a 404, a refused address) are logged and never end it.
     pub async fn round(&self) -> Result<Round, Error> {
         let store = &self.accounts.store;
-        // Where the last round was cut short: this one resumes after it.
-        let kept = store.round_cursor(LEASE_NAME).await?;
-        let mut place = RoundPlace::read(kept.as_deref());
-        let mut turns = WorkspaceTurns::new(self.per_workspace, std::mem::take(&mut place.capped));
+        let mut walk =
+            RoundWalk::begin(store, LEASE_NAME, &self.holder, self.per_workspace, true).await?;
         let mut round = Round::default();
         *crate::locks::lock(&self.app_token_taken) = None;
-        let scanned = self.scan(&mut round, &mut place, &mut turns).await;
-        let place = turns.place(place.after, scanned.is_ok());
-        if let Err(err) = store
-            .keep_round_cursor(LEASE_NAME, &self.holder, place.text().as_deref())
-            .await
-        {
-            tracing::warn!(error = %err, "cannot keep where the token check round stopped");
-        }
+        let scanned = self.scan(&mut round, &mut walk).await;
+        walk.end(scanned.is_ok()).await;
         scanned.map(|()| round)
     }
 
-    /// The accounts after `place`, a page at a time; `place.after` follows the accounts
-    /// dealt with (the one a stop happens at is not: it comes first next time).
-    async fn scan(
-        &self,
-        round: &mut Round,
-        place: &mut RoundPlace,
-        turns: &mut WorkspaceTurns,
-    ) -> Result<(), Error> {
+    /// The accounts after the walk's place, a page at a time (the one a stop happens
+    /// at is not dealt with: it comes first next time).
+    async fn scan(&self, round: &mut Round, walk: &mut RoundWalk<'_>) -> Result<(), Error> {
         let mut outages_in_a_row = 0;
-        let mut lease =
-            super::rounds::LeaseKeeper::new(&self.accounts.store, LEASE_NAME, &self.holder);
         loop {
-            let store = &self.accounts.store;
-            lease.keep().await?;
-            // Kept at each page too: a replica that stops mid-round is resumed after.
-            let kept = turns.place(place.after.clone(), false);
-            store
-                .keep_round_cursor(LEASE_NAME, &self.holder, kept.text().as_deref())
-                .await?;
-            let page = store
-                .accounts_by_token_expiry(&CHECKED_CHANNELS, place.after.clone(), PAGE)
+            walk.page().await?;
+            let page = self
+                .accounts
+                .store
+                .accounts_by_token_expiry(&CHECKED_CHANNELS, walk.after.clone(), PAGE)
                 .await?;
             if page.is_empty() {
                 return Ok(());
             }
             for account in page {
                 let id = account.id;
-                let key = ExpiryKey::of(&account);
-                match turns.turn(&account) {
+                match walk.turn(&account) {
                     Turn::Check => {}
                     Turn::Deferred => {
                         round.deferred += 1;
                         metrics::counter!("patchbay_token_checks_total", "outcome" => "deferred")
                             .increment(1);
-                        place.after = Some(key);
                         continue;
                     }
-                    Turn::CheckedBefore => {
-                        place.after = Some(key);
-                        continue;
-                    }
+                    Turn::CheckedBefore => continue,
                 }
-                lease.keep().await?;
+                walk.keep_lease().await?;
+                let key = ExpiryKey::of(&account);
                 let checked = self.check(account).await;
                 let outcome = match &checked {
                     Ok(Checked::Flagged) => "flagged",
@@ -208,7 +186,7 @@ impl TokenChecker {
                         tracing::warn!(account_id = %id, error = %err, "token check not recorded; asking again next round");
                     }
                 }
-                place.after = Some(key);
+                walk.after = Some(key);
             }
         }
     }

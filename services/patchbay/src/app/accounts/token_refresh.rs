@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use super::Accounts;
 use super::instagram::Refreshed;
-use super::round_place::{RoundPlace, Turn, WorkspaceTurns};
+use super::round_place::Turn;
+use super::round_walk::RoundWalk;
 use crate::domain::Error;
 use crate::domain::account::tokens::is_instagram_login;
 use crate::domain::support::now;
@@ -72,55 +73,31 @@ impl TokenRefresher {
     }
 
     /// One round: every token due, each on its own; a refusal never stops the others.
+    /// No workspace is carried over: a refreshed token leaves the due set, so the next
+    /// round begins with the ones a workspace's cap left, nearest expiry first.
     pub async fn round(&self) -> Result<usize, Error> {
         let store = &self.accounts.store;
-        let kept = store.round_cursor(LEASE_NAME).await?;
-        let mut place = RoundPlace::read(kept.as_deref());
-        // No workspace is carried over: a refreshed token leaves the due set, so the
-        // next round begins with the ones a workspace's cap left, nearest expiry first.
-        place.capped.clear();
-        let mut turns = WorkspaceTurns::new(self.per_workspace, Default::default());
+        let mut walk =
+            RoundWalk::begin(store, LEASE_NAME, &self.holder, self.per_workspace, false).await?;
         let mut refreshed = 0;
-        let scanned = self.scan(&mut refreshed, &mut place, &mut turns).await;
-        let place = RoundPlace {
-            capped: Default::default(),
-            ..turns.place(place.after, scanned.is_ok())
-        };
-        if let Err(err) = store
-            .keep_round_cursor(LEASE_NAME, &self.holder, place.text().as_deref())
-            .await
-        {
-            tracing::warn!(error = %err, "cannot keep where the token refresh round stopped");
-        }
+        let scanned = self.scan(&mut refreshed, &mut walk).await;
+        walk.end(scanned.is_ok()).await;
         scanned.map(|()| refreshed)
     }
 
-    async fn scan(
-        &self,
-        refreshed: &mut usize,
-        place: &mut RoundPlace,
-        turns: &mut WorkspaceTurns,
-    ) -> Result<(), Error> {
+    async fn scan(&self, refreshed: &mut usize, walk: &mut RoundWalk<'_>) -> Result<(), Error> {
         let ahead = chrono::Duration::from_std(self.ahead).unwrap_or(chrono::Duration::days(7));
         // Tokens falling due during the round wait for the next.
         let due_before = now() + ahead;
         // Meta refreshes only tokens at least 24 hours old.
         let young_until = now() - chrono::Duration::hours(24);
         let mut outages_in_a_row = 0;
-        let mut lease =
-            super::rounds::LeaseKeeper::new(&self.accounts.store, LEASE_NAME, &self.holder);
         loop {
-            let store = &self.accounts.store;
-            lease.keep().await?;
-            let kept = RoundPlace {
-                after: place.after.clone(),
-                capped: Default::default(),
-            };
-            store
-                .keep_round_cursor(LEASE_NAME, &self.holder, kept.text().as_deref())
-                .await?;
-            let page = store
-                .tokens_expiring(due_before, young_until, place.after.clone(), PAGE)
+            walk.page().await?;
+            let page = self
+                .accounts
+                .store
+                .tokens_expiring(due_before, young_until, walk.after.clone(), PAGE)
                 .await?;
             if page.is_empty() {
                 return Ok(());
@@ -131,21 +108,18 @@ impl TokenRefresher {
                 // on an Instagram account (a pasted Facebook one) would be refused
                 // there, and flagged for nothing. It takes no turn of its workspace.
                 if !is_instagram_login(&account) {
-                    place.after = Some(key);
+                    walk.dealt(&account);
                     continue;
                 }
-                let outcome = match turns.turn(&account) {
+                let outcome = match walk.turn(&account) {
                     Turn::Check => {
-                        lease.keep().await?;
+                        walk.keep_lease().await?;
                         self.accounts
                             .refresh_instagram_token(account, self.max_failures)
                             .await
                     }
                     Turn::Deferred => Ok(Refreshed::Deferred),
-                    Turn::CheckedBefore => {
-                        place.after = Some(key);
-                        continue;
-                    }
+                    Turn::CheckedBefore => continue,
                 };
                 let label = match &outcome {
                     Ok(Refreshed::Done) => "done",
@@ -185,7 +159,7 @@ impl TokenRefresher {
                         tracing::warn!(account_id = %id, error = %err, "Instagram token refresh not recorded; trying again next round");
                     }
                 }
-                place.after = Some(key);
+                walk.after = Some(key);
             }
         }
     }
