@@ -10,13 +10,13 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::account_service::AccountGrpc;
-use super::auth::authorize;
+use super::auth::caller_of;
 use super::convert::account::{division_filter, event_to_proto, watched_channels};
 use super::default_watch::token_expiry;
 use super::status;
 use crate::app::Accounts;
 use crate::app::accounts::events::EventsWatch;
-use crate::domain::{Action, Caller, Violations};
+use crate::domain::{Caller, Violations};
 use crate::events::tail::{QUEUE, TailItem};
 
 pub type EventsStream = ReceiverStream<Result<proto::AccountEvent, Status>>;
@@ -49,7 +49,7 @@ pub async fn open(
     grpc: &AccountGrpc,
     mut request: Request<proto::WatchAccountEventsRequest>,
 ) -> Result<Response<EventsStream>, Status> {
-    let mut caller = authorize(&mut request, Action::WatchAccountEvents)?;
+    let mut caller = caller_of(&mut request)?;
     let permit = grpc.watch_permit(&mut caller)?;
     let request = request.into_inner();
     let mut violations = Violations::new();

@@ -11,7 +11,7 @@ use tonic::{Code, Request, Response, Status};
 use super::compression::{answer_for, secret_answer};
 
 use super::account_events::{self, EventsStream};
-use super::auth::authorize;
+use super::auth::{authorized, caller_of};
 use super::convert::account::{
     account_to_proto, credentials_to_proto, division_filter, update_from_proto, watched_channels,
 };
@@ -26,7 +26,7 @@ use super::shares::WorkspaceShares;
 use crate::app::Accounts;
 use crate::domain::idempotency::RecordRef;
 use crate::domain::support::{PageRequest, parse_id};
-use crate::domain::{Action, Caller, Error, NewAccount, Violations};
+use crate::domain::{Caller, Error, NewAccount, Violations};
 
 pub struct AccountGrpc {
     pub(super) accounts: Accounts,
@@ -80,7 +80,7 @@ impl AccountService for AccountGrpc {
         &self,
         mut request: Request<proto::ListAccountsRequest>,
     ) -> Result<Response<proto::ListAccountsResponse>, Status> {
-        let caller = authorize(&mut request, Action::ListAccounts)?;
+        let caller = caller_of(&mut request)?;
         let request = request.into_inner();
         let mut violations = Violations::new();
         let channel = violations
@@ -107,7 +107,7 @@ impl AccountService for AccountGrpc {
         &self,
         mut request: Request<proto::GetAccountRequest>,
     ) -> Result<Response<proto::GetAccountResponse>, Status> {
-        let caller = authorize(&mut request, Action::GetAccount)?;
+        let caller = caller_of(&mut request)?;
         let id = parse_id(&request.get_ref().id, "id")?;
         let view = self.accounts.get(&caller, id).await?;
         Ok(answer_for(
@@ -122,8 +122,7 @@ impl AccountService for AccountGrpc {
         &self,
         mut request: Request<proto::CreateAccountRequest>,
     ) -> Result<Response<proto::CreateAccountResponse>, Status> {
-        let action = Action::CreateAccount;
-        let caller = authorize(&mut request, action)?;
+        let (caller, action) = authorized(&mut request)?;
         let run = |caller: Caller, request| async move {
             let view = self
                 .accounts
@@ -148,8 +147,7 @@ impl AccountService for AccountGrpc {
         &self,
         mut request: Request<proto::UpdateAccountRequest>,
     ) -> Result<Response<proto::UpdateAccountResponse>, Status> {
-        let action = Action::UpdateAccount;
-        let caller = authorize(&mut request, action)?;
+        let (caller, action) = authorized(&mut request)?;
         let run = |caller: Caller, request| async move {
             let (id, patch) = update_from_proto(request)?;
             let view = self.accounts.update(&caller, id, patch).await?;
@@ -171,8 +169,7 @@ impl AccountService for AccountGrpc {
         &self,
         mut request: Request<proto::DeleteAccountRequest>,
     ) -> Result<Response<proto::DeleteAccountResponse>, Status> {
-        let action = Action::DeleteAccount;
-        let caller = authorize(&mut request, action)?;
+        let (caller, action) = authorized(&mut request)?;
         let run = |caller: Caller, request: proto::DeleteAccountRequest| async move {
             let id = parse_id(&request.id, "id")?;
             self.accounts
@@ -190,8 +187,7 @@ impl AccountService for AccountGrpc {
         &self,
         mut request: Request<proto::SetDefaultAccountRequest>,
     ) -> Result<Response<proto::SetDefaultAccountResponse>, Status> {
-        let action = Action::SetDefaultAccount;
-        let caller = authorize(&mut request, action)?;
+        let (caller, action) = authorized(&mut request)?;
         let run = |caller: Caller, request: proto::SetDefaultAccountRequest| async move {
             let id = parse_id(&request.id, "id")?;
             let view = self
@@ -216,7 +212,7 @@ impl AccountService for AccountGrpc {
         &self,
         mut request: Request<proto::GetAccountCredentialsRequest>,
     ) -> Result<Response<proto::GetAccountCredentialsResponse>, Status> {
-        let caller = authorize(&mut request, Action::GetAccountCredentials)?;
+        let caller = caller_of(&mut request)?;
         let id = parse_id(&request.get_ref().id, "id")?;
         let account = self.accounts.credentials(&caller, id).await?;
         Ok(secret_answer(credentials_to_proto(account)))
@@ -245,7 +241,7 @@ impl AccountService for AccountGrpc {
         &self,
         mut request: Request<proto::WatchDefaultAccountsRequest>,
     ) -> Result<Response<DefaultsStream>, Status> {
-        let mut caller = authorize(&mut request, Action::WatchDefaultAccounts)?;
+        let mut caller = caller_of(&mut request)?;
         let permit = self.watch_permit(&mut caller)?;
         let request = request.into_inner();
         let mut violations = Violations::new();
@@ -277,7 +273,7 @@ impl AccountService for AccountGrpc {
         &self,
         mut request: Request<proto::GetWhatsAppHealthRequest>,
     ) -> Result<Response<proto::GetWhatsAppHealthResponse>, Status> {
-        let caller = authorize(&mut request, Action::GetWhatsAppHealth)?;
+        let caller = caller_of(&mut request)?;
         let id = parse_id(&request.get_ref().id, "id")?;
         let health = self.accounts.whatsapp_health(&caller, id).await?;
         Ok(answer_for(
@@ -290,8 +286,7 @@ impl AccountService for AccountGrpc {
         &self,
         mut request: Request<proto::CompleteWhatsAppSignupRequest>,
     ) -> Result<Response<proto::CompleteWhatsAppSignupResponse>, Status> {
-        let action = Action::CompleteWhatsAppSignup;
-        let caller = authorize(&mut request, action)?;
+        let (caller, action) = authorized(&mut request)?;
         let run = |caller: Caller, request: proto::CompleteWhatsAppSignupRequest| async move {
             let event = super::convert::meta::signup_event(request.event)?;
             let result = self
@@ -319,8 +314,7 @@ impl AccountService for AccountGrpc {
         &self,
         mut request: Request<proto::ConnectInstagramRequest>,
     ) -> Result<Response<proto::ConnectInstagramResponse>, Status> {
-        let action = Action::ConnectInstagram;
-        let caller = authorize(&mut request, action)?;
+        let (caller, action) = authorized(&mut request)?;
         let run = |caller: Caller, request: proto::ConnectInstagramRequest| async move {
             let connected = self
                 .accounts
@@ -348,8 +342,7 @@ impl AccountService for AccountGrpc {
         &self,
         mut request: Request<proto::ConnectMessengerRequest>,
     ) -> Result<Response<proto::ConnectMessengerResponse>, Status> {
-        let action = Action::ConnectMessenger;
-        let caller = authorize(&mut request, action)?;
+        let (caller, action) = authorized(&mut request)?;
         let run = |caller: Caller, request: proto::ConnectMessengerRequest| async move {
             let connected = self
                 .accounts
@@ -374,8 +367,7 @@ impl AccountService for AccountGrpc {
         &self,
         mut request: Request<proto::SubscribeMessengerPagesRequest>,
     ) -> Result<Response<proto::SubscribeMessengerPagesResponse>, Status> {
-        let action = Action::SubscribeMessengerPages;
-        let caller = authorize(&mut request, action)?;
+        let (caller, action) = authorized(&mut request)?;
         let run = |caller: Caller, request: proto::SubscribeMessengerPagesRequest| async move {
             let results = self
                 .accounts
@@ -425,8 +417,7 @@ impl AccountService for AccountGrpc {
         &self,
         mut request: Request<proto::SetMessengerPersistentMenuRequest>,
     ) -> Result<Response<proto::SetMessengerPersistentMenuResponse>, Status> {
-        let action = Action::SetMessengerPersistentMenu;
-        let caller = authorize(&mut request, action)?;
+        let (caller, action) = authorized(&mut request)?;
         let run = |caller: Caller, request: proto::SetMessengerPersistentMenuRequest| async move {
             let id = parse_id(&request.account_id, "account_id")?;
             let deleted = request.delete;

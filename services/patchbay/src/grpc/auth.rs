@@ -121,22 +121,23 @@ fn request_id(request: &Request<()>) -> String {
         .unwrap_or_else(super::request_span::new_request_id)
 }
 
-/// The caller of a request that passed the interceptor, if its role may run `action`.
-/// Takes the caller out of the request (a handler authorises once): no copy per call.
-pub fn authorize<T>(request: &mut Request<T>, action: Action) -> Result<Caller, Status> {
-    let caller = request
+/// The caller of a request that passed the interceptor, already authorised there for
+/// the action the method table names (the one check): taken out of the request, so a
+/// handler holds the one copy (and with it the call's place).
+pub fn caller_of<T>(request: &mut Request<T>) -> Result<Caller, Status> {
+    request
         .extensions_mut()
         .remove::<Caller>()
-        .ok_or_else(|| status::unauthenticated("missing authorization: Bearer <token>"))?;
-    // The table and the handler must agree on the method's action.
-    if let Some(&listed) = request.extensions().get::<Action>() {
-        debug_assert_eq!(listed, action, "the method table names another action");
-        if listed != action {
-            return Err(status::permission_denied(
-                "this method is not open to any role",
-            ));
-        }
-    }
-    caller.authorize(action)?;
-    Ok(caller)
+        .ok_or_else(|| status::unauthenticated("missing authorization: Bearer <token>"))
+}
+
+/// [`caller_of`], with the action the method table named for the call (what a write's
+/// idempotency key and audit event record).
+pub fn authorized<T>(request: &mut Request<T>) -> Result<(Caller, Action), Status> {
+    let action = request
+        .extensions()
+        .get::<Action>()
+        .copied()
+        .ok_or_else(|| status::permission_denied("this method is not open to any role"))?;
+    Ok((caller_of(request)?, action))
 }

@@ -2,7 +2,8 @@
 //! default. A tower layer looks the path up (an RPC missing from the table is
 //! PERMISSION_DENIED for every role, so a method added without an entry cannot be
 //! called) and hands the action to the auth interceptor, which checks the caller's role
-//! against it. Handlers still name their action and do the record and division checks.
+//! against it: the one check. Handlers take the caller already authorised
+//! (`auth::caller_of`, `auth::authorized`) and do the record and division checks.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -27,12 +27,12 @@ use tonic::server::{NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 
 use super::account_service::AccountGrpc;
-use super::auth::authorize;
+use super::auth::caller_of;
 use super::compression::{for_encoded, with_compression};
 use super::convert::account::{account_to_proto, division_filter};
 use super::convert::required_channel;
 use crate::app::Accounts;
-use crate::domain::{Account, Action, Caller, Channel};
+use crate::domain::{Account, Caller, Channel};
 
 const PATH: &str = "/patchbay.v1.AccountService/GetDefaultAccount";
 type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
@@ -153,7 +153,7 @@ impl Handler {
 pub(super) fn asked(
     request: &mut Request<proto::GetDefaultAccountRequest>,
 ) -> Result<(Caller, Channel, Option<String>), Status> {
-    let caller = authorize(request, Action::GetDefaultAccount)?;
+    let caller = caller_of(request)?;
     let request = request.get_mut();
     let channel = required_channel(request.channel, "channel")?;
     let division = division_filter(std::mem::take(&mut request.division_id));

@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 
 use super::compression::answer;
 
-use super::auth::authorize;
+use super::auth::{authorized, caller_of};
 use super::convert::channel_settings::{settings_to_proto, upsert_from_proto};
 use super::convert::integration::{integration_to_proto, provider_to_proto, update_from_proto};
 use super::convert::{fit_page, optional_channel, required_channel};
@@ -22,7 +22,7 @@ use crate::domain::idempotency::RecordRef;
 use crate::domain::integration::NewIntegration;
 use crate::domain::provider::Catalog;
 use crate::domain::support::{PageRequest, parse_id};
-use crate::domain::{Action, Caller, Error, RecordKind, Violations};
+use crate::domain::{Caller, Error, RecordKind, Violations};
 
 pub struct IntegrationGrpc {
     channel_settings: ChannelSettingsService,
@@ -53,7 +53,7 @@ impl IntegrationService for IntegrationGrpc {
         &self,
         mut request: Request<proto::ListProvidersRequest>,
     ) -> Result<Response<proto::ListProvidersResponse>, Status> {
-        authorize(&mut request, Action::ListProviders)?;
+        caller_of(&mut request)?;
         Ok(answer(proto::ListProvidersResponse {
             providers: self.catalog.all().map(provider_to_proto).collect(),
         }))
@@ -63,7 +63,7 @@ impl IntegrationService for IntegrationGrpc {
         &self,
         mut request: Request<proto::GetProviderRequest>,
     ) -> Result<Response<proto::GetProviderResponse>, Status> {
-        authorize(&mut request, Action::GetProvider)?;
+        caller_of(&mut request)?;
         let slug = &request.get_ref().slug;
         if slug.is_empty() {
             return Err(Error::invalid("slug", "is required").into());
@@ -81,8 +81,7 @@ impl IntegrationService for IntegrationGrpc {
         &self,
         mut request: Request<proto::CreateIntegrationRequest>,
     ) -> Result<Response<proto::CreateIntegrationResponse>, Status> {
-        let action = Action::CreateIntegration;
-        let caller = authorize(&mut request, action)?;
+        let (caller, action) = authorized(&mut request)?;
         let run = |caller: Caller, request| async move {
             let new = NewIntegration::try_from(request)?;
             let integration = self.integrations.create(&caller, new).await?;
@@ -104,7 +103,7 @@ impl IntegrationService for IntegrationGrpc {
         &self,
         mut request: Request<proto::ListIntegrationsRequest>,
     ) -> Result<Response<proto::ListIntegrationsResponse>, Status> {
-        let caller = authorize(&mut request, Action::ListIntegrations)?;
+        let caller = caller_of(&mut request)?;
         let request = request.into_inner();
         let mut violations = Violations::new();
         let channel = violations
@@ -134,7 +133,7 @@ impl IntegrationService for IntegrationGrpc {
         &self,
         mut request: Request<proto::GetIntegrationRequest>,
     ) -> Result<Response<proto::GetIntegrationResponse>, Status> {
-        let caller = authorize(&mut request, Action::GetIntegration)?;
+        let caller = caller_of(&mut request)?;
         let id = parse_id(&request.get_ref().id, "id")?;
         let integration = self.integrations.get(&caller, id).await?;
         Ok(answer(proto::GetIntegrationResponse {
@@ -146,8 +145,7 @@ impl IntegrationService for IntegrationGrpc {
         &self,
         mut request: Request<proto::UpdateIntegrationRequest>,
     ) -> Result<Response<proto::UpdateIntegrationResponse>, Status> {
-        let action = Action::UpdateIntegration;
-        let caller = authorize(&mut request, action)?;
+        let (caller, action) = authorized(&mut request)?;
         let run = |caller: Caller, request| async move {
             let (id, patch) = update_from_proto(request)?;
             let integration = self.integrations.update(&caller, id, patch).await?;
@@ -169,8 +167,7 @@ impl IntegrationService for IntegrationGrpc {
         &self,
         mut request: Request<proto::DeleteIntegrationRequest>,
     ) -> Result<Response<proto::DeleteIntegrationResponse>, Status> {
-        let action = Action::DeleteIntegration;
-        let caller = authorize(&mut request, action)?;
+        let (caller, action) = authorized(&mut request)?;
         let run = |caller: Caller, request: proto::DeleteIntegrationRequest| async move {
             let id = parse_id(&request.id, "id")?;
             self.integrations
@@ -188,8 +185,7 @@ impl IntegrationService for IntegrationGrpc {
         &self,
         mut request: Request<proto::SetPrimaryIntegrationRequest>,
     ) -> Result<Response<proto::SetPrimaryIntegrationResponse>, Status> {
-        let action = Action::SetPrimaryIntegration;
-        let caller = authorize(&mut request, action)?;
+        let (caller, action) = authorized(&mut request)?;
         let run = |caller: Caller, request: proto::SetPrimaryIntegrationRequest| async move {
             let id = parse_id(&request.id, "id")?;
             let integration = self
@@ -214,7 +210,7 @@ impl IntegrationService for IntegrationGrpc {
         &self,
         mut request: Request<proto::CheckIntegrationRequest>,
     ) -> Result<Response<proto::CheckIntegrationResponse>, Status> {
-        let caller = authorize(&mut request, Action::CheckIntegration)?;
+        let caller = caller_of(&mut request)?;
         let id = parse_id(&request.get_ref().id, "id")?;
         let (checked, message) = match self.integrations.check(&caller, id).await? {
             CheckOutcome::Passed => (true, "the provider accepted the credentials".to_owned()),
@@ -229,7 +225,7 @@ impl IntegrationService for IntegrationGrpc {
         &self,
         mut request: Request<proto::ListChannelSettingsRequest>,
     ) -> Result<Response<proto::ListChannelSettingsResponse>, Status> {
-        let caller = authorize(&mut request, Action::ListChannelSettings)?;
+        let caller = caller_of(&mut request)?;
         let all = self.channel_settings.list(&caller).await?;
         Ok(answer(proto::ListChannelSettingsResponse {
             channel_settings: all.into_iter().map(settings_to_proto).collect(),
@@ -240,7 +236,7 @@ impl IntegrationService for IntegrationGrpc {
         &self,
         mut request: Request<proto::GetChannelSettingsRequest>,
     ) -> Result<Response<proto::GetChannelSettingsResponse>, Status> {
-        let caller = authorize(&mut request, Action::GetChannelSettings)?;
+        let caller = caller_of(&mut request)?;
         let channel = required_channel(request.get_ref().channel, "channel")?;
         let settings = self.channel_settings.get(&caller, channel).await?;
         Ok(answer(proto::GetChannelSettingsResponse {
@@ -252,8 +248,7 @@ impl IntegrationService for IntegrationGrpc {
         &self,
         mut request: Request<proto::UpsertChannelSettingsRequest>,
     ) -> Result<Response<proto::UpsertChannelSettingsResponse>, Status> {
-        let action = Action::UpsertChannelSettings;
-        let caller = authorize(&mut request, action)?;
+        let (caller, action) = authorized(&mut request)?;
         let run = |caller: Caller, request| async move {
             let (channel, patch) = upsert_from_proto(request)?;
             let settings = self

@@ -6,10 +6,9 @@ use tonic::{Request, Response, Status};
 
 use super::compression::answer;
 
-use super::auth::authorize;
+use super::auth::caller_of;
 use super::convert::{channel_to_proto, required_channel};
 use crate::app::webhooks::{RouteRequest, Scheme, WebhookRequest, Webhooks};
-use crate::domain::Action;
 
 pub struct WebhookGrpc {
     webhooks: Webhooks,
@@ -27,7 +26,7 @@ impl WebhookService for WebhookGrpc {
         &self,
         mut request: Request<proto::RouteWebhookRequest>,
     ) -> Result<Response<proto::RouteWebhookResponse>, Status> {
-        authorize(&mut request, Action::RouteWebhook)?;
+        caller_of(&mut request)?;
         let request = request.into_inner();
         let routed = self
             .webhooks
@@ -67,7 +66,7 @@ impl WebhookService for WebhookGrpc {
         &self,
         mut request: Request<proto::VerifyWebhookSubscriptionRequest>,
     ) -> Result<Response<proto::VerifyWebhookSubscriptionResponse>, Status> {
-        let caller = authorize(&mut request, Action::VerifyWebhookSubscription)?;
+        let caller = caller_of(&mut request)?;
         let request = request.into_inner();
         let channel = required_channel(request.channel, "channel")?;
         let (challenge, account_id) = self
@@ -91,7 +90,7 @@ impl WebhookService for WebhookGrpc {
         &self,
         mut request: Request<proto::VerifyWebhookSignatureRequest>,
     ) -> Result<Response<proto::VerifyWebhookSignatureResponse>, Status> {
-        let caller = authorize(&mut request, Action::VerifyWebhookSignature)?;
+        let caller = caller_of(&mut request)?;
         let request = request.into_inner();
         let channel = required_channel(request.channel, "channel")?;
         let check = self
