@@ -11,7 +11,7 @@ use tonic::{Code, Request, Response, Status};
 use super::compression::{answer_for, secret_answer};
 
 use super::account_events::{self, EventsStream};
-use super::auth::{authorized, caller_of};
+use super::auth::caller_of;
 use super::convert::account::{
     account_to_proto, credentials_to_proto, division_filter, update_from_proto, watched_channels,
 };
@@ -120,9 +120,8 @@ impl AccountService for AccountGrpc {
 
     async fn create_account(
         &self,
-        mut request: Request<proto::CreateAccountRequest>,
+        request: Request<proto::CreateAccountRequest>,
     ) -> Result<Response<proto::CreateAccountResponse>, Status> {
-        let (caller, action) = authorized(&mut request)?;
         let run = |caller: Caller, request| async move {
             let view = self
                 .accounts
@@ -138,16 +137,13 @@ impl AccountService for AccountGrpc {
                 account: Some(account_to_proto(view)),
             })
         };
-        self.idempotency
-            .once(action, caller, request, run, replay)
-            .await
+        self.idempotency.once(request, run, replay).await
     }
 
     async fn update_account(
         &self,
-        mut request: Request<proto::UpdateAccountRequest>,
+        request: Request<proto::UpdateAccountRequest>,
     ) -> Result<Response<proto::UpdateAccountResponse>, Status> {
-        let (caller, action) = authorized(&mut request)?;
         let run = |caller: Caller, request| async move {
             let (id, patch) = update_from_proto(request)?;
             let view = self.accounts.update(&caller, id, patch).await?;
@@ -160,16 +156,13 @@ impl AccountService for AccountGrpc {
                 account: Some(self.replayed(&caller, &record).await?),
             })
         };
-        self.idempotency
-            .once(action, caller, request, run, replay)
-            .await
+        self.idempotency.once(request, run, replay).await
     }
 
     async fn delete_account(
         &self,
-        mut request: Request<proto::DeleteAccountRequest>,
+        request: Request<proto::DeleteAccountRequest>,
     ) -> Result<Response<proto::DeleteAccountResponse>, Status> {
-        let (caller, action) = authorized(&mut request)?;
         let run = |caller: Caller, request: proto::DeleteAccountRequest| async move {
             let id = parse_id(&request.id, "id")?;
             self.accounts
@@ -178,16 +171,13 @@ impl AccountService for AccountGrpc {
             Ok(proto::DeleteAccountResponse {})
         };
         let replay = |_, _, _| async { Ok(proto::DeleteAccountResponse {}) };
-        self.idempotency
-            .once(action, caller, request, run, replay)
-            .await
+        self.idempotency.once(request, run, replay).await
     }
 
     async fn set_default_account(
         &self,
-        mut request: Request<proto::SetDefaultAccountRequest>,
+        request: Request<proto::SetDefaultAccountRequest>,
     ) -> Result<Response<proto::SetDefaultAccountResponse>, Status> {
-        let (caller, action) = authorized(&mut request)?;
         let run = |caller: Caller, request: proto::SetDefaultAccountRequest| async move {
             let id = parse_id(&request.id, "id")?;
             let view = self
@@ -203,9 +193,7 @@ impl AccountService for AccountGrpc {
                 account: Some(self.replayed(&caller, &record).await?),
             })
         };
-        self.idempotency
-            .once(action, caller, request, run, replay)
-            .await
+        self.idempotency.once(request, run, replay).await
     }
 
     async fn get_account_credentials(
@@ -284,9 +272,8 @@ impl AccountService for AccountGrpc {
 
     async fn complete_whats_app_signup(
         &self,
-        mut request: Request<proto::CompleteWhatsAppSignupRequest>,
+        request: Request<proto::CompleteWhatsAppSignupRequest>,
     ) -> Result<Response<proto::CompleteWhatsAppSignupResponse>, Status> {
-        let (caller, action) = authorized(&mut request)?;
         let run = |caller: Caller, request: proto::CompleteWhatsAppSignupRequest| async move {
             let event = super::convert::meta::signup_event(request.event)?;
             let result = self
@@ -305,16 +292,13 @@ impl AccountService for AccountGrpc {
         let replay = |caller: Caller, _, record: RecordRef| async move {
             Ok(signup_to_proto(self.resumed(&caller, &record).await?))
         };
-        self.idempotency
-            .once(action, caller, request, run, replay)
-            .await
+        self.idempotency.once(request, run, replay).await
     }
 
     async fn connect_instagram(
         &self,
-        mut request: Request<proto::ConnectInstagramRequest>,
+        request: Request<proto::ConnectInstagramRequest>,
     ) -> Result<Response<proto::ConnectInstagramResponse>, Status> {
-        let (caller, action) = authorized(&mut request)?;
         let run = |caller: Caller, request: proto::ConnectInstagramRequest| async move {
             let connected = self
                 .accounts
@@ -333,16 +317,13 @@ impl AccountService for AccountGrpc {
             let view = self.accounts.get(&caller, replayed_id(&record)?).await?;
             Ok(instagram_to_proto(view))
         };
-        self.idempotency
-            .once(action, caller, request, run, replay)
-            .await
+        self.idempotency.once(request, run, replay).await
     }
 
     async fn connect_messenger(
         &self,
-        mut request: Request<proto::ConnectMessengerRequest>,
+        request: Request<proto::ConnectMessengerRequest>,
     ) -> Result<Response<proto::ConnectMessengerResponse>, Status> {
-        let (caller, action) = authorized(&mut request)?;
         let run = |caller: Caller, request: proto::ConnectMessengerRequest| async move {
             let connected = self
                 .accounts
@@ -358,16 +339,13 @@ impl AccountService for AccountGrpc {
             ))
             .into())
         };
-        self.idempotency
-            .once(action, caller, request, run, replay)
-            .await
+        self.idempotency.once(request, run, replay).await
     }
 
     async fn subscribe_messenger_pages(
         &self,
-        mut request: Request<proto::SubscribeMessengerPagesRequest>,
+        request: Request<proto::SubscribeMessengerPagesRequest>,
     ) -> Result<Response<proto::SubscribeMessengerPagesResponse>, Status> {
-        let (caller, action) = authorized(&mut request)?;
         let run = |caller: Caller, request: proto::SubscribeMessengerPagesRequest| async move {
             let results = self
                 .accounts
@@ -408,16 +386,13 @@ impl AccountService for AccountGrpc {
             }
             Ok(first)
         };
-        self.idempotency
-            .resumable(action, caller, request, run, refresh)
-            .await
+        self.idempotency.resumable(request, run, refresh).await
     }
 
     async fn set_messenger_persistent_menu(
         &self,
-        mut request: Request<proto::SetMessengerPersistentMenuRequest>,
+        request: Request<proto::SetMessengerPersistentMenuRequest>,
     ) -> Result<Response<proto::SetMessengerPersistentMenuResponse>, Status> {
-        let (caller, action) = authorized(&mut request)?;
         let run = |caller: Caller, request: proto::SetMessengerPersistentMenuRequest| async move {
             let id = parse_id(&request.account_id, "account_id")?;
             let deleted = request.delete;
@@ -429,8 +404,6 @@ impl AccountService for AccountGrpc {
             })
         };
         let refresh = |_, first| async move { Ok(first) };
-        self.idempotency
-            .resumable(action, caller, request, run, refresh)
-            .await
+        self.idempotency.resumable(request, run, refresh).await
     }
 }

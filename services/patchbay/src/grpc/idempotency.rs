@@ -32,6 +32,7 @@ use std::sync::Arc;
 use prost::Message;
 use tonic::{Request, Response, Status};
 
+use super::auth::authorized;
 use super::compression;
 
 use super::status;
@@ -54,15 +55,14 @@ impl Idempotency {
         Self { keys }
     }
 
-    /// Runs `handler` for the authorised `caller` of `action` at most once per
-    /// idempotency key. `replay` answers a key whose first call wrote `RecordRef`: from
-    /// that record as the caller may see it now, or by resuming the call (the caller it
-    /// gets holds the key as the first call did).
+    /// A write RPC: runs `handler` for the request's caller (authorised by the
+    /// interceptor for the method's action) at most once per idempotency key. `replay`
+    /// answers a key whose first call wrote `RecordRef`: from that record as the caller
+    /// may see it now, or by resuming the call (the caller it gets holds the key as the
+    /// first call did).
     pub async fn once<Req, Resp, F, Fut, R, RFut>(
         &self,
-        action: Action,
-        caller: Caller,
-        request: Request<Req>,
+        mut request: Request<Req>,
         handler: F,
         replay: R,
     ) -> Result<Response<Resp>, Status>
@@ -74,6 +74,7 @@ impl Idempotency {
         R: FnOnce(Caller, Req, RecordRef) -> RFut,
         RFut: Future<Output = Result<Resp, Status>>,
     {
+        let (caller, action) = authorized(&mut request)?;
         let sees_secrets = caller.sees_setup_secrets();
         let reply = move |message| compression::answer_for(sees_secrets, message);
         let (claim, message) = match claim_of(action, &caller, request)? {
@@ -121,9 +122,7 @@ impl Idempotency {
     /// as that call.
     pub async fn resumable<Req, Resp, F, Fut, G, GFut>(
         &self,
-        action: Action,
-        caller: Caller,
-        request: Request<Req>,
+        mut request: Request<Req>,
         handler: F,
         refresh: G,
     ) -> Result<Response<Resp>, Status>
@@ -135,6 +134,7 @@ impl Idempotency {
         G: FnOnce(Caller, Resp) -> GFut,
         GFut: Future<Output = Result<Resp, Status>>,
     {
+        let (caller, action) = authorized(&mut request)?;
         let sees_secrets = caller.sees_setup_secrets();
         let reply = move |message| compression::answer_for(sees_secrets, message);
         let (claim, message) = match claim_of(action, &caller, request)? {

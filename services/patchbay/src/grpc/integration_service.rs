@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 
 use super::compression::answer;
 
-use super::auth::{authorized, caller_of};
+use super::auth::caller_of;
 use super::convert::channel_settings::{settings_to_proto, upsert_from_proto};
 use super::convert::integration::{integration_to_proto, provider_to_proto, update_from_proto};
 use super::convert::{fit_page, optional_channel, required_channel};
@@ -79,9 +79,8 @@ impl IntegrationService for IntegrationGrpc {
 
     async fn create_integration(
         &self,
-        mut request: Request<proto::CreateIntegrationRequest>,
+        request: Request<proto::CreateIntegrationRequest>,
     ) -> Result<Response<proto::CreateIntegrationResponse>, Status> {
-        let (caller, action) = authorized(&mut request)?;
         let run = |caller: Caller, request| async move {
             let new = NewIntegration::try_from(request)?;
             let integration = self.integrations.create(&caller, new).await?;
@@ -94,9 +93,7 @@ impl IntegrationService for IntegrationGrpc {
                 integration: Some(self.replayed(&caller, &record).await?),
             })
         };
-        self.idempotency
-            .once(action, caller, request, run, replay)
-            .await
+        self.idempotency.once(request, run, replay).await
     }
 
     async fn list_integrations(
@@ -143,9 +140,8 @@ impl IntegrationService for IntegrationGrpc {
 
     async fn update_integration(
         &self,
-        mut request: Request<proto::UpdateIntegrationRequest>,
+        request: Request<proto::UpdateIntegrationRequest>,
     ) -> Result<Response<proto::UpdateIntegrationResponse>, Status> {
-        let (caller, action) = authorized(&mut request)?;
         let run = |caller: Caller, request| async move {
             let (id, patch) = update_from_proto(request)?;
             let integration = self.integrations.update(&caller, id, patch).await?;
@@ -158,16 +154,13 @@ impl IntegrationService for IntegrationGrpc {
                 integration: Some(self.replayed(&caller, &record).await?),
             })
         };
-        self.idempotency
-            .once(action, caller, request, run, replay)
-            .await
+        self.idempotency.once(request, run, replay).await
     }
 
     async fn delete_integration(
         &self,
-        mut request: Request<proto::DeleteIntegrationRequest>,
+        request: Request<proto::DeleteIntegrationRequest>,
     ) -> Result<Response<proto::DeleteIntegrationResponse>, Status> {
-        let (caller, action) = authorized(&mut request)?;
         let run = |caller: Caller, request: proto::DeleteIntegrationRequest| async move {
             let id = parse_id(&request.id, "id")?;
             self.integrations
@@ -176,16 +169,13 @@ impl IntegrationService for IntegrationGrpc {
             Ok(proto::DeleteIntegrationResponse {})
         };
         let replay = |_, _, _| async { Ok(proto::DeleteIntegrationResponse {}) };
-        self.idempotency
-            .once(action, caller, request, run, replay)
-            .await
+        self.idempotency.once(request, run, replay).await
     }
 
     async fn set_primary_integration(
         &self,
-        mut request: Request<proto::SetPrimaryIntegrationRequest>,
+        request: Request<proto::SetPrimaryIntegrationRequest>,
     ) -> Result<Response<proto::SetPrimaryIntegrationResponse>, Status> {
-        let (caller, action) = authorized(&mut request)?;
         let run = |caller: Caller, request: proto::SetPrimaryIntegrationRequest| async move {
             let id = parse_id(&request.id, "id")?;
             let integration = self
@@ -201,9 +191,7 @@ impl IntegrationService for IntegrationGrpc {
                 integration: Some(self.replayed(&caller, &record).await?),
             })
         };
-        self.idempotency
-            .once(action, caller, request, run, replay)
-            .await
+        self.idempotency.once(request, run, replay).await
     }
 
     async fn check_integration(
@@ -246,9 +234,8 @@ impl IntegrationService for IntegrationGrpc {
 
     async fn upsert_channel_settings(
         &self,
-        mut request: Request<proto::UpsertChannelSettingsRequest>,
+        request: Request<proto::UpsertChannelSettingsRequest>,
     ) -> Result<Response<proto::UpsertChannelSettingsResponse>, Status> {
-        let (caller, action) = authorized(&mut request)?;
         let run = |caller: Caller, request| async move {
             let (channel, patch) = upsert_from_proto(request)?;
             let settings = self
@@ -266,9 +253,7 @@ impl IntegrationService for IntegrationGrpc {
                 channel_settings: Some(settings_to_proto(settings)),
             })
         };
-        self.idempotency
-            .once(action, caller, request, run, replay)
-            .await
+        self.idempotency.once(request, run, replay).await
     }
 }
 
