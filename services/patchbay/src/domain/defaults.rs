@@ -30,6 +30,12 @@ impl DefaultsFilter {
     }
 }
 
+/// Where a default is looked for, in order: the division asked for, then the
+/// workspace-wide scope (`None`); only the latter when no division is asked for.
+pub fn fallback_scopes(division: Option<&str>) -> impl Iterator<Item = Option<&str>> {
+    division.map(Some).into_iter().chain([None])
+}
+
 /// The scopes whose default a write from `before` to `after` touches: the scope an
 /// account leaves or loses the flag in, and the one it joins or gains it in. Any write to
 /// a default account counts, so that watchers see its new name or config too.
@@ -40,4 +46,18 @@ pub fn touched_scopes(before: Option<&Account>, after: Option<&Account>) -> BTre
         .filter(|account| account.is_default)
         .map(|account| (account.channel, account.division_id.clone()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fallback_scopes;
+
+    #[test]
+    fn a_division_falls_back_to_the_workspace() {
+        assert_eq!(
+            fallback_scopes(Some("sales")).collect::<Vec<_>>(),
+            [Some("sales"), None]
+        );
+        assert_eq!(fallback_scopes(None).collect::<Vec<_>>(), [None]);
+    }
 }

@@ -9,7 +9,8 @@
 //! - what a write does: `change` (one form for every record), `audit` (its event),
 //!   `defaults` (which default scopes it touches);
 //! - where Patchbay may send a tenant's secrets: `addresses`, `destinations`;
-//! - webhook signatures, persistent menus, idempotency claims, errors.
+//! - webhook signatures and Meta's handshake, persistent menus, idempotency claims,
+//!   errors.
 
 pub mod account;
 pub mod addresses;
@@ -32,6 +33,7 @@ pub mod provider;
 pub mod support;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod webhook_handshake;
 pub mod webhook_routes;
 pub mod webhook_signatures;
 

@@ -4,7 +4,7 @@
 use super::{AccountView, Accounts};
 use crate::defaults::{CachedDefault, Subscription, shareable};
 use crate::domain::account::asked_division;
-use crate::domain::defaults::DefaultsFilter;
+use crate::domain::defaults::{DefaultsFilter, fallback_scopes};
 use crate::domain::{Caller, Channel, Error, RecordKind};
 
 /// What a watch starts from: the defaults it covers now, and its place in the feed of
@@ -38,15 +38,12 @@ impl Accounts {
     ) -> Result<CachedDefault, Error> {
         let division = asked_division(caller, division_id)?;
         let ws = &caller.workspace_id;
-        let defaults = &self.defaults;
-        let found = match division.as_deref() {
-            Some(division) => match defaults.scope_default(ws, channel, Some(division)).await? {
-                Some(account) => Some(account),
-                None => defaults.scope_default(ws, channel, None).await?,
-            },
-            None => defaults.scope_default(ws, channel, None).await?,
-        };
-        found.ok_or_else(|| Error::NotFound {
+        for scope in fallback_scopes(division.as_deref()) {
+            if let Some(found) = self.defaults.scope_default(ws, channel, scope).await? {
+                return Ok(found);
+            }
+        }
+        Err(Error::NotFound {
             kind: RecordKind::Account,
             id: format!("default of channel {channel}"),
         })

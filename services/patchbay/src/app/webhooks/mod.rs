@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::domain::WebhookUrls;
 use crate::domain::account::{Account, validate_account_key};
+use crate::domain::webhook_handshake;
 use crate::domain::webhook_routes::TWILIO_SHARED_KEY;
 use crate::domain::webhook_signatures::{
     self, META_HEADER, Mismatch, TWILIO_HEADER, TWILIO_SETTINGS_HEADER, TwilioAlgorithm,
@@ -90,18 +91,9 @@ impl Webhooks {
         if !account_key.is_empty() {
             violations.check(validate_account_key(account_key, "account_key"));
         }
-        if challenge.is_empty() {
-            violations.add("challenge", "is required (hub.challenge)");
-        } else if challenge.len() > 1024 {
-            violations.add("challenge", "must be at most 1024 characters");
-        }
         violations.into_result()?;
+        webhook_handshake::asked(mode, challenge, "challenge")?;
         let denied = || Error::PermissionDenied("webhook verification failed".to_owned());
-        if mode != "subscribe" {
-            return Err(Error::PermissionDenied(
-                "webhook verification failed: hub.mode is not subscribe".to_owned(),
-            ));
-        }
         let candidates = if account_key.is_empty() {
             // Through the verify-token index: the same work whatever the number of
             // accounts (plus the rows not indexed yet).
@@ -124,15 +116,15 @@ impl Webhooks {
         // Compare against every candidate, so the time does not tell which one matched.
         let mut matched = None;
         for account in &candidates {
-            if webhook_signatures::secrets_equal(&account.verify_token, verify_token)
+            if webhook_handshake::token_matches(&account.verify_token, verify_token)
                 && matched.is_none()
             {
                 matched = Some(account.id);
             }
         }
         match matched {
-            Some(id) if !verify_token.is_empty() => Ok((challenge.to_owned(), id)),
-            _ => Err(denied()),
+            Some(id) => Ok((challenge.to_owned(), id)),
+            None => Err(denied()),
         }
     }
 

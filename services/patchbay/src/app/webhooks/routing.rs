@@ -17,13 +17,12 @@ use std::collections::HashMap;
 use secrecy::ExposeSecret;
 
 use super::{TwilioKey, Webhooks, header, is_form, twilio_key};
+use crate::domain::webhook_handshake;
 use crate::domain::webhook_routes::{
     Deliveries, MetaBody, RouteEntry, SignedBy, Target, Unrouted, is_meta_channel, query_param,
     route_meta_entries, target,
 };
-use crate::domain::webhook_signatures::{
-    self, META_HEADER, Mismatch, TWILIO_HEADER, secrets_equal,
-};
+use crate::domain::webhook_signatures::{self, META_HEADER, Mismatch, TWILIO_HEADER};
 use crate::domain::{Error, FieldViolation, RecordKind};
 use crate::meta::MetaApp;
 
@@ -34,8 +33,6 @@ const MAX_HEADERS: usize = 128;
 const MAX_HEADER_BYTES: usize = 8 * 1024;
 /// Largest body taken: Meta's and Twilio's are a few kilobytes.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
-/// Longest challenge echoed.
-const MAX_CHALLENGE_CHARS: usize = 1024;
 
 /// A provider's request as the gateway received it.
 pub struct RouteRequest<'a> {
@@ -80,19 +77,7 @@ impl Webhooks {
             ));
         };
         let challenge = query_param(url, "hub.challenge").unwrap_or_default();
-        // Meta sends digits; nothing a gateway could echo as markup is taken.
-        let plain = challenge
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-        if challenge.is_empty() || challenge.len() > MAX_CHALLENGE_CHARS || !plain {
-            return Err(invalid(
-                "url",
-                "hub.challenge is required: at most 1024 letters, digits, '-', '_' or '.'",
-            ));
-        }
-        if mode != "subscribe" {
-            return Err(denied("hub.mode is not subscribe"));
-        }
+        webhook_handshake::asked(&mode, &challenge, "url")?;
         let token = query_param(url, "hub.verify_token").unwrap_or_default();
         let matches = match target {
             Target::MetaApp => {
@@ -102,7 +87,7 @@ impl Webhooks {
                             .to_owned(),
                     )
                 })?;
-                secrets_equal(expected.expose_secret(), &token)
+                webhook_handshake::token_matches(expected.expose_secret(), &token)
             }
             Target::Account { .. } => {
                 let entry = self.entry(target)?;
@@ -111,10 +96,10 @@ impl Webhooks {
                     .find_account(&entry.workspace_id, entry.account_id)
                     .await?
                     .ok_or_else(no_route)?;
-                secrets_equal(&account.verify_token, &token)
+                webhook_handshake::token_matches(&account.verify_token, &token)
             }
         };
-        if !matches || token.is_empty() {
+        if !matches {
             return Err(denied("the verify token does not match"));
         }
         Ok(Routed {
