@@ -21,7 +21,25 @@ pub struct InstagramProfile {
 
 pub const PROFILE_FIELDS: &str = "user_id,username,name,account_type";
 
+/// The instagram calls of the Graph client (`GraphClient::instagram`).
+pub struct InstagramGraph<'a>(&'a GraphClient);
+
 impl GraphClient {
+    pub fn instagram(&self) -> InstagramGraph<'_> {
+        InstagramGraph(self)
+    }
+}
+
+/// The client's plumbing (requests, retries, versions) under the product's calls.
+impl std::ops::Deref for InstagramGraph<'_> {
+    type Target = GraphClient;
+
+    fn deref(&self) -> &GraphClient {
+        self.0
+    }
+}
+
+impl InstagramGraph<'_> {
     /// `POST api.instagram.com/oauth/access_token`: the code for a short-lived token.
     /// Instagram has answered both `{"data": [{…}]}` and the flat `{…}`; both are taken.
     /// Single-use code: never repeated.

@@ -29,7 +29,25 @@ pub struct PageAccess {
     pub access_token: String,
 }
 
+/// The messenger calls of the Graph client (`GraphClient::messenger`).
+pub struct MessengerGraph<'a>(&'a GraphClient);
+
 impl GraphClient {
+    pub fn messenger(&self) -> MessengerGraph<'_> {
+        MessengerGraph(self)
+    }
+}
+
+/// The client's plumbing (requests, retries, versions) under the product's calls.
+impl std::ops::Deref for MessengerGraph<'_> {
+    type Target = GraphClient;
+
+    fn deref(&self) -> &GraphClient {
+        self.0
+    }
+}
+
+impl MessengerGraph<'_> {
     /// `GET /oauth/access_token?client_id&redirect_uri&client_secret&code`: the Facebook
     /// Login code for a short-lived user token. Single-use code: never repeated.
     pub async fn facebook_code_for_token(

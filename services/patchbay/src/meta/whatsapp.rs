@@ -72,7 +72,25 @@ pub struct Callback<'a> {
     pub verify_token: &'a str,
 }
 
+/// The whatsapp calls of the Graph client (`GraphClient::whatsapp`).
+pub struct WhatsAppGraph<'a>(&'a GraphClient);
+
 impl GraphClient {
+    pub fn whatsapp(&self) -> WhatsAppGraph<'_> {
+        WhatsAppGraph(self)
+    }
+}
+
+/// The client's plumbing (requests, retries, versions) under the product's calls.
+impl std::ops::Deref for WhatsAppGraph<'_> {
+    type Target = GraphClient;
+
+    fn deref(&self) -> &GraphClient {
+        self.0
+    }
+}
+
+impl WhatsAppGraph<'_> {
     /// `POST /{phone-number-id}/register`: makes the number usable for Cloud API
     /// messaging, protected by the two-step verification `pin`.
     pub async fn register_phone_number(

@@ -57,7 +57,7 @@ impl Accounts {
             if requested.is_some() {
                 continue;
             }
-            match self.graph.request_sync(&number, sync_type).await {
+            match self.graph.whatsapp().request_sync(&number, sync_type).await {
                 Ok(()) if sync_type == "history" => history_at = Some(now()),
                 Ok(()) => contacts_at = Some(now()),
                 Err(err) => {

@@ -85,6 +85,7 @@ impl Accounts {
     ) -> Result<(), MetaError> {
         let profile = self
             .graph
+            .instagram()
             .instagram_profile(token)
             .await
             .map_err(|err| err.during("reading the token's Instagram account"))?;
@@ -95,7 +96,10 @@ impl Accounts {
                 account.id
             )));
         }
-        self.graph.subscribe_instagram(user_id, token).await
+        self.graph
+            .instagram()
+            .subscribe_instagram(user_id, token)
+            .await
     }
 
     /// code → short-lived token → long-lived token → profile → the account (key: the
@@ -123,16 +127,19 @@ impl Accounts {
 
         let short = self
             .graph
+            .instagram()
             .instagram_code_for_token(app, code, redirect_uri)
             .await
             .map_err(|err| err.into_exchange_error("code", "exchanging the Instagram code"))?;
         let long = self
             .graph
+            .instagram()
             .instagram_long_lived(app, &short)
             .await
             .map_err(|err| err.into_error("exchanging for a long-lived Instagram token"))?;
         let profile = self
             .graph
+            .instagram()
             .instagram_profile(&long.token)
             .await
             .map_err(|err| err.into_error("fetching the Instagram profile"))?;
@@ -182,7 +189,7 @@ impl Accounts {
             .get(ACCESS_TOKEN)
             .and_then(Value::as_str)
             .unwrap_or_default();
-        match self.graph.instagram_refresh(token).await {
+        match self.graph.instagram().instagram_refresh(token).await {
             Ok(fresh) => {
                 let change = StateChange::NewToken {
                     key: ACCESS_TOKEN,

@@ -56,16 +56,19 @@ impl Accounts {
 
         let short = self
             .graph
+            .messenger()
             .facebook_code_for_token(app, code.trim(), redirect_uri)
             .await
             .map_err(|err| err.into_exchange_error("code", "exchanging the Facebook Login code"))?;
         let long = self
             .graph
+            .messenger()
             .facebook_long_lived(app, &short)
             .await
             .map_err(|err| err.into_error("exchanging for a long-lived user token"))?;
         let pages = self
             .graph
+            .messenger()
             .user_pages(&long.token)
             .await
             .map_err(|err| err.into_error("listing the user's Facebook Pages"))?;
@@ -190,6 +193,7 @@ impl Accounts {
         .await?;
         let page = self
             .graph
+            .messenger()
             .page_with_token(user_token, page_id)
             .await
             .map_err(|err| err.into_error("fetching the page token"))?;
@@ -199,6 +203,7 @@ impl Accounts {
             ));
         }
         self.graph
+            .messenger()
             .subscribe_page(page_id, &page.access_token)
             .await
             .map_err(|err| err.into_error("subscribing the page to messaging webhooks"))?;
@@ -251,7 +256,7 @@ impl Accounts {
         }
         let result = match &menu {
             Some(menus) => self.set_menu_with_get_started(token, menus).await,
-            None => self.graph.delete_persistent_menu(token).await,
+            None => self.graph.messenger().delete_persistent_menu(token).await,
         };
         match result {
             Ok(()) => Ok(()),
@@ -277,11 +282,13 @@ impl Accounts {
     ) -> Result<(), MetaError> {
         let has_get_started = self
             .graph
+            .messenger()
             .has_get_started(token)
             .await
             .map_err(|err| err.during("reading the page's Get Started button"))?;
         let get_started = (!has_get_started).then_some(self.get_started_payload.as_str());
         self.graph
+            .messenger()
             .set_persistent_menu(token, menus, get_started)
             .await
     }

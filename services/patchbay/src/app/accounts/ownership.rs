@@ -55,7 +55,7 @@ impl Accounts {
             return Ok(false);
         };
         if is_instagram_login(account) {
-            let profile = self.graph.instagram_profile(token).await?;
+            let profile = self.graph.instagram().instagram_profile(token).await?;
             return Ok(profile.user_id.as_deref() == Some(id));
         }
         let Some(app) = &self.meta_app else {
@@ -87,6 +87,7 @@ impl Accounts {
             DebugTokenWord::IfWabaLists => {
                 let numbers = self
                     .graph
+                    .whatsapp()
                     .waba_numbers(&super::setup::number(account))
                     .await?;
                 Ok(numbers.iter().any(|number| number.id == id))

@@ -15,16 +15,21 @@ impl Accounts {
     pub(super) async fn release_at_provider(&self, account: &Account) -> Option<String> {
         let text = |key: &str| whatsapp::text(&account.config, key);
         let result = if is_cloud_account(account.channel, &account.config) {
-            self.graph.remove_number_callback(&number(account)).await
+            self.graph
+                .whatsapp()
+                .remove_number_callback(&number(account))
+                .await
         } else if account.channel == Channel::Messenger
             && !text("page_id").is_empty()
             && !text("page_access_token").is_empty()
         {
             self.graph
+                .messenger()
                 .unsubscribe_page(text("page_id"), text("page_access_token"))
                 .await
         } else if is_instagram_login(account) && !text(INSTAGRAM_USER_ID).is_empty() {
             self.graph
+                .instagram()
                 .unsubscribe_instagram(text(INSTAGRAM_USER_ID), text("access_token"))
                 .await
         } else {

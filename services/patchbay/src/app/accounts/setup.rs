@@ -153,6 +153,7 @@ impl Accounts {
         let stop = |err: MetaError| self.setup_stop(account, err);
         let on_cloud = self
             .graph
+            .whatsapp()
             .number_on_cloud(&number)
             .await
             .map_err(|err| stop(err.during("reading the phone number")))?;
@@ -168,6 +169,7 @@ impl Accounts {
         }
         let apps = self
             .graph
+            .whatsapp()
             .waba_subscribed_apps(&number)
             .await
             .map_err(|err| stop(err.during("reading the WABA's subscribed apps")))?;
@@ -178,6 +180,7 @@ impl Accounts {
         };
         if ours.is_none() {
             self.graph
+                .whatsapp()
                 .subscribe_app_to_waba(&number)
                 .await
                 .map_err(|err| stop(err.during("subscribing the app to the WABA")))?;
@@ -188,6 +191,7 @@ impl Accounts {
             verify_token: &account.verify_token,
         };
         self.graph
+            .whatsapp()
             .set_number_callback(&number, &callback)
             .await
             .map_err(|err| stop(err.during("setting the number's webhook callback")))?;
@@ -207,11 +211,13 @@ impl Accounts {
     async fn remove_waba_callback(&self, number: &Number<'_>) -> Result<(), MetaError> {
         let numbers = self
             .graph
+            .whatsapp()
             .waba_numbers(number)
             .await
             .map_err(|err| err.during("reading the WABA's numbers"))?;
         if numbers.iter().all(|number| number.own_callback) {
             self.graph
+                .whatsapp()
                 .subscribe_app_to_waba(number)
                 .await
                 .map_err(|err| err.during("removing the WABA's callback"))?;
@@ -245,6 +251,7 @@ impl Accounts {
         }
         let result = self
             .graph
+            .whatsapp()
             .register_phone_number(number, whatsapp::text(&account.config, PIN))
             .await;
         let answer = register_answer(&result);
@@ -307,10 +314,11 @@ impl Accounts {
             )));
         }
         let number = number(&account);
+        let whatsapp = self.graph.whatsapp();
         let (phone, waba, apps) = tokio::join!(
-            self.graph.phone_number_status(&number),
-            self.graph.waba_info(&number),
-            self.graph.waba_subscribed_apps(&number),
+            whatsapp.phone_number_status(&number),
+            whatsapp.waba_info(&number),
+            whatsapp.waba_subscribed_apps(&number),
         );
         // Without every answer there is no verdict: a Meta outage is UNAVAILABLE.
         let errors = [

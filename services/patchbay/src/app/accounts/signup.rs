@@ -49,6 +49,7 @@ impl Accounts {
 
         let token = self
             .graph
+            .whatsapp()
             .exchange_signup_code(app, code.trim())
             .await
             .map_err(|err| {
@@ -77,7 +78,7 @@ impl Accounts {
         let display_name = if phone_number_id.is_empty() {
             None
         } else {
-            match self.graph.phone_number_status(&probe).await {
+            match self.graph.whatsapp().phone_number_status(&probe).await {
                 Ok(status) => Some(status.verified_name).filter(|name| !name.is_empty()),
                 Err(err) => {
                     tracing::info!(error = %err, "no verified name for the signed-up number");
@@ -119,6 +120,7 @@ impl Accounts {
         };
         let numbers = self
             .graph
+            .whatsapp()
             .waba_numbers(&waba)
             .await
             .map_err(|err| err.into_error("reading the WABA's numbers"))?;
