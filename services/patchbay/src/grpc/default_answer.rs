@@ -6,9 +6,9 @@
 //! [`DefaultAnswerService`] sits between the authentication interceptor and the
 //! generated `AccountServiceServer`, and serves that one method itself through tonic's
 //! own `Grpc::unary`, with a codec that writes the bytes prost encoded for the first
-//! call (`PassThroughEncoder`). Every other method goes on to the generated server;
-//! the generated `get_default_account` (the same operation, converted per call) stays
-//! for whatever calls the trait directly.
+//! call (`PassThroughEncoder`). Every other method goes on to the generated server.
+//! GetDefaultAccount has one handler, [`answer`]: the generated trait method, which the
+//! wire never reaches, decodes the same bytes for whoever calls the trait directly.
 //!
 //! The bytes are kept beside the default cache's entry (`defaults/answers.rs`), one
 //! answer per view (admins see the verify token, the others do not), and go with it
@@ -119,21 +119,13 @@ impl UnaryService<proto::GetDefaultAccountRequest> for Unary {
 }
 
 impl Handler {
-    /// `AccountGrpc::get_default_account`, answered with the kept bytes.
+    /// GetDefaultAccount, answered with the kept bytes.
     async fn get_default_account(
         &self,
         mut request: Request<proto::GetDefaultAccountRequest>,
         offers: bool,
     ) -> Result<Response<Encoded>, Status> {
-        let (caller, channel, division) = asked(&mut request)?;
-        let record = self
-            .accounts
-            .default_record(&caller, channel, division)
-            .await?;
-        let admin = caller.sees_setup_secrets();
-        let bytes = record.answers.get_or_encode(admin, || {
-            encode(&self.accounts, record.account.clone(), admin)
-        });
+        let (bytes, admin) = answer(&self.accounts, &mut request).await?;
         // An admin's answer shows the verify token in clear: never compressed.
         let compression = if admin {
             SingleMessageCompressionOverride::Disable
@@ -148,9 +140,25 @@ impl Handler {
     }
 }
 
-/// Who asks GetDefaultAccount, of which channel and division: what both of its
-/// handlers start from.
-pub(super) fn asked(
+/// GetDefaultAccount's one answer: the bytes kept for the caller's view of its scope's
+/// default (the division's, else the workspace's), and whether the caller is an
+/// admin. The generated trait method decodes the same bytes, so both ways in answer
+/// alike (only `DefaultAnswerService` is on the wire).
+pub(super) async fn answer(
+    accounts: &Accounts,
+    request: &mut Request<proto::GetDefaultAccountRequest>,
+) -> Result<(Bytes, bool), Status> {
+    let (caller, channel, division) = asked(request)?;
+    let record = accounts.default_record(&caller, channel, division).await?;
+    let admin = caller.sees_setup_secrets();
+    let bytes = record
+        .answers
+        .get_or_encode(admin, || encode(accounts, record.account.clone(), admin));
+    Ok((bytes, admin))
+}
+
+/// Who asks GetDefaultAccount, of which channel and division.
+fn asked(
     request: &mut Request<proto::GetDefaultAccountRequest>,
 ) -> Result<(Caller, Channel, Option<String>), Status> {
     let caller = caller_of(request)?;

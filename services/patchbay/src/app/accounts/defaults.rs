@@ -16,18 +16,8 @@ pub struct DefaultsWatch {
 }
 
 impl Accounts {
-    /// The division's default when it has one, else the workspace-wide default.
-    pub async fn get_default(
-        &self,
-        caller: &Caller,
-        channel: Channel,
-        division_id: Option<String>,
-    ) -> Result<AccountView, Error> {
-        let found = self.default_record(caller, channel, division_id).await?;
-        Ok(self.present(caller, found.account))
-    }
-
-    /// What [`Accounts::get_default`] presents: the cached record itself, masked (its
+    /// GetDefaultAccount's answer: the division's default when it has one, else the
+    /// workspace-wide default; the cached record itself, masked (its
     /// secrets are never in the cache) and shared, the same until the scope's defaults
     /// change, with the answers the edge encoded for it kept beside it.
     pub async fn default_record(
