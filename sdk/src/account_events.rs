@@ -85,6 +85,16 @@ async fn follow(
             Err(status) => Some(status),
         };
         if let Some(status) = status {
+            // A watch that fell behind says where to resume: past the events a filtered
+            // watch was not shown.
+            let resume_after = status
+                .metadata()
+                .get("patchbay-after-revision")
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.parse::<i64>().ok());
+            if let Some(after) = resume_after {
+                request.after_revision = Some(request.after_revision.unwrap_or(0).max(after));
+            }
             // What no retry mends ends the watch; the rest is retried with backoff.
             let final_error = matches!(
                 status.code(),

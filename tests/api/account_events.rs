@@ -404,6 +404,14 @@ async fn a_watcher_that_falls_behind_is_aborted_with_where_to_resume(backend: Ba
             .contains(&format!("after revision {resume_from}")),
         "{aborted:?}"
     );
+    // The same, machine-readable: the trailer a client resumes from.
+    assert_eq!(
+        aborted
+            .metadata()
+            .get("patchbay-after-revision")
+            .and_then(|v| v.to_str().ok()),
+        Some(resume_from.to_string().as_str())
+    );
     // Resumed from there: exactly the rest.
     let mut resumed = watch(&app.service(), Some(resume_from))
         .await

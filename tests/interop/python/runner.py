@@ -9,7 +9,7 @@ watch, says "ready", and reports how that watch ended once the server is stopped
 
 Requests and answers travel as the bytes the harness encoded, so each case tests
 what grpcio does with the wire; the typed cases build their messages from the
-server's own reflection, as the README's Python example does.
+server's own reflection, as the Python example of docs/api.md does.
 """
 
 import base64
@@ -201,7 +201,7 @@ def keepalive(plan):
 
 
 def typed(channel, plan):
-    """The README's example: message types from the server's reflection, no .proto at
+    """The example of docs/api.md: message types from the server's reflection, no .proto at
     hand; then a bad request, its field violations read with grpcio-status."""
     typed = plan["typed"]
     metadata = [("authorization", "Bearer " + typed["token"])]

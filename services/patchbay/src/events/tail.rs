@@ -62,9 +62,14 @@ pub struct EventTails {
 }
 
 struct Tail {
+    /// Which task serves it (a later tail of the workspace has another).
+    task: u64,
     last: i64,
     streams: Vec<mpsc::Sender<TailItem>>,
 }
+
+/// Numbers the tails' tasks.
+static TASKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl EventTails {
     pub fn new(store: Store, hub: AccountEventHub) -> Self {
@@ -94,38 +99,51 @@ impl EventTails {
         let (start, started) = self
             .join(workspace_id, sender, Some(latest))
             .map_err(|_| Error::Internal("no place at the event tail".to_owned()))?;
-        if started {
+        if let Some(task) = started {
             let (this, workspace) = (self.clone(), workspace_id.to_owned());
-            tokio::spawn(async move { this.run(workspace, wake).await });
+            tokio::spawn(async move {
+                // However the task ends (even by a panic), its tail goes with it and its
+                // streams are told: none is left waiting on a tail nobody serves.
+                let _gone = Gone {
+                    tails: this.clone(),
+                    workspace: workspace.clone(),
+                    task,
+                };
+                this.run(workspace, wake).await
+            });
         }
         Ok(Subscription { start, queue })
     }
 
     /// Joins the workspace's tail, or starts it at `start_at` when given; the revision
-    /// the stream starts after, and whether the tail was started. The sender back when
-    /// there is no tail to join and none to start.
+    /// the stream starts after, and the task to start (when the tail was started). The
+    /// sender back when there is no tail to join and none to start.
     fn join(
         &self,
         workspace_id: &str,
         sender: mpsc::Sender<TailItem>,
         start_at: Option<i64>,
-    ) -> Result<(i64, bool), mpsc::Sender<TailItem>> {
+    ) -> Result<(i64, Option<u64>), mpsc::Sender<TailItem>> {
         let mut tails = locks::lock(&self.tails);
         if let Some(tail) = tails.get_mut(workspace_id) {
+            // Streams gone since the last event leave now, not at the next one.
+            tail.streams.retain(|stream| !stream.is_closed());
             tail.streams.push(sender);
-            return Ok((tail.last, false));
+            return Ok((tail.last, None));
         }
         let Some(last) = start_at else {
             return Err(sender);
         };
+        let task = TASKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tails.insert(
             workspace_id.to_owned(),
             Tail {
+                task,
                 last,
                 streams: vec![sender],
             },
         );
-        Ok((last, true))
+        Ok((last, Some(task)))
     }
 
     async fn run(self, workspace: String, mut wake: tokio::sync::watch::Receiver<i64>) {
@@ -173,8 +191,18 @@ impl EventTails {
                     });
                     return false;
                 }
+                let account = match self.account_of(workspace, &event).await {
+                    Ok(account) => account,
+                    Err(err) => {
+                        // The database, not the account: the event is not passed over.
+                        tracing::warn!(error = %err, "an account event's account could not be read; its watches end");
+                        self.fail_all(workspace, || {
+                            Error::Unavailable("the account events cannot be read now; watch again after the last revision seen".to_owned())
+                        });
+                        return false;
+                    }
+                };
                 last = event.revision;
-                let account = self.account_of(workspace, &event).await;
                 let shared = Arc::new(TailEvent { event, account });
                 if !self.hand_on(workspace, last, shared) {
                     return false;
@@ -186,17 +214,24 @@ impl EventTails {
         }
     }
 
-    async fn account_of(&self, workspace: &str, event: &AccountEvent) -> Option<Arc<Account>> {
+    /// The account an event names, as stored now; `None` when it is gone or cannot be
+    /// opened (one account costs its events, not the watches); an error only when the
+    /// database does not answer.
+    async fn account_of(
+        &self,
+        workspace: &str,
+        event: &AccountEvent,
+    ) -> Result<Option<Arc<Account>>, Error> {
         match self
             .store
             .account_of_event(workspace, event.account_id)
             .await
         {
-            Ok(account) => account.map(Arc::new),
+            Ok(account) => Ok(account.map(Arc::new)),
+            Err(err @ Error::Unavailable(_)) => Err(err),
             Err(err) => {
-                // One account that cannot be opened costs its events, not the watches.
                 tracing::error!(account_id = %event.account_id, revision = event.revision, error = %err, "account event passed on without its account: it cannot be read");
-                None
+                Ok(None)
             }
         }
     }
@@ -245,5 +280,30 @@ impl EventTails {
             tails.remove(workspace);
         }
         unwatched
+    }
+}
+
+/// Removes a tail when its task ends, however it ends, telling its streams.
+struct Gone {
+    tails: EventTails,
+    workspace: String,
+    task: u64,
+}
+
+impl Drop for Gone {
+    fn drop(&mut self) {
+        let mut tails = locks::lock(&self.tails.tails);
+        let ours = tails
+            .get(&self.workspace)
+            .is_some_and(|tail| tail.task == self.task);
+        let Some(tail) = ours.then(|| tails.remove(&self.workspace)).flatten() else {
+            return;
+        };
+        for stream in tail.streams {
+            let _ = stream.try_send(TailItem::Failed(Error::Unavailable(
+                "the account events' reader stopped; watch again after the last revision seen"
+                    .to_owned(),
+            )));
+        }
     }
 }

@@ -116,10 +116,7 @@ async fn forward(
             Some(TailItem::Failed(err)) => Err(err),
             None => {
                 let _ = sender
-                    .send(Err(status::aborted(format!(
-                        "this watch fell more than {QUEUE} events behind; watch again after revision {}",
-                        watch.last
-                    ))))
+                    .send(Err(status::fell_behind(watch.last, QUEUE)))
                     .await;
                 return;
             }

@@ -1,6 +1,8 @@
-//! Authentication as a tonic interceptor: it verifies the bearer token, takes the call's
-//! place (the request message has arrived by now: the overload layer waits for it), and
-//! puts the [`Caller`] into the request extensions; each handler then authorises its action.
+//! Authentication and authorisation as a tonic interceptor: it takes the caller the
+//! overload layer verified (or verifies the bearer token), checks its role against the
+//! action the method table names (the one check), takes the call's place (the request
+//! has arrived by now: the overload layer waits for it), and puts the [`Caller`] into
+//! the request extensions, where the handler takes it (`caller_of`).
 
 use std::sync::Arc;
 

@@ -34,6 +34,22 @@ pub fn aborted(message: impl Into<String>) -> Status {
     Status::aborted(within(message.into(), MAX_MESSAGE_BYTES))
 }
 
+/// A watch of account events that fell further behind than its queue: ABORTED, with
+/// the revision to resume after in the `patchbay-after-revision` trailer (the header a
+/// watch starts with), so that a client watching through a filter resumes past the
+/// events it was not shown.
+pub fn fell_behind(after_revision: i64, queue: usize) -> Status {
+    let mut status = Status::aborted(format!(
+        "this watch fell more than {queue} events behind; watch again after revision {after_revision}"
+    ));
+    if let Ok(value) = after_revision.to_string().parse() {
+        status
+            .metadata_mut()
+            .insert("patchbay-after-revision", value);
+    }
+    status
+}
+
 /// A call of a method that takes one request message sent more (INVALID_ARGUMENT).
 pub fn more_than_one_message() -> Status {
     FieldViolation::new(

@@ -77,11 +77,18 @@ impl Accounts {
             .account_events_after(&caller.workspace_id, watch.last, EVENTS_PER_READ)
             .await?;
         if events.is_empty() {
-            // Nothing between: the tail carries on from here.
-            watch.last = watch.tail.start;
+            // Numbers have no gaps, and the tail stood further on: they were dropped.
+            return Err(Error::FailedPrecondition(format!(
+                "the events after revision {} are no longer kept; watch again from now",
+                watch.last
+            )));
         }
         let mut shown = Vec::new();
         for event in events {
+            // Only the events this watch shows cost a read of their account.
+            if !self.passes(caller, watch, &event)? {
+                continue;
+            }
             let account = match self
                 .store
                 .account_of_event(&caller.workspace_id, event.account_id)
@@ -94,24 +101,37 @@ impl Accounts {
                     None
                 }
             };
-            if let Some(seen) = self.shown(caller, watch, &TailEvent { event, account })? {
+            if let Some(seen) = self.presented(caller, event, account.as_deref()) {
                 shown.push(seen);
             }
         }
         Ok(shown)
     }
 
-    /// One event of the log as the watch's caller may see it (`None`: not theirs to
-    /// see, or already passed on); moves the watch past it.
+    /// One event the tail handed on, as the watch's caller may see it (`None`: not
+    /// theirs to see, or already passed on); moves the watch past it.
     pub fn shown(
         &self,
         caller: &Caller,
         watch: &mut EventsWatch,
         tailed: &TailEvent,
     ) -> Result<Option<(AccountEvent, AccountView)>, Error> {
-        let event = &tailed.event;
-        if event.revision <= watch.last {
+        if !self.passes(caller, watch, &tailed.event)? {
             return Ok(None);
+        }
+        Ok(self.presented(caller, tailed.event.clone(), tailed.account.as_deref()))
+    }
+
+    /// Moves the watch past `event`, and whether the watch shows it: one of its channels,
+    /// in a division the caller sees. An event already passed on is not shown again.
+    fn passes(
+        &self,
+        caller: &Caller,
+        watch: &mut EventsWatch,
+        event: &AccountEvent,
+    ) -> Result<bool, Error> {
+        if event.revision <= watch.last {
+            return Ok(false);
         }
         // Numbers have no gaps: one means events were dropped under the watch.
         if event.revision != watch.last + 1 {
@@ -122,20 +142,22 @@ impl Accounts {
         }
         watch.last = event.revision;
         let division = event.division_id.as_deref();
-        if !caller.can_see(division) || !watch.filter.covers(event.channel, division) {
-            return Ok(None);
-        }
-        let Some(account) = &tailed.account else {
-            return Ok(None);
-        };
-        // The account's division now may be one the caller does not see.
+        Ok(caller.can_see(division) && watch.filter.covers(event.channel, division))
+    }
+
+    /// The event with its account as the caller may see it; `None` when the account
+    /// is gone, cannot be read, or is now in a division the caller does not see.
+    fn presented(
+        &self,
+        caller: &Caller,
+        event: AccountEvent,
+        account: Option<&Account>,
+    ) -> Option<(AccountEvent, AccountView)> {
+        let account = account?;
         if !caller.can_see(account.division_id.as_deref()) {
-            return Ok(None);
+            return None;
         }
-        Ok(Some((
-            event.clone(),
-            self.view(caller, Account::clone(account)),
-        )))
+        Some((event, self.view(caller, account.clone())))
     }
 }
 
