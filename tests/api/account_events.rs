@@ -199,6 +199,7 @@ async fn a_revision_no_longer_kept_is_failed_precondition(backend: Backend) {
     let dropped = app
         .store()
         .await
+        .events()
         .purge_account_events(later)
         .await
         .expect("purged");

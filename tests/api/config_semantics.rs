@@ -65,6 +65,7 @@ async fn stored_settings_config(app: &TestApp, channel: patchbay::domain::Channe
     let settings = app
         .store()
         .await
+        .channel_settings()
         .find_channel_settings(WORKSPACE, channel)
         .await
         .expect("read")

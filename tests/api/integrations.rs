@@ -598,6 +598,7 @@ async fn schema_secrets_are_masked_sealed_and_round_trip(backend: Backend) {
     let stored = app
         .store()
         .await
+        .integrations()
         .find_integration(
             patchbay_e2e::WORKSPACE,
             uuid::Uuid::parse_str(&made.id).expect("uuid"),

@@ -391,6 +391,7 @@ async fn rotation_reseals_everything_under_live_writes(backend: Backend) {
     let stored = after
         .store()
         .await
+        .channel_settings()
         .find_channel_settings(patchbay_e2e::WORKSPACE, patchbay::domain::Channel::Sms)
         .await
         .expect("read")

@@ -155,6 +155,7 @@ fn of(events: &[proto::AccountEvent], account: &proto::Account) -> Vec<AccountEv
 async fn latest_revision(app: &TestApp) -> i64 {
     app.store()
         .await
+        .events()
         .account_event_window(patchbay_e2e::WORKSPACE)
         .await
         .expect("window")
@@ -298,6 +299,7 @@ async fn meta_s_verdicts_are_recorded_and_only_invalid_tokens_flag(backend: Back
     let later = checker
         .store()
         .await
+        .events()
         .account_events_after(patchbay_e2e::WORKSPACE, after_reauth, 100)
         .await
         .expect("events");

@@ -277,6 +277,7 @@ async fn the_refresher_s_outages_end_its_round_and_count_on_no_account(backend: 
     let store = writer.store().await;
     for id in &down {
         let account = store
+            .accounts()
             .find_account(patchbay_e2e::WORKSPACE, *id)
             .await
             .expect("read")
@@ -308,6 +309,7 @@ async fn the_refresher_s_outages_end_its_round_and_count_on_no_account(backend: 
     let refreshed = tokio::time::timeout(Duration::from_secs(15), async {
         loop {
             let account = store
+                .accounts()
                 .find_account(patchbay_e2e::WORKSPACE, late)
                 .await
                 .expect("read")
@@ -333,11 +335,13 @@ async fn a_round_whose_lease_another_replica_took_stops(backend: Backend) {
     let every = Duration::from_secs(1);
     assert!(
         store
+            .leases()
             .try_take_round("test_round", "replica-a", every, now)
             .await
             .expect("take")
     );
     store
+        .leases()
         .renew_round("test_round", "replica-a", now)
         .await
         .expect("still a's");
@@ -345,16 +349,19 @@ async fn a_round_whose_lease_another_replica_took_stops(backend: Backend) {
     let later = now + chrono::Duration::minutes(11);
     assert!(
         store
+            .leases()
             .try_take_round("test_round", "replica-b", every, later)
             .await
             .expect("take")
     );
     let lost = store
+        .leases()
         .renew_round("test_round", "replica-a", later)
         .await
         .expect_err("a's lease is b's now");
     assert!(lost.to_string().contains("another replica"), "{lost}");
     store
+        .leases()
         .renew_round("test_round", "replica-b", later)
         .await
         .expect("b's round goes on");

@@ -289,6 +289,7 @@ async fn the_channel_wide_handshake_finds_any_account_through_the_index(backend:
         .collect();
     app.store()
         .await
+        .accounts()
         .seed_accounts(&seeded)
         .await
         .expect("seeded");

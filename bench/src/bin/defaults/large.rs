@@ -82,7 +82,7 @@ pub async fn run(
     for n in 0..accounts {
         batch.push(account(n, per_workspace));
         if batch.len() == SEED_BATCH || n + 1 == accounts {
-            store.seed_accounts(&batch).await?;
+            store.accounts().seed_accounts(&batch).await?;
             batch.clear();
         }
         if (n + 1) % 200_000 == 0 {

@@ -39,6 +39,7 @@ impl AuditLog {
     ) -> Result<Page<AuditEvent>, Error> {
         let events = self
             .store
+            .audit()
             .list_audit_events(&AuditFilter {
                 workspace_id: &caller.workspace_id,
                 division_id: caller.division_id.as_deref(),

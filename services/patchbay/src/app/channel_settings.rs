@@ -18,6 +18,7 @@ impl ChannelSettingsService {
     pub async fn list(&self, caller: &Caller) -> Result<Vec<ChannelSettings>, Error> {
         let all = self
             .store
+            .channel_settings()
             .list_channel_settings(&caller.workspace_id)
             .await?;
         Ok(all
@@ -31,6 +32,7 @@ impl ChannelSettingsService {
     pub async fn get(&self, caller: &Caller, channel: Channel) -> Result<ChannelSettings, Error> {
         let settings = self
             .store
+            .channel_settings()
             .find_channel_settings(&caller.workspace_id, channel)
             .await?
             .unwrap_or_else(|| ChannelSettings::unconfigured(&caller.workspace_id, channel));
@@ -48,6 +50,7 @@ impl ChannelSettingsService {
     ) -> Result<ChannelSettings, Error> {
         let stored = self
             .store
+            .channel_settings()
             .upsert_channel_settings(&caller.workspace_id, channel, |current| {
                 channel_settings::upsert(caller, &current, patch, now())
             })

@@ -23,21 +23,31 @@ impl IdempotencyKeys {
     /// What the claimed key already stands for, unless it expired.
     pub async fn find(&self, claim: &IdempotencyClaim) -> Result<Option<KeyRecord>, Error> {
         self.store
+            .idempotency()
             .find_idempotency_key(&claim.workspace_id, &claim.caller_scope, &claim.key, now())
             .await
     }
 
     /// Forgets the keys that expired before `at`.
     pub async fn drop_expired(&self, at: DateTime<Utc>) -> Result<(), Error> {
-        self.store.drop_expired_idempotency_keys(at).await
+        self.store
+            .idempotency()
+            .drop_expired_idempotency_keys(at)
+            .await
     }
 
     /// A call that recorded no key with a write (it wrote nothing) keeps its answer.
     pub async fn keep_answer(&self, claim: &IdempotencyClaim, answer: &[u8]) -> Result<(), Error> {
-        if self.store.holds_idempotency_key(claim).await? {
+        if self
+            .store
+            .idempotency()
+            .holds_idempotency_key(claim)
+            .await?
+        {
             return Ok(());
         }
         self.store
+            .idempotency()
             .record_idempotency_answer(claim, answer)
             .await
             .map(drop)
@@ -50,6 +60,7 @@ impl IdempotencyKeys {
         answer: &[u8],
     ) -> Result<(), Error> {
         self.store
+            .idempotency()
             .record_final_idempotency_answer(claim, answer)
             .await
             .map(drop)

@@ -100,7 +100,7 @@ impl Integrations {
             )
             .with_outcome(outcome)
             .without_idempotency();
-            store.record_audit_event(&event).await?;
+            store.audit().record_audit_event(&event).await?;
             report.result.map_err(Error::from)
         });
         task.await
@@ -144,6 +144,7 @@ impl Integrations {
         let (integration, event) = integration::create(caller, new, validated, id, now())?;
         let stored = self
             .store
+            .integrations()
             .insert_integration(integration, &self.catalog, &event)
             .await?;
         Ok(self.masked(stored))
@@ -157,6 +158,7 @@ impl Integrations {
     ) -> Result<Page<Integration>, Error> {
         let found = self
             .store
+            .integrations()
             .list_integrations(&IntegrationFilter {
                 workspace_id: &caller.workspace_id,
                 provider: query.provider.as_deref(),
@@ -205,6 +207,7 @@ impl Integrations {
         }
         let stored = self
             .store
+            .integrations()
             .modify_integration(&caller.workspace_id, id, &self.catalog, |current| {
                 integration::update(
                     caller,
@@ -229,6 +232,7 @@ impl Integrations {
         expected_revision: Option<i64>,
     ) -> Result<(), Error> {
         self.store
+            .integrations()
             .modify_integration(&caller.workspace_id, id, &self.catalog, |current| {
                 integration::delete(caller, &current, expected_revision, now())
             })
@@ -244,6 +248,7 @@ impl Integrations {
     ) -> Result<Integration, Error> {
         let stored = self
             .store
+            .integrations()
             .modify_integration(&caller.workspace_id, id, &self.catalog, |current| {
                 integration::set_primary(caller, &current, expected_revision, now())
             })
@@ -255,6 +260,7 @@ impl Integrations {
 
     async fn find(&self, caller: &Caller, id: Uuid) -> Result<Integration, Error> {
         self.store
+            .integrations()
             .find_integration(&caller.workspace_id, id)
             .await?
             .ok_or_else(|| Error::not_found(RecordKind::Integration, id))
@@ -270,6 +276,7 @@ impl Integrations {
     ) -> Result<(), Error> {
         match self
             .store
+            .accounts()
             .find_account(&caller.workspace_id, account_id)
             .await?
         {

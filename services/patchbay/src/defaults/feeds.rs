@@ -105,6 +105,7 @@ impl Feeds {
         let latest = self
             .shared
             .store
+            .default_changes()
             .latest_default_revision(workspace_id)
             .await?;
         let mut feeds = lock(&self.shared.feeds);
@@ -154,6 +155,7 @@ impl Feeds {
             };
             let store = &self.shared.store;
             let changes = match store
+                .default_changes()
                 .default_changes_after(workspace_id, since, CATCH_UP_BATCH)
                 .await
             {
@@ -174,6 +176,7 @@ impl Feeds {
             let complete = (changes.len() as u64) < CATCH_UP_BATCH;
             for change in changes {
                 let account = match store
+                    .accounts()
                     .find_default_account(
                         workspace_id,
                         change.channel,

@@ -128,7 +128,7 @@ async fn follow(
                     tracing::warn!("default-change listener heard nothing, not even its heartbeat");
                     return;
                 }
-                if let Err(err) = hub.store().notify_heartbeat().await {
+                if let Err(err) = hub.store().default_changes().notify_heartbeat().await {
                     tracing::debug!(error = %err, "cannot send the listener heartbeat");
                 }
             }

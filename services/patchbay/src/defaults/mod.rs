@@ -142,11 +142,11 @@ impl DefaultAccounts {
         };
         // Boxed: the database query's future is large, and keeping it out of this one
         // keeps every cache hit from carrying (and moving) it.
-        let found = Box::pin(
-            inner
-                .store
-                .find_default_account(workspace_id, channel, division_id),
-        )
+        let found = Box::pin(inner.store.accounts().find_default_account(
+            workspace_id,
+            channel,
+            division_id,
+        ))
         .await?
         .map(|account| CachedDefault::new(shareable(account)));
         inner

@@ -93,7 +93,11 @@ impl EventTails {
         };
         // Wake-ups first, then the log's head: an event recorded in between is read.
         let wake = self.hub.subscribe(workspace_id);
-        let (latest, _) = self.store.account_event_window(workspace_id).await?;
+        let (latest, _) = self
+            .store
+            .events()
+            .account_event_window(workspace_id)
+            .await?;
         // Another stream may have started the tail meanwhile: then it is joined.
         // (Given a revision to start at, joining always finds or makes a place.)
         let (start, started) = self
@@ -167,6 +171,7 @@ impl EventTails {
             };
             let events = match self
                 .store
+                .events()
                 .account_events_after(workspace, last, EVENTS_PER_READ)
                 .await
             {
@@ -224,6 +229,7 @@ impl EventTails {
     ) -> Result<Option<Arc<Account>>, Error> {
         match self
             .store
+            .events()
             .account_of_event(workspace, event.account_id)
             .await
         {

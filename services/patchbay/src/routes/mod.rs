@@ -74,7 +74,7 @@ impl WebhookRoutes {
         let mut index = RouteIndex::default();
         let mut page = Some(RoutedCursor::default());
         while let Some(from) = page {
-            let (accounts, next) = inner.store.routed_accounts_page(from).await?;
+            let (accounts, next) = inner.store.accounts().routed_accounts_page(from).await?;
             for account in &accounts {
                 index.put(account.id, route_entry(account));
             }
@@ -92,7 +92,7 @@ impl WebhookRoutes {
     pub async fn refresh(&self, id: Uuid) {
         let inner = &self.inner;
         let _updating = inner.updating.lock().await;
-        match inner.store.routed_account(id).await {
+        match inner.store.accounts().routed_account(id).await {
             Ok(account) => {
                 let entry = account.as_ref().and_then(route_entry);
                 let mut index = inner.index.write().unwrap_or_else(PoisonError::into_inner);

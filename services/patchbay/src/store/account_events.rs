@@ -119,7 +119,7 @@ async fn head(conn: &impl ConnectionTrait, workspace_id: &str) -> Result<i64, Er
     )
 }
 
-impl Store {
+impl EventsRepo<'_> {
     /// The workspace's latest event number (0 before any), and the oldest one kept.
     pub async fn account_event_window(
         &self,
@@ -198,5 +198,23 @@ impl Store {
             .await
             .map_err(db_error)?;
         row.map(|row| to_domain(self.keys(), row)).transpose()
+    }
+}
+
+/// The repository of the account-event log: its numbering, window, reads and retention: `store.events()`.
+pub struct EventsRepo<'a>(&'a Store);
+
+impl Store {
+    pub fn events(&self) -> EventsRepo<'_> {
+        EventsRepo(self)
+    }
+}
+
+/// The store's connection, keys and transactions, under the repository's methods.
+impl std::ops::Deref for EventsRepo<'_> {
+    type Target = Store;
+
+    fn deref(&self) -> &Store {
+        self.0
     }
 }

@@ -62,7 +62,7 @@ pub(crate) async fn insert(conn: &impl ConnectionTrait, event: &AuditEvent) -> R
     Ok(())
 }
 
-impl Store {
+impl AuditRepo<'_> {
     /// Records an event that goes with no write of its own (a credential reveal).
     pub async fn record_audit_event(&self, event: &AuditEvent) -> Result<(), Error> {
         insert(self.conn(), event).await
@@ -126,4 +126,22 @@ fn to_domain(row: Model) -> Result<AuditEvent, Error> {
         outcome: row.outcome,
         idempotency: None,
     })
+}
+
+/// The repository of the audit log: `store.audit()`.
+pub struct AuditRepo<'a>(&'a Store);
+
+impl Store {
+    pub fn audit(&self) -> AuditRepo<'_> {
+        AuditRepo(self)
+    }
+}
+
+/// The store's connection, keys and transactions, under the repository's methods.
+impl std::ops::Deref for AuditRepo<'_> {
+    type Target = Store;
+
+    fn deref(&self) -> &Store {
+        self.0
+    }
 }

@@ -11,7 +11,7 @@ use crate::domain::config_document::SecretRule;
 use crate::domain::{Channel, ChannelSettings, Error, RecordKind};
 use crate::sealing::KeyRing;
 
-impl Store {
+impl ChannelSettingsRepo<'_> {
     pub async fn list_channel_settings(
         &self,
         workspace_id: &str,
@@ -159,4 +159,22 @@ fn to_domain(keys: &KeyRing, row: Model) -> Result<ChannelSettings, Error> {
         created_at: Some(row.created_at),
         updated_at: Some(row.updated_at),
     })
+}
+
+/// The repository of channel settings: `store.channel_settings()`.
+pub struct ChannelSettingsRepo<'a>(&'a Store);
+
+impl Store {
+    pub fn channel_settings(&self) -> ChannelSettingsRepo<'_> {
+        ChannelSettingsRepo(self)
+    }
+}
+
+/// The store's connection, keys and transactions, under the repository's methods.
+impl std::ops::Deref for ChannelSettingsRepo<'_> {
+    type Target = Store;
+
+    fn deref(&self) -> &Store {
+        self.0
+    }
 }

@@ -141,7 +141,7 @@ async fn latest_revision(conn: &impl ConnectionTrait, workspace_id: &str) -> Res
     Ok(latest.flatten().unwrap_or(0))
 }
 
-impl Store {
+impl DefaultChangesRepo<'_> {
     /// The workspace's latest default revision (0 before any change).
     pub async fn latest_default_revision(&self, workspace_id: &str) -> Result<i64, Error> {
         latest_revision(self.conn(), workspace_id).await
@@ -196,5 +196,23 @@ impl Store {
             .await
             .map_err(db_error)?;
         Ok(())
+    }
+}
+
+/// The repository of the default-change log: `store.default_changes()`.
+pub struct DefaultChangesRepo<'a>(&'a Store);
+
+impl Store {
+    pub fn default_changes(&self) -> DefaultChangesRepo<'_> {
+        DefaultChangesRepo(self)
+    }
+}
+
+/// The store's connection, keys and transactions, under the repository's methods.
+impl std::ops::Deref for DefaultChangesRepo<'_> {
+    type Target = Store;
+
+    fn deref(&self) -> &Store {
+        self.0
     }
 }

@@ -115,7 +115,7 @@ fn open_answer(keys: &KeyRing, row: &Model, sealed: &str) -> Result<Vec<u8>, Err
     })
 }
 
-impl Store {
+impl IdempotencyRepo<'_> {
     pub async fn find_idempotency_key(
         &self,
         workspace_id: &str,
@@ -265,5 +265,23 @@ impl Store {
             moved += written.rows_affected;
         }
         Ok(moved)
+    }
+}
+
+/// The repository of idempotency keys: `store.idempotency()`.
+pub struct IdempotencyRepo<'a>(&'a Store);
+
+impl Store {
+    pub fn idempotency(&self) -> IdempotencyRepo<'_> {
+        IdempotencyRepo(self)
+    }
+}
+
+/// The store's connection, keys and transactions, under the repository's methods.
+impl std::ops::Deref for IdempotencyRepo<'_> {
+    type Target = Store;
+
+    fn deref(&self) -> &Store {
+        self.0
     }
 }

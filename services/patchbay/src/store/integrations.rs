@@ -32,7 +32,7 @@ pub struct IntegrationFilter<'a> {
     pub limit: u64,
 }
 
-impl Store {
+impl IntegrationsRepo<'_> {
     pub async fn list_integrations(
         &self,
         filter: &IntegrationFilter<'_>,
@@ -348,4 +348,22 @@ fn to_domain(keys: &KeyRing, row: Model) -> Result<Integration, Error> {
         deleted_at: row.deleted_at,
         deleted_by: row.deleted_by,
     })
+}
+
+/// The repository of the `integrations` table: `store.integrations()`.
+pub struct IntegrationsRepo<'a>(&'a Store);
+
+impl Store {
+    pub fn integrations(&self) -> IntegrationsRepo<'_> {
+        IntegrationsRepo(self)
+    }
+}
+
+/// The store's connection, keys and transactions, under the repository's methods.
+impl std::ops::Deref for IntegrationsRepo<'_> {
+    type Target = Store;
+
+    fn deref(&self) -> &Store {
+        self.0
+    }
 }

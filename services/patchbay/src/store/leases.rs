@@ -21,7 +21,7 @@ use crate::domain::Error;
 /// How long a lease holds without being renewed.
 const LEASE: chrono::Duration = chrono::Duration::minutes(10);
 
-impl Store {
+impl LeasesRepo<'_> {
     /// Takes the round of `name` for `holder` at `now`, unless a round was begun less
     /// than `every` ago (by any replica) or another replica holds the lease.
     pub async fn try_take_round(
@@ -146,5 +146,23 @@ impl Store {
             .await
             .map_err(db_error)?;
         Ok(updated.rows_affected > 0)
+    }
+}
+
+/// The repository of the background rounds' leases and cursors: `store.leases()`.
+pub struct LeasesRepo<'a>(&'a Store);
+
+impl Store {
+    pub fn leases(&self) -> LeasesRepo<'_> {
+        LeasesRepo(self)
+    }
+}
+
+/// The store's connection, keys and transactions, under the repository's methods.
+impl std::ops::Deref for LeasesRepo<'_> {
+    type Target = Store;
+
+    fn deref(&self) -> &Store {
+        self.0
     }
 }

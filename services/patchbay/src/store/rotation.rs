@@ -198,6 +198,7 @@ impl Store {
         self.rotate_table::<integration::Entity>(batch_size, &catalog, &mut report)
             .await?;
         let answers = self
+            .idempotency()
             .reseal_idempotency_answers(&mut report.unreadable)
             .await?;
         report.secrets_resealed += answers;

@@ -11,7 +11,7 @@ use super::{Store, db_error, lock_scope};
 use crate::domain::Error;
 use crate::domain::account::registration::{RegisterAnswer, Registrations};
 
-impl Store {
+impl WhatsAppRegistrationsRepo<'_> {
     /// Takes a place for an attempt at `now`, or says until when none is free.
     pub async fn reserve_register_attempt(
         &self,
@@ -114,5 +114,23 @@ fn to_domain(row: &Model) -> Registrations {
     Registrations {
         attempts,
         blocked_until: row.blocked_until,
+    }
+}
+
+/// The repository of WhatsApp registration PINs: `store.whatsapp_registrations()`.
+pub struct WhatsAppRegistrationsRepo<'a>(&'a Store);
+
+impl Store {
+    pub fn whatsapp_registrations(&self) -> WhatsAppRegistrationsRepo<'_> {
+        WhatsAppRegistrationsRepo(self)
+    }
+}
+
+/// The store's connection, keys and transactions, under the repository's methods.
+impl std::ops::Deref for WhatsAppRegistrationsRepo<'_> {
+    type Target = Store;
+
+    fn deref(&self) -> &Store {
+        self.0
     }
 }

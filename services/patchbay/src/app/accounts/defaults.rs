@@ -58,6 +58,7 @@ impl Accounts {
         let subscription = self.defaults.subscribe(&caller.workspace_id).await?;
         let snapshot = self
             .store
+            .accounts()
             .list_default_accounts(&caller.workspace_id, &filter)
             .await?
             .into_iter()

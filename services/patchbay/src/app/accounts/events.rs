@@ -45,6 +45,7 @@ impl Accounts {
             Some(after) => {
                 let (latest, oldest) = self
                     .store
+                    .events()
                     .account_event_window(&caller.workspace_id)
                     .await?;
                 check_resumable(after, latest.max(tail.start), oldest)?;
@@ -74,6 +75,7 @@ impl Accounts {
         }
         let events = self
             .store
+            .events()
             .account_events_after(&caller.workspace_id, watch.last, EVENTS_PER_READ)
             .await?;
         if events.is_empty() {
@@ -91,6 +93,7 @@ impl Accounts {
             }
             let account = match self
                 .store
+                .events()
                 .account_of_event(&caller.workspace_id, event.account_id)
                 .await
             {
@@ -192,7 +195,7 @@ pub async fn retention_task(store: Store, keep: Duration) {
         let Some(before) = now().checked_sub_signed(keep) else {
             continue;
         };
-        match store.purge_account_events(before).await {
+        match store.events().purge_account_events(before).await {
             Ok(0) => {}
             Ok(dropped) => tracing::info!(dropped, "old account events dropped"),
             Err(err) => tracing::warn!(error = %err, "cannot drop old account events"),

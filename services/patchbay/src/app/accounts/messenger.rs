@@ -161,6 +161,7 @@ impl Accounts {
         };
         let found = self
             .store
+            .accounts()
             .find_account_by_key(&caller.workspace_id, Channel::Messenger, page_id)
             .await?;
         match found {

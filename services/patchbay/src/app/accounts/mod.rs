@@ -130,7 +130,12 @@ impl Accounts {
 
     /// The account, when the caller may see it; NOT_FOUND otherwise.
     async fn find_visible(&self, caller: &Caller, id: Uuid) -> Result<Account, Error> {
-        match self.store.find_account(&caller.workspace_id, id).await? {
+        match self
+            .store
+            .accounts()
+            .find_account(&caller.workspace_id, id)
+            .await?
+        {
             Some(account) if caller.can_see(account.division_id.as_deref()) => Ok(account),
             _ => Err(Error::not_found(RecordKind::Account, id)),
         }
@@ -150,6 +155,7 @@ impl Accounts {
     ) -> Result<(), Error> {
         let holders = self
             .store
+            .accounts()
             .divisions_holding(&caller.workspace_id, channel, key, provider_id)
             .await?;
         if holders
@@ -220,6 +226,7 @@ impl Accounts {
     ) -> Result<Account, Error> {
         let written = self
             .store
+            .accounts()
             .modify_account(&caller.workspace_id, id, |current| {
                 Ok(account::record_state(caller, &current, change, now()))
             })
@@ -239,6 +246,7 @@ impl Accounts {
     ) -> Result<Account, Error> {
         let existing = self
             .store
+            .accounts()
             .find_account_by_key(
                 &caller.workspace_id,
                 connected.channel,
@@ -273,6 +281,7 @@ impl Accounts {
         if let Some(existing) = existing {
             let written = self
                 .store
+                .accounts()
                 .modify_account(ws, existing.id, |current| {
                     account::reconnect(caller, &current, connected, now())
                 })
@@ -285,12 +294,13 @@ impl Accounts {
         caller.require_write(connected.division_id.as_deref())?;
         let scope_has_default = self
             .store
+            .accounts()
             .find_default_account(ws, connected.channel, connected.division_id.as_deref())
             .await?
             .is_some();
         let (account, event) =
             account::connected_account(caller, connected, scope_has_default, now())?;
-        match self.store.insert_account(account, &event).await {
+        match self.store.accounts().insert_account(account, &event).await {
             Ok(written) => Ok(self.written(written).await),
             // The key taken since the read: a concurrent connect. (A provider id owned
             // by another account is ALREADY_EXISTS as it is.)

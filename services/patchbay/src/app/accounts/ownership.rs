@@ -147,7 +147,7 @@ impl Accounts {
     /// Makes every confirmed owner of `channel`'s `id` but `taker` LOST, each in a
     /// write of its own workspace (its revision, audit event and OWNERSHIP_LOST event).
     async fn oust(&self, channel: Channel, id: &str, taker: Option<Uuid>) -> Result<(), Error> {
-        for (workspace_id, holder) in self.store.confirmed_owners(channel, id).await? {
+        for (workspace_id, holder) in self.store.accounts().confirmed_owners(channel, id).await? {
             if Some(holder) == taker {
                 continue;
             }
@@ -196,6 +196,7 @@ impl Accounts {
         loop {
             let page = self
                 .store
+                .accounts()
                 .accounts_of_channels(&CHECKED_CHANNELS, after, PAGE)
                 .await?;
             let Some(last) = page.last() else {

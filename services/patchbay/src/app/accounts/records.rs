@@ -20,6 +20,7 @@ impl Accounts {
     ) -> Result<Page<AccountView>, Error> {
         let accounts = self
             .store
+            .accounts()
             .list_accounts(&AccountFilter {
                 workspace_id: &caller.workspace_id,
                 channel,
@@ -52,7 +53,7 @@ impl Accounts {
 
     pub async fn create(&self, caller: &Caller, new: NewAccount) -> Result<AccountView, Error> {
         let (account, event) = account::create(caller, new, now())?;
-        let stored = self.store.insert_account(account, &event).await;
+        let stored = self.store.accounts().insert_account(account, &event).await;
         let account = self.written(stored?).await;
         let account = self.set_up(caller, account).await?;
         // Right after the write: the call never fails because Meta could not vouch.
@@ -73,6 +74,7 @@ impl Accounts {
         let mut left_behind = None;
         let written = self
             .store
+            .accounts()
             .modify_account(&caller.workspace_id, id, |current| {
                 let updated: Updated = account::update(caller, &current, patch, now())?;
                 run_setup = updated.run_setup;
@@ -134,6 +136,7 @@ impl Accounts {
         };
         let written = self
             .store
+            .accounts()
             .modify_account(&caller.workspace_id, id, |current| {
                 account::delete(caller, &current, expected_revision, now(), released)
             })
@@ -150,6 +153,7 @@ impl Accounts {
     ) -> Result<AccountView, Error> {
         let written = self
             .store
+            .accounts()
             .modify_account(&caller.workspace_id, id, |current| {
                 account::set_default(caller, &current, expected_revision, now())
             })
@@ -168,7 +172,7 @@ impl Accounts {
         let mut revealed = audit::secret_fields(&account.config, "config");
         revealed.push("verify_token".to_owned());
         let event = event(caller, &account, AuditAction::RevealCredentials, revealed);
-        self.store.record_audit_event(&event).await?;
+        self.store.audit().record_audit_event(&event).await?;
         Ok(account)
     }
 }

@@ -31,7 +31,7 @@ impl<'a> RoundWalk<'a> {
         cap: usize,
         carry: bool,
     ) -> Result<Self, Error> {
-        let kept = store.round_cursor(name).await?;
+        let kept = store.leases().round_cursor(name).await?;
         let place = RoundPlace::read(kept.as_deref());
         let carried = if carry {
             place.capped
@@ -55,6 +55,7 @@ impl<'a> RoundWalk<'a> {
         self.lease.keep().await?;
         let kept = self.place(false);
         self.store
+            .leases()
             .keep_round_cursor(self.name, self.holder, kept.text().as_deref())
             .await
     }
@@ -84,6 +85,7 @@ impl<'a> RoundWalk<'a> {
         let place = self.place(whole);
         if let Err(err) = self
             .store
+            .leases()
             .keep_round_cursor(self.name, self.holder, place.text().as_deref())
             .await
         {

@@ -19,10 +19,14 @@ where
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        match store.try_take_round(name, holder, every, now()).await {
+        match store
+            .leases()
+            .try_take_round(name, holder, every, now())
+            .await
+        {
             Ok(true) => {
                 round().await;
-                if let Err(err) = store.end_round(name, holder, now()).await {
+                if let Err(err) = store.leases().end_round(name, holder, now()).await {
                     tracing::warn!(round = name, error = %err, "cannot give the round's lease back");
                 }
             }
@@ -45,10 +49,14 @@ pub async fn once_then_idle<F, Fut>(
     F: FnOnce() -> Fut,
     Fut: Future<Output = ()>,
 {
-    match store.try_take_round(name, holder, guard, now()).await {
+    match store
+        .leases()
+        .try_take_round(name, holder, guard, now())
+        .await
+    {
         Ok(true) => {
             round().await;
-            if let Err(err) = store.end_round(name, holder, now()).await {
+            if let Err(err) = store.leases().end_round(name, holder, now()).await {
                 tracing::warn!(round = name, error = %err, "cannot give the round's lease back");
             }
         }
@@ -84,6 +92,7 @@ impl<'a> LeaseKeeper<'a> {
             .is_none_or(|at| at.elapsed() >= Duration::from_secs(60));
         if due {
             self.store
+                .leases()
                 .renew_round(self.name, self.holder, now())
                 .await?;
             self.renewed = Some(tokio::time::Instant::now());

@@ -99,6 +99,7 @@ impl Accounts {
         let key = account::ownership::claim_key(&account).unwrap_or_default();
         let still_named = self
             .store
+            .accounts()
             .find_account(&account.workspace_id, account.id)
             .await?
             .is_some_and(|now| account::ownership::claim_key(&now).as_deref() == Some(&key));
@@ -236,6 +237,7 @@ impl Accounts {
         let at = now();
         let reserved = self
             .store
+            .whatsapp_registrations()
             .reserve_register_attempt(number.phone_number_id, at)
             .await;
         match reserved {
@@ -257,6 +259,7 @@ impl Accounts {
         let answer = register_answer(&result);
         let settled = self
             .store
+            .whatsapp_registrations()
             .settle_register_attempt(number.phone_number_id, at, answer)
             .await;
         if let Err(err) = result {
@@ -283,6 +286,7 @@ impl Accounts {
         }
         if let Err(err) = self
             .store
+            .accounts()
             .mark_setup_registered(&account.workspace_id, account.id, number.phone_number_id)
             .await
         {

@@ -122,6 +122,7 @@ impl TokenChecker {
             let page = self
                 .accounts
                 .store
+                .accounts()
                 .accounts_by_token_expiry(&CHECKED_CHANNELS, walk.after.clone(), PAGE)
                 .await?;
             if page.is_empty() {

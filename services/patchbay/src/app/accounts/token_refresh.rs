@@ -97,6 +97,7 @@ impl TokenRefresher {
             let page = self
                 .accounts
                 .store
+                .accounts()
                 .tokens_expiring(due_before, young_until, walk.after.clone(), PAGE)
                 .await?;
             if page.is_empty() {

@@ -98,6 +98,7 @@ impl Webhooks {
             // Through the verify-token index: the same work whatever the number of
             // accounts (plus the rows not indexed yet).
             self.store
+                .accounts()
                 .accounts_by_verify_token(
                     &caller.workspace_id,
                     channel,
@@ -107,6 +108,7 @@ impl Webhooks {
                 .await?
         } else {
             self.store
+                .accounts()
                 .find_account_by_key(&caller.workspace_id, channel, account_key)
                 .await?
                 .into_iter()
@@ -140,6 +142,7 @@ impl Webhooks {
         violations.into_result()?;
         let account = self
             .store
+            .accounts()
             .find_account_by_key(&caller.workspace_id, request.channel, request.account_key)
             .await?
             .filter(|account| caller.can_see(account.division_id.as_deref()))

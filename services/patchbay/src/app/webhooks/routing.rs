@@ -93,6 +93,7 @@ impl Webhooks {
                 let entry = self.entry(target)?;
                 let account = self
                     .store
+                    .accounts()
                     .find_account(&entry.workspace_id, entry.account_id)
                     .await?
                     .ok_or_else(no_route)?;

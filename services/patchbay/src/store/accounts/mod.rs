@@ -54,7 +54,7 @@ pub const VERIFY_TOKEN_INDEX: &str = "verify_token";
 /// (rows from before the index, until `keys rotate` fills it).
 const MAX_UNINDEXED: u64 = 10_000;
 
-impl Store {
+impl AccountsRepo<'_> {
     /// The live accounts of `channel` whose verify token may be `token`: those its index
     /// entry finds, and those without an entry yet (compared one by one).
     pub async fn accounts_by_verify_token(
@@ -253,5 +253,23 @@ pub(super) fn division_condition(division_id: Option<&str>) -> Condition {
     match division_id {
         Some(division) => Condition::all().add(Column::DivisionId.eq(division)),
         None => Condition::all().add(Column::DivisionId.is_null()),
+    }
+}
+
+/// The repository of the `accounts` table: reads, writes under the scope lock, routing, the token rounds' pages: `store.accounts()`.
+pub struct AccountsRepo<'a>(&'a Store);
+
+impl Store {
+    pub fn accounts(&self) -> AccountsRepo<'_> {
+        AccountsRepo(self)
+    }
+}
+
+/// The store's connection, keys and transactions, under the repository's methods.
+impl std::ops::Deref for AccountsRepo<'_> {
+    type Target = Store;
+
+    fn deref(&self) -> &Store {
+        self.0
     }
 }

@@ -3,6 +3,7 @@
 //! unique index `ux_accounts_owned_provider_id`), the notification that tells
 //! other replicas an account's routing changed, and the reads that fill the index.
 
+use super::AccountsRepo;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
@@ -11,7 +12,7 @@ use crate::domain::account::{Ownership, provider_id, provider_id_field};
 use crate::domain::webhook_routes::ROUTED_CHANNELS;
 use crate::domain::{Account, Channel, Error, RecordKind};
 use crate::store::entities::account::{Column, Entity};
-use crate::store::{Store, WriteTxn, db_error, lock_scope};
+use crate::store::{WriteTxn, db_error, lock_scope};
 
 /// Where a page of [`Store::routed_accounts_page`] starts: the first one by default.
 #[derive(Clone, Copy, Debug, Default)]
@@ -77,7 +78,7 @@ pub(super) fn notify_route_change(txn: &WriteTxn<'_>, id: Uuid) {
     txn.notify_at_commit(ROUTES_NOTIFY_CHANNEL, id.to_string());
 }
 
-impl Store {
+impl AccountsRepo<'_> {
     /// The live accounts, in whichever workspace, that own `channel`'s `id` confirmed
     /// (one, which the partial unique index keeps so): `(workspace, account)`.
     pub async fn confirmed_owners(

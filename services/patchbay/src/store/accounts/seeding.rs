@@ -1,14 +1,15 @@
 //! Seeding for tests and benchmarks, behind the `seeding` feature: never in the shipped
 //! binary, never for a caller's request.
 
+use super::AccountsRepo;
 use sea_orm::EntityTrait;
 
+use super::super::db_error;
 use super::super::entities::account::Entity;
-use super::super::{Store, db_error};
 use super::rows::to_active;
 use crate::domain::{Account, Error};
 
-impl Store {
+impl AccountsRepo<'_> {
     /// Writes accounts as they are, with no audit event and no default rules.
     pub async fn seed_accounts(&self, accounts: &[Account]) -> Result<(), Error> {
         for chunk in accounts.chunks(200) {

@@ -4,6 +4,7 @@
 //! which a round keeps with its lease. The index `ix_accounts_token_expiry` serves the
 //! first part; the second is read in id order.
 
+use super::AccountsRepo;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Condition, IntoCondition};
 use sea_orm::{ColumnTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect, Select};
@@ -11,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::super::entities::account::{Column, Entity, Model};
-use super::super::{Store, db_error, readable};
+use super::super::{db_error, readable};
 use super::rows::to_domain;
 use crate::domain::account::TokenSource;
 use crate::domain::{Account, Channel, Error, RecordKind};
@@ -56,7 +57,7 @@ impl Ord for ExpiryKey {
     }
 }
 
-impl Store {
+impl AccountsRepo<'_> {
     /// The token checker's page: live accounts of `channels` after `after`, in round
     /// order, at most `limit`. A flagged token is not asked about again: Meta does not
     /// revive a token it refused, and the next one stored clears the flag.

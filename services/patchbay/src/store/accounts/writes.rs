@@ -1,6 +1,7 @@
 //! Account writes: each under the lock of its (workspace, channel) scope, with its audit
 //! event, its default change and its routing change recorded in the same transaction.
 
+use super::AccountsRepo;
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
@@ -25,11 +26,11 @@ use crate::store::account_events::EventsRecorded;
 use crate::store::default_changes::DefaultsChanged;
 use crate::store::entities::account::{Column, Entity};
 use crate::store::{
-    Store, WriteTxn, account_events as events_log, audit, db_error, default_changes, live,
-    lock_scope, lock_scopes, secret_fields, unique_violation,
+    WriteTxn, account_events as events_log, audit, db_error, default_changes, live, lock_scope,
+    lock_scopes, secret_fields, unique_violation,
 };
 
-impl Store {
+impl AccountsRepo<'_> {
     /// Inserts a new account; when it is a default, the previous default of its scope is
     /// cleared in the same transaction.
     pub async fn insert_account(
