@@ -41,8 +41,8 @@ impl AuditLog {
             .store
             .audit()
             .list_audit_events(&AuditFilter {
-                workspace_id: &caller.workspace_id,
-                division_id: caller.division_id.as_deref(),
+                workspace_id: caller.workspace_id(),
+                division_id: caller.division_id(),
                 record_kind: query.record_kind,
                 record_id: query.record_id.as_deref(),
                 actor: query.actor.as_deref(),

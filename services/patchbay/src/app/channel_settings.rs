@@ -19,7 +19,7 @@ impl ChannelSettingsService {
         let all = self
             .store
             .channel_settings()
-            .list_channel_settings(&caller.workspace_id)
+            .list_channel_settings(caller.workspace_id())
             .await?;
         Ok(all
             .into_iter()
@@ -33,9 +33,9 @@ impl ChannelSettingsService {
         let settings = self
             .store
             .channel_settings()
-            .find_channel_settings(&caller.workspace_id, channel)
+            .find_channel_settings(caller.workspace_id(), channel)
             .await?
-            .unwrap_or_else(|| ChannelSettings::unconfigured(&caller.workspace_id, channel));
+            .unwrap_or_else(|| ChannelSettings::unconfigured(caller.workspace_id(), channel));
         if !caller.can_see(settings.division_id.as_deref()) {
             return Err(Error::not_found(RecordKind::ChannelSettings, channel));
         }
@@ -51,7 +51,7 @@ impl ChannelSettingsService {
         let stored = self
             .store
             .channel_settings()
-            .upsert_channel_settings(&caller.workspace_id, channel, |current| {
+            .upsert_channel_settings(caller.workspace_id(), channel, |current| {
                 channel_settings::upsert(caller, &current, patch, now())
             })
             .await?;

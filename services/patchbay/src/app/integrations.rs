@@ -160,7 +160,7 @@ impl Integrations {
             .store
             .integrations()
             .list_integrations(&IntegrationFilter {
-                workspace_id: &caller.workspace_id,
+                workspace_id: caller.workspace_id(),
                 provider: query.provider.as_deref(),
                 channel: query.channel,
                 active: query.active,
@@ -208,7 +208,7 @@ impl Integrations {
         let stored = self
             .store
             .integrations()
-            .modify_integration(&caller.workspace_id, id, &self.catalog, |current| {
+            .modify_integration(caller.workspace_id(), id, &self.catalog, |current| {
                 integration::update(
                     caller,
                     &self.catalog,
@@ -233,7 +233,7 @@ impl Integrations {
     ) -> Result<(), Error> {
         self.store
             .integrations()
-            .modify_integration(&caller.workspace_id, id, &self.catalog, |current| {
+            .modify_integration(caller.workspace_id(), id, &self.catalog, |current| {
                 integration::delete(caller, &current, expected_revision, now())
             })
             .await?;
@@ -249,7 +249,7 @@ impl Integrations {
         let stored = self
             .store
             .integrations()
-            .modify_integration(&caller.workspace_id, id, &self.catalog, |current| {
+            .modify_integration(caller.workspace_id(), id, &self.catalog, |current| {
                 integration::set_primary(caller, &current, expected_revision, now())
             })
             .await?;
@@ -261,7 +261,7 @@ impl Integrations {
     async fn find(&self, caller: &Caller, id: Uuid) -> Result<Integration, Error> {
         self.store
             .integrations()
-            .find_integration(&caller.workspace_id, id)
+            .find_integration(caller.workspace_id(), id)
             .await?
             .ok_or_else(|| Error::not_found(RecordKind::Integration, id))
     }
@@ -277,7 +277,7 @@ impl Integrations {
         match self
             .store
             .accounts()
-            .find_account(&caller.workspace_id, account_id)
+            .find_account(caller.workspace_id(), account_id)
             .await?
         {
             Some(account) if caller.can_see(account.division_id.as_deref()) => {}

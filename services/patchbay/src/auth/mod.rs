@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 mod verified_tokens;
 
+use crate::domain::caller::Scope;
 use crate::domain::{Caller, Error, Role};
 use verified_tokens::VerifiedTokens;
 
@@ -289,11 +290,18 @@ impl Authenticator {
                 ));
             }
         }
+        let scope = if role == Role::Gateway {
+            Scope::Gateway
+        } else {
+            Scope::Workspace {
+                id: workspace_id,
+                division: claims.division_id,
+            }
+        };
         let caller = Caller {
             subject: claims.sub,
             role,
-            workspace_id,
-            division_id: claims.division_id,
+            scope,
             request_id: String::new(),
             idempotency: None,
             token_valid_until: Some(claims.exp.saturating_add(self.leeway)),
@@ -449,8 +457,8 @@ mod tests {
             .authenticate(Some(&format!("Bearer {token}")))
             .expect("valid token");
         assert_eq!(caller.role, Role::Admin);
-        assert_eq!(caller.workspace_id, "acme");
-        assert_eq!(caller.division_id.as_deref(), Some("d1"));
+        assert_eq!(caller.workspace_id(), "acme");
+        assert_eq!(caller.division_id(), Some("d1"));
     }
 
     #[test]
@@ -467,7 +475,7 @@ mod tests {
             .authenticate(Some(&format!("Bearer {token}")))
             .expect("gateway token");
         assert_eq!(caller.role, Role::Gateway);
-        assert_eq!(caller.workspace_id, "");
+        assert_eq!(caller.workspace_id(), "");
         for request in [
             request("gateway"),
             TokenRequest {

@@ -94,7 +94,7 @@ impl AuditEvent {
         }
         Self {
             id: new_id(),
-            workspace_id: caller.workspace_id.clone(),
+            workspace_id: caller.workspace_id().to_owned(),
             division_id,
             actor: caller.subject.clone(),
             actor_role: caller.role.as_str().to_owned(),

@@ -36,16 +36,26 @@ impl Role {
     }
 }
 
+/// Where a caller acts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// A tenant's workspace; with a division, the caller sees its division's and
+    /// workspace-wide records, and writes only its division's.
+    Workspace {
+        id: String,
+        division: Option<String>,
+    },
+    /// The installation's webhook gateway (RouteWebhook): no workspace.
+    Gateway,
+}
+
 /// The authenticated caller of one request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Caller {
     /// The token's `sub`: who acts, recorded as `deleted_by` and in audit events.
     pub subject: String,
     pub role: Role,
-    pub workspace_id: String,
-    /// When set, the caller sees its division and workspace-wide records, and writes
-    /// only its division's.
-    pub division_id: Option<String>,
+    pub scope: Scope,
     /// The request's `x-request-id` (or one generated for it), recorded in audit events.
     pub request_id: String,
     /// The idempotency key this call runs under, recorded with its first write.
@@ -221,8 +231,26 @@ impl Caller {
 
     /// Whether a record of `division_id` exists for this caller. A record it cannot see
     /// is reported as not found, never as forbidden.
+    /// The workspace the caller acts in. The gateway acts in none: it is the empty
+    /// name, which no workspace has (a token's `workspace_id` is never empty), so that
+    /// nothing of a workspace is ever found for it.
+    pub fn workspace_id(&self) -> &str {
+        match &self.scope {
+            Scope::Workspace { id, .. } => id,
+            Scope::Gateway => "",
+        }
+    }
+
+    /// The division the caller is scoped to, if any.
+    pub fn division_id(&self) -> Option<&str> {
+        match &self.scope {
+            Scope::Workspace { division, .. } => division.as_deref(),
+            Scope::Gateway => None,
+        }
+    }
+
     pub fn can_see(&self, division_id: Option<&str>) -> bool {
-        match (&self.division_id, division_id) {
+        match (self.division_id(), division_id) {
             (None, _) | (Some(_), None) => true,
             (Some(mine), Some(theirs)) => mine == theirs,
         }
@@ -231,7 +259,7 @@ impl Caller {
     /// Whether the caller may write a record of `division_id`: a division-scoped caller
     /// writes only its own division's records, never workspace-wide ones.
     pub fn can_write(&self, division_id: Option<&str>) -> bool {
-        match (&self.division_id, division_id) {
+        match (self.division_id(), division_id) {
             (None, _) => true,
             (Some(_), None) => false,
             (Some(mine), Some(theirs)) => mine == theirs,
@@ -269,8 +297,10 @@ mod tests {
         Caller {
             subject: "u1".into(),
             role,
-            workspace_id: "acme".into(),
-            division_id: division.map(str::to_owned),
+            scope: Scope::Workspace {
+                id: "acme".into(),
+                division: division.map(str::to_owned),
+            },
             request_id: "r1".into(),
             idempotency: None,
             token_valid_until: None,

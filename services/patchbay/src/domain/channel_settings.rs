@@ -174,7 +174,7 @@ fn apply_patch(
         next.division_id = division_from(division, &mut violations);
     } else if current.id.is_none() {
         // First configuration by a division-scoped caller lands in its division.
-        next.division_id = caller.division_id.clone();
+        next.division_id = caller.division_id().map(str::to_owned);
     }
     if let Some(active) = patch.is_active {
         next.is_active = active;

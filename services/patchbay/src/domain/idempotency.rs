@@ -49,7 +49,7 @@ impl IdempotencyClaim {
         started: DateTime<Utc>,
     ) -> Self {
         Self {
-            workspace_id: caller.workspace_id.clone(),
+            workspace_id: caller.workspace_id().to_owned(),
             caller_scope: caller_scope(caller),
             key,
             method: method.to_owned(),
@@ -170,7 +170,7 @@ pub fn caller_scope(caller: &Caller) -> String {
     for part in [
         caller.subject.as_str(),
         caller.role.as_str(),
-        caller.division_id.as_deref().unwrap_or(""),
+        caller.division_id().unwrap_or(""),
     ] {
         hasher.update((part.len() as u64).to_be_bytes());
         hasher.update(part.as_bytes());
@@ -200,8 +200,10 @@ mod tests {
         Caller {
             subject: subject.into(),
             role,
-            workspace_id: "acme".into(),
-            division_id: division.map(str::to_owned),
+            scope: crate::domain::caller::Scope::Workspace {
+                id: "acme".into(),
+                division: division.map(str::to_owned),
+            },
             request_id: String::new(),
             idempotency: None,
             token_valid_until: None,

@@ -13,8 +13,10 @@ pub fn caller(role: Role, division: Option<&str>) -> Caller {
     Caller {
         subject: "user-1".into(),
         role,
-        workspace_id: "acme".into(),
-        division_id: division.map(str::to_owned),
+        scope: super::caller::Scope::Workspace {
+            id: "acme".into(),
+            division: division.map(str::to_owned),
+        },
         request_id: "request-1".into(),
         idempotency: None,
         token_valid_until: None,

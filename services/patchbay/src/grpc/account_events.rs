@@ -29,7 +29,7 @@ impl AccountGrpc {
     /// caller's place among the calls in flight is given back (an open stream counts
     /// against the watch share instead).
     pub(super) fn watch_permit(&self, caller: &mut Caller) -> Result<impl Send + 'static, Status> {
-        let Some(share) = self.watch_shares.try_take(&caller.workspace_id) else {
+        let Some(share) = self.watch_shares.try_take(caller.workspace_id()) else {
             return Err(status::resource_exhausted(
                 "this workspace is at its share of open watch streams; retry with backoff",
             ));

@@ -76,7 +76,7 @@ impl Interceptor for AuthInterceptor {
             };
             Arc::new(place)
         } else {
-            match self.places.take(&caller.workspace_id) {
+            match self.places.take(caller.workspace_id()) {
                 Ok(place) => Arc::new(place),
                 Err(shed) => {
                     metrics::counter!("patchbay_grpc_shed_total", "reason" => shed.reason())
@@ -87,7 +87,7 @@ impl Interceptor for AuthInterceptor {
         };
         caller.held = Some(HeldPlace(held));
         let span = tracing::Span::current();
-        span.record("workspace", caller.workspace_id.as_str());
+        span.record("workspace", caller.workspace_id());
         request.extensions_mut().insert(caller);
         Ok(request)
     }

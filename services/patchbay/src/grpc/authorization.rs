@@ -144,8 +144,14 @@ mod tests {
         let caller = |role: &str| Caller {
             subject: "s".into(),
             role: Role::parse(role),
-            workspace_id: String::new(),
-            division_id: None,
+            scope: if role == "gateway" {
+                crate::domain::caller::Scope::Gateway
+            } else {
+                crate::domain::caller::Scope::Workspace {
+                    id: "acme".into(),
+                    division: None,
+                }
+            },
             request_id: String::new(),
             idempotency: None,
             token_valid_until: None,

@@ -99,7 +99,7 @@ fn wait_for<B>(
     let header = header.to_str().ok()?;
     match limits.authenticator.authenticate(Some(header)) {
         Ok(caller) => {
-            let budget = limits.budgets.of(&caller.workspace_id);
+            let budget = limits.budgets.of(caller.workspace_id());
             request.extensions_mut().insert(Verified::Caller(caller));
             Some((Until::End, limits.max_message, budget))
         }

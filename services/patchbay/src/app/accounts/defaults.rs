@@ -27,7 +27,7 @@ impl Accounts {
         division_id: Option<String>,
     ) -> Result<CachedDefault, Error> {
         let division = asked_division(caller, division_id)?;
-        let ws = &caller.workspace_id;
+        let ws = caller.workspace_id();
         for scope in fallback_scopes(division.as_deref()) {
             if let Some(found) = self.defaults.scope_default(ws, channel, scope).await? {
                 return Ok(found);
@@ -55,11 +55,11 @@ impl Accounts {
         };
         // Subscribe first, then read: whatever changes in between is in the snapshot
         // and comes again as a change, which a watcher applies twice harmlessly.
-        let subscription = self.defaults.subscribe(&caller.workspace_id).await?;
+        let subscription = self.defaults.subscribe(caller.workspace_id()).await?;
         let snapshot = self
             .store
             .accounts()
-            .list_default_accounts(&caller.workspace_id, &filter)
+            .list_default_accounts(caller.workspace_id(), &filter)
             .await?
             .into_iter()
             .map(|account| self.present(caller, shareable(account)))

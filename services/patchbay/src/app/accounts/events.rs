@@ -39,14 +39,14 @@ impl Accounts {
     ) -> Result<EventsWatch, Error> {
         let division_id = asked_division(caller, division_id)?;
         // The tail first, then the window: an event recorded in between is in both.
-        let tail = self.tails.subscribe(&caller.workspace_id).await?;
+        let tail = self.tails.subscribe(caller.workspace_id()).await?;
         let last = match after_revision {
             None => tail.start,
             Some(after) => {
                 let (latest, oldest) = self
                     .store
                     .events()
-                    .account_event_window(&caller.workspace_id)
+                    .account_event_window(caller.workspace_id())
                     .await?;
                 check_resumable(after, latest.max(tail.start), oldest)?;
                 after
@@ -76,7 +76,7 @@ impl Accounts {
         let events = self
             .store
             .events()
-            .account_events_after(&caller.workspace_id, watch.last, EVENTS_PER_READ)
+            .account_events_after(caller.workspace_id(), watch.last, EVENTS_PER_READ)
             .await?;
         if events.is_empty() {
             // Numbers have no gaps, and the tail stood further on: they were dropped.
@@ -94,7 +94,7 @@ impl Accounts {
             let account = match self
                 .store
                 .events()
-                .account_of_event(&caller.workspace_id, event.account_id)
+                .account_of_event(caller.workspace_id(), event.account_id)
                 .await
             {
                 Ok(account) => account.map(std::sync::Arc::new),

@@ -51,7 +51,7 @@ impl Accounts {
         let mut violations = Violations::new();
         check_oauth_request(code, redirect_uri, &mut violations);
         violations.into_result()?;
-        caller.require_write(caller.division_id.as_deref())?;
+        caller.require_write(caller.division_id())?;
         let app = self.meta_app()?;
 
         let short = self
@@ -162,7 +162,7 @@ impl Accounts {
         let found = self
             .store
             .accounts()
-            .find_account_by_key(&caller.workspace_id, Channel::Messenger, page_id)
+            .find_account_by_key(caller.workspace_id(), Channel::Messenger, page_id)
             .await?;
         match found {
             // Read as GetAccount reads it: another division's page is not found, and
@@ -298,7 +298,7 @@ impl Accounts {
         let payload = handle_payload(token, now().timestamp());
         self.store
             .keys()
-            .seal(&handle_context(&caller.workspace_id), &payload)
+            .seal(&handle_context(caller.workspace_id()), &payload)
             .map_err(|err| Error::Internal(format!("cannot seal the user token: {err}")))
     }
 
@@ -310,7 +310,7 @@ impl Accounts {
         let payload = self
             .store
             .keys()
-            .open(&handle_context(&caller.workspace_id), handle)
+            .open(&handle_context(caller.workspace_id()), handle)
             .map_err(|_| "is not a user token ConnectMessenger gave this workspace")?;
         token_of_handle(&payload, now().timestamp())
     }

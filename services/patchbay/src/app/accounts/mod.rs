@@ -133,7 +133,7 @@ impl Accounts {
         match self
             .store
             .accounts()
-            .find_account(&caller.workspace_id, id)
+            .find_account(caller.workspace_id(), id)
             .await?
         {
             Some(account) if caller.can_see(account.division_id.as_deref()) => Ok(account),
@@ -156,7 +156,7 @@ impl Accounts {
         let holders = self
             .store
             .accounts()
-            .divisions_holding(&caller.workspace_id, channel, key, provider_id)
+            .divisions_holding(caller.workspace_id(), channel, key, provider_id)
             .await?;
         if holders
             .iter()
@@ -227,7 +227,7 @@ impl Accounts {
         let written = self
             .store
             .accounts()
-            .modify_account(&caller.workspace_id, id, |current| {
+            .modify_account(caller.workspace_id(), id, |current| {
                 Ok(account::record_state(caller, &current, change, now()))
             })
             .await?;
@@ -248,7 +248,7 @@ impl Accounts {
             .store
             .accounts()
             .find_account_by_key(
-                &caller.workspace_id,
+                caller.workspace_id(),
                 connected.channel,
                 &connected.account_key,
             )
@@ -277,7 +277,7 @@ impl Accounts {
         existing: Option<&Account>,
         connected: Connected,
     ) -> Result<Account, Error> {
-        let ws = &caller.workspace_id;
+        let ws = caller.workspace_id();
         if let Some(existing) = existing {
             let written = self
                 .store
@@ -322,8 +322,10 @@ fn system_caller(workspace_id: &str, task: &str) -> Caller {
     Caller {
         subject: format!("patchbay:{task}"),
         role: crate::domain::Role::Admin,
-        workspace_id: workspace_id.to_owned(),
-        division_id: None,
+        scope: crate::domain::caller::Scope::Workspace {
+            id: workspace_id.to_owned(),
+            division: None,
+        },
         request_id: format!("{task}-{}", crate::domain::support::new_id()),
         idempotency: None,
         token_valid_until: None,

@@ -22,9 +22,9 @@ impl Accounts {
             .store
             .accounts()
             .list_accounts(&AccountFilter {
-                workspace_id: &caller.workspace_id,
+                workspace_id: caller.workspace_id(),
                 channel,
-                caller_division: caller.division_id.as_deref(),
+                caller_division: caller.division_id(),
                 after: page.after,
                 limit: page.size + 1,
             })
@@ -75,7 +75,7 @@ impl Accounts {
         let written = self
             .store
             .accounts()
-            .modify_account(&caller.workspace_id, id, |current| {
+            .modify_account(caller.workspace_id(), id, |current| {
                 let updated: Updated = account::update(caller, &current, patch, now())?;
                 run_setup = updated.run_setup;
                 // Only a new token, id or WABA is a new question for Meta: an update of
@@ -137,7 +137,7 @@ impl Accounts {
         let written = self
             .store
             .accounts()
-            .modify_account(&caller.workspace_id, id, |current| {
+            .modify_account(caller.workspace_id(), id, |current| {
                 account::delete(caller, &current, expected_revision, now(), released)
             })
             .await?;
@@ -154,7 +154,7 @@ impl Accounts {
         let written = self
             .store
             .accounts()
-            .modify_account(&caller.workspace_id, id, |current| {
+            .modify_account(caller.workspace_id(), id, |current| {
                 account::set_default(caller, &current, expected_revision, now())
             })
             .await?;

@@ -100,16 +100,16 @@ impl Webhooks {
             self.store
                 .accounts()
                 .accounts_by_verify_token(
-                    &caller.workspace_id,
+                    caller.workspace_id(),
                     channel,
-                    caller.division_id.as_deref(),
+                    caller.division_id(),
                     verify_token,
                 )
                 .await?
         } else {
             self.store
                 .accounts()
-                .find_account_by_key(&caller.workspace_id, channel, account_key)
+                .find_account_by_key(caller.workspace_id(), channel, account_key)
                 .await?
                 .into_iter()
                 .filter(|account| caller.can_see(account.division_id.as_deref()))
@@ -143,7 +143,7 @@ impl Webhooks {
         let account = self
             .store
             .accounts()
-            .find_account_by_key(&caller.workspace_id, request.channel, request.account_key)
+            .find_account_by_key(caller.workspace_id(), request.channel, request.account_key)
             .await?
             .filter(|account| caller.can_see(account.division_id.as_deref()))
             .ok_or_else(|| Error::NotFound {

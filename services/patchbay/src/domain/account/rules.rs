@@ -49,7 +49,7 @@ pub fn new_account_division(
     violations: &mut Violations,
 ) -> Option<String> {
     match asked {
-        None => caller.division_id.clone(),
+        None => caller.division_id().map(str::to_owned),
         Some(asked) => division_from(asked, violations),
     }
 }
@@ -57,9 +57,9 @@ pub fn new_account_division(
 /// The division a defaults question is about: the one asked for, else the caller's own
 /// (`None` for a workspace-wide caller). A division-scoped caller may ask only for its own.
 pub fn asked_division(caller: &Caller, asked: Option<String>) -> Result<Option<String>, Error> {
-    match (asked, &caller.division_id) {
-        (None, mine) => Ok(mine.clone()),
-        (Some(asked), Some(mine)) if &asked != mine => Err(Error::PermissionDenied(
+    match (asked, caller.division_id()) {
+        (None, mine) => Ok(mine.map(str::to_owned)),
+        (Some(asked), Some(mine)) if asked != mine => Err(Error::PermissionDenied(
             "caller is restricted to its division and may not ask for another".to_owned(),
         )),
         (Some(asked), _) => {
@@ -136,7 +136,7 @@ pub fn create(
 pub(super) fn blank(caller: &Caller, channel: Channel, at: DateTime<Utc>) -> Account {
     Account {
         id: new_id(),
-        workspace_id: caller.workspace_id.clone(),
+        workspace_id: caller.workspace_id().to_owned(),
         channel,
         account_key: String::new(),
         display_name: String::new(),

@@ -134,7 +134,7 @@ pub fn create(
     };
     let integration = Integration {
         id,
-        workspace_id: caller.workspace_id.clone(),
+        workspace_id: caller.workspace_id().to_owned(),
         provider: validated.provider.slug.clone(),
         name: new.name.trim().to_owned(),
         identifier,
