@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use patchbay::config::ServerSettings;
-use patchbay::defaults::DefaultsSettings;
+use patchbay::views::defaults::DefaultsSettings;
 use patchbay_e2e::proto::{self, Channel, watch_default_accounts_response::Event};
 use patchbay_e2e::{
     Backend, OTHER_WORKSPACE, TestApp, TestOptions, WORKSPACE, backend_tests, create, expect_code,

@@ -6,7 +6,8 @@
 //! - [`grpc`], the edge: a request enters here (authenticated by [`auth`], authorised
 //!   per action), is converted, runs one operation, and its answer is converted back;
 //! - [`app`], the operations: each owns the store, the clients ([`meta`],
-//!   [`outbound`]) and the caches ([`defaults`]) it needs, and runs the transactions;
+//!   [`outbound`]) and the in-memory views ([`views`]) it needs, and runs the
+//!   transactions;
 //! - [`domain`], the rules: records, validation and the decisions that pick what a
 //!   write does, pure; [`store`] writes what they decide, in transactions.
 //!
@@ -15,9 +16,7 @@
 pub mod app;
 pub mod auth;
 pub mod config;
-pub mod defaults;
 pub mod domain;
-pub mod events;
 pub mod grpc;
 pub mod listener;
 mod locks;
@@ -25,12 +24,12 @@ pub mod memory;
 pub mod meta;
 pub mod metrics;
 pub mod outbound;
-pub mod routes;
 pub mod sealing;
 pub mod startup;
 pub mod store;
 pub mod supervisor;
 pub mod telemetry;
+pub mod views;
 
 pub use config::Settings;
 pub use startup::Application;

@@ -139,14 +139,14 @@ pub struct DefaultsArgs {
     #[arg(
         long,
         env = "PATCHBAY_DEFAULT_CACHE_CAPACITY",
-        default_value_t = crate::defaults::CACHE_CAPACITY
+        default_value_t = crate::views::defaults::CACHE_CAPACITY
     )]
     pub default_cache_capacity: usize,
     /// Longest a cached default is served without a change notification, in seconds.
-    #[arg(long, env = "PATCHBAY_DEFAULT_CACHE_TTL_SECONDS", default_value_t = crate::defaults::CACHE_TTL_SECONDS)]
+    #[arg(long, env = "PATCHBAY_DEFAULT_CACHE_TTL_SECONDS", default_value_t = crate::views::defaults::CACHE_TTL_SECONDS)]
     pub default_cache_ttl_seconds: u64,
     /// Changes a WatchDefaultAccounts stream may fall behind before it is ended (ABORTED).
-    #[arg(long, env = "PATCHBAY_WATCH_BUFFER", default_value_t = crate::defaults::WATCH_BUFFER)]
+    #[arg(long, env = "PATCHBAY_WATCH_BUFFER", default_value_t = crate::views::defaults::WATCH_BUFFER)]
     pub watch_buffer: usize,
 }
 

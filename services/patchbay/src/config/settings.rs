@@ -10,12 +10,12 @@ use super::keys::{self, DevKeys, jwt_settings, key_ring};
 use super::providers::{self, meta_settings, provider_urls};
 use super::{ConfigError, listener};
 use crate::auth::JwtSettings;
-use crate::defaults::DefaultsSettings;
 use crate::listener::TlsSettings;
 use crate::meta::MetaSettings;
 use crate::outbound::{OutboundSettings, ProviderUrls};
 use crate::sealing::KeyRing;
 use crate::store::DatabaseSettings;
+use crate::views::defaults::DefaultsSettings;
 
 /// Everything the server needs, validated.
 #[derive(Clone, Debug)]

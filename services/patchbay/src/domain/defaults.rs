@@ -1,5 +1,5 @@
 //! Default accounts as rules: the scope a default belongs to, which scopes a write
-//! touches, and which defaults a watch covers. The fast path (`crate::defaults`) and the
+//! touches, and which defaults a watch covers. The fast path (`crate::views::defaults`) and the
 //! change log (`store::default_changes`) act on these.
 
 use std::collections::BTreeSet;

@@ -17,7 +17,7 @@ use super::status;
 use crate::app::Accounts;
 use crate::app::accounts::events::EventsWatch;
 use crate::domain::{Caller, Violations};
-use crate::events::tail::{QUEUE, TailItem};
+use crate::views::events::tail::{QUEUE, TailItem};
 
 pub type EventsStream = ReceiverStream<Result<proto::AccountEvent, Status>>;
 

@@ -10,7 +10,7 @@
 //! GetDefaultAccount has one handler, [`answer`]: the generated trait method, which the
 //! wire never reaches, decodes the same bytes for whoever calls the trait directly.
 //!
-//! The bytes are kept beside the default cache's entry (`defaults/answers.rs`), one
+//! The bytes are kept beside the default cache's entry (`views/defaults/answers.rs`), one
 //! answer per view (admins see the verify token, the others do not), and go with it
 //! when the scope's defaults change.
 

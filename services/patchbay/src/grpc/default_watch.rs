@@ -14,8 +14,8 @@ use super::convert::channel_to_proto;
 use super::status;
 use crate::app::Accounts;
 use crate::app::accounts::defaults::DefaultsWatch;
-use crate::defaults::FeedItem;
 use crate::domain::Caller;
+use crate::views::defaults::FeedItem;
 
 pub type DefaultsStream = ReceiverStream<Result<proto::WatchDefaultAccountsResponse, Status>>;
 

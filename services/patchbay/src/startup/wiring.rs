@@ -26,10 +26,7 @@ use crate::app::{
 };
 use crate::auth::Authenticator;
 use crate::config::Settings;
-use crate::defaults::DefaultAccounts;
-use crate::defaults::Followers;
 use crate::domain::WebhookUrls;
-use crate::events::AccountEventHub;
 use crate::grpc::account_service::AccountGrpc;
 use crate::grpc::audit_service::AuditGrpc;
 use crate::grpc::auth::AuthInterceptor;
@@ -42,9 +39,12 @@ use crate::grpc::webhook_service::WebhookGrpc;
 use crate::meta::GraphClient;
 use crate::meta::MetaSettings;
 use crate::outbound::OutboundClient;
-use crate::routes::WebhookRoutes;
 use crate::store::Store;
 use crate::supervisor::Supervisor;
+use crate::views::defaults::DefaultAccounts;
+use crate::views::defaults::Followers;
+use crate::views::events::AccountEventHub;
+use crate::views::routes::WebhookRoutes;
 use tonic::codec::CompressionEncoding;
 
 /// What the server serves: every gRPC service, and the health reporter that says

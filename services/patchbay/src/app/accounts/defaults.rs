@@ -1,11 +1,11 @@
 //! Default accounts: the one that sends for a scope (answered from the fast path in
-//! `crate::defaults`), and watches of a caller's defaults.
+//! `crate::views::defaults`), and watches of a caller's defaults.
 
 use super::{AccountView, Accounts};
-use crate::defaults::{CachedDefault, Subscription, shareable};
 use crate::domain::account::asked_division;
 use crate::domain::defaults::{DefaultsFilter, fallback_scopes};
 use crate::domain::{Caller, Channel, Error, RecordKind};
+use crate::views::defaults::{CachedDefault, Subscription, shareable};
 
 /// What a watch starts from: the defaults it covers now, and its place in the feed of
 /// changes that follow.

@@ -12,8 +12,8 @@ use crate::domain::account::events::AccountEvent;
 use crate::domain::defaults::DefaultsFilter;
 use crate::domain::support::now;
 use crate::domain::{Account, Caller, Channel, Error};
-use crate::events::tail::{Subscription, TailEvent};
 use crate::store::Store;
+use crate::views::events::tail::{Subscription, TailEvent};
 
 /// Events read from the log at a time.
 const EVENTS_PER_READ: u64 = 100;

@@ -29,18 +29,18 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::defaults::Followers;
-use crate::defaults::{DefaultAccounts, shareable};
 use crate::domain::account::{self, Connected, StateChange};
 use crate::domain::config_document::MASK_PREFIX;
 use crate::domain::support::now;
 use crate::domain::{Account, Caller, Channel, Error, RecordKind, WebhookUrls};
-use crate::events::AccountEventHub;
-use crate::events::tail::EventTails;
 use crate::meta::{GraphClient, MetaApp, MetaError, MetaSettings};
-use crate::routes::WebhookRoutes;
 use crate::store::Store;
 use crate::store::accounts::Written;
+use crate::views::defaults::Followers;
+use crate::views::defaults::{DefaultAccounts, shareable};
+use crate::views::events::AccountEventHub;
+use crate::views::events::tail::EventTails;
+use crate::views::routes::WebhookRoutes;
 
 /// What a caller is shown of an account: config secrets masked (shared, not copied:
 /// the default-account cache hands out the same one to every caller), the verify token

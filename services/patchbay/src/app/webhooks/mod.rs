@@ -20,8 +20,8 @@ use crate::domain::webhook_signatures::{
 };
 use crate::domain::{Caller, Channel, Error, FieldViolation, RecordKind, Violations};
 use crate::meta::{MetaApp, MetaSettings};
-use crate::routes::WebhookRoutes;
 use crate::store::Store;
+use crate::views::routes::WebhookRoutes;
 use secrecy::SecretString;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

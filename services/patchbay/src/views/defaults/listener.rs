@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 use sea_orm::sqlx::postgres::PgListener;
 
 use super::DefaultAccounts;
-use crate::events::AccountEventHub;
-use crate::routes::WebhookRoutes;
 use crate::store::account_events::{EVENTS_NOTIFY_CHANNEL, EventsRecorded};
 use crate::store::accounts::ROUTES_NOTIFY_CHANNEL;
 use crate::store::default_changes::{DefaultsChanged, NOTIFY_CHANNEL};
+use crate::views::events::AccountEventHub;
+use crate::views::routes::WebhookRoutes;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
