@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::domain::audit::AuditEvent;
-use crate::domain::support::{Page, PageRequest};
+use crate::domain::pages::{Page, PageRequest};
 use crate::domain::{Caller, Error, RecordKind};
 use crate::store::Store;
 use crate::store::audit::AuditFilter;

@@ -1,7 +1,7 @@
 //! Channel settings operations, one per `IntegrationService` channel-settings RPC.
 
 use crate::domain::channel_settings::{self, ChannelSettings, ChannelSettingsPatch, masked};
-use crate::domain::support::now;
+use crate::domain::ids::now;
 use crate::domain::{Caller, Channel, Error, RecordKind};
 use crate::store::Store;
 

@@ -344,7 +344,7 @@ fn reason_of(body: &str) -> Option<String> {
     Some(reason.chars().take(MAX_REASON_CHARS).collect())
 }
 
-use crate::domain::support::scrub;
+use crate::domain::scrub::scrub;
 
 /// The values of the fields the provider's schema flags secret, at any depth.
 fn secrets_of(provider: &Provider, config: &Document) -> Vec<String> {

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::Error;
 use crate::domain::idempotency::{IdempotencyClaim, KeyRecord};
-use crate::domain::support::now;
+use crate::domain::ids::now;
 use crate::store::Store;
 
 #[derive(Clone)]

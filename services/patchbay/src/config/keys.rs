@@ -238,7 +238,7 @@ fn read_secret(file: &Path) -> Result<String, ConfigError> {
 /// owner only, shared by `patchbay serve` and `patchbay token`.
 fn load_or_create_dev_secret(data_dir: &Path, file: &Path) -> Result<String, ConfigError> {
     load_or_create(data_dir, file, || {
-        crate::domain::support::random_token(48).map_err(|err| err.to_string())
+        crate::domain::ids::random_token(48).map_err(|err| err.to_string())
     })
 }
 

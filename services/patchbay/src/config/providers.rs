@@ -53,7 +53,7 @@ pub(super) fn provider_urls(args: &ProviderArgs) -> Result<ProviderUrls, ConfigE
         instagram_api: url(&args.instagram_api_base_url, settings::INSTAGRAM_API)?,
         graph_version: graph_version(
             args.graph_api_version.as_deref(),
-            crate::domain::support::now().date_naive(),
+            crate::domain::ids::now().date_naive(),
         )?,
     })
 }

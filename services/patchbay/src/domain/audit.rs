@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::caller::Caller;
 use super::config_document::Document;
 use super::error::RecordKind;
-use super::support::{new_id, now};
+use super::ids::{new_id, now};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AuditAction {

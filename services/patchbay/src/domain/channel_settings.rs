@@ -11,7 +11,7 @@ use super::change::{Change, Revised, check_revision, event};
 use super::channel::Channel;
 use super::config_document::{self, Document};
 use super::error::{Error, RecordKind, Violations};
-use super::support::new_id;
+use super::ids::new_id;
 
 #[derive(Clone, PartialEq)]
 pub struct ChannelSettings {

@@ -10,7 +10,8 @@
 //!   `defaults` (which default scopes it touches);
 //! - where Patchbay may send a tenant's secrets: `addresses`, `destinations`;
 //! - webhook signatures and Meta's handshake, persistent menus, idempotency claims,
-//!   errors.
+//!   errors; ids and clocks (`ids`), pages of lists (`pages`), secrets out of words
+//!   (`scrub`).
 
 pub mod account;
 pub mod addresses;
@@ -25,12 +26,14 @@ pub mod destinations;
 pub mod error;
 pub mod fair_share;
 pub mod idempotency;
+pub mod ids;
 pub mod integration;
 #[cfg(test)]
 mod merge_properties;
+pub mod pages;
 pub mod persistent_menu;
 pub mod provider;
-pub mod support;
+pub mod scrub;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod webhook_handshake;

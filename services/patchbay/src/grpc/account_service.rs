@@ -25,7 +25,8 @@ use super::idempotency::{Idempotency, replayed_id};
 use super::shares::WorkspaceShares;
 use crate::app::Accounts;
 use crate::domain::idempotency::RecordRef;
-use crate::domain::support::{PageRequest, parse_id};
+use crate::domain::ids::parse_id;
+use crate::domain::pages::PageRequest;
 use crate::domain::{Caller, Error, NewAccount, Violations};
 
 pub struct AccountGrpc {

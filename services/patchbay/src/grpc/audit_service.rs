@@ -10,7 +10,7 @@ use super::convert::audit::{event_to_proto, query_from_proto};
 use super::convert::fit_page;
 use crate::app::AuditLog;
 use crate::domain::Violations;
-use crate::domain::support::PageRequest;
+use crate::domain::pages::PageRequest;
 
 pub struct AuditGrpc {
     log: AuditLog,

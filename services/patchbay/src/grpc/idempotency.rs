@@ -38,7 +38,7 @@ use super::compression;
 use super::status;
 use crate::app::IdempotencyKeys;
 use crate::domain::idempotency::{self, IdempotencyClaim, RecordRef, Replay};
-use crate::domain::support::{new_id, now};
+use crate::domain::ids::{new_id, now};
 use crate::domain::{Action, Caller, Error};
 
 pub const HEADER: &str = "idempotency-key";

@@ -19,9 +19,10 @@ use crate::app::checks::CheckOutcome;
 use crate::app::integrations::IntegrationQuery;
 use crate::app::{ChannelSettingsService, Integrations};
 use crate::domain::idempotency::RecordRef;
+use crate::domain::ids::parse_id;
 use crate::domain::integration::NewIntegration;
+use crate::domain::pages::PageRequest;
 use crate::domain::provider::Catalog;
-use crate::domain::support::{PageRequest, parse_id};
 use crate::domain::{Caller, Error, RecordKind, Violations};
 
 pub struct IntegrationGrpc {

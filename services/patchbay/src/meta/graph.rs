@@ -164,7 +164,7 @@ impl GraphClient {
     pub fn version_warning(&self) -> Option<String> {
         let today = self
             .today
-            .unwrap_or_else(|| crate::domain::support::now().date_naive());
+            .unwrap_or_else(|| crate::domain::ids::now().date_naive());
         super::versions::warning(&self.version, today)
     }
 

@@ -5,7 +5,7 @@
 use super::Accounts;
 use super::setup::number;
 use crate::domain::account::StateChange;
-use crate::domain::support::now;
+use crate::domain::ids::now;
 use crate::domain::{Account, Caller, Error};
 
 impl Accounts {

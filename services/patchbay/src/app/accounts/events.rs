@@ -10,7 +10,7 @@ use super::{AccountView, Accounts};
 use crate::domain::account::asked_division;
 use crate::domain::account::events::AccountEvent;
 use crate::domain::defaults::DefaultsFilter;
-use crate::domain::support::now;
+use crate::domain::ids::now;
 use crate::domain::{Account, Caller, Channel, Error};
 use crate::store::Store;
 use crate::views::events::tail::{Subscription, TailEvent};

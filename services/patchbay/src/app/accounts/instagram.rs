@@ -10,7 +10,7 @@ use crate::domain::account::{
     token_expiry,
 };
 use crate::domain::config_document::Document;
-use crate::domain::support::now;
+use crate::domain::ids::now;
 use crate::domain::{Account, Caller, Channel, Error, Violations};
 use crate::meta::{Failure, MetaError};
 

@@ -19,8 +19,8 @@ use crate::domain::account::messenger::{
 use crate::domain::account::{
     Connected, StateChange, TokenSource, check_oauth_request, new_account_division,
 };
+use crate::domain::ids::now;
 use crate::domain::persistent_menu::{self, Menu};
-use crate::domain::support::now;
 use crate::domain::{Account, Caller, Channel, Error, RecordKind, Violations};
 use crate::meta::MetaError;
 use crate::meta::messenger::FacebookPage;

@@ -31,7 +31,7 @@ use uuid::Uuid;
 
 use crate::domain::account::{self, Connected, StateChange};
 use crate::domain::config_document::MASK_PREFIX;
-use crate::domain::support::now;
+use crate::domain::ids::now;
 use crate::domain::{Account, Caller, Channel, Error, RecordKind, WebhookUrls};
 use crate::meta::{GraphClient, MetaApp, MetaError, MetaSettings};
 use crate::store::Store;
@@ -201,12 +201,12 @@ impl Accounts {
     /// account or of the Meta app: what may be logged, stored or shown.
     fn meta_words(&self, account: &Account, words: &dyn std::fmt::Display) -> String {
         use secrecy::ExposeSecret;
-        let mut secrets = crate::domain::support::secret_strings(&account.config);
+        let mut secrets = crate::domain::scrub::secret_strings(&account.config);
         secrets.push(account.verify_token.clone());
         for app in [&self.meta_app, &self.instagram_app].into_iter().flatten() {
             secrets.push(app.secret.expose_secret().to_owned());
         }
-        crate::domain::support::scrub(&words.to_string(), &secrets)
+        crate::domain::scrub::scrub(&words.to_string(), &secrets)
     }
 
     /// The Meta app the OAuth flows act as.
@@ -326,7 +326,7 @@ fn system_caller(workspace_id: &str, task: &str) -> Caller {
             id: workspace_id.to_owned(),
             division: None,
         },
-        request_id: format!("{task}-{}", crate::domain::support::new_id()),
+        request_id: format!("{task}-{}", crate::domain::ids::new_id()),
         idempotency: None,
         token_valid_until: None,
         held: None,

@@ -7,7 +7,8 @@ use super::{AccountView, Accounts};
 use crate::domain::account::{self, Updated};
 use crate::domain::audit::{self, AuditAction};
 use crate::domain::change::{Change, event};
-use crate::domain::support::{Page, PageRequest, now};
+use crate::domain::ids::now;
+use crate::domain::pages::{Page, PageRequest};
 use crate::domain::{Account, AccountPatch, Caller, Channel, Error, NewAccount, SetupState};
 use crate::store::accounts::AccountFilter;
 

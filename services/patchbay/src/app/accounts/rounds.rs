@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crate::domain::support::now;
+use crate::domain::ids::now;
 use crate::store::Store;
 
 /// Runs `round` every `every` under the lease `name`, as `holder`, until the process

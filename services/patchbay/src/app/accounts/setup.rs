@@ -20,7 +20,7 @@ use crate::domain::account::whatsapp::{
     is_cloud_account,
 };
 use crate::domain::account::{self, StateChange};
-use crate::domain::support::now;
+use crate::domain::ids::now;
 use crate::domain::{Account, Caller, Channel, Error};
 use crate::meta::whatsapp::{Callback, Number};
 use crate::meta::{Failure, MetaError};

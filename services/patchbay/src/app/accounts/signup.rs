@@ -6,7 +6,7 @@
 use super::Accounts;
 use crate::domain::account::whatsapp::{SignupEvent, check_signup, signup_config, signup_key};
 use crate::domain::account::{Coexistence, Connected, TokenSource, new_account_division};
-use crate::domain::support::now;
+use crate::domain::ids::now;
 use crate::domain::{Account, Caller, Channel, Error, Violations};
 use crate::meta::whatsapp::Number;
 

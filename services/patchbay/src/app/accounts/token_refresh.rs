@@ -14,7 +14,7 @@ use super::round_place::Turn;
 use super::round_walk::RoundWalk;
 use crate::domain::Error;
 use crate::domain::account::tokens::is_instagram_login;
-use crate::domain::support::now;
+use crate::domain::ids::now;
 use crate::store::accounts::ExpiryKey;
 
 /// The round's lease, which keeps where a round was cut short.

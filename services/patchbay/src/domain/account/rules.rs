@@ -15,7 +15,7 @@ use crate::domain::change::{Change, Revised, check_revision, event};
 use crate::domain::channel::Channel;
 use crate::domain::config_document::{self, Document};
 use crate::domain::error::{Error, RecordKind, Violations};
-use crate::domain::support::{new_id, random_token};
+use crate::domain::ids::{new_id, random_token};
 
 impl Revised for Account {
     const KIND: RecordKind = RecordKind::Account;

@@ -9,7 +9,7 @@ use super::{Account, PHONE_NUMBER_ID, SetupState};
 use crate::domain::channel::Channel;
 use crate::domain::config_document::Document;
 use crate::domain::error::{Error, Violations};
-use crate::domain::support::random_digits;
+use crate::domain::ids::random_digits;
 
 pub const WABA_ID: &str = "waba_id";
 pub const ACCESS_TOKEN: &str = "access_token";

@@ -1,7 +1,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::domain::support::now;
+use crate::domain::ids::now;
 use crate::domain::testing::{account, cloud_account, doc};
 
 const URL: &str = "https://hooks.example.test/webhooks/whatsapp/wa-1";

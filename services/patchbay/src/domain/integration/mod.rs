@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::channel::Channel;
 use super::config_document::Document;
 use super::error::{Error, FieldViolation};
-use super::support::random_token;
+use super::ids::random_token;
 
 #[derive(Clone, PartialEq)]
 pub struct Integration {

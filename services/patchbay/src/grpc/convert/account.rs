@@ -10,7 +10,7 @@ use super::{
 use crate::app::AccountView;
 use crate::domain::account::events::{AccountEvent, AccountEventKind};
 use crate::domain::account::{Ownership, TokenSource, provider_id};
-use crate::domain::support::parse_id;
+use crate::domain::ids::parse_id;
 use crate::domain::{Account, AccountPatch, Channel, Error, NewAccount, SetupState, Violations};
 
 impl TryFrom<proto::CreateAccountRequest> for NewAccount {

@@ -8,12 +8,12 @@ use super::{
     channel_to_proto, json_from_proto_value, optional_channel, optional_document,
     proto_value_from_json, struct_from_document, timestamp,
 };
+use crate::domain::ids::parse_id;
 use crate::domain::integration::{
     Condition, ConditionOperator, Integration, IntegrationPatch, MAX_CONDITIONS, NewIntegration,
     validate_condition,
 };
 use crate::domain::provider::{FieldKind, FieldSpec, Provider};
-use crate::domain::support::parse_id;
 use crate::domain::{Error, FieldViolation, Violations};
 
 impl TryFrom<proto::CreateIntegrationRequest> for NewIntegration {

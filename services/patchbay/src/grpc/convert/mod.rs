@@ -98,7 +98,7 @@ pub fn fit_page<T: prost::Message>(
     let token = items
         .last()
         .and_then(|item| uuid::Uuid::parse_str(id_of(item)).ok())
-        .map(crate::domain::support::encode_page_token)
+        .map(crate::domain::pages::encode_page_token)
         .unwrap_or(next_page_token);
     (items, token)
 }

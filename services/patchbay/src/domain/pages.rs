@@ -1,52 +1,10 @@
-//! Small helpers shared by the domain operations: clocks, ids, random tokens, pages.
+//! Pages of lists: a validated page request (size, and the token of where the last page
+//! ended), and one page of results with the token of the next.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use chrono::{DateTime, SubsecRound, Utc};
 use uuid::Uuid;
 
-use super::error::{Error, FieldViolation, Violations};
-
-/// Now, at the microsecond precision both databases store, so that what a write returns
-/// equals what a later read returns.
-pub fn now() -> DateTime<Utc> {
-    Utc::now().trunc_subsecs(6)
-}
-
-/// Time-ordered ids: lists page by id and come out in creation order.
-pub fn new_id() -> Uuid {
-    Uuid::now_v7()
-}
-
-/// A random URL-safe token of `bytes` random bytes.
-pub fn random_token(bytes: usize) -> Result<String, Error> {
-    let mut buffer = vec![0u8; bytes];
-    getrandom::fill(&mut buffer)
-        .map_err(|err| Error::Internal(format!("no randomness available: {err}")))?;
-    Ok(URL_SAFE_NO_PAD.encode(buffer))
-}
-
-/// `count` random decimal digits (rejection sampling: every digit equally likely).
-pub fn random_digits(count: usize) -> Result<String, Error> {
-    let mut digits = String::with_capacity(count);
-    while digits.len() < count {
-        let mut buffer = [0u8; 16];
-        getrandom::fill(&mut buffer)
-            .map_err(|err| Error::Internal(format!("no randomness available: {err}")))?;
-        for byte in buffer.into_iter().filter(|b| *b < 250) {
-            if digits.len() < count {
-                digits.push(char::from(b'0' + byte % 10));
-            }
-        }
-    }
-    Ok(digits)
-}
-
-pub fn parse_id(value: &str, field: &str) -> Result<Uuid, FieldViolation> {
-    if value.is_empty() {
-        return Err(FieldViolation::new(field, "is required"));
-    }
-    Uuid::parse_str(value).map_err(|_| FieldViolation::new(field, "must be a UUID"))
-}
+use super::error::{FieldViolation, Violations};
 
 pub const DEFAULT_PAGE_SIZE: u64 = 50;
 pub const MAX_PAGE_SIZE: u64 = 500;
@@ -126,51 +84,11 @@ impl<T> Page<T> {
     }
 }
 
-/// `text` with every secret of `secrets` (four characters or more) masked: providers
-/// sometimes quote the credential they refused, and their words are passed on.
-pub fn scrub<S: AsRef<str>>(text: &str, secrets: &[S]) -> String {
-    let mut scrubbed = text.to_owned();
-    for secret in secrets {
-        let secret = secret.as_ref();
-        if secret.len() >= 4 {
-            scrubbed = scrubbed.replace(secret, "********");
-        }
-    }
-    scrubbed
-}
-
-/// Every string held under a secret-named key of `document`, at any depth.
-pub fn secret_strings(document: &super::config_document::Document) -> Vec<String> {
-    fn walk(value: &serde_json::Value, secret: bool, out: &mut Vec<String>) {
-        match value {
-            serde_json::Value::String(text) if secret => out.push(text.clone()),
-            serde_json::Value::Object(object) => {
-                for (key, value) in object {
-                    walk(
-                        value,
-                        secret || super::config_document::is_secret_key(key),
-                        out,
-                    );
-                }
-            }
-            serde_json::Value::Array(values) => {
-                for value in values {
-                    walk(value, secret, out);
-                }
-            }
-            _ => {}
-        }
-    }
-    let mut out = Vec::new();
-    for (key, value) in document {
-        walk(value, super::config_document::is_secret_key(key), &mut out);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::error::Error;
+    use crate::domain::ids::new_id;
 
     #[test]
     fn page_tokens_round_trip_and_reject_garbage() {
