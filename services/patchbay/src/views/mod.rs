@@ -1,8 +1,8 @@
 //! The in-memory views: what the server answers from memory, and how each is kept
-//! current. Each is fed by what the writes of this replica report once committed
-//! (`Accounts::written`) and, on PostgreSQL, by the other replicas' `NOTIFY`, heard by
-//! the one listener (`defaults/listener.rs`); each is read by `app/` (and `grpc/`
-//! through it), and none is written by anything else. Each module's doc says what it
+//! current. All are fed by one post-commit change stream (`changes`): what the writes
+//! of this replica report once committed (`Accounts::written`) and, on PostgreSQL, the
+//! other replicas' `NOTIFY`, heard by the one listener (`defaults/listener.rs`). Each is
+//! read by `app/` (and `grpc/` through it), and none is written by anything else. Each module's doc says what it
 //! holds, how it is bounded, how it is invalidated, and what a reader sees while it
 //! loads; `patchbay_memory_entries{holder}` counts their entries.
 //!
@@ -11,6 +11,7 @@
 //! - `routes`: the webhook routing index;
 //! - `events`: each watched workspace's tail of the account-event log.
 
+pub mod changes;
 pub mod defaults;
 pub mod events;
 pub mod routes;

@@ -36,11 +36,10 @@ use crate::domain::{Account, Caller, Channel, Error, RecordKind, WebhookUrls};
 use crate::meta::{GraphClient, MetaApp, MetaError, MetaSettings};
 use crate::store::Store;
 use crate::store::accounts::Written;
+use crate::views::changes::{Change, Changes};
 use crate::views::defaults::Followers;
 use crate::views::defaults::{DefaultAccounts, shareable};
-use crate::views::events::AccountEventHub;
 use crate::views::events::tail::EventTails;
-use crate::views::routes::WebhookRoutes;
 
 /// What a caller is shown of an account: config secrets masked (shared, not copied:
 /// the default-account cache hands out the same one to every caller), the verify token
@@ -70,10 +69,10 @@ pub struct Accounts {
     store: Store,
     webhooks: WebhookUrls,
     defaults: DefaultAccounts,
-    routes: WebhookRoutes,
-    events: AccountEventHub,
     /// Each watched workspace's one reader of the event log.
     tails: EventTails,
+    /// Where this replica's committed writes go: every view.
+    changes: Changes,
     graph: GraphClient,
     /// The Meta app of the OAuth flows; `None` makes them FAILED_PRECONDITION.
     meta_app: Option<MetaApp>,
@@ -96,11 +95,14 @@ impl Accounts {
     ) -> Self {
         Self {
             tails: EventTails::new(store.clone(), followers.events.clone()),
+            changes: Changes::new(
+                defaults.clone(),
+                followers.routes.clone(),
+                followers.events.clone(),
+            ),
             store,
             webhooks,
             defaults,
-            routes: followers.routes,
-            events: followers.events,
             graph,
             meta_app: meta.app.clone(),
             instagram_app: meta.instagram_app.clone(),
@@ -112,18 +114,13 @@ impl Accounts {
     /// (see `routes`), and passes on what it stored.
     async fn written<T>(&self, written: Written<T>) -> T {
         if let Some(changed) = &written.defaults {
-            self.defaults.changed(changed);
+            self.changes.apply(Change::Defaults(changed)).await;
         }
         if let Some(recorded) = &written.events {
-            self.events.recorded(recorded);
+            self.changes.apply(Change::Events(recorded)).await;
         }
         if let Some(id) = written.routes {
-            // On a task of its own: a caller that goes away (a deadline) must not leave
-            // the index without the write it just committed.
-            let routes = self.routes.clone();
-            if let Err(err) = tokio::spawn(async move { routes.refresh(id).await }).await {
-                tracing::error!(account_id = %id, error = %err, "webhook routing refresh failed");
-            }
+            self.changes.apply(Change::Routes(id)).await;
         }
         written.value
     }

@@ -17,6 +17,7 @@ use super::DefaultAccounts;
 use crate::store::account_events::{EVENTS_NOTIFY_CHANNEL, EventsRecorded};
 use crate::store::accounts::ROUTES_NOTIFY_CHANNEL;
 use crate::store::default_changes::{DefaultsChanged, NOTIFY_CHANNEL};
+use crate::views::changes::{Change, Changes};
 use crate::views::events::AccountEventHub;
 use crate::views::routes::WebhookRoutes;
 
@@ -58,7 +59,8 @@ pub(super) async fn run(
                 hub.listening(true);
                 events.wake_all();
                 tracing::info!("listening for other replicas' default changes");
-                follow(&hub, &routes, &events, listener, heartbeat).await;
+                let changes = Changes::new(hub.clone(), routes.clone(), events.clone());
+                follow(&hub, &routes, &changes, listener, heartbeat).await;
                 routes.listening(false);
                 hub.listening(false);
                 tracing::warn!(
@@ -86,7 +88,7 @@ async fn listen(url: &str) -> Result<PgListener, sea_orm::sqlx::Error> {
 async fn follow(
     hub: &DefaultAccounts,
     routes: &WebhookRoutes,
-    events: &AccountEventHub,
+    changes: &Changes,
     mut listener: PgListener,
     heartbeat: Duration,
 ) {
@@ -99,17 +101,18 @@ async fn follow(
                     last_heard = Instant::now();
                     // Heard again after a quiet spell: nothing was lost, only late.
                     routes.listening(true);
+                    // The other replicas' commits, into the one change stream.
                     if notification.channel() == ROUTES_NOTIFY_CHANNEL {
                         if let Ok(id) = uuid::Uuid::parse_str(notification.payload()) {
-                            routes.refresh(id).await;
+                            changes.apply(Change::Routes(id)).await;
                         }
                     } else if notification.channel() == EVENTS_NOTIFY_CHANNEL {
                         if let Ok(recorded) = serde_json::from_str::<EventsRecorded>(notification.payload()) {
-                            events.recorded(&recorded);
+                            changes.apply(Change::Events(&recorded)).await;
                         }
                     // Heartbeats and anything else unreadable only prove the line is up.
                     } else if let Ok(changed) = serde_json::from_str::<DefaultsChanged>(notification.payload()) {
-                        hub.changed(&changed);
+                        changes.apply(Change::Defaults(&changed)).await;
                     }
                 }
                 Ok(None) => return,
