@@ -323,16 +323,7 @@ async fn asked(meta: &MockServer, token: &str, times: usize) {
 }
 
 async fn asked_times(meta: &MockServer, token: &str) -> usize {
-    let requests = meta.received_requests().await.expect("recorded");
-    requests
-        .iter()
-        .filter(|r| r.url.path().ends_with("/debug_token"))
-        .filter(|r| {
-            r.url
-                .query_pairs()
-                .any(|(k, v)| k == "input_token" && v == token)
-        })
-        .count()
+    patchbay_e2e::requests_with(meta, "/debug_token", "input_token", token).await
 }
 
 /// Two replicas checking tokens on one PostgreSQL database: one round between them,

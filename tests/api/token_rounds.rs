@@ -230,19 +230,7 @@ async fn the_refresher_s_outages_end_its_round_and_count_on_no_account(backend: 
     }
     let late = down.pop().expect("late");
     let refreshes_of = |token: &'static str| {
-        let meta = &meta;
-        async move {
-            let requests = meta.received_requests().await.expect("recorded");
-            requests
-                .iter()
-                .filter(|r| r.url.path().ends_with("/refresh_access_token"))
-                .filter(|r| {
-                    r.url
-                        .query_pairs()
-                        .any(|(k, v)| k == "access_token" && v == token)
-                })
-                .count()
-        }
+        patchbay_e2e::requests_with(&meta, "/refresh_access_token", "access_token", token)
     };
     let round = || async {
         writer

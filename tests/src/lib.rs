@@ -888,3 +888,19 @@ pub async fn routed(
 pub fn app_callback_url() -> String {
     format!("{PUBLIC_BASE_URL}/webhooks/meta")
 }
+
+/// How many requests a stand-in received at a path ending in `path_end` with the query
+/// parameter `name` set to `value` (a token asked about, refreshed, …).
+pub async fn requests_with(
+    server: &wiremock::MockServer,
+    path_end: &str,
+    name: &str,
+    value: &str,
+) -> usize {
+    let requests = server.received_requests().await.expect("recorded");
+    requests
+        .iter()
+        .filter(|r| r.url.path().ends_with(path_end))
+        .filter(|r| r.url.query_pairs().any(|(k, v)| k == name && v == value))
+        .count()
+}
