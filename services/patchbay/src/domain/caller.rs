@@ -229,8 +229,6 @@ impl Caller {
         }
     }
 
-    /// Whether a record of `division_id` exists for this caller. A record it cannot see
-    /// is reported as not found, never as forbidden.
     /// The workspace the caller acts in. The gateway acts in none: it is the empty
     /// name, which no workspace has (a token's `workspace_id` is never empty), so that
     /// nothing of a workspace is ever found for it.
@@ -249,6 +247,8 @@ impl Caller {
         }
     }
 
+    /// Whether a record of `division_id` exists for this caller. A record it cannot see
+    /// is reported as not found, never as forbidden.
     pub fn can_see(&self, division_id: Option<&str>) -> bool {
         match (self.division_id(), division_id) {
             (None, _) | (Some(_), None) => true,

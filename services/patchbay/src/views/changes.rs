@@ -50,7 +50,10 @@ impl Changes {
                 // leave the index without the write it just committed.
                 let routes = self.routes.clone();
                 if let Err(err) = tokio::spawn(async move { routes.refresh(id).await }).await {
-                    tracing::error!(account_id = %id, error = %err, "webhook routing refresh failed");
+                    // A refresh that did not finish (a panic) leaves the account's old
+                    // entry: the index is loaded whole again before it routes.
+                    tracing::error!(account_id = %id, error = %err, "webhook routing refresh failed; reloading all");
+                    self.routes.mark_stale();
                 }
             }
         }

@@ -77,7 +77,11 @@ impl Webhooks {
             ));
         };
         let challenge = query_param(url, "hub.challenge").unwrap_or_default();
-        webhook_handshake::asked(&mode, &challenge, "url")?;
+        // RouteWebhook's refusals all read "webhook refused: …".
+        webhook_handshake::asked(&mode, &challenge, "url").map_err(|err| match err {
+            Error::PermissionDenied(_) => denied("hub.mode is not subscribe"),
+            other => other,
+        })?;
         let token = query_param(url, "hub.verify_token").unwrap_or_default();
         let matches = match target {
             Target::MetaApp => {

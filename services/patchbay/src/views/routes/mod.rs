@@ -100,13 +100,17 @@ impl WebhookRoutes {
                 metrics::gauge!("patchbay_webhook_routes").set(index.len() as f64);
             }
             Err(err) => {
-                // Routing by what may be an old state of the account could hand its
-                // webhooks to a former owner: none until the index is whole again.
                 tracing::warn!(account_id = %id, error = %err, "cannot reload an account's webhook routing; reloading all");
-                inner.loaded.store(false, Ordering::Release);
-                inner.stale.notify_one();
+                self.mark_stale();
             }
         }
+    }
+
+    /// Routing by what may be an old state of an account could hand its webhooks to a
+    /// former owner: none until the index is loaded whole again (by the `routes` task).
+    pub fn mark_stale(&self) {
+        self.inner.loaded.store(false, Ordering::Release);
+        self.inner.stale.notify_one();
     }
 
     /// PostgreSQL: whether the listener hears other replicas (it loads the index
