@@ -84,6 +84,29 @@ enum Stall {
     NoEndOfStream,
 }
 
+/// An HTTP/2 connection of the h2 crate's own client.
+async fn h2_client(app: &TestApp) -> h2::client::SendRequest<bytes::Bytes> {
+    let tcp = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    let (client, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
+    tokio::spawn(connection);
+    client
+}
+
+/// ListAccounts' headers, bearing `authorization`.
+fn list_accounts(app: &TestApp, authorization: &str) -> http::Request<()> {
+    http::Request::post(format!(
+        "http://{}/patchbay.v1.AccountService/ListAccounts",
+        app.addr
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .header("authorization", authorization)
+    .body(())
+    .expect("request")
+}
+
 /// `count` HTTP/2 streams on one connection that stall as `stall` says (the request
 /// body's sender is kept until the answer). Each answers its `grpc-status` and wait.
 async fn stalled_http2(
@@ -92,23 +115,11 @@ async fn stalled_http2(
     count: usize,
     stall: Stall,
 ) -> Vec<tokio::task::JoinHandle<(String, Duration)>> {
-    let tcp = tokio::net::TcpStream::connect(app.addr)
-        .await
-        .expect("connect");
-    let (mut client, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
-    tokio::spawn(connection);
+    let mut client = h2_client(app).await;
     let authorization = format!("Bearer {}", token("service", workspace, None));
     let mut calls = Vec::new();
     for _ in 0..count {
-        let request = http::Request::post(format!(
-            "http://{}/patchbay.v1.AccountService/ListAccounts",
-            app.addr
-        ))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .header("authorization", authorization.as_str())
-        .body(())
-        .expect("request");
+        let request = list_accounts(app, &authorization);
         client = client.ready().await.expect("a stream may be opened");
         let (response, mut body) = client.send_request(request, false).expect("headers sent");
         if let Stall::NoEndOfStream = stall {
@@ -167,6 +178,22 @@ async fn others_are_served(app: &TestApp) {
     assert_eq!(handshake.challenge, "7");
 }
 
+/// A third workspace and the gateway are served while the stalled calls wait, and the
+/// stalled calls end DEADLINE_EXCEEDED after the read timeout.
+async fn others_are_served_while_they_stall(
+    app: &TestApp,
+    stalled: Vec<tokio::task::JoinHandle<(String, Duration)>>,
+) {
+    let last_sent = Instant::now();
+    others_are_served(app).await;
+    let served_after = last_sent.elapsed();
+    all_deadline_exceeded(stalled).await;
+    assert!(
+        served_after < Duration::from_secs(1),
+        "served while the last stalled call still waited: {served_after:?}"
+    );
+}
+
 async fn all_deadline_exceeded(calls: Vec<tokio::task::JoinHandle<(String, Duration)>>) {
     for call in calls {
         let (status, waited) = call.await.expect("task");
@@ -188,14 +215,7 @@ async fn stalled_grpc_web_calls_hold_no_place() {
             stalled.push(stalled_grpc_web(&app, workspace).await);
         }
     }
-    let last_sent = Instant::now();
-    others_are_served(&app).await;
-    let served_after = last_sent.elapsed();
-    all_deadline_exceeded(stalled).await;
-    assert!(
-        served_after < Duration::from_secs(1),
-        "served while the last stalled call still waited: {served_after:?}"
-    );
+    others_are_served_while_they_stall(&app, stalled).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -209,14 +229,7 @@ async fn stalled_http2_calls_hold_no_place() {
         stalled.extend(stalled_http2(&app, workspace, half, Stall::Headers).await);
         stalled.extend(stalled_http2(&app, workspace, half, Stall::NoEndOfStream).await);
     }
-    let last_sent = Instant::now();
-    others_are_served(&app).await;
-    let served_after = last_sent.elapsed();
-    all_deadline_exceeded(stalled).await;
-    assert!(
-        served_after < Duration::from_secs(1),
-        "served while the last stalled call still waited: {served_after:?}"
-    );
+    others_are_served_while_they_stall(&app, stalled).await;
 }
 
 /// A caller without a valid token is not waited for: refused UNAUTHENTICATED at once,
@@ -224,20 +237,8 @@ async fn stalled_http2_calls_hold_no_place() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_caller_without_a_valid_token_is_refused_without_waiting() {
     let app = app_with_read_timeout(ServerSettings::default(), None).await;
-    let tcp = tokio::net::TcpStream::connect(app.addr)
-        .await
-        .expect("connect");
-    let (mut client, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
-    tokio::spawn(connection);
-    let request = http::Request::post(format!(
-        "http://{}/patchbay.v1.AccountService/ListAccounts",
-        app.addr
-    ))
-    .header("content-type", "application/grpc")
-    .header("te", "trailers")
-    .header("authorization", "Bearer not-a-token")
-    .body(())
-    .expect("request");
+    let mut client = h2_client(&app).await;
+    let request = list_accounts(&app, "Bearer not-a-token");
     let (response, _body) = client.send_request(request, false).expect("headers sent");
     let started = Instant::now();
     let response = response.await.expect("answered");
@@ -254,6 +255,40 @@ async fn a_caller_without_a_valid_token_is_refused_without_waiting() {
         "at once, not after the read timeout: {:?}",
         started.elapsed()
     );
+}
+
+/// A careless client sends a unary call two messages: INVALID_ARGUMENT, at once, and
+/// the call runs nothing (tonic would have read and dropped the second).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_second_request_message_is_invalid_argument() {
+    let app = app_with_read_timeout(ServerSettings::default(), None).await;
+    let mut client = h2_client(&app).await;
+    let authorization = format!("Bearer {}", token("service", WORKSPACE, None));
+    let request = list_accounts(&app, &authorization);
+    let (response, mut body) = client.send_request(request, false).expect("headers sent");
+    // Two empty ListAccountsRequests, then the end of the stream.
+    body.send_data(
+        bytes::Bytes::from_static(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        true,
+    )
+    .expect("messages sent");
+    let response = response.await.expect("answered");
+    assert_eq!(
+        response
+            .headers()
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok()),
+        Some("3"),
+        "INVALID_ARGUMENT"
+    );
+    let message = response
+        .headers()
+        .get("grpc-message")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        // grpc-message is percent-encoded (gRPC over HTTP/2); the text has only spaces to decode.
+        .replace("%20", " ");
+    assert!(message.contains("one request message"), "{message}");
 }
 
 /// A credential check against a provider that answers after `SLOW`: a call holding its

@@ -37,14 +37,8 @@ impl Accounts {
         // naming no number is checked once Meta named it.
         let coexistence = event == SignupEvent::FinishBusinessAppOnboarding;
         if !(coexistence && phone_number_id.is_empty()) {
-            self.ensure_not_in_another_division(
-                caller,
-                Channel::Whatsapp,
-                &signup_key(phone_number_id, waba_id),
-                Some(phone_number_id).filter(|id| !id.is_empty()),
-                "phone_number_id",
-            )
-            .await?;
+            self.signup_division_wall(caller, phone_number_id, waba_id)
+                .await?;
         }
 
         let token = self
@@ -61,14 +55,10 @@ impl Accounts {
             phone_number_id.to_owned()
         };
         let phone_number_id = phone_number_id.as_str();
-        self.ensure_not_in_another_division(
-            caller,
-            Channel::Whatsapp,
-            &signup_key(phone_number_id, waba_id),
-            Some(phone_number_id).filter(|id| !id.is_empty()),
-            "phone_number_id",
-        )
-        .await?;
+        // Again once Meta named the number (coexistence), or another division connected
+        // it while the code was exchanged.
+        self.signup_division_wall(caller, phone_number_id, waba_id)
+            .await?;
         let probe = Number {
             phone_number_id,
             waba_id,
@@ -140,5 +130,23 @@ impl Accounts {
                     .join(", ")
             ))),
         }
+    }
+
+    /// ALREADY_EXISTS when another division (or, for a division caller, the workspace)
+    /// holds the number: no Meta call is made for it.
+    async fn signup_division_wall(
+        &self,
+        caller: &Caller,
+        phone_number_id: &str,
+        waba_id: &str,
+    ) -> Result<(), Error> {
+        self.ensure_not_in_another_division(
+            caller,
+            Channel::Whatsapp,
+            &signup_key(phone_number_id, waba_id),
+            Some(phone_number_id).filter(|id| !id.is_empty()),
+            "phone_number_id",
+        )
+        .await
     }
 }
