@@ -406,6 +406,50 @@ mod tests {
         assert!(dir.path().join("encryption-keys.json").exists());
     }
 
+    /// What a careless operator sets for #28's settings is named, never taken.
+    #[test]
+    fn fairness_settings_out_of_range_are_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (extra, named) in [
+            (
+                &["--request-read-timeout-seconds", "0"][..],
+                "PATCHBAY_REQUEST_READ_TIMEOUT_SECONDS",
+            ),
+            (
+                &["--max-concurrent-requests-per-workspace", "0"][..],
+                "PATCHBAY_MAX_CONCURRENT_REQUESTS_PER_WORKSPACE",
+            ),
+            (
+                &[
+                    "--max-concurrent-requests",
+                    "8",
+                    "--max-concurrent-requests-per-workspace",
+                    "9",
+                ][..],
+                "PATCHBAY_MAX_CONCURRENT_REQUESTS_PER_WORKSPACE",
+            ),
+            (
+                &["--token-checks-per-workspace-per-round", "0"][..],
+                "PATCHBAY_TOKEN_CHECKS_PER_WORKSPACE_PER_ROUND",
+            ),
+            (
+                &["--token-refresh-ahead-days", "51"][..],
+                "PATCHBAY_TOKEN_REFRESH_AHEAD_DAYS",
+            ),
+        ] {
+            let err = Settings::from_serve_args(dir.path(), &serve_args(extra))
+                .expect_err("out of range");
+            assert!(err.0.contains(named), "{named} named in {}", err.0);
+        }
+        // Unset, a workspace's cap is every place of the server.
+        let settings = Settings::from_serve_args(
+            dir.path(),
+            &serve_args(&["--max-concurrent-requests", "40"]),
+        )
+        .expect("defaults");
+        assert_eq!(settings.server.max_concurrent_requests_per_workspace, 40);
+    }
+
     #[test]
     fn plaintext_off_loopback_needs_tls_or_the_flag() {
         let dir = tempfile::tempdir().expect("tempdir");
