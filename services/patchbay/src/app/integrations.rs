@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::app::checks::{CheckOutcome, CredentialChecker};
 use crate::domain::audit::{AuditAction, AuditEvent};
+use crate::domain::change::Target;
 use crate::domain::config_document::Document;
 use crate::domain::ids::{new_id, now};
 use crate::domain::integration::{self, Integration, IntegrationPatch, NewIntegration};
@@ -221,16 +222,16 @@ impl Integrations {
                 )
             })
             .await?;
-        let stored =
-            stored.ok_or_else(|| Error::Internal("updated integration vanished".to_owned()))?;
-        Ok(self.masked(stored))
+        Ok(self.masked(stored.record()))
     }
 
     pub async fn delete(
         &self,
         caller: &Caller,
-        id: Uuid,
-        expected_revision: Option<i64>,
+        Target {
+            id,
+            expected_revision,
+        }: Target,
     ) -> Result<(), Error> {
         self.store
             .integrations()
@@ -244,8 +245,10 @@ impl Integrations {
     pub async fn set_primary(
         &self,
         caller: &Caller,
-        id: Uuid,
-        expected_revision: Option<i64>,
+        Target {
+            id,
+            expected_revision,
+        }: Target,
     ) -> Result<Integration, Error> {
         let stored = self
             .store
@@ -254,9 +257,7 @@ impl Integrations {
                 integration::set_primary(caller, &current, expected_revision, now())
             })
             .await?;
-        let stored =
-            stored.ok_or_else(|| Error::Internal("primary integration vanished".to_owned()))?;
-        Ok(self.masked(stored))
+        Ok(self.masked(stored.record()))
     }
 
     async fn find(&self, caller: &Caller, id: Uuid) -> Result<Integration, Error> {

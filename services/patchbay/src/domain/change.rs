@@ -9,15 +9,70 @@ use super::audit::{AuditAction, AuditEvent};
 use super::caller::Caller;
 use super::error::{Error, RecordKind};
 
-/// What to write in place of the record read.
+/// What to write in place of the record read. `D` is what a delete carries: a
+/// [`Deletion`], or [`NoDeletion`] for an [`Edit`], a decision that cannot delete, so
+/// that its writer gets the stored record back without an "it vanished" branch.
+// A change lives for the one write that decides it: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
-pub enum Change<T> {
+pub enum Change<T, D = Deletion> {
     /// Nothing: the record stays as it is, and no event is written.
     Keep,
     /// Store this new state (revision bumped), with the event that records it.
     Save(Box<T>, AuditEvent),
     /// Soft-delete: hide the record and free what it held unique.
-    Delete(Deletion),
+    Delete(D),
+}
+
+/// A change that keeps or saves, never deletes (an update, a new default, Meta's word).
+pub type Edit<T> = Change<T, NoDeletion>;
+
+/// The deletion of an [`Edit`]: no value has this type.
+#[derive(Debug)]
+pub enum NoDeletion {}
+
+/// What a store reads of a change's delete.
+pub trait Deletes {
+    fn deletion(&self) -> &Deletion;
+}
+
+impl Deletes for Deletion {
+    fn deletion(&self) -> &Deletion {
+        self
+    }
+}
+
+impl Deletes for NoDeletion {
+    fn deletion(&self) -> &Deletion {
+        match *self {}
+    }
+}
+
+/// The record after a change was written: as stored, or deleted.
+#[derive(Debug)]
+pub enum After<T, D = Deletion> {
+    Stored(T),
+    Deleted(D),
+}
+
+impl<T, D> After<T, D> {
+    /// The record as stored; `None` once deleted.
+    pub fn stored(&self) -> Option<&T> {
+        match self {
+            After::Stored(record) => Some(record),
+            After::Deleted(_) => None,
+        }
+    }
+}
+
+impl<T> After<T, NoDeletion> {
+    /// The record an edit stored: an edit deletes nothing.
+    pub fn record(self) -> T {
+        match self {
+            After::Stored(record) => record,
+            After::Deleted(never) => match never {},
+        }
+    }
 }
 
 /// A soft delete: who, when, and its event.
@@ -26,6 +81,13 @@ pub struct Deletion {
     pub deleted_by: String,
     pub at: DateTime<Utc>,
     pub event: AuditEvent,
+}
+
+/// The record a write names, at the revision its caller expects (none: any).
+#[derive(Clone, Copy, Debug)]
+pub struct Target {
+    pub id: uuid::Uuid,
+    pub expected_revision: Option<i64>,
 }
 
 /// A stored record with a revision: what [`Change`] writes.
@@ -40,7 +102,7 @@ pub trait Revised: Clone + PartialEq {
     fn division(&self) -> Option<String>;
 }
 
-impl<T: Revised> Change<T> {
+impl<T: Revised, D> Change<T, D> {
     /// Saves `next` in place of `current` when they differ, recorded as `action` on the
     /// fields `changed` names; otherwise keeps `current`.
     pub fn save_if_changed(
@@ -50,7 +112,7 @@ impl<T: Revised> Change<T> {
         action: AuditAction,
         changed: impl FnOnce(&T, &T) -> Vec<String>,
         at: DateTime<Utc>,
-    ) -> Change<T> {
+    ) -> Change<T, D> {
         if &next == current {
             return Change::Keep;
         }
@@ -58,7 +120,9 @@ impl<T: Revised> Change<T> {
         let event = event(caller, &next, action, fields);
         Change::Save(Box::new(next.revised(at)), event)
     }
+}
 
+impl<T: Revised> Change<T> {
     /// Soft-deletes `current` on behalf of `caller`.
     pub fn delete(caller: &Caller, current: &T, at: DateTime<Utc>) -> Change<T> {
         Change::Delete(Deletion {
@@ -74,7 +138,7 @@ impl<T: Revised> Change<T> {
     }
 }
 
-impl<T> Change<T> {
+impl<T, D> Change<T, D> {
     /// Whether this is a soft delete (the one change a record whose secrets cannot be
     /// opened may still take).
     pub fn is_delete(&self) -> bool {
@@ -155,7 +219,7 @@ mod tests {
 
     #[test]
     fn an_unchanged_record_is_kept_without_an_event() {
-        let change = Change::save_if_changed(
+        let change: Change<Note> = Change::save_if_changed(
             &admin(),
             &note("a"),
             note("a"),
@@ -168,7 +232,7 @@ mod tests {
 
     #[test]
     fn a_changed_record_is_saved_at_the_next_revision_with_its_event() {
-        let change = Change::save_if_changed(
+        let change: Change<Note> = Change::save_if_changed(
             &admin(),
             &note("a"),
             note("b"),

@@ -137,6 +137,18 @@ impl From<FieldViolation> for Error {
     }
 }
 
+/// A conversion that cannot fail (a request taken as it is) fails as nothing else does.
+impl From<std::convert::Infallible> for Error {
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
+    }
+}
+
+/// A value whose check [`Violations`] recorded: it comes out through
+/// [`Violations::finish`], with every other field's.
+#[derive(Debug)]
+pub struct Checked<T>(Option<T>);
+
 /// Collects every violation of a request before failing, so that the caller learns
 /// about all bad fields at once.
 #[derive(Clone, Debug, Default)]
@@ -168,6 +180,27 @@ impl Violations {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// Records the violation of a result in its turn, and holds its value for
+    /// [`finish`](Self::finish).
+    pub fn checked<T>(&mut self, result: Result<T, FieldViolation>) -> Checked<T> {
+        Checked(self.check(result))
+    }
+
+    /// The value checked, once nothing recorded is a violation; else
+    /// `InvalidArgument` with every violation. The value comes out of the check itself:
+    /// there is nothing to re-check after it.
+    pub fn finish<T>(self, checked: Checked<T>) -> Result<T, Error> {
+        match checked.0 {
+            Some(value) if self.0.is_empty() => Ok(value),
+            _ => Err(self.into_invalid()),
+        }
+    }
+
+    /// `InvalidArgument` with every violation recorded: for a path on which one was.
+    pub fn into_invalid(self) -> Error {
+        Error::InvalidArgument(self.0)
     }
 
     /// `Ok(())` when nothing was recorded, else `InvalidArgument` with every violation.

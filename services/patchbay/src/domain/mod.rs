@@ -44,4 +44,4 @@ pub use account::{Account, AccountPatch, NewAccount, ProviderState, SetupState, 
 pub use caller::{Action, Caller, Role};
 pub use channel::Channel;
 pub use channel_settings::{ChannelSettings, ChannelSettingsPatch};
-pub use error::{Error, FieldViolation, RecordKind, Violations};
+pub use error::{Checked, Error, FieldViolation, RecordKind, Violations};

@@ -13,21 +13,22 @@ use super::compression::{answer_for, secret_answer};
 use super::account_events::{self, EventsStream};
 use super::auth::caller_of;
 use super::convert::account::{
-    account_to_proto, credentials_to_proto, division_filter, update_from_proto, watched_channels,
+    account_to_proto, credentials_to_proto, division_filter, watched_channels,
 };
 use super::convert::meta::{
-    health_to_proto, instagram_to_proto, menu_from_proto, messenger_to_proto, page_failed,
+    MenuChange, health_to_proto, instagram_to_proto, messenger_to_proto, page_failed,
     page_result_to_proto, signup_to_proto,
 };
+use super::convert::writes::Update;
 use super::convert::{fit_page, optional_channel};
 use super::default_watch::{self, DefaultsStream};
 use super::idempotency::{Idempotency, replayed_id};
 use super::shares::WorkspaceShares;
-use crate::app::Accounts;
+use crate::app::{AccountView, Accounts};
 use crate::domain::idempotency::RecordRef;
 use crate::domain::ids::parse_id;
 use crate::domain::pages::PageRequest;
-use crate::domain::{Caller, Error, NewAccount, Violations};
+use crate::domain::{Caller, Error, Violations};
 
 pub struct AccountGrpc {
     pub(super) accounts: Accounts,
@@ -55,23 +56,14 @@ impl AccountGrpc {
     }
 
     /// The account a replayed call wrote, as the caller may see it now.
-    async fn replayed(
-        &self,
-        caller: &Caller,
-        record: &RecordRef,
-    ) -> Result<proto::Account, Status> {
-        let view = self.accounts.get(caller, replayed_id(record)?).await?;
-        Ok(account_to_proto(view))
+    async fn replayed(&self, caller: &Caller, record: &RecordRef) -> Result<AccountView, Error> {
+        self.accounts.get(caller, replayed_id(record)?).await
     }
 
     /// As [`replayed`](Self::replayed), its WhatsApp set-up resumed when it never ran
     /// to the end.
-    async fn resumed(
-        &self,
-        caller: &Caller,
-        record: &RecordRef,
-    ) -> Result<crate::app::AccountView, Status> {
-        Ok(self.accounts.resume(caller, replayed_id(record)?).await?)
+    async fn resumed(&self, caller: &Caller, record: &RecordRef) -> Result<AccountView, Error> {
+        self.accounts.resume(caller, replayed_id(record)?).await
     }
 }
 
@@ -123,78 +115,37 @@ impl AccountService for AccountGrpc {
         &self,
         request: Request<proto::CreateAccountRequest>,
     ) -> Result<Response<proto::CreateAccountResponse>, Status> {
-        let run = |caller: Caller, request| async move {
-            let view = self
-                .accounts
-                .create(&caller, NewAccount::try_from(request)?)
-                .await?;
-            Ok(proto::CreateAccountResponse {
-                account: Some(account_to_proto(view)),
-            })
-        };
-        let replay = |caller: Caller, _, record: RecordRef| async move {
-            let view = self.resumed(&caller, &record).await?;
-            Ok(proto::CreateAccountResponse {
-                account: Some(account_to_proto(view)),
-            })
-        };
-        self.idempotency.once(request, run, replay).await
+        let create = async |caller: Caller, new| self.accounts.create(&caller, new).await;
+        let replay = async |caller: Caller, _, record| self.resumed(&caller, &record).await;
+        self.idempotency.write(request, create, replay).await
     }
 
     async fn update_account(
         &self,
         request: Request<proto::UpdateAccountRequest>,
     ) -> Result<Response<proto::UpdateAccountResponse>, Status> {
-        let run = |caller: Caller, request| async move {
-            let (id, patch) = update_from_proto(request)?;
-            let view = self.accounts.update(&caller, id, patch).await?;
-            Ok(proto::UpdateAccountResponse {
-                account: Some(account_to_proto(view)),
-            })
+        let update = async |caller: Caller, Update { id, patch }| {
+            self.accounts.update(&caller, id, patch).await
         };
-        let replay = |caller: Caller, _, record: RecordRef| async move {
-            Ok(proto::UpdateAccountResponse {
-                account: Some(self.replayed(&caller, &record).await?),
-            })
-        };
-        self.idempotency.once(request, run, replay).await
+        let replay = async |caller: Caller, _, record| self.replayed(&caller, &record).await;
+        self.idempotency.write(request, update, replay).await
     }
 
     async fn delete_account(
         &self,
         request: Request<proto::DeleteAccountRequest>,
     ) -> Result<Response<proto::DeleteAccountResponse>, Status> {
-        let run = |caller: Caller, request: proto::DeleteAccountRequest| async move {
-            let id = parse_id(&request.id, "id")?;
-            self.accounts
-                .delete(&caller, id, request.expected_revision)
-                .await?;
-            Ok(proto::DeleteAccountResponse {})
-        };
-        let replay = |_, _, _| async { Ok(proto::DeleteAccountResponse {}) };
-        self.idempotency.once(request, run, replay).await
+        let delete = async |caller: Caller, target| self.accounts.delete(&caller, target).await;
+        self.idempotency.delete(request, delete).await
     }
 
     async fn set_default_account(
         &self,
         request: Request<proto::SetDefaultAccountRequest>,
     ) -> Result<Response<proto::SetDefaultAccountResponse>, Status> {
-        let run = |caller: Caller, request: proto::SetDefaultAccountRequest| async move {
-            let id = parse_id(&request.id, "id")?;
-            let view = self
-                .accounts
-                .set_default(&caller, id, request.expected_revision)
-                .await?;
-            Ok(proto::SetDefaultAccountResponse {
-                account: Some(account_to_proto(view)),
-            })
-        };
-        let replay = |caller: Caller, _, record: RecordRef| async move {
-            Ok(proto::SetDefaultAccountResponse {
-                account: Some(self.replayed(&caller, &record).await?),
-            })
-        };
-        self.idempotency.once(request, run, replay).await
+        let set = async |caller: Caller, target| self.accounts.set_default(&caller, target).await;
+        let replay = async |caller: Caller, _, record| self.replayed(&caller, &record).await;
+        self.idempotency.write(request, set, replay).await
     }
 
     async fn get_account_credentials(
@@ -270,7 +221,7 @@ impl AccountService for AccountGrpc {
         &self,
         request: Request<proto::CompleteWhatsAppSignupRequest>,
     ) -> Result<Response<proto::CompleteWhatsAppSignupResponse>, Status> {
-        let run = |caller: Caller, request: proto::CompleteWhatsAppSignupRequest| async move {
+        let signup = async |caller: Caller, request: proto::CompleteWhatsAppSignupRequest| {
             let event = super::convert::meta::signup_event(request.event)?;
             let result = self
                 .accounts
@@ -285,17 +236,17 @@ impl AccountService for AccountGrpc {
                 .await?;
             Ok(signup_to_proto(self.accounts.view(&caller, result.account)))
         };
-        let replay = |caller: Caller, _, record: RecordRef| async move {
+        let replay = async |caller: Caller, _, record| {
             Ok(signup_to_proto(self.resumed(&caller, &record).await?))
         };
-        self.idempotency.once(request, run, replay).await
+        self.idempotency.write(request, signup, replay).await
     }
 
     async fn connect_instagram(
         &self,
         request: Request<proto::ConnectInstagramRequest>,
     ) -> Result<Response<proto::ConnectInstagramResponse>, Status> {
-        let run = |caller: Caller, request: proto::ConnectInstagramRequest| async move {
+        let connect = async |caller: Caller, request: proto::ConnectInstagramRequest| {
             let connected = self
                 .accounts
                 .connect_instagram(
@@ -309,40 +260,35 @@ impl AccountService for AccountGrpc {
                 self.accounts.view(&caller, connected.account),
             ))
         };
-        let replay = |caller: Caller, _, record: RecordRef| async move {
-            let view = self.accounts.get(&caller, replayed_id(&record)?).await?;
-            Ok(instagram_to_proto(view))
+        let replay = async |caller: Caller, _, record| {
+            Ok(instagram_to_proto(self.replayed(&caller, &record).await?))
         };
-        self.idempotency.once(request, run, replay).await
+        self.idempotency.write(request, connect, replay).await
     }
 
     async fn connect_messenger(
         &self,
         request: Request<proto::ConnectMessengerRequest>,
     ) -> Result<Response<proto::ConnectMessengerResponse>, Status> {
-        let run = |caller: Caller, request: proto::ConnectMessengerRequest| async move {
+        // It writes no record: its answer is kept (sealed), and a replay gives it back.
+        let connect = async |caller: Caller, request: proto::ConnectMessengerRequest| {
             let connected = self
                 .accounts
                 .connect_messenger(&caller, &request.code, &request.redirect_uri)
                 .await?;
             Ok(messenger_to_proto(connected))
         };
-        // It writes no record: its answer is kept (sealed) instead.
-        let replay = |_, _, record: RecordRef| async move {
-            Err(Error::Internal(format!(
-                "ConnectMessenger's key names {} {}",
-                record.kind, record.id
-            ))
-            .into())
-        };
-        self.idempotency.once(request, run, replay).await
+        let refresh = async |_, first| Ok(first);
+        self.idempotency
+            .write_resumable(request, connect, refresh)
+            .await
     }
 
     async fn subscribe_messenger_pages(
         &self,
         request: Request<proto::SubscribeMessengerPagesRequest>,
     ) -> Result<Response<proto::SubscribeMessengerPagesResponse>, Status> {
-        let run = |caller: Caller, request: proto::SubscribeMessengerPagesRequest| async move {
+        let subscribe = async |caller: Caller, request: proto::SubscribeMessengerPagesRequest| {
             let results = self
                 .accounts
                 .subscribe_messenger_pages(
@@ -362,7 +308,7 @@ impl AccountService for AccountGrpc {
         };
         // A replayed answer, each page's account read again as the caller may see it
         // now: one deleted (or moved away) since is reported as such.
-        let refresh = |caller: Caller, mut first: proto::SubscribeMessengerPagesResponse| async move {
+        let refresh = async |caller: Caller, mut first: proto::SubscribeMessengerPagesResponse| {
             for result in &mut first.results {
                 let Some(account) = result.account.take() else {
                     continue;
@@ -377,29 +323,31 @@ impl AccountService for AccountGrpc {
                             "the page's account was deleted since".to_owned(),
                         );
                     }
-                    Err(err) => return Err(err.into()),
+                    Err(err) => return Err(err),
                 }
             }
             Ok(first)
         };
-        self.idempotency.resumable(request, run, refresh).await
+        self.idempotency
+            .write_resumable(request, subscribe, refresh)
+            .await
     }
 
     async fn set_messenger_persistent_menu(
         &self,
         request: Request<proto::SetMessengerPersistentMenuRequest>,
     ) -> Result<Response<proto::SetMessengerPersistentMenuResponse>, Status> {
-        let run = |caller: Caller, request: proto::SetMessengerPersistentMenuRequest| async move {
-            let id = parse_id(&request.account_id, "account_id")?;
-            let deleted = request.delete;
-            let menu = menu_from_proto(request)?;
+        let set = async |caller: Caller, Update { id, patch: menu }: Update<MenuChange>| {
+            let deleted = menu.is_none();
             self.accounts.set_persistent_menu(&caller, id, menu).await?;
             Ok(proto::SetMessengerPersistentMenuResponse {
                 success: true,
                 deleted,
             })
         };
-        let refresh = |_, first| async move { Ok(first) };
-        self.idempotency.resumable(request, run, refresh).await
+        let refresh = async |_, first| Ok(first);
+        self.idempotency
+            .write_resumable(request, set, refresh)
+            .await
     }
 }

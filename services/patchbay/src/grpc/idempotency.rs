@@ -26,7 +26,6 @@
 //! are reached through `app::IdempotencyKeys`. This is the edge's part: the header,
 //! the encoded request and answer.
 
-use std::future::Future;
 use std::sync::Arc;
 
 use prost::Message;
@@ -37,13 +36,12 @@ use super::compression;
 
 use super::status;
 use crate::app::IdempotencyKeys;
+use crate::domain::change::Target;
 use crate::domain::idempotency::{self, IdempotencyClaim, RecordRef, Replay};
 use crate::domain::ids::{new_id, now};
 use crate::domain::{Action, Caller, Error};
 
 pub const HEADER: &str = "idempotency-key";
-/// Marks the status of a call whose key another call took first.
-pub const KEY_TAKEN_MARKER: &str = "x-patchbay-idempotency-key-taken";
 
 #[derive(Clone)]
 pub struct Idempotency {
@@ -55,57 +53,56 @@ impl Idempotency {
         Self { keys }
     }
 
-    /// A write RPC: runs `handler` for the request's caller (authorised by the
-    /// interceptor for the method's action) at most once per idempotency key. `replay`
-    /// answers a key whose first call wrote `RecordRef`: from that record as the caller
-    /// may see it now, or by resuming the call (the caller it gets holds the key as the
-    /// first call did).
-    pub async fn once<Req, Resp, F, Fut, R, RFut>(
+    /// A write RPC, declared by its operation and its replay. The request is parsed
+    /// into its validated input `In` first (bad input is INVALID_ARGUMENT before any key
+    /// is looked at); `op` runs it for the caller (authorised by the interceptor for the
+    /// method's action) at most once per idempotency key; `replay` answers a key whose
+    /// first call wrote `RecordRef`, from that record as the caller may see it now or by
+    /// resuming the call (the caller it gets holds the key as the first call did). A
+    /// call that wrote nothing keeps its answer, and a replay gives it back.
+    pub async fn write<Req, In, Out, Resp>(
         &self,
         mut request: Request<Req>,
-        handler: F,
-        replay: R,
+        op: impl AsyncFnOnce(Caller, In) -> Result<Out, Error>,
+        replay: impl AsyncFnOnce(Caller, In, RecordRef) -> Result<Out, Error>,
     ) -> Result<Response<Resp>, Status>
     where
         Req: Message + Clone,
-        Resp: Message + Default,
-        F: FnOnce(Caller, Req) -> Fut,
-        Fut: Future<Output = Result<Resp, Status>>,
-        R: FnOnce(Caller, Req, RecordRef) -> RFut,
-        RFut: Future<Output = Result<Resp, Status>>,
+        In: TryFrom<Req>,
+        Error: From<In::Error>,
+        Resp: Message + Default + From<Out>,
     {
         let (caller, action) = authorized(&mut request)?;
-        let sees_secrets = caller.sees_setup_secrets();
-        let reply = move |message| compression::answer_for(sees_secrets, message);
-        let (claim, message) = match claim_of(action, &caller, request)? {
-            (Some(claim), message) => (Arc::new(claim), message),
-            (None, message) => return handler(caller, message).await.map(reply),
+        let (claim, message) = claim_of(action, &caller, request)?;
+        let input = In::try_from(message.clone()).map_err(Error::from)?;
+        let reply = answer_for(&caller);
+        let Some(claim) = claim.map(Arc::new) else {
+            return Ok(reply(op(caller, input).await?.into()));
         };
         if let Some(found) = self.keys.find(&claim).await? {
-            return answer_again(&claim, found, caller, message, replay).await;
+            return answer_again(&claim, found, caller, input, replay).await;
         }
         self.keys.drop_expired(claim.created_at).await?;
 
         let mut keyed = caller.clone();
         keyed.idempotency = Some(claim.clone());
-        match handler(keyed, message.clone()).await {
-            Err(status) => {
-                // A concurrent call with this key that committed first makes this one
-                // fail (its key taken, or the record it made already there): answer as
-                // that call did.
-                let taken = status.metadata().get(KEY_TAKEN_MARKER).is_some();
-                match self.keys.find(&claim).await? {
-                    Some(found) if found.call_id != claim.call_id => {
-                        answer_again(&claim, found, caller, message, replay).await
-                    }
-                    _ if taken => Err(status::aborted(format!(
-                        "idempotency-key {:?} is contended; retry",
-                        claim.key
-                    ))),
-                    _ => Err(status),
+        match op(keyed, input).await {
+            // A concurrent call with this key that committed first makes this one
+            // fail (its key taken, or the record it made already there): answer as
+            // that call did.
+            Err(err) => match self.keys.find(&claim).await? {
+                Some(found) if found.call_id != claim.call_id => {
+                    let input = In::try_from(message).map_err(Error::from)?;
+                    answer_again(&claim, found, caller, input, replay).await
                 }
-            }
-            Ok(response) => {
+                _ if matches!(err, Error::IdempotencyKeyTaken) => Err(status::aborted(format!(
+                    "idempotency-key {:?} is contended; retry",
+                    claim.key
+                ))),
+                _ => Err(err.into()),
+            },
+            Ok(out) => {
+                let response = Resp::from(out);
                 let kept = self
                     .keys
                     .keep_answer(&claim, &response.encode_to_vec())
@@ -116,30 +113,45 @@ impl Idempotency {
         }
     }
 
-    /// As [`once`](Self::once), for calls that write several records with provider
-    /// calls in between: the final answer is kept (sealed) and a replay hands it to
-    /// `refresh`; a replay of a call cut off before its answer was kept runs it again
-    /// as that call.
-    pub async fn resumable<Req, Resp, F, Fut, G, GFut>(
+    /// A delete, declared by its operation: its answer says nothing, and a replay says
+    /// it again.
+    pub async fn delete<Req, Resp>(
         &self,
-        mut request: Request<Req>,
-        handler: F,
-        refresh: G,
+        request: Request<Req>,
+        op: impl AsyncFnOnce(Caller, Target) -> Result<(), Error>,
     ) -> Result<Response<Resp>, Status>
     where
         Req: Message + Clone,
+        Target: TryFrom<Req, Error = Error>,
         Resp: Message + Default,
-        F: FnOnce(Caller, Req) -> Fut,
-        Fut: Future<Output = Result<Resp, Status>>,
-        G: FnOnce(Caller, Resp) -> GFut,
-        GFut: Future<Output = Result<Resp, Status>>,
+    {
+        let delete = async |caller, target| op(caller, target).await.map(|()| Resp::default());
+        let replay = async |_, _: Target, _| Ok(Resp::default());
+        self.write(request, delete, replay).await
+    }
+
+    /// As [`write`](Self::write), for calls that write several records with provider
+    /// calls in between, or none: the final answer is kept (sealed) and a replay hands
+    /// it to `refresh`; a replay of a call cut off before its answer was kept runs it
+    /// again as that call.
+    pub async fn write_resumable<Req, In, Resp>(
+        &self,
+        mut request: Request<Req>,
+        op: impl AsyncFnOnce(Caller, In) -> Result<Resp, Error>,
+        refresh: impl AsyncFnOnce(Caller, Resp) -> Result<Resp, Error>,
+    ) -> Result<Response<Resp>, Status>
+    where
+        Req: Message + Clone,
+        In: TryFrom<Req>,
+        Error: From<In::Error>,
+        Resp: Message + Default,
     {
         let (caller, action) = authorized(&mut request)?;
-        let sees_secrets = caller.sees_setup_secrets();
-        let reply = move |message| compression::answer_for(sees_secrets, message);
-        let (claim, message) = match claim_of(action, &caller, request)? {
-            (Some(claim), message) => (claim, message),
-            (None, message) => return handler(caller, message).await.map(reply),
+        let (claim, message) = claim_of(action, &caller, request)?;
+        let input = In::try_from(message).map_err(Error::from)?;
+        let reply = answer_for(&caller);
+        let Some(claim) = claim else {
+            return Ok(reply(op(caller, input).await?));
         };
         let key = claim.key.clone();
         let claim = match self.keys.find(&claim).await? {
@@ -147,7 +159,7 @@ impl Idempotency {
                 Ok(resumed) => resumed,
                 Err(answer) => {
                     let first = decode(&answer, &key)?;
-                    return refresh(caller, first).await.map(reply);
+                    return Ok(reply(refresh(caller, first).await?));
                 }
             },
             None => {
@@ -158,7 +170,7 @@ impl Idempotency {
         let claim = Arc::new(claim);
         let mut keyed = caller;
         keyed.idempotency = Some(claim.clone());
-        let response = handler(keyed, message).await?;
+        let response = op(keyed, input).await?;
         let kept = self
             .keys
             .keep_final_answer(&claim, &response.encode_to_vec())
@@ -166,6 +178,12 @@ impl Idempotency {
         warn_unkept(action, kept);
         Ok(reply(response))
     }
+}
+
+/// How the call's answers go out: compressed as its caller's role allows.
+fn answer_for<Resp: Message>(caller: &Caller) -> impl Fn(Resp) -> Response<Resp> + use<Resp> {
+    let sees_secrets = caller.sees_setup_secrets();
+    move |message| compression::answer_for(sees_secrets, message)
 }
 
 /// The call itself is done; only its replay protection is at risk.
@@ -198,32 +216,25 @@ fn claim_of<Req: Message>(
 }
 
 /// The answer of a key that already ran: its record read again, or its kept answer.
-async fn answer_again<Req, Resp, R, RFut>(
+async fn answer_again<In, Out, Resp>(
     claim: &IdempotencyClaim,
     found: idempotency::KeyRecord,
     caller: Caller,
-    message: Req,
-    replay: R,
+    input: In,
+    replay: impl AsyncFnOnce(Caller, In, RecordRef) -> Result<Out, Error>,
 ) -> Result<Response<Resp>, Status>
 where
-    Resp: Message + Default,
-    R: FnOnce(Caller, Req, RecordRef) -> RFut,
-    RFut: Future<Output = Result<Resp, Status>>,
+    Resp: Message + Default + From<Out>,
 {
-    let sees_secrets = caller.sees_setup_secrets();
+    let reply = answer_for(&caller);
     match idempotency::replay(claim, found)? {
         Replay::Record(record, first_claim) => {
             // As the first call: writes of a resumed call hold the same key.
             let mut first = caller;
             first.idempotency = Some(Arc::new(first_claim));
-            replay(first, message, record)
-                .await
-                .map(|message| compression::answer_for(sees_secrets, message))
+            Ok(reply(replay(first, input, record).await?.into()))
         }
-        Replay::Answer(bytes) => Ok(compression::answer_for(
-            sees_secrets,
-            decode(&bytes, &claim.key)?,
-        )),
+        Replay::Answer(bytes) => Ok(reply(decode(&bytes, &claim.key)?)),
     }
 }
 

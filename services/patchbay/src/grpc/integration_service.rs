@@ -11,8 +11,9 @@ use tonic::{Request, Response, Status};
 use super::compression::answer;
 
 use super::auth::caller_of;
-use super::convert::channel_settings::{settings_to_proto, upsert_from_proto};
-use super::convert::integration::{integration_to_proto, provider_to_proto, update_from_proto};
+use super::convert::channel_settings::settings_to_proto;
+use super::convert::integration::{integration_to_proto, provider_to_proto};
+use super::convert::writes::Update;
 use super::convert::{fit_page, optional_channel, required_channel};
 use super::idempotency::{Idempotency, replayed_id};
 use crate::app::checks::CheckOutcome;
@@ -20,7 +21,7 @@ use crate::app::integrations::IntegrationQuery;
 use crate::app::{ChannelSettingsService, Integrations};
 use crate::domain::idempotency::RecordRef;
 use crate::domain::ids::parse_id;
-use crate::domain::integration::NewIntegration;
+use crate::domain::integration::Integration;
 use crate::domain::pages::PageRequest;
 use crate::domain::provider::Catalog;
 use crate::domain::{Caller, Error, RecordKind, Violations};
@@ -82,19 +83,9 @@ impl IntegrationService for IntegrationGrpc {
         &self,
         request: Request<proto::CreateIntegrationRequest>,
     ) -> Result<Response<proto::CreateIntegrationResponse>, Status> {
-        let run = |caller: Caller, request| async move {
-            let new = NewIntegration::try_from(request)?;
-            let integration = self.integrations.create(&caller, new).await?;
-            Ok(proto::CreateIntegrationResponse {
-                integration: Some(integration_to_proto(integration)),
-            })
-        };
-        let replay = |caller: Caller, _, record: RecordRef| async move {
-            Ok(proto::CreateIntegrationResponse {
-                integration: Some(self.replayed(&caller, &record).await?),
-            })
-        };
-        self.idempotency.once(request, run, replay).await
+        let create = async |caller: Caller, new| self.integrations.create(&caller, new).await;
+        let replay = async |caller: Caller, _, record| self.replayed(&caller, &record).await;
+        self.idempotency.write(request, create, replay).await
     }
 
     async fn list_integrations(
@@ -143,56 +134,29 @@ impl IntegrationService for IntegrationGrpc {
         &self,
         request: Request<proto::UpdateIntegrationRequest>,
     ) -> Result<Response<proto::UpdateIntegrationResponse>, Status> {
-        let run = |caller: Caller, request| async move {
-            let (id, patch) = update_from_proto(request)?;
-            let integration = self.integrations.update(&caller, id, patch).await?;
-            Ok(proto::UpdateIntegrationResponse {
-                integration: Some(integration_to_proto(integration)),
-            })
+        let update = async |caller: Caller, Update { id, patch }| {
+            self.integrations.update(&caller, id, patch).await
         };
-        let replay = |caller: Caller, _, record: RecordRef| async move {
-            Ok(proto::UpdateIntegrationResponse {
-                integration: Some(self.replayed(&caller, &record).await?),
-            })
-        };
-        self.idempotency.once(request, run, replay).await
+        let replay = async |caller: Caller, _, record| self.replayed(&caller, &record).await;
+        self.idempotency.write(request, update, replay).await
     }
 
     async fn delete_integration(
         &self,
         request: Request<proto::DeleteIntegrationRequest>,
     ) -> Result<Response<proto::DeleteIntegrationResponse>, Status> {
-        let run = |caller: Caller, request: proto::DeleteIntegrationRequest| async move {
-            let id = parse_id(&request.id, "id")?;
-            self.integrations
-                .delete(&caller, id, request.expected_revision)
-                .await?;
-            Ok(proto::DeleteIntegrationResponse {})
-        };
-        let replay = |_, _, _| async { Ok(proto::DeleteIntegrationResponse {}) };
-        self.idempotency.once(request, run, replay).await
+        let delete = async |caller: Caller, target| self.integrations.delete(&caller, target).await;
+        self.idempotency.delete(request, delete).await
     }
 
     async fn set_primary_integration(
         &self,
         request: Request<proto::SetPrimaryIntegrationRequest>,
     ) -> Result<Response<proto::SetPrimaryIntegrationResponse>, Status> {
-        let run = |caller: Caller, request: proto::SetPrimaryIntegrationRequest| async move {
-            let id = parse_id(&request.id, "id")?;
-            let integration = self
-                .integrations
-                .set_primary(&caller, id, request.expected_revision)
-                .await?;
-            Ok(proto::SetPrimaryIntegrationResponse {
-                integration: Some(integration_to_proto(integration)),
-            })
-        };
-        let replay = |caller: Caller, _, record: RecordRef| async move {
-            Ok(proto::SetPrimaryIntegrationResponse {
-                integration: Some(self.replayed(&caller, &record).await?),
-            })
-        };
-        self.idempotency.once(request, run, replay).await
+        let set =
+            async |caller: Caller, target| self.integrations.set_primary(&caller, target).await;
+        let replay = async |caller: Caller, _, record| self.replayed(&caller, &record).await;
+        self.idempotency.write(request, set, replay).await
     }
 
     async fn check_integration(
@@ -237,37 +201,20 @@ impl IntegrationService for IntegrationGrpc {
         &self,
         request: Request<proto::UpsertChannelSettingsRequest>,
     ) -> Result<Response<proto::UpsertChannelSettingsResponse>, Status> {
-        let run = |caller: Caller, request| async move {
-            let (channel, patch) = upsert_from_proto(request)?;
-            let settings = self
-                .channel_settings
-                .upsert(&caller, channel, patch)
-                .await?;
-            Ok(proto::UpsertChannelSettingsResponse {
-                channel_settings: Some(settings_to_proto(settings)),
-            })
+        let upsert = async |caller: Caller, Update { id: channel, patch }| {
+            self.channel_settings.upsert(&caller, channel, patch).await
         };
-        let replay = |caller: Caller, request: proto::UpsertChannelSettingsRequest, _| async move {
-            let channel = required_channel(request.channel, "channel")?;
-            let settings = self.channel_settings.get(&caller, channel).await?;
-            Ok(proto::UpsertChannelSettingsResponse {
-                channel_settings: Some(settings_to_proto(settings)),
-            })
+        // Settings are keyed by their channel: a replay reads that channel's again.
+        let replay = async |caller: Caller, Update { id: channel, .. }, _| {
+            self.channel_settings.get(&caller, channel).await
         };
-        self.idempotency.once(request, run, replay).await
+        self.idempotency.write(request, upsert, replay).await
     }
 }
 
 impl IntegrationGrpc {
     /// The integration a replayed call wrote, as the caller may see it now.
-    async fn replayed(
-        &self,
-        caller: &Caller,
-        record: &RecordRef,
-    ) -> Result<proto::Integration, Status> {
-        let id = replayed_id(record)?;
-        Ok(integration_to_proto(
-            self.integrations.get(caller, id).await?,
-        ))
+    async fn replayed(&self, caller: &Caller, record: &RecordRef) -> Result<Integration, Error> {
+        self.integrations.get(caller, replayed_id(record)?).await
     }
 }

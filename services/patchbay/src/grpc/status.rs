@@ -212,15 +212,7 @@ impl From<Error> for Status {
                 Status::with_error_details(Code::AlreadyExists, message, details)
             }
             Error::FailedPrecondition(_) => Status::failed_precondition(message),
-            Error::IdempotencyKeyTaken => {
-                let mut status = Status::aborted(message);
-                status.metadata_mut().insert(
-                    super::idempotency::KEY_TAKEN_MARKER,
-                    tonic::metadata::MetadataValue::from_static("1"),
-                );
-                status
-            }
-            Error::Aborted(_) => Status::aborted(message),
+            Error::IdempotencyKeyTaken | Error::Aborted(_) => Status::aborted(message),
             Error::PermissionDenied(_) => Status::permission_denied(message),
             Error::Unauthenticated(_) => Status::unauthenticated(message),
             Error::Unavailable(_) => Status::unavailable(message),

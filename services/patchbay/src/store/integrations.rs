@@ -14,7 +14,7 @@ use super::live::{self, LiveTable};
 use super::secret_fields::{Owner, open_document, seal_document};
 use super::{Store, audit, db_error, lock_scope, unique_violation};
 use crate::domain::audit::AuditEvent;
-use crate::domain::change::Change;
+use crate::domain::change::{After, Change, Deletes};
 use crate::domain::config_document::SecretRule;
 use crate::domain::integration::{Condition, Integration};
 use crate::domain::provider::Catalog;
@@ -91,16 +91,18 @@ impl IntegrationsRepo<'_> {
     }
 
     /// Reads a live integration, lets `change` decide, and writes the result with its
-    /// audit event in one transaction under the workspace's lock.
-    pub async fn modify_integration<F>(
+    /// audit event in one transaction under the workspace's lock. Returns the
+    /// integration after it, as `modify_account` does.
+    pub async fn modify_integration<F, D>(
         &self,
         workspace_id: &str,
         id: Uuid,
         catalog: &Catalog,
         change: F,
-    ) -> Result<Option<Integration>, Error>
+    ) -> Result<After<Integration, D>, Error>
     where
-        F: FnOnce(Integration) -> Result<Change<Integration>, Error>,
+        F: FnOnce(Integration) -> Result<Change<Integration, D>, Error>,
+        D: Deletes,
     {
         let txn = self.begin_write().await?;
         lock_scope(&txn, &scope_key(workspace_id)).await?;
@@ -112,8 +114,8 @@ impl IntegrationsRepo<'_> {
         };
         let decided = change(current.clone())?;
         live::ensure_changeable(unreadable, &decided)?;
-        let result = match decided {
-            Change::Keep => Some(current),
+        let after = match decided {
+            Change::Keep => After::Stored(current),
             Change::Save(next, event) => {
                 let next = *next;
                 if next.identifier != current.identifier {
@@ -127,17 +129,18 @@ impl IntegrationsRepo<'_> {
                     .await
                     .map_err(|err| conflict_error(err, &next))?;
                 audit::insert(&*txn, &event).await?;
-                Some(next)
+                After::Stored(next)
             }
-            Change::Delete(deletion) => {
-                live::soft_delete::<Entity>(&*txn, id, current.revision, &deletion).await?;
+            Change::Delete(deleted) => {
+                let deletion = deleted.deletion();
+                live::soft_delete::<Entity>(&*txn, id, current.revision, deletion).await?;
                 erase_secrets(&*txn, catalog, id).await?;
                 audit::insert(&*txn, &deletion.event).await?;
-                None
+                After::Deleted(deleted)
             }
         };
         txn.commit().await?;
-        Ok(result)
+        Ok(after)
     }
 }
 

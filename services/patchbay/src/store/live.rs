@@ -82,9 +82,9 @@ where
 
 /// A record whose secrets cannot be opened can still be deleted (it would hold its key
 /// forever otherwise); any other change needs what it holds.
-pub(crate) fn ensure_changeable<T>(
+pub(crate) fn ensure_changeable<T, D>(
     unreadable: Option<Error>,
-    change: &Change<T>,
+    change: &Change<T, D>,
 ) -> Result<(), Error> {
     match unreadable {
         Some(err) if !change.is_delete() => Err(err),

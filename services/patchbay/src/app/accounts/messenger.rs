@@ -21,7 +21,7 @@ use crate::domain::account::{
 };
 use crate::domain::ids::now;
 use crate::domain::persistent_menu::{self, Menu};
-use crate::domain::{Account, Caller, Channel, Error, RecordKind, Violations};
+use crate::domain::{Account, Caller, Channel, Error, FieldViolation, RecordKind, Violations};
 use crate::meta::MetaError;
 use crate::meta::messenger::FacebookPage;
 
@@ -87,22 +87,14 @@ impl Accounts {
         division_id: Option<String>,
     ) -> Result<Vec<PageResult>, Error> {
         let mut violations = Violations::new();
-        let token = match self.open_user_token(caller, user_token) {
-            Ok(token) => Some(token),
-            Err(reason) => {
-                violations.add("user_token", reason);
-                None
-            }
-        };
+        let token = violations.checked(
+            self.open_user_token(caller, user_token)
+                .map_err(|reason| FieldViolation::new("user_token", reason)),
+        );
         check_page_ids(page_ids, &mut violations);
         let division_id = new_account_division(caller, division_id.as_deref(), &mut violations);
-        violations.into_result()?;
+        let token = violations.finish(token)?;
         caller.require_write(division_id.as_deref())?;
-        let Some(token) = token else {
-            return Err(Error::Internal(
-                "user token missing after validation".to_owned(),
-            ));
-        };
 
         // Pages connect in parallel (a few at a time), each on a task of its own: a call
         // whose deadline passes, or whose client goes away, leaves the pages under way

@@ -228,9 +228,7 @@ impl Accounts {
                 Ok(account::record_state(caller, &current, change, now()))
             })
             .await?;
-        self.written(written)
-            .await
-            .ok_or_else(|| Error::not_found(RecordKind::Account, id))
+        Ok(self.written(written).await.record())
     }
 
     /// Saves a connected account: updates the live account with the same key (a new
@@ -283,10 +281,7 @@ impl Accounts {
                     account::reconnect(caller, &current, connected, now())
                 })
                 .await?;
-            return self
-                .written(written)
-                .await
-                .ok_or_else(|| Error::not_found(RecordKind::Account, existing.id));
+            return Ok(self.written(written).await.record());
         }
         caller.require_write(connected.division_id.as_deref())?;
         let scope_has_default = self

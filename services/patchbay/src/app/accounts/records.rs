@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::{AccountView, Accounts};
 use crate::domain::account::{self, Updated};
 use crate::domain::audit::{self, AuditAction};
-use crate::domain::change::{Change, event};
+use crate::domain::change::{Change, Target, event};
 use crate::domain::ids::now;
 use crate::domain::pages::{Page, PageRequest};
 use crate::domain::{Account, AccountPatch, Caller, Channel, Error, NewAccount, SetupState};
@@ -97,10 +97,7 @@ impl Accounts {
                 Ok(updated.change)
             })
             .await?;
-        let account = self
-            .written(written)
-            .await
-            .ok_or_else(|| Error::Internal("updated account vanished".to_owned()))?;
+        let account = self.written(written).await.record();
         if let Some(old) = left_behind
             && let Some(outcome) = self.release_at_provider(&old).await
         {
@@ -122,8 +119,10 @@ impl Accounts {
     pub async fn delete(
         &self,
         caller: &Caller,
-        id: Uuid,
-        expected_revision: Option<i64>,
+        Target {
+            id,
+            expected_revision,
+        }: Target,
     ) -> Result<(), Error> {
         // Whether the caller may delete it, before anything is asked of Meta. A record
         // that cannot be read (its secrets sealed with a key no longer held) has no token
@@ -149,8 +148,10 @@ impl Accounts {
     pub async fn set_default(
         &self,
         caller: &Caller,
-        id: Uuid,
-        expected_revision: Option<i64>,
+        Target {
+            id,
+            expected_revision,
+        }: Target,
     ) -> Result<AccountView, Error> {
         let written = self
             .store
@@ -159,10 +160,7 @@ impl Accounts {
                 account::set_default(caller, &current, expected_revision, now())
             })
             .await?;
-        let account = self
-            .written(written)
-            .await
-            .ok_or_else(|| Error::Internal("default account vanished".to_owned()))?;
+        let account = self.written(written).await.record();
         Ok(self.view(caller, account))
     }
 

@@ -10,7 +10,7 @@ use super::whatsapp::{ACCESS_TOKEN, initial_setup_state, with_pin};
 use super::{Account, ProviderState, SetupState, TokenSource, ensure_writable};
 use crate::domain::audit::AuditEvent;
 use crate::domain::caller::Caller;
-use crate::domain::change::Change;
+use crate::domain::change::{Change, Edit};
 use crate::domain::channel::Channel;
 use crate::domain::config_document::Document;
 use crate::domain::error::{Error, Violations};
@@ -225,7 +225,7 @@ pub fn record_state(
     current: &Account,
     change: StateChange,
     at: DateTime<Utc>,
-) -> Change<Account> {
+) -> Edit<Account> {
     if change
         .about_token()
         .is_some_and(|token| super::tokens::meta_token(current) != Some(token))
@@ -275,7 +275,7 @@ pub fn reconnect(
     current: &Account,
     connected: Connected,
     at: DateTime<Utc>,
-) -> Result<Change<Account>, Error> {
+) -> Result<Edit<Account>, Error> {
     ensure_writable(caller, current)?;
     let mut next = current.clone();
     next.config.extend(connected.config);

@@ -6,7 +6,7 @@ use crate::domain::RecordKind;
 use crate::domain::account::Ownership;
 use crate::domain::testing::{account, admin, at, cloud_account, division_admin, doc};
 
-fn saved(change: Change<Account>) -> Account {
+fn saved<D: std::fmt::Debug>(change: Change<Account, D>) -> Account {
     match change {
         Change::Save(account, _) => *account,
         other => panic!("expected a save, got {other:?}"),

@@ -11,7 +11,7 @@ use super::{
 };
 use crate::domain::audit::{AuditAction, AuditEvent};
 use crate::domain::caller::Caller;
-use crate::domain::change::{Change, Revised, check_revision, event};
+use crate::domain::change::{Change, Edit, Revised, check_revision, event};
 use crate::domain::channel::Channel;
 use crate::domain::config_document::{self, Document};
 use crate::domain::error::{Error, RecordKind, Violations};
@@ -99,24 +99,18 @@ pub fn create(
     };
     check_config(new.channel, &config, &mut violations);
     let config = whatsapp::with_pin(new.channel, config, &mut violations)?;
-    let account_key = resolve_account_key(
+    let account_key = violations.checked(resolve_account_key(
         new.channel,
         Some(&new.account_key),
         &config,
-        &mut violations,
-    );
+    ));
     violations.check(validate_display_name(&new.display_name, "display_name"));
     let is_active = new.is_active.unwrap_or(true);
     if new.is_default && !is_active {
         violations.add("is_default", "an inactive account cannot be the default");
     }
-    violations.into_result()?;
+    let account_key = violations.finish(account_key)?;
     caller.require_write(division_id.as_deref())?;
-    let Some(account_key) = account_key else {
-        return Err(Error::Internal(
-            "account key missing after validation".to_owned(),
-        ));
-    };
     let mut account = Account {
         display_name: display_name_or_key(&new.display_name, &account_key),
         account_key,
@@ -172,7 +166,7 @@ pub(super) fn born(caller: &Caller, account: Account) -> Result<(Account, AuditE
 /// What an update writes, and whether the WhatsApp set-up runs again after it.
 #[derive(Debug)]
 pub struct Updated {
-    pub change: Change<Account>,
+    pub change: Edit<Account>,
     pub run_setup: bool,
 }
 
@@ -244,7 +238,7 @@ pub fn set_default(
     current: &Account,
     expected_revision: Option<i64>,
     at: DateTime<Utc>,
-) -> Result<Change<Account>, Error> {
+) -> Result<Edit<Account>, Error> {
     writable_at(caller, current, expected_revision)?;
     if !current.is_active {
         return Err(Error::FailedPrecondition(
@@ -277,7 +271,7 @@ pub(super) fn saved_update(
     current: &Account,
     next: Account,
     at: DateTime<Utc>,
-) -> Change<Account> {
+) -> Edit<Account> {
     Change::save_if_changed(
         caller,
         current,
@@ -339,8 +333,8 @@ fn apply_patch(caller: &Caller, current: &Account, patch: AccountPatch) -> Resul
             Channel::Whatsapp => patch.account_key.as_deref(),
             _ => patch.account_key.as_deref().or(Some(&current.account_key)),
         };
-        let key = resolve_account_key(current.channel, requested, &next.config, &mut violations);
-        if let Some(key) = key {
+        let key = resolve_account_key(current.channel, requested, &next.config);
+        if let Some(key) = violations.check(key) {
             next.account_key = key;
         }
     }

@@ -17,7 +17,7 @@ fn new_account(channel: Channel, key: &str) -> NewAccount {
     }
 }
 
-fn saved(change: Change<Account>) -> (Account, AuditEvent) {
+fn saved<D: std::fmt::Debug>(change: Change<Account, D>) -> (Account, AuditEvent) {
     match change {
         Change::Save(account, event) => (*account, event),
         other => panic!("expected a save, got {other:?}"),

@@ -105,24 +105,20 @@ pub fn resolve_account_key(
     channel: Channel,
     requested: Option<&str>,
     config: &Document,
-    violations: &mut Violations,
-) -> Option<String> {
+) -> Result<String, FieldViolation> {
     if channel == Channel::Whatsapp {
-        let derived = violations.check(whatsapp_account_key(config))?;
+        let derived = whatsapp_account_key(config)?;
         match requested {
-            Some(key) if !key.is_empty() && key != derived => {
-                violations.add(
-                    "account_key",
-                    format!("is derived on WhatsApp and would be {derived:?}; leave it empty"),
-                );
-                None
-            }
-            _ => Some(derived),
+            Some(key) if !key.is_empty() && key != derived => Err(FieldViolation::new(
+                "account_key",
+                format!("is derived on WhatsApp and would be {derived:?}; leave it empty"),
+            )),
+            _ => Ok(derived),
         }
     } else {
         let key = requested.unwrap_or_default();
-        violations.check(validate_account_key(key, "account_key"))?;
-        Some(key.to_owned())
+        validate_account_key(key, "account_key")?;
+        Ok(key.to_owned())
     }
 }
 
@@ -174,28 +170,25 @@ mod tests {
 
     #[test]
     fn whatsapp_key_is_derived_from_the_phone_number_id() {
-        let mut violations = Violations::new();
         let key = resolve_account_key(
             Channel::Whatsapp,
             None,
             &config(json!({"phone_number_id": "123456789"})),
-            &mut violations,
         );
-        assert_eq!(key.as_deref(), Some("wa-123456789"));
-        assert!(violations.is_empty());
+        assert_eq!(key.ok().as_deref(), Some("wa-123456789"));
     }
 
     #[test]
     fn whatsapp_key_that_disagrees_is_rejected() {
-        let mut violations = Violations::new();
         let key = resolve_account_key(
             Channel::Whatsapp,
             Some("wa-999"),
             &config(json!({"phone_number_id": "123"})),
-            &mut violations,
         );
-        assert_eq!(key, None);
-        assert!(violations.into_result().is_err());
+        assert_eq!(
+            key.map_err(|violation| violation.field),
+            Err("account_key".to_owned())
+        );
     }
 
     #[test]

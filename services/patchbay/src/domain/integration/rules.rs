@@ -13,7 +13,7 @@ use super::{
 use crate::domain::addresses::AddressPolicy;
 use crate::domain::audit::{AuditAction, AuditEvent, document_changes};
 use crate::domain::caller::Caller;
-use crate::domain::change::{Change, Revised, check_revision, event};
+use crate::domain::change::{Change, Edit, Revised, check_revision, event};
 use crate::domain::config_document::{self, Document, SecretRule};
 use crate::domain::destinations;
 use crate::domain::error::{Error, RecordKind, Violations};
@@ -95,8 +95,8 @@ pub fn validate_new<'a>(
     if new.primary && !active {
         violations.add("primary", "an inactive integration cannot be primary");
     }
-    let config = provider.map(|provider| {
-        prepare_config(
+    let prepared = provider.map(|provider| {
+        let config = prepare_config(
             provider,
             &Document::new(),
             &new.config,
@@ -106,17 +106,17 @@ pub fn validate_new<'a>(
                 destinations,
             },
             &mut violations,
-        )
+        );
+        Validated { provider, config }
     });
     violations.extend(found);
+    // No provider means its violation is recorded.
+    let Some(validated) = prepared else {
+        return Err(violations.into_invalid());
+    };
     violations.into_result()?;
     caller.require_write(None)?;
-    match (provider, config) {
-        (Some(provider), Some(config)) => Ok(Validated { provider, config }),
-        _ => Err(Error::Internal(
-            "integration incomplete after validation".to_owned(),
-        )),
-    }
+    Ok(validated)
 }
 
 /// The new integration `id`, and the event that records it.
@@ -200,7 +200,7 @@ pub fn update(
     found: Violations,
     destinations: AddressPolicy,
     at: DateTime<Utc>,
-) -> Result<Change<Integration>, Error> {
+) -> Result<Edit<Integration>, Error> {
     let (_, next) = patched(caller, catalog, current, patch, found, destinations)?;
     Ok(Change::save_if_changed(
         caller,
@@ -230,7 +230,7 @@ pub fn set_primary(
     current: &Integration,
     expected_revision: Option<i64>,
     at: DateTime<Utc>,
-) -> Result<Change<Integration>, Error> {
+) -> Result<Edit<Integration>, Error> {
     writable_at(caller, current, expected_revision)?;
     if !current.active {
         return Err(Error::FailedPrecondition(

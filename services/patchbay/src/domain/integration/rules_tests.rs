@@ -32,7 +32,7 @@ fn fields<T: std::fmt::Debug>(result: Result<T, Error>) -> Vec<String> {
     }
 }
 
-fn saved(change: Change<Integration>) -> (Integration, AuditEvent) {
+fn saved<D: std::fmt::Debug>(change: Change<Integration, D>) -> (Integration, AuditEvent) {
     match change {
         Change::Save(next, event) => (*next, event),
         other => panic!("expected a save, got {other:?}"),

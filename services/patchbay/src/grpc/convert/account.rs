@@ -2,7 +2,8 @@
 //! field reported), accounts become messages as the caller may see them.
 
 use patchbay_sdk::proto;
-use uuid::Uuid;
+
+use super::writes::Update;
 
 use super::{
     channel_to_proto, optional_document, required_channel, struct_from_document, timestamp,
@@ -18,14 +19,9 @@ impl TryFrom<proto::CreateAccountRequest> for NewAccount {
 
     fn try_from(request: proto::CreateAccountRequest) -> Result<Self, Error> {
         let mut violations = Violations::new();
-        let channel = violations.check(required_channel(request.channel, "channel"));
+        let channel = violations.checked(required_channel(request.channel, "channel"));
         let config = optional_document(request.config, "config", &mut violations);
-        violations.into_result()?;
-        let Some(channel) = channel else {
-            return Err(Error::Internal(
-                "create request incomplete after validation".to_owned(),
-            ));
-        };
+        let channel = violations.finish(channel)?;
         Ok(NewAccount {
             channel,
             account_key: request.account_key,
@@ -38,27 +34,27 @@ impl TryFrom<proto::CreateAccountRequest> for NewAccount {
     }
 }
 
-/// The id and the patch of an update.
-pub fn update_from_proto(
-    request: proto::UpdateAccountRequest,
-) -> Result<(Uuid, AccountPatch), Error> {
-    let mut violations = Violations::new();
-    let id = violations.check(parse_id(&request.id, "id"));
-    let config = optional_document(request.config, "config", &mut violations);
-    violations.into_result()?;
-    let id = id.ok_or_else(|| Error::Internal("id missing after validation".to_owned()))?;
-    Ok((
-        id,
-        AccountPatch {
-            account_key: request.account_key,
-            display_name: request.display_name,
-            is_active: request.is_active,
-            is_default: request.is_default,
-            division_id: request.division_id,
-            config,
-            expected_revision: request.expected_revision,
-        },
-    ))
+impl TryFrom<proto::UpdateAccountRequest> for Update<AccountPatch> {
+    type Error = Error;
+
+    fn try_from(request: proto::UpdateAccountRequest) -> Result<Self, Error> {
+        let mut violations = Violations::new();
+        let id = violations.checked(parse_id(&request.id, "id"));
+        let config = optional_document(request.config, "config", &mut violations);
+        let id = violations.finish(id)?;
+        Ok(Update {
+            id,
+            patch: AccountPatch {
+                account_key: request.account_key,
+                display_name: request.display_name,
+                is_active: request.is_active,
+                is_default: request.is_default,
+                division_id: request.division_id,
+                config,
+                expected_revision: request.expected_revision,
+            },
+        })
+    }
 }
 
 /// How many channels there are: a watch names at most that many distinct ones.

@@ -2,6 +2,8 @@
 
 use patchbay_sdk::proto;
 
+use super::writes::Update;
+
 use super::{
     channel_to_proto, optional_document, required_channel, struct_from_document, timestamp,
 };
@@ -20,23 +22,23 @@ pub fn settings_to_proto(settings: ChannelSettings) -> proto::ChannelSettings {
     }
 }
 
-/// The channel and the patch of an upsert.
-pub fn upsert_from_proto(
-    request: proto::UpsertChannelSettingsRequest,
-) -> Result<(Channel, ChannelSettingsPatch), Error> {
-    let mut violations = Violations::new();
-    let channel = violations.check(required_channel(request.channel, "channel"));
-    let config = optional_document(request.config, "config", &mut violations);
-    violations.into_result()?;
-    let channel =
-        channel.ok_or_else(|| Error::Internal("channel missing after validation".to_owned()))?;
-    Ok((
-        channel,
-        ChannelSettingsPatch {
-            is_active: request.is_active,
-            config,
-            division_id: request.division_id,
-            expected_revision: request.expected_revision,
-        },
-    ))
+/// An upsert of a channel's settings.
+impl TryFrom<proto::UpsertChannelSettingsRequest> for Update<ChannelSettingsPatch, Channel> {
+    type Error = Error;
+
+    fn try_from(request: proto::UpsertChannelSettingsRequest) -> Result<Self, Error> {
+        let mut violations = Violations::new();
+        let channel = violations.checked(required_channel(request.channel, "channel"));
+        let config = optional_document(request.config, "config", &mut violations);
+        let channel = violations.finish(channel)?;
+        Ok(Update {
+            id: channel,
+            patch: ChannelSettingsPatch {
+                is_active: request.is_active,
+                config,
+                division_id: request.division_id,
+                expected_revision: request.expected_revision,
+            },
+        })
+    }
 }

@@ -2,7 +2,8 @@
 //! become domain values (every bad field reported), records become messages.
 
 use patchbay_sdk::proto;
-use uuid::Uuid;
+
+use super::writes::Update;
 
 use super::{
     channel_to_proto, json_from_proto_value, optional_channel, optional_document,
@@ -49,37 +50,37 @@ impl TryFrom<proto::CreateIntegrationRequest> for NewIntegration {
     }
 }
 
-/// The id and the patch of an update.
-pub fn update_from_proto(
-    request: proto::UpdateIntegrationRequest,
-) -> Result<(Uuid, IntegrationPatch), Error> {
-    let mut violations = Violations::new();
-    let id = violations.check(parse_id(&request.id, "id"));
-    let conditions = request
-        .conditions
-        .map(|list| conditions_from_proto(list.conditions, &mut violations));
-    let account_id = match request.account_id {
-        None => None,
-        Some(id) if id.is_empty() => Some(None),
-        Some(id) => violations.check(parse_id(&id, "account_id")).map(Some),
-    };
-    let config = optional_document(request.config, "config", &mut violations);
-    violations.into_result()?;
-    let id = id.ok_or_else(|| Error::Internal("id missing after validation".to_owned()))?;
-    Ok((
-        id,
-        IntegrationPatch {
-            name: request.name,
-            identifier: request.identifier,
-            active: request.active,
-            primary: request.primary,
-            conditions,
-            account_id,
-            config,
-            expected_revision: request.expected_revision,
-            check: request.check,
-        },
-    ))
+impl TryFrom<proto::UpdateIntegrationRequest> for Update<IntegrationPatch> {
+    type Error = Error;
+
+    fn try_from(request: proto::UpdateIntegrationRequest) -> Result<Self, Error> {
+        let mut violations = Violations::new();
+        let id = violations.checked(parse_id(&request.id, "id"));
+        let conditions = request
+            .conditions
+            .map(|list| conditions_from_proto(list.conditions, &mut violations));
+        let account_id = match request.account_id {
+            None => None,
+            Some(id) if id.is_empty() => Some(None),
+            Some(id) => violations.check(parse_id(&id, "account_id")).map(Some),
+        };
+        let config = optional_document(request.config, "config", &mut violations);
+        let id = violations.finish(id)?;
+        Ok(Update {
+            id,
+            patch: IntegrationPatch {
+                name: request.name,
+                identifier: request.identifier,
+                active: request.active,
+                primary: request.primary,
+                conditions,
+                account_id,
+                config,
+                expected_revision: request.expected_revision,
+                check: request.check,
+            },
+        })
+    }
 }
 
 /// Conditions as domain values, every one checked (by its index in the request) so that

@@ -2,6 +2,8 @@
 //! connect, page results, persistent menus.
 
 use patchbay_sdk::proto;
+
+use super::writes::Update;
 use tonic::Status;
 
 use super::account::account_to_proto;
@@ -10,6 +12,7 @@ use crate::app::accounts::messenger::{MessengerConnected, PageResult};
 use crate::app::accounts::setup::WhatsAppHealth;
 use crate::domain::account::PHONE_NUMBER_ID;
 use crate::domain::account::whatsapp::{self, SignupEvent, WABA_ID};
+use crate::domain::ids::parse_id;
 use crate::domain::persistent_menu::{Button, Menu};
 use crate::domain::{Account, Error, FieldViolation};
 use crate::grpc::status::code_name;
@@ -126,10 +129,22 @@ pub fn page_failed(
     }
 }
 
-/// The menu a SetMessengerPersistentMenu call sets; `None` deletes it.
-pub fn menu_from_proto(
-    request: proto::SetMessengerPersistentMenuRequest,
-) -> Result<Option<Vec<Menu>>, Error> {
+/// The menu a SetMessengerPersistentMenu call sets on its account; `None` deletes it.
+pub type MenuChange = Option<Vec<Menu>>;
+
+impl TryFrom<proto::SetMessengerPersistentMenuRequest> for Update<MenuChange> {
+    type Error = Error;
+
+    fn try_from(request: proto::SetMessengerPersistentMenuRequest) -> Result<Self, Error> {
+        let id = parse_id(&request.account_id, "account_id")?;
+        Ok(Update {
+            id,
+            patch: menu_from_proto(request)?,
+        })
+    }
+}
+
+fn menu_from_proto(request: proto::SetMessengerPersistentMenuRequest) -> Result<MenuChange, Error> {
     if request.delete {
         if !request.persistent_menu.is_empty() {
             return Err(FieldViolation::new(

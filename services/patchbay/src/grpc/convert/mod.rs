@@ -9,6 +9,7 @@ pub mod channel_settings;
 pub mod documents;
 pub mod integration;
 pub mod meta;
+pub mod writes;
 
 pub use documents::{
     document_from_struct, json_from_proto_value, optional_document, proto_value_from_json,

@@ -17,7 +17,7 @@ use super::{Written, division_condition, scope_key};
 use crate::domain::account::events::{NewAccountEvent, account_events};
 use crate::domain::account::{Ownership, provider_id};
 use crate::domain::audit::AuditEvent;
-use crate::domain::change::Change;
+use crate::domain::change::{After, Change, Deletes};
 use crate::domain::config_document::SecretRule;
 use crate::domain::defaults::{Scope, touched_scopes};
 use crate::domain::webhook_routes::routing_changed;
@@ -88,16 +88,18 @@ impl AccountsRepo<'_> {
     }
 
     /// Reads a live account, lets `change` decide what to do with it, and writes the
-    /// result, all in one transaction under the scope lock. Returns the stored state
-    /// (`None` once deleted).
-    pub async fn modify_account<F>(
+    /// result, all in one transaction under the scope lock. Returns the account after
+    /// it: as stored, or deleted (an [`Edit`](crate::domain::change::Edit) deletes
+    /// nothing, so its caller gets the stored account).
+    pub async fn modify_account<F, D>(
         &self,
         workspace_id: &str,
         id: Uuid,
         change: F,
-    ) -> Result<Written<Option<Account>>, Error>
+    ) -> Result<Written<After<Account, D>>, Error>
     where
-        F: FnOnce(Account) -> Result<Change<Account>, Error>,
+        F: FnOnce(Account) -> Result<Change<Account, D>, Error>,
+        D: Deletes,
     {
         let decode = |row| to_domain(self.keys(), row);
         // The channel of an account never changes, so it is safe to learn the lock's
@@ -120,15 +122,10 @@ impl AccountsRepo<'_> {
         }
         let decided = change(current.clone())?;
         live::ensure_changeable(unreadable, &decided)?;
-        // What came of a delete at the provider is also the DELETED event's reason.
-        let deleted_reason = match &decided {
-            Change::Delete(deletion) => deletion.event.outcome.clone(),
-            _ => None,
-        };
-        let (result, scopes, at) = match decided {
+        let (after, at) = match decided {
             Change::Keep => {
                 return Ok(Written {
-                    value: Some(current),
+                    value: After::Stored(current),
                     defaults: None,
                     routes: None,
                     events: None,
@@ -156,32 +153,36 @@ impl AccountsRepo<'_> {
                     .await
                     .map_err(|err| conflict_error(err, &next))?;
                 audit::insert(&*txn, &event).await?;
-                let scopes = touched_scopes(Some(&current), Some(&next));
                 let at = next.updated_at;
-                (Some(next), scopes, at)
+                (After::Stored(next), at)
             }
-            Change::Delete(deletion) => {
-                live::soft_delete::<Entity>(&*txn, id, current.revision, &deletion).await?;
+            Change::Delete(deleted) => {
+                let deletion = deleted.deletion();
+                live::soft_delete::<Entity>(&*txn, id, current.revision, deletion).await?;
                 erase_secrets(&*txn, id).await?;
                 audit::insert(&*txn, &deletion.event).await?;
-                (None, touched_scopes(Some(&current), None), deletion.at)
+                let at = deletion.at;
+                (After::Deleted(deleted), at)
             }
         };
-        let mut events = account_events(Some(&current), result.as_ref());
-        if deleted_reason.is_some() {
+        let stored = after.stored();
+        let scopes = touched_scopes(Some(&current), stored);
+        let mut events = account_events(Some(&current), stored);
+        // What came of a delete at the provider is also the DELETED event's reason.
+        if let After::Deleted(deleted) = &after {
             for event in &mut events {
-                event.reason = deleted_reason.clone();
+                event.reason = deleted.deletion().event.outcome.clone();
             }
         }
-        let written = result.as_ref().unwrap_or(&current);
+        let written = stored.unwrap_or(&current);
         let (defaults, events) = record_changes(&txn, &scopes, written, &events, at).await?;
-        let routes = routing_changed(Some(&current), result.as_ref()).then_some(id);
+        let routes = routing_changed(Some(&current), stored).then_some(id);
         if let Some(id) = routes {
             notify_route_change(&txn, id);
         }
         txn.commit().await?;
         Ok(Written {
-            value: result,
+            value: after,
             defaults,
             routes,
             events,
