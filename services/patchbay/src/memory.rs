@@ -5,12 +5,12 @@
 //!
 //! | holder              | where                        | bound                          |
 //! |---------------------|------------------------------|--------------------------------|
-//! | `verified_tokens`   | `auth/verified_tokens.rs`    | `--token-cache-capacity`       |
-//! | `default_cache`     | `views/defaults/cache.rs`          | `--default-cache-capacity`     |
-//! | `kept_answers`      | `views/defaults/answers.rs`        | 32 MiB of encoded answers      |
+//! | `verified_tokens`   | `views/verified_tokens.rs`   | `--token-cache-capacity`       |
+//! | `default_cache`     | `views/defaults/cache.rs`    | `--default-cache-capacity`     |
+//! | `kept_answers`      | `views/defaults/answers.rs`  | 32 MiB of encoded answers      |
 //! | `known_channels`    | `store/accounts/channels.rs` | 65,536 ids                     |
-//! | `default_feeds`     | `views/defaults/feeds.rs`          | watched workspaces             |
-//! | `event_wakeups`     | `views/events/mod.rs`              | watched workspaces, 4,096 idle |
+//! | `default_feeds`     | `views/defaults/feeds.rs`    | watched workspaces             |
+//! | `event_wakeups`     | `views/events/mod.rs`        | watched workspaces, 4,096 idle |
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -8,11 +8,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, erro
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-mod verified_tokens;
-
 use crate::domain::caller::Scope;
 use crate::domain::{Caller, Error, Role};
-use verified_tokens::VerifiedTokens;
+use crate::views::verified_tokens::VerifiedTokens;
 
 /// Longest accepted `workspace_id` claim: it keys records and change notifications.
 const MAX_WORKSPACE_ID_LEN: usize = 256;
@@ -138,6 +136,15 @@ pub enum Audience {
 }
 
 /// Verifies bearer tokens. Built once at start; cheap to share.
+/// A caller a bearer token proves, and until when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Authenticated {
+    pub caller: Caller,
+    /// When the token stops being valid (its `exp` plus the leeway), in seconds since
+    /// the epoch.
+    pub valid_until: u64,
+}
+
 pub struct Authenticator {
     hmac: Option<DecodingKey>,
     public_keys: Vec<PublicKey>,
@@ -147,7 +154,7 @@ pub struct Authenticator {
     /// Clock skew tolerated on `exp`, in seconds.
     leeway: u64,
     /// Tokens verified before, until they expire.
-    verified: VerifiedTokens,
+    verified: VerifiedTokens<Authenticated>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -197,7 +204,7 @@ impl Authenticator {
     }
 
     /// Turns the value of an `authorization` header into the caller it proves.
-    pub fn authenticate(&self, authorization: Option<&str>) -> Result<Caller, Error> {
+    pub fn authenticate(&self, authorization: Option<&str>) -> Result<Authenticated, Error> {
         let header = authorization
             .ok_or_else(|| unauthenticated("missing authorization: Bearer <token>"))?;
         let token = header
@@ -206,9 +213,9 @@ impl Authenticator {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| unauthenticated("authorization must be Bearer <token>"))?;
-        if let Some(caller) = self.verified.get(token) {
+        if let Some(authenticated) = self.verified.get(token) {
             crate::metrics::hot::token_cache_hit();
-            return Ok(caller);
+            return Ok(authenticated);
         }
         // `alg: none` and unknown algorithms do not even parse as a header.
         let token_header = jsonwebtoken::decode_header(token)
@@ -304,16 +311,18 @@ impl Authenticator {
             scope,
             request_id: String::new(),
             idempotency: None,
-            token_valid_until: Some(claims.exp.saturating_add(self.leeway)),
-            held: None,
         };
-        self.verified.insert(token, &caller, claims.exp);
-        Ok(caller)
+        let authenticated = Authenticated {
+            caller,
+            valid_until: claims.exp.saturating_add(self.leeway),
+        };
+        self.verified.insert(token, &authenticated, claims.exp);
+        Ok(authenticated)
     }
 
     /// How many verified tokens are remembered.
     pub fn remembered_tokens(&self) -> usize {
-        self.verified.len()
+        self.verified.remembered()
     }
 
     /// The key that verifies a token of `algorithm`: the shared secret for HS256 (so an
@@ -455,7 +464,8 @@ mod tests {
         let token = mint(&settings, &request("admin")).expect("mint");
         let caller = Authenticator::new(&settings)
             .authenticate(Some(&format!("Bearer {token}")))
-            .expect("valid token");
+            .expect("valid token")
+            .caller;
         assert_eq!(caller.role, Role::Admin);
         assert_eq!(caller.workspace_id(), "acme");
         assert_eq!(caller.division_id(), Some("d1"));
@@ -473,7 +483,8 @@ mod tests {
         let token = mint(&settings, &bare).expect("mint");
         let caller = authenticator
             .authenticate(Some(&format!("Bearer {token}")))
-            .expect("gateway token");
+            .expect("gateway token")
+            .caller;
         assert_eq!(caller.role, Role::Gateway);
         assert_eq!(caller.workspace_id(), "");
         for request in [
@@ -554,8 +565,11 @@ mod tests {
 
     #[test]
     fn a_token_past_its_expiry_is_not_served_from_the_cache() {
-        let cache = verified_tokens::VerifiedTokens::new(10);
-        let caller = crate::domain::testing::caller(Role::Service, None);
+        let cache = VerifiedTokens::new(10);
+        let caller = Authenticated {
+            caller: crate::domain::testing::caller(Role::Service, None),
+            valid_until: u64::MAX,
+        };
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .expect("clock")

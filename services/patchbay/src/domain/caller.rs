@@ -60,32 +60,7 @@ pub struct Caller {
     pub request_id: String,
     /// The idempotency key this call runs under, recorded with its first write.
     pub idempotency: Option<std::sync::Arc<super::idempotency::IdempotencyClaim>>,
-    /// When the caller's token stops being valid (its `exp` plus the leeway), in seconds
-    /// since the epoch: a stream outliving it is ended.
-    pub token_valid_until: Option<u64>,
-    /// The place the call holds in its workspace's share of calls in flight, given back
-    /// when the last copy of the caller goes.
-    pub held: Option<HeldPlace>,
 }
-
-/// A place held on the caller's behalf (opaque here; the edge knows what it is).
-#[derive(Clone)]
-pub struct HeldPlace(pub std::sync::Arc<dyn std::any::Any + Send + Sync>);
-
-impl std::fmt::Debug for HeldPlace {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("HeldPlace")
-    }
-}
-
-/// Places say nothing about who the caller is: they compare equal.
-impl PartialEq for HeldPlace {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for HeldPlace {}
 
 /// Every operation a caller can ask for, checked against the role table of the spec.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -303,8 +278,6 @@ mod tests {
             },
             request_id: "r1".into(),
             idempotency: None,
-            token_valid_until: None,
-            held: None,
         }
     }
 

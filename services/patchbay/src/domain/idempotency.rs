@@ -206,8 +206,6 @@ mod tests {
             },
             request_id: String::new(),
             idempotency: None,
-            token_valid_until: None,
-            held: None,
         }
     }
 

@@ -19,8 +19,6 @@ pub fn caller(role: Role, division: Option<&str>) -> Caller {
         },
         request_id: "request-1".into(),
         idempotency: None,
-        token_valid_until: None,
-        held: None,
     }
 }
 

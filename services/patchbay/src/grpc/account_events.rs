@@ -11,12 +11,13 @@ use tonic::{Request, Response, Status};
 
 use super::account_service::AccountGrpc;
 use super::auth::caller_of;
+use super::call::Call;
 use super::convert::account::{division_filter, event_to_proto, watched_channels};
 use super::default_watch::token_expiry;
 use super::status;
 use crate::app::Accounts;
 use crate::app::accounts::events::EventsWatch;
-use crate::domain::{Caller, Violations};
+use crate::domain::Violations;
 use crate::views::events::tail::{QUEUE, TailItem};
 
 pub type EventsStream = ReceiverStream<Result<proto::AccountEvent, Status>>;
@@ -28,8 +29,8 @@ impl AccountGrpc {
     /// A place among the open watch streams, server-wide and in the caller's share; the
     /// caller's place among the calls in flight is given back (an open stream counts
     /// against the watch share instead).
-    pub(super) fn watch_permit(&self, caller: &mut Caller) -> Result<impl Send + 'static, Status> {
-        let Some(share) = self.watch_shares.try_take(caller.workspace_id()) else {
+    pub(super) fn watch_permit(&self, call: &mut Call) -> Result<impl Send + 'static, Status> {
+        let Some(share) = self.watch_shares.try_take(call.workspace_id()) else {
             return Err(status::resource_exhausted(
                 "this workspace is at its share of open watch streams; retry with backoff",
             ));
@@ -39,7 +40,7 @@ impl AccountGrpc {
                 "the server is at its limit of open watch streams; retry with backoff",
             ));
         };
-        caller.held = None;
+        call.context.permit = None;
         Ok((permit, share))
     }
 }
@@ -49,8 +50,8 @@ pub async fn open(
     grpc: &AccountGrpc,
     mut request: Request<proto::WatchAccountEventsRequest>,
 ) -> Result<Response<EventsStream>, Status> {
-    let mut caller = caller_of(&mut request)?;
-    let permit = grpc.watch_permit(&mut caller)?;
+    let mut call = caller_of(&mut request)?;
+    let permit = grpc.watch_permit(&mut call)?;
     let request = request.into_inner();
     let mut violations = Violations::new();
     let channels = watched_channels(&request.channels, &mut violations);
@@ -58,7 +59,7 @@ pub async fn open(
     let watch = grpc
         .accounts
         .watch_events(
-            &caller,
+            &call,
             channels,
             division_filter(request.division_id),
             request.after_revision,
@@ -69,7 +70,7 @@ pub async fn open(
     let start = watch.last;
     tokio::spawn(async move {
         let _open = crate::metrics::Open::stream("account_events");
-        forward(accounts, caller, watch, sender).await;
+        forward(accounts, call, watch, sender).await;
         drop(permit);
     });
     // Where the watch starts, so that a client watching "from now" can resume from
@@ -83,11 +84,12 @@ pub async fn open(
 
 async fn forward(
     accounts: Accounts,
-    caller: Caller,
+    call: Call,
     mut watch: EventsWatch,
     sender: mpsc::Sender<Result<proto::AccountEvent, Status>>,
 ) {
-    let token_expired = token_expiry(&caller);
+    let token_expired = token_expiry(call.context.valid_until);
+    let caller = call.caller;
     tokio::pin!(token_expired);
     // A resumed watch: the log up to where the tail stood.
     while watch.last < watch.tail.start {

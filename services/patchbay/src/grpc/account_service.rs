@@ -176,8 +176,8 @@ impl AccountService for AccountGrpc {
         &self,
         mut request: Request<proto::WatchDefaultAccountsRequest>,
     ) -> Result<Response<DefaultsStream>, Status> {
-        let mut caller = caller_of(&mut request)?;
-        let permit = self.watch_permit(&mut caller)?;
+        let mut call = caller_of(&mut request)?;
+        let permit = self.watch_permit(&mut call)?;
         let request = request.into_inner();
         let mut violations = Violations::new();
         let channels = watched_channels(&request.channels, &mut violations);
@@ -185,11 +185,11 @@ impl AccountService for AccountGrpc {
         let division = division_filter(request.division_id);
         let watch = self
             .accounts
-            .watch_defaults(&caller, channels, division)
+            .watch_defaults(&call, channels, division)
             .await?;
         Ok(Response::new(default_watch::stream(
             self.accounts.clone(),
-            caller,
+            call,
             watch,
             permit,
         )))

@@ -1,20 +1,21 @@
 //! Authentication and authorisation as a tonic interceptor: it takes the caller the
 //! overload layer verified (or verifies the bearer token), checks its role against the
 //! action the method table names (the one check), takes the call's place (the request
-//! has arrived by now: the overload layer waits for it), and puts the [`Caller`] into
-//! the request extensions, where the handler takes it (`caller_of`).
+//! has arrived by now: the overload layer waits for it), and puts the [`Call`] (its
+//! caller and context) into the request extensions, where the handler takes it
+//! (`caller_of`).
 
 use std::sync::Arc;
 
 use tonic::{Request, Status, service::Interceptor};
 
+use super::call::{Call, CallContext, Permit};
 use super::overload::Verified;
 use super::places::CallPlaces;
 use super::status;
-use crate::auth::Authenticator;
-use crate::domain::caller::HeldPlace;
+use crate::auth::{Authenticated, Authenticator};
 use crate::domain::fair_share::Shed;
-use crate::domain::{Action, Caller, Role};
+use crate::domain::{Action, Role};
 
 #[derive(Clone, Debug)]
 pub struct AuthInterceptor {
@@ -34,17 +35,17 @@ impl AuthInterceptor {
 
 impl Interceptor for AuthInterceptor {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let mut caller = match request.extensions_mut().remove::<Verified>() {
+        let Authenticated {
+            mut caller,
+            valid_until,
+        } = match request.extensions_mut().remove::<Verified>() {
             // Verified by the overload layer before it waited for the request: still
             // valid now that the request has arrived?
-            Some(Verified::Caller(caller)) => {
-                if caller
-                    .token_valid_until
-                    .is_some_and(|until| until < now_seconds())
-                {
+            Some(Verified::Caller(authenticated)) => {
+                if authenticated.valid_until < now_seconds() {
                     return Err(status::unauthenticated("token has expired"));
                 }
-                caller
+                authenticated
             }
             Some(Verified::Refused(refused)) => return Err(refused),
             None => {
@@ -67,17 +68,17 @@ impl Interceptor for AuthInterceptor {
             .ok_or_else(|| status::permission_denied("this method is not open to any role"))?;
         caller.authorize(action)?;
         // The gateway has no workspace and places of its own.
-        let held: Arc<dyn std::any::Any + Send + Sync> = if caller.role == Role::Gateway {
+        let permit = if caller.role == Role::Gateway {
             let Some(place) = self.places.take_gateway() else {
                 metrics::counter!("patchbay_grpc_shed_total", "reason" => "gateway").increment(1);
                 return Err(status::resource_exhausted(
                     "the webhook gateway is at its limit of calls in flight; retry with backoff",
                 ));
             };
-            Arc::new(place)
+            Permit::Gateway(place)
         } else {
             match self.places.take(caller.workspace_id()) {
-                Ok(place) => Arc::new(place),
+                Ok(place) => Permit::Workspace(place),
                 Err(shed) => {
                     metrics::counter!("patchbay_grpc_shed_total", "reason" => shed.reason())
                         .increment(1);
@@ -85,10 +86,13 @@ impl Interceptor for AuthInterceptor {
                 }
             }
         };
-        caller.held = Some(HeldPlace(held));
         let span = tracing::Span::current();
         span.record("workspace", caller.workspace_id());
-        request.extensions_mut().insert(caller);
+        let context = CallContext {
+            valid_until: Some(valid_until),
+            permit: Some(Arc::new(permit)),
+        };
+        request.extensions_mut().insert(Call { caller, context });
         Ok(request)
     }
 }
@@ -126,16 +130,16 @@ fn request_id(request: &Request<()>) -> String {
 /// The caller of a request that passed the interceptor, already authorised there for
 /// the action the method table names (the one check): taken out of the request, so a
 /// handler holds the one copy (and with it the call's place).
-pub fn caller_of<T>(request: &mut Request<T>) -> Result<Caller, Status> {
+pub fn caller_of<T>(request: &mut Request<T>) -> Result<Call, Status> {
     request
         .extensions_mut()
-        .remove::<Caller>()
+        .remove::<Call>()
         .ok_or_else(|| status::unauthenticated("missing authorization: Bearer <token>"))
 }
 
 /// [`caller_of`], with the action the method table named for the call (what a write's
 /// idempotency key and audit event record).
-pub fn authorized<T>(request: &mut Request<T>) -> Result<(Caller, Action), Status> {
+pub fn authorized<T>(request: &mut Request<T>) -> Result<(Call, Action), Status> {
     let action = request
         .extensions()
         .get::<Action>()

@@ -154,8 +154,6 @@ mod tests {
             },
             request_id: String::new(),
             idempotency: None,
-            token_valid_until: None,
-            held: None,
         };
         let mut methods = 0;
         for file in &set.file {

@@ -28,11 +28,12 @@ use tonic::{Request, Response, Status};
 
 use super::account_service::AccountGrpc;
 use super::auth::caller_of;
+use super::call::Call;
 use super::compression::{for_encoded, with_compression};
 use super::convert::account::{account_to_proto, division_filter};
 use super::convert::required_channel;
 use crate::app::Accounts;
-use crate::domain::{Account, Caller, Channel};
+use crate::domain::{Account, Channel};
 
 const PATH: &str = "/patchbay.v1.AccountService/GetDefaultAccount";
 type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
@@ -160,7 +161,7 @@ pub(super) async fn answer(
 /// Who asks GetDefaultAccount, of which channel and division.
 fn asked(
     request: &mut Request<proto::GetDefaultAccountRequest>,
-) -> Result<(Caller, Channel, Option<String>), Status> {
+) -> Result<(Call, Channel, Option<String>), Status> {
     let caller = caller_of(request)?;
     let request = request.get_mut();
     let channel = required_channel(request.channel, "channel")?;

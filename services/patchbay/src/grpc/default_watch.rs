@@ -9,12 +9,12 @@ use tokio::sync::{broadcast::error::RecvError, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
+use super::call::Call;
 use super::convert::account::account_to_proto;
 use super::convert::channel_to_proto;
 use super::status;
 use crate::app::Accounts;
 use crate::app::accounts::defaults::DefaultsWatch;
-use crate::domain::Caller;
 use crate::views::defaults::FeedItem;
 
 pub type DefaultsStream = ReceiverStream<Result<proto::WatchDefaultAccountsResponse, Status>>;
@@ -58,8 +58,8 @@ fn snapshot_parts(defaults: Vec<proto::Account>) -> Vec<proto::DefaultAccountsSn
 }
 
 /// Completes when the caller's token stops being valid (never for a caller without one).
-pub(super) async fn token_expiry(caller: &Caller) {
-    let Some(until) = caller.token_valid_until else {
+pub(super) async fn token_expiry(valid_until: Option<u64>) {
+    let Some(until) = valid_until else {
         return std::future::pending().await;
     };
     let now = std::time::SystemTime::now()
@@ -73,14 +73,14 @@ pub(super) async fn token_expiry(caller: &Caller) {
 /// its workspace's share) is held until the stream ends.
 pub fn stream(
     accounts: Accounts,
-    caller: Caller,
+    call: Call,
     watch: DefaultsWatch,
     permit: impl Send + 'static,
 ) -> DefaultsStream {
     let (sender, receiver) = mpsc::channel(1);
     tokio::spawn(async move {
         let _open = crate::metrics::Open::stream("default_accounts");
-        forward(accounts, caller, watch, sender).await;
+        forward(accounts, call, watch, sender).await;
         drop(permit);
     });
     ReceiverStream::new(receiver)
@@ -88,7 +88,7 @@ pub fn stream(
 
 async fn forward(
     accounts: Accounts,
-    caller: Caller,
+    call: Call,
     watch: DefaultsWatch,
     sender: mpsc::Sender<Result<proto::WatchDefaultAccountsResponse, Status>>,
 ) {
@@ -101,7 +101,8 @@ async fn forward(
     let mut feed = subscription.receiver;
     // Every wait of the stream — for a change, or for a slow reader to take a message —
     // ends when the token does: a client that stops reading cannot keep the stream.
-    let token_expired = token_expiry(&caller);
+    let token_expired = token_expiry(call.context.valid_until);
+    let caller = call.caller;
     tokio::pin!(token_expired);
     let defaults: Vec<proto::Account> = snapshot.into_iter().map(account_to_proto).collect();
     for part in snapshot_parts(defaults) {

@@ -32,6 +32,7 @@ use prost::Message;
 use tonic::{Request, Response, Status};
 
 use super::auth::authorized;
+use super::call::Call;
 use super::compression;
 
 use super::status;
@@ -72,7 +73,9 @@ impl Idempotency {
         Error: From<In::Error>,
         Resp: Message + Default + From<Out>,
     {
-        let (caller, action) = authorized(&mut request)?;
+        let (Call { caller, context }, action) = authorized(&mut request)?;
+        // The call's place is given back when it is done.
+        let _permit = context.permit;
         let (claim, message) = claim_of(action, &caller, request)?;
         let input = In::try_from(message.clone()).map_err(Error::from)?;
         let reply = answer_for(&caller);
@@ -146,7 +149,8 @@ impl Idempotency {
         Error: From<In::Error>,
         Resp: Message + Default,
     {
-        let (caller, action) = authorized(&mut request)?;
+        let (Call { caller, context }, action) = authorized(&mut request)?;
+        let _permit = context.permit;
         let (claim, message) = claim_of(action, &caller, request)?;
         let input = In::try_from(message).map_err(Error::from)?;
         let reply = answer_for(&caller);

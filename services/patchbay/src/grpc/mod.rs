@@ -9,6 +9,7 @@ pub mod account_service;
 pub mod audit_service;
 pub mod auth;
 pub mod authorization;
+pub mod call;
 pub mod compression;
 pub mod convert;
 pub mod default_answer;

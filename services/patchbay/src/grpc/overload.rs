@@ -98,9 +98,11 @@ fn wait_for<B>(
     // A header that is not ASCII is the interceptor's to refuse, with its own words.
     let header = header.to_str().ok()?;
     match limits.authenticator.authenticate(Some(header)) {
-        Ok(caller) => {
-            let budget = limits.budgets.of(caller.workspace_id());
-            request.extensions_mut().insert(Verified::Caller(caller));
+        Ok(authenticated) => {
+            let budget = limits.budgets.of(authenticated.caller.workspace_id());
+            request
+                .extensions_mut()
+                .insert(Verified::Caller(authenticated));
             Some((Until::End, limits.max_message, budget))
         }
         Err(err) => {
@@ -115,7 +117,7 @@ fn wait_for<B>(
 /// What the overload layer made of the call's bearer token.
 #[derive(Clone)]
 pub enum Verified {
-    Caller(crate::domain::Caller),
+    Caller(crate::auth::Authenticated),
     Refused(tonic::Status),
 }
 

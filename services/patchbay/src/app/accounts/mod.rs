@@ -320,7 +320,5 @@ fn system_caller(workspace_id: &str, task: &str) -> Caller {
         },
         request_id: format!("{task}-{}", crate::domain::ids::new_id()),
         idempotency: None,
-        token_valid_until: None,
-        held: None,
     }
 }
