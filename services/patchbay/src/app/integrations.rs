@@ -12,22 +12,14 @@ use crate::domain::audit::{AuditAction, AuditEvent};
 use crate::domain::change::Target;
 use crate::domain::config_document::Document;
 use crate::domain::ids::{new_id, now};
-use crate::domain::integration::{self, Integration, IntegrationPatch, NewIntegration};
+use crate::domain::integration::{
+    self, Integration, IntegrationPatch, IntegrationQuery, NewIntegration,
+};
 use crate::domain::pages::{Page, PageRequest};
 use crate::domain::provider::{Catalog, Provider};
-use crate::domain::{Caller, Channel, Error, RecordKind, Violations};
+use crate::domain::{Caller, Error, RecordKind, Violations};
 use crate::outbound::AddressPolicy;
 use crate::store::Store;
-use crate::store::integrations::IntegrationFilter;
-
-/// The filters of a ListIntegrations call.
-#[derive(Debug, Default)]
-pub struct IntegrationQuery {
-    pub provider: Option<String>,
-    pub channel: Option<Channel>,
-    pub active: Option<bool>,
-    pub include_deleted: bool,
-}
 
 #[derive(Clone)]
 pub struct Integrations {
@@ -161,15 +153,7 @@ impl Integrations {
         let found = self
             .store
             .integrations()
-            .list_integrations(&IntegrationFilter {
-                workspace_id: caller.workspace_id(),
-                provider: query.provider.as_deref(),
-                channel: query.channel,
-                active: query.active,
-                include_deleted: query.include_deleted,
-                after: page.after,
-                limit: page.size + 1,
-            })
+            .list_integrations(caller.workspace_id(), &query, page.after, page.size + 1)
             .await?;
         Ok(Page::from_overfetch(found, page.size, |i| i.id).map(|i| self.masked(i)))
     }

@@ -311,6 +311,7 @@ impl Authenticator {
             scope,
             request_id: String::new(),
             idempotency: None,
+            place: None,
         };
         let authenticated = Authenticated {
             caller,

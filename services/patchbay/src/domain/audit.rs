@@ -158,6 +158,16 @@ pub fn secret_fields(document: &Document, path: &str) -> Vec<String> {
     fields
 }
 
+/// The filters of a ListAuditEvents call.
+#[derive(Debug, Default)]
+pub struct AuditQuery {
+    pub record_kind: Option<RecordKind>,
+    pub record_id: Option<String>,
+    pub actor: Option<String>,
+    pub start_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -60,7 +60,32 @@ pub struct Caller {
     pub request_id: String,
     /// The idempotency key this call runs under, recorded with its first write.
     pub idempotency: Option<std::sync::Arc<super::idempotency::IdempotencyClaim>>,
+    /// The call's place, shared by every clone (see [`CallPlace`]).
+    pub place: Option<CallPlace>,
 }
+
+/// The call's place among the calls in flight (the fair-neighbours rule), opaque to the
+/// domain: the edge puts it here (`grpc/call.rs`). It rides on the caller rather than
+/// beside it because every clone of the caller shares it: work the call spawns (a
+/// page's connection, a provider check) holds the place until that work is done, not
+/// only until the handler returns or its client goes away.
+#[derive(Clone)]
+pub struct CallPlace(pub std::sync::Arc<dyn Send + Sync>);
+
+impl std::fmt::Debug for CallPlace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CallPlace")
+    }
+}
+
+/// Places say nothing about who the caller is: they compare equal.
+impl PartialEq for CallPlace {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for CallPlace {}
 
 /// Every operation a caller can ask for, checked against the role table of the spec.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -278,6 +303,7 @@ mod tests {
             },
             request_id: "r1".into(),
             idempotency: None,
+            place: None,
         }
     }
 

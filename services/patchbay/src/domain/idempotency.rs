@@ -206,6 +206,7 @@ mod tests {
             },
             request_id: String::new(),
             idempotency: None,
+            place: None,
         }
     }
 

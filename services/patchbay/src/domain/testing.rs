@@ -19,6 +19,7 @@ pub fn caller(role: Role, division: Option<&str>) -> Caller {
         },
         request_id: "request-1".into(),
         idempotency: None,
+        place: None,
     }
 }
 

@@ -40,7 +40,7 @@ impl AccountGrpc {
                 "the server is at its limit of open watch streams; retry with backoff",
             ));
         };
-        call.context.permit = None;
+        call.caller.place = None;
         Ok((permit, share))
     }
 }
@@ -95,10 +95,7 @@ async fn forward(
     while watch.last < watch.tail.start {
         let events = match accounts.next_events(&caller, &mut watch).await {
             Ok(events) => events,
-            Err(err) => {
-                let _ = sender.send(Err(err.into())).await;
-                return;
-            }
+            Err(err) => return end(&sender, err.into(), token_expired.as_mut()).await,
         };
         for (event, account) in events {
             tokio::select! {
@@ -117,10 +114,8 @@ async fn forward(
             Some(TailItem::Event(tailed)) => accounts.shown(&caller, &mut watch, &tailed),
             Some(TailItem::Failed(err)) => Err(err),
             None => {
-                let _ = sender
-                    .send(Err(status::fell_behind(watch.last, QUEUE)))
-                    .await;
-                return;
+                let behind = status::fell_behind(watch.last, QUEUE);
+                return end(&sender, behind, token_expired.as_mut()).await;
             }
         };
         match shown {
@@ -129,11 +124,21 @@ async fn forward(
                 sent = sender.send(Ok(event_to_proto(event, account))) => if sent.is_err() { return },
                 () = &mut token_expired => return expired(&sender),
             },
-            Err(err) => {
-                let _ = sender.send(Err(err.into())).await;
-                return;
-            }
+            Err(err) => return end(&sender, err.into(), token_expired.as_mut()).await,
         }
+    }
+}
+
+/// Ends the stream with `status`, unless the token expires first: a client that stops
+/// reading holds its watch place no longer than its token.
+async fn end(
+    sender: &mpsc::Sender<Result<proto::AccountEvent, Status>>,
+    status: Status,
+    token_expired: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+) {
+    tokio::select! {
+        _ = sender.send(Err(status)) => {}
+        () = token_expired => expired(sender),
     }
 }
 

@@ -14,6 +14,7 @@ use super::overload::Verified;
 use super::places::CallPlaces;
 use super::status;
 use crate::auth::{Authenticated, Authenticator};
+use crate::domain::caller::CallPlace;
 use crate::domain::fair_share::Shed;
 use crate::domain::{Action, Role};
 
@@ -88,10 +89,8 @@ impl Interceptor for AuthInterceptor {
         };
         let span = tracing::Span::current();
         span.record("workspace", caller.workspace_id());
-        let context = CallContext {
-            valid_until: Some(valid_until),
-            permit: Some(Arc::new(permit)),
-        };
+        caller.place = Some(CallPlace(Arc::new(permit)));
+        let context = CallContext { valid_until };
         request.extensions_mut().insert(Call { caller, context });
         Ok(request)
     }

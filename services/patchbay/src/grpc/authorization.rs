@@ -154,6 +154,7 @@ mod tests {
             },
             request_id: String::new(),
             idempotency: None,
+            place: None,
         };
         let mut methods = 0;
         for file in &set.file {

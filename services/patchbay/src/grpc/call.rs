@@ -1,14 +1,15 @@
 //! One call as the edge holds it: who asks ([`Caller`], the domain's, authorised by the
 //! interceptor) and what the call carries beside it ([`CallContext`]). Handlers get a
-//! [`Call`] from `auth::caller_of`; it reads as its caller (`Deref`), and what it
-//! carries is given back when it goes.
+//! [`Call`] from `auth::caller_of`; it reads as its caller (`Deref`).
 //!
-//! The request id and the idempotency key the call runs under stay on the caller:
-//! they are what the domain records with the call's writes (audit events, the key's
-//! row), so the domain sees them without seeing the edge.
+//! Three things the call carries ride on the caller instead, each for a reason: the
+//! request id and the idempotency key the call runs under are what the domain records
+//! with the call's writes (audit events, the key's row); and the call's place
+//! ([`Permit`], put in the caller's opaque `CallPlace`) must be held by every clone of
+//! the caller, so that work the call spawns and leaves running (a page's connection, a
+//! provider check) keeps counting against its workspace's share.
 
 use std::ops::Deref;
-use std::sync::Arc;
 
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -28,15 +29,13 @@ pub struct Call {
 pub struct CallContext {
     /// When the caller's token stops being valid (its `exp` plus the leeway), in
     /// seconds since the epoch: a stream outliving it is ended.
-    pub valid_until: Option<u64>,
-    /// The call's place among the calls in flight, taken once its request arrived
-    /// (the fair-neighbours rule, `places`), given back when the call goes. A stream
-    /// drops it once open: it holds a watch place instead.
-    pub permit: Option<Arc<Permit>>,
+    pub valid_until: u64,
 }
 
-/// A place among the calls in flight: a workspace's share, or the gateway's own. Held,
-/// never read: dropping it gives the place back.
+/// A place among the calls in flight, taken once the call's request arrived (the
+/// fair-neighbours rule, `places`): a workspace's share, or the gateway's own. Held,
+/// never read: dropping its last holder gives the place back. A stream drops it once
+/// open (it holds a watch place instead).
 #[allow(dead_code)]
 pub enum Permit {
     Workspace(Place),

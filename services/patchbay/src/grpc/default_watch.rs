@@ -57,11 +57,8 @@ fn snapshot_parts(defaults: Vec<proto::Account>) -> Vec<proto::DefaultAccountsSn
     parts
 }
 
-/// Completes when the caller's token stops being valid (never for a caller without one).
-pub(super) async fn token_expiry(valid_until: Option<u64>) {
-    let Some(until) = valid_until else {
-        return std::future::pending().await;
-    };
+/// Completes when the caller's token stops being valid.
+pub(super) async fn token_expiry(until: u64) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

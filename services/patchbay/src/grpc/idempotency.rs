@@ -73,9 +73,7 @@ impl Idempotency {
         Error: From<In::Error>,
         Resp: Message + Default + From<Out>,
     {
-        let (Call { caller, context }, action) = authorized(&mut request)?;
-        // The call's place is given back when it is done.
-        let _permit = context.permit;
+        let (Call { caller, .. }, action) = authorized(&mut request)?;
         let (claim, message) = claim_of(action, &caller, request)?;
         let input = In::try_from(message.clone()).map_err(Error::from)?;
         let reply = answer_for(&caller);
@@ -149,8 +147,7 @@ impl Idempotency {
         Error: From<In::Error>,
         Resp: Message + Default,
     {
-        let (Call { caller, context }, action) = authorized(&mut request)?;
-        let _permit = context.permit;
+        let (Call { caller, .. }, action) = authorized(&mut request)?;
         let (claim, message) = claim_of(action, &caller, request)?;
         let input = In::try_from(message).map_err(Error::from)?;
         let reply = answer_for(&caller);
@@ -172,9 +169,25 @@ impl Idempotency {
             }
         };
         let claim = Arc::new(claim);
-        let mut keyed = caller;
+        let mut keyed = caller.clone();
         keyed.idempotency = Some(claim.clone());
-        let response = op(keyed, input).await?;
+        let response = match op(keyed, input).await {
+            Ok(response) => response,
+            // A concurrent call with this key that kept its answer first (this one
+            // failing on what it already did, a code Meta took once): answer as it did.
+            Err(err) => match self.keys.find(&claim).await? {
+                Some(found) if found.call_id != claim.call_id => {
+                    match idempotency::resume((*claim).clone(), found)? {
+                        Err(answer) => {
+                            let first = decode(&answer, &key)?;
+                            return Ok(reply(refresh(caller, first).await?));
+                        }
+                        Ok(_) => return Err(err.into()),
+                    }
+                }
+                _ => return Err(err.into()),
+            },
+        };
         let kept = self
             .keys
             .keep_final_answer(&claim, &response.encode_to_vec())

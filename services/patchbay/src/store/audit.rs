@@ -1,7 +1,6 @@
 //! The `audit_events` table: written in the transaction of the change it records,
 //! listed by `AuditService`.
 
-use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect,
@@ -10,23 +9,9 @@ use uuid::Uuid;
 
 use super::entities::audit_event::{ActiveModel, Column, Entity, Model};
 use super::{Store, db_error};
-use crate::domain::audit::{AuditAction, AuditEvent};
+use crate::domain::audit::{AuditAction, AuditEvent, AuditQuery};
 use crate::domain::idempotency::RecordRef;
 use crate::domain::{Error, RecordKind};
-
-/// Which events a list returns.
-pub struct AuditFilter<'a> {
-    pub workspace_id: &'a str,
-    /// A division-scoped caller sees its division's events only.
-    pub division_id: Option<&'a str>,
-    pub record_kind: Option<RecordKind>,
-    pub record_id: Option<&'a str>,
-    pub actor: Option<&'a str>,
-    pub start_time: Option<DateTime<Utc>>,
-    pub end_time: Option<DateTime<Utc>>,
-    pub after: Option<Uuid>,
-    pub limit: u64,
-}
 
 pub(crate) async fn insert(conn: &impl ConnectionTrait, event: &AuditEvent) -> Result<(), Error> {
     let row = ActiveModel {
@@ -68,21 +53,27 @@ impl AuditRepo<'_> {
         insert(self.conn(), event).await
     }
 
+    /// The events of a workspace (of one division only, when `division_id` is given:
+    /// a division-scoped caller's) that `filter` asks for, in id order after `after`.
     pub async fn list_audit_events(
         &self,
-        filter: &AuditFilter<'_>,
+        workspace_id: &str,
+        division_id: Option<&str>,
+        filter: &AuditQuery,
+        after: Option<Uuid>,
+        limit: u64,
     ) -> Result<Vec<AuditEvent>, Error> {
-        let mut query = Entity::find().filter(Column::WorkspaceId.eq(filter.workspace_id));
-        if let Some(division) = filter.division_id {
+        let mut query = Entity::find().filter(Column::WorkspaceId.eq(workspace_id));
+        if let Some(division) = division_id {
             query = query.filter(Condition::all().add(Column::DivisionId.eq(division)));
         }
         if let Some(kind) = filter.record_kind {
             query = query.filter(Column::RecordKind.eq(kind.as_str()));
         }
-        if let Some(record_id) = filter.record_id {
+        if let Some(record_id) = &filter.record_id {
             query = query.filter(Column::RecordId.eq(record_id));
         }
-        if let Some(actor) = filter.actor {
+        if let Some(actor) = &filter.actor {
             query = query.filter(Column::Actor.eq(actor));
         }
         if let Some(start) = filter.start_time {
@@ -91,12 +82,12 @@ impl AuditRepo<'_> {
         if let Some(end) = filter.end_time {
             query = query.filter(Column::OccurredAt.lt(end));
         }
-        if let Some(after) = filter.after {
+        if let Some(after) = after {
             query = query.filter(Column::Id.gt(after));
         }
         let rows = query
             .order_by_asc(Column::Id)
-            .limit(filter.limit)
+            .limit(limit)
             .all(self.conn())
             .await
             .map_err(db_error)?;

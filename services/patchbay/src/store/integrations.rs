@@ -16,32 +16,25 @@ use super::{Store, audit, db_error, lock_scope, unique_violation};
 use crate::domain::audit::AuditEvent;
 use crate::domain::change::{After, Change, Deletes};
 use crate::domain::config_document::SecretRule;
-use crate::domain::integration::{Condition, Integration};
+use crate::domain::integration::{Condition, Integration, IntegrationQuery};
 use crate::domain::provider::Catalog;
 use crate::domain::{Channel, Error, RecordKind};
 use crate::sealing::KeyRing;
 
-/// Which integrations a list returns.
-pub struct IntegrationFilter<'a> {
-    pub workspace_id: &'a str,
-    pub provider: Option<&'a str>,
-    pub channel: Option<Channel>,
-    pub active: Option<bool>,
-    pub include_deleted: bool,
-    pub after: Option<Uuid>,
-    pub limit: u64,
-}
-
 impl IntegrationsRepo<'_> {
+    /// The integrations of a workspace that `filter` asks for, in id order after `after`.
     pub async fn list_integrations(
         &self,
-        filter: &IntegrationFilter<'_>,
+        workspace_id: &str,
+        filter: &IntegrationQuery,
+        after: Option<Uuid>,
+        limit: u64,
     ) -> Result<Vec<Integration>, Error> {
-        let mut query = Entity::find().filter(Column::WorkspaceId.eq(filter.workspace_id));
+        let mut query = Entity::find().filter(Column::WorkspaceId.eq(workspace_id));
         if !filter.include_deleted {
             query = query.filter(Column::DeletedAt.is_null());
         }
-        if let Some(provider) = filter.provider {
+        if let Some(provider) = &filter.provider {
             query = query.filter(Column::Provider.eq(provider));
         }
         if let Some(channel) = filter.channel {
@@ -50,7 +43,7 @@ impl IntegrationsRepo<'_> {
         if let Some(active) = filter.active {
             query = query.filter(Column::Active.eq(active));
         }
-        live::page(self.conn(), query, filter.after, filter.limit, |row| {
+        live::page(self.conn(), query, after, limit, |row| {
             to_domain(self.keys(), row)
         })
         .await

@@ -320,5 +320,6 @@ fn system_caller(workspace_id: &str, task: &str) -> Caller {
         },
         request_id: format!("{task}-{}", crate::domain::ids::new_id()),
         idempotency: None,
+        place: None,
     }
 }

@@ -228,6 +228,15 @@ pub fn derive_identifier(name: &str) -> Result<String, Error> {
     })
 }
 
+/// The filters of a ListIntegrations call.
+#[derive(Debug, Default)]
+pub struct IntegrationQuery {
+    pub provider: Option<String>,
+    pub channel: Option<Channel>,
+    pub active: Option<bool>,
+    pub include_deleted: bool,
+}
+
 /// A create request, as domain values.
 pub struct NewIntegration {
     pub provider: String,

@@ -3,7 +3,7 @@
 use patchbay_sdk::proto;
 
 use super::{time_from_proto, timestamp};
-use crate::app::audit::AuditQuery;
+use crate::domain::audit::AuditQuery;
 use crate::domain::audit::{AuditAction, AuditEvent};
 use crate::domain::{FieldViolation, RecordKind, Violations};
 
