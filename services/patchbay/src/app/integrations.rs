@@ -124,7 +124,7 @@ impl Integrations {
             self.check_account(caller, account_id, &mut found).await?;
         }
         let validated =
-            integration::validate_new(caller, &self.catalog, &new, found, self.destinations)?;
+            integration::validate_new(caller, &self.catalog, &new, found, self.destinations.url_guard())?;
         let id = new_id();
         if new.check {
             self.check_credentials(
@@ -185,7 +185,7 @@ impl Integrations {
                 &current,
                 patch.clone(),
                 found.clone(),
-                self.destinations,
+                self.destinations.url_guard(),
             )?;
             self.check_credentials(caller, CheckedRecord::Existing(id), provider, &next.config)
                 .await?;
@@ -201,7 +201,7 @@ impl Integrations {
                     &current,
                     patch,
                     found,
-                    self.destinations,
+                    self.destinations.url_guard(),
                     now(),
                 )
             })

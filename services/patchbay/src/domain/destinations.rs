@@ -11,10 +11,22 @@
 
 use serde_json::Value;
 
-use super::addresses::{self as guard, AddressPolicy, Origin};
 use super::config_document::{Document, is_masked, value_at};
 use super::error::FieldViolation;
 use super::provider::{Provider, is_url};
+
+/// The outbound guard's check of a tenant URL's literal form (https, no IP literal or
+/// `localhost` it refuses), handed to the rule by its caller: the rule is the domain's,
+/// the address classifier the guard's (`outbound/guard.rs`). `Err` says why the URL is
+/// refused.
+#[derive(Clone, Copy)]
+pub struct UrlGuard(pub fn(&str) -> Result<(), String>);
+
+impl std::fmt::Debug for UrlGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UrlGuard")
+    }
+}
 
 /// Every violation of the two rules by `next`, the config about to be stored in place
 /// of `stored` (empty on create) after `patch`.
@@ -23,7 +35,7 @@ pub fn check(
     stored: &Document,
     patch: &Document,
     next: &Document,
-    policy: AddressPolicy,
+    guard: UrlGuard,
 ) -> Vec<FieldViolation> {
     let mut violations = Vec::new();
     for url_field in provider.url_fields() {
@@ -36,9 +48,9 @@ pub fn check(
         if let Some(Value::String(url)) = after
             .filter(|_| url_field.is_url)
             .filter(|v| v.as_str().is_some_and(is_url))
-            && let Err(refusal) = guard::check_url(url, Origin::Tenant, policy)
+            && let Err(refusal) = (guard.0)(url)
         {
-            violations.push(FieldViolation::new(&url_field.path, refusal.0));
+            violations.push(FieldViolation::new(&url_field.path, refusal));
         }
         for secret in &url_field.carries_secrets {
             let stored_secret = value_at(stored, secret).filter(|v| !v.is_null());
@@ -90,7 +102,7 @@ mod tests {
         violations.into_iter().map(|v| v.field).collect()
     }
 
-    const PUBLIC: AddressPolicy = AddressPolicy::PublicOnly;
+    use crate::outbound::guard::{ALLOW_PRIVATE, PUBLIC_ONLY as PUBLIC};
 
     #[test]
     fn a_moved_url_needs_its_secret_in_clear() {
@@ -196,7 +208,7 @@ mod tests {
                 &Document::new(),
                 &next,
                 &next,
-                AddressPolicy::AllowPrivate
+                ALLOW_PRIVATE
             )
             .is_empty()
         );

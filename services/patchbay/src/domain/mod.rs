@@ -8,13 +8,13 @@
 //! - who may do what: `caller`; who gets a place for a call: `fair_share`;
 //! - what a write does: `change` (one form for every record), `audit` (its event),
 //!   `defaults` (which default scopes it touches);
-//! - where Patchbay may send a tenant's secrets: `addresses`, `destinations`;
+//! - where Patchbay may send a tenant's secrets: `destinations` (the address classifier
+//!   it asks is the outbound guard's, `outbound/guard.rs`);
 //! - webhook signatures and Meta's handshake, persistent menus, idempotency claims,
 //!   errors; ids and clocks (`ids`), pages of lists (`pages`), secrets out of words
 //!   (`scrub`).
 
 pub mod account;
-pub mod addresses;
 pub mod audit;
 pub mod caller;
 pub mod change;

@@ -1,13 +1,11 @@
-//! Calls to the outside world, all through one guarded client (`client.rs`, rules in
-//! `domain::addresses`): the Meta Graph client (`meta/`) and the credential checks
+//! Calls to the outside world, all through one guarded client (`client.rs`, the address
+//! classifier in `guard.rs`): the Meta Graph client (`meta/`) and the credential checks
 //! (`app::checks`).
 //! Base URLs are configuration, so tests point them at a local fake server.
 
 pub mod client;
+pub mod guard;
 
-/// The rules the guard applies are pure, and validation applies them too: they live
-/// with the other rules, in `domain::addresses`.
-pub use crate::domain::addresses as guard;
 pub use client::{
     Answer, Destination, MAX_BODY_BYTES, NameResolver, OutboundClient, OutboundError,
     OutboundSettings, join,

@@ -10,12 +10,11 @@ use super::{
     Integration, IntegrationPatch, NewIntegration, derive_identifier, validate_identifier,
     validate_name,
 };
-use crate::domain::addresses::AddressPolicy;
 use crate::domain::audit::{AuditAction, AuditEvent, document_changes};
 use crate::domain::caller::Caller;
 use crate::domain::change::{Change, Edit, Revised, check_revision, event};
 use crate::domain::config_document::{self, Document, SecretRule};
-use crate::domain::destinations;
+use crate::domain::destinations::{self, UrlGuard};
 use crate::domain::error::{Error, RecordKind, Violations};
 use crate::domain::provider::{Catalog, Completeness, Provider};
 
@@ -66,7 +65,7 @@ pub fn validate_new<'a>(
     catalog: &'a Catalog,
     new: &NewIntegration,
     found: Violations,
-    destinations: AddressPolicy,
+    destinations: UrlGuard,
 ) -> Result<Validated<'a>, Error> {
     let mut violations = Violations::new();
     let provider = catalog.get(&new.provider);
@@ -178,7 +177,7 @@ pub fn patched<'a>(
     current: &Integration,
     patch: IntegrationPatch,
     found: Violations,
-    destinations: AddressPolicy,
+    destinations: UrlGuard,
 ) -> Result<(&'a Provider, Integration), Error> {
     writable_at(caller, current, patch.expected_revision)?;
     let provider = catalog.get(&current.provider).ok_or_else(|| {
@@ -198,7 +197,7 @@ pub fn update(
     current: &Integration,
     patch: IntegrationPatch,
     found: Violations,
-    destinations: AddressPolicy,
+    destinations: UrlGuard,
     at: DateTime<Utc>,
 ) -> Result<Edit<Integration>, Error> {
     let (_, next) = patched(caller, catalog, current, patch, found, destinations)?;
@@ -298,7 +297,7 @@ pub fn changed_fields(before: &Integration, after: &Integration) -> Vec<String> 
 struct Prepare {
     creating: bool,
     active: bool,
-    destinations: AddressPolicy,
+    destinations: UrlGuard,
 }
 
 /// Merges `patch` into `stored` with the provider's secret rule, fills defaults on create,
@@ -351,7 +350,7 @@ fn apply_patch(
     current: &Integration,
     patch: IntegrationPatch,
     mut violations: Violations,
-    destinations: AddressPolicy,
+    destinations: UrlGuard,
 ) -> Result<Integration, Error> {
     let mut next = current.clone();
     if let Some(name) = patch.name

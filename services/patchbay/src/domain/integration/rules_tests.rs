@@ -6,7 +6,7 @@ use crate::domain::testing::{
     admin, at, catalog, chatwoot_config, division_admin, doc, integration,
 };
 
-const PUBLIC: AddressPolicy = AddressPolicy::PublicOnly;
+const PUBLIC: UrlGuard = crate::outbound::guard::PUBLIC_ONLY;
 
 fn new_integration(config: Document) -> NewIntegration {
     NewIntegration {
@@ -122,7 +122,7 @@ fn a_tenant_url_must_pass_the_guard_by_its_form() {
         )),
         ["config.chatwootURL"]
     );
-    let allowed = AddressPolicy::AllowPrivate;
+    let allowed = crate::outbound::guard::ALLOW_PRIVATE;
     assert!(validate_new(&admin(), &catalog(), &new, Violations::new(), allowed).is_ok());
 }
 

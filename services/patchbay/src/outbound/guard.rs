@@ -1,5 +1,6 @@
-//! The outbound guard's rules: which addresses and URLs Patchbay may call on a tenant's
-//! behalf. Pure functions, used twice: on a URL's literal form (at validation, and before
+//! The outbound guard: which addresses and URLs Patchbay may call on a tenant's
+//! behalf, by classifying them. Pure functions, used twice: on a URL's literal form (at
+//! validation, handed to the domain's destination rule as a [`UrlGuard`], and before
 //! every request, because hyper never asks a resolver about an IP literal) and on every
 //! address a name resolves to, at connect time (`client.rs`), so that names pointing at
 //! loopback or a private network, and DNS rebinding, are caught where the connection is
@@ -10,6 +11,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use reqwest::Url;
 
+use crate::domain::destinations::UrlGuard;
+
 /// Whether private destinations are allowed (`--allow-private-outbound`): for tests,
 /// local fakes and on-premise providers. Link-local stays refused either way: it holds
 /// the cloud metadata service (169.254.169.254).
@@ -17,6 +20,29 @@ use reqwest::Url;
 pub enum AddressPolicy {
     PublicOnly,
     AllowPrivate,
+}
+
+impl AddressPolicy {
+    /// The literal check of a tenant's URL under this policy, as the domain's
+    /// destination rule (`domain::destinations`) takes it.
+    pub fn url_guard(self) -> UrlGuard {
+        match self {
+            AddressPolicy::PublicOnly => PUBLIC_ONLY,
+            AddressPolicy::AllowPrivate => ALLOW_PRIVATE,
+        }
+    }
+}
+
+/// A tenant URL's literal check with public destinations only.
+pub const PUBLIC_ONLY: UrlGuard = UrlGuard(|url| tenant_url(url, AddressPolicy::PublicOnly));
+/// A tenant URL's literal check with private destinations allowed.
+pub const ALLOW_PRIVATE: UrlGuard =
+    UrlGuard(|url| tenant_url(url, AddressPolicy::AllowPrivate));
+
+fn tenant_url(url: &str, policy: AddressPolicy) -> Result<(), String> {
+    check_url(url, Origin::Tenant, policy)
+        .map(drop)
+        .map_err(|refusal| refusal.0)
 }
 
 /// Who chose a URL: a tenant (in a config) must use https; the operator (base URLs) may
