@@ -123,8 +123,13 @@ impl Integrations {
         if let Some(account_id) = new.account_id {
             self.check_account(caller, account_id, &mut found).await?;
         }
-        let validated =
-            integration::validate_new(caller, &self.catalog, &new, found, self.destinations.url_guard())?;
+        let validated = integration::validate_new(
+            caller,
+            &self.catalog,
+            &new,
+            found,
+            self.destinations.url_guard(),
+        )?;
         let id = new_id();
         if new.check {
             self.check_credentials(

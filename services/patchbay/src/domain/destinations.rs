@@ -202,15 +202,6 @@ mod tests {
             fields(check(&chatwoot(), &Document::new(), &next, &next, PUBLIC)),
             ["config.chatwootURL", "config.n8nWebhook"]
         );
-        assert!(
-            check(
-                &chatwoot(),
-                &Document::new(),
-                &next,
-                &next,
-                ALLOW_PRIVATE
-            )
-            .is_empty()
-        );
+        assert!(check(&chatwoot(), &Document::new(), &next, &next, ALLOW_PRIVATE).is_empty());
     }
 }

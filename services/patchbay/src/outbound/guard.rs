@@ -36,8 +36,7 @@ impl AddressPolicy {
 /// A tenant URL's literal check with public destinations only.
 pub const PUBLIC_ONLY: UrlGuard = UrlGuard(|url| tenant_url(url, AddressPolicy::PublicOnly));
 /// A tenant URL's literal check with private destinations allowed.
-pub const ALLOW_PRIVATE: UrlGuard =
-    UrlGuard(|url| tenant_url(url, AddressPolicy::AllowPrivate));
+pub const ALLOW_PRIVATE: UrlGuard = UrlGuard(|url| tenant_url(url, AddressPolicy::AllowPrivate));
 
 fn tenant_url(url: &str, policy: AddressPolicy) -> Result<(), String> {
     check_url(url, Origin::Tenant, policy)

@@ -11,8 +11,8 @@ use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
 use uuid::Uuid;
 
-use super::index::{Owner, RouteIndex};
 use super::wabas::route_waba;
+use super::{Owner, Routes};
 use super::{Recipient, RouteEntry, digits};
 use crate::domain::channel::Channel;
 
@@ -301,7 +301,7 @@ pub enum SignedBy {
 /// the body came to (`None`: the app-level callback): its own id routes to it unless
 /// another account owns the id, confirmed by Meta.
 pub fn route_meta_entries(
-    index: &RouteIndex,
+    index: &impl Routes,
     body: &MetaBody,
     signed_by: SignedBy,
     url_account: Option<&RouteEntry>,

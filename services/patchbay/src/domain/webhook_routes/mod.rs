@@ -1,6 +1,7 @@
 //! Webhook routing rules: which accounts a webhook can be for, what a webhook URL names,
 //! and what a Meta body's entries name. Pure: `app::webhooks` runs them against the
-//! in-memory index (`index`) and the stored secrets.
+//! in-memory routing index (`views/routes`, asked through [`Routes`]) and the stored
+//! secrets.
 //!
 //! - An account's URL is `<base>/webhooks/<channel>/<route>`, its route an opaque id
 //!   unique across workspaces; `<base>/webhooks/meta` is Meta's app-level callback.
@@ -9,18 +10,16 @@
 //!   (`domain::account::ownership`). An unconfirmed claim routes nothing on the
 //!   app-level callback; on the account's own URL, which Meta calls only when someone
 //!   with access to the id set it there, the account's own id routes to it unless
-//!   another account owns it (see [`index::RouteIndex::owner`]).
+//!   another account owns it (see [`Routes::owner`]).
 //! - A WhatsApp entry that names no phone number (`account_update`, quality, name,
 //!   template and capability updates) routes by its WABA id to the WABA's owning
 //!   workspace: the one that owns a confirmed number of it.
 
-mod index;
 mod meta_body;
-mod names;
 mod wabas;
 
-pub use index::{MAX_WABA_DELIVERIES, Owner, RouteIndex, WabaRoute};
 pub use meta_body::{Deliveries, MetaBody, MetaEntry, SignedBy, Unrouted, route_meta_entries};
+pub use wabas::{MAX_WABA_DELIVERIES, WabaRoute};
 
 use std::sync::Arc;
 
@@ -30,6 +29,27 @@ use uuid::Uuid;
 use super::account::whatsapp::WABA_ID;
 use super::account::{Account, Ownership, provider_id};
 use super::channel::Channel;
+
+/// What the routing rules ask of the routing index (`views/routes/index.rs`).
+pub trait Routes {
+    /// Who owns provider id `id` of `channel`.
+    fn owner(&self, channel: Channel, id: u128) -> Owner;
+    /// Where a WABA-level entry of `waba` goes (to the number displayed as `display`,
+    /// when it names one).
+    fn waba_route(&self, waba: u128, display: Option<u64>) -> WabaRoute;
+}
+
+/// Who owns a provider id.
+#[derive(Debug)]
+pub enum Owner {
+    /// The account whose ownership Meta confirmed.
+    One(Recipient),
+    /// Nobody claims it.
+    Nobody,
+    /// Claimed, and no claim confirmed by Meta (or, which the database forbids, more
+    /// than one): routed nowhere on the app-level callback.
+    Unconfirmed,
+}
 
 /// Who a delivery is for: what the gateway hands the delivery on with.
 #[derive(Clone, Debug, PartialEq, Eq)]

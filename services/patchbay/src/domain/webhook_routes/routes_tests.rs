@@ -3,7 +3,9 @@ use uuid::Uuid;
 
 use super::meta_body::MAX_ENTRIES;
 use super::*;
+// The routing rules run here against the real index (`views/routes`).
 use crate::domain::testing::{account, doc};
+use crate::views::routes::index::RouteIndex;
 
 const ROUTE: &str = "0123456789abcdef0123456789abcdef";
 

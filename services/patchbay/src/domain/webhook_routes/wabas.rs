@@ -1,11 +1,8 @@
-//! What the routing index keeps of WABAs: who may receive a WABA-level entry (one that
-//! names no phone number), and where such an entry goes.
+//! WABA-level entries (ones that name no phone number): where the routing index says
+//! such an entry goes, and who may receive it.
 
-use std::collections::{HashMap, HashSet};
-
-use super::index::RouteIndex;
 use super::meta_body::SignedBy;
-use super::{Recipient, RouteEntry};
+use super::{Recipient, RouteEntry, Routes};
 
 /// Where a WABA-level entry goes.
 #[derive(Debug, PartialEq, Eq)]
@@ -25,19 +22,10 @@ pub enum WabaRoute {
 /// Most accounts one WABA-level entry is delivered to.
 pub const MAX_WABA_DELIVERIES: usize = 256;
 
-/// The WhatsApp accounts that name one WABA, by workspace; and how many of each
-/// workspace's are confirmed owners of their number (the WABA's owner is the workspace
-/// with any).
-#[derive(Default)]
-pub(super) struct Waba {
-    pub(super) members: HashMap<u32, HashSet<u32>>,
-    pub(super) confirmed: HashMap<u32, u32>,
-}
-
 /// Who a WABA-level entry is for. An account's own secret speaks only for that
 /// account, and only for its own WABA.
 pub(super) fn route_waba(
-    index: &RouteIndex,
+    index: &impl Routes,
     waba: u128,
     display: Option<u64>,
     signed_by: SignedBy,

@@ -14,6 +14,9 @@
 //! Reloads run one at a time, each reading the database after the previous one was
 //! applied, so the index never goes back to an older state of an account.
 
+pub mod index;
+mod names;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -22,9 +25,10 @@ use tokio::sync::{Mutex, Notify};
 use uuid::Uuid;
 
 use crate::domain::Error;
-use crate::domain::webhook_routes::{RouteIndex, route_entry};
+use crate::domain::webhook_routes::route_entry;
 use crate::store::Store;
 use crate::store::accounts::RoutedCursor;
+use index::RouteIndex;
 
 /// Cheap to clone; shared by the account operations, the webhook service and the
 /// listener.

@@ -4,8 +4,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::index::len_u32;
-
 /// Workspace and division ids, each kept once however many accounts name it, and
 /// dropped when the last one goes.
 #[derive(Default)]
@@ -59,4 +57,9 @@ impl Names {
             _ => Arc::from(""),
         }
     }
+}
+
+/// Lengths within the index: a text or a count past 4 GiB cannot be stored anyway.
+pub(super) fn len_u32(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(u32::MAX)
 }

@@ -1,5 +1,7 @@
 //! The in-memory routing index: account routes and provider-id claims, for every
-//! account a webhook can be for. Pure data; `routes` keeps it current.
+//! account a webhook can be for. Pure data; `WebhookRoutes` (this view, `mod.rs`) keeps
+//! it current, and the routing rules (`domain::webhook_routes`) ask it through the
+//! `Routes` trait.
 //!
 //! It holds every routable account of the installation (a million is a size it is
 //! built for), so an entry is kept small: one slot per account in a vector, the three
@@ -8,29 +10,26 @@
 //! allocation, zeroed when the slot goes. About 150 bytes an account in all
 //! (`a_slot_stays_small` keeps the slot's part in check).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 
 use hashbrown::HashTable;
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 use uuid::Uuid;
 
-use super::names::Names;
-use super::wabas::Waba;
-pub use super::wabas::{MAX_WABA_DELIVERIES, WabaRoute};
-use super::{Recipient, RouteEntry};
+use super::names::{Names, len_u32};
 use crate::domain::channel::Channel;
+use crate::domain::webhook_routes::{
+    MAX_WABA_DELIVERIES, Owner, Recipient, RouteEntry, Routes, WabaRoute,
+};
 
-/// Who owns a provider id.
-#[derive(Debug)]
-pub enum Owner {
-    /// The account whose ownership Meta confirmed.
-    One(Recipient),
-    /// Nobody claims it.
-    Nobody,
-    /// Claimed, and no claim confirmed by Meta (or, which the database forbids, more
-    /// than one): routed nowhere on the app-level callback.
-    Unconfirmed,
+/// The WhatsApp accounts that name one WABA, by workspace; and how many of each
+/// workspace's are confirmed owners of their number (the WABA's owner is the workspace
+/// with any).
+#[derive(Default)]
+struct Waba {
+    members: HashMap<u32, HashSet<u32>>,
+    confirmed: HashMap<u32, u32>,
 }
 
 /// No slot, no name.
@@ -435,9 +434,14 @@ fn hash_of<K: std::hash::Hash>(
         .map_or(0, |slot| hasher.hash_one(key(slot)))
 }
 
-/// Lengths within the index: a text or a count past 4 GiB cannot be stored anyway.
-pub(super) fn len_u32(len: usize) -> u32 {
-    u32::try_from(len).unwrap_or(u32::MAX)
+impl Routes for RouteIndex {
+    fn owner(&self, channel: Channel, id: u128) -> Owner {
+        RouteIndex::owner(self, channel, id)
+    }
+
+    fn waba_route(&self, waba: u128, display: Option<u64>) -> WabaRoute {
+        RouteIndex::waba_route(self, waba, display)
+    }
 }
 
 #[cfg(test)]
