@@ -34,6 +34,7 @@ mod m20261206_000021_account_ownership;
 mod m20261206_000022_erase_deleted_secrets;
 mod m20261206_000023_round_cursor;
 mod m20261206_000024_index_accounts_token_expiry;
+mod m20261207_000025_account_health;
 
 mod catalog;
 mod columns;
@@ -68,6 +69,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000022_erase_deleted_secrets::Migration),
             Box::new(m20261206_000023_round_cursor::Migration),
             Box::new(m20261206_000024_index_accounts_token_expiry::Migration),
+            Box::new(m20261207_000025_account_health::Migration),
         ]
     }
 }

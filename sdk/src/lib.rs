@@ -28,6 +28,7 @@ pub mod proto {
 }
 
 pub mod codec;
+pub mod health;
 mod redacted;
 
 #[cfg(feature = "client")]

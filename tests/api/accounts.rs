@@ -70,6 +70,10 @@ async fn create_get_update_round_trip(backend: Backend) {
 
     let fetched = admin.get_account(&created.id).await.expect("get");
     assert_eq!(fetched, created, "get returns what create returned");
+    // An account with nothing against it is HEALTHY from the start, never unspecified.
+    let health = created.health.clone().expect("health from the start");
+    assert_eq!(health.state, i32::from(proto::HealthState::Healthy));
+    assert!(health.reasons.is_empty());
 
     let updated = update(
         &admin,

@@ -17,6 +17,7 @@ mod deletes_erase;
 mod envelopes;
 mod fair_places;
 mod grpc_web;
+mod health;
 mod http2_resets;
 mod idempotency;
 mod instagram;

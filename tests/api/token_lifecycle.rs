@@ -15,7 +15,7 @@ use patchbay::meta::MetaSettings;
 use patchbay_e2e::proto::{self, AccountEventKind, Channel};
 use patchbay_e2e::{
     Backend, TestApp, TestOptions, all_providers_at, backend_tests, create, get_account,
-    graph_path, new_account, new_whatsapp, test_meta, to_struct, update,
+    graph_path, latest_revision, new_account, new_whatsapp, test_meta, to_struct, update,
 };
 use serde_json::json;
 use wiremock::matchers::{method, path, query_param};
@@ -144,22 +144,34 @@ async fn events_until(
     }
 }
 
+/// The HEALTH_CHANGED event of `account` among `events`.
+fn health_change(events: &[proto::AccountEvent], account: &proto::Account) -> proto::AccountEvent {
+    events
+        .iter()
+        .find(|e| {
+            e.kind == i32::from(AccountEventKind::HealthChanged)
+                && e.account.as_ref().is_some_and(|a| a.id == account.id)
+        })
+        .cloned()
+        .expect("a HEALTH_CHANGED event")
+}
+
+/// The reason of `code` in `health`.
+fn reason_of(health: &proto::AccountHealth, code: &str) -> proto::HealthReason {
+    health
+        .reasons
+        .iter()
+        .find(|reason| reason.code == code)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {code} reason in {health:?}"))
+}
+
 fn of(events: &[proto::AccountEvent], account: &proto::Account) -> Vec<AccountEventKind> {
     events
         .iter()
         .filter(|e| e.account.as_ref().is_some_and(|a| a.id == account.id))
         .map(|e| AccountEventKind::try_from(e.kind).expect("kind"))
         .collect()
-}
-
-async fn latest_revision(app: &TestApp) -> i64 {
-    app.store()
-        .await
-        .events()
-        .account_event_window(patchbay_e2e::WORKSPACE)
-        .await
-        .expect("window")
-        .0
 }
 
 async fn meta_s_verdicts_are_recorded_and_only_invalid_tokens_flag(backend: Backend) {
@@ -183,9 +195,38 @@ async fn meta_s_verdicts_are_recorded_and_only_invalid_tokens_flag(backend: Back
         &expiring.id,
     )
     .await;
+    // The refused token is one write: its flag, and what it makes of the account's
+    // health (#30), beside the health before.
     assert_eq!(
         of(&events, &dead),
-        [AccountEventKind::ReauthorizationRequired]
+        [
+            AccountEventKind::ReauthorizationRequired,
+            AccountEventKind::HealthChanged
+        ]
+    );
+    let changed = health_change(&events, &dead);
+    let health = changed
+        .account
+        .and_then(|account| account.health)
+        .expect("the account's health");
+    assert_eq!(health.state, i32::from(proto::HealthState::Unavailable));
+    let credentials = reason_of(&health, "reauthorization_required");
+    assert_eq!(
+        credentials.class,
+        i32::from(proto::HealthReasonClass::Credentials)
+    );
+    assert!(credentials.detail.contains("logged out"), "{credentials:?}");
+    assert!(
+        !credentials.detail.contains("EAAG"),
+        "no token: {credentials:?}"
+    );
+    let previous = changed.previous_health.expect("the health before");
+    assert!(
+        previous
+            .reasons
+            .iter()
+            .all(|reason| reason.code != "reauthorization_required"),
+        "{previous:?}"
     );
     assert!(of(&events, &outage).is_empty(), "a 500 flags nothing");
     assert!(of(&events, &misrouted).is_empty(), "a 404 flags nothing");
@@ -243,15 +284,26 @@ async fn meta_s_verdicts_are_recorded_and_only_invalid_tokens_flag(backend: Back
         },
     )
     .await;
+    // The health change is the write's last event.
     let events = events_until(
         &checker,
         after_round,
-        AccountEventKind::Reauthorized,
+        AccountEventKind::HealthChanged,
         &dead.id,
     )
     .await;
     assert!(of(&events, &dead).contains(&AccountEventKind::Reauthorized));
-    assert!(!get_account(&admin, &dead.id).await.reauthorization_required);
+    let trusted = get_account(&admin, &dead.id).await;
+    assert!(!trusted.reauthorization_required);
+    // The new token clears the CREDENTIALS reason in the same write.
+    let health = trusted.health.expect("health");
+    assert!(
+        health
+            .reasons
+            .iter()
+            .all(|reason| reason.class != i32::from(proto::HealthReasonClass::Credentials)),
+        "{health:?}"
+    );
 
     // The round was cut short at the refused app token: the next resumes after the
     // last account it checked, asking nothing again of those before. Meta takes the

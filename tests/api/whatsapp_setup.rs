@@ -101,6 +101,16 @@ async fn a_number_with_two_step_verification_needs_its_pin(backend: Backend) {
         account.setup_error
     );
     assert!(!account.reauthorization_required, "the token is fine");
+    // Its health says so from the start (#30): the set-up's reason, UNAVAILABLE.
+    let health = account.health.clone().expect("health from the start");
+    assert_eq!(health.state, i32::from(proto::HealthState::Unavailable));
+    let codes: Vec<_> = health.reasons.iter().map(|r| r.code.as_str()).collect();
+    assert_eq!(codes, ["setup_failed"]);
+    assert_eq!(
+        health.reasons[0].class,
+        i32::from(proto::HealthReasonClass::Setup)
+    );
+    assert!(health.reasons[0].detail.contains("133005"), "{health:?}");
     assert_ne!(fake.webhook_target("2001"), account.webhook_url);
     // The admin gives the number's PIN: the set-up runs again and completes.
     let fixed = update(
@@ -113,6 +123,13 @@ async fn a_number_with_two_step_verification_needs_its_pin(backend: Backend) {
     )
     .await;
     assert_eq!(state(&fixed), SetupState::Done, "{}", fixed.setup_error);
+    let health = fixed.health.clone().expect("health");
+    assert_eq!(
+        health.state,
+        i32::from(proto::HealthState::Healthy),
+        "{health:?}"
+    );
+    assert!(health.reasons.is_empty());
     assert_eq!(fake.number("2001").status, "CONNECTED");
     assert_eq!(fake.webhook_target("2001"), fixed.webhook_url);
 }

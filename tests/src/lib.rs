@@ -858,6 +858,17 @@ pub fn meta_post(url: &str, secret: &str, body: &[u8]) -> proto::RouteWebhookReq
     }
 }
 
+/// The workspace's latest account-event revision (what a watch after it starts from).
+pub async fn latest_revision(app: &TestApp) -> i64 {
+    app.store()
+        .await
+        .events()
+        .account_event_window(WORKSPACE)
+        .await
+        .expect("window")
+        .0
+}
+
 /// The accounts each entry of a Meta body posted to `url` goes to, as `(entry, account
 /// id)`, and the unrouted entries' reasons.
 pub async fn routed(

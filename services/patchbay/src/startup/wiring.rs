@@ -204,6 +204,7 @@ pub async fn wire(
     let webhook_service = InterceptedService::new(
         with_compression!(WebhookServiceServer::new(WebhookGrpc::new(Webhooks::new(
             store.clone(),
+            accounts.clone(),
             webhook_routes,
             WebhookUrls::new(&settings.public_base_url),
             settings.meta.clone(),

@@ -64,6 +64,10 @@ pub(crate) async fn record(
             kind: Set(event.kind.as_str().to_owned()),
             reason: Set(event.reason.clone()),
             occurred_at: Set(at),
+            previous_health: Set(event
+                .previous_health
+                .as_ref()
+                .and_then(|health| serde_json::to_value(health).ok())),
         });
     account_event::Entity::insert_many(rows)
         .exec_without_returning(&**txn)
@@ -170,6 +174,9 @@ impl EventsRepo<'_> {
                     kind,
                     reason: row.reason,
                     occurred_at: row.occurred_at,
+                    previous_health: row
+                        .previous_health
+                        .map(|value| crate::store::accounts::stored_health(row.account_id, Some(value))),
                 })
             })
             .collect())

@@ -213,6 +213,21 @@ impl Accounts {
             .ok_or_else(|| MetaError::NoApp.into_error("connecting the account"))
     }
 
+    /// Records what Meta's webhook said about the health of `account` (routed to it by
+    /// RouteWebhook), acting as Patchbay itself; a word that changes nothing writes
+    /// nothing.
+    pub async fn record_meta_health(
+        &self,
+        workspace_id: &str,
+        account_id: Uuid,
+        words: Vec<crate::domain::account::meta_health::Word>,
+    ) -> Result<(), Error> {
+        let caller = system_caller(workspace_id, "meta-webhook");
+        self.record_state(&caller, account_id, StateChange::MetaSaid { words })
+            .await
+            .map(drop)
+    }
+
     /// Records what Meta just said about account `id`, applied to the account as it is
     /// under the write lock. Returns the account as stored.
     async fn record_state(

@@ -4,6 +4,7 @@
 //! workspace's accounts (here); the installation's gateway hands over whole requests,
 //! routed across workspaces (`routing`).
 
+mod health;
 mod routing;
 
 use std::collections::HashMap;
@@ -11,6 +12,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::app::Accounts;
 use crate::domain::WebhookUrls;
 use crate::domain::account::{Account, validate_account_key};
 use crate::domain::webhook_handshake;
@@ -53,6 +55,8 @@ pub use routing::{RouteRequest, Routed};
 #[derive(Clone)]
 pub struct Webhooks {
     store: Store,
+    /// Where Meta's words about an account's health are recorded.
+    accounts: Accounts,
     routes: WebhookRoutes,
     urls: WebhookUrls,
     meta_app: Option<MetaApp>,
@@ -64,9 +68,16 @@ pub struct Webhooks {
 }
 
 impl Webhooks {
-    pub fn new(store: Store, routes: WebhookRoutes, urls: WebhookUrls, meta: MetaSettings) -> Self {
+    pub fn new(
+        store: Store,
+        accounts: Accounts,
+        routes: WebhookRoutes,
+        urls: WebhookUrls,
+        meta: MetaSettings,
+    ) -> Self {
         Self {
             store,
+            accounts,
             routes,
             urls,
             meta_app: meta.app,

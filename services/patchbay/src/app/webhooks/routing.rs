@@ -48,17 +48,24 @@ pub struct Routed {
     pub challenge: String,
     pub deliveries: Deliveries,
     pub unrouted: Unrouted,
+    /// A Meta body, its signature verified: what it says of health is recorded.
+    pub meta: bool,
 }
 
 impl Webhooks {
-    /// Checks and routes one webhook request. Writes nothing.
+    /// Checks and routes one webhook request. Writes only what a verified Meta body
+    /// says of the health of the accounts it is routed to (`health.rs`).
     pub async fn route(&self, request: RouteRequest<'_>) -> Result<Routed, Error> {
         check_sizes(&request)?;
         let target = target(request.url, self.urls.base_path()).ok_or_else(no_route)?;
         if request.method.eq_ignore_ascii_case("GET") {
             self.handshake(target, request.url).await
         } else if request.method.eq_ignore_ascii_case("POST") {
-            self.delivery(target, &request)
+            let routed = self.delivery(target, &request)?;
+            if routed.meta {
+                self.record_health(request.raw_body, &routed).await;
+            }
+            Ok(routed)
         } else {
             Err(invalid(
                 "method",
@@ -215,6 +222,7 @@ impl Webhooks {
             challenge: String::new(),
             deliveries,
             unrouted,
+            meta: true,
         })
     }
 

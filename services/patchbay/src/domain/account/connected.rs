@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use super::meta_health::Word;
 use super::rules::{blank, born, saved_update};
 use super::whatsapp::{ACCESS_TOKEN, initial_setup_state, with_pin};
 use super::{Account, ProviderState, SetupState, TokenSource, ensure_writable};
@@ -74,6 +75,8 @@ pub enum StateChange {
     /// Another account took `provider_id` through a flow Meta vouches for: the
     /// account, its confirmed owner until now, becomes LOST.
     OwnershipLost { provider_id: String },
+    /// What Meta's webhooks said about the account's health (`meta_health`).
+    MetaSaid { words: Vec<Word> },
     /// A new token under `key`, and when it expires.
     NewToken {
         key: &'static str,
@@ -98,7 +101,8 @@ impl StateChange {
             | StateChange::SetupFailed { .. }
             | StateChange::SyncsRequested { .. }
             | StateChange::OwnershipVouched { .. }
-            | StateChange::OwnershipLost { .. } => None,
+            | StateChange::OwnershipLost { .. }
+            | StateChange::MetaSaid { .. } => None,
         }
     }
 
@@ -174,6 +178,9 @@ impl StateChange {
             }
             // Decided above.
             StateChange::OwnershipVouched { .. } | StateChange::OwnershipLost { .. } => {}
+            StateChange::MetaSaid { words } => {
+                super::health::apply_words(&mut account.provider_state.health, &words, at);
+            }
             StateChange::TokenChecked {
                 expires_at,
                 data_access_expires_at,
@@ -245,6 +252,7 @@ pub fn record_state(
     // with what the check changed.
     let mut unchanged = next.clone();
     unchanged.provider_state.token_checked_at = current.provider_state.token_checked_at;
+    unchanged.provider_state.health.checked_at = current.provider_state.health.checked_at;
     if unchanged == *current {
         return Change::Keep;
     }

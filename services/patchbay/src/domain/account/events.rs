@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::health::Health;
 use super::{Account, Ownership, SetupState};
 use crate::domain::channel::Channel;
 
@@ -19,6 +20,8 @@ pub struct AccountEvent {
     pub kind: AccountEventKind,
     pub reason: Option<String>,
     pub occurred_at: DateTime<Utc>,
+    /// HEALTH_CHANGED: the account's health before the change.
+    pub previous_health: Option<Health>,
 }
 
 /// The kinds of account event, as the API names them (`ACCOUNT_EVENT_KIND_*`).
@@ -36,10 +39,11 @@ pub enum AccountEventKind {
     TokenRefreshed,
     RefreshExhausted,
     OwnershipLost,
+    HealthChanged,
 }
 
 impl AccountEventKind {
-    pub const ALL: [AccountEventKind; 12] = [
+    pub const ALL: [AccountEventKind; 13] = [
         AccountEventKind::Created,
         AccountEventKind::Updated,
         AccountEventKind::Deleted,
@@ -52,6 +56,7 @@ impl AccountEventKind {
         AccountEventKind::TokenRefreshed,
         AccountEventKind::RefreshExhausted,
         AccountEventKind::OwnershipLost,
+        AccountEventKind::HealthChanged,
     ];
 
     /// The name stored in the database.
@@ -69,6 +74,7 @@ impl AccountEventKind {
             AccountEventKind::TokenRefreshed => "token_refreshed",
             AccountEventKind::RefreshExhausted => "refresh_exhausted",
             AccountEventKind::OwnershipLost => "ownership_lost",
+            AccountEventKind::HealthChanged => "health_changed",
         }
     }
 
@@ -84,10 +90,16 @@ impl AccountEventKind {
 pub struct NewAccountEvent {
     pub kind: AccountEventKind,
     pub reason: Option<String>,
+    /// HEALTH_CHANGED: the health before the write.
+    pub previous_health: Option<Health>,
 }
 
 fn event(kind: AccountEventKind, reason: Option<String>) -> NewAccountEvent {
-    NewAccountEvent { kind, reason }
+    NewAccountEvent {
+        kind,
+        reason,
+        previous_health: None,
+    }
 }
 
 /// The events of a write from `before` to `after` (`None`: not there, or deleted), in
@@ -161,6 +173,14 @@ pub fn account_events(before: Option<&Account>, after: Option<&Account>) -> Vec<
             Kind::OwnershipLost,
             Some("another account took the provider id through a flow Meta vouches for".to_owned()),
         ));
+    }
+    // Last: what the write made of the account's health, beside what it was.
+    if now.health.differs_from(&was.health) {
+        events.push(NewAccountEvent {
+            kind: Kind::HealthChanged,
+            reason: None,
+            previous_health: Some(was.health.clone()),
+        });
     }
     events
 }

@@ -6,7 +6,9 @@
 mod changes;
 mod connected;
 pub mod events;
+pub mod health;
 pub mod messenger;
+pub mod meta_health;
 pub mod ownership;
 pub mod registration;
 mod rules;
@@ -31,6 +33,16 @@ use uuid::Uuid;
 
 use super::channel::Channel;
 use super::config_document::Document;
+
+impl Account {
+    /// The account with the health reasons its own state gives brought in line with
+    /// that state (`health::settle`), new ones since `at`.
+    pub fn with_settled_health(mut self, at: DateTime<Utc>) -> Account {
+        let health = std::mem::take(&mut self.provider_state.health);
+        self.provider_state.health = health::settle(health, &self.provider_state, at);
+        self
+    }
+}
 
 /// One stored, live account.
 #[derive(Clone, PartialEq)]
@@ -176,6 +188,9 @@ pub struct ProviderState {
     pub token_source: Option<TokenSource>,
     /// A number onboarded from the WhatsApp Business app: where its syncs stand.
     pub coexistence: Option<Coexistence>,
+    /// What stands against the account (`health`): the reasons its own state gives,
+    /// settled on every read and write, and Meta's.
+    pub health: health::Health,
 }
 
 /// A WhatsApp Business app number on the Cloud API as well (Embedded Signup's

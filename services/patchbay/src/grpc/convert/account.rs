@@ -5,13 +5,14 @@ use patchbay_sdk::proto;
 
 use super::writes::Update;
 
+use super::health::health_to_proto;
 use super::{
     channel_to_proto, optional_document, required_channel, struct_from_document, timestamp,
 };
 use crate::app::AccountView;
 use crate::domain::account::events::{AccountEvent, AccountEventKind};
 use crate::domain::account::{Ownership, TokenSource, provider_id};
-use crate::domain::ids::parse_id;
+use crate::domain::ids::{now, parse_id};
 use crate::domain::{Account, AccountPatch, Channel, Error, NewAccount, SetupState, Violations};
 
 impl TryFrom<proto::CreateAccountRequest> for NewAccount {
@@ -131,6 +132,7 @@ pub fn account_to_proto(view: AccountView) -> proto::Account {
         setup_retry_after: account.provider_state.setup_retry_after.map(timestamp),
         token_source: token_source_to_proto(account.provider_state.token_source).into(),
         ownership: ownership_to_proto(account).into(),
+        health: Some(health_to_proto(&account.provider_state.health, now())),
         coexistence: account
             .provider_state
             .coexistence
@@ -203,6 +205,7 @@ pub fn event_to_proto(event: AccountEvent, account: AccountView) -> proto::Accou
         Kind::TokenRefreshed => Wire::TokenRefreshed,
         Kind::RefreshExhausted => Wire::RefreshExhausted,
         Kind::OwnershipLost => Wire::OwnershipLost,
+        Kind::HealthChanged => Wire::HealthChanged,
     };
     proto::AccountEvent {
         revision: event.revision,
@@ -210,5 +213,9 @@ pub fn event_to_proto(event: AccountEvent, account: AccountView) -> proto::Accou
         account: Some(account_to_proto(account)),
         reason: event.reason.unwrap_or_default(),
         occurred_at: Some(timestamp(event.occurred_at)),
+        previous_health: event
+            .previous_health
+            .as_ref()
+            .map(|health| health_to_proto(health, now())),
     }
 }

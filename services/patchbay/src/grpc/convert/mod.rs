@@ -7,6 +7,7 @@ pub mod account;
 pub mod audit;
 pub mod channel_settings;
 pub mod documents;
+pub mod health;
 pub mod integration;
 pub mod meta;
 pub mod writes;

@@ -5,6 +5,7 @@
 mod channels;
 mod routes;
 pub(super) mod rows;
+pub(crate) use rows::stored_health;
 #[cfg(feature = "seeding")]
 mod seeding;
 mod token_rounds;

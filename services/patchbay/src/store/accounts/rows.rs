@@ -7,6 +7,7 @@ use super::super::entities::account::{ActiveModel, Column, Entity, Model};
 use super::super::live::LiveTable;
 use super::super::secret_fields::{Owner, open_document, open_text, seal_document, seal_text};
 use super::VERIFY_TOKEN_INDEX;
+use crate::domain::account::health::Health;
 use crate::domain::account::provider_id;
 use crate::domain::account::tokens::pasted_token_source;
 use crate::domain::account::{Ownership, TokenSource};
@@ -116,6 +117,7 @@ pub(super) fn to_active(keys: &KeyRing, account: &Account) -> Result<ActiveModel
             .coexistence
             .as_ref()
             .and_then(|coexistence| serde_json::to_value(coexistence).ok())),
+        health: Set(serde_json::to_value(&account.provider_state.health).ok()),
     })
 }
 
@@ -196,11 +198,28 @@ pub(crate) fn to_domain(keys: &KeyRing, row: Model) -> Result<Account, Error> {
                 })?),
                 None => None,
             },
+            health: stored_health(row.id, row.health),
         },
     };
     // An account older than the column: its token tells what it can.
     if account.provider_state.token_source.is_none() {
         account.provider_state.token_source = pasted_token_source(&account);
     }
-    Ok(account)
+    // Its own state's reasons as that state says now (a replica of the previous
+    // version writes the state, not the health).
+    let updated_at = account.updated_at;
+    Ok(account.with_settled_health(updated_at))
+}
+
+/// The stored health of account `id`; an unreadable one (a newer version's reason
+/// class) is read as none, its own state's reasons settled from it again.
+pub(crate) fn stored_health(id: uuid::Uuid, value: Option<serde_json::Value>) -> Health {
+    match value.map(serde_json::from_value::<Health>) {
+        Some(Ok(health)) => health,
+        Some(Err(err)) => {
+            tracing::warn!(account_id = %id, error = %err, "an account's stored health is unreadable; read as its own state gives it");
+            Health::default()
+        }
+        None => Health::default(),
+    }
 }

@@ -38,6 +38,8 @@ impl AccountsRepo<'_> {
         account: Account,
         event: &AuditEvent,
     ) -> Result<Written<Account>, Error> {
+        let at = account.updated_at;
+        let account = account.with_settled_health(at);
         let txn = self.begin_write().await?;
         lock_scope(&txn, &scope_key(&account.workspace_id, account.channel)).await?;
         ensure_key_free(&*txn, &account, None).await?;
@@ -132,7 +134,8 @@ impl AccountsRepo<'_> {
                 });
             }
             Change::Save(next, event) => {
-                let next = *next;
+                let at = next.updated_at;
+                let next = next.with_settled_health(at);
                 debug_assert_eq!(next.id, current.id);
                 if next.account_key != current.account_key {
                     ensure_key_free(&*txn, &next, Some(next.id)).await?;

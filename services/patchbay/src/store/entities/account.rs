@@ -39,6 +39,7 @@ pub struct Model {
     pub display_phone_number: Option<String>,
     pub token_source: Option<String>,
     pub coexistence: Option<Json>,
+    pub health: Option<Json>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -13,6 +13,7 @@ pub struct Model {
     pub kind: String,
     pub reason: Option<String>,
     pub occurred_at: DateTimeUtc,
+    pub previous_health: Option<Json>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
