@@ -8,8 +8,8 @@
 use patchbay_e2e::meta_fake::FakeMeta;
 use patchbay_e2e::proto::{self, Channel, SetupState};
 use patchbay_e2e::{
-    Backend, OTHER_WORKSPACE, TestApp, backend_tests, create, new_whatsapp, spawn_with_fake_meta,
-    test_meta, to_struct, update,
+    Backend, OTHER_WORKSPACE, TestApp, backend_tests, create, get_account, new_whatsapp,
+    spawn_with_fake_meta, test_meta, to_struct, update,
 };
 use serde_json::json;
 
@@ -234,8 +234,23 @@ async fn health_warns_while_the_graph_version_ends_within_ninety_days(backend: B
         .await
         .expect("health")
         .into_inner();
-    assert!(health.healthy, "{:?}", health.reasons);
+    // A version near its end is a CONFIGURATION reason (#30): DEGRADED, not healthy.
+    assert!(!health.healthy, "{:?}", health.reasons);
+    assert!(health.reasons.is_empty(), "{:?}", health.reasons);
     assert_eq!(health.warnings.len(), 1, "{:?}", health.warnings);
+    let recorded = get_account(&app.admin(), &account.id)
+        .await
+        .health
+        .expect("health");
+    assert_eq!(recorded.state, i32::from(proto::HealthState::Degraded));
+    assert!(
+        recorded
+            .reasons
+            .iter()
+            .any(|r| r.code == "graph_version_ending"
+                && r.class == i32::from(proto::HealthReasonClass::Configuration)),
+        "{recorded:?}"
+    );
     assert!(
         health.warnings[0].contains("v21.0") && health.warnings[0].contains("2027-01-21"),
         "{}",
@@ -258,4 +273,5 @@ async fn health_warns_while_the_graph_version_ends_within_ninety_days(backend: B
         .expect("health")
         .into_inner();
     assert!(health.warnings.is_empty(), "{:?}", health.warnings);
+    assert!(health.healthy, "{:?}", health.reasons);
 }

@@ -174,9 +174,10 @@ impl EventsRepo<'_> {
                     kind,
                     reason: row.reason,
                     occurred_at: row.occurred_at,
-                    previous_health: row
-                        .previous_health
-                        .map(|value| crate::store::accounts::stored_health(row.account_id, Some(value))),
+                    previous_health: crate::store::accounts::stored_health(
+                        row.account_id,
+                        row.previous_health,
+                    ),
                 })
             })
             .collect())

@@ -14,6 +14,7 @@ pub mod defaults;
 pub mod events;
 pub mod instagram;
 pub mod messenger;
+pub mod number_health;
 mod ownership;
 pub mod records;
 mod release;

@@ -8,36 +8,17 @@
 //! rejected); the call still succeeds. When the set-up runs again is the rule of
 //! `domain::account::whatsapp`.
 
-use uuid::Uuid;
-
 use chrono::{DateTime, Utc};
 
 use super::Accounts;
 use crate::domain::account::registration::{self, RegisterAnswer};
 use crate::domain::account::tokens::is_instagram_login;
-use crate::domain::account::whatsapp::{
-    self, ACCESS_TOKEN, BusinessAccount, NumberStatus, PIN, SubscribedApp, WABA_ID,
-    is_cloud_account,
-};
+use crate::domain::account::whatsapp::{self, ACCESS_TOKEN, PIN, WABA_ID, is_cloud_account};
 use crate::domain::account::{self, StateChange};
 use crate::domain::ids::now;
 use crate::domain::{Account, Caller, Channel, Error};
 use crate::meta::whatsapp::{Callback, Number};
 use crate::meta::{Failure, MetaError};
-
-/// What GetWhatsAppHealth found: Meta's answers (`None` where Meta did not answer),
-/// and every reason the number is not healthy.
-pub struct WhatsAppHealth {
-    pub account: Account,
-    pub phone_number: Option<NumberStatus>,
-    pub waba: Option<BusinessAccount>,
-    pub subscribed_apps: Option<Vec<SubscribedApp>>,
-    pub subscribed_ok: bool,
-    pub reasons: Vec<String>,
-    /// What needs attention without making the number unhealthy (the Graph API
-    /// version ending soon).
-    pub warnings: Vec<String>,
-}
 
 /// The number of a Cloud account, and the token that acts for it.
 pub(super) fn number(account: &Account) -> Number<'_> {
@@ -302,91 +283,6 @@ impl Accounts {
             reason: self.meta_words(account, &err),
             token_rejected: err.is_invalid_token(),
             retry_after: None,
-        }
-    }
-
-    /// Asks Meta about the number, the WABA and its subscriptions, all at once.
-    pub async fn whatsapp_health(
-        &self,
-        caller: &Caller,
-        id: Uuid,
-    ) -> Result<WhatsAppHealth, Error> {
-        let account = self.find_visible(caller, id).await?;
-        if !is_cloud_account(account.channel, &account.config) {
-            return Err(Error::FailedPrecondition(format!(
-                "account {id} is not a WhatsApp Cloud account (its config needs phone_number_id, waba_id and access_token)"
-            )));
-        }
-        let number = number(&account);
-        let whatsapp = self.graph.whatsapp();
-        let (phone, waba, apps) = tokio::join!(
-            whatsapp.phone_number_status(&number),
-            whatsapp.waba_info(&number),
-            whatsapp.waba_subscribed_apps(&number),
-        );
-        // Without every answer there is no verdict: a Meta outage is UNAVAILABLE.
-        let errors = [
-            phone.as_ref().err(),
-            waba.as_ref().err(),
-            apps.as_ref().err(),
-        ];
-        if let Some(err) = errors.iter().flatten().find(|err| err.is_transient()) {
-            return Err((*err).clone().into_error("fetching WhatsApp health"));
-        }
-        let token_rejected = errors
-            .iter()
-            .flatten()
-            .find(|err| err.is_invalid_token())
-            .map(|err| self.meta_words(&account, err));
-        let mut reasons = Vec::new();
-        let phone = answered("phone number", phone, &mut reasons);
-        let waba = answered("WABA", waba, &mut reasons);
-        let apps = answered("subscribed apps", apps, &mut reasons);
-        let app_id = self.meta_app.as_ref().map(|app| app.id.as_str());
-        let subscribed_ok = apps
-            .as_deref()
-            .is_some_and(|apps| whatsapp::subscribed(apps, app_id));
-        let account_url = self.webhook_url(&account);
-        let app_level = self.webhooks.for_meta_app();
-        reasons.extend(whatsapp::verdict(
-            phone.as_ref(),
-            waba.as_ref(),
-            apps.as_deref(),
-            app_id,
-            &whatsapp::WebhookTargets {
-                account: &account_url,
-                app_level: &app_level,
-            },
-        ));
-        let account = match token_rejected {
-            Some(reason) => {
-                let change = StateChange::TokenRejected {
-                    reason,
-                    token: None,
-                };
-                self.record_state(caller, account.id, change).await?
-            }
-            None => account,
-        };
-        Ok(WhatsAppHealth {
-            account,
-            phone_number: phone,
-            waba,
-            subscribed_apps: apps,
-            subscribed_ok,
-            reasons,
-            warnings: self.graph.version_warning().into_iter().collect(),
-        })
-    }
-}
-
-/// Meta's answer about `what`, or its error as a reason.
-fn answered<T>(what: &str, result: Result<T, MetaError>, reasons: &mut Vec<String>) -> Option<T> {
-    match result {
-        Ok(value) => Some(value),
-        Err(err) => {
-            reasons.push(format!("{what}: {err}"));
-            None
         }
     }
 }

@@ -3,9 +3,13 @@
 //! gateway's answer does not change with it: a word that cannot be recorded is logged,
 //! and the delivery goes on.
 //!
-//! Only Meta's bodies whose signature verified reach here, and each word goes only to
-//! the accounts routing gave the entry to: an account's own app secret speaks only for
-//! that account, as it does for routing.
+//! Only bodies the installation's Meta app signed reach here (an account's own app
+//! secret is its tenant's, who could forge a lift of what Meta set), and each word goes
+//! only to the accounts routing gave its entry to (`meta_health::words` reads only the
+//! entries routing sends exactly to the accounts they are about). A word older than the
+//! last heard about its code, or than the account, changes nothing.
+
+use std::collections::HashMap;
 
 use uuid::Uuid;
 
@@ -18,38 +22,35 @@ const MAX_ACCOUNTS_PER_BODY: usize = 256;
 
 impl Webhooks {
     pub(super) async fn record_health(&self, body: &[u8], routed: &Routed) {
-        let said = meta_health::words(body);
+        if routed.deliveries.is_empty() {
+            return;
+        }
+        let said: HashMap<usize, Vec<Word>> = meta_health::words(body).into_iter().collect();
         if said.is_empty() {
             return;
         }
         // Each account's words, in the order of the entries that say them.
-        let mut by_account: Vec<(Uuid, &str, Vec<Word>)> = Vec::new();
+        let mut order: Vec<(Uuid, &str)> = Vec::new();
+        let mut by_account: HashMap<Uuid, Vec<Word>> = HashMap::new();
         for (entry, recipient) in &routed.deliveries {
-            let Some((_, words)) = said
-                .iter()
-                .find(|(at, _)| i32::try_from(*at).is_ok_and(|at| at == *entry))
-            else {
+            let Some(words) = usize::try_from(*entry).ok().and_then(|at| said.get(&at)) else {
                 continue;
             };
-            match by_account
-                .iter_mut()
-                .find(|(id, _, _)| *id == recipient.account_id)
-            {
-                Some((_, _, kept)) => kept.extend(words.iter().cloned()),
-                None => {
-                    by_account.push((recipient.account_id, &recipient.workspace_id, words.clone()))
-                }
-            }
+            let kept = by_account.entry(recipient.account_id).or_insert_with(|| {
+                order.push((recipient.account_id, &recipient.workspace_id));
+                Vec::new()
+            });
+            kept.extend(words.iter().cloned());
         }
-        if by_account.len() > MAX_ACCOUNTS_PER_BODY {
+        if order.len() > MAX_ACCOUNTS_PER_BODY {
             tracing::warn!(
-                accounts = by_account.len(),
+                accounts = order.len(),
                 recorded = MAX_ACCOUNTS_PER_BODY,
                 "a Meta body speaks of the health of more accounts than one call records"
             );
         }
-        for (account_id, workspace_id, words) in by_account.into_iter().take(MAX_ACCOUNTS_PER_BODY)
-        {
+        for (account_id, workspace_id) in order.into_iter().take(MAX_ACCOUNTS_PER_BODY) {
+            let words = by_account.remove(&account_id).unwrap_or_default();
             if let Err(err) = self
                 .accounts
                 .record_meta_health(workspace_id, account_id, words)

@@ -48,8 +48,9 @@ pub struct Routed {
     pub challenge: String,
     pub deliveries: Deliveries,
     pub unrouted: Unrouted,
-    /// A Meta body, its signature verified: what it says of health is recorded.
-    pub meta: bool,
+    /// A Meta body signed by the installation's app (not an account's own secret, which
+    /// its tenant holds): what it says of health is recorded.
+    pub meta_app: bool,
 }
 
 impl Webhooks {
@@ -62,7 +63,7 @@ impl Webhooks {
             self.handshake(target, request.url).await
         } else if request.method.eq_ignore_ascii_case("POST") {
             let routed = self.delivery(target, &request)?;
-            if routed.meta {
+            if routed.meta_app {
                 self.record_health(request.raw_body, &routed).await;
             }
             Ok(routed)
@@ -222,7 +223,7 @@ impl Webhooks {
             challenge: String::new(),
             deliveries,
             unrouted,
-            meta: true,
+            meta_app: matches!(signed_by, SignedBy::App),
         })
     }
 

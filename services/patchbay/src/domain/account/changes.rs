@@ -37,6 +37,7 @@ pub fn account_changes(before: Option<&Account>, after: &Account) -> Vec<String>
     if let Some(before) = before {
         let (was, is) = (&before.provider_state, &after.provider_state);
         differs("setup_state", was.setup_state != is.setup_state);
+        differs("health", is.health.differs_from(&was.health));
         differs("setup_error", was.setup_error != is.setup_error);
         differs(
             "reauthorization_required",

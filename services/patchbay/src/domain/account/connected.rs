@@ -179,7 +179,8 @@ impl StateChange {
             // Decided above.
             StateChange::OwnershipVouched { .. } | StateChange::OwnershipLost { .. } => {}
             StateChange::MetaSaid { words } => {
-                super::health::apply_words(&mut account.provider_state.health, &words, at);
+                let created = account.created_at;
+                super::health::apply_words(&mut account.provider_state.health, &words, created, at);
             }
             StateChange::TokenChecked {
                 expires_at,
@@ -253,6 +254,11 @@ pub fn record_state(
     let mut unchanged = next.clone();
     unchanged.provider_state.token_checked_at = current.provider_state.token_checked_at;
     unchanged.provider_state.health.checked_at = current.provider_state.health.checked_at;
+    unchanged
+        .provider_state
+        .health
+        .heard
+        .clone_from(&current.provider_state.health.heard);
     if unchanged == *current {
         return Change::Keep;
     }

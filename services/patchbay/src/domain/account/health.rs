@@ -13,21 +13,76 @@
 //! - what Meta says (its webhooks, the health round) gives the others, kept until a
 //!   later word lifts them.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use patchbay_sdk::health::{self as decision, Class, State};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::meta_health::Word;
 use super::{ProviderState, SetupState};
 
 /// What stands against an account.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "Stored", into = "Stored")]
 pub struct Health {
     pub reasons: Vec<HealthReason>,
     /// When Patchbay last read the account's health from Meta (a check, a round, a
     /// webhook).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checked_at: Option<DateTime<Utc>>,
+    /// When Meta last spoke of each code (its webhook's `entry.time`, or the check's
+    /// time), kept after a lift too: a word older than the last one about its code (a
+    /// retried delivery, a replayed body) changes nothing.
+    pub heard: BTreeMap<String, DateTime<Utc>>,
+    /// Reasons of a class this version does not know (a newer replica's), kept as
+    /// stored and written back, counted by nobody here.
+    pub unknown: Vec<Value>,
+}
+
+/// Health as stored: each reason read on its own, so that one this version cannot read
+/// is kept rather than losing the others.
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    #[serde(default)]
+    reasons: Vec<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    checked_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    heard: BTreeMap<String, DateTime<Utc>>,
+}
+
+impl From<Stored> for Health {
+    fn from(stored: Stored) -> Health {
+        let mut health = Health {
+            checked_at: stored.checked_at,
+            heard: stored.heard,
+            ..Health::default()
+        };
+        for reason in stored.reasons {
+            match serde_json::from_value::<HealthReason>(reason.clone()) {
+                Ok(known) => health.reasons.push(known),
+                Err(_) => health.unknown.push(reason),
+            }
+        }
+        health
+    }
+}
+
+impl From<Health> for Stored {
+    fn from(health: Health) -> Stored {
+        let mut reasons: Vec<Value> = health
+            .reasons
+            .iter()
+            .filter_map(|reason| serde_json::to_value(reason).ok())
+            .collect();
+        reasons.extend(health.unknown);
+        Stored {
+            reasons,
+            checked_at: health.checked_at,
+            heard: health.heard,
+        }
+    }
 }
 
 /// One thing that stands against an account.
@@ -79,40 +134,66 @@ impl Health {
 }
 
 /// Meta's `words` applied to `health` at `at`: a reason Meta sets replaces the one of
-/// its code (keeping its `since` while it held before), a lift removes its codes; the
-/// reading's time is `checked_at`.
-pub fn apply_words(health: &mut Health, words: &[Word], at: DateTime<Utc>) {
+/// its code where it stands (keeping its `since` while it held before), a lift removes
+/// its codes, and a word older than the last heard about its code (or than the account,
+/// `not_before`: said of the id's previous holder) changes nothing. The reading's time
+/// is `checked_at`.
+pub fn apply_words(
+    health: &mut Health,
+    words: &[Word],
+    not_before: DateTime<Utc>,
+    at: DateTime<Utc>,
+) {
+    // Meta's clock and ours may differ a little; a body from before the account by
+    // more than that is of the id's previous holder.
+    let not_before = not_before - chrono::Duration::minutes(5);
     for word in words {
+        let said = word.said_at().unwrap_or(at);
+        if said < not_before {
+            continue;
+        }
+        let newest =
+            |health: &Health, code: &str| health.heard.get(code).is_none_or(|heard| *heard <= said);
         match word {
-            // A word whose end has passed already says the reason no longer holds.
-            Word::Set {
-                code,
-                until: Some(until),
-                ..
-            } if *until <= at => health.reasons.retain(|reason| reason.code != *code),
             Word::Set {
                 code,
                 class,
                 detail,
                 until,
-            } => {
-                let since = health
-                    .reasons
-                    .iter()
-                    .find(|reason| reason.code == *code)
-                    .map_or(at, |reason| reason.since);
-                health.reasons.retain(|reason| reason.code != *code);
-                health.reasons.push(HealthReason {
+                ..
+            } if newest(health, code) => {
+                health.heard.insert((*code).to_owned(), said);
+                // A word whose end has passed already says the reason no longer holds.
+                if until.is_some_and(|until| until <= at) {
+                    health.reasons.retain(|reason| reason.code != *code);
+                    continue;
+                }
+                let reason = HealthReason {
                     code: (*code).to_owned(),
                     class: *class,
                     detail: detail.clone(),
-                    since,
+                    since: at,
                     until: *until,
-                });
+                };
+                match health.reasons.iter_mut().find(|held| held.code == *code) {
+                    Some(held) => {
+                        *held = HealthReason {
+                            since: held.since,
+                            ..reason
+                        }
+                    }
+                    None => health.reasons.push(reason),
+                }
             }
-            Word::Lift(codes) => health
-                .reasons
-                .retain(|reason| !codes.contains(&reason.code.as_str())),
+            Word::Set { .. } => {}
+            Word::Lift { codes, .. } => {
+                for code in codes.iter() {
+                    if newest(health, code) {
+                        health.heard.insert((*code).to_owned(), said);
+                        health.reasons.retain(|reason| reason.code != *code);
+                    }
+                }
+            }
         }
     }
     health.checked_at = Some(at);

@@ -51,7 +51,8 @@ const MAX_ITEMS_PER_ENTRY: usize = 64;
 /// Longest detail kept from Meta's words.
 const MAX_DETAIL: usize = 300;
 
-/// One thing Meta says about an account's health.
+/// One thing Meta says about an account's health, and when it said it (the entry's
+/// `time`; `None`: now, a check's reading).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Word {
     /// This reason holds (until `until`, when Meta gives an end).
@@ -60,19 +61,46 @@ pub enum Word {
         class: Class,
         detail: String,
         until: Option<DateTime<Utc>>,
+        at: Option<DateTime<Utc>>,
     },
     /// These reasons no longer hold.
-    Lift(&'static [&'static str]),
+    Lift {
+        codes: &'static [&'static str],
+        at: Option<DateTime<Utc>>,
+    },
+}
+
+impl Word {
+    pub fn said_at(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Word::Set { at, .. } | Word::Lift { at, .. } => *at,
+        }
+    }
+
+    fn lift(codes: &'static [&'static str]) -> Word {
+        Word::Lift { codes, at: None }
+    }
+
+    fn said(mut self, when: Option<DateTime<Utc>>) -> Word {
+        match &mut self {
+            Word::Set { at, .. } | Word::Lift { at, .. } => *at = when,
+        }
+        self
+    }
 }
 
 #[derive(Deserialize)]
 struct Body {
+    #[serde(default)]
+    object: Value,
     #[serde(default)]
     entry: Vec<Entry>,
 }
 
 #[derive(Deserialize)]
 struct Entry {
+    #[serde(default)]
+    time: Value,
     #[serde(default)]
     changes: Vec<Change>,
     #[serde(default)]
@@ -82,13 +110,27 @@ struct Entry {
 #[derive(Deserialize)]
 struct Change {
     #[serde(default)]
-    field: Option<String>,
+    field: Value,
     #[serde(default)]
     value: Option<Value>,
 }
 
+/// The WhatsApp fields that say something about health.
+const HEALTH_FIELDS: [&str; 3] = [
+    "account_update",
+    "phone_number_quality_update",
+    "phone_number_name_update",
+];
+
 /// Meta's words about health in a verified body, by entry index (the index routing
 /// gives its deliveries). Empty for a body that names none of the fields.
+///
+/// Only an entry whose changes all speak of health, and name at most one number, is
+/// read: routing sends such an entry exactly to the accounts it is about (the WABA's,
+/// or the number's), so a word never lands on an account it does not name. Other
+/// entries (a message beside a quality update, two numbers in one entry) say nothing
+/// here. WhatsApp's fields count only in a WhatsApp body, Messenger's event only in a
+/// page's.
 pub fn words(raw: &[u8]) -> Vec<(usize, Vec<Word>)> {
     let names_one = NEEDLES.iter().any(|field| {
         raw.windows(field.len())
@@ -100,24 +142,66 @@ pub fn words(raw: &[u8]) -> Vec<(usize, Vec<Word>)> {
     let Ok(body) = serde_json::from_slice::<Body>(raw) else {
         return Vec::new();
     };
+    let object = body.object.as_str().unwrap_or_default();
     body.entry
         .iter()
         .take(MAX_ENTRIES)
         .enumerate()
         .filter_map(|(at, entry)| {
-            let mut said = Vec::new();
-            for change in entry.changes.iter().take(MAX_ITEMS_PER_ENTRY) {
-                if let (Some(field), Some(value)) = (&change.field, &change.value) {
-                    said.extend(change_words(field, value));
-                }
-            }
-            for event in entry.messaging.iter().take(MAX_ITEMS_PER_ENTRY) {
-                if let Some(enforcement) = event.get("policy_enforcement") {
-                    said.extend(enforcement_words(enforcement));
-                }
-            }
+            let when = entry
+                .time
+                .as_i64()
+                .and_then(|seconds| DateTime::from_timestamp(seconds, 0));
+            let said = match object {
+                "whatsapp_business_account" => whatsapp_entry_words(entry),
+                "page" => entry
+                    .messaging
+                    .iter()
+                    .take(MAX_ITEMS_PER_ENTRY)
+                    .filter_map(|event| event.get("policy_enforcement"))
+                    .flat_map(enforcement_words)
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let said: Vec<Word> = said.into_iter().map(|word| word.said(when)).collect();
             (!said.is_empty()).then_some((at, said))
         })
+        .collect()
+}
+
+/// A WhatsApp entry's words: only when every change is a health field, and they name
+/// one number at most.
+fn whatsapp_entry_words(entry: &Entry) -> Vec<Word> {
+    if entry.changes.len() > MAX_ITEMS_PER_ENTRY {
+        return Vec::new();
+    }
+    let mut numbers = Vec::new();
+    for change in &entry.changes {
+        let field = change.field.as_str().unwrap_or_default();
+        if !HEALTH_FIELDS.contains(&field) {
+            return Vec::new();
+        }
+        let value = change.value.as_ref().unwrap_or(&Value::Null);
+        let number = value
+            .get("display_phone_number")
+            .or_else(|| value.get("phone_number"));
+        if let Some(number) = number
+            && !numbers.contains(&number)
+        {
+            numbers.push(number);
+        }
+    }
+    if numbers.len() > 1 {
+        return Vec::new();
+    }
+    entry
+        .changes
+        .iter()
+        .filter_map(|change| {
+            let field = change.field.as_str()?;
+            Some(change_words(field, change.value.as_ref()?))
+        })
+        .flatten()
         .collect()
 }
 
@@ -143,6 +227,7 @@ fn set(code: &'static str, class: Class, words: String) -> Word {
         class,
         detail: detail(words),
         until: None,
+        at: None,
     }
 }
 
@@ -171,7 +256,7 @@ fn change_words(field: &str, value: &Value) -> Vec<Word> {
                         .trim_end()
                         .to_owned(),
                     )],
-                    "REINSTATE" => vec![Word::Lift(&[ACCOUNT_DISABLED, DISABLE_SCHEDULED])],
+                    "REINSTATE" => vec![Word::lift(&[ACCOUNT_DISABLED, DISABLE_SCHEDULED])],
                     _ => Vec::new(),
                 }
             }
@@ -203,13 +288,13 @@ fn change_words(field: &str, value: &Value) -> Vec<Word> {
                     Class::Quality,
                     "Meta flagged the number's quality".to_owned(),
                 )],
-                "UNFLAGGED" => vec![Word::Lift(&[QUALITY_FLAGGED])],
+                "UNFLAGGED" => vec![Word::lift(&[QUALITY_FLAGGED])],
                 "DOWNGRADE" => vec![set(
                     MESSAGING_LIMIT_LOWERED,
                     Class::Quality,
                     format!("Meta lowered the messaging limit to {limit}"),
                 )],
-                "UPGRADE" | "THROUGHPUT_UPGRADE" => vec![Word::Lift(&[MESSAGING_LIMIT_LOWERED])],
+                "UPGRADE" | "THROUGHPUT_UPGRADE" => vec![Word::lift(&[MESSAGING_LIMIT_LOWERED])],
                 _ => Vec::new(),
             }
         }
@@ -223,7 +308,7 @@ fn change_words(field: &str, value: &Value) -> Vec<Word> {
                     text(value, "rejection_reason")
                 ),
             )],
-            "APPROVED" => vec![Word::Lift(&[NAME_REJECTED])],
+            "APPROVED" => vec![Word::lift(&[NAME_REJECTED])],
             _ => Vec::new(),
         },
         _ => Vec::new(),
@@ -239,7 +324,7 @@ fn restriction(value: &Value) -> Word {
         .map(|list| list.iter().take(MAX_ITEMS_PER_ENTRY).collect())
         .unwrap_or_default();
     if restrictions.is_empty() {
-        return Word::Lift(&[codes::ACCOUNT_RESTRICTED]);
+        return Word::lift(&[codes::ACCOUNT_RESTRICTED]);
     }
     let kinds: Vec<&str> = restrictions
         .iter()
@@ -255,6 +340,7 @@ fn restriction(value: &Value) -> Word {
         class: Class::Enforcement,
         detail: detail(format!("Meta restricted the account: {}", kinds.join(", "))),
         until,
+        at: None,
     }
 }
 
@@ -277,7 +363,7 @@ fn enforcement_words(enforcement: &Value) -> Vec<Word> {
     match text(enforcement, "action") {
         "block" => vec![set(PAGE_BLOCKED, Class::Enforcement, reason)],
         "warning" => vec![set(POLICY_WARNING, Class::Quality, reason)],
-        "unblock" => vec![Word::Lift(&[PAGE_BLOCKED, POLICY_WARNING])],
+        "unblock" => vec![Word::lift(&[PAGE_BLOCKED, POLICY_WARNING])],
         _ => Vec::new(),
     }
 }

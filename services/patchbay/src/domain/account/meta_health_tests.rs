@@ -31,12 +31,18 @@ fn a_restriction_is_enforcement_until_its_latest_expiration() {
             class,
             detail,
             until,
+            at,
         },
     ] = words.as_slice()
     else {
         panic!("one set: {words:?}");
     };
     let (code, class, until) = (*code, *class, *until);
+    assert_eq!(
+        *at,
+        DateTime::from_timestamp(1_641_330_498, 0),
+        "the entry's time"
+    );
     assert_eq!(code, codes::ACCOUNT_RESTRICTED);
     assert_eq!(class, Class::Enforcement);
     assert!(
@@ -85,7 +91,7 @@ fn a_ban_and_its_reinstatement() {
         "waba_ban_date":"April 17, 2025"}});
     assert_eq!(
         change_words("account_update", &reinstated),
-        [Word::Lift(&[
+        [Word::lift(&[
             codes::ACCOUNT_DISABLED,
             codes::DISABLE_SCHEDULED
         ])]
@@ -123,7 +129,7 @@ fn quality_flags_and_limits() {
         let value = json!({"display_phone_number":"15550783881","event":event,
             "current_limit":"TIER_UNLIMITED"});
         assert!(
-            matches!(&change_words("phone_number_quality_update", &value)[..], [Word::Lift(codes)] if codes.contains(&lifted)),
+            matches!(&change_words("phone_number_quality_update", &value)[..], [Word::Lift { codes, .. }] if codes.contains(&lifted)),
             "{event}"
         );
     }
@@ -139,7 +145,10 @@ fn a_rejected_name_and_its_approval() {
         "display_phone_number":"15550783881","decision":"APPROVED",
         "requested_verified_name":"Lucky Shrub","rejection_reason":null},
         "field":"phone_number_name_update"}]}],"object":"whatsapp_business_account"});
-    assert_eq!(only(approved), [Word::Lift(&[codes::NAME_REJECTED])]);
+    assert_eq!(
+        only(approved),
+        [Word::lift(&[codes::NAME_REJECTED]).said(DateTime::from_timestamp(1_739_321_024, 0))]
+    );
     let rejected = json!({"display_phone_number":"15550783881","decision":"REJECTED",
         "requested_verified_name":"Lucky Shrub","rejection_reason":"NAME_FORMAT_UNACCEPTABLE"});
     assert!(matches!(
@@ -172,7 +181,7 @@ fn messenger_policy_enforcement() {
     let unblock = json!({"action":"unblock"});
     assert_eq!(
         enforcement_words(&unblock),
-        [Word::Lift(&[codes::PAGE_BLOCKED, codes::POLICY_WARNING])]
+        [Word::lift(&[codes::PAGE_BLOCKED, codes::POLICY_WARNING])]
     );
 }
 
@@ -207,4 +216,33 @@ fn entries_keep_their_index_and_details_their_bound() {
         "{}",
         detail.len()
     );
+}
+
+#[test]
+fn only_entries_about_one_number_and_of_health_alone_are_read() {
+    // Two numbers' quality in one entry: routing sends it by the first, so it says
+    // nothing here.
+    let two = json!({"object":"whatsapp_business_account","entry":[{"id":"1","changes":[
+        {"field":"phone_number_quality_update","value":{"display_phone_number":"15550001","event":"FLAGGED"}},
+        {"field":"phone_number_quality_update","value":{"display_phone_number":"15550002","event":"FLAGGED"}}]}]});
+    assert!(said(two).is_empty());
+    // A message beside a quality update: routed by the message's number.
+    let mixed = json!({"object":"whatsapp_business_account","entry":[{"id":"1","changes":[
+        {"field":"messages","value":{"metadata":{"phone_number_id":"2"}}},
+        {"field":"phone_number_quality_update","value":{"display_phone_number":"15550001","event":"FLAGGED"}}]}]});
+    assert!(said(mixed).is_empty());
+    // WhatsApp's fields in a page's body, Messenger's event in a WhatsApp body.
+    let wrong_object = json!({"object":"page","entry":[{"id":"1","changes":[
+        {"field":"account_update","value":{"event":"DISABLED_UPDATE","ban_info":{"waba_ban_state":"DISABLE"}}}]}]});
+    assert!(said(wrong_object).is_empty());
+    let event_in_whatsapp = json!({"object":"whatsapp_business_account","entry":[{"id":"1",
+        "messaging":[{"policy_enforcement":{"action":"block","reason":"x"}}]}]});
+    assert!(said(event_in_whatsapp).is_empty());
+    // A change with a field that is no text spoils nothing else.
+    let odd = json!({"object":"whatsapp_business_account","entry":[
+        {"id":"1","changes":[{"field":7,"value":{}}]},
+        {"id":"2","changes":[{"field":"phone_number_name_update","value":{"decision":"APPROVED"}}]}]});
+    let all = said(odd);
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].0, 1);
 }

@@ -9,7 +9,7 @@ use tonic::Status;
 use super::account::account_to_proto;
 use crate::app::AccountView;
 use crate::app::accounts::messenger::{MessengerConnected, PageResult};
-use crate::app::accounts::setup::WhatsAppHealth;
+use crate::app::accounts::number_health::WhatsAppHealth;
 use crate::domain::account::PHONE_NUMBER_ID;
 use crate::domain::account::whatsapp::{self, SignupEvent, WABA_ID};
 use crate::domain::ids::parse_id;
@@ -24,7 +24,7 @@ pub fn health_to_proto(health: WhatsAppHealth) -> proto::GetWhatsAppHealthRespon
         display_name: health.account.display_name.clone(),
         phone_number_id: whatsapp::text(config, PHONE_NUMBER_ID).to_owned(),
         waba_id: whatsapp::text(config, WABA_ID).to_owned(),
-        healthy: health.reasons.is_empty(),
+        healthy: health.healthy,
         reasons: health.reasons,
         phone_number: health
             .phone_number

@@ -198,7 +198,7 @@ pub(crate) fn to_domain(keys: &KeyRing, row: Model) -> Result<Account, Error> {
                 })?),
                 None => None,
             },
-            health: stored_health(row.id, row.health),
+            health: stored_health(row.id, row.health).unwrap_or_default(),
         },
     };
     // An account older than the column: its token tells what it can.
@@ -211,15 +211,16 @@ pub(crate) fn to_domain(keys: &KeyRing, row: Model) -> Result<Account, Error> {
     Ok(account.with_settled_health(updated_at))
 }
 
-/// The stored health of account `id`; an unreadable one (a newer version's reason
-/// class) is read as none, its own state's reasons settled from it again.
-pub(crate) fn stored_health(id: uuid::Uuid, value: Option<serde_json::Value>) -> Health {
+/// The stored health of account `id` (a reason of a class this version does not know
+/// is kept aside, `Health::unknown`); one that is not health at all is read as none,
+/// its own state's reasons settled from it again.
+pub(crate) fn stored_health(id: uuid::Uuid, value: Option<serde_json::Value>) -> Option<Health> {
     match value.map(serde_json::from_value::<Health>) {
-        Some(Ok(health)) => health,
+        Some(Ok(health)) => Some(health),
         Some(Err(err)) => {
-            tracing::warn!(account_id = %id, error = %err, "an account's stored health is unreadable; read as its own state gives it");
-            Health::default()
+            tracing::warn!(account_id = %id, error = %err, "an account's stored health is unreadable");
+            None
         }
-        None => Health::default(),
+        None => None,
     }
 }
