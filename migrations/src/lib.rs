@@ -35,6 +35,7 @@ mod m20261206_000022_erase_deleted_secrets;
 mod m20261206_000023_round_cursor;
 mod m20261206_000024_index_accounts_token_expiry;
 mod m20261207_000025_account_health;
+mod m20261207_000026_fallback_accounts;
 
 mod catalog;
 mod columns;
@@ -70,6 +71,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000023_round_cursor::Migration),
             Box::new(m20261206_000024_index_accounts_token_expiry::Migration),
             Box::new(m20261207_000025_account_health::Migration),
+            Box::new(m20261207_000026_fallback_accounts::Migration),
         ]
     }
 }

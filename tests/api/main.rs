@@ -16,6 +16,7 @@ mod deletes_at_meta;
 mod deletes_erase;
 mod envelopes;
 mod fair_places;
+mod fallbacks;
 mod grpc_web;
 mod health;
 mod http2_resets;

@@ -97,6 +97,8 @@ pub enum Action {
     DeleteAccount,
     SetDefaultAccount,
     GetDefaultAccount,
+    SetFallbackAccounts,
+    GetFallbackAccounts,
     WatchDefaultAccounts,
     WatchAccountEvents,
     GetAccountCredentials,
@@ -138,6 +140,7 @@ impl Action {
             Action::ListAccounts
             | Action::GetAccount
             | Action::GetDefaultAccount
+            | Action::GetFallbackAccounts
             | Action::WatchDefaultAccounts
             | Action::WatchAccountEvents
             | Action::ListProviders
@@ -157,6 +160,7 @@ impl Action {
             | Action::UpdateAccount
             | Action::DeleteAccount
             | Action::SetDefaultAccount
+            | Action::SetFallbackAccounts
             | Action::UpsertChannelSettings
             | Action::CreateIntegration
             | Action::UpdateIntegration
@@ -187,6 +191,8 @@ impl Action {
             Action::DeleteAccount => "DeleteAccount",
             Action::SetDefaultAccount => "SetDefaultAccount",
             Action::GetDefaultAccount => "GetDefaultAccount",
+            Action::SetFallbackAccounts => "SetFallbackAccounts",
+            Action::GetFallbackAccounts => "GetFallbackAccounts",
             Action::WatchDefaultAccounts => "WatchDefaultAccounts",
             Action::WatchAccountEvents => "WatchAccountEvents",
             Action::GetAccountCredentials => "GetAccountCredentials",

@@ -25,6 +25,7 @@ pub mod defaults;
 pub mod destinations;
 pub mod error;
 pub mod fair_share;
+pub mod fallbacks;
 pub mod idempotency;
 pub mod ids;
 pub mod integration;

@@ -19,7 +19,8 @@ use super::convert::meta::{
     MenuChange, health_to_proto, instagram_to_proto, messenger_to_proto, page_failed,
     page_result_to_proto, signup_to_proto,
 };
-use super::convert::writes::Update;
+use super::convert::required_channel;
+use super::convert::writes::{FallbackList, Listed, Update};
 use super::convert::{fit_page, optional_channel};
 use super::default_watch::{self, DefaultsStream};
 use super::idempotency::{Idempotency, replayed_id};
@@ -146,6 +147,50 @@ impl AccountService for AccountGrpc {
         let set = async |caller: Caller, target| self.accounts.set_default(&caller, target).await;
         let replay = async |caller: Caller, _, record| self.replayed(&caller, &record).await;
         self.idempotency.write(request, set, replay).await
+    }
+
+    async fn set_fallback_accounts(
+        &self,
+        request: Request<proto::SetFallbackAccountsRequest>,
+    ) -> Result<Response<proto::SetFallbackAccountsResponse>, Status> {
+        let set = async |caller: Caller, list: FallbackList| {
+            let FallbackList {
+                channel,
+                division,
+                ids,
+            } = list;
+            let stored = self
+                .accounts
+                .set_fallbacks(&caller, channel, division, ids)
+                .await?;
+            Ok(Listed(stored))
+        };
+        // Lists are keyed by their scope: a replay reads the scope's again.
+        let replay = async |caller: Caller, list: FallbackList, _| {
+            let stored = self
+                .accounts
+                .fallbacks(&caller, list.channel, list.division)
+                .await?;
+            Ok(Listed(stored))
+        };
+        self.idempotency.write(request, set, replay).await
+    }
+
+    async fn get_fallback_accounts(
+        &self,
+        mut request: Request<proto::GetFallbackAccountsRequest>,
+    ) -> Result<Response<proto::GetFallbackAccountsResponse>, Status> {
+        let caller = caller_of(&mut request)?;
+        let request = request.into_inner();
+        let channel = required_channel(request.channel, "channel")?;
+        let division = division_filter(request.division_id);
+        let accounts = self.accounts.fallbacks(&caller, channel, division).await?;
+        Ok(answer_for(
+            caller.sees_setup_secrets(),
+            proto::GetFallbackAccountsResponse {
+                accounts: accounts.into_iter().map(account_to_proto).collect(),
+            },
+        ))
     }
 
     async fn get_account_credentials(

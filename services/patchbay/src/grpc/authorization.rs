@@ -27,6 +27,8 @@ pub fn action_of(path: &str) -> Option<Action> {
         "AccountService/DeleteAccount" => Action::DeleteAccount,
         "AccountService/SetDefaultAccount" => Action::SetDefaultAccount,
         "AccountService/GetDefaultAccount" => Action::GetDefaultAccount,
+        "AccountService/SetFallbackAccounts" => Action::SetFallbackAccounts,
+        "AccountService/GetFallbackAccounts" => Action::GetFallbackAccounts,
         "AccountService/WatchDefaultAccounts" => Action::WatchDefaultAccounts,
         "AccountService/WatchAccountEvents" => Action::WatchAccountEvents,
         "AccountService/GetAccountCredentials" => Action::GetAccountCredentials,

@@ -15,6 +15,7 @@ pub mod audit;
 pub mod channel_settings;
 pub mod default_changes;
 mod entities;
+pub mod fallbacks;
 pub mod idempotency;
 pub mod integrations;
 pub mod leases;

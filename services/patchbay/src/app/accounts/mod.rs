@@ -12,6 +12,7 @@
 mod coexistence;
 pub mod defaults;
 pub mod events;
+pub mod fallbacks;
 pub mod instagram;
 pub mod messenger;
 pub mod number_health;

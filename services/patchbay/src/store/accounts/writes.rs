@@ -177,6 +177,16 @@ impl AccountsRepo<'_> {
                 event.reason = deleted.deletion().event.outcome.clone();
             }
         }
+        // An account deleted, deactivated, made a default or moved leaves the fallback
+        // lists it no longer belongs in, in this transaction.
+        let leaves_lists = stored.is_none_or(|next| {
+            next.is_active != current.is_active
+                || (next.is_default && !current.is_default)
+                || next.division_id != current.division_id
+        });
+        if leaves_lists {
+            crate::store::fallbacks::prune(&*txn, id, stored).await?;
+        }
         let written = stored.unwrap_or(&current);
         let (defaults, events) = record_changes(&txn, &scopes, written, &events, at).await?;
         let routes = routing_changed(Some(&current), stored).then_some(id);

@@ -7,6 +7,7 @@ pub mod account_event_head;
 pub mod audit_event;
 pub mod channel_settings;
 pub mod default_account_change;
+pub mod fallback_account;
 pub mod idempotency_key;
 pub mod integration;
 pub mod provider;

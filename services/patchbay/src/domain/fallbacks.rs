@@ -1,0 +1,103 @@
+//! Ordered fallbacks per scope: the accounts GetDefaultAccount serves, in order, when
+//! the scope's default cannot send. The rules of a list (what SetFallbackAccounts
+//! takes) and of its members (who leaves it when an account changes). Pure: the store
+//! applies them under the scope's lock.
+//!
+//! A scope is a workspace's channel, workspace-wide (`None`) or of one division. An
+//! account is in a scope when a caller of that scope sees it as its own: a division's
+//! scope holds the division's accounts and the workspace-wide ones; the workspace's
+//! scope holds the workspace-wide ones.
+
+use uuid::Uuid;
+
+use super::account::Account;
+use super::channel::Channel;
+use super::error::{Error, FieldViolation, RecordKind, Violations};
+
+/// Most accounts one list holds.
+pub const MAX_FALLBACKS: usize = 10;
+
+/// The field a list's ids are named by.
+const FIELD: &str = "account_ids";
+
+fn field(index: usize) -> String {
+    format!("{FIELD}[{index}]")
+}
+
+/// A list as asked: at most [`MAX_FALLBACKS`] ids, each an id, none twice. Every bad
+/// entry is recorded in `violations` by its name (`account_ids[i]`); the ids returned
+/// are the list only when none was.
+pub fn parse_list(ids: &[String], violations: &mut Violations) -> Vec<Uuid> {
+    let mut parsed: Vec<Uuid> = Vec::new();
+    for (index, id) in ids.iter().enumerate() {
+        if index == MAX_FALLBACKS {
+            violations.add(
+                field(index),
+                format!("a scope has at most {MAX_FALLBACKS} fallbacks"),
+            );
+            break;
+        }
+        match Uuid::parse_str(id) {
+            Err(_) => violations.add(field(index), "is not an account id"),
+            Ok(id) => match parsed.iter().position(|seen| *seen == id) {
+                Some(first) => {
+                    violations.add(field(index), format!("repeats {}", field(first)));
+                }
+                None => parsed.push(id),
+            },
+        }
+    }
+    parsed
+}
+
+/// Whether `account` is in the scope (`division`: `None` for the workspace's).
+pub fn in_scope(account: &Account, division: Option<&str>) -> bool {
+    match (division, account.division_id.as_deref()) {
+        (_, None) => true,
+        (Some(scope), Some(own)) => scope == own,
+        (None, Some(_)) => false,
+    }
+}
+
+/// Whether the account at `index` of a list may be one of the scope's fallbacks. One
+/// the scope cannot see (another workspace's, another division's, a deleted one) is
+/// NOT_FOUND, as a missing one is.
+pub fn check_member(
+    index: usize,
+    id: Uuid,
+    account: Option<&Account>,
+    channel: Channel,
+    division: Option<&str>,
+) -> Result<(), Error> {
+    let Some(account) = account.filter(|account| in_scope(account, division)) else {
+        return Err(Error::not_found(RecordKind::Account, id));
+    };
+    let refuse = |why: String| Err(FieldViolation::new(field(index), why).into());
+    if account.channel != channel {
+        return refuse(format!(
+            "is a {} account, not of channel {channel}",
+            account.channel
+        ));
+    }
+    if !account.is_active {
+        return refuse("is inactive".to_owned());
+    }
+    if account.is_default && account.division_id.as_deref() == division {
+        return refuse("is the scope's default: a fallback is another account".to_owned());
+    }
+    Ok(())
+}
+
+/// Whether an account stays in the list of scope `division` after a write left it as
+/// `after` (`None`: deleted): still active, in the scope, and not its default.
+pub fn stays(after: Option<&Account>, division: Option<&str>) -> bool {
+    after.is_some_and(|account| {
+        account.is_active
+            && in_scope(account, division)
+            && !(account.is_default && account.division_id.as_deref() == division)
+    })
+}
+
+#[cfg(test)]
+#[path = "fallbacks_tests.rs"]
+mod tests;

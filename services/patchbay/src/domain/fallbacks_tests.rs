@@ -1,0 +1,130 @@
+use super::*;
+use crate::domain::testing::account;
+
+fn parse(ids: &[String]) -> Result<Vec<Uuid>, Error> {
+    let mut violations = Violations::new();
+    let parsed = parse_list(ids, &mut violations);
+    violations.into_result().map(|()| parsed)
+}
+
+fn fields(result: Result<Vec<Uuid>, Error>) -> Vec<String> {
+    match result {
+        Err(Error::InvalidArgument(violations)) => {
+            violations.into_iter().map(|v| v.field).collect()
+        }
+        other => panic!("expected INVALID_ARGUMENT, got {other:?}"),
+    }
+}
+
+fn ids(n: usize) -> Vec<String> {
+    (0..n).map(|_| Uuid::now_v7().to_string()).collect()
+}
+
+#[test]
+fn a_list_keeps_its_order() {
+    let asked = ids(3);
+    let parsed = parse(&asked).expect("a good list");
+    let back: Vec<String> = parsed.iter().map(Uuid::to_string).collect();
+    assert_eq!(back, asked);
+    assert_eq!(parse(&[]).expect("empty clears"), Vec::<Uuid>::new());
+}
+
+#[test]
+fn every_bad_entry_is_named() {
+    assert_eq!(fields(parse(&ids(11))), ["account_ids[10]"]);
+    let mut repeated = ids(3);
+    repeated.push(repeated[1].clone());
+    repeated.push("not-an-id".to_owned());
+    assert_eq!(
+        fields(parse(&repeated)),
+        ["account_ids[3]", "account_ids[4]"]
+    );
+}
+
+#[test]
+fn scopes_hold_their_divisions_and_workspace_wide_accounts() {
+    let mut wide = account(Channel::Whatsapp, "wa-1");
+    wide.division_id = None;
+    let mut sales = account(Channel::Whatsapp, "wa-2");
+    sales.division_id = Some("sales".to_owned());
+    assert!(in_scope(&wide, None));
+    assert!(in_scope(&wide, Some("sales")));
+    assert!(in_scope(&sales, Some("sales")));
+    assert!(!in_scope(&sales, Some("support")));
+    assert!(
+        !in_scope(&sales, None),
+        "a division's account is not workspace-wide"
+    );
+}
+
+#[test]
+fn a_member_is_an_active_account_of_the_channel_in_the_scope_and_not_its_default() {
+    let mut candidate = account(Channel::Whatsapp, "wa-1");
+    candidate.division_id = Some("sales".to_owned());
+    let id = candidate.id;
+    let check = |account: &Account, division| {
+        check_member(2, id, Some(account), Channel::Whatsapp, division)
+    };
+    assert!(check(&candidate, Some("sales")).is_ok());
+    assert!(matches!(
+        check(&candidate, Some("support")),
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        check_member(2, id, None, Channel::Whatsapp, None),
+        Err(Error::NotFound { .. })
+    ));
+    let named = |result: Result<(), Error>| match result {
+        Err(Error::InvalidArgument(violations)) => violations[0].field.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        named(check_member(
+            2,
+            id,
+            Some(&candidate),
+            Channel::Sms,
+            Some("sales")
+        )),
+        "account_ids[2]"
+    );
+    let inactive = Account {
+        is_active: false,
+        ..candidate.clone()
+    };
+    assert_eq!(named(check(&inactive, Some("sales"))), "account_ids[2]");
+    let default = Account {
+        is_default: true,
+        ..candidate.clone()
+    };
+    assert_eq!(named(check(&default, Some("sales"))), "account_ids[2]");
+    // The default of the division is not the workspace's: a workspace-wide default is
+    // a fallback a division may list.
+    let mut wide_default = Account {
+        is_default: true,
+        ..candidate.clone()
+    };
+    wide_default.division_id = None;
+    assert!(check(&wide_default, Some("sales")).is_ok());
+}
+
+#[test]
+fn an_account_leaves_the_lists_it_no_longer_belongs_in() {
+    let mut member = account(Channel::Whatsapp, "wa-1");
+    member.division_id = Some("sales".to_owned());
+    assert!(stays(Some(&member), Some("sales")));
+    assert!(!stays(None, Some("sales")), "deleted");
+    let inactive = Account {
+        is_active: false,
+        ..member.clone()
+    };
+    assert!(!stays(Some(&inactive), Some("sales")));
+    let defaulted = Account {
+        is_default: true,
+        ..member.clone()
+    };
+    assert!(!stays(Some(&defaulted), Some("sales")));
+    let mut moved = member.clone();
+    moved.division_id = Some("support".to_owned());
+    assert!(!stays(Some(&moved), Some("sales")));
+}

@@ -1,0 +1,166 @@
+//! The ordered fallbacks of each scope (`fallback_accounts`): replaced whole under the
+//! scope's lock (the lock its accounts' writes take), and pruned in the transaction of
+//! any account write that takes an account out of a list (`prune`).
+
+use sea_orm::ActiveValue::Set;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+use uuid::Uuid;
+
+use super::accounts::rows::to_domain;
+use super::entities::account;
+use super::entities::fallback_account::{ActiveModel, Column, Entity};
+use super::{Store, audit, db_error, live, lock_scope};
+use crate::domain::account::Account;
+use crate::domain::audit::AuditEvent;
+use crate::domain::fallbacks;
+use crate::domain::{Channel, Error};
+
+/// A scope's key: its division, `''` for the workspace's.
+fn scope_of(division: Option<&str>) -> &str {
+    division.unwrap_or_default()
+}
+
+/// The repository of the `fallback_accounts` table: `store.fallbacks()`.
+pub struct FallbacksRepo<'a>(&'a Store);
+
+impl Store {
+    pub fn fallbacks(&self) -> FallbacksRepo<'_> {
+        FallbacksRepo(self)
+    }
+}
+
+impl std::ops::Deref for FallbacksRepo<'_> {
+    type Target = Store;
+
+    fn deref(&self) -> &Store {
+        self.0
+    }
+}
+
+impl FallbacksRepo<'_> {
+    /// A scope's fallbacks, in order, as they are now.
+    pub async fn fallback_accounts(
+        &self,
+        workspace_id: &str,
+        channel: Channel,
+        division: Option<&str>,
+    ) -> Result<Vec<Account>, Error> {
+        let ids = list(self.conn(), workspace_id, channel, division).await?;
+        self.accounts_of(self.conn(), workspace_id, &ids).await
+    }
+
+    /// Replaces a scope's list with `ids` under the scope's lock, each checked against
+    /// the account as it is under it (`fallbacks::check_member`), with its audit event.
+    /// Returns the list as stored.
+    pub async fn replace_fallbacks(
+        &self,
+        workspace_id: &str,
+        channel: Channel,
+        division: Option<&str>,
+        ids: &[Uuid],
+        event: &AuditEvent,
+    ) -> Result<Vec<Account>, Error> {
+        let txn = self.begin_write().await?;
+        lock_scope(&txn, &super::accounts::scope_key(workspace_id, channel)).await?;
+        let accounts = self.accounts_of(&*txn, workspace_id, ids).await?;
+        for (index, id) in ids.iter().enumerate() {
+            let found = accounts.iter().find(|account| account.id == *id);
+            fallbacks::check_member(index, *id, found, channel, division)?;
+        }
+        Entity::delete_many()
+            .filter(Column::WorkspaceId.eq(workspace_id))
+            .filter(Column::Channel.eq(channel.as_str()))
+            .filter(Column::Scope.eq(scope_of(division)))
+            .exec(&*txn)
+            .await
+            .map_err(db_error)?;
+        let rows: Vec<ActiveModel> = ids
+            .iter()
+            .zip(0..)
+            .map(|(id, position)| ActiveModel {
+                workspace_id: Set(workspace_id.to_owned()),
+                channel: Set(channel.as_str().to_owned()),
+                scope: Set(scope_of(division).to_owned()),
+                position: Set(position),
+                account_id: Set(*id),
+            })
+            .collect();
+        if !rows.is_empty() {
+            Entity::insert_many(rows)
+                .exec_without_returning(&*txn)
+                .await
+                .map_err(db_error)?;
+        }
+        audit::insert(&*txn, event).await?;
+        txn.commit().await?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| accounts.iter().find(|account| account.id == *id).cloned())
+            .collect())
+    }
+
+    /// The live accounts of `ids` in the workspace (any the workspace does not hold are
+    /// left out).
+    async fn accounts_of(
+        &self,
+        conn: &impl ConnectionTrait,
+        workspace_id: &str,
+        ids: &[Uuid],
+    ) -> Result<Vec<Account>, Error> {
+        let mut found = Vec::with_capacity(ids.len());
+        for id in ids {
+            let account = live::find::<account::Entity, _>(conn, workspace_id, *id, |row| {
+                to_domain(self.keys(), row)
+            })
+            .await?;
+            found.extend(account);
+        }
+        Ok(found)
+    }
+}
+
+/// A scope's list of ids, in order.
+async fn list(
+    conn: &impl ConnectionTrait,
+    workspace_id: &str,
+    channel: Channel,
+    division: Option<&str>,
+) -> Result<Vec<Uuid>, Error> {
+    let rows = Entity::find()
+        .filter(Column::WorkspaceId.eq(workspace_id))
+        .filter(Column::Channel.eq(channel.as_str()))
+        .filter(Column::Scope.eq(scope_of(division)))
+        .order_by_asc(Column::Position)
+        .all(conn)
+        .await
+        .map_err(db_error)?;
+    Ok(rows.into_iter().map(|row| row.account_id).collect())
+}
+
+/// Takes account `id` out of every list it no longer belongs in, now that a write left
+/// it as `after` (`None`: deleted). Runs in that write's transaction, under its lock.
+pub(crate) async fn prune(
+    conn: &impl ConnectionTrait,
+    id: Uuid,
+    after: Option<&Account>,
+) -> Result<(), Error> {
+    let rows = Entity::find()
+        .filter(Column::AccountId.eq(id))
+        .all(conn)
+        .await
+        .map_err(db_error)?;
+    for row in rows {
+        let division = Some(row.scope.as_str()).filter(|scope| !scope.is_empty());
+        if !fallbacks::stays(after, division) {
+            Entity::delete_many()
+                .filter(Column::WorkspaceId.eq(row.workspace_id))
+                .filter(Column::Channel.eq(row.channel))
+                .filter(Column::Scope.eq(row.scope))
+                .filter(Column::Position.eq(row.position))
+                .exec(conn)
+                .await
+                .map_err(db_error)?;
+        }
+    }
+    Ok(())
+}
