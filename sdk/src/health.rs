@@ -107,6 +107,41 @@ pub fn state_of(reasons: impl IntoIterator<Item = Reason>, now: i64) -> State {
         .unwrap_or(State::Healthy)
 }
 
+/// Which account a scope sends from: `None` for its default, or the index of the
+/// fallback to serve instead. The default is served unless it is UNAVAILABLE for a
+/// CREDENTIALS, SETUP or PROVIDER reason; then the first fallback, in order, that is
+/// not UNAVAILABLE. A default Meta holds back (an ENFORCEMENT reason) is never stepped
+/// over: moving traffic to another number to get around a restriction Meta imposed
+/// breaks Meta's policy, so the default is served with its health and the caller
+/// decides. With no usable fallback, the default.
+pub fn serving<R, F>(default: R, fallbacks: F, now: i64) -> Option<usize>
+where
+    R: IntoIterator<Item = Reason>,
+    F: IntoIterator,
+    F::Item: IntoIterator<Item = Reason>,
+{
+    let holding: Vec<Reason> = default
+        .into_iter()
+        .filter(|reason| reason.holds_at(now))
+        .collect();
+    if state_of(holding.iter().copied(), now) != State::Unavailable
+        || holding
+            .iter()
+            .any(|reason| reason.class == Class::Enforcement)
+        || !holding.iter().any(|reason| {
+            matches!(
+                reason.class,
+                Class::Credentials | Class::Setup | Class::Provider
+            )
+        })
+    {
+        return None;
+    }
+    fallbacks
+        .into_iter()
+        .position(|reasons| state_of(reasons, now) != State::Unavailable)
+}
+
 /// The reasons of an `AccountHealth` as the decision reads them (a reason of a class
 /// this SDK does not know is passed over: a newer server's, read by an older client).
 pub fn reasons_of(health: &proto::AccountHealth) -> impl Iterator<Item = Reason> + '_ {
@@ -196,6 +231,68 @@ mod tests {
                 }
             }
         }
+    }
+
+    fn no_reasons() -> Vec<Reason> {
+        Vec::new()
+    }
+
+    #[test]
+    fn a_default_that_can_send_is_served() {
+        for reasons in [
+            no_reasons(),
+            vec![reason(Class::Quality)],
+            vec![reason(Class::Configuration)],
+        ] {
+            assert_eq!(serving(reasons, [no_reasons()], NOW), None);
+        }
+    }
+
+    #[test]
+    fn credentials_setup_and_provider_step_over_to_the_first_usable_fallback() {
+        for class in [Class::Credentials, Class::Setup, Class::Provider] {
+            let fallbacks = [
+                vec![reason(Class::Credentials)],
+                vec![reason(Class::Quality)],
+                no_reasons(),
+            ];
+            // In list order: the second is DEGRADED but can send.
+            assert_eq!(
+                serving([reason(class)], fallbacks, NOW),
+                Some(1),
+                "{class:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn enforcement_never_falls_back() {
+        assert_eq!(
+            serving([reason(Class::Enforcement)], [no_reasons()], NOW),
+            None
+        );
+        // Not even beside a reason that would.
+        let both = [reason(Class::Enforcement), reason(Class::Credentials)];
+        assert_eq!(serving(both, [no_reasons()], NOW), None);
+        // An enforcement that has ended no longer holds the default back.
+        let ended = Reason {
+            class: Class::Enforcement,
+            until: Some(NOW),
+        };
+        assert_eq!(
+            serving([ended, reason(Class::Setup)], [no_reasons()], NOW),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn with_no_usable_fallback_the_default_is_served() {
+        let unusable = [vec![reason(Class::Setup)], vec![reason(Class::Enforcement)]];
+        assert_eq!(serving([reason(Class::Credentials)], unusable, NOW), None);
+        assert_eq!(
+            serving([reason(Class::Credentials)], Vec::<Vec<Reason>>::new(), NOW),
+            None
+        );
     }
 
     #[test]

@@ -157,7 +157,10 @@ async fn a_scope_s_list_is_kept_in_order_and_every_bad_entry_is_named(backend: B
         set(&sales_admin, "", &[&first.id]).await.is_ok(),
         "its own division"
     );
-    assert_eq!(listed(&sales_admin, "").await, std::slice::from_ref(&first.id));
+    assert_eq!(
+        listed(&sales_admin, "").await,
+        std::slice::from_ref(&first.id)
+    );
     expect_code(
         set(&sales_admin, "support", &[]).await,
         Code::PermissionDenied,
@@ -250,6 +253,9 @@ async fn an_account_leaves_the_lists_it_no_longer_belongs_in(backend: Backend) {
         },
     )
     .await;
-    assert_eq!(listed(&admin, "sales").await, std::slice::from_ref(&stays.id));
+    assert_eq!(
+        listed(&admin, "sales").await,
+        std::slice::from_ref(&stays.id)
+    );
     assert_eq!(listed(&admin, "").await, std::slice::from_ref(&stays.id));
 }
