@@ -258,4 +258,26 @@ async fn an_account_leaves_the_lists_it_no_longer_belongs_in(backend: Backend) {
         std::slice::from_ref(&stays.id)
     );
     assert_eq!(listed(&admin, "").await, std::slice::from_ref(&stays.id));
+
+    // A replica of the previous version prunes nothing: an entry it left behind (here
+    // the moved and the deactivated accounts, put back by hand) is not read back.
+    for (position, id) in [(7, &moved.id), (8, &deactivated.id)] {
+        let id = uuid::Uuid::parse_str(id).expect("id");
+        app.execute(
+            "INSERT INTO fallback_accounts (workspace_id, channel, scope, position, account_id) \
+             VALUES ($1, $2, $3, $4, $5)",
+            vec![
+                patchbay_e2e::WORKSPACE.into(),
+                "sms".into(),
+                "sales".into(),
+                position.into(),
+                id.into(),
+            ],
+        )
+        .await;
+    }
+    assert_eq!(
+        listed(&admin, "sales").await,
+        std::slice::from_ref(&stays.id)
+    );
 }

@@ -181,6 +181,27 @@ pub fn cases(f: &Fixture) -> Vec<Case> {
             },
         );
         push("ok", a("GetDefaultAccount"), service, &get_default);
+        // An empty list (clearing it): every stack's call is the same replacement,
+        // whatever order they run in.
+        push(
+            "ok",
+            a("SetFallbackAccounts"),
+            admin,
+            &proto::SetFallbackAccountsRequest {
+                channel: Channel::Email.into(),
+                division_id: String::new(),
+                account_ids: Vec::new(),
+            },
+        );
+        push(
+            "ok",
+            a("GetFallbackAccounts"),
+            service,
+            &proto::GetFallbackAccountsRequest {
+                channel: Channel::Email.into(),
+                division_id: String::new(),
+            },
+        );
         push("ok", a("WatchDefaultAccounts"), service, &watch_defaults);
         push(
             "ok",

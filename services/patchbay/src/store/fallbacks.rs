@@ -9,11 +9,12 @@ use uuid::Uuid;
 use super::accounts::rows::to_domain;
 use super::entities::account;
 use super::entities::fallback_account::{ActiveModel, Column, Entity};
+use super::readable::{is_unreadable_record, report_unreadable};
 use super::{Store, audit, db_error, live, lock_scope};
 use crate::domain::account::Account;
 use crate::domain::audit::AuditEvent;
 use crate::domain::fallbacks;
-use crate::domain::{Channel, Error};
+use crate::domain::{Channel, Error, RecordKind};
 
 /// A scope's key: its division, `''` for the workspace's.
 fn scope_of(division: Option<&str>) -> &str {
@@ -38,7 +39,9 @@ impl std::ops::Deref for FallbacksRepo<'_> {
 }
 
 impl FallbacksRepo<'_> {
-    /// A scope's fallbacks, in order, as they are now.
+    /// A scope's fallbacks, in order, as they are now: only those that still belong
+    /// in it (a replica of the previous version does not prune the lists), and only
+    /// those that can be read.
     pub async fn fallback_accounts(
         &self,
         workspace_id: &str,
@@ -46,7 +49,11 @@ impl FallbacksRepo<'_> {
         division: Option<&str>,
     ) -> Result<Vec<Account>, Error> {
         let ids = list(self.conn(), workspace_id, channel, division).await?;
-        self.accounts_of(self.conn(), workspace_id, &ids).await
+        let mut accounts = self.accounts_of(self.conn(), workspace_id, &ids).await?;
+        accounts.retain(|account| {
+            account.channel == channel && fallbacks::stays(Some(account), division)
+        });
+        Ok(accounts)
     }
 
     /// Replaces a scope's list with `ids` under the scope's lock, each checked against
@@ -99,8 +106,9 @@ impl FallbacksRepo<'_> {
             .collect())
     }
 
-    /// The live accounts of `ids` in the workspace (any the workspace does not hold are
-    /// left out).
+    /// The live accounts of `ids` in the workspace, in order. Any the workspace does not
+    /// hold are left out, and so is one that cannot be read (reported): it fails
+    /// neither the list nor says more than a missing one.
     async fn accounts_of(
         &self,
         conn: &impl ConnectionTrait,
@@ -109,11 +117,14 @@ impl FallbacksRepo<'_> {
     ) -> Result<Vec<Account>, Error> {
         let mut found = Vec::with_capacity(ids.len());
         for id in ids {
-            let account = live::find::<account::Entity, _>(conn, workspace_id, *id, |row| {
-                to_domain(self.keys(), row)
-            })
-            .await?;
-            found.extend(account);
+            let decode = |row| to_domain(self.keys(), row);
+            match live::find::<account::Entity, _>(conn, workspace_id, *id, decode).await {
+                Ok(account) => found.extend(account),
+                Err(err) if is_unreadable_record(&err) => {
+                    report_unreadable(RecordKind::Account, *id, &err);
+                }
+                Err(err) => return Err(err),
+            }
         }
         Ok(found)
     }

@@ -1,6 +1,8 @@
 //! SetFallbackAccounts and GetFallbackAccounts: a scope's ordered fallbacks. The rules
 //! are `domain::fallbacks`; the list is written whole under the scope's lock
-//! (`store.fallbacks()`), audited as the scope's channel settings.
+//! (`store.fallbacks()`), audited as the scope's channel settings (record id
+//! `<channel>/<division>`, the division empty for the workspace's scope; field
+//! `fallback_account_ids`).
 
 use uuid::Uuid;
 
