@@ -137,6 +137,7 @@ async fn a_scrape_counts_each_call_by_method_and_code_and_names_no_workspace() {
             .get_default_account(proto::GetDefaultAccountRequest {
                 channel: proto::Channel::Whatsapp.into(),
                 division_id: String::new(),
+                no_fallback: false,
             })
             .await
             .expect("default");

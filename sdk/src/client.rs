@@ -333,6 +333,7 @@ impl Client {
         let request = proto::GetDefaultAccountRequest {
             channel: channel.into(),
             division_id: division_id.unwrap_or_default().to_owned(),
+            no_fallback: false,
         };
         let response = self
             .retrying(|| {

@@ -188,6 +188,7 @@ async fn call(client: &Client, rpc: Rpc, target: &str, role: &str) -> Result<(),
             .get_default_account(proto::GetDefaultAccountRequest {
                 channel: Channel::Sms.into(),
                 division_id: String::new(),
+                no_fallback: false,
             })
             .await
             .map(|_| ()),

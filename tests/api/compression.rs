@@ -117,6 +117,7 @@ async fn answers_over_a_kilobyte_are_compressed_and_secrets_in_clear_never() {
         encoded(&proto::GetDefaultAccountRequest {
             channel: Channel::Email.into(),
             division_id: String::new(),
+            no_fallback: false,
         }),
         "service",
         &[],

@@ -147,6 +147,7 @@ async fn what_a_careless_client_sends_is_refused_as_on_other_methods(backend: Ba
     let oversized = proto::GetDefaultAccountRequest {
         channel: Channel::Sms.into(),
         division_id: "d".repeat(20 * 1024),
+        no_fallback: false,
     }
     .encode_to_vec();
     for method in ["GetDefaultAccount", "GetAccount"] {
@@ -180,6 +181,7 @@ async fn what_a_careless_client_sends_is_refused_as_on_other_methods(backend: Ba
         let request = proto::GetDefaultAccountRequest {
             channel: Channel::Sms.into(),
             division_id: String::new(),
+            no_fallback: false,
         }
         .encode_to_vec();
         let (data, trailers) = web_call(&app, "GetDefaultAccount", &request).await;

@@ -82,6 +82,7 @@ async fn other_workspace_is_not_found(backend: Backend) {
             .get_default_account(proto::GetDefaultAccountRequest {
                 channel: Channel::Email.into(),
                 division_id: String::new(),
+                no_fallback: false,
             })
             .await,
         Code::NotFound,

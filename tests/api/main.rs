@@ -34,6 +34,7 @@ mod roles;
 mod routing;
 mod secrets;
 mod server;
+mod serving;
 mod tls;
 mod token_lifecycle;
 mod token_rounds;

@@ -204,6 +204,7 @@ async fn invalid_ids_pages_and_channels_are_named(backend: Backend) {
             .get_default_account(proto::GetDefaultAccountRequest {
                 channel: 0,
                 division_id: String::new(),
+                no_fallback: false,
             })
             .await,
         Code::InvalidArgument,

@@ -115,6 +115,7 @@ pub fn cases(f: &Fixture) -> Vec<Case> {
     let get_default = proto::GetDefaultAccountRequest {
         channel: Channel::Email.into(),
         division_id: String::new(),
+        no_fallback: false,
     };
     let watch_defaults = proto::WatchDefaultAccountsRequest {
         channels: vec![Channel::Email.into()],

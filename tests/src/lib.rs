@@ -715,6 +715,7 @@ pub async fn try_default(
         .get_default_account(proto::GetDefaultAccountRequest {
             channel: channel.into(),
             division_id: division_id.to_owned(),
+            no_fallback: false,
         })
         .await
         .map(patchbay_sdk::tonic::Response::into_inner)

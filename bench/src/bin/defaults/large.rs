@@ -306,6 +306,7 @@ async fn cold_defaults(
                         .get_default_account(proto::GetDefaultAccountRequest {
                             channel: channel_to_proto(Kind::ALL[index]).into(),
                             division_id: division,
+                            no_fallback: false,
                         })
                         .await?;
                     latencies.push(began.elapsed().as_micros() as u64);

@@ -540,6 +540,7 @@ async fn run_slice(
                                 .get_default_account(proto::GetDefaultAccountRequest {
                                     channel: Channel::Sms.into(),
                                     division_id: format!("d{}", i % DIVISIONS),
+                                    no_fallback: false,
                                 })
                                 .await?;
                         }
@@ -548,6 +549,7 @@ async fn run_slice(
                                 .get_default_account(proto::GetDefaultAccountRequest {
                                     channel: Channel::Sms.into(),
                                     division_id: format!("d{}", i % DIVISIONS),
+                                    no_fallback: false,
                                 })
                                 .await?;
                         }

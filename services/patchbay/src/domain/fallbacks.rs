@@ -88,6 +88,45 @@ pub fn check_member(
     Ok(())
 }
 
+/// Which account a scope sends from at `at`: `None` for its `default`, or the index of
+/// the one of `fallbacks` to serve instead. The SDK's decision
+/// (`patchbay_sdk::health::serving`), the same code a client runs on its copy; a
+/// fallback that is the default itself is never served in its place.
+pub fn served(
+    default: &Account,
+    fallbacks: &[impl AsRef<Account>],
+    at: chrono::DateTime<chrono::Utc>,
+) -> Option<usize> {
+    let reasons = |account: &Account| -> Vec<patchbay_sdk::health::Reason> {
+        account
+            .provider_state
+            .health
+            .reasons
+            .iter()
+            .map(|reason| patchbay_sdk::health::Reason {
+                class: reason.class,
+                until: reason.until.map(|until| until.timestamp()),
+            })
+            .collect()
+    };
+    let unusable = vec![patchbay_sdk::health::Reason {
+        class: patchbay_sdk::health::Class::Setup,
+        until: None,
+    }];
+    patchbay_sdk::health::serving(
+        reasons(default),
+        fallbacks.iter().map(|fallback| {
+            let fallback = fallback.as_ref();
+            if fallback.id == default.id {
+                unusable.clone()
+            } else {
+                reasons(fallback)
+            }
+        }),
+        at.timestamp(),
+    )
+}
+
 /// Whether an account stays in the list of scope `division` after a write left it as
 /// `after` (`None`: deleted): still active, in the scope, and not its default.
 pub fn stays(after: Option<&Account>, division: Option<&str>) -> bool {

@@ -33,7 +33,10 @@ use super::compression::{for_encoded, with_compression};
 use super::convert::account::{account_to_proto, division_filter};
 use super::convert::required_channel;
 use crate::app::Accounts;
-use crate::domain::{Account, Channel};
+use crate::domain::Channel;
+use crate::domain::fallbacks;
+use crate::domain::ids::now;
+use crate::views::defaults::{CachedDefault, View};
 
 const PATH: &str = "/patchbay.v1.AccountService/GetDefaultAccount";
 type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
@@ -41,10 +44,33 @@ type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send
 /// An answer prost has already encoded.
 pub struct Encoded(Bytes);
 
-/// The answer as the generated handler would encode it.
-fn encode(accounts: &Accounts, record: Arc<Account>, admin: bool) -> Vec<u8> {
+/// The answer as the generated handler would encode it: the account the scope sends
+/// from (`domain::fallbacks::served`: the default, or the first fallback that can send
+/// in its place), unless the caller asked for the default alone.
+fn encode(accounts: &Accounts, record: &CachedDefault, view: View) -> Vec<u8> {
+    let default = &record.account;
+    let served = if view.no_fallback {
+        None
+    } else {
+        fallbacks::served(default, &record.fallbacks, now())
+    };
+    let (account, fallback_reason) = match served.and_then(|at| record.fallbacks.get(at)) {
+        Some(fallback) => (
+            fallback.clone(),
+            default
+                .provider_state
+                .health
+                .reasons
+                .iter()
+                .map(|reason| reason.code.clone())
+                .collect(),
+        ),
+        None => (default.clone(), Vec::new()),
+    };
     proto::GetDefaultAccountResponse {
-        account: Some(account_to_proto(accounts.present_as(record, admin))),
+        served_by_fallback: !fallback_reason.is_empty(),
+        fallback_reason,
+        account: Some(account_to_proto(accounts.present_as(account, view.admin))),
     }
     .encode_to_vec()
 }
@@ -149,24 +175,26 @@ pub(super) async fn answer(
     accounts: &Accounts,
     request: &mut Request<proto::GetDefaultAccountRequest>,
 ) -> Result<(Bytes, bool), Status> {
-    let (caller, channel, division) = asked(request)?;
+    let (caller, channel, division, no_fallback) = asked(request)?;
     let record = accounts.default_record(&caller, channel, division).await?;
     let admin = caller.sees_setup_secrets();
+    let view = View { admin, no_fallback };
     let bytes = record
         .answers
-        .get_or_encode(admin, || encode(accounts, record.account.clone(), admin));
+        .get_or_encode(view, || encode(accounts, &record, view));
     Ok((bytes, admin))
 }
 
-/// Who asks GetDefaultAccount, of which channel and division.
+/// Who asks GetDefaultAccount, of which channel and division, and whether for the
+/// default alone.
 fn asked(
     request: &mut Request<proto::GetDefaultAccountRequest>,
-) -> Result<(Call, Channel, Option<String>), Status> {
+) -> Result<(Call, Channel, Option<String>, bool), Status> {
     let caller = caller_of(request)?;
     let request = request.get_mut();
     let channel = required_channel(request.channel, "channel")?;
     let division = division_filter(std::mem::take(&mut request.division_id));
-    Ok((caller, channel, division))
+    Ok((caller, channel, division, request.no_fallback))
 }
 
 /// Decodes the request as every Patchbay service does; encodes nothing itself.

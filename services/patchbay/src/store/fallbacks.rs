@@ -10,7 +10,10 @@ use super::accounts::rows::to_domain;
 use super::entities::account;
 use super::entities::fallback_account::{ActiveModel, Column, Entity};
 use super::readable::{is_unreadable_record, report_unreadable};
-use super::{Store, audit, db_error, live, lock_scope};
+use std::collections::BTreeSet;
+
+use super::default_changes::{self, DefaultsChanged};
+use super::{Store, audit, db_error, live, lock_scope, lock_scopes};
 use crate::domain::account::Account;
 use crate::domain::audit::AuditEvent;
 use crate::domain::fallbacks;
@@ -66,7 +69,7 @@ impl FallbacksRepo<'_> {
         division: Option<&str>,
         ids: &[Uuid],
         event: &AuditEvent,
-    ) -> Result<Vec<Account>, Error> {
+    ) -> Result<(Vec<Account>, Option<DefaultsChanged>), Error> {
         let txn = self.begin_write().await?;
         lock_scope(&txn, &super::accounts::scope_key(workspace_id, channel)).await?;
         let accounts = self.accounts_of(&*txn, workspace_id, ids).await?;
@@ -99,11 +102,19 @@ impl FallbacksRepo<'_> {
                 .map_err(db_error)?;
         }
         audit::insert(&*txn, event).await?;
+        // A change of what the scope serves, as a change of its default is: caches drop
+        // it, watchers are told.
+        let scope = BTreeSet::from([(channel, division.map(str::to_owned))]);
+        let lock = default_changes::revision_lock(workspace_id);
+        lock_scopes(&txn, &[lock.as_str()]).await?;
+        let changed =
+            default_changes::record(&txn, workspace_id, &scope, event.occurred_at).await?;
         txn.commit().await?;
-        Ok(ids
+        let stored = ids
             .iter()
             .filter_map(|id| accounts.iter().find(|account| account.id == *id).cloned())
-            .collect())
+            .collect();
+        Ok((stored, changed))
     }
 
     /// The live accounts of `ids` in the workspace, in order. Any the workspace does not
@@ -146,6 +157,25 @@ async fn list(
         .await
         .map_err(db_error)?;
     Ok(rows.into_iter().map(|row| row.account_id).collect())
+}
+
+/// The scopes whose fallbacks list account `id`.
+pub(crate) async fn listing(
+    conn: &impl ConnectionTrait,
+    id: Uuid,
+) -> Result<Vec<crate::domain::defaults::Scope>, Error> {
+    let rows = Entity::find()
+        .filter(Column::AccountId.eq(id))
+        .all(conn)
+        .await
+        .map_err(db_error)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| {
+            let channel = Channel::parse(&row.channel)?;
+            Some((channel, Some(row.scope).filter(|scope| !scope.is_empty())))
+        })
+        .collect())
 }
 
 /// Takes account `id` out of every list it no longer belongs in, now that a write left

@@ -10,6 +10,7 @@ use super::{AccountView, Accounts};
 use crate::domain::account::asked_division;
 use crate::domain::audit::{AuditAction, AuditEvent};
 use crate::domain::{Caller, Channel, Error, RecordKind};
+use crate::store::accounts::Written;
 
 impl Accounts {
     /// Replaces the ordered fallbacks of the scope of `channel` and `division` (the
@@ -31,7 +32,7 @@ impl Accounts {
             AuditAction::Upsert,
             vec!["fallback_account_ids".to_owned()],
         );
-        let stored = self
+        let (stored, changed) = self
             .store
             .fallbacks()
             .replace_fallbacks(
@@ -42,6 +43,14 @@ impl Accounts {
                 &event,
             )
             .await?;
+        // What the scope serves changed: the views hear it as a default change.
+        self.written(Written {
+            value: (),
+            defaults: changed,
+            routes: None,
+            events: None,
+        })
+        .await;
         Ok(self.views(caller, stored))
     }
 

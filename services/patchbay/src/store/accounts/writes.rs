@@ -169,7 +169,10 @@ impl AccountsRepo<'_> {
             }
         };
         let stored = after.stored();
-        let scopes = touched_scopes(Some(&current), stored);
+        // The scopes whose default it is, and those whose fallbacks list it: what
+        // GetDefaultAccount serves there may change with it.
+        let mut scopes = touched_scopes(Some(&current), stored);
+        scopes.extend(crate::store::fallbacks::listing(&*txn, id).await?);
         let mut events = account_events(Some(&current), stored);
         // What came of a delete at the provider is also the DELETED event's reason.
         if let After::Deleted(deleted) = &after {

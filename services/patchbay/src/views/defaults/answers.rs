@@ -4,7 +4,8 @@
 //! as the entry (and the calls still holding it): an invalidated default takes its
 //! answers with it.
 //!
-//! Bounds: two answers per cached default; an answer over [`MAX_KEPT_BYTES`] is encoded
+//! Bounds: four answers per cached default (two views, each as served and as asked with
+//! `no_fallback`); an answer over [`MAX_KEPT_BYTES`] is encoded
 //! per call instead, and the answers of all entries together stay under
 //! [`CAPACITY_BYTES`] (past it, new answers are encoded per call until old ones go).
 //!
@@ -28,37 +29,54 @@ static KEPT_BYTES: AtomicUsize = AtomicUsize::new(0);
 static KEPT_ANSWERS: AtomicUsize = AtomicUsize::new(0);
 static COUNTED: Once = Once::new();
 
-/// A cached default and the answers encoded for it.
+/// A cached default, the scope's fallbacks when the default cannot send (read with it:
+/// none while it can), and the answers encoded for it.
 #[derive(Clone)]
 pub struct CachedDefault {
     pub account: Arc<Account>,
+    pub fallbacks: Arc<[Arc<Account>]>,
     pub answers: Arc<KeptAnswers>,
 }
 
 impl CachedDefault {
     pub fn new(account: Arc<Account>) -> Self {
+        Self::with_fallbacks(account, Vec::new())
+    }
+
+    pub fn with_fallbacks(account: Arc<Account>, fallbacks: Vec<Arc<Account>>) -> Self {
         COUNTED.call_once(|| {
             crate::memory::register_static("kept_answers", || KEPT_ANSWERS.load(Ordering::Relaxed));
             crate::memory::register_bytes_static("kept_answers", kept_bytes);
         });
         Self {
             account,
+            fallbacks: fallbacks.into(),
             answers: Arc::new(KeptAnswers::default()),
         }
     }
 }
 
-/// The two views of one default: `[others, admins]`.
+/// The views of one default: the others' and the admins', each as served and as asked
+/// with `no_fallback`.
 #[derive(Default)]
 pub struct KeptAnswers {
-    views: [OnceLock<Bytes>; 2],
+    views: [OnceLock<Bytes>; 4],
+}
+
+/// Which of a default's answers.
+#[derive(Clone, Copy, Debug)]
+pub struct View {
+    /// The admins' (they see the verify token).
+    pub admin: bool,
+    /// The default alone, with no fallback served in its place.
+    pub no_fallback: bool,
 }
 
 impl KeptAnswers {
-    /// The answer of `view` (`true`: the admins'), encoded with `encode` the first
-    /// time and kept when it fits.
-    pub fn get_or_encode(&self, admin: bool, encode: impl FnOnce() -> Vec<u8>) -> Bytes {
-        let slot = &self.views[usize::from(admin)];
+    /// The answer of `view`, encoded with `encode` the first time and kept when it
+    /// fits.
+    pub fn get_or_encode(&self, view: View, encode: impl FnOnce() -> Vec<u8>) -> Bytes {
+        let slot = &self.views[usize::from(view.admin) + 2 * usize::from(view.no_fallback)];
         if let Some(kept) = slot.get() {
             return kept.clone();
         }
@@ -109,6 +127,11 @@ pub fn kept_bytes() -> usize {
 mod tests {
     use super::*;
 
+    const OTHERS: View = View {
+        admin: false,
+        no_fallback: false,
+    };
+
     /// One test: the budget is process-wide, and these steps must not overlap.
     #[test]
     fn answers_are_kept_once_per_view_go_with_their_entry_and_stay_in_budget() {
@@ -117,7 +140,11 @@ mod tests {
         let mut encoded = 0;
         for _ in 0..3 {
             for admin in [false, true] {
-                let bytes = answers.get_or_encode(admin, || {
+                let view = View {
+                    admin,
+                    no_fallback: false,
+                };
+                let bytes = answers.get_or_encode(view, || {
                     encoded += 1;
                     vec![u8::from(admin); 100]
                 });
@@ -133,7 +160,11 @@ mod tests {
         let mut live = std::collections::VecDeque::new();
         for i in 0..2_000 {
             let answers = KeptAnswers::default();
-            answers.get_or_encode(i % 2 == 0, || vec![0; MAX_KEPT_BYTES]);
+            let view = View {
+                admin: i % 2 == 0,
+                no_fallback: false,
+            };
+            answers.get_or_encode(view, || vec![0; MAX_KEPT_BYTES]);
             live.push_back(answers);
             if live.len() > 100 {
                 live.pop_front();
@@ -147,7 +178,7 @@ mod tests {
         let full: Vec<KeptAnswers> = (0..CAPACITY_BYTES / MAX_KEPT_BYTES + 10)
             .map(|_| {
                 let answers = KeptAnswers::default();
-                answers.get_or_encode(false, || vec![0; MAX_KEPT_BYTES]);
+                answers.get_or_encode(OTHERS, || vec![0; MAX_KEPT_BYTES]);
                 answers
             })
             .collect();
@@ -156,7 +187,7 @@ mod tests {
         drop(full);
 
         let oversized = KeptAnswers::default();
-        let bytes = oversized.get_or_encode(false, || vec![0; MAX_KEPT_BYTES + 1]);
+        let bytes = oversized.get_or_encode(OTHERS, || vec![0; MAX_KEPT_BYTES + 1]);
         assert_eq!(bytes.len(), MAX_KEPT_BYTES + 1, "answered, not kept");
         assert!(oversized.views[0].get().is_none());
         assert_eq!(kept_bytes(), before);

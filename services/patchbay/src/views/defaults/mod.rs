@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use sea_orm::DbBackend;
 
-pub use answers::{CachedDefault, KeptAnswers};
+pub use answers::{CachedDefault, KeptAnswers, View};
 pub use feeds::{FeedItem, ScopeChanged, Subscription};
 pub use listener::Followers;
 
@@ -142,17 +142,49 @@ impl DefaultAccounts {
         };
         // Boxed: the database query's future is large, and keeping it out of this one
         // keeps every cache hit from carrying (and moving) it.
-        let found = Box::pin(inner.store.accounts().find_default_account(
-            workspace_id,
-            channel,
-            division_id,
-        ))
-        .await?
-        .map(|account| CachedDefault::new(shareable(account)));
+        let found = Box::pin(self.load(workspace_id, channel, division_id)).await?;
         inner
             .cache
             .insert(ticket, workspace_id, channel, division_id, found.clone());
         Ok(found)
+    }
+
+    /// A scope's default as the store has it, with the scope's fallbacks when the
+    /// default cannot send (while it can, none are read: the common case costs one
+    /// query). A change of either is a default change (`store::fallbacks`), which drops
+    /// the entry.
+    async fn load(
+        &self,
+        workspace_id: &str,
+        channel: Channel,
+        division_id: Option<&str>,
+    ) -> Result<Option<CachedDefault>, Error> {
+        let store = &self.inner.store;
+        let Some(default) = store
+            .accounts()
+            .find_default_account(workspace_id, channel, division_id)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let state = default
+            .provider_state
+            .health
+            .state(crate::domain::ids::now());
+        if state != patchbay_sdk::health::State::Unavailable {
+            return Ok(Some(CachedDefault::new(shareable(default))));
+        }
+        let fallbacks = store
+            .fallbacks()
+            .fallback_accounts(workspace_id, channel, division_id)
+            .await?
+            .into_iter()
+            .map(shareable)
+            .collect();
+        Ok(Some(CachedDefault::with_fallbacks(
+            shareable(default),
+            fallbacks,
+        )))
     }
 
     /// A write committed a default change: forget the workspace's cached defaults now,
