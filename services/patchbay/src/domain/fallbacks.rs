@@ -97,18 +97,7 @@ pub fn served(
     fallbacks: &[impl AsRef<Account>],
     at: chrono::DateTime<chrono::Utc>,
 ) -> Option<usize> {
-    let reasons = |account: &Account| -> Vec<patchbay_sdk::health::Reason> {
-        account
-            .provider_state
-            .health
-            .reasons
-            .iter()
-            .map(|reason| patchbay_sdk::health::Reason {
-                class: reason.class,
-                until: reason.until.map(|until| until.timestamp()),
-            })
-            .collect()
-    };
+    let reasons = reasons_of;
     let unusable = vec![patchbay_sdk::health::Reason {
         class: patchbay_sdk::health::Class::Setup,
         until: None,
@@ -125,6 +114,41 @@ pub fn served(
         }),
         at.timestamp(),
     )
+}
+
+/// Whether `default` would be stepped over at `at` for a fallback that can send: what
+/// makes its scope's fallbacks worth reading.
+pub fn would_step_over(default: &Account, at: chrono::DateTime<chrono::Utc>) -> bool {
+    patchbay_sdk::health::serving(reasons_of(default), [Vec::new()], at.timestamp()).is_some()
+}
+
+/// The default's reason codes a fallback stands in for at `at`: those still holding
+/// that make it UNAVAILABLE.
+pub fn fallback_reason(default: &Account, at: chrono::DateTime<chrono::Utc>) -> Vec<String> {
+    default
+        .provider_state
+        .health
+        .reasons
+        .iter()
+        .filter(|reason| {
+            reason.until.is_none_or(|until| at < until)
+                && reason.class.state() == patchbay_sdk::health::State::Unavailable
+        })
+        .map(|reason| reason.code.clone())
+        .collect()
+}
+
+fn reasons_of(account: &Account) -> Vec<patchbay_sdk::health::Reason> {
+    account
+        .provider_state
+        .health
+        .reasons
+        .iter()
+        .map(|reason| patchbay_sdk::health::Reason {
+            class: reason.class,
+            until: reason.until.map(|until| until.timestamp()),
+        })
+        .collect()
 }
 
 /// Whether an account stays in the list of scope `division` after a write left it as

@@ -54,21 +54,17 @@ fn encode(accounts: &Accounts, record: &CachedDefault, view: View) -> Vec<u8> {
     } else {
         fallbacks::served(default, &record.fallbacks, now())
     };
-    let (account, fallback_reason) = match served.and_then(|at| record.fallbacks.get(at)) {
-        Some(fallback) => (
-            fallback.clone(),
-            default
-                .provider_state
-                .health
-                .reasons
-                .iter()
-                .map(|reason| reason.code.clone())
-                .collect(),
-        ),
-        None => (default.clone(), Vec::new()),
-    };
+    let (account, served_by_fallback, fallback_reason) =
+        match served.and_then(|at| record.fallbacks.get(at)) {
+            Some(fallback) => (
+                fallback.clone(),
+                true,
+                fallbacks::fallback_reason(default, now()),
+            ),
+            None => (default.clone(), false, Vec::new()),
+        };
     proto::GetDefaultAccountResponse {
-        served_by_fallback: !fallback_reason.is_empty(),
+        served_by_fallback,
         fallback_reason,
         account: Some(account_to_proto(accounts.present_as(account, view.admin))),
     }
@@ -178,6 +174,8 @@ pub(super) async fn answer(
     let (caller, channel, division, no_fallback) = asked(request)?;
     let record = accounts.default_record(&caller, channel, division).await?;
     let admin = caller.sees_setup_secrets();
+    // Without fallbacks, the default alone is the answer as served: one kept answer.
+    let no_fallback = no_fallback && !record.fallbacks.is_empty();
     let view = View { admin, no_fallback };
     let bytes = record
         .answers

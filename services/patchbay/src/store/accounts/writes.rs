@@ -169,10 +169,30 @@ impl AccountsRepo<'_> {
             }
         };
         let stored = after.stored();
-        // The scopes whose default it is, and those whose fallbacks list it: what
-        // GetDefaultAccount serves there may change with it.
+        // The scopes whose default it is; and, when what a fallback's answer shows
+        // changed, one scope whose fallbacks list it: a default change drops the
+        // workspace's cached answers on every replica, and one scope in the log is
+        // enough for that (logging each listing scope would make one write cost as
+        // many appends).
         let mut scopes = touched_scopes(Some(&current), stored);
-        scopes.extend(crate::store::fallbacks::listing(&*txn, id).await?);
+        let shown_changed = stored.is_none_or(|next| {
+            next.provider_state
+                .health
+                .differs_from(&current.provider_state.health)
+                || next.is_active != current.is_active
+                || next.division_id != current.division_id
+                || next.display_name != current.display_name
+                || next.account_key != current.account_key
+                || next.config != current.config
+        });
+        if shown_changed
+            && let Some(listing) = crate::store::fallbacks::listing(&*txn, id)
+                .await?
+                .into_iter()
+                .next()
+        {
+            scopes.insert(listing);
+        }
         let mut events = account_events(Some(&current), stored);
         // What came of a delete at the provider is also the DELETED event's reason.
         if let After::Deleted(deleted) = &after {

@@ -167,11 +167,9 @@ impl DefaultAccounts {
         else {
             return Ok(None);
         };
-        let state = default
-            .provider_state
-            .health
-            .state(crate::domain::ids::now());
-        if state != patchbay_sdk::health::State::Unavailable {
+        // Fallbacks are read only when the default would be stepped over for a usable
+        // one (its trouble is one a fallback may stand in for).
+        if !crate::domain::fallbacks::would_step_over(&default, crate::domain::ids::now()) {
             return Ok(Some(CachedDefault::new(shareable(default))));
         }
         let fallbacks = store
