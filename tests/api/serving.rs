@@ -15,7 +15,10 @@ use patchbay_e2e::{
 use patchbay_sdk::Client;
 use serde_json::json;
 
-backend_tests!(a_default_that_cannot_send_is_stepped_over_but_never_around_meta_s_hand);
+backend_tests!(
+    a_default_that_cannot_send_is_stepped_over_but_never_around_meta_s_hand,
+    a_default_meta_keeps_failing_is_stepped_over_until_it_answers_twice
+);
 
 async fn served(client: &Client, no_fallback: bool) -> proto::GetDefaultAccountResponse {
     client
@@ -122,4 +125,65 @@ async fn a_default_that_cannot_send_is_stepped_over_but_never_around_meta_s_hand
             .iter()
             .any(|r| r.code == "account_restricted")
     );
+}
+
+/// Meta failing for the default, call after call (3 outages of GetWhatsAppHealth's
+/// reads): PROVIDER, stepped over; two answers in a row lift it (hysteresis).
+async fn a_default_meta_keeps_failing_is_stepped_over_until_it_answers_twice(backend: Backend) {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, ResponseTemplate};
+    let (app, fake, meta) = spawn_with_fake_meta(backend, test_meta(), None).await;
+    let admin = app.admin();
+    fake.add_number("2201", "900000001", None);
+    fake.add_number("2202", "900000001", None);
+    let default = create(&admin, new_whatsapp("2201", "EAAG-2201")).await;
+    let fallback = create(&admin, new_whatsapp("2202", "EAAG-2202")).await;
+    admin
+        .set_default_account(&default.id)
+        .await
+        .expect("default");
+    admin
+        .accounts()
+        .set_fallback_accounts(proto::SetFallbackAccountsRequest {
+            channel: Channel::Whatsapp.into(),
+            division_id: String::new(),
+            account_ids: vec![fallback.id.clone()],
+        })
+        .await
+        .expect("fallbacks");
+    // Meta answers 503 to every read of the default's number, for three health calls
+    // (each tries three times, as the retry policy does).
+    Mock::given(method("GET"))
+        .and(path(patchbay_e2e::graph_path("2201")))
+        .respond_with(ResponseTemplate::new(503).set_body_string("Service Unavailable"))
+        .with_priority(1)
+        .up_to_n_times(9)
+        .mount(&meta)
+        .await;
+    let check = || async {
+        admin
+            .accounts()
+            .get_whats_app_health(proto::GetWhatsAppHealthRequest {
+                id: default.id.clone(),
+            })
+            .await
+    };
+    let service = app.service();
+    for call in 1..=3 {
+        let outage = check().await.expect_err("Meta is down");
+        assert_eq!(outage.code(), patchbay_sdk::tonic::Code::Unavailable);
+        let answer = served(&service, false).await;
+        assert_eq!(
+            account_id(&answer) == fallback.id,
+            call == 3,
+            "stepped over only after the third outage in a row"
+        );
+    }
+    let answer = served(&service, false).await;
+    assert_eq!(answer.fallback_reason, ["provider_failing"]);
+    // Meta answers again: once is not enough, twice lifts it.
+    assert!(check().await.is_ok());
+    assert_eq!(account_id(&served(&service, false).await), fallback.id);
+    assert!(check().await.is_ok());
+    assert_eq!(account_id(&served(&service, false).await), default.id);
 }

@@ -58,7 +58,16 @@ impl Accounts {
             waba.as_ref().err(),
             apps.as_ref().err(),
         ];
-        if let Some(err) = errors.iter().flatten().find(|err| err.is_transient()) {
+        // An outage counts toward the account's PROVIDER reason; an answer, against it.
+        let outage = errors.iter().flatten().find(|err| err.is_transient());
+        let outcome = StateChange::ProviderOutcome {
+            ok: outage.is_none(),
+            detail: outage
+                .map(|err| self.meta_words(&account, err))
+                .unwrap_or_default(),
+        };
+        let account = self.record_state(caller, account.id, outcome).await?;
+        if let Some(err) = outage {
             return Err((*err).clone().into_error("fetching WhatsApp health"));
         }
         let token_rejected = errors

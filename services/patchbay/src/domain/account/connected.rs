@@ -77,6 +77,9 @@ pub enum StateChange {
     OwnershipLost { provider_id: String },
     /// What Meta's webhooks said about the account's health (`meta_health`).
     MetaSaid { words: Vec<Word> },
+    /// A call to Meta about the account was answered (`ok`) or failed as an outage
+    /// (`detail`): the PROVIDER reason's count (`health::provider_outcome`).
+    ProviderOutcome { ok: bool, detail: String },
     /// A new token under `key`, and when it expires.
     NewToken {
         key: &'static str,
@@ -102,7 +105,8 @@ impl StateChange {
             | StateChange::SyncsRequested { .. }
             | StateChange::OwnershipVouched { .. }
             | StateChange::OwnershipLost { .. }
-            | StateChange::MetaSaid { .. } => None,
+            | StateChange::MetaSaid { .. }
+            | StateChange::ProviderOutcome { .. } => None,
         }
     }
 
@@ -178,6 +182,14 @@ impl StateChange {
             }
             // Decided above.
             StateChange::OwnershipVouched { .. } | StateChange::OwnershipLost { .. } => {}
+            StateChange::ProviderOutcome { ok, detail } => {
+                super::health::provider_outcome(
+                    &mut account.provider_state.health,
+                    ok,
+                    &detail,
+                    at,
+                );
+            }
             StateChange::MetaSaid { words } => {
                 let created = account.created_at;
                 super::health::apply_words(&mut account.provider_state.health, &words, created, at);

@@ -38,6 +38,10 @@ pub struct Health {
     /// Reasons of a class this version does not know (a newer replica's), kept as
     /// stored and written back, counted by nobody here.
     pub unknown: Vec<Value>,
+    /// Meta's calls about this account that failed in a row (outages), and, while the
+    /// PROVIDER reason holds, those that succeeded in a row since (`provider_outcome`).
+    pub provider_failures: u32,
+    pub provider_successes: u32,
 }
 
 /// Health as stored: each reason read on its own, so that one this version cannot read
@@ -50,6 +54,14 @@ struct Stored {
     checked_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     heard: BTreeMap<String, DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    provider_failures: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    provider_successes: u32,
+}
+
+fn is_zero(count: &u32) -> bool {
+    *count == 0
 }
 
 impl From<Stored> for Health {
@@ -57,6 +69,8 @@ impl From<Stored> for Health {
         let mut health = Health {
             checked_at: stored.checked_at,
             heard: stored.heard,
+            provider_failures: stored.provider_failures,
+            provider_successes: stored.provider_successes,
             ..Health::default()
         };
         for reason in stored.reasons {
@@ -81,6 +95,8 @@ impl From<Health> for Stored {
             reasons,
             checked_at: health.checked_at,
             heard: health.heard,
+            provider_failures: health.provider_failures,
+            provider_successes: health.provider_successes,
         }
     }
 }
@@ -197,6 +213,49 @@ pub fn apply_words(
         }
     }
     health.checked_at = Some(at);
+}
+
+/// Calls in a row about an account that Meta fails before it is PROVIDER, and that
+/// succeed before that is lifted.
+pub const PROVIDER_FAILURES: u32 = 3;
+pub const PROVIDER_SUCCESSES: u32 = 2;
+/// The PROVIDER reason's code.
+pub const PROVIDER_FAILING: &str = "provider_failing";
+
+/// What one call to Meta about the account came to (`ok`: answered; otherwise an
+/// outage, `detail` saying which): PROVIDER after [`PROVIDER_FAILURES`] failures in a
+/// row, lifted after [`PROVIDER_SUCCESSES`] successes in a row, so that one blip
+/// neither sets nor clears it.
+pub fn provider_outcome(health: &mut Health, ok: bool, detail: &str, at: DateTime<Utc>) {
+    let failing = health.reasons.iter().any(|r| r.code == PROVIDER_FAILING);
+    if ok {
+        health.provider_failures = 0;
+        if !failing {
+            health.provider_successes = 0;
+            return;
+        }
+        health.provider_successes += 1;
+        if health.provider_successes >= PROVIDER_SUCCESSES {
+            health.provider_successes = 0;
+            health.reasons.retain(|r| r.code != PROVIDER_FAILING);
+        }
+        return;
+    }
+    health.provider_successes = 0;
+    // Counted up to the threshold only: further outages write nothing more.
+    health.provider_failures = (health.provider_failures + 1).min(PROVIDER_FAILURES);
+    if !failing && health.provider_failures >= PROVIDER_FAILURES {
+        health.reasons.push(HealthReason {
+            code: PROVIDER_FAILING.to_owned(),
+            class: Class::Provider,
+            detail: format!(
+                "Meta failed {} calls in a row about this account: {detail}",
+                health.provider_failures
+            ),
+            since: at,
+            until: None,
+        });
+    }
 }
 
 /// Reason codes the account's own state gives.

@@ -264,3 +264,45 @@ fn a_reason_of_an_unknown_class_is_kept_and_written_back() {
     assert_eq!(health.unknown.len(), 1);
     assert_eq!(serde_json::to_value(&health).expect("writes"), stored);
 }
+
+#[test]
+fn provider_is_set_after_three_failures_and_lifted_after_two_successes() {
+    let mut health = Health::default();
+    let provider = |health: &Health| {
+        health
+            .reasons
+            .iter()
+            .any(|r| r.code == PROVIDER_FAILING && r.class == Class::Provider)
+    };
+    // Two failures, a success: the count starts over.
+    provider_outcome(&mut health, false, "503", at(1));
+    provider_outcome(&mut health, false, "503", at(2));
+    provider_outcome(&mut health, true, "", at(3));
+    assert!(!provider(&health));
+    assert_eq!(health.provider_failures, 0);
+    // Three in a row: PROVIDER, UNAVAILABLE.
+    for second in 4..7 {
+        provider_outcome(&mut health, false, "timed out", at(second));
+    }
+    assert!(provider(&health));
+    assert_eq!(health.state(at(7)), State::Unavailable);
+    let since = health.reasons[0].since;
+    // More failures change nothing of it.
+    provider_outcome(&mut health, false, "timed out", at(8));
+    assert_eq!(health.reasons.len(), 1);
+    assert_eq!(health.reasons[0].since, since);
+    // One success is not enough; a failure between starts the successes over.
+    provider_outcome(&mut health, true, "", at(9));
+    assert!(provider(&health));
+    provider_outcome(&mut health, false, "503", at(10));
+    provider_outcome(&mut health, true, "", at(11));
+    assert!(provider(&health));
+    provider_outcome(&mut health, true, "", at(12));
+    assert!(!provider(&health), "two successes in a row lift it");
+    assert_eq!(health.state(at(12)), State::Healthy);
+    // The counts are stored, and read back.
+    provider_outcome(&mut health, false, "503", at(13));
+    let stored = serde_json::to_value(&health).expect("stored");
+    let read: Health = serde_json::from_value(stored).expect("read");
+    assert_eq!(read.provider_failures, 1);
+}
