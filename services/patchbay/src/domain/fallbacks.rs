@@ -91,7 +91,8 @@ pub fn check_member(
 /// Which account a scope sends from at `at`: `None` for its `default`, or the index of
 /// the one of `fallbacks` to serve instead. The SDK's decision
 /// (`patchbay_sdk::health::serving`), the same code a client runs on its copy; a
-/// fallback that is the default itself is never served in its place.
+/// fallback that is the default itself, or whose provider id another account took
+/// (ownership LOST), is never served in its place.
 pub fn served(
     default: &Account,
     fallbacks: &[impl AsRef<Account>],
@@ -106,7 +107,11 @@ pub fn served(
         reasons(default),
         fallbacks.iter().map(|fallback| {
             let fallback = fallback.as_ref();
-            if fallback.id == default.id {
+            // The default itself, or an account another took the provider id from (its
+            // webhooks go to the taker: it is no one to send from).
+            if fallback.id == default.id
+                || fallback.provider_state.ownership == super::account::Ownership::Lost
+            {
                 unusable.clone()
             } else {
                 reasons(fallback)
@@ -149,6 +154,20 @@ fn reasons_of(account: &Account) -> Vec<patchbay_sdk::health::Reason> {
             until: reason.until.map(|until| until.timestamp()),
         })
         .collect()
+}
+
+/// The earliest end after `at` of a reason of these accounts: when what they make of
+/// a scope's answer may change with no write.
+pub fn next_until<'a>(
+    accounts: impl IntoIterator<Item = &'a Account>,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    accounts
+        .into_iter()
+        .flat_map(|account| account.provider_state.health.reasons.iter())
+        .filter_map(|reason| reason.until)
+        .filter(|until| *until > at)
+        .min()
 }
 
 /// Whether an account stays in the list of scope `division` after a write left it as

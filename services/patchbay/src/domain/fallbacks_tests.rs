@@ -128,3 +128,64 @@ fn an_account_leaves_the_lists_it_no_longer_belongs_in() {
     moved.division_id = Some("support".to_owned());
     assert!(!stays(Some(&moved), Some("sales")));
 }
+
+fn with_reason(
+    mut account: Account,
+    class: patchbay_sdk::health::Class,
+    until: Option<i64>,
+) -> Account {
+    use crate::domain::account::health::HealthReason;
+    use crate::domain::testing::at;
+    account.provider_state.health.reasons.push(HealthReason {
+        code: "x".to_owned(),
+        class,
+        detail: String::new(),
+        since: at(0),
+        until: until.map(at),
+    });
+    account
+}
+
+#[test]
+fn a_fallback_that_lost_its_provider_id_is_never_served() {
+    use crate::domain::account::Ownership;
+    use crate::domain::testing::at;
+    use patchbay_sdk::health::Class;
+    let default = with_reason(account(Channel::Whatsapp, "wa-1"), Class::Credentials, None);
+    let mut lost = account(Channel::Whatsapp, "wa-2");
+    lost.id = Uuid::now_v7();
+    lost.provider_state.ownership = Ownership::Lost;
+    let mut usable = account(Channel::Whatsapp, "wa-3");
+    usable.id = Uuid::now_v7();
+    let listed = |accounts: Vec<Account>| -> Vec<std::sync::Arc<Account>> {
+        accounts.into_iter().map(std::sync::Arc::new).collect()
+    };
+    assert_eq!(
+        served(&default, &listed(vec![lost.clone(), usable]), at(1)),
+        Some(1)
+    );
+    assert_eq!(served(&default, &listed(vec![lost]), at(1)), None);
+    // Nor the default itself, listed by a stale entry.
+    assert_eq!(
+        served(&default, &listed(vec![default.clone()]), at(1)),
+        None
+    );
+}
+
+#[test]
+fn the_next_end_of_a_reason_bounds_how_long_an_answer_holds() {
+    use crate::domain::testing::at;
+    use patchbay_sdk::health::Class;
+    let restricted = with_reason(
+        account(Channel::Whatsapp, "wa-1"),
+        Class::Enforcement,
+        Some(50),
+    );
+    let flagged = with_reason(account(Channel::Whatsapp, "wa-2"), Class::Quality, Some(20));
+    let ended = with_reason(account(Channel::Whatsapp, "wa-3"), Class::Setup, Some(5));
+    assert_eq!(
+        next_until([&restricted, &flagged, &ended], at(10)),
+        Some(at(20))
+    );
+    assert_eq!(next_until([&ended], at(10)), None);
+}

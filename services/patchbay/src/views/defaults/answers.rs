@@ -36,6 +36,9 @@ pub struct CachedDefault {
     pub account: Arc<Account>,
     pub fallbacks: Arc<[Arc<Account>]>,
     pub answers: Arc<KeptAnswers>,
+    /// The earliest end of a reason of the default or its fallbacks: past it, the
+    /// answer may be another with no write, so the entry is read again.
+    pub valid_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl CachedDefault {
@@ -48,10 +51,15 @@ impl CachedDefault {
             crate::memory::register_static("kept_answers", || KEPT_ANSWERS.load(Ordering::Relaxed));
             crate::memory::register_bytes_static("kept_answers", kept_bytes);
         });
+        let valid_until = crate::domain::fallbacks::next_until(
+            std::iter::once(&*account).chain(fallbacks.iter().map(|fallback| &**fallback)),
+            crate::domain::ids::now(),
+        );
         Self {
             account,
             fallbacks: fallbacks.into(),
             answers: Arc::new(KeptAnswers::default()),
+            valid_until,
         }
     }
 }

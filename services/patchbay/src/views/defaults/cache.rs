@@ -78,7 +78,15 @@ impl DefaultCache {
             .flatten()
             .and_then(|scopes| scopes.get(&channel))
             .and_then(|divisions| divisions.get(division_id.unwrap_or_default()))
-            .filter(|entry| entry.loaded_at.elapsed() < self.ttl);
+            .filter(|entry| entry.loaded_at.elapsed() < self.ttl)
+            // A reason that ends changes the answer with no write: read it again then.
+            .filter(|entry| {
+                entry.account.as_ref().is_none_or(|cached| {
+                    cached
+                        .valid_until
+                        .is_none_or(|until| crate::domain::ids::now() < until)
+                })
+            });
         match hit {
             Some(entry) => Lookup::Hit(entry.account.clone()),
             None => Lookup::Miss(Ticket { epoch: state.epoch }),
