@@ -117,26 +117,35 @@ impl FallbacksRepo<'_> {
         Ok((stored, changed))
     }
 
-    /// The live accounts of `ids` in the workspace, in order. Any the workspace does not
-    /// hold are left out, and so is one that cannot be read (reported): it fails
-    /// neither the list nor says more than a missing one.
+    /// The live accounts of `ids` in the workspace, in order, read in one query. Any
+    /// the workspace does not hold are left out, and so is one that cannot be read
+    /// (reported): it fails neither the list nor says more than a missing one.
     async fn accounts_of(
         &self,
         conn: &impl ConnectionTrait,
         workspace_id: &str,
         ids: &[Uuid],
     ) -> Result<Vec<Account>, Error> {
-        let mut found = Vec::with_capacity(ids.len());
-        for id in ids {
-            let decode = |row| to_domain(self.keys(), row);
-            match live::find::<account::Entity, _>(conn, workspace_id, *id, decode).await {
-                Ok(account) => found.extend(account),
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = live::live::<account::Entity>(workspace_id)
+            .filter(account::Column::Id.is_in(ids.iter().copied()))
+            .all(conn)
+            .await
+            .map_err(db_error)?;
+        let mut found = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id = row.id;
+            match to_domain(self.keys(), row) {
+                Ok(account) => found.push(account),
                 Err(err) if is_unreadable_record(&err) => {
-                    report_unreadable(RecordKind::Account, *id, &err);
+                    report_unreadable(RecordKind::Account, id, &err);
                 }
                 Err(err) => return Err(err),
             }
         }
+        found.sort_by_key(|account| ids.iter().position(|id| *id == account.id));
         Ok(found)
     }
 }
