@@ -16,7 +16,10 @@ use patchbay_e2e::{
 use patchbay_sdk::tonic::Streaming;
 use serde_json::json;
 
-backend_tests!(meta_s_webhooks_change_health_once_with_an_event);
+backend_tests!(
+    meta_s_webhooks_change_health_once_with_an_event,
+    a_body_signed_with_an_account_s_own_secret_records_no_health
+);
 
 /// A WABA-level entry of WABA 900000001, as Meta's reference examples have it, sent
 /// now (a word from before the account was made is of the id's previous holder).
@@ -158,4 +161,57 @@ async fn meta_s_webhooks_change_health_once_with_an_event(backend: Backend) {
     let now = health(&event.account.expect("account"));
     assert_eq!(codes(&now), ["account_restricted"]);
     assert_eq!(now.state, i32::from(HealthState::Unavailable));
+}
+
+/// An account's own app secret is its tenant's: a body it signs (here a forged
+/// "reinstated" and a forged block, as a tenant could write them) is routed to that
+/// account as before, and says nothing of its health.
+async fn a_body_signed_with_an_account_s_own_secret_records_no_health(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let page = create(
+        &app.admin(),
+        patchbay_e2e::new_account(
+            proto::Channel::Messenger,
+            "p700",
+            json!({"page_id": "700", "page_access_token": "EAAP-700", "app_secret": "tenant-secret"}),
+        ),
+    )
+    .await;
+    let before = latest_revision(&app).await;
+    // Meta's messaging_policy_enforcement event, as the Messenger Platform documents it.
+    let forged = json!({"object": "page", "entry": [{"id": "700",
+        "time": chrono::Utc::now().timestamp(), "messaging": [{"recipient": {"id": "700"},
+        "timestamp": 1_765_000_000_000_u64,
+        "policy_enforcement": {"action": "block", "reason": "forged"}}]}]});
+    let (to, _) = routed_with(&app, &page.webhook_url, "tenant-secret", &forged).await;
+    assert_eq!(to, [(0, page.id.clone())], "routed to its own account");
+    assert_eq!(latest_revision(&app).await, before, "nothing written");
+    let now = get_account(&app.admin(), &page.id).await;
+    assert_eq!(health(&now).state, i32::from(HealthState::Healthy));
+}
+
+/// As `routed`, signed with `secret`.
+async fn routed_with(
+    app: &TestApp,
+    url: &str,
+    secret: &str,
+    body: &serde_json::Value,
+) -> (Vec<(i32, String)>, Vec<String>) {
+    let answer = app
+        .gateway()
+        .webhooks()
+        .route_webhook(patchbay_e2e::meta_post(
+            url,
+            secret,
+            body.to_string().as_bytes(),
+        ))
+        .await
+        .expect("verified")
+        .into_inner();
+    let to = answer
+        .deliveries
+        .into_iter()
+        .map(|d| (d.entry_index, d.account_id))
+        .collect();
+    (to, answer.unrouted.into_iter().map(|u| u.reason).collect())
 }

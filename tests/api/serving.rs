@@ -33,6 +33,19 @@ async fn served(client: &Client, no_fallback: bool) -> proto::GetDefaultAccountR
         .into_inner()
 }
 
+/// Makes `fallback` the workspace's one WhatsApp fallback.
+async fn fallbacks(admin: &Client, fallback: &proto::Account) {
+    admin
+        .accounts()
+        .set_fallback_accounts(proto::SetFallbackAccountsRequest {
+            channel: Channel::Whatsapp.into(),
+            division_id: String::new(),
+            account_ids: vec![fallback.id.clone()],
+        })
+        .await
+        .expect("fallbacks");
+}
+
 fn account_id(answer: &proto::GetDefaultAccountResponse) -> &str {
     answer
         .account
@@ -64,15 +77,7 @@ async fn a_default_that_cannot_send_is_stepped_over_but_never_around_meta_s_hand
         },
     )
     .await;
-    admin
-        .accounts()
-        .set_fallback_accounts(proto::SetFallbackAccountsRequest {
-            channel: Channel::Whatsapp.into(),
-            division_id: String::new(),
-            account_ids: vec![fallback.id.clone()],
-        })
-        .await
-        .expect("fallbacks");
+    fallbacks(&admin, &fallback).await;
 
     // The default cannot send (SETUP): the fallback is served, saying why.
     let service = app.service();
@@ -142,15 +147,7 @@ async fn a_default_meta_keeps_failing_is_stepped_over_until_it_answers_twice(bac
         .set_default_account(&default.id)
         .await
         .expect("default");
-    admin
-        .accounts()
-        .set_fallback_accounts(proto::SetFallbackAccountsRequest {
-            channel: Channel::Whatsapp.into(),
-            division_id: String::new(),
-            account_ids: vec![fallback.id.clone()],
-        })
-        .await
-        .expect("fallbacks");
+    fallbacks(&admin, &fallback).await;
     // Meta answers 503 to every read of the default's number, for three health calls
     // (each tries three times, as the retry policy does).
     Mock::given(method("GET"))
