@@ -36,6 +36,7 @@ mod m20261206_000023_round_cursor;
 mod m20261206_000024_index_accounts_token_expiry;
 mod m20261207_000025_account_health;
 mod m20261207_000026_fallback_accounts;
+mod m20261207_000027_default_change_kind;
 
 mod catalog;
 mod columns;
@@ -72,6 +73,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000024_index_accounts_token_expiry::Migration),
             Box::new(m20261207_000025_account_health::Migration),
             Box::new(m20261207_000026_fallback_accounts::Migration),
+            Box::new(m20261207_000027_default_change_kind::Migration),
         ]
     }
 }

@@ -1,6 +1,8 @@
-//! [`DefaultAccounts`]: a local copy of a workspace's default accounts, kept current by
-//! `WatchDefaultAccounts`, so that "which account sends on channel X for division Y?"
-//! costs a map lookup instead of a call.
+//! [`DefaultAccounts`]: a local copy of a workspace's default accounts and each scope's
+//! fallbacks, kept current by `WatchDefaultAccounts`, so that "which account sends on
+//! channel X for division Y?" costs a map lookup instead of a call: [`get`] answers the
+//! default, [`sender`] what `GetDefaultAccount` serves (a fallback while the default
+//! cannot send), by the service's own decision ([`crate::health::serving`]).
 //!
 //! A background task opens the watch, replaces the map with each snapshot and applies
 //! each change after it. When the stream breaks (the server restarts, a network blip,
@@ -11,6 +13,8 @@
 //! tells whether it may be stale.
 //!
 //! [`is_synchronised`]: DefaultAccounts::is_synchronised
+//! [`get`]: DefaultAccounts::get
+//! [`sender`]: DefaultAccounts::sender
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,8 +27,88 @@ use tokio::task::JoinHandle;
 use crate::client::{Client, Error};
 use crate::proto::{self, watch_default_accounts_response::Event};
 
-/// channel → division ("" for workspace-wide) → its default.
-type Map = HashMap<i32, HashMap<String, Arc<proto::Account>>>;
+/// channel → division ("" for workspace-wide) → `T`.
+type Scopes<T> = HashMap<i32, HashMap<String, T>>;
+
+/// The copy: each scope's default, and each scope's fallbacks in order.
+#[derive(Default)]
+struct Map {
+    defaults: Scopes<Arc<proto::Account>>,
+    fallbacks: Scopes<Vec<Arc<proto::Account>>>,
+}
+
+impl Map {
+    /// The scope that answers for `division_id` on `channel`: the division's when it
+    /// has a default, else the workspace-wide one; with its key and default.
+    fn answering(
+        &self,
+        channel: proto::Channel,
+        division_id: Option<&str>,
+    ) -> Option<(&str, &Arc<proto::Account>)> {
+        let scopes = self.defaults.get(&(channel as i32))?;
+        division_id
+            .filter(|division| !division.is_empty())
+            .and_then(|division| scopes.get_key_value(division))
+            .or_else(|| scopes.get_key_value(""))
+            .map(|(key, account)| (key.as_str(), account))
+    }
+
+    /// A scope's fallbacks (none when it has no list).
+    fn fallbacks_of(&self, channel: proto::Channel, scope: &str) -> &[Arc<proto::Account>] {
+        self.fallbacks
+            .get(&(channel as i32))
+            .and_then(|scopes| scopes.get(scope))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// What the copy serves at `now` (seconds since the epoch): [`DefaultAccounts::sender`].
+    fn sender(
+        &self,
+        channel: proto::Channel,
+        division_id: Option<&str>,
+        now: i64,
+    ) -> Option<Sender> {
+        let (scope, default) = self.answering(channel, division_id)?;
+        let fallbacks = self.fallbacks_of(channel, scope);
+        let served = crate::health::serving_accounts(
+            default,
+            fallbacks.iter().map(|account| account.as_ref()),
+            now,
+        );
+        Some(match served.and_then(|index| fallbacks.get(index)) {
+            Some(fallback) => Sender {
+                account: fallback.clone(),
+                served_by_fallback: true,
+            },
+            None => Sender {
+                account: default.clone(),
+                served_by_fallback: false,
+            },
+        })
+    }
+
+    fn set_fallbacks(&mut self, list: proto::ScopeFallbacks) {
+        let scope = list.division_id.unwrap_or_default();
+        let scopes = self.fallbacks.entry(list.channel).or_default();
+        if list.accounts.is_empty() {
+            scopes.remove(&scope);
+        } else {
+            scopes.insert(scope, list.accounts.into_iter().map(Arc::new).collect());
+        }
+    }
+}
+
+/// What `GetDefaultAccount` serves for a scope, as [`DefaultAccounts::sender`] answers
+/// it from the copy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sender {
+    /// The account to send from: the default, or the first of the scope's fallbacks
+    /// that can send while the default cannot (for a CREDENTIALS, SETUP or PROVIDER
+    /// reason; never for ENFORCEMENT).
+    pub account: Arc<proto::Account>,
+    /// True when `account` is a fallback standing in for the default.
+    pub served_by_fallback: bool,
+}
 
 /// What to watch, and how to reconnect.
 #[derive(Clone, Debug)]
@@ -100,7 +184,7 @@ impl DefaultAccounts {
     pub fn watch(client: Client, options: WatchOptions) -> Self {
         let (status, _) = watch::channel(SyncStatus::default());
         let state = Arc::new(State {
-            map: RwLock::new(Map::new()),
+            map: RwLock::new(Map::default()),
             synchronised: AtomicBool::new(false),
             status,
         });
@@ -111,24 +195,28 @@ impl DefaultAccounts {
         }
     }
 
-    /// The account that sends on `channel` for `division_id`: the division's default,
-    /// else the workspace-wide one. No network call.
+    /// The default that sends on `channel` for `division_id`: the division's default,
+    /// else the workspace-wide one, with its health. No network call.
     pub fn get(
         &self,
         channel: proto::Channel,
         division_id: Option<&str>,
     ) -> Option<Arc<proto::Account>> {
-        let map = self
-            .state
-            .map
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let scopes = map.get(&(channel as i32))?;
-        division_id
-            .filter(|division| !division.is_empty())
-            .and_then(|division| scopes.get(division))
-            .or_else(|| scopes.get(""))
-            .cloned()
+        let map = read(&self.state.map);
+        map.answering(channel, division_id)
+            .map(|(_, account)| account.clone())
+    }
+
+    /// What `GetDefaultAccount` serves on `channel` for `division_id`, from the copy:
+    /// the answering scope's default, unless it cannot send for a reason a fallback may
+    /// stand in for; then the first of that scope's fallbacks that can. The decision is
+    /// the service's own ([`crate::health::serving_accounts`]), read at this instant, so
+    /// a reason whose `until` has passed no longer counts. No network call.
+    pub fn sender(&self, channel: proto::Channel, division_id: Option<&str>) -> Option<Sender> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |t| i64::try_from(t.as_secs()).unwrap_or(i64::MAX));
+        read(&self.state.map).sender(channel, division_id, now)
     }
 
     /// Whether the copy follows the server right now (false before the first snapshot
@@ -204,6 +292,9 @@ async fn stream_once(
                 for account in snapshot.defaults {
                     insert(&mut map, account);
                 }
+                for list in snapshot.fallbacks {
+                    map.set_fallbacks(list);
+                }
                 if !snapshot.complete {
                     pending = Some(map);
                     continue;
@@ -225,24 +316,33 @@ async fn stream_once(
                     match change.account {
                         Some(account) => insert(&mut map, account),
                         None => {
-                            if let Some(scopes) = map.get_mut(&change.channel) {
+                            if let Some(scopes) = map.defaults.get_mut(&change.channel) {
                                 scopes.remove(&division);
                             }
                         }
                     }
                 }
-                state.status.send_modify(|status| {
-                    status.revision = status.revision.max(message.revision);
-                    status.updates += 1;
-                });
+                applied(state, message.revision);
+            }
+            Some(Event::FallbacksChanged(list)) => {
+                write(&state.map).set_fallbacks(list);
+                applied(state, message.revision);
             }
             None => {}
         }
     }
 }
 
+/// A change was applied: the status moves on.
+fn applied(state: &State, revision: i64) {
+    state.status.send_modify(|status| {
+        status.revision = status.revision.max(revision);
+        status.updates += 1;
+    });
+}
+
 fn insert(map: &mut Map, account: proto::Account) {
-    map.entry(account.channel).or_default().insert(
+    map.defaults.entry(account.channel).or_default().insert(
         account.division_id.clone().unwrap_or_default(),
         Arc::new(account),
     );
@@ -250,6 +350,10 @@ fn insert(map: &mut Map, account: proto::Account) {
 
 fn write(map: &RwLock<Map>) -> std::sync::RwLockWriteGuard<'_, Map> {
     map.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn read(map: &RwLock<Map>) -> std::sync::RwLockReadGuard<'_, Map> {
+    map.read().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// `backoff` give or take a quarter, so that many clients cut off together do not all
@@ -264,3 +368,7 @@ pub(crate) fn with_jitter(backoff: Duration) -> Duration {
         .max(1);
     backoff - quarter + Duration::from_millis(u64::from(nanos % (2 * spread)))
 }
+
+#[cfg(test)]
+#[path = "default_accounts_tests.rs"]
+mod tests;

@@ -142,6 +142,41 @@ where
         .position(|reasons| state_of(reasons, now) != State::Unavailable)
 }
 
+/// Whether a listed fallback may ever be served in the default's place: not when it is
+/// the default itself, nor when another account took its provider id (ownership LOST:
+/// its webhooks go to the taker, it is no one to send from).
+pub fn may_stand_in(is_the_default: bool, ownership_lost: bool) -> bool {
+    !is_the_default && !ownership_lost
+}
+
+/// How [`serving`] reads a fallback that may not stand in: unavailable for good.
+pub const NEVER_SERVED: Reason = Reason {
+    class: Class::Setup,
+    until: None,
+};
+
+/// [`serving`] over accounts as the API shows them: what a client's copy answers, the
+/// same decision the service makes of its records.
+pub fn serving_accounts<'a>(
+    default: &proto::Account,
+    fallbacks: impl IntoIterator<Item = &'a proto::Account>,
+    now: i64,
+) -> Option<usize> {
+    let lost = proto::Ownership::Lost as i32;
+    serving(
+        reasons_of_account(default),
+        fallbacks.into_iter().map(|fallback| {
+            let stands_in = may_stand_in(fallback.id == default.id, fallback.ownership == lost);
+            reasons_of_account(fallback).chain((!stands_in).then_some(NEVER_SERVED))
+        }),
+        now,
+    )
+}
+
+fn reasons_of_account(account: &proto::Account) -> impl Iterator<Item = Reason> + '_ {
+    account.health.as_ref().into_iter().flat_map(reasons_of)
+}
+
 /// The reasons of an `AccountHealth` as the decision reads them (a reason of a class
 /// this SDK does not know is passed over: a newer server's, read by an older client).
 pub fn reasons_of(health: &proto::AccountHealth) -> impl Iterator<Item = Reason> + '_ {

@@ -49,7 +49,7 @@ pub use client::{
 #[cfg(feature = "client")]
 pub use connect::ConnectOptions;
 #[cfg(feature = "client")]
-pub use default_accounts::{DefaultAccounts, SyncStatus, WatchOptions};
+pub use default_accounts::{DefaultAccounts, Sender, SyncStatus, WatchOptions};
 pub use tonic::codec::CompressionEncoding;
 
 /// The encoded file descriptor set of `patchbay.v1` and its imports.

@@ -1,15 +1,17 @@
 //! Ordered fallbacks per scope (#30, item 3): SetFallbackAccounts replaces a scope's
 //! list (admin only, idempotent, audited), every bad entry named `account_ids[i]`, an
 //! id the scope cannot see NOT_FOUND as a missing one; an account that becomes the
-//! scope's default, or is deleted, deactivated or moved out of the scope, leaves it.
+//! scope's default, or is deleted, deactivated or moved out of the scope, leaves it;
+//! watchers of the defaults are told of each list as it changes.
 
+use patchbay_e2e::proto::watch_default_accounts_response::Event;
 use patchbay_e2e::proto::{self, Channel};
 use patchbay_e2e::{
     Backend, OTHER_WORKSPACE, TestApp, backend_tests, create, expect_code, new_account, update,
     violated_fields,
 };
 use patchbay_sdk::Client;
-use patchbay_sdk::tonic::{Code, Request, Status};
+use patchbay_sdk::tonic::{Code, Request, Status, Streaming};
 use serde_json::json;
 
 backend_tests!(
@@ -203,9 +205,58 @@ async fn a_scope_s_list_is_kept_in_order_and_every_bad_entry_is_named(backend: B
     assert!(listed(&admin, "").await.is_empty());
 }
 
+/// Every message a watch gets until it has been quiet for half a second.
+async fn drain(
+    watch: &mut Streaming<proto::WatchDefaultAccountsResponse>,
+) -> Vec<proto::WatchDefaultAccountsResponse> {
+    let mut messages = Vec::new();
+    while let Ok(message) =
+        tokio::time::timeout(std::time::Duration::from_millis(500), watch.message()).await
+    {
+        messages.push(message.expect("healthy").expect("open"));
+    }
+    messages
+}
+
+/// Each list a watch was told of, in order: (division, ids).
+fn lists_told(messages: &[proto::WatchDefaultAccountsResponse]) -> Vec<(String, Vec<String>)> {
+    messages
+        .iter()
+        .filter_map(|message| match &message.event {
+            Some(Event::FallbacksChanged(list)) => Some((
+                list.division_id.clone().unwrap_or_default(),
+                ids(&list.accounts),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
 async fn an_account_leaves_the_lists_it_no_longer_belongs_in(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let admin = app.admin();
+    // A watcher of the SMS defaults is told of each list as it changes.
+    let mut watch = app
+        .service()
+        .accounts()
+        .watch_default_accounts(proto::WatchDefaultAccountsRequest {
+            channels: vec![Channel::Sms.into()],
+            division_id: String::new(),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let first = drain(&mut watch).await;
+    assert!(
+        matches!(
+            first[..],
+            [proto::WatchDefaultAccountsResponse {
+                event: Some(Event::Snapshot(_)),
+                ..
+            }]
+        ),
+        "{first:?}"
+    );
     let becomes_default = sms(&admin, "+15550000011", Some("sales")).await;
     let deactivated = sms(&admin, "+15550000012", None).await;
     let deleted = sms(&admin, "+15550000013", None).await;
@@ -222,6 +273,17 @@ async fn an_account_leaves_the_lists_it_no_longer_belongs_in(backend: Backend) {
     set(&admin, "", &[&deactivated.id, &stays.id])
         .await
         .expect("set");
+    let all_ids: Vec<String> = all.iter().map(|id| (*id).to_owned()).collect();
+    assert_eq!(
+        lists_told(&drain(&mut watch).await),
+        [
+            ("sales".to_owned(), all_ids.clone()),
+            (
+                String::new(),
+                vec![deactivated.id.clone(), stays.id.clone()]
+            ),
+        ]
+    );
 
     admin
         .set_default_account(&becomes_default.id)
@@ -258,6 +320,55 @@ async fn an_account_leaves_the_lists_it_no_longer_belongs_in(backend: Backend) {
         std::slice::from_ref(&stays.id)
     );
     assert_eq!(listed(&admin, "").await, std::slice::from_ref(&stays.id));
+    // Each write that took an account out told the watcher of each list it left (five
+    // lists in all), the new default's scope first as a default; each list as it is
+    // when told, which may already be a later write's (a change is state, not a
+    // delta), so the last told of each scope is as it ends. Revisions only grow.
+    let messages = drain(&mut watch).await;
+    assert!(
+        messages.windows(2).all(|w| w[0].revision < w[1].revision),
+        "{messages:?}"
+    );
+    let told = lists_told(&messages);
+    let scopes: Vec<&str> = told.iter().map(|(scope, _)| scope.as_str()).collect();
+    assert_eq!(scopes, ["sales", "", "sales", "sales", "sales"], "{told:?}");
+    let last_of = |scope: &str| {
+        told.iter()
+            .rev()
+            .find(|(s, _)| s == scope)
+            .map(|(_, ids)| ids.clone())
+    };
+    assert_eq!(last_of("sales"), Some(vec![stays.id.clone()]));
+    assert_eq!(last_of(""), Some(vec![stays.id.clone()]));
+    // A change of what a listed account shows (its name here; its health alike) is
+    // told as its lists, with it as it is now.
+    update(
+        &admin,
+        proto::UpdateAccountRequest {
+            id: stays.id.clone(),
+            display_name: Some("Renamed".to_owned()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let messages = drain(&mut watch).await;
+    let renamed: Vec<(String, String)> = messages
+        .iter()
+        .filter_map(|message| match &message.event {
+            Some(Event::FallbacksChanged(list)) => Some((
+                list.division_id.clone().unwrap_or_default(),
+                list.accounts.first()?.display_name.clone(),
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        renamed,
+        [
+            (String::new(), "Renamed".to_owned()),
+            ("sales".to_owned(), "Renamed".to_owned())
+        ]
+    );
 
     // A replica of the previous version prunes nothing: an entry it left behind (here
     // the moved and the deactivated accounts, put back by hand) is not read back.

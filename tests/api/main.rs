@@ -30,6 +30,7 @@ mod outbound;
 mod overload;
 mod ownership;
 mod providers;
+mod revoked_default;
 mod roles;
 mod routing;
 mod secrets;

@@ -83,6 +83,8 @@ struct Report {
     /// (concurrency, health, default)
     unary: Vec<(usize, Rate, Rate)>,
     lookup_ns: f64,
+    /// `DefaultAccounts::sender`, per lookup.
+    sender_ns: f64,
     writes_per_second: f64,
     /// SetDefaultAccount with WRITERS writers, each on a workspace of its own.
     parallel_writes_per_second: f64,
@@ -186,7 +188,8 @@ async fn run(
         Client::connect(server.endpoint.clone(), &server.token("admin", WORKSPACE)?).await?;
     let service_token = server.token("service", WORKSPACE)?;
     let started = Instant::now();
-    seed(&admin, args.accounts).await?;
+    let created = seed(&admin, args.accounts).await?;
+    seed_fallbacks(&admin, &created).await?;
     println!(
         "stored {} accounts in {:.1} s",
         args.accounts,
@@ -278,10 +281,10 @@ async fn run(
         100.0 * route.per_second / health.per_second.max(1.0),
     );
 
-    report.lookup_ns = sdk_lookup(&server.endpoint, &service_token).await?;
+    (report.lookup_ns, report.sender_ns) = sdk_lookup(&server.endpoint, &service_token).await?;
     println!(
-        "SDK DefaultAccounts::get: {:.0} ns per lookup",
-        report.lookup_ns
+        "SDK DefaultAccounts::get: {:.0} ns per lookup | DefaultAccounts::sender: {:.0} ns",
+        report.lookup_ns, report.sender_ns
     );
 
     let (first, second) = write_scope(&admin).await?;
@@ -349,20 +352,21 @@ async fn run(
 
 /// Stores `count` SMS accounts: one in ten workspace-wide, the rest spread over
 /// `DIVISIONS` divisions, each with a secret; the first of each division is its default.
-async fn seed(admin: &Client, count: usize) -> Result<(), BoxError> {
+async fn seed(admin: &Client, count: usize) -> Result<Vec<(usize, String)>, BoxError> {
     let next = Arc::new(AtomicUsize::new(0));
     let workers: Vec<_> = (0..16)
         .map(|_| {
             let admin = admin.clone();
             let next = next.clone();
             tokio::spawn(async move {
+                let mut created = Vec::new();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= count {
-                        return Ok::<(), BoxError>(());
+                        return Ok::<_, BoxError>(created);
                     }
                     let division = (!i.is_multiple_of(10)).then(|| format!("d{}", i % DIVISIONS));
-                    admin
+                    let account = admin
                         .create_account(proto::CreateAccountRequest {
                             channel: Channel::Sms.into(),
                             account_key: format!("acct-{i}"),
@@ -376,6 +380,7 @@ async fn seed(admin: &Client, count: usize) -> Result<(), BoxError> {
                             ..Default::default()
                         })
                         .await?;
+                    created.push((i, account.id));
                     if (i + 1).is_multiple_of(20_000) {
                         println!("  … {} accounts", i + 1);
                     }
@@ -383,8 +388,44 @@ async fn seed(admin: &Client, count: usize) -> Result<(), BoxError> {
             })
         })
         .collect();
+    let mut created = Vec::with_capacity(count);
     for worker in workers {
-        worker.await??;
+        created.extend(worker.await??);
+    }
+    Ok(created)
+}
+
+/// Gives each division two fallbacks of its own accounts (`seed`'s), so that the SDK's
+/// copy holds a list per scope as a deployment using them would. A server of a version
+/// before fallbacks (a baseline) answers UNIMPLEMENTED: then none.
+async fn seed_fallbacks(admin: &Client, created: &[(usize, String)]) -> Result<(), BoxError> {
+    let mut lists: Vec<Vec<String>> = vec![Vec::new(); DIVISIONS];
+    for (i, id) in created {
+        let list = &mut lists[i % DIVISIONS];
+        if *i >= DIVISIONS && !i.is_multiple_of(10) && list.len() < 2 {
+            list.push(id.clone());
+        }
+    }
+    for (division, ids) in lists.into_iter().enumerate() {
+        if ids.is_empty() {
+            continue;
+        }
+        let set = admin
+            .accounts()
+            .set_fallback_accounts(proto::SetFallbackAccountsRequest {
+                channel: Channel::Sms.into(),
+                division_id: format!("d{division}"),
+                account_ids: ids,
+            })
+            .await;
+        match set {
+            Ok(_) => {}
+            Err(status) if status.code() == patchbay_sdk::tonic::Code::Unimplemented => {
+                println!("  (this server has no fallbacks: none set)");
+                return Ok(());
+            }
+            Err(status) => return Err(status.into()),
+        }
     }
     Ok(())
 }
@@ -580,12 +621,21 @@ async fn run_slice(
     Ok((all, cpu))
 }
 
-async fn sdk_lookup(endpoint: &str, token: &str) -> Result<f64, BoxError> {
+/// Nanoseconds per `DefaultAccounts::get` and per `DefaultAccounts::sender` on the
+/// divisions' defaults, each division with a fallback list (`seed`).
+async fn sdk_lookup(endpoint: &str, token: &str) -> Result<(f64, f64), BoxError> {
     let client = Client::connect(endpoint.to_owned(), token).await?;
     let defaults = client.watch_default_accounts(WatchOptions::default());
     defaults.wait_synchronised(Duration::from_secs(30)).await?;
     let divisions: Vec<String> = (0..DIVISIONS).map(|d| format!("d{d}")).collect();
     let lookups = 5_000_000;
+    let per_lookup = |found: usize, started: Instant| -> Result<f64, BoxError> {
+        let elapsed = started.elapsed();
+        if found != lookups {
+            return Err(format!("only {found} of {lookups} lookups found a default").into());
+        }
+        Ok(elapsed.as_nanos() as f64 / lookups as f64)
+    };
     let mut found = 0usize;
     let started = Instant::now();
     for i in 0..lookups {
@@ -594,11 +644,16 @@ async fn sdk_lookup(endpoint: &str, token: &str) -> Result<f64, BoxError> {
             found += 1;
         }
     }
-    let elapsed = started.elapsed();
-    if found != lookups {
-        return Err(format!("only {found} of {lookups} lookups found a default").into());
+    let get = per_lookup(found, started)?;
+    let mut found = 0usize;
+    let started = Instant::now();
+    for i in 0..lookups {
+        let division = &divisions[i % DIVISIONS];
+        if black_box(defaults.sender(Channel::Sms, Some(black_box(division)))).is_some() {
+            found += 1;
+        }
     }
-    Ok(elapsed.as_nanos() as f64 / lookups as f64)
+    Ok((get, per_lookup(found, started)?))
 }
 
 /// Two accounts of one scope of their own, which the write measurements flip between.
@@ -855,6 +910,11 @@ fn print_targets(reports: &[Report], larges: &[large::LargeReport], accounts: us
             format!("{backend}: SDK cached lookup ≤ 200 ns"),
             format!("{:.0} ns", report.lookup_ns),
             report.lookup_ns <= 200.0,
+        );
+        check(
+            format!("{backend}: SDK DefaultAccounts::sender ≤ 200 ns"),
+            format!("{:.0} ns", report.sender_ns),
+            report.sender_ns <= 200.0,
         );
         if let Some(one) = report.propagation_one {
             check(

@@ -10,6 +10,36 @@ use super::channel::Channel;
 /// The scope of a default: a channel, in one division or workspace-wide (`None`).
 pub type Scope = (Channel, Option<String>);
 
+/// What a write changed of its workspace's scopes: whose default, and whose fallbacks
+/// (a list replaced, an account leaving one, or what a listed account shows). Each is
+/// one entry of the change log, and one message to the scope's watchers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScopeChanges {
+    pub defaults: BTreeSet<Scope>,
+    pub fallbacks: BTreeSet<Scope>,
+}
+
+impl ScopeChanges {
+    pub fn of_defaults(defaults: BTreeSet<Scope>) -> Self {
+        Self {
+            defaults,
+            fallbacks: BTreeSet::new(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.defaults.is_empty() && self.fallbacks.is_empty()
+    }
+
+    /// Each change as the log records it: the scope, and whether it is of its
+    /// fallbacks. Defaults first, so that a watcher learns a scope's new default before
+    /// its list without it.
+    pub fn entries(&self) -> impl Iterator<Item = (&Scope, bool)> {
+        let defaults = self.defaults.iter().map(|scope| (scope, false));
+        defaults.chain(self.fallbacks.iter().map(|scope| (scope, true)))
+    }
+}
+
 /// Which defaults a snapshot reads.
 #[derive(Clone, Debug, Default)]
 pub struct DefaultsFilter {

@@ -98,24 +98,16 @@ pub fn served(
     fallbacks: &[impl AsRef<Account>],
     at: chrono::DateTime<chrono::Utc>,
 ) -> Option<usize> {
-    let reasons = reasons_of;
-    let unusable = vec![patchbay_sdk::health::Reason {
-        class: patchbay_sdk::health::Class::Setup,
-        until: None,
-    }];
-    patchbay_sdk::health::serving(
-        reasons(default),
+    use patchbay_sdk::health::{NEVER_SERVED, may_stand_in, serving};
+    serving(
+        reasons_of(default),
         fallbacks.iter().map(|fallback| {
             let fallback = fallback.as_ref();
-            // The default itself, or an account another took the provider id from (its
-            // webhooks go to the taker: it is no one to send from).
-            if fallback.id == default.id
-                || fallback.provider_state.ownership == super::account::Ownership::Lost
-            {
-                unusable.clone()
-            } else {
-                reasons(fallback)
-            }
+            let lost = fallback.provider_state.ownership == super::account::Ownership::Lost;
+            let stands_in = may_stand_in(fallback.id == default.id, lost);
+            let mut reasons = reasons_of(fallback);
+            reasons.extend((!stands_in).then_some(NEVER_SERVED));
+            reasons
         }),
         at.timestamp(),
     )

@@ -1,6 +1,6 @@
-//! The body of a `WatchDefaultAccounts` stream: the snapshot, then each change of a
-//! covered scope from the workspace's feed (`defaults::feeds`), shown as the caller may
-//! see it. One task per stream forwards through a one-message queue, so a watcher that
+//! The body of a `WatchDefaultAccounts` stream: the snapshot (defaults and fallbacks),
+//! then each change of a covered scope's default or fallbacks from the workspace's feed
+//! (`defaults::feeds`), shown as the caller may see it. One task per stream forwards through a one-message queue, so a watcher that
 //! stops reading holds at most that message plus HTTP/2's window here; the feed behind
 //! it is bounded too, and a watcher that falls out of it is ended with ABORTED.
 
@@ -15,7 +15,8 @@ use super::convert::channel_to_proto;
 use super::status;
 use crate::app::Accounts;
 use crate::app::accounts::defaults::DefaultsWatch;
-use crate::views::defaults::FeedItem;
+use crate::domain::defaults::Scope;
+use crate::views::defaults::{FeedItem, ScopeNow};
 
 pub type DefaultsStream = ReceiverStream<Result<proto::WatchDefaultAccountsResponse, Status>>;
 
@@ -31,30 +32,55 @@ fn expired(sender: &mpsc::Sender<Result<proto::WatchDefaultAccountsResponse, Sta
 /// accepts by default.
 const MAX_SNAPSHOT_PART_BYTES: usize = 3 * 1024 * 1024;
 
+/// One entry of a snapshot: a scope's default, or a scope's fallbacks.
+enum Entry {
+    Default(Box<proto::Account>),
+    Fallbacks(proto::ScopeFallbacks),
+}
+
+impl Entry {
+    fn encoded_len(&self) -> usize {
+        use prost::Message;
+        match self {
+            Entry::Default(account) => account.encoded_len(),
+            Entry::Fallbacks(list) => list.encoded_len(),
+        }
+    }
+}
+
 /// The snapshot in messages of at most [`MAX_SNAPSHOT_PART_BYTES`] (one, when it fits;
 /// at least one, when there is nothing), the last marked complete.
-fn snapshot_parts(defaults: Vec<proto::Account>) -> Vec<proto::DefaultAccountsSnapshot> {
-    use prost::Message;
+fn snapshot_parts(entries: impl IntoIterator<Item = Entry>) -> Vec<proto::DefaultAccountsSnapshot> {
     let mut parts = Vec::new();
-    let mut current = Vec::new();
+    let mut current = proto::DefaultAccountsSnapshot::default();
     let mut size = 0;
-    for account in defaults {
-        let bytes = account.encoded_len() + 8;
-        if !current.is_empty() && size + bytes > MAX_SNAPSHOT_PART_BYTES {
-            parts.push(proto::DefaultAccountsSnapshot {
-                defaults: std::mem::take(&mut current),
-                complete: false,
-            });
+    for entry in entries {
+        let bytes = entry.encoded_len() + 8;
+        let empty = current.defaults.is_empty() && current.fallbacks.is_empty();
+        if !empty && size + bytes > MAX_SNAPSHOT_PART_BYTES {
+            parts.push(std::mem::take(&mut current));
             size = 0;
         }
         size += bytes;
-        current.push(account);
+        match entry {
+            Entry::Default(account) => current.defaults.push(*account),
+            Entry::Fallbacks(list) => current.fallbacks.push(list),
+        }
     }
-    parts.push(proto::DefaultAccountsSnapshot {
-        defaults: current,
-        complete: true,
-    });
+    current.complete = true;
+    parts.push(current);
     parts
+}
+
+fn scope_fallbacks(
+    (channel, division_id): Scope,
+    accounts: impl IntoIterator<Item = proto::Account>,
+) -> proto::ScopeFallbacks {
+    proto::ScopeFallbacks {
+        channel: channel_to_proto(channel).into(),
+        division_id,
+        accounts: accounts.into_iter().collect(),
+    }
 }
 
 /// Completes when the caller's token stops being valid.
@@ -91,6 +117,7 @@ async fn forward(
 ) {
     let DefaultsWatch {
         snapshot,
+        fallbacks,
         subscription,
         filter,
     } = watch;
@@ -101,8 +128,16 @@ async fn forward(
     let token_expired = token_expiry(call.context.valid_until);
     let caller = call.caller;
     tokio::pin!(token_expired);
-    let defaults: Vec<proto::Account> = snapshot.into_iter().map(account_to_proto).collect();
-    for part in snapshot_parts(defaults) {
+    let defaults = snapshot
+        .into_iter()
+        .map(|account| Entry::Default(Box::new(account_to_proto(account))));
+    let lists = fallbacks.into_iter().map(|(scope, accounts)| {
+        Entry::Fallbacks(scope_fallbacks(
+            scope,
+            accounts.into_iter().map(account_to_proto),
+        ))
+    });
+    for part in snapshot_parts(defaults.chain(lists)) {
         let message = proto::WatchDefaultAccountsResponse {
             revision,
             event: Some(Event::Snapshot(part)),
@@ -128,16 +163,23 @@ async fn forward(
                     continue;
                 }
                 revision = change.revision;
-                Ok(proto::WatchDefaultAccountsResponse {
-                    revision,
-                    event: Some(Event::Changed(proto::DefaultAccountChanged {
+                let shown = |account: &std::sync::Arc<crate::domain::Account>| {
+                    account_to_proto(accounts.present(&caller, account.clone()))
+                };
+                let event = match &change.now {
+                    ScopeNow::Default(account) => Event::Changed(proto::DefaultAccountChanged {
                         channel: channel_to_proto(change.channel).into(),
                         division_id: change.division_id.clone(),
-                        account: change
-                            .account
-                            .clone()
-                            .map(|account| account_to_proto(accounts.present(&caller, account))),
-                    })),
+                        account: account.as_ref().map(shown),
+                    }),
+                    ScopeNow::Fallbacks(list) => Event::FallbacksChanged(scope_fallbacks(
+                        (change.channel, change.division_id.clone()),
+                        list.iter().map(shown),
+                    )),
+                };
+                Ok(proto::WatchDefaultAccountsResponse {
+                    revision,
+                    event: Some(event),
                 })
             }
             Err(RecvError::Lagged(missed)) => Err(status::aborted(format!(

@@ -3,8 +3,6 @@
 //! directly, and on PostgreSQL a `NOTIFY` sent with the transaction (so delivered only
 //! if it commits) tells the others.
 
-use std::collections::BTreeSet;
-
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, Query};
 use sea_orm::{
@@ -15,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::entities::default_account_change::{Column, Entity};
 use super::{Store, WriteTxn, db_error, returned_revision};
-use crate::domain::defaults::Scope;
+use crate::domain::defaults::ScopeChanges;
 use crate::domain::{Channel, Error};
 
 /// The PostgreSQL notification channel replicas listen on.
@@ -35,6 +33,8 @@ pub struct DefaultChange {
     pub revision: i64,
     pub channel: Channel,
     pub division_id: Option<String>,
+    /// A change of the scope's fallbacks, not of its default.
+    pub fallbacks: bool,
 }
 
 /// That a workspace's defaults reached `revision`; what a write reports and what a
@@ -52,21 +52,22 @@ pub(crate) fn revision_lock(workspace_id: &str) -> String {
     format!("default-revisions/{workspace_id}")
 }
 
-/// Records the changed scopes under the next revisions of the workspace and announces
-/// them. The caller holds the workspace's `revision_lock`.
+/// Records the changes under the next revisions of the workspace, one each, and
+/// announces them. The caller holds the workspace's `revision_lock`.
 pub(crate) async fn record(
     txn: &WriteTxn<'_>,
     workspace_id: &str,
-    scopes: &BTreeSet<Scope>,
+    changes: &ScopeChanges,
     at: DateTime<Utc>,
 ) -> Result<Option<DefaultsChanged>, Error> {
-    if scopes.is_empty() {
+    if changes.is_empty() {
         return Ok(None);
     }
     let mut first = None;
     let mut revision = 0;
-    for (channel, division_id) in scopes {
-        revision = append(txn, workspace_id, *channel, division_id.as_deref(), at).await?;
+    for ((channel, division_id), fallbacks) in changes.entries() {
+        let scope = (*channel, division_id.as_deref());
+        revision = append(txn, workspace_id, scope, fallbacks, at).await?;
         first.get_or_insert(revision - 1);
     }
     let first = first.unwrap_or(revision);
@@ -99,8 +100,8 @@ pub(crate) async fn record(
 async fn append(
     txn: &WriteTxn<'_>,
     workspace_id: &str,
-    channel: Channel,
-    division_id: Option<&str>,
+    (channel, division_id): (Channel, Option<&str>),
+    fallbacks: bool,
     at: DateTime<Utc>,
 ) -> Result<i64, Error> {
     let next = Func::coalesce([Expr::col(Column::Revision).max(), Expr::val(0_i64)]).add(1_i64);
@@ -111,6 +112,7 @@ async fn append(
         .expr(Expr::val(channel.as_str()))
         .expr(Expr::val(division_id.map(str::to_owned)))
         .expr(Expr::val(at))
+        .expr(Expr::val(fallbacks))
         .from(Entity)
         .and_where(Expr::col(Column::WorkspaceId).eq(workspace_id));
     let mut insert = Query::insert();
@@ -122,6 +124,7 @@ async fn append(
             Column::Channel,
             Column::DivisionId,
             Column::ChangedAt,
+            Column::Fallbacks,
         ])
         .select_from(latest)
         .map_err(|err| Error::Internal(format!("cannot build the default change insert: {err}")))?;
@@ -178,6 +181,7 @@ impl DefaultChangesRepo<'_> {
                     revision: row.revision,
                     channel,
                     division_id: row.division_id,
+                    fallbacks: row.fallbacks,
                 })
             })
             .collect::<Result<Vec<_>, Error>>()

@@ -16,8 +16,12 @@ use super::default_changes::{self, DefaultsChanged};
 use super::{Store, audit, db_error, live, lock_scope, lock_scopes};
 use crate::domain::account::Account;
 use crate::domain::audit::AuditEvent;
+use crate::domain::defaults::{DefaultsFilter, Scope, ScopeChanges};
 use crate::domain::fallbacks;
 use crate::domain::{Channel, Error, RecordKind};
+
+/// Most ids one query reads accounts by.
+const ID_BATCH: usize = 500;
 
 /// A scope's key: its division, `''` for the workspace's.
 fn scope_of(division: Option<&str>) -> &str {
@@ -57,6 +61,58 @@ impl FallbacksRepo<'_> {
             account.channel == channel && fallbacks::stays(Some(account), division)
         });
         Ok(accounts)
+    }
+
+    /// Every list of the scopes `filter` covers, each in order and as
+    /// [`fallback_accounts`](Self::fallback_accounts) reads it (empty ones left out):
+    /// what a watch's snapshot starts from. Two queries, the accounts read by id in
+    /// batches.
+    pub async fn covered_fallbacks(
+        &self,
+        workspace_id: &str,
+        filter: &DefaultsFilter,
+    ) -> Result<Vec<(Scope, Vec<Account>)>, Error> {
+        let mut query = Entity::find().filter(Column::WorkspaceId.eq(workspace_id));
+        if !filter.channels.is_empty() {
+            query = query.filter(Column::Channel.is_in(filter.channels.iter().map(|c| c.as_str())));
+        }
+        if let Some(division) = &filter.division_id {
+            query = query.filter(Column::Scope.is_in(["", division.as_str()]));
+        }
+        let rows = query
+            .order_by_asc(Column::Channel)
+            .order_by_asc(Column::Scope)
+            .order_by_asc(Column::Position)
+            .all(self.conn())
+            .await
+            .map_err(db_error)?;
+        let mut ids: Vec<Uuid> = rows.iter().map(|row| row.account_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut accounts = std::collections::HashMap::new();
+        for batch in ids.chunks(ID_BATCH) {
+            for account in self.accounts_of(self.conn(), workspace_id, batch).await? {
+                accounts.insert(account.id, account);
+            }
+        }
+        let mut lists: Vec<(Scope, Vec<Account>)> = Vec::new();
+        for row in rows {
+            let Some(channel) = Channel::parse(&row.channel) else {
+                continue;
+            };
+            let division = Some(row.scope).filter(|scope| !scope.is_empty());
+            let Some(account) = accounts.get(&row.account_id).filter(|account| {
+                account.channel == channel && fallbacks::stays(Some(account), division.as_deref())
+            }) else {
+                continue;
+            };
+            let scope = (channel, division);
+            match lists.last_mut() {
+                Some((last, list)) if *last == scope => list.push(account.clone()),
+                _ => lists.push((scope, vec![account.clone()])),
+            }
+        }
+        Ok(lists)
     }
 
     /// Replaces a scope's list with `ids` under the scope's lock, each checked against
@@ -102,9 +158,11 @@ impl FallbacksRepo<'_> {
                 .map_err(db_error)?;
         }
         audit::insert(&*txn, event).await?;
-        // A change of what the scope serves, as a change of its default is: caches drop
-        // it, watchers are told.
-        let scope = BTreeSet::from([(channel, division.map(str::to_owned))]);
+        // A change of what the scope serves: caches drop it, watchers are told.
+        let scope = ScopeChanges {
+            fallbacks: BTreeSet::from([(channel, division.map(str::to_owned))]),
+            ..ScopeChanges::default()
+        };
         let lock = default_changes::revision_lock(workspace_id);
         lock_scopes(&txn, &[lock.as_str()]).await?;
         let changed =

@@ -3,7 +3,7 @@
 
 use super::{AccountView, Accounts};
 use crate::domain::account::asked_division;
-use crate::domain::defaults::{DefaultsFilter, fallback_scopes};
+use crate::domain::defaults::{DefaultsFilter, Scope, fallback_scopes};
 use crate::domain::{Caller, Channel, Error, RecordKind};
 use crate::views::defaults::{CachedDefault, Subscription, shareable};
 
@@ -11,6 +11,8 @@ use crate::views::defaults::{CachedDefault, Subscription, shareable};
 /// changes that follow.
 pub struct DefaultsWatch {
     pub snapshot: Vec<AccountView>,
+    /// The covered scopes' fallbacks, in order, each scope with a list once.
+    pub fallbacks: Vec<(Scope, Vec<AccountView>)>,
     pub subscription: Subscription,
     pub filter: DefaultsFilter,
 }
@@ -64,8 +66,23 @@ impl Accounts {
             .into_iter()
             .map(|account| self.present(caller, shareable(account)))
             .collect();
+        let fallbacks = self
+            .store
+            .fallbacks()
+            .covered_fallbacks(caller.workspace_id(), &filter)
+            .await?
+            .into_iter()
+            .map(|(scope, accounts)| {
+                let shown = accounts
+                    .into_iter()
+                    .map(|account| self.present(caller, shareable(account)))
+                    .collect();
+                (scope, shown)
+            })
+            .collect();
         Ok(DefaultsWatch {
             snapshot,
+            fallbacks,
             subscription,
             filter,
         })

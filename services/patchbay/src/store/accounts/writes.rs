@@ -2,7 +2,6 @@
 //! event, its default change and its routing change recorded in the same transaction.
 
 use super::AccountsRepo;
-use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -19,7 +18,7 @@ use crate::domain::account::{Ownership, provider_id};
 use crate::domain::audit::AuditEvent;
 use crate::domain::change::{After, Change, Deletes};
 use crate::domain::config_document::SecretRule;
-use crate::domain::defaults::{Scope, touched_scopes};
+use crate::domain::defaults::{ScopeChanges, touched_scopes};
 use crate::domain::webhook_routes::routing_changed;
 use crate::domain::{Account, Error, RecordKind};
 use crate::store::account_events::EventsRecorded;
@@ -52,7 +51,7 @@ impl AccountsRepo<'_> {
             .await
             .map_err(|err| conflict_error(err, &account))?;
         audit::insert(&*txn, event).await?;
-        let scopes = touched_scopes(None, Some(&account));
+        let scopes = ScopeChanges::of_defaults(touched_scopes(None, Some(&account)));
         let events = account_events(None, Some(&account));
         let (defaults, events) =
             record_changes(&txn, &scopes, &account, &events, account.updated_at).await?;
@@ -170,28 +169,31 @@ impl AccountsRepo<'_> {
         };
         let stored = after.stored();
         // The scopes whose default it is; and, when what a fallback's answer shows
-        // changed, one scope whose fallbacks list it: a default change drops the
-        // workspace's cached answers on every replica, and one scope in the log is
-        // enough for that (logging each listing scope would make one write cost as
-        // many appends).
-        let mut scopes = touched_scopes(Some(&current), stored);
+        // changed or it leaves a list, every scope whose fallbacks list it: watchers of
+        // each are told, and caches drop the workspace's answers.
+        let mut scopes = ScopeChanges::of_defaults(touched_scopes(Some(&current), stored));
+        let leaves_lists = stored.is_none_or(|next| {
+            next.is_active != current.is_active
+                || (next.is_default && !current.is_default)
+                || next.division_id != current.division_id
+        });
         let shown_changed = stored.is_none_or(|next| {
             next.provider_state
                 .health
                 .differs_from(&current.provider_state.health)
                 || next.is_active != current.is_active
+                || next.is_default != current.is_default
                 || next.division_id != current.division_id
                 || next.display_name != current.display_name
                 || next.account_key != current.account_key
                 || next.config != current.config
+                || next.provider_state.ownership != current.provider_state.ownership
         });
-        if shown_changed
-            && let Some(listing) = crate::store::fallbacks::listing(&*txn, id)
+        if shown_changed || leaves_lists {
+            scopes.fallbacks = crate::store::fallbacks::listing(&*txn, id)
                 .await?
                 .into_iter()
-                .next()
-        {
-            scopes.insert(listing);
+                .collect();
         }
         let mut events = account_events(Some(&current), stored);
         // What came of a delete at the provider is also the DELETED event's reason.
@@ -202,11 +204,6 @@ impl AccountsRepo<'_> {
         }
         // An account deleted, deactivated, made a default or moved leaves the fallback
         // lists it no longer belongs in, in this transaction.
-        let leaves_lists = stored.is_none_or(|next| {
-            next.is_active != current.is_active
-                || (next.is_default && !current.is_default)
-                || next.division_id != current.division_id
-        });
         if leaves_lists {
             crate::store::fallbacks::prune(&*txn, id, stored).await?;
         }
@@ -258,7 +255,7 @@ async fn erase_secrets(conn: &impl ConnectionTrait, id: Uuid) -> Result<(), Erro
 /// both are taken in one statement, revisions first, as every writer takes them.
 async fn record_changes(
     txn: &WriteTxn<'_>,
-    scopes: &BTreeSet<Scope>,
+    scopes: &ScopeChanges,
     account: &Account,
     events: &[NewAccountEvent],
     at: DateTime<Utc>,

@@ -10,6 +10,8 @@ pub struct Model {
     pub channel: String,
     pub division_id: Option<String>,
     pub changed_at: DateTimeUtc,
+    /// A change of the scope's fallbacks, not of its default.
+    pub fallbacks: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

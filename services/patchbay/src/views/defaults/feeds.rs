@@ -17,18 +17,27 @@ use super::shareable;
 use crate::domain::{Account, Channel, Error};
 use crate::locks::lock;
 use crate::store::Store;
+use crate::store::default_changes::DefaultChange;
 
 /// Changes read from the log per query while catching up.
 const CATCH_UP_BATCH: u64 = 200;
 
-/// One change of one scope's default, as watchers receive it.
+/// One change of one scope, as watchers receive it.
 #[derive(Debug)]
 pub struct ScopeChanged {
     pub revision: i64,
     pub channel: Channel,
     pub division_id: Option<String>,
-    /// The scope's default now; `None` when it has none any more.
-    pub account: Option<Arc<Account>>,
+    pub now: ScopeNow,
+}
+
+/// What changed of a scope, as it is now.
+#[derive(Debug)]
+pub enum ScopeNow {
+    /// Its default; `None` when it has none any more.
+    Default(Option<Arc<Account>>),
+    /// Its fallbacks, in order (empty: none any more).
+    Fallbacks(Vec<Arc<Account>>),
 }
 
 #[derive(Clone, Debug)]
@@ -153,8 +162,9 @@ impl Feeds {
             let Some(since) = self.watched_revision(workspace_id) else {
                 return;
             };
-            let store = &self.shared.store;
-            let changes = match store
+            let changes = match self
+                .shared
+                .store
                 .default_changes()
                 .default_changes_after(workspace_id, since, CATCH_UP_BATCH)
                 .await
@@ -175,37 +185,14 @@ impl Feeds {
             };
             let complete = (changes.len() as u64) < CATCH_UP_BATCH;
             for change in changes {
-                let account = match store
-                    .accounts()
-                    .find_default_account(
-                        workspace_id,
-                        change.channel,
-                        change.division_id.as_deref(),
-                    )
-                    .await
-                {
-                    Ok(account) => account.map(shareable),
-                    // A default that cannot be opened is left out, as a snapshot leaves
-                    // it out: watchers see the scope without a default.
-                    Err(err) if crate::store::readable::is_unreadable_record(&err) => {
-                        tracing::error!(
-                            workspace = workspace_id,
-                            channel = change.channel.as_str(),
-                            error = %err,
-                            "a changed default cannot be read; watchers see none"
-                        );
-                        None
-                    }
-                    Err(err) => {
-                        tracing::warn!(workspace = workspace_id, error = %err, "cannot read a changed default: watchers resynchronise");
-                        return self.resync(workspace_id);
-                    }
+                let Some(now) = self.scope_now(workspace_id, &change).await else {
+                    return self.resync(workspace_id);
                 };
                 let item = FeedItem::Changed(Arc::new(ScopeChanged {
                     revision: change.revision,
                     channel: change.channel,
                     division_id: change.division_id,
-                    account,
+                    now,
                 }));
                 let mut feeds = lock(&self.shared.feeds);
                 let Some(feed) = feeds.get_mut(workspace_id) else {
@@ -217,6 +204,50 @@ impl Feeds {
             }
             if complete {
                 return;
+            }
+        }
+    }
+
+    /// What changed of a scope as the database holds it now; `None` when it cannot be
+    /// read now and watchers must start over.
+    async fn scope_now(&self, workspace_id: &str, change: &DefaultChange) -> Option<ScopeNow> {
+        let store = &self.shared.store;
+        let division = change.division_id.as_deref();
+        if change.fallbacks {
+            let found = store
+                .fallbacks()
+                .fallback_accounts(workspace_id, change.channel, division)
+                .await;
+            return match found {
+                Ok(accounts) => Some(ScopeNow::Fallbacks(
+                    accounts.into_iter().map(shareable).collect(),
+                )),
+                Err(err) => {
+                    tracing::warn!(workspace = workspace_id, error = %err, "cannot read changed fallbacks: watchers resynchronise");
+                    None
+                }
+            };
+        }
+        let found = store
+            .accounts()
+            .find_default_account(workspace_id, change.channel, division)
+            .await;
+        match found {
+            Ok(account) => Some(ScopeNow::Default(account.map(shareable))),
+            // A default that cannot be opened is left out, as a snapshot leaves it out:
+            // watchers see the scope without a default.
+            Err(err) if crate::store::readable::is_unreadable_record(&err) => {
+                tracing::error!(
+                    workspace = workspace_id,
+                    channel = change.channel.as_str(),
+                    error = %err,
+                    "a changed default cannot be read; watchers see none"
+                );
+                Some(ScopeNow::Default(None))
+            }
+            Err(err) => {
+                tracing::warn!(workspace = workspace_id, error = %err, "cannot read a changed default: watchers resynchronise");
+                None
             }
         }
     }

@@ -23,7 +23,7 @@ use std::time::Duration;
 use sea_orm::DbBackend;
 
 pub use answers::{CachedDefault, KeptAnswers, View};
-pub use feeds::{FeedItem, ScopeChanged, Subscription};
+pub use feeds::{FeedItem, ScopeChanged, ScopeNow, Subscription};
 pub use listener::Followers;
 
 use crate::domain::config_document;
