@@ -369,3 +369,93 @@ async fn watchers_of_a_workspace_share_one_reader_of_its_events() {
     );
     drop(seen);
 }
+
+/// The health round counts every active account by channel and health state, and the
+/// scopes a fallback serves, with no workspace label (#30, item 6). Meta is the
+/// stand-in of `patchbay_e2e::meta_fake`: a number with a two-step PIN registered
+/// elsewhere fails its set-up (Graph error 133005, as Meta documents it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_health_round_counts_accounts_by_health_and_scopes_on_a_fallback() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let meta = wiremock::MockServer::start().await;
+    let fake = patchbay_e2e::fake_meta();
+    fake.mount(&meta).await;
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        TestOptions {
+            server: ServerSettings {
+                metrics_listen: Some("127.0.0.1:0".parse().expect("address")),
+                ..ServerSettings::default()
+            },
+            provider_urls: patchbay_e2e::all_providers_at(&meta.uri()),
+            meta: patchbay::meta::MetaSettings {
+                health_every: Some(std::time::Duration::from_secs(1)),
+                ..patchbay_e2e::test_meta()
+            },
+            ..TestOptions::default()
+        },
+    )
+    .await;
+    let addr = app.metrics_addr.expect("metrics listener");
+    let admin = app.admin();
+    for key in ["one", "two"] {
+        let sms = patchbay_e2e::new_account(proto::Channel::Sms, key, serde_json::json!({}));
+        create(&admin, sms).await;
+    }
+    // The WhatsApp default cannot send (its set-up failed); its fallback can.
+    fake.add_number("2501", "900000001", Some("135790"));
+    fake.set_status("2501", "DISCONNECTED");
+    fake.add_number("2502", "900000001", None);
+    let default = create(&admin, new_whatsapp("2501", "EAAG-2501")).await;
+    let fallback = create(&admin, new_whatsapp("2502", "EAAG-2502")).await;
+    admin
+        .set_default_account(&default.id)
+        .await
+        .expect("default");
+    admin
+        .accounts()
+        .set_fallback_accounts(proto::SetFallbackAccountsRequest {
+            channel: proto::Channel::Whatsapp.into(),
+            division_id: String::new(),
+            account_ids: vec![fallback.id.clone()],
+        })
+        .await
+        .expect("fallbacks");
+
+    let series = |channel: &str, state: &str| {
+        format!(r#"patchbay_accounts_by_health{{channel="{channel}",state="{state}"}}"#)
+    };
+    let on_fallback = r#"patchbay_scopes_on_fallback{channel="whatsapp"}"#;
+    let started = std::time::Instant::now();
+    let text = loop {
+        let text = scrape(addr).await;
+        let counted = sample(&text, &series("sms", "healthy")) == 2.0
+            && sample(&text, &series("whatsapp", "unavailable")) == 1.0
+            && sample(&text, on_fallback) == 1.0;
+        if counted {
+            break text;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "not counted within 15 s:\n{text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let whatsapp_can_send = sample(&text, &series("whatsapp", "healthy"))
+        + sample(&text, &series("whatsapp", "degraded"));
+    assert_eq!(whatsapp_can_send, 1.0, "{text}");
+    assert_eq!(sample(&text, &series("sms", "unavailable")), 0.0);
+    assert!(
+        text.contains(&series("email", "healthy")),
+        "every channel and state is set, a zero too:\n{text}"
+    );
+    let ours: Vec<&str> = text
+        .lines()
+        .filter(|line| line.contains("accounts_by_health") || line.contains("scopes_on_fallback"))
+        .collect();
+    assert!(
+        ours.iter()
+            .all(|line| !line.contains("workspace") && !line.contains(WORKSPACE)),
+        "no workspace label: {ours:?}"
+    );
+}

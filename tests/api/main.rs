@@ -19,6 +19,7 @@ mod fair_places;
 mod fallbacks;
 mod grpc_web;
 mod health;
+mod health_round;
 mod http2_resets;
 mod idempotency;
 mod instagram;

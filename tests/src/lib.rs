@@ -147,6 +147,7 @@ pub fn test_meta() -> MetaSettings {
         refresh_ahead: Duration::from_secs(7 * 86_400),
         refresh_max_failures: 5,
         check_every: None,
+        health_every: None,
         expiry_warning_days: vec![7, 1],
         checks_per_workspace: 1_000,
         today: None,

@@ -37,6 +37,9 @@ pub struct Number {
     pub display_phone_number: Option<String>,
     /// The only token that may act on the number, when set (any token otherwise).
     pub token: Option<String>,
+    /// Meta's rating of the number: `GREEN` (the default), `YELLOW`, `RED` or
+    /// `UNKNOWN` (Cloud API reference, WhatsApp Business Phone Number: `quality_rating`).
+    pub quality_rating: Option<String>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -163,6 +166,14 @@ impl FakeMeta {
     pub fn revoke(&self, token: &str) {
         let mut state = self.state.lock().expect("state");
         state.revoked.push(token.to_owned());
+    }
+
+    /// Meta rates the number `rating` (`GREEN`, `YELLOW`, `RED`).
+    pub fn set_quality(&self, phone_number_id: &str, rating: &str) {
+        let mut state = self.state.lock().expect("state");
+        if let Some(number) = state.numbers.get_mut(phone_number_id) {
+            number.quality_rating = Some(rating.to_owned());
+        }
     }
 
     /// Declares a WhatsApp Business app number of `waba_id` (coexistence).
@@ -386,7 +397,7 @@ impl Respond for FakeMeta {
                     "display_phone_number": shown,
                     "verified_name": "Example Store",
                     "name_status": "APPROVED",
-                    "quality_rating": "GREEN",
+                    "quality_rating": number.quality_rating.as_deref().unwrap_or("GREEN"),
                     "whatsapp_business_manager_messaging_limit": "TIER_250",
                     "status": number.status,
                     "code_verification_status": "VERIFIED",

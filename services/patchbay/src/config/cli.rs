@@ -224,45 +224,9 @@ pub struct ProviderArgs {
         hide_env_values = true
     )]
     pub meta_webhook_verify_token: Option<String>,
-    /// How often the background task looks for Instagram tokens to refresh; 0 turns it
-    /// off.
-    #[arg(
-        long,
-        env = "PATCHBAY_TOKEN_REFRESH_INTERVAL_SECONDS",
-        default_value_t = crate::meta::REFRESH_INTERVAL_SECONDS
-    )]
-    pub token_refresh_interval_seconds: u64,
-    /// Refresh an Instagram token once it expires within this many days.
-    #[arg(long, env = "PATCHBAY_TOKEN_REFRESH_AHEAD_DAYS", default_value_t = crate::meta::REFRESH_AHEAD_DAYS)]
-    pub token_refresh_ahead_days: u32,
-    /// Refreshes refused in a row (not as a credential, which flags at once; outages do
-    /// not count) before a token is left alone until a new one is stored.
-    #[arg(long, env = "PATCHBAY_TOKEN_REFRESH_MAX_FAILURES", default_value_t = crate::meta::REFRESH_MAX_FAILURES)]
-    pub token_refresh_max_failures: u32,
-    /// How often every Meta token is checked with debug_token; 0 turns it off.
-    #[arg(
-        long,
-        env = "PATCHBAY_TOKEN_CHECK_INTERVAL_SECONDS",
-        default_value_t = crate::meta::TOKEN_CHECK_INTERVAL_SECONDS
-    )]
-    pub token_check_interval_seconds: u64,
-    /// Tokens of one workspace checked, and refreshed, per round at most: one large
-    /// tenant cannot spend a round; its other tokens come in the next rounds.
-    #[arg(
-        long,
-        env = "PATCHBAY_TOKEN_CHECKS_PER_WORKSPACE_PER_ROUND",
-        default_value_t = crate::meta::TOKEN_CHECKS_PER_WORKSPACE_PER_ROUND
-    )]
-    pub token_checks_per_workspace_per_round: usize,
-    /// Days before a token expires at which TOKEN_EXPIRING is announced, once each
-    /// (comma-separated).
-    #[arg(
-        long,
-        env = "PATCHBAY_TOKEN_EXPIRY_WARNING_DAYS",
-        value_delimiter = ',',
-        default_value = "7,1"
-    )]
-    pub token_expiry_warning_days: Vec<u32>,
+    /// The background rounds that ask Meta about every account.
+    #[command(flatten)]
+    pub rounds: super::round_args::RoundArgs,
     /// The payload of the Get Started button SetMessengerPersistentMenu adds to a page
     /// without one (Meta shows no persistent menu without it).
     #[arg(long, env = "PATCHBAY_MESSENGER_GET_STARTED_PAYLOAD", default_value = crate::meta::GET_STARTED_PAYLOAD)]

@@ -6,7 +6,8 @@
 //!   bad setting;
 //! - `keys`: JWT and encryption keys, and the development key files of the embedded
 //!   default;
-//! - `listener`, `providers`: the settings of the listener and of the providers;
+//! - `listener`, `providers`, `round_args`: the settings of the listener, of the
+//!   providers and of the background rounds that ask Meta;
 //! - `file`: the config file.
 //!
 //! Each default is defined once, beside the settings it belongs to (`ServerSettings`,
@@ -18,6 +19,7 @@ pub mod file;
 mod keys;
 mod listener;
 mod providers;
+mod round_args;
 mod server_args;
 mod settings;
 

@@ -148,11 +148,11 @@ pub(super) fn meta_settings(args: &ProviderArgs) -> Result<MetaSettings, ConfigE
         instagram_app,
         webhook_verify_token,
         retry: RetryPolicy::default(),
-        refresh_every: (args.token_refresh_interval_seconds > 0)
-            .then(|| Duration::from_secs(args.token_refresh_interval_seconds)),
+        refresh_every: (args.rounds.token_refresh_interval_seconds > 0)
+            .then(|| Duration::from_secs(args.rounds.token_refresh_interval_seconds)),
         // A long-lived Instagram token lives 60 days, and Meta refreshes only tokens at
         // least 24 hours old: a window near 60 days would ask for every new token.
-        refresh_ahead: match args.token_refresh_ahead_days {
+        refresh_ahead: match args.rounds.token_refresh_ahead_days {
             days @ 1..=50 => Duration::from_secs(u64::from(days) * 86_400),
             _ => {
                 return Err(ConfigError(
@@ -161,7 +161,7 @@ pub(super) fn meta_settings(args: &ProviderArgs) -> Result<MetaSettings, ConfigE
                 ));
             }
         },
-        refresh_max_failures: match args.token_refresh_max_failures {
+        refresh_max_failures: match args.rounds.token_refresh_max_failures {
             0 => {
                 return Err(ConfigError(
                     "PATCHBAY_TOKEN_REFRESH_MAX_FAILURES must be at least 1".to_owned(),
@@ -169,10 +169,12 @@ pub(super) fn meta_settings(args: &ProviderArgs) -> Result<MetaSettings, ConfigE
             }
             max => max,
         },
-        check_every: (args.token_check_interval_seconds > 0)
-            .then(|| Duration::from_secs(args.token_check_interval_seconds)),
-        expiry_warning_days: args.token_expiry_warning_days.clone(),
-        checks_per_workspace: match args.token_checks_per_workspace_per_round {
+        check_every: (args.rounds.token_check_interval_seconds > 0)
+            .then(|| Duration::from_secs(args.rounds.token_check_interval_seconds)),
+        health_every: (args.rounds.account_health_interval_seconds > 0)
+            .then(|| Duration::from_secs(args.rounds.account_health_interval_seconds)),
+        expiry_warning_days: args.rounds.token_expiry_warning_days.clone(),
+        checks_per_workspace: match args.rounds.token_checks_per_workspace_per_round {
             0 => {
                 return Err(ConfigError(
                     "PATCHBAY_TOKEN_CHECKS_PER_WORKSPACE_PER_ROUND must be at least 1".to_owned(),

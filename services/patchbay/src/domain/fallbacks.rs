@@ -88,6 +88,14 @@ pub fn check_member(
     Ok(())
 }
 
+/// An account is its own reference: `served` takes lists of accounts and of shared
+/// ones alike.
+impl AsRef<Account> for Account {
+    fn as_ref(&self) -> &Account {
+        self
+    }
+}
+
 /// Which account a scope sends from at `at`: `None` for its `default`, or the index of
 /// the one of `fallbacks` to serve instead. The SDK's decision
 /// (`patchbay_sdk::health::serving`), the same code a client runs on its copy; a

@@ -53,6 +53,9 @@ pub struct MetaSettings {
     pub refresh_max_failures: u32,
     /// How often every Meta token is checked with debug_token; `None` turns it off.
     pub check_every: Option<Duration>,
+    /// How often every WhatsApp number's health is read (the health round); `None`
+    /// turns it off.
+    pub health_every: Option<Duration>,
     /// Days before expiry at which TOKEN_EXPIRING is announced (once each).
     pub expiry_warning_days: Vec<u32>,
     /// Tokens of one workspace checked (or refreshed) per round at most.
@@ -75,6 +78,8 @@ pub const REFRESH_AHEAD_DAYS: u32 = 7;
 pub const REFRESH_MAX_FAILURES: u32 = 5;
 /// How often every Meta token is checked, by default (a day).
 pub const TOKEN_CHECK_INTERVAL_SECONDS: u64 = 86_400;
+/// How often every WhatsApp number's health is read, by default (six hours).
+pub const ACCOUNT_HEALTH_INTERVAL_SECONDS: u64 = 21_600;
 /// Tokens of one workspace checked or refreshed per round at most, by default.
 pub const TOKEN_CHECKS_PER_WORKSPACE_PER_ROUND: usize = 1_000;
 /// Days before expiry at which a token's expiry is announced, by default.
@@ -91,6 +96,7 @@ impl Default for MetaSettings {
             refresh_ahead: Duration::from_secs(u64::from(REFRESH_AHEAD_DAYS) * 86_400),
             refresh_max_failures: REFRESH_MAX_FAILURES,
             check_every: Some(Duration::from_secs(TOKEN_CHECK_INTERVAL_SECONDS)),
+            health_every: Some(Duration::from_secs(ACCOUNT_HEALTH_INTERVAL_SECONDS)),
             expiry_warning_days: TOKEN_EXPIRY_WARNING_DAYS.to_vec(),
             checks_per_workspace: TOKEN_CHECKS_PER_WORKSPACE_PER_ROUND,
             today: None,

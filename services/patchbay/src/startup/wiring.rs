@@ -18,6 +18,7 @@ use tonic_health::server::HealthReporter;
 
 use super::StartupError;
 use super::health::{set_health, watch_database};
+use crate::app::accounts::health_round::HealthRound;
 use crate::app::accounts::token_checks::TokenChecker;
 use crate::app::accounts::token_refresh::TokenRefresher;
 use crate::app::checks::CredentialChecker;
@@ -267,8 +268,8 @@ pub async fn wire(
     })
 }
 
-/// The token refresher, the token checker and the start-up ownership pass, each taking
-/// its round's lease in turn with the other replicas.
+/// The token refresher, the token checker, the health round and the start-up ownership
+/// pass, each taking its round's lease in turn with the other replicas.
 fn spawn_token_tasks(meta: &MetaSettings, accounts: &Accounts, supervisor: &Supervisor) {
     // This replica, as the leases name it.
     let holder = format!("replica-{}", uuid::Uuid::new_v4());
@@ -301,11 +302,12 @@ fn spawn_token_tasks(meta: &MetaSettings, accounts: &Accounts, supervisor: &Supe
     }
     match (meta.check_every, &meta.app) {
         (Some(every), Some(app)) => {
-            let (accounts, app, days, cap) = (
+            let (accounts, app, days, cap, holder) = (
                 accounts.clone(),
                 app.clone(),
                 meta.expiry_warning_days.clone(),
                 meta.checks_per_workspace,
+                holder.clone(),
             );
             supervisor.spawn(
                 "token_checks",
@@ -325,6 +327,27 @@ fn spawn_token_tasks(meta: &MetaSettings, accounts: &Accounts, supervisor: &Supe
         }
         (Some(_), None) => tracing::warn!(
             "token checks are off: they need the Meta app (PATCHBAY_META_APP_ID and PATCHBAY_META_APP_SECRET)"
+        ),
+        (None, _) => {}
+    }
+    // The health round reads WhatsApp numbers with their own tokens, and judges their
+    // subscriptions against our app: without the app it is off, as the token checks are.
+    match (meta.health_every, &meta.app) {
+        (Some(every), Some(_)) => {
+            let (accounts, holder, cap) =
+                (accounts.clone(), holder.clone(), meta.checks_per_workspace);
+            supervisor.spawn(
+                "account_health",
+                move || {
+                    HealthRound::new(accounts.clone(), every, holder.clone())
+                        .per_workspace(cap)
+                        .run()
+                },
+                || {},
+            );
+        }
+        (Some(_), None) => tracing::warn!(
+            "the account health round is off: it needs the Meta app (PATCHBAY_META_APP_ID and PATCHBAY_META_APP_SECRET)"
         ),
         (None, _) => {}
     }

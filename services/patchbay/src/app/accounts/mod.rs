@@ -13,6 +13,7 @@ mod coexistence;
 pub mod defaults;
 pub mod events;
 pub mod fallbacks;
+pub mod health_round;
 pub mod instagram;
 pub mod messenger;
 pub mod number_health;

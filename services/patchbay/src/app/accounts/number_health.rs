@@ -1,7 +1,8 @@
 //! GetWhatsAppHealth: Meta's answers about a Cloud number, its WABA and their webhooks,
 //! judged (`domain::account::whatsapp::findings`) and recorded as the account's health
 //! (what the check finds is set, what it no longer finds lifted), so that `healthy` is
-//! the one decision of `AccountHealth.state`.
+//! the one decision of `AccountHealth.state`. The health round (`health_round`) reads
+//! each number the same way.
 
 use uuid::Uuid;
 
@@ -45,6 +46,17 @@ impl Accounts {
                 "account {id} is not a WhatsApp Cloud account (its config needs phone_number_id, waba_id and access_token)"
             )));
         }
+        self.read_whatsapp_health(caller, account).await
+    }
+
+    /// Reads a Cloud number's health from Meta and records it: GetWhatsAppHealth's
+    /// reading, and the health round's (`health_round`). A Meta outage is
+    /// UNAVAILABLE, and counts toward the account's PROVIDER reason.
+    pub(super) async fn read_whatsapp_health(
+        &self,
+        caller: &Caller,
+        account: Account,
+    ) -> Result<WhatsAppHealth, Error> {
         let number = number(&account);
         let whatsapp = self.graph.whatsapp();
         let (phone, waba, apps) = tokio::join!(

@@ -1,6 +1,6 @@
-//! The pages of the token rounds (the checker's and the refresher's): live accounts in
-//! every workspace, nearest token expiry first, then tokens without a known expiry, each
-//! in id order. A page resumes after the [`ExpiryKey`] of the last account dealt with,
+//! The pages of the rounds (the token checker's, the refresher's, the health round's):
+//! live accounts in every workspace, nearest token expiry first, then tokens without a
+//! known expiry, each in id order. A page resumes after the [`ExpiryKey`] of the last account dealt with,
 //! which a round keeps with its lease. The index `ix_accounts_token_expiry` serves the
 //! first part; the second is read in id order.
 
@@ -72,6 +72,48 @@ impl AccountsRepo<'_> {
             .filter(Column::DeletedAt.is_null())
             .filter(Column::ReauthorizationRequired.eq(false));
         self.in_round_order(query, after, limit, true).await
+    }
+
+    /// The health round's page: every live account after `after`, in round order, at
+    /// most `limit` (a flagged token too: its health is counted).
+    pub async fn accounts_in_round_order(
+        &self,
+        after: Option<ExpiryKey>,
+        limit: u64,
+    ) -> Result<Vec<Account>, Error> {
+        let query = Entity::find().filter(Column::DeletedAt.is_null());
+        self.in_round_order(query, after, limit, true).await
+    }
+
+    /// The active defaults of every workspace after id `after`, in id order, at most
+    /// `limit` (those that cannot be read left out, and reported): the health round's
+    /// census of the scopes on a fallback.
+    pub async fn defaults_after(
+        &self,
+        after: Option<Uuid>,
+        limit: u64,
+    ) -> Result<(Vec<Account>, Option<Uuid>), Error> {
+        let mut query = Entity::find()
+            .filter(Column::IsDefault.eq(true))
+            .filter(Column::IsActive.eq(true))
+            .filter(Column::DeletedAt.is_null());
+        if let Some(after) = after {
+            query = query.filter(Column::Id.gt(after));
+        }
+        let rows = query
+            .order_by_asc(Column::Id)
+            .limit(limit)
+            .all(self.conn())
+            .await
+            .map_err(db_error)?;
+        let last = rows.last().map(|row| row.id);
+        let accounts = readable::keep_readable(
+            rows,
+            RecordKind::Account,
+            |row| row.id,
+            |row| to_domain(self.keys(), row),
+        );
+        Ok((accounts, last))
     }
 
     /// The refresher's page: live Instagram Login accounts whose token expires before

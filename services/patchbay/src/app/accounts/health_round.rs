@@ -1,0 +1,260 @@
+//! The health round: every `--account-health-interval-seconds`, on one replica (the
+//! `account_health` lease), with the token checks' pacing and per-workspace cap. It
+//! reads each active WhatsApp Cloud number from Meta as GetWhatsAppHealth does (status,
+//! quality, name status, messaging limit, where its webhooks go) and records what it
+//! finds: a reading that changes nothing writes nothing, and an outage counts toward
+//! the account's PROVIDER reason. Then it counts: every active account by channel and
+//! health state, and the scopes a fallback serves, as gauges without a workspace label
+//! (`patchbay_accounts_by_health{channel,state}`, `patchbay_scopes_on_fallback{channel}`).
+//! The counts are set only by a round that walked every account from the start, so a
+//! round cut short and resumed never publishes half a count.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use patchbay_sdk::health::State;
+use uuid::Uuid;
+
+use super::round_place::Turn;
+use super::round_walk::RoundWalk;
+use super::{Accounts, system_caller};
+use crate::domain::account::whatsapp::is_cloud_account;
+use crate::domain::{Account, Channel, Error, fallbacks, ids::now};
+
+/// The round's lease, which keeps where a round was cut short.
+const LEASE_NAME: &str = "account_health";
+/// Accounts read per page of a round, and defaults per page of the census.
+const PAGE: u64 = 200;
+/// Outages in a row that end a round.
+const MAX_OUTAGES_IN_A_ROW: usize = 5;
+
+const STATES: [(State, &str); 3] = [
+    (State::Healthy, "healthy"),
+    (State::Degraded, "degraded"),
+    (State::Unavailable, "unavailable"),
+];
+
+pub struct HealthRound {
+    accounts: Accounts,
+    every: Duration,
+    holder: String,
+    /// Numbers of one workspace read per round at most.
+    per_workspace: usize,
+}
+
+/// What one round did, and what it counted.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct HealthTally {
+    pub read: usize,
+    pub failed: usize,
+    /// Left for a later round: their workspace had its reads this round.
+    pub deferred: usize,
+    /// Active accounts by channel and state; published only when `whole`.
+    pub by_health: HashMap<(Channel, State), u64>,
+    /// Whether the round walked every account from the start.
+    pub whole: bool,
+    /// Scopes whose default a fallback stands in for, by channel.
+    pub on_fallback: HashMap<Channel, u64>,
+}
+
+impl HealthRound {
+    pub fn new(accounts: Accounts, every: Duration, holder: String) -> Self {
+        Self {
+            accounts,
+            every,
+            holder,
+            per_workspace: crate::meta::TOKEN_CHECKS_PER_WORKSPACE_PER_ROUND,
+        }
+    }
+
+    /// At most `cap` numbers of one workspace read per round.
+    pub fn per_workspace(mut self, cap: usize) -> Self {
+        self.per_workspace = cap;
+        self
+    }
+
+    /// Runs until the process ends: a round now, then one every interval, each on the
+    /// replica that takes its lease.
+    pub async fn run(self) {
+        let store = self.accounts.store.clone();
+        super::rounds::every_round(&store, LEASE_NAME, &self.holder, self.every, || async {
+            match self.round().await {
+                Ok(tally) => tracing::info!(
+                    read = tally.read,
+                    failed = tally.failed,
+                    deferred = tally.deferred,
+                    "account health round done"
+                ),
+                Err(err) => tracing::warn!(error = %err, "account health round stopped"),
+            }
+        })
+        .await;
+    }
+
+    /// One round: the numbers read (a page at a time, resuming where the last round
+    /// was cut short), then the counts published.
+    pub async fn round(&self) -> Result<HealthTally, Error> {
+        let store = &self.accounts.store;
+        let mut walk =
+            RoundWalk::begin(store, LEASE_NAME, &self.holder, self.per_workspace, true).await?;
+        let mut tally = HealthTally {
+            whole: walk.after.is_none(),
+            ..HealthTally::default()
+        };
+        let scanned = self.scan(&mut tally, &mut walk).await;
+        walk.end(scanned.is_ok()).await;
+        scanned?;
+        tally.on_fallback = self.scopes_on_fallback().await?;
+        publish(&tally);
+        Ok(tally)
+    }
+
+    async fn scan(&self, tally: &mut HealthTally, walk: &mut RoundWalk<'_>) -> Result<(), Error> {
+        let mut outages_in_a_row = 0;
+        loop {
+            walk.page().await?;
+            let page = self
+                .accounts
+                .store
+                .accounts()
+                .accounts_in_round_order(walk.after.clone(), PAGE)
+                .await?;
+            if page.is_empty() {
+                return Ok(());
+            }
+            for account in page {
+                let account = match self.deal_with(account, tally, walk).await? {
+                    Dealt::Counted(account) => {
+                        outages_in_a_row = 0;
+                        account
+                    }
+                    Dealt::Outage(account, err) => {
+                        outages_in_a_row += 1;
+                        tracing::warn!(account_id = %account.id, error = %err, "health read failed (Meta unavailable); reading again next round");
+                        if outages_in_a_row >= MAX_OUTAGES_IN_A_ROW {
+                            return Err(Error::Unavailable(format!(
+                                "{outages_in_a_row} health reads failed in a row; the round stops until the next"
+                            )));
+                        }
+                        account
+                    }
+                };
+                if account.is_active {
+                    let state = account.provider_state.health.state(now());
+                    *tally.by_health.entry((account.channel, state)).or_default() += 1;
+                }
+                walk.dealt(&account);
+            }
+        }
+    }
+
+    /// Reads one account's number when it has one to read and its workspace's turn
+    /// allows; gives back the account as it is now.
+    async fn deal_with(
+        &self,
+        account: Account,
+        tally: &mut HealthTally,
+        walk: &mut RoundWalk<'_>,
+    ) -> Result<Dealt, Error> {
+        let readable = account.is_active
+            && !account.provider_state.reauthorization_required
+            && is_cloud_account(account.channel, &account.config);
+        if !readable {
+            return Ok(Dealt::Counted(account));
+        }
+        match walk.turn(&account) {
+            Turn::Check => {}
+            Turn::Deferred => {
+                tally.deferred += 1;
+                metrics::counter!("patchbay_account_health_reads_total", "outcome" => "deferred")
+                    .increment(1);
+                return Ok(Dealt::Counted(account));
+            }
+            Turn::CheckedBefore => return Ok(Dealt::Counted(account)),
+        }
+        walk.keep_lease().await?;
+        let caller = system_caller(&account.workspace_id, "account-health");
+        let read = self
+            .accounts
+            .read_whatsapp_health(&caller, account.clone())
+            .await;
+        let outcome = match &read {
+            Ok(_) => "read",
+            Err(Error::Unavailable(_)) => "outage",
+            Err(_) => "failed",
+        };
+        metrics::counter!("patchbay_account_health_reads_total", "outcome" => outcome).increment(1);
+        Ok(match read {
+            Ok(health) => {
+                tally.read += 1;
+                Dealt::Counted(health.account)
+            }
+            Err(err @ Error::Unavailable(_)) => {
+                tally.failed += 1;
+                Dealt::Outage(account, err)
+            }
+            Err(err) => {
+                tally.failed += 1;
+                tracing::warn!(account_id = %account.id, error = %err, "health read failed; reading again next round");
+                Dealt::Counted(account)
+            }
+        })
+    }
+
+    /// The scopes, in every workspace, whose default a fallback stands in for now
+    /// (what GetDefaultAccount serves), by channel: the defaults a page at a time, the
+    /// fallbacks read only of a default that would be stepped over.
+    async fn scopes_on_fallback(&self) -> Result<HashMap<Channel, u64>, Error> {
+        let store = &self.accounts.store;
+        let mut counts = HashMap::new();
+        let mut after: Option<Uuid> = None;
+        loop {
+            let (defaults, last) = store.accounts().defaults_after(after, PAGE).await?;
+            let Some(last) = last else {
+                return Ok(counts);
+            };
+            after = Some(last);
+            let at = now();
+            for default in defaults {
+                if !fallbacks::would_step_over(&default, at) {
+                    continue;
+                }
+                let list = store
+                    .fallbacks()
+                    .fallback_accounts(
+                        &default.workspace_id,
+                        default.channel,
+                        default.division_id.as_deref(),
+                    )
+                    .await?;
+                if fallbacks::served(&default, &list, at).is_some() {
+                    *counts.entry(default.channel).or_default() += 1;
+                }
+            }
+        }
+    }
+}
+
+enum Dealt {
+    /// Dealt with; the account as it is now.
+    Counted(Account),
+    /// Meta did not answer: counts toward ending the round.
+    Outage(Account, Error),
+}
+
+/// Sets the gauges: every channel and state, so that a count that fell to zero reads
+/// zero. The accounts' counts only from a whole round.
+fn publish(tally: &HealthTally) {
+    for channel in Channel::ALL {
+        if tally.whole {
+            for (state, name) in STATES {
+                let count = tally.by_health.get(&(channel, state)).copied().unwrap_or(0);
+                metrics::gauge!("patchbay_accounts_by_health", "channel" => channel.as_str(), "state" => name)
+                    .set(count as f64);
+            }
+        }
+        let on_fallback = tally.on_fallback.get(&channel).copied().unwrap_or(0);
+        metrics::gauge!("patchbay_scopes_on_fallback", "channel" => channel.as_str())
+            .set(on_fallback as f64);
+    }
+}
