@@ -203,6 +203,28 @@ async fn a_scope_s_list_is_kept_in_order_and_every_bad_entry_is_named(backend: B
     // An empty list clears it.
     assert!(set(&admin, "", &[]).await.expect("cleared").is_empty());
     assert!(listed(&admin, "").await.is_empty());
+
+    // One account stands in for 32 scopes at most (each write of it tells every list's
+    // watchers): the 33rd list naming it is refused, naming the entry.
+    let hub = sms(&admin, "+15550000099", None).await;
+    for n in 0..32 {
+        set(&admin, &format!("branch-{n}"), &[&hub.id])
+            .await
+            .expect("room");
+    }
+    let status = expect_code(
+        set(&admin, "branch-32", &[&second.id, &hub.id]).await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["account_ids[1]"]);
+    assert!(
+        listed(&admin, "branch-32").await.is_empty(),
+        "nothing written"
+    );
+    // Replacing one of its lists is no new list.
+    set(&admin, "branch-0", &[&second.id, &hub.id])
+        .await
+        .expect("its own list again");
 }
 
 /// Every message a watch gets until it has been quiet for half a second.

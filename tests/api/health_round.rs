@@ -13,28 +13,16 @@
 use std::time::{Duration, Instant};
 
 use patchbay::meta::MetaSettings;
-use patchbay_e2e::proto::{self, Channel, HealthState};
+use patchbay_e2e::proto::{self, HealthState};
 use patchbay_e2e::{
     Backend, backend_tests, create, get_account, graph_path, new_whatsapp, spawn_with_fake_meta,
-    test_meta,
+    test_meta, whatsapp_fallbacks, whatsapp_served,
 };
 use patchbay_sdk::Client;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
 backend_tests!(the_health_round_reads_every_number_and_records_what_changed);
-
-async fn served(client: &Client) -> proto::GetDefaultAccountResponse {
-    client
-        .accounts()
-        .get_default_account(proto::GetDefaultAccountRequest {
-            channel: Channel::Whatsapp.into(),
-            ..Default::default()
-        })
-        .await
-        .expect("an answer")
-        .into_inner()
-}
 
 /// Waits (at most 15 s) until `holds` of the account.
 async fn until(
@@ -80,15 +68,7 @@ async fn the_health_round_reads_every_number_and_records_what_changed(backend: B
         .set_default_account(&default.id)
         .await
         .expect("default");
-    admin
-        .accounts()
-        .set_fallback_accounts(proto::SetFallbackAccountsRequest {
-            channel: Channel::Whatsapp.into(),
-            division_id: String::new(),
-            account_ids: vec![fallback.id.clone()],
-        })
-        .await
-        .expect("fallbacks");
+    whatsapp_fallbacks(&admin, &[&fallback]).await;
 
     // Meta rates the default's number RED: a round records it, QUALITY, DEGRADED.
     fake.set_quality("2401", "RED");
@@ -100,11 +80,22 @@ async fn the_health_round_reads_every_number_and_records_what_changed(backend: B
     assert_eq!(health.state, i32::from(HealthState::Degraded));
     // A degraded default still sends: it is served as itself.
     let service = app.service();
-    let answer = served(&service).await;
+    let answer = whatsapp_served(&service, false).await;
     assert_eq!(answer.account.map(|a| a.id), Some(default.id.clone()));
     assert!(!answer.served_by_fallback);
-    // The rounds that read the same again write nothing.
+    // The rounds that read the same again (Meta was asked: more reads of the number)
+    // write nothing.
+    let reads = || async {
+        let number = graph_path("2401");
+        let received = server.received_requests().await.unwrap_or_default();
+        received.iter().filter(|r| r.url.path() == number).count()
+    };
+    let before = reads().await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(
+        reads().await > before,
+        "the rounds went on reading the number"
+    );
     assert_eq!(
         get_account(&admin, &default.id).await.revision,
         rated.revision
@@ -123,7 +114,7 @@ async fn the_health_round_reads_every_number_and_records_what_changed(backend: B
         codes(a).contains(&"provider_failing".to_owned())
     })
     .await;
-    let answer = served(&service).await;
+    let answer = whatsapp_served(&service, false).await;
     assert_eq!(answer.account.map(|a| a.id), Some(fallback.id.clone()));
     assert_eq!(answer.fallback_reason, ["provider_failing"]);
     // Meta answers again: two rounds later the default is served again, still RED.
@@ -132,6 +123,6 @@ async fn the_health_round_reads_every_number_and_records_what_changed(backend: B
     })
     .await;
     assert!(codes(&back).contains(&"quality_red".to_owned()));
-    let answer = served(&service).await;
+    let answer = whatsapp_served(&service, false).await;
     assert_eq!(answer.account.map(|a| a.id), Some(default.id.clone()));
 }

@@ -14,7 +14,7 @@ use patchbay::meta::MetaSettings;
 use patchbay_e2e::proto::{self, Channel, HealthState, watch_default_accounts_response::Event};
 use patchbay_e2e::{
     Backend, backend_tests, create, new_whatsapp, spawn_with_fake_meta, test_meta, to_struct,
-    update,
+    update, whatsapp_fallbacks, whatsapp_served,
 };
 use patchbay_sdk::{Client, DefaultAccounts, WatchOptions};
 use serde_json::json;
@@ -22,18 +22,6 @@ use serde_json::json;
 backend_tests!(a_revoked_default_is_stepped_over_locally_and_remotely_until_a_new_token);
 
 const WABA: &str = "900000001";
-
-async fn served(client: &Client) -> proto::GetDefaultAccountResponse {
-    client
-        .accounts()
-        .get_default_account(proto::GetDefaultAccountRequest {
-            channel: Channel::Whatsapp.into(),
-            ..Default::default()
-        })
-        .await
-        .expect("an answer")
-        .into_inner()
-}
 
 fn id_of(answer: &proto::GetDefaultAccountResponse) -> (String, bool) {
     let id = answer
@@ -61,7 +49,7 @@ async fn until_both_serve(
 ) -> Duration {
     let started = Instant::now();
     loop {
-        let remote = id_of(&served(service).await);
+        let remote = id_of(&whatsapp_served(service, false).await);
         let local = sent_by(copy);
         if remote == *expected && local == *expected {
             return started.elapsed();
@@ -98,15 +86,7 @@ async fn a_revoked_default_is_stepped_over_locally_and_remotely_until_a_new_toke
         .set_default_account(&default.id)
         .await
         .expect("default");
-    admin
-        .accounts()
-        .set_fallback_accounts(proto::SetFallbackAccountsRequest {
-            channel: Channel::Whatsapp.into(),
-            division_id: String::new(),
-            account_ids: vec![first.id.clone(), second.id.clone()],
-        })
-        .await
-        .expect("fallbacks");
+    whatsapp_fallbacks(&admin, &[&first, &second]).await;
 
     let service = app.service();
     let copy = service.watch_default_accounts(WatchOptions::default());
@@ -122,14 +102,15 @@ async fn a_revoked_default_is_stepped_over_locally_and_remotely_until_a_new_toke
     fake.revoke("EAAG-first");
     let stand_in = (second.id.clone(), true);
     until_both_serve(&service, &copy, &stand_in, Duration::from_secs(15)).await;
-    let answer = served(&service).await;
+    let answer = whatsapp_served(&service, false).await;
     assert_eq!(answer.fallback_reason, ["reauthorization_required"]);
     // `get` is still the default, with its health.
     let the_default = copy.get(Channel::Whatsapp, None).expect("the default");
     assert_eq!(the_default.id, default.id);
     let health = the_default.health.clone().expect("health");
     assert_eq!(health.state, i32::from(HealthState::Unavailable));
-    // The copy's fallbacks carry their health: the first is unavailable too.
+    // What the copy is made of: a watch's fallbacks carry their health, the first
+    // unavailable too.
     let mut watch = service
         .accounts()
         .watch_default_accounts(proto::WatchDefaultAccountsRequest::default())
@@ -169,6 +150,6 @@ async fn a_revoked_default_is_stepped_over_locally_and_remotely_until_a_new_toke
     .await;
     let waited = until_both_serve(&service, &copy, &itself, Duration::from_secs(2)).await;
     assert!(stored.elapsed() < Duration::from_secs(2), "{waited:?}");
-    let answer = served(&service).await;
+    let answer = whatsapp_served(&service, false).await;
     assert!(answer.fallback_reason.is_empty());
 }

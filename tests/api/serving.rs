@@ -10,41 +10,14 @@
 use patchbay_e2e::proto::{self, Channel, HealthState};
 use patchbay_e2e::{
     Backend, app_callback_url, backend_tests, create, new_whatsapp, routed, spawn_with_fake_meta,
-    test_meta, to_struct, update,
+    test_meta, to_struct, update, whatsapp_fallbacks, whatsapp_served,
 };
-use patchbay_sdk::Client;
 use serde_json::json;
 
 backend_tests!(
     a_default_that_cannot_send_is_stepped_over_but_never_around_meta_s_hand,
     a_default_meta_keeps_failing_is_stepped_over_until_it_answers_twice
 );
-
-async fn served(client: &Client, no_fallback: bool) -> proto::GetDefaultAccountResponse {
-    client
-        .accounts()
-        .get_default_account(proto::GetDefaultAccountRequest {
-            channel: Channel::Whatsapp.into(),
-            division_id: String::new(),
-            no_fallback,
-        })
-        .await
-        .expect("an answer")
-        .into_inner()
-}
-
-/// Makes `fallback` the workspace's one WhatsApp fallback.
-async fn fallbacks(admin: &Client, fallback: &proto::Account) {
-    admin
-        .accounts()
-        .set_fallback_accounts(proto::SetFallbackAccountsRequest {
-            channel: Channel::Whatsapp.into(),
-            division_id: String::new(),
-            account_ids: vec![fallback.id.clone()],
-        })
-        .await
-        .expect("fallbacks");
-}
 
 fn account_id(answer: &proto::GetDefaultAccountResponse) -> &str {
     answer
@@ -77,16 +50,16 @@ async fn a_default_that_cannot_send_is_stepped_over_but_never_around_meta_s_hand
         },
     )
     .await;
-    fallbacks(&admin, &fallback).await;
+    whatsapp_fallbacks(&admin, &[&fallback]).await;
 
     // The default cannot send (SETUP): the fallback is served, saying why.
     let service = app.service();
-    let answer = served(&service, false).await;
+    let answer = whatsapp_served(&service, false).await;
     assert_eq!(account_id(&answer), fallback.id);
     assert!(answer.served_by_fallback);
     assert_eq!(answer.fallback_reason, ["setup_failed"]);
     // Asked for the default alone: the default, with its health.
-    let alone = served(&service, true).await;
+    let alone = whatsapp_served(&service, true).await;
     assert_eq!(account_id(&alone), default.id);
     assert!(!alone.served_by_fallback);
     let health = alone.account.and_then(|a| a.health).expect("health");
@@ -103,7 +76,7 @@ async fn a_default_that_cannot_send_is_stepped_over_but_never_around_meta_s_hand
         },
     )
     .await;
-    let answer = served(&service, false).await;
+    let answer = whatsapp_served(&service, false).await;
     assert_eq!(account_id(&answer), default.id);
     assert!(!answer.served_by_fallback);
     assert!(answer.fallback_reason.is_empty());
@@ -119,7 +92,7 @@ async fn a_default_that_cannot_send_is_stepped_over_but_never_around_meta_s_hand
         "expiration": until}]}}]}]});
     let (to, _) = routed(&app, &app_callback_url(), &restriction).await;
     assert_eq!(to, [(0, default.id.clone())]);
-    let answer = served(&service, false).await;
+    let answer = whatsapp_served(&service, false).await;
     assert_eq!(account_id(&answer), default.id);
     assert!(!answer.served_by_fallback);
     let health = answer.account.and_then(|a| a.health).expect("health");
@@ -147,7 +120,7 @@ async fn a_default_meta_keeps_failing_is_stepped_over_until_it_answers_twice(bac
         .set_default_account(&default.id)
         .await
         .expect("default");
-    fallbacks(&admin, &fallback).await;
+    whatsapp_fallbacks(&admin, &[&fallback]).await;
     // Meta answers 503 to every read of the default's number, for three health calls
     // (each tries three times, as the retry policy does).
     Mock::given(method("GET"))
@@ -169,18 +142,24 @@ async fn a_default_meta_keeps_failing_is_stepped_over_until_it_answers_twice(bac
     for call in 1..=3 {
         let outage = check().await.expect_err("Meta is down");
         assert_eq!(outage.code(), patchbay_sdk::tonic::Code::Unavailable);
-        let answer = served(&service, false).await;
+        let answer = whatsapp_served(&service, false).await;
         assert_eq!(
             account_id(&answer) == fallback.id,
             call == 3,
             "stepped over only after the third outage in a row"
         );
     }
-    let answer = served(&service, false).await;
+    let answer = whatsapp_served(&service, false).await;
     assert_eq!(answer.fallback_reason, ["provider_failing"]);
     // Meta answers again: once is not enough, twice lifts it.
     assert!(check().await.is_ok());
-    assert_eq!(account_id(&served(&service, false).await), fallback.id);
+    assert_eq!(
+        account_id(&whatsapp_served(&service, false).await),
+        fallback.id
+    );
     assert!(check().await.is_ok());
-    assert_eq!(account_id(&served(&service, false).await), default.id);
+    assert_eq!(
+        account_id(&whatsapp_served(&service, false).await),
+        default.id
+    );
 }

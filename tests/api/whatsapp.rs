@@ -66,11 +66,15 @@ fn expired_token() -> ResponseTemplate {
 }
 
 /// Every request the fake received, as (method, path, body JSON).
+/// The calls Meta received, but debug_token's: the ownership confirmations ask it
+/// beside the set-up (the start-up pass may meet the account while it is being set
+/// up), in an order no test here is about.
 async fn received(meta: &MockServer) -> Vec<(String, String, Value)> {
     meta.received_requests()
         .await
         .unwrap_or_default()
         .into_iter()
+        .filter(|r| !r.url.path().ends_with("/debug_token"))
         .map(|r| {
             let body = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
             (r.method.to_string(), r.url.path().to_owned(), body)

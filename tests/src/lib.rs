@@ -619,6 +619,36 @@ pub fn new_whatsapp(phone_number_id: &str, token: &str) -> proto::CreateAccountR
     }
 }
 
+/// Makes `fallbacks`, in order, the workspace-wide WhatsApp scope's fallbacks, as admin.
+pub async fn whatsapp_fallbacks(admin: &Client, fallbacks: &[&proto::Account]) {
+    admin
+        .accounts()
+        .set_fallback_accounts(proto::SetFallbackAccountsRequest {
+            channel: proto::Channel::Whatsapp.into(),
+            division_id: String::new(),
+            account_ids: fallbacks.iter().map(|account| account.id.clone()).collect(),
+        })
+        .await
+        .expect("fallbacks");
+}
+
+/// What GetDefaultAccount serves for the workspace-wide WhatsApp scope.
+pub async fn whatsapp_served(
+    client: &Client,
+    no_fallback: bool,
+) -> proto::GetDefaultAccountResponse {
+    client
+        .accounts()
+        .get_default_account(proto::GetDefaultAccountRequest {
+            channel: proto::Channel::Whatsapp.into(),
+            division_id: String::new(),
+            no_fallback,
+        })
+        .await
+        .expect("an answer")
+        .into_inner()
+}
+
 /// Creates an account as admin and returns it.
 pub async fn create(client: &Client, request: proto::CreateAccountRequest) -> proto::Account {
     client

@@ -37,8 +37,9 @@ pub struct Number {
     pub display_phone_number: Option<String>,
     /// The only token that may act on the number, when set (any token otherwise).
     pub token: Option<String>,
-    /// Meta's rating of the number: `GREEN` (the default), `YELLOW`, `RED` or
-    /// `UNKNOWN` (Cloud API reference, WhatsApp Business Phone Number: `quality_rating`).
+    /// Meta's rating of the number: `GREEN` (the default once registered), `YELLOW`,
+    /// `RED` or `NA` (Cloud API reference, WhatsApp Business Phone Number:
+    /// `quality_rating`; the WABA's phone_numbers list shows `UNKNOWN` too).
     pub quality_rating: Option<String>,
 }
 
@@ -312,10 +313,21 @@ impl Respond for FakeMeta {
                 .unwrap_or_default();
             let data = match state.grants.get(&input) {
                 Some(data) if !state.revoked.contains(&input) => data.clone(),
-                // A token Meta does not take: is_valid false with its error, as the
-                // debug_token reference lists the fields (`error`: code, message).
-                _ => json!({"app_id": self.app_id, "is_valid": false, "scopes": [],
-                    "error": {"code": 190, "message": "Invalid OAuth access token."}}),
+                // A token Meta invalidated: its grant as before, is_valid false, with
+                // the session's error (bk-rs/facebook-apis-rs,
+                // facebook-access-token-api/tests/response_body_json_files/
+                // debug_token__user_access_token_4.json, 8be773f).
+                Some(data) => {
+                    let mut data = data.clone();
+                    data["is_valid"] = json!(false);
+                    data["error"] = json!({"code": 190, "subcode": 460,
+                        "message": "Error validating access token: The session has been invalidated because the user changed their password or Facebook has changed the session for security reasons."});
+                    data
+                }
+                // A token Meta cannot read at all: no app, no grant (the same
+                // repository's 200__cannot_parse_access_token.json).
+                None => json!({"is_valid": false, "scopes": [],
+                    "error": {"code": 190, "message": "Invalid OAuth access token - Cannot parse access token"}}),
             };
             return ResponseTemplate::new(200).set_body_json(json!({"data": data}));
         }
@@ -396,8 +408,12 @@ impl Respond for FakeMeta {
                     "id": id,
                     "display_phone_number": shown,
                     "verified_name": "Example Store",
-                    "name_status": "APPROVED",
-                    "quality_rating": number.quality_rating.as_deref().unwrap_or("GREEN"),
+                    // A number not registered yet has no rating nor reviewed name
+                    // (facebook/openapi, business-messaging-api_v23.0.yaml, the
+                    // unregistered number example: quality_rating NA, name_status NONE).
+                    "name_status": if registered { "APPROVED" } else { "NONE" },
+                    "quality_rating": number.quality_rating.as_deref()
+                        .unwrap_or(if registered { "GREEN" } else { "NA" }),
                     "whatsapp_business_manager_messaging_limit": "TIER_250",
                     "status": number.status,
                     "code_verification_status": "VERIFIED",

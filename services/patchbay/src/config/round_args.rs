@@ -49,8 +49,8 @@ pub struct RoundArgs {
     /// How often every WhatsApp number's health is read from Meta (status, quality,
     /// name status, messaging limit, where its webhooks go), as GetWhatsAppHealth reads
     /// it, and every account's health counted (`patchbay_accounts_by_health`); 0 turns
-    /// it off. On the token checks' lease and pacing. (`--health-check-interval-seconds`
-    /// is the database ping.)
+    /// it off. Its own lease, with the token checks' per-workspace cap.
+    /// (`--health-check-interval-seconds` is the database ping.)
     #[arg(
         long,
         env = "PATCHBAY_ACCOUNT_HEALTH_INTERVAL_SECONDS",

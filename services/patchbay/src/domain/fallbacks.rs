@@ -17,6 +17,43 @@ use super::error::{Error, FieldViolation, RecordKind, Violations};
 /// Most accounts one list holds.
 pub const MAX_FALLBACKS: usize = 10;
 
+/// Most lists one account may be in: each write of what it shows tells the watchers
+/// of every list it is in, so the lists it is in bound what one write costs.
+pub const MAX_LISTS_PER_ACCOUNT: usize = 32;
+/// Most lists of one channel in a workspace (its scope and its divisions'): what a
+/// watch's snapshot reads.
+pub const MAX_LISTS_PER_CHANNEL: usize = 1000;
+
+/// Whether a list may be stored beside the others: `lists_elsewhere` lists of the
+/// channel in the workspace's other scopes, and `listed_elsewhere[i]` of them holding
+/// the list's `i`-th account. Clearing a list always may.
+pub fn check_room(
+    channel: Channel,
+    lists_elsewhere: usize,
+    listed_elsewhere: &[usize],
+) -> Result<(), Error> {
+    if listed_elsewhere.is_empty() {
+        return Ok(());
+    }
+    if lists_elsewhere >= MAX_LISTS_PER_CHANNEL {
+        return Err(Error::FailedPrecondition(format!(
+            "the workspace has {lists_elsewhere} fallback lists of channel {channel}, the most it may: clear one first"
+        )));
+    }
+    let mut violations = Violations::default();
+    for (index, listed) in listed_elsewhere.iter().enumerate() {
+        if *listed >= MAX_LISTS_PER_ACCOUNT {
+            violations.add(
+                field(index),
+                format!(
+                    "is a fallback in {listed} other scopes, the most one account may be ({MAX_LISTS_PER_ACCOUNT})"
+                ),
+            );
+        }
+    }
+    violations.into_result()
+}
+
 /// The field a list's ids are named by.
 const FIELD: &str = "account_ids";
 

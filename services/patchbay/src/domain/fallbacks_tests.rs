@@ -189,3 +189,30 @@ fn the_next_end_of_a_reason_bounds_how_long_an_answer_holds() {
     );
     assert_eq!(next_until([&ended], at(10)), None);
 }
+
+#[test]
+fn an_account_stands_in_for_a_bounded_number_of_scopes_and_a_channel_has_bounded_lists() {
+    // Room for both: fine; clearing a list always is.
+    assert!(
+        check_room(
+            Channel::Sms,
+            MAX_LISTS_PER_CHANNEL - 1,
+            &[MAX_LISTS_PER_ACCOUNT - 1]
+        )
+        .is_ok()
+    );
+    assert!(check_room(Channel::Sms, MAX_LISTS_PER_CHANNEL, &[]).is_ok());
+    // The second account is in as many other lists as one may be: named.
+    match check_room(Channel::Sms, 3, &[0, MAX_LISTS_PER_ACCOUNT]) {
+        Err(Error::InvalidArgument(violations)) => {
+            let fields: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
+            assert_eq!(fields, ["account_ids[1]"]);
+        }
+        other => panic!("expected the entry named, got {other:?}"),
+    }
+    // The channel has as many lists as a workspace may.
+    assert!(matches!(
+        check_room(Channel::Sms, MAX_LISTS_PER_CHANNEL, &[0]),
+        Err(Error::FailedPrecondition(_))
+    ));
+}

@@ -3,7 +3,7 @@
 //! any account write that takes an account out of a list (`prune`).
 
 use sea_orm::ActiveValue::Set;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
 use super::accounts::rows::to_domain;
@@ -65,8 +65,8 @@ impl FallbacksRepo<'_> {
 
     /// Every list of the scopes `filter` covers, each in order and as
     /// [`fallback_accounts`](Self::fallback_accounts) reads it (empty ones left out):
-    /// what a watch's snapshot starts from. Two queries, the accounts read by id in
-    /// batches.
+    /// what a watch's snapshot starts from. One query for the lists (at most
+    /// `MAX_LISTS_PER_CHANNEL` a channel), then the accounts by id, in batches.
     pub async fn covered_fallbacks(
         &self,
         workspace_id: &str,
@@ -133,6 +133,8 @@ impl FallbacksRepo<'_> {
             let found = accounts.iter().find(|account| account.id == *id);
             fallbacks::check_member(index, *id, found, channel, division)?;
         }
+        let (lists, listed) = room(&*txn, workspace_id, channel, division, ids).await?;
+        fallbacks::check_room(channel, lists, &listed)?;
         Entity::delete_many()
             .filter(Column::WorkspaceId.eq(workspace_id))
             .filter(Column::Channel.eq(channel.as_str()))
@@ -206,6 +208,42 @@ impl FallbacksRepo<'_> {
         found.sort_by_key(|account| ids.iter().position(|id| *id == account.id));
         Ok(found)
     }
+}
+
+/// The channel's lists in the workspace's other scopes, and how many of them hold each
+/// of `ids`: under the channel's lock, what `fallbacks::check_room` judges.
+async fn room(
+    conn: &impl ConnectionTrait,
+    workspace_id: &str,
+    channel: Channel,
+    division: Option<&str>,
+    ids: &[Uuid],
+) -> Result<(usize, Vec<usize>), Error> {
+    if ids.is_empty() {
+        return Ok((0, Vec::new()));
+    }
+    let elsewhere = || {
+        Entity::find()
+            .filter(Column::WorkspaceId.eq(workspace_id))
+            .filter(Column::Channel.eq(channel.as_str()))
+            .filter(Column::Scope.ne(scope_of(division)))
+    };
+    // Every list has a first entry: counting those counts the lists.
+    let lists = elsewhere()
+        .filter(Column::Position.eq(0))
+        .count(conn)
+        .await
+        .map_err(db_error)?;
+    let rows = elsewhere()
+        .filter(Column::AccountId.is_in(ids.iter().copied()))
+        .all(conn)
+        .await
+        .map_err(db_error)?;
+    let listed = ids
+        .iter()
+        .map(|id| rows.iter().filter(|row| row.account_id == *id).count())
+        .collect();
+    Ok((usize::try_from(lists).unwrap_or(usize::MAX), listed))
 }
 
 /// A scope's list of ids, in order.

@@ -9,16 +9,18 @@
 //! The counts are set only by a round that walked every account from the start, so a
 //! round cut short and resumed never publishes half a count.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use patchbay_sdk::health::State;
 use uuid::Uuid;
 
+use super::health_counts::{self as counts, Counts};
+use super::number_health::WabaAnswers;
 use super::round_place::Turn;
 use super::round_walk::RoundWalk;
 use super::{Accounts, system_caller};
-use crate::domain::account::whatsapp::is_cloud_account;
+use crate::domain::account::whatsapp::{self, is_cloud_account};
 use crate::domain::{Account, Channel, Error, fallbacks, ids::now};
 
 /// The round's lease, which keeps where a round was cut short.
@@ -27,12 +29,6 @@ const LEASE_NAME: &str = "account_health";
 const PAGE: u64 = 200;
 /// Outages in a row that end a round.
 const MAX_OUTAGES_IN_A_ROW: usize = 5;
-
-const STATES: [(State, &str); 3] = [
-    (State::Healthy, "healthy"),
-    (State::Degraded, "degraded"),
-    (State::Unavailable, "unavailable"),
-];
 
 pub struct HealthRound {
     accounts: Accounts,
@@ -75,24 +71,27 @@ impl HealthRound {
 
     /// Runs until the process ends: a round now, then one every interval, each on the
     /// replica that takes its lease.
+    /// Every replica also exports the last round's counts, read back each minute.
     pub async fn run(self) {
         let store = self.accounts.store.clone();
-        super::rounds::every_round(&store, LEASE_NAME, &self.holder, self.every, || async {
-            match self.round().await {
-                Ok(tally) => tracing::info!(
-                    read = tally.read,
-                    failed = tally.failed,
-                    deferred = tally.deferred,
-                    "account health round done"
-                ),
-                Err(err) => tracing::warn!(error = %err, "account health round stopped"),
-            }
-        })
-        .await;
+        let follow = counts::follow(&store);
+        let rounds =
+            super::rounds::every_round(&store, LEASE_NAME, &self.holder, self.every, || async {
+                match self.round().await {
+                    Ok(tally) => tracing::info!(
+                        read = tally.read,
+                        failed = tally.failed,
+                        deferred = tally.deferred,
+                        "account health round done"
+                    ),
+                    Err(err) => tracing::warn!(error = %err, "account health round stopped"),
+                }
+            });
+        tokio::join!(rounds, follow);
     }
 
     /// One round: the numbers read (a page at a time, resuming where the last round
-    /// was cut short), then the counts published.
+    /// was cut short), then the counts published and kept for the other replicas.
     pub async fn round(&self) -> Result<HealthTally, Error> {
         let store = &self.accounts.store;
         let mut walk =
@@ -104,13 +103,19 @@ impl HealthRound {
         let scanned = self.scan(&mut tally, &mut walk).await;
         walk.end(scanned.is_ok()).await;
         scanned?;
-        tally.on_fallback = self.scopes_on_fallback().await?;
-        publish(&tally);
+        // The accounts' counts stand even when the census cannot be taken.
+        let census = self.scopes_on_fallback().await;
+        if let Ok(on_fallback) = &census {
+            tally.on_fallback = on_fallback.clone();
+        }
+        let counts = Counts::of(&tally, census.is_ok());
+        counts::keep(store, &self.holder, &counts).await;
+        census?;
         Ok(tally)
     }
 
     async fn scan(&self, tally: &mut HealthTally, walk: &mut RoundWalk<'_>) -> Result<(), Error> {
-        let mut outages_in_a_row = 0;
+        let mut pass = Pass::default();
         loop {
             walk.page().await?;
             let page = self
@@ -123,22 +128,7 @@ impl HealthRound {
                 return Ok(());
             }
             for account in page {
-                let account = match self.deal_with(account, tally, walk).await? {
-                    Dealt::Counted(account) => {
-                        outages_in_a_row = 0;
-                        account
-                    }
-                    Dealt::Outage(account, err) => {
-                        outages_in_a_row += 1;
-                        tracing::warn!(account_id = %account.id, error = %err, "health read failed (Meta unavailable); reading again next round");
-                        if outages_in_a_row >= MAX_OUTAGES_IN_A_ROW {
-                            return Err(Error::Unavailable(format!(
-                                "{outages_in_a_row} health reads failed in a row; the round stops until the next"
-                            )));
-                        }
-                        account
-                    }
-                };
+                let account = self.deal_with(account, tally, walk, &mut pass).await?;
                 if account.is_active {
                     let state = account.provider_state.health.state(now());
                     *tally.by_health.entry((account.channel, state)).or_default() += 1;
@@ -148,57 +138,76 @@ impl HealthRound {
         }
     }
 
-    /// Reads one account's number when it has one to read and its workspace's turn
-    /// allows; gives back the account as it is now.
+    /// Reads one account's number when it has one to read, its workspace's turn allows
+    /// and its WABA has not failed this round; gives back the account as it is now.
+    /// Ends the round (an error) when Meta failed for [`MAX_OUTAGES_IN_A_ROW`]
+    /// different WABAs with no answer between: an outage of Meta, not of one tenant.
     async fn deal_with(
         &self,
         account: Account,
         tally: &mut HealthTally,
         walk: &mut RoundWalk<'_>,
-    ) -> Result<Dealt, Error> {
+        pass: &mut Pass,
+    ) -> Result<Account, Error> {
         let readable = account.is_active
             && !account.provider_state.reauthorization_required
             && is_cloud_account(account.channel, &account.config);
         if !readable {
-            return Ok(Dealt::Counted(account));
+            return Ok(account);
+        }
+        let waba = whatsapp::text(&account.config, whatsapp::WABA_ID).to_owned();
+        // One tenant's WABA failing (its rate limit reached, say) is its own outcome:
+        // its other numbers wait for the next round rather than being asked again.
+        if pass.failed.contains(&waba) {
+            tally.deferred += 1;
+            read_metric("waba_failing");
+            return Ok(account);
         }
         match walk.turn(&account) {
             Turn::Check => {}
             Turn::Deferred => {
                 tally.deferred += 1;
-                metrics::counter!("patchbay_account_health_reads_total", "outcome" => "deferred")
-                    .increment(1);
-                return Ok(Dealt::Counted(account));
+                read_metric("deferred");
+                return Ok(account);
             }
-            Turn::CheckedBefore => return Ok(Dealt::Counted(account)),
+            Turn::CheckedBefore => return Ok(account),
         }
         walk.keep_lease().await?;
         let caller = system_caller(&account.workspace_id, "account-health");
         let read = self
             .accounts
-            .read_whatsapp_health(&caller, account.clone())
+            .read_whatsapp_health(&caller, account.clone(), Some(&mut pass.wabas))
             .await;
-        let outcome = match &read {
-            Ok(_) => "read",
-            Err(Error::Unavailable(_)) => "outage",
-            Err(_) => "failed",
-        };
-        metrics::counter!("patchbay_account_health_reads_total", "outcome" => outcome).increment(1);
-        Ok(match read {
+        match read {
             Ok(health) => {
+                read_metric("read");
                 tally.read += 1;
-                Dealt::Counted(health.account)
+                pass.failing_in_a_row.clear();
+                Ok(health.account)
             }
             Err(err @ Error::Unavailable(_)) => {
+                read_metric("outage");
                 tally.failed += 1;
-                Dealt::Outage(account, err)
+                tracing::warn!(account_id = %account.id, error = %err, "health read failed (Meta unavailable); reading again next round");
+                pass.failed.insert(waba.clone());
+                pass.failing_in_a_row.insert(waba);
+                if pass.failing_in_a_row.len() >= MAX_OUTAGES_IN_A_ROW {
+                    return Err(Error::Unavailable(format!(
+                        "Meta failed for {MAX_OUTAGES_IN_A_ROW} WABAs in a row; the round stops until the next"
+                    )));
+                }
+                // The account as the outage left it (its PROVIDER count moved).
+                let store = self.accounts.store.accounts();
+                let now = store.find_account(&account.workspace_id, account.id).await;
+                Ok(now.ok().flatten().unwrap_or(account))
             }
             Err(err) => {
+                read_metric("failed");
                 tally.failed += 1;
                 tracing::warn!(account_id = %account.id, error = %err, "health read failed; reading again next round");
-                Dealt::Counted(account)
+                Ok(account)
             }
-        })
+        }
     }
 
     /// The scopes, in every workspace, whose default a fallback stands in for now
@@ -235,26 +244,17 @@ impl HealthRound {
     }
 }
 
-enum Dealt {
-    /// Dealt with; the account as it is now.
-    Counted(Account),
-    /// Meta did not answer: counts toward ending the round.
-    Outage(Account, Error),
+/// What a round keeps while it walks.
+#[derive(Default)]
+struct Pass {
+    /// Meta's answers about each WABA, asked once a round.
+    wabas: WabaAnswers,
+    /// WABAs Meta failed for this round: their other numbers wait for the next.
+    failed: HashSet<String>,
+    /// WABAs Meta failed for since the last answer.
+    failing_in_a_row: HashSet<String>,
 }
 
-/// Sets the gauges: every channel and state, so that a count that fell to zero reads
-/// zero. The accounts' counts only from a whole round.
-fn publish(tally: &HealthTally) {
-    for channel in Channel::ALL {
-        if tally.whole {
-            for (state, name) in STATES {
-                let count = tally.by_health.get(&(channel, state)).copied().unwrap_or(0);
-                metrics::gauge!("patchbay_accounts_by_health", "channel" => channel.as_str(), "state" => name)
-                    .set(count as f64);
-            }
-        }
-        let on_fallback = tally.on_fallback.get(&channel).copied().unwrap_or(0);
-        metrics::gauge!("patchbay_scopes_on_fallback", "channel" => channel.as_str())
-            .set(on_fallback as f64);
-    }
+fn read_metric(outcome: &'static str) {
+    metrics::counter!("patchbay_account_health_reads_total", "outcome" => outcome).increment(1);
 }

@@ -13,6 +13,7 @@ mod coexistence;
 pub mod defaults;
 pub mod events;
 pub mod fallbacks;
+mod health_counts;
 pub mod health_round;
 pub mod instagram;
 pub mod messenger;

@@ -4,6 +4,8 @@
 //! the one decision of `AccountHealth.state`. The health round (`health_round`) reads
 //! each number the same way.
 
+use std::collections::HashMap;
+
 use uuid::Uuid;
 
 use super::Accounts;
@@ -46,24 +48,38 @@ impl Accounts {
                 "account {id} is not a WhatsApp Cloud account (its config needs phone_number_id, waba_id and access_token)"
             )));
         }
-        self.read_whatsapp_health(caller, account).await
+        self.read_whatsapp_health(caller, account, None).await
     }
 
     /// Reads a Cloud number's health from Meta and records it: GetWhatsAppHealth's
     /// reading, and the health round's (`health_round`). A Meta outage is
     /// UNAVAILABLE, and counts toward the account's PROVIDER reason.
+    /// `wabas` keeps a round's answers about each WABA, so that a WABA of many
+    /// numbers is asked once a round.
     pub(super) async fn read_whatsapp_health(
         &self,
         caller: &Caller,
         account: Account,
+        wabas: Option<&mut WabaAnswers>,
     ) -> Result<WhatsAppHealth, Error> {
         let number = number(&account);
         let whatsapp = self.graph.whatsapp();
-        let (phone, waba, apps) = tokio::join!(
-            whatsapp.phone_number_status(&number),
-            whatsapp.waba_info(&number),
-            whatsapp.waba_subscribed_apps(&number),
-        );
+        let key = (number.waba_id.to_owned(), number.token.to_owned());
+        let kept = wabas.as_ref().and_then(|wabas| wabas.0.get(&key).cloned());
+        let (phone, (waba, apps)) = match kept {
+            Some(answers) => (whatsapp.phone_number_status(&number).await, answers),
+            None => {
+                let (phone, waba, apps) = tokio::join!(
+                    whatsapp.phone_number_status(&number),
+                    whatsapp.waba_info(&number),
+                    whatsapp.waba_subscribed_apps(&number),
+                );
+                if let Some(wabas) = wabas {
+                    wabas.0.insert(key, (waba.clone(), apps.clone()));
+                }
+                (phone, (waba, apps))
+            }
+        };
         // Without every answer there is no verdict: a Meta outage is UNAVAILABLE.
         let errors = [
             phone.as_ref().err(),
@@ -131,7 +147,7 @@ impl Accounts {
             // The reading is the account's health as far as the check sees it: what it
             // found is set, what it no longer finds is lifted.
             let change = StateChange::MetaSaid {
-                words: checked_words(&findings),
+                words: checked_words(&findings, phone.as_ref()),
             };
             account = self.record_state(caller, account.id, change).await?;
         }
@@ -154,9 +170,20 @@ impl Accounts {
     }
 }
 
+/// What Meta answered about each WABA during one round (its info, its subscriptions),
+/// by WABA and token: the token is part of the key, so that a number is judged only by
+/// what its own token was answered.
+#[derive(Default)]
+pub(super) struct WabaAnswers(HashMap<(String, String), WabaAnswer>);
+
+type WabaAnswer = (
+    Result<BusinessAccount, MetaError>,
+    Result<Vec<SubscribedApp>, MetaError>,
+);
+
 /// A health check's reading as Meta's words: each finding set, each check code not
-/// found lifted.
-fn checked_words(findings: &[whatsapp::Finding]) -> Vec<Word> {
+/// found lifted, and what the webhooks set that the reading shows over.
+fn checked_words(findings: &[whatsapp::Finding], phone: Option<&NumberStatus>) -> Vec<Word> {
     let mut words: Vec<Word> = whatsapp::CHECK_CODES
         .iter()
         .filter(|code| !findings.iter().any(|found| found.code == **code))
@@ -165,6 +192,12 @@ fn checked_words(findings: &[whatsapp::Finding]) -> Vec<Word> {
             at: None,
         })
         .collect();
+    let lifted = phone.map(whatsapp::lifted_by_reading).unwrap_or_default();
+    words.extend(
+        lifted
+            .into_iter()
+            .map(|codes| Word::Lift { codes, at: None }),
+    );
     words.extend(findings.iter().map(|found| Word::Set {
         code: found.code,
         class: found.class,

@@ -10,9 +10,14 @@
 //!   (`DISABLE`, `SCHEDULE_FOR_DISABLE`, `REINSTATE`), `ACCOUNT_VIOLATION` with
 //!   `violation_info.violation_type`;
 //! - `phone_number_quality_update` (by displayed number): `FLAGGED`, `UNFLAGGED`,
-//!   `DOWNGRADE`, `UPGRADE` (and `THROUGHPUT_UPGRADE`, `ONBOARDING`, which say nothing
-//!   against it); the limit from `max_daily_conversations_per_business`, then
-//!   `current_limit` (which Meta is removing);
+//!   `DOWNGRADE`, `UPGRADE` (Meta's current reference lists only `ONBOARDING` and
+//!   `THROUGHPUT_UPGRADE`: since October 2025 a number is no longer flagged nor its
+//!   limit lowered for quality, so these four come from older integrations and relays;
+//!   a health reading of a CONNECTED number lifts `quality_flagged`, see
+//!   `whatsapp::lifted_by_reading`). `THROUGHPUT_UPGRADE` lifts a lowered limit (1,000
+//!   messages a second needs an unlimited portfolio); `ONBOARDING` says nothing. The
+//!   limit from `max_daily_conversations_per_business`, then `current_limit` (which
+//!   Meta removed in February 2026);
 //! - `phone_number_name_update`: `decision` `REJECTED` (with `rejection_reason`) or
 //!   `APPROVED`;
 //! - `business_capability_update`: the limits alone, no trouble: nothing to record;
@@ -148,10 +153,12 @@ pub fn words(raw: &[u8]) -> Vec<(usize, Vec<Word>)> {
         .take(MAX_ENTRIES)
         .enumerate()
         .filter_map(|(at, entry)| {
-            let when = entry
-                .time
-                .as_i64()
-                .and_then(|seconds| DateTime::from_timestamp(seconds, 0));
+            // A WhatsApp entry's `time` is in seconds; a page's in milliseconds (Meta's
+            // Messenger webhook examples: `"time": 1570053170926`).
+            let when = entry.time.as_i64().and_then(|time| match object {
+                "page" => DateTime::from_timestamp_millis(time),
+                _ => DateTime::from_timestamp(time, 0),
+            });
             let said = match object {
                 "whatsapp_business_account" => whatsapp_entry_words(entry),
                 "page" => entry

@@ -166,9 +166,14 @@ fn messenger_policy_enforcement() {
         {"recipient":{"id":"PAGE_ID"},"timestamp":1_458_692_752_478_i64,"policy_enforcement":{
         "action":"block","reason":"The bot violated our Platform Policies (https://developers.facebook.com/devpolicy/#messengerplatform). Common violations include sending out excessive spammy messages or being non-functional."}}]}]});
     assert!(matches!(
-        &only(block)[..],
+        &only(block.clone())[..],
         [Word::Set { code: codes::PAGE_BLOCKED, class: Class::Enforcement, detail, .. }] if detail.contains("Platform Policies")
     ));
+    // A page entry's time is in milliseconds: said on 2016-03-23, not 48,000 years on.
+    assert_eq!(
+        only(block)[0].said_at(),
+        DateTime::from_timestamp_millis(1_458_692_752_478)
+    );
     let warning = json!({"action":"warning","reason":"slow down"});
     assert!(matches!(
         &enforcement_words(&warning)[..],

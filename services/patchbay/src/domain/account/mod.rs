@@ -9,6 +9,7 @@ pub mod events;
 pub mod health;
 pub mod messenger;
 pub mod meta_health;
+mod number_findings;
 pub mod ownership;
 pub mod registration;
 mod rules;

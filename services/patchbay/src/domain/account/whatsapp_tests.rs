@@ -3,6 +3,7 @@ use serde_json::json;
 use super::*;
 use crate::domain::ids::now;
 use crate::domain::testing::{account, cloud_account, doc};
+use patchbay_sdk::health::Class;
 
 const URL: &str = "https://hooks.example.test/webhooks/whatsapp/wa-1";
 const APP_LEVEL: &str = "https://hooks.example.test/webhooks/meta";
@@ -308,8 +309,12 @@ fn the_webhook_target_is_resolved_number_then_waba_then_app() {
         ..green()
     };
     let judge = |phone: NumberStatus| verdict(Some(&phone), None, None, None, &TARGETS);
-    // The number's own callback wins over the WABA's and the app's.
-    assert!(judge(at(URL, "https://old.example/hook", "https://x.example/app")).is_empty());
+    // The number's own callback wins over the WABA's and the app's for its messages;
+    // the updates no override covers still go to the app's (found on their own).
+    assert!(judge(at(URL, "https://old.example/hook", APP_LEVEL)).is_empty());
+    let reasons = judge(at(URL, "https://old.example/hook", "https://x.example/app"));
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert!(reasons[0].contains("https://x.example/app"), "{reasons:?}");
     // No number callback: the WABA's decides.
     let reasons = judge(at("", "https://old.example/hook", APP_LEVEL));
     assert_eq!(reasons.len(), 1, "{reasons:?}");
@@ -345,4 +350,68 @@ fn answers_meta_did_not_give_are_judged_by_nobody() {
     assert!(verdict(None, None, None, Some("app-1"), &TARGETS).is_empty());
     let unknown = NumberStatus::default();
     assert!(verdict(Some(&unknown), None, None, None, &TARGETS).is_empty());
+}
+
+#[test]
+fn a_name_not_yet_reviewed_is_no_problem_and_a_declined_or_expired_one_is() {
+    // Meta's display-name statuses ("Display names"; Cloud API reference, phone number
+    // `name_status`): only a rejection, or a name no longer vouched for, counts.
+    for (status, problem) in [
+        ("PENDING_REVIEW", false),
+        ("NONE", false),
+        ("AVAILABLE_WITHOUT_REVIEW", false),
+        ("DECLINED", true),
+        ("EXPIRED", true),
+    ] {
+        let phone = NumberStatus {
+            name_status: status.into(),
+            ..green()
+        };
+        let found = findings(Some(&phone), None, None, None, &TARGETS);
+        assert_eq!(
+            found.iter().any(|f| f.code == "name_status"),
+            problem,
+            "{status}"
+        );
+    }
+}
+
+#[test]
+fn updates_going_to_another_app_callback_behind_an_override_are_found() {
+    // The number's messages come to its account (an override), but Meta sends
+    // account_update and quality updates to the app's own callback, elsewhere.
+    let mut phone = green();
+    phone.webhooks = WebhookConfiguration {
+        phone_number: URL.to_owned(),
+        whatsapp_business_account: String::new(),
+        application: "https://other.example.test/hook".to_owned(),
+    };
+    let found = findings(Some(&phone), None, None, None, &TARGETS);
+    let codes: Vec<&str> = found.iter().map(|f| f.code).collect();
+    assert_eq!(codes, ["app_callback_elsewhere"]);
+    assert_eq!(found[0].class, Class::Configuration);
+    // Without an override the app's callback is where everything goes: judged once.
+    phone.webhooks.phone_number.clear();
+    let codes: Vec<&str> = findings(Some(&phone), None, None, None, &TARGETS)
+        .iter()
+        .map(|f| f.code)
+        .collect();
+    assert_eq!(codes, ["webhooks_elsewhere"]);
+    // The app's callback is Patchbay's: nothing.
+    phone.webhooks.phone_number = URL.to_owned();
+    phone.webhooks.application = APP_LEVEL.to_owned();
+    assert!(findings(Some(&phone), None, None, None, &TARGETS).is_empty());
+}
+
+#[test]
+fn a_clean_reading_lifts_what_only_retired_or_later_webhooks_would() {
+    use crate::domain::account::meta_health::codes;
+    let lifted: Vec<&str> = lifted_by_reading(&green()).concat();
+    assert_eq!(lifted, [codes::NAME_REJECTED, codes::QUALITY_FLAGGED]);
+    let pending = NumberStatus {
+        name_status: "PENDING_REVIEW".into(),
+        status: "FLAGGED".into(),
+        ..green()
+    };
+    assert!(lifted_by_reading(&pending).is_empty());
 }
