@@ -420,7 +420,13 @@ async fn seed_fallbacks(admin: &Client, created: &[(usize, String)]) -> Result<(
             .await;
         match set {
             Ok(_) => {}
-            Err(status) if status.code() == patchbay_sdk::tonic::Code::Unimplemented => {
+            // A server before fallbacks knows no such method: its authorization opens it
+            // to no role (or the router does not know it).
+            Err(status)
+                if status.code() == patchbay_sdk::tonic::Code::Unimplemented
+                    || (status.code() == patchbay_sdk::tonic::Code::PermissionDenied
+                        && status.message().contains("not open to any role")) =>
+            {
                 println!("  (this server has no fallbacks: none set)");
                 return Ok(());
             }
