@@ -330,26 +330,19 @@ fn spawn_token_tasks(meta: &MetaSettings, accounts: &Accounts, supervisor: &Supe
         ),
         (None, _) => {}
     }
-    // The health round reads WhatsApp numbers with their own tokens, and judges their
-    // subscriptions against our app: without the app it is off, as the token checks are.
-    match (meta.health_every, &meta.app) {
-        (Some(every), Some(_)) => {
-            let (accounts, holder, cap) =
-                (accounts.clone(), holder.clone(), meta.checks_per_workspace);
-            supervisor.spawn(
-                "account_health",
-                move || {
-                    HealthRound::new(accounts.clone(), every, holder.clone())
-                        .per_workspace(cap)
-                        .run()
-                },
-                || {},
-            );
-        }
-        (Some(_), None) => tracing::warn!(
-            "the account health round is off: it needs the Meta app (PATCHBAY_META_APP_ID and PATCHBAY_META_APP_SECRET)"
-        ),
-        (None, _) => {}
+    // The health round reads WhatsApp numbers with their own tokens (no app needed),
+    // and counts every account's health and the scopes a fallback serves.
+    if let Some(every) = meta.health_every {
+        let (accounts, holder, cap) = (accounts.clone(), holder.clone(), meta.checks_per_workspace);
+        supervisor.spawn(
+            "account_health",
+            move || {
+                HealthRound::new(accounts.clone(), every, holder.clone())
+                    .per_workspace(cap)
+                    .run()
+            },
+            || {},
+        );
     }
 }
 

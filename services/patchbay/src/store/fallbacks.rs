@@ -3,7 +3,7 @@
 //! any account write that takes an account out of a list (`prune`).
 
 use sea_orm::ActiveValue::Set;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
 use super::accounts::rows::to_domain;
@@ -133,8 +133,13 @@ impl FallbacksRepo<'_> {
             let found = accounts.iter().find(|account| account.id == *id);
             fallbacks::check_member(index, *id, found, channel, division)?;
         }
-        let (lists, listed) = room(&*txn, workspace_id, channel, division, ids).await?;
-        fallbacks::check_room(channel, lists, &listed)?;
+        let room = room(&*txn, workspace_id, channel, division, ids).await?;
+        let lists = if room.has_list {
+            0
+        } else {
+            room.lists_elsewhere
+        };
+        fallbacks::check_room(channel, lists, &room.listed_elsewhere)?;
         Entity::delete_many()
             .filter(Column::WorkspaceId.eq(workspace_id))
             .filter(Column::Channel.eq(channel.as_str()))
@@ -210,40 +215,60 @@ impl FallbacksRepo<'_> {
     }
 }
 
-/// The channel's lists in the workspace's other scopes, and how many of them hold each
-/// of `ids`: under the channel's lock, what `fallbacks::check_room` judges.
+/// What `fallbacks::check_room` judges, under the channel's lock: whether the scope
+/// has a list already, the channel's lists in the workspace's other scopes, and how
+/// many of them hold each of `ids` (0 for an id the scope's list holds already: a list
+/// saved again, or reordered, takes no new room).
 async fn room(
     conn: &impl ConnectionTrait,
     workspace_id: &str,
     channel: Channel,
     division: Option<&str>,
     ids: &[Uuid],
-) -> Result<(usize, Vec<usize>), Error> {
+) -> Result<Room, Error> {
     if ids.is_empty() {
-        return Ok((0, Vec::new()));
+        return Ok(Room::default());
     }
-    let elsewhere = || {
-        Entity::find()
-            .filter(Column::WorkspaceId.eq(workspace_id))
-            .filter(Column::Channel.eq(channel.as_str()))
-            .filter(Column::Scope.ne(scope_of(division)))
-    };
-    // Every list has a first entry: counting those counts the lists.
-    let lists = elsewhere()
-        .filter(Column::Position.eq(0))
-        .count(conn)
-        .await
-        .map_err(db_error)?;
-    let rows = elsewhere()
-        .filter(Column::AccountId.is_in(ids.iter().copied()))
+    let rows = Entity::find()
+        .filter(Column::WorkspaceId.eq(workspace_id))
+        .filter(Column::Channel.eq(channel.as_str()))
         .all(conn)
         .await
         .map_err(db_error)?;
+    let here = scope_of(division);
+    let mine: Vec<Uuid> = rows
+        .iter()
+        .filter(|row| row.scope == here)
+        .map(|row| row.account_id)
+        .collect();
+    let elsewhere: BTreeSet<&str> = rows
+        .iter()
+        .filter(|row| row.scope != here)
+        .map(|row| row.scope.as_str())
+        .collect();
     let listed = ids
         .iter()
-        .map(|id| rows.iter().filter(|row| row.account_id == *id).count())
+        .map(|id| {
+            if mine.contains(id) {
+                return 0;
+            }
+            rows.iter()
+                .filter(|row| row.scope != here && row.account_id == *id)
+                .count()
+        })
         .collect();
-    Ok((usize::try_from(lists).unwrap_or(usize::MAX), listed))
+    Ok(Room {
+        has_list: !mine.is_empty(),
+        lists_elsewhere: elsewhere.len(),
+        listed_elsewhere: listed,
+    })
+}
+
+#[derive(Default)]
+struct Room {
+    has_list: bool,
+    lists_elsewhere: usize,
+    listed_elsewhere: Vec<usize>,
 }
 
 /// A scope's list of ids, in order.

@@ -35,6 +35,12 @@ pub struct Counts {
     /// (channel, scopes a fallback serves), from the last census.
     #[serde(default)]
     pub on_fallback: Option<Vec<(String, u64)>>,
+    /// When the accounts were last counted, and the scopes (Unix seconds): how old the
+    /// gauges are, for an alert to tell.
+    #[serde(default)]
+    pub accounts_counted_at: Option<i64>,
+    #[serde(default)]
+    pub scopes_counted_at: Option<i64>,
 }
 
 impl Counts {
@@ -65,7 +71,10 @@ impl Counts {
                 })
                 .collect()
         });
+        let at = now().timestamp();
         Counts {
+            accounts_counted_at: by_health.is_some().then_some(at),
+            scopes_counted_at: on_fallback.is_some().then_some(at),
             by_health,
             on_fallback,
         }
@@ -76,6 +85,8 @@ impl Counts {
         Counts {
             by_health: self.by_health.or(kept.by_health),
             on_fallback: self.on_fallback.or(kept.on_fallback),
+            accounts_counted_at: self.accounts_counted_at.or(kept.accounts_counted_at),
+            scopes_counted_at: self.scopes_counted_at.or(kept.scopes_counted_at),
         }
     }
 
@@ -88,6 +99,15 @@ impl Counts {
         for (channel, count) in self.on_fallback.iter().flatten() {
             metrics::gauge!("patchbay_scopes_on_fallback", "channel" => channel.clone())
                 .set(*count as f64);
+        }
+        for (what, at) in [
+            ("accounts", self.accounts_counted_at),
+            ("scopes", self.scopes_counted_at),
+        ] {
+            if let Some(at) = at {
+                metrics::gauge!("patchbay_account_health_counted_timestamp_seconds", "counts" => what)
+                    .set(at as f64);
+            }
         }
     }
 }
@@ -117,6 +137,10 @@ pub async fn keep(store: &Store, holder: &str, counts: &Counts) {
                 .keep_round_cursor(COUNTS_LEASE, holder, Some(&text))
                 .await?;
             leases.end_round(COUNTS_LEASE, holder, now()).await?;
+        } else {
+            tracing::warn!(
+                "the health round's counts are not kept for the other replicas: another holds their lease"
+            );
         }
         Ok::<(), crate::domain::Error>(())
     };
@@ -153,11 +177,14 @@ mod tests {
         assert!(by_health.contains(&("email".into(), "unavailable".into(), 0)));
         // No census this time: the last one's scopes stay.
         let kept = Counts {
-            by_health: None,
             on_fallback: Some(vec![("whatsapp".into(), 1)]),
+            scopes_counted_at: Some(1),
+            ..Counts::default()
         };
         let merged = counts.over(kept.clone());
         assert_eq!(merged.on_fallback, kept.on_fallback);
+        assert_eq!(merged.scopes_counted_at, Some(1));
+        assert!(merged.accounts_counted_at.is_some());
         // A round cut short counts no accounts: the last whole round's stay.
         tally.whole = false;
         let partial = Counts::of(&tally, true).over(merged.clone());

@@ -22,6 +22,7 @@ use super::round_walk::RoundWalk;
 use super::{Accounts, system_caller};
 use crate::domain::account::whatsapp::{self, is_cloud_account};
 use crate::domain::{Account, Channel, Error, fallbacks, ids::now};
+use crate::store::accounts::ExpiryKey;
 
 /// The round's lease, which keeps where a round was cut short.
 const LEASE_NAME: &str = "account_health";
@@ -102,14 +103,17 @@ impl HealthRound {
         };
         let scanned = self.scan(&mut tally, &mut walk).await;
         walk.end(scanned.is_ok()).await;
-        scanned?;
-        // The accounts' counts stand even when the census cannot be taken.
+        // A round cut short counts no accounts (half a count is none); the scopes a
+        // fallback serves are read from the store whatever Meta did, and the accounts'
+        // counts stand when they cannot be.
+        tally.whole &= scanned.is_ok();
         let census = self.scopes_on_fallback().await;
         if let Ok(on_fallback) = &census {
             tally.on_fallback = on_fallback.clone();
         }
         let counts = Counts::of(&tally, census.is_ok());
         counts::keep(store, &self.holder, &counts).await;
+        scanned?;
         census?;
         Ok(tally)
     }
@@ -118,6 +122,8 @@ impl HealthRound {
         let mut pass = Pass::default();
         loop {
             walk.page().await?;
+            // Meta's answers about WABAs are kept for a page: fresh, and bounded.
+            pass.wabas = WabaAnswers::default();
             let page = self
                 .accounts
                 .store
@@ -128,20 +134,23 @@ impl HealthRound {
                 return Ok(());
             }
             for account in page {
+                // The walk goes on after the account as the page ordered it.
+                let key = ExpiryKey::of(&account);
                 let account = self.deal_with(account, tally, walk, &mut pass).await?;
                 if account.is_active {
                     let state = account.provider_state.health.state(now());
                     *tally.by_health.entry((account.channel, state)).or_default() += 1;
                 }
-                walk.dealt(&account);
+                walk.after = Some(key);
             }
         }
     }
 
     /// Reads one account's number when it has one to read, its workspace's turn allows
     /// and its WABA has not failed this round; gives back the account as it is now.
-    /// Ends the round (an error) when Meta failed for [`MAX_OUTAGES_IN_A_ROW`]
-    /// different WABAs with no answer between: an outage of Meta, not of one tenant.
+    /// Ends the round (an error) when Meta failed for the numbers of
+    /// [`MAX_OUTAGES_IN_A_ROW`] different workspaces with no answer between: an outage
+    /// of Meta, not of one tenant.
     async fn deal_with(
         &self,
         account: Account,
@@ -155,9 +164,14 @@ impl HealthRound {
         if !readable {
             return Ok(account);
         }
-        let waba = whatsapp::text(&account.config, whatsapp::WABA_ID).to_owned();
+        let waba = (
+            account.workspace_id.clone(),
+            whatsapp::text(&account.config, whatsapp::WABA_ID).to_owned(),
+        );
         // One tenant's WABA failing (its rate limit reached, say) is its own outcome:
-        // its other numbers wait for the next round rather than being asked again.
+        // the workspace's other numbers of it wait for the next round rather than
+        // being asked again (keyed by workspace: another tenant naming the same WABA
+        // cannot hold this one's numbers back).
         if pass.failed.contains(&waba) {
             tally.deferred += 1;
             read_metric("waba_failing");
@@ -189,11 +203,11 @@ impl HealthRound {
                 read_metric("outage");
                 tally.failed += 1;
                 tracing::warn!(account_id = %account.id, error = %err, "health read failed (Meta unavailable); reading again next round");
-                pass.failed.insert(waba.clone());
-                pass.failing_in_a_row.insert(waba);
+                pass.failing_in_a_row.insert(waba.0.clone());
+                pass.failed.insert(waba);
                 if pass.failing_in_a_row.len() >= MAX_OUTAGES_IN_A_ROW {
                     return Err(Error::Unavailable(format!(
-                        "Meta failed for {MAX_OUTAGES_IN_A_ROW} WABAs in a row; the round stops until the next"
+                        "Meta failed for {MAX_OUTAGES_IN_A_ROW} workspaces' numbers in a row; the round stops until the next"
                     )));
                 }
                 // The account as the outage left it (its PROVIDER count moved).
@@ -249,9 +263,11 @@ impl HealthRound {
 struct Pass {
     /// Meta's answers about each WABA, asked once a round.
     wabas: WabaAnswers,
-    /// WABAs Meta failed for this round: their other numbers wait for the next.
-    failed: HashSet<String>,
-    /// WABAs Meta failed for since the last answer.
+    /// (workspace, WABA) Meta failed for this round: their other numbers wait for the
+    /// next.
+    failed: HashSet<(String, String)>,
+    /// Workspaces whose numbers Meta failed for since the last answer: five different
+    /// ones is Meta's outage, not a tenant's.
     failing_in_a_row: HashSet<String>,
 }
 

@@ -162,14 +162,23 @@ pub fn apply_words(
 ) {
     // Meta's clock and ours may differ a little; a body from before the account by
     // more than that is of the id's previous holder.
-    let not_before = not_before - chrono::Duration::minutes(5);
+    let slack = chrono::Duration::minutes(5);
+    let not_before = not_before - slack;
+    // Nothing is said later than now: a time from the future (Meta's clock a little
+    // ahead, a relay's bad one) is taken as now, and a word kept as heard later than
+    // now by more than the slack is no reason to drop the one at hand.
+    let latest = at + slack;
     for word in words {
-        let said = word.said_at().unwrap_or(at);
+        let said = word.said_at().unwrap_or(at).min(at);
         if said < not_before {
             continue;
         }
-        let newest =
-            |health: &Health, code: &str| health.heard.get(code).is_none_or(|heard| *heard <= said);
+        let newest = |health: &Health, code: &str| {
+            health
+                .heard
+                .get(code)
+                .is_none_or(|heard| *heard <= said || *heard > latest)
+        };
         match word {
             Word::Set {
                 code,

@@ -306,3 +306,40 @@ fn provider_is_set_after_three_failures_and_lifted_after_two_successes() {
     let read: Health = serde_json::from_value(stored).expect("read");
     assert_eq!(read.provider_failures, 1);
 }
+
+#[test]
+fn a_word_dated_in_the_future_is_taken_as_now_and_pins_nothing() {
+    use crate::domain::account::meta_health::{Word, codes as meta};
+    let mut health = Health::default();
+    // A relay's bad clock: a block said "in 48,000 years".
+    let far = DateTime::from_timestamp(1_458_692_752_478, 0);
+    let block = Word::Set {
+        code: meta::PAGE_BLOCKED,
+        class: Class::Enforcement,
+        detail: "blocked".to_owned(),
+        until: None,
+        at: far,
+    };
+    apply_words(&mut health, &[block], at(0), at(10));
+    assert_eq!(codes_of(&health), [meta::PAGE_BLOCKED]);
+    // The unblock, said now, lifts it: the block counts as said no later than now.
+    let unblock = Word::Lift {
+        codes: &[meta::PAGE_BLOCKED],
+        at: Some(at(20)),
+    };
+    apply_words(&mut health, &[unblock], at(0), at(20));
+    assert!(health.reasons.is_empty(), "{health:?}");
+    // And one heard "later than now" before this fix is no reason to drop a word.
+    health
+        .heard
+        .insert(meta::PAGE_BLOCKED.to_owned(), far.unwrap_or_default());
+    let block_again = Word::Set {
+        code: meta::PAGE_BLOCKED,
+        class: Class::Enforcement,
+        detail: "blocked again".to_owned(),
+        until: None,
+        at: Some(at(30)),
+    };
+    apply_words(&mut health, &[block_again], at(0), at(30));
+    assert_eq!(codes_of(&health), [meta::PAGE_BLOCKED]);
+}
