@@ -16,7 +16,8 @@ use serde_json::json;
 
 backend_tests!(
     a_scope_s_list_is_kept_in_order_and_every_bad_entry_is_named,
-    an_account_leaves_the_lists_it_no_longer_belongs_in
+    an_account_leaves_the_lists_it_no_longer_belongs_in,
+    a_division_s_watcher_is_told_only_of_its_own_and_the_workspace_s_lists
 );
 
 async fn sms(client: &Client, key: &str, division: Option<&str>) -> proto::Account {
@@ -412,5 +413,61 @@ async fn an_account_leaves_the_lists_it_no_longer_belongs_in(backend: Backend) {
     assert_eq!(
         listed(&admin, "sales").await,
         std::slice::from_ref(&stays.id)
+    );
+}
+
+async fn a_division_s_watcher_is_told_only_of_its_own_and_the_workspace_s_lists(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = app.admin();
+    let shared = sms(&admin, "+15550000031", None).await;
+    let sales = sms(&admin, "+15550000032", Some("sales")).await;
+    let support = sms(&admin, "+15550000033", Some("support")).await;
+    set(&admin, "", &[&shared.id]).await.expect("workspace");
+    set(&admin, "sales", &[&sales.id]).await.expect("sales");
+    set(&admin, "support", &[&support.id])
+        .await
+        .expect("support");
+    // A service token of the sales division, watching every channel it may.
+    let mut watch = app
+        .client("service", patchbay_e2e::WORKSPACE, Some("sales"))
+        .accounts()
+        .watch_default_accounts(proto::WatchDefaultAccountsRequest::default())
+        .await
+        .expect("watch")
+        .into_inner();
+    let first = drain(&mut watch).await;
+    let Some(Event::Snapshot(snapshot)) = first.first().and_then(|m| m.event.clone()) else {
+        panic!("a snapshot first: {first:?}");
+    };
+    let mut scopes: Vec<(String, Vec<String>)> = snapshot
+        .fallbacks
+        .iter()
+        .map(|list| {
+            (
+                list.division_id.clone().unwrap_or_default(),
+                ids(&list.accounts),
+            )
+        })
+        .collect();
+    scopes.sort();
+    assert_eq!(
+        scopes,
+        [
+            (String::new(), vec![shared.id.clone()]),
+            ("sales".to_owned(), vec![sales.id.clone()]),
+        ]
+    );
+    // Another division's list changes: nothing; its own does: told.
+    set(&admin, "support", &[]).await.expect("support cleared");
+    set(&admin, "sales", &[&shared.id, &sales.id])
+        .await
+        .expect("sales");
+    let told = lists_told(&drain(&mut watch).await);
+    assert_eq!(
+        told,
+        [(
+            "sales".to_owned(),
+            vec![shared.id.clone(), sales.id.clone()]
+        )]
     );
 }

@@ -116,3 +116,7 @@ mod tests {
         assert_eq!(required_channel(1, "channel"), Ok(Channel::Whatsapp));
     }
 }
+
+#[cfg(test)]
+#[path = "serving_tests.rs"]
+mod serving_tests;
