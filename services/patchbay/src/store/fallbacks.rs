@@ -289,49 +289,54 @@ async fn list(
     Ok(rows.into_iter().map(|row| row.account_id).collect())
 }
 
-/// The scopes whose fallbacks list account `id`.
-pub(crate) async fn listing(
-    conn: &impl ConnectionTrait,
-    id: Uuid,
-) -> Result<Vec<crate::domain::defaults::Scope>, Error> {
+/// The list entries that name one account, read once by a write that tells their
+/// scopes' watchers and takes the account out of those it no longer belongs in.
+pub(crate) struct Listed(Vec<super::entities::fallback_account::Model>);
+
+/// The entries of every list that names account `id`.
+pub(crate) async fn listed(conn: &impl ConnectionTrait, id: Uuid) -> Result<Listed, Error> {
     let rows = Entity::find()
         .filter(Column::AccountId.eq(id))
         .all(conn)
         .await
         .map_err(db_error)?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|row| {
-            let channel = Channel::parse(&row.channel)?;
-            Some((channel, Some(row.scope).filter(|scope| !scope.is_empty())))
-        })
-        .collect())
+    Ok(Listed(rows))
 }
 
-/// Takes account `id` out of every list it no longer belongs in, now that a write left
-/// it as `after` (`None`: deleted). Runs in that write's transaction, under its lock.
-pub(crate) async fn prune(
-    conn: &impl ConnectionTrait,
-    id: Uuid,
-    after: Option<&Account>,
-) -> Result<(), Error> {
-    let rows = Entity::find()
-        .filter(Column::AccountId.eq(id))
-        .all(conn)
-        .await
-        .map_err(db_error)?;
-    for row in rows {
-        let division = Some(row.scope.as_str()).filter(|scope| !scope.is_empty());
-        if !fallbacks::stays(after, division) {
-            Entity::delete_many()
-                .filter(Column::WorkspaceId.eq(row.workspace_id))
-                .filter(Column::Channel.eq(row.channel))
-                .filter(Column::Scope.eq(row.scope))
-                .filter(Column::Position.eq(row.position))
-                .exec(conn)
-                .await
-                .map_err(db_error)?;
-        }
+impl Listed {
+    /// The scopes whose lists name the account.
+    pub(crate) fn scopes(&self) -> BTreeSet<Scope> {
+        self.0
+            .iter()
+            .filter_map(|row| {
+                let channel = Channel::parse(&row.channel)?;
+                let division = Some(row.scope.clone()).filter(|scope| !scope.is_empty());
+                Some((channel, division))
+            })
+            .collect()
     }
-    Ok(())
+
+    /// Takes the account out of every list it no longer belongs in, now that a write
+    /// left it as `after` (`None`: deleted). Runs in that write's transaction, under
+    /// its lock.
+    pub(crate) async fn prune(
+        self,
+        conn: &impl ConnectionTrait,
+        after: Option<&Account>,
+    ) -> Result<(), Error> {
+        for row in self.0 {
+            let division = Some(row.scope.as_str()).filter(|scope| !scope.is_empty());
+            if !fallbacks::stays(after, division) {
+                Entity::delete_many()
+                    .filter(Column::WorkspaceId.eq(row.workspace_id))
+                    .filter(Column::Channel.eq(row.channel))
+                    .filter(Column::Scope.eq(row.scope))
+                    .filter(Column::Position.eq(row.position))
+                    .exec(conn)
+                    .await
+                    .map_err(db_error)?;
+            }
+        }
+        Ok(())
+    }
 }

@@ -189,12 +189,15 @@ impl AccountsRepo<'_> {
                 || next.config != current.config
                 || next.provider_state.ownership != current.provider_state.ownership
         });
-        if shown_changed || leaves_lists {
-            scopes.fallbacks = crate::store::fallbacks::listing(&*txn, id)
-                .await?
-                .into_iter()
-                .collect();
-        }
+        // The lists naming it, read once: their scopes are told, and it leaves those it
+        // no longer belongs in.
+        let listed = if shown_changed || leaves_lists {
+            let listed = crate::store::fallbacks::listed(&*txn, id).await?;
+            scopes.fallbacks = listed.scopes();
+            Some(listed)
+        } else {
+            None
+        };
         let mut events = account_events(Some(&current), stored);
         // What came of a delete at the provider is also the DELETED event's reason.
         if let After::Deleted(deleted) = &after {
@@ -204,8 +207,8 @@ impl AccountsRepo<'_> {
         }
         // An account deleted, deactivated, made a default or moved leaves the fallback
         // lists it no longer belongs in, in this transaction.
-        if leaves_lists {
-            crate::store::fallbacks::prune(&*txn, id, stored).await?;
+        if leaves_lists && let Some(listed) = listed {
+            listed.prune(&*txn, stored).await?;
         }
         let written = stored.unwrap_or(&current);
         let (defaults, events) = record_changes(&txn, &scopes, written, &events, at).await?;
