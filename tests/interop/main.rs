@@ -610,6 +610,43 @@ fn check(
             ));
         }
     }
+    // The fallbacks each stack set are on the wire of its own watch: the snapshot's
+    // `fallbacks` (#30) as grpcio, grpc-js and buf curl received it.
+    for tag in ["python", "node", "buf"] {
+        let snapshot = find(tag, "ok:WatchDefaultAccounts")
+            .and_then(|o| o.responses.first())
+            .and_then(|answer| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(answer)
+                    .ok()
+            })
+            .and_then(|bytes| {
+                <proto::WatchDefaultAccountsResponse as prost::Message>::decode(bytes.as_slice())
+                    .ok()
+            });
+        let lists: Vec<(i32, Vec<String>)> = match snapshot.and_then(|s| s.event) {
+            Some(proto::watch_default_accounts_response::Event::Snapshot(snapshot)) => snapshot
+                .fallbacks
+                .iter()
+                .map(|list| {
+                    (
+                        list.channel,
+                        list.accounts.iter().map(|a| a.id.clone()).collect(),
+                    )
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let want = vec![(
+            i32::from(proto::Channel::Email),
+            vec![fixtures[tag].other_email.clone()],
+        )];
+        if lists != want {
+            failures.push(format!(
+                "{tag}: the watch's snapshot carried fallbacks {lists:?}, not {want:?}"
+            ));
+        }
+    }
     if let Some(kept) = find("python", "keepalive_idle_watch_hears_the_next_change")
         && kept.responses.len() != 2
     {

@@ -182,8 +182,8 @@ pub fn cases(f: &Fixture) -> Vec<Case> {
             },
         );
         push("ok", a("GetDefaultAccount"), service, &get_default);
-        // An empty list (clearing it): every stack's call is the same replacement,
-        // whatever order they run in.
+        // The other email account as the workspace's email fallback: the watch after it
+        // carries the list in its snapshot (checked in `check`).
         push(
             "ok",
             a("SetFallbackAccounts"),
@@ -191,7 +191,7 @@ pub fn cases(f: &Fixture) -> Vec<Case> {
             &proto::SetFallbackAccountsRequest {
                 channel: Channel::Email.into(),
                 division_id: String::new(),
-                account_ids: Vec::new(),
+                account_ids: vec![id(&f.other_email)],
             },
         );
         push(
